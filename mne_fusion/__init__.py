@@ -1,0 +1,38 @@
+"""MEG-fMRI fusion encoding models for MNE-Python."""
+
+import importlib
+
+from ._version import __version__
+
+# Public names resolve lazily so that ``import mne_fusion`` stays fast and does not
+# import torch until a model is needed.
+_SUBMODULES = (
+    "anatomy",
+    "baselines",
+    "datasets",
+    "features",
+    "metrics",
+    "simulation",
+    "viz",
+)
+_ATTRIBUTES = {
+    "FusionDataset": "dataset",
+    "FusionEncoder": "encoder",
+    "read_fusion_encoder": "encoder",
+    "sys_info": "utils",
+}
+
+__all__ = ["__version__", *_SUBMODULES, *_ATTRIBUTES]
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    if name in _ATTRIBUTES:
+        module = importlib.import_module(f"{__name__}.{_ATTRIBUTES[name]}")
+        return getattr(module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__

@@ -1,0 +1,241 @@
+"""Features: a stimulus feature time series with its sampling rate and column names."""
+
+import numpy as np
+from mne import create_info
+from mne.io import RawArray
+from scipy.signal import resample_poly
+
+from ..utils import _check_finite, _check_positive, _validate_type
+
+
+class Features:
+    """Stimulus features sampled on a regular time axis.
+
+    Parameters
+    ----------
+    data : array, shape (n_times, n_features)
+        The feature values; one column per feature.
+    sfreq : float
+        Sampling rate in Hz.
+    names : list of str | None
+        One name per column. None names them ``"f0"``, ``"f1"``, ...
+    tmin : float
+        Time of the first sample in seconds, relative to the stimulus onset.
+    extractors : list of str | str | None
+        The extractor that made each column (one name applies to all columns).
+        None marks the columns as ``"custom"``.
+
+    Attributes
+    ----------
+    data : array, shape (n_times, n_features)
+        The feature values (float64).
+    sfreq : float
+        Sampling rate in Hz.
+    names : list of str
+        Column names.
+    tmin : float
+        Time of the first sample (s).
+    extractors : list of str
+        The extractor of each column.
+
+    See Also
+    --------
+    mne_fusion.features.extract : Compute features from a stimulus.
+    concatenate_features : Put features side by side.
+    """
+
+    def __init__(self, data, sfreq, names=None, tmin=0.0, extractors=None):
+        data = np.asarray(data, dtype=np.float64)
+        if data.ndim == 1:
+            data = data[:, np.newaxis]
+        if data.ndim != 2:
+            raise ValueError(
+                f"data must be an array of shape (n_times, n_features), got shape "
+                f"{data.shape}."
+            )
+        _check_finite(data, "data")
+        n_features = data.shape[1]
+        if names is None:
+            names = [f"f{k}" for k in range(n_features)]
+        _validate_type(names, (list, tuple), "names")
+        names = [str(n) for n in names]
+        if len(names) != n_features:
+            raise ValueError(
+                f"names must hold one name per column ({n_features}), got {len(names)}."
+            )
+        if len(set(names)) != len(names):
+            raise ValueError(f"names must be unique, got {names}.")
+        if extractors is None or isinstance(extractors, str):
+            extractors = [extractors or "custom"] * n_features
+        extractors = [str(e) for e in extractors]
+        if len(extractors) != n_features:
+            raise ValueError(
+                f"extractors must hold one name per column ({n_features}), got "
+                f"{len(extractors)}."
+            )
+        _validate_type(tmin, "numeric", "tmin")
+        self.data = data
+        self.sfreq = _check_positive(sfreq, "sfreq")
+        self.names = names
+        self.tmin = float(tmin)
+        self.extractors = extractors
+
+    @property
+    def n_times(self):
+        """Number of time samples."""
+        return self.data.shape[0]
+
+    @property
+    def n_features(self):
+        """Number of feature columns."""
+        return self.data.shape[1]
+
+    @property
+    def times(self):
+        """Time of each sample in seconds."""
+        return self.tmin + np.arange(self.n_times) / self.sfreq
+
+    @property
+    def duration(self):
+        """Duration covered by the samples, in seconds."""
+        return self.n_times / self.sfreq
+
+    def copy(self):
+        """Return a deep copy."""
+        return Features(
+            self.data.copy(),
+            self.sfreq,
+            list(self.names),
+            self.tmin,
+            list(self.extractors),
+        )
+
+    def pick(self, names):
+        """Return the columns named in ``names`` (str or list of str), in that order."""
+        names = [names] if isinstance(names, str) else list(names)
+        missing = [n for n in names if n not in self.names]
+        if missing:
+            raise ValueError(
+                f"names {missing} are not among the features {self.names}."
+            )
+        idx = [self.names.index(n) for n in names]
+        return Features(
+            self.data[:, idx],
+            self.sfreq,
+            names,
+            self.tmin,
+            [self.extractors[i] for i in idx],
+        )
+
+    def crop(self, tmin=None, tmax=None):
+        """Return the samples with ``tmin <= time < tmax`` (seconds)."""
+        times = self.times
+        keep = np.ones(self.n_times, bool)
+        if tmin is not None:
+            keep &= times >= tmin - 0.5 / self.sfreq
+        if tmax is not None:
+            keep &= times < tmax - 0.5 / self.sfreq
+        if not keep.any():
+            raise ValueError(
+                f"crop(tmin={tmin}, tmax={tmax}) leaves no sample of features that "
+                f"span {times[0]:.3f}-{times[-1]:.3f} s."
+            )
+        first = int(np.flatnonzero(keep)[0])
+        return Features(
+            self.data[keep],
+            self.sfreq,
+            list(self.names),
+            times[first],
+            list(self.extractors),
+        )
+
+    def resample(self, sfreq):
+        """Return the features at a new sampling rate (polyphase, anti-aliased).
+
+        Parameters
+        ----------
+        sfreq : float
+            The new sampling rate in Hz.
+
+        Returns
+        -------
+        features : Features
+            The resampled features; ``n_times`` becomes
+            ``ceil(n_times * sfreq / self.sfreq)``.
+        """
+        sfreq = _check_positive(sfreq, "sfreq")
+        if sfreq == self.sfreq:
+            return self.copy()
+        from fractions import Fraction
+
+        ratio = Fraction(sfreq / self.sfreq).limit_denominator(1000)
+        data = resample_poly(self.data, ratio.numerator, ratio.denominator, axis=0)
+        return Features(data, sfreq, list(self.names), self.tmin, list(self.extractors))
+
+    def to_raw(self, *, verbose=None):
+        """Return the features as an :class:`mne.io.RawArray` of ``misc`` channels.
+
+        Parameters
+        ----------
+        verbose : bool | str | int | None
+            Verbosity of MNE's messages.
+
+        Returns
+        -------
+        raw : mne.io.RawArray
+            One misc channel per feature, with ``first_samp`` at ``tmin``.
+        """
+        info = create_info(self.names, self.sfreq, "misc")
+        first_samp = int(round(self.tmin * self.sfreq))
+        return RawArray(self.data.T, info, first_samp=first_samp, verbose=verbose)
+
+    def __len__(self):
+        return self.n_times
+
+    def __repr__(self):
+        sources = ", ".join(dict.fromkeys(self.extractors))
+        return (
+            f"<Features | {self.n_features} features x {self.n_times} samples, "
+            f"{self.sfreq:g} Hz, {self.duration:.1f} s, from {sources}>"
+        )
+
+
+def concatenate_features(features):
+    """Put several feature sets side by side (column-wise).
+
+    Parameters
+    ----------
+    features : list of Features
+        Feature sets with the same ``sfreq``, ``tmin`` and ``n_times``.
+
+    Returns
+    -------
+    features : Features
+        All columns, in order. Column names must be unique across the inputs.
+
+    See Also
+    --------
+    Features
+    """
+    _validate_type(features, (list, tuple), "features")
+    if not features:
+        raise ValueError("features must hold at least one Features, got an empty list.")
+    for k, feat in enumerate(features):
+        _validate_type(feat, Features, f"features[{k}]")
+    first = features[0]
+    for k, feat in enumerate(features[1:], 1):
+        if (feat.sfreq, feat.n_times) != (first.sfreq, first.n_times) or not np.isclose(
+            feat.tmin, first.tmin
+        ):
+            raise ValueError(
+                f"features[{k}] has sfreq={feat.sfreq}, n_times={feat.n_times}, "
+                f"tmin={feat.tmin}; expected those of features[0] (sfreq={first.sfreq},"
+                f" n_times={first.n_times}, tmin={first.tmin})."
+            )
+    return Features(
+        np.concatenate([f.data for f in features], axis=1),
+        first.sfreq,
+        [n for f in features for n in f.names],
+        first.tmin,
+        [e for f in features for e in f.extractors],
+    )

@@ -1,0 +1,23 @@
+"""Utilities shared by all modules: checks, docs, configuration, system info."""
+
+from ._checks import (
+    _check_finite,
+    _check_option,
+    _check_positive,
+    _validate_type,
+)
+from .config import get_cache_dir, get_data_root
+from .docs import docdict, fill_doc
+from .sys_info import sys_info
+
+__all__ = [
+    "_check_finite",
+    "_check_option",
+    "_check_positive",
+    "_validate_type",
+    "docdict",
+    "fill_doc",
+    "get_cache_dir",
+    "get_data_root",
+    "sys_info",
+]
