@@ -1,0 +1,102 @@
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+
+from mne_fusion.features import Features, concatenate_features
+
+
+def _features(rng, n_times=200, n_features=3, sfreq=50.0, **kwargs):
+    return Features(rng.standard_normal((n_times, n_features)), sfreq, **kwargs)
+
+
+def test_features_basics(rng):
+    feats = _features(rng, names=["a", "b", "c"], tmin=1.0, extractors="mel")
+    assert (feats.n_times, feats.n_features) == (200, 3)
+    assert feats.duration == 4.0
+    assert_allclose(feats.times[[0, -1]], [1.0, 1.0 + 199 / 50])
+    assert feats.extractors == ["mel"] * 3
+    assert repr(feats) == (
+        "<Features | 3 features x 200 samples, 50 Hz, 4.0 s, from mel>"
+    )
+    one_d = Features(np.arange(5.0), 10.0)
+    assert one_d.data.shape == (5, 1)
+    assert one_d.names == ["f0"]
+    assert one_d.extractors == ["custom"]
+
+
+def test_features_pick_crop_copy(rng):
+    feats = _features(rng, names=["a", "b", "c"])
+    picked = feats.pick(["c", "a"])
+    assert_array_equal(picked.data, feats.data[:, [2, 0]])
+    assert picked.names == ["c", "a"]
+    cropped = feats.crop(1.0, 2.0)
+    assert cropped.n_times == 50
+    assert cropped.tmin == 1.0
+    assert_array_equal(cropped.data, feats.data[50:100])
+    copy = feats.copy()
+    copy.data[0, 0] = 1e3
+    assert feats.data[0, 0] != 1e3
+    with pytest.raises(ValueError, match=r"names \['z'\] are not among"):
+        feats.pick("z")
+    with pytest.raises(ValueError, match="leaves no sample"):
+        feats.crop(10.0, 11.0)
+
+
+def test_features_resample_preserves_slow_signal():
+    sfreq = 100.0
+    times = np.arange(1000) / sfreq
+    slow = np.sin(2 * np.pi * 0.5 * times)
+    down = Features(slow, sfreq).resample(50.0)
+    assert down.n_times == 500
+    assert down.sfreq == 50.0
+    expected = np.sin(2 * np.pi * 0.5 * down.times)
+    # away from the edges the polyphase filter is exact for a 0.5 Hz sine
+    assert_allclose(down.data[50:-50, 0], expected[50:-50], atol=1e-3)
+
+
+def test_features_to_raw(rng):
+    feats = _features(rng, names=["x", "y", "z"], tmin=2.0)
+    raw = feats.to_raw()
+    assert raw.ch_names == ["x", "y", "z"]
+    assert raw.info["sfreq"] == 50.0
+    assert raw.first_samp == 100
+    assert_allclose(raw.get_data().T, feats.data)
+    assert set(raw.get_channel_types()) == {"misc"}
+
+
+def test_concatenate_features(rng):
+    a = _features(rng, n_features=2, names=["a0", "a1"], extractors="a")
+    b = _features(rng, n_features=1, names=["b0"], extractors="b")
+    both = concatenate_features([a, b])
+    assert both.names == ["a0", "a1", "b0"]
+    assert both.extractors == ["a", "a", "b"]
+    assert_array_equal(both.data, np.hstack([a.data, b.data]))
+    with pytest.raises(ValueError, match="at least one"):
+        concatenate_features([])
+    with pytest.raises(
+        TypeError, match=r"features\[1\] must be an instance of Features"
+    ):
+        concatenate_features([a, np.zeros((200, 1))])
+    short = _features(rng, n_times=100, n_features=1, names=["c"])
+    with pytest.raises(ValueError, match=r"features\[1\] has sfreq=50.0, n_times=100"):
+        concatenate_features([a, short])
+    with pytest.raises(ValueError, match="names must be unique"):
+        concatenate_features([a, a])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "match"),
+    [
+        ({"data": np.zeros((2, 2, 2))}, ValueError, "shape \\(n_times, n_features\\)"),
+        ({"data": np.array([[np.nan]])}, ValueError, "data contains 1 NaN"),
+        ({"sfreq": 0}, ValueError, "sfreq must be a positive finite number"),
+        ({"sfreq": "50"}, TypeError, "sfreq must be an instance of"),
+        ({"names": ["a"]}, ValueError, "one name per column \\(2\\), got 1"),
+        ({"extractors": ["a"]}, ValueError, "extractors must hold one name"),
+        ({"tmin": "0"}, TypeError, "tmin must be an instance of"),
+    ],
+)
+def test_features_bad_input(kwargs, exc, match):
+    params = {"data": np.zeros((4, 2)), "sfreq": 50.0, **kwargs}
+    with pytest.raises(exc, match=match):
+        Features(**params)

@@ -1,0 +1,88 @@
+import io
+from pathlib import Path
+
+import pytest
+
+import mne_fusion as mf
+from mne_fusion.utils import (
+    _check_option,
+    _check_positive,
+    _validate_type,
+    fill_doc,
+    get_cache_dir,
+    get_data_root,
+)
+
+
+def test_validate_type_messages():
+    assert _validate_type(3, "int", "n") == 3
+    with pytest.raises(TypeError, match=r"n must be an instance of int, got float"):
+        _validate_type(3.0, "int", "n")
+    with pytest.raises(TypeError, match=r"n must be an instance of int, got bool"):
+        _validate_type(True, "int", "n")
+    with pytest.raises(
+        TypeError, match=r"path must be an instance of None or path-like"
+    ):
+        _validate_type(1, (None, "path-like"), "path")
+    assert _validate_type(len, "callable", "fun") is len
+
+
+def test_check_option_and_positive():
+    assert _check_option("kind", "a", ("a", "b")) == "a"
+    with pytest.raises(ValueError, match=r"'kind' parameter.*'a' or 'b', but got 'c'"):
+        _check_option("kind", "c", ("a", "b"))
+    assert _check_positive(2, "x") == 2.0
+    assert _check_positive(0, "x", allow_zero=True) == 0.0
+    with pytest.raises(ValueError, match="x must be a positive finite number, got 0.0"):
+        _check_positive(0, "x")
+    with pytest.raises(ValueError, match="x must be a positive finite number, got inf"):
+        _check_positive(float("inf"), "x")
+    assert _check_positive(float("inf"), "x", allow_inf=True) == float("inf")
+
+
+def test_data_root_follows_mne_data(tmp_path, monkeypatch):
+    monkeypatch.setenv("MNE_DATA", str(tmp_path))
+    assert get_data_root() == tmp_path / "MNE-fusion-data"
+    assert get_data_root(tmp_path / "x") == tmp_path / "x" / "MNE-fusion-data"
+    cache = get_cache_dir("forward")
+    assert cache.is_dir()
+    assert cache == tmp_path / "MNE-fusion-data" / "cache" / "forward"
+    assert isinstance(cache, Path)
+
+
+def test_fill_doc_indents_entries():
+    @fill_doc
+    def func(spacing):
+        """Do something.
+
+        Parameters
+        ----------
+        %(spacing_template)s
+        """
+
+    lines = func.__doc__.splitlines()
+    k = next(i for i, line in enumerate(lines) if line.strip() == "spacing : str")
+    indent = len(lines[k]) - len(lines[k].lstrip())
+    assert indent == len(lines[k - 1]) - len(lines[k - 1].lstrip())  # like "-----"
+    assert lines[k + 1].startswith(" " * (indent + 4) + "Decimation")
+
+    def bad():
+        """%(no_such_entry)s."""
+
+    with pytest.raises(RuntimeError, match="Could not fill the docstring of"):
+        fill_doc(bad)
+
+
+def test_sys_info_lists_versions():
+    out = io.StringIO()
+    mf.sys_info(out)
+    text = out.getvalue()
+    assert f"mne-fusion:  {mf.__version__}" in text
+    assert "torch:" in text
+    assert "mne:" in text
+
+
+def test_lazy_public_names():
+    assert "FusionEncoder" in dir(mf)
+    with pytest.raises(AttributeError, match="has no attribute 'nope'"):
+        mf.nope  # noqa: B018
