@@ -1,0 +1,83 @@
+"""A local HTTP server and registries that point at it, for the data set tests.
+
+Not collected by pytest (no ``test_`` prefix); imported by ``test_datasets*.py``.
+"""
+
+import functools
+import hashlib
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import quote
+
+from mne_fusion.datasets import _fetch
+from mne_fusion.datasets._make_registry import write_registry
+
+
+class _Handler(SimpleHTTPRequestHandler):
+    def do_GET(self):  # noqa: N802 (http.server's naming)
+        self.server.requests.append(self.path)
+        super().do_GET()
+
+    def log_message(self, *args):
+        pass
+
+
+class LocalServer:
+    """Serve a folder on 127.0.0.1 at a free port and count the requests."""
+
+    def __init__(self, folder):
+        self.folder = folder
+        handler = functools.partial(_Handler, directory=str(folder))
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd.requests = []
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, args=(0.05,), daemon=True
+        )
+        self.thread.start()
+
+    @property
+    def requests(self):
+        return self.httpd.requests
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join()
+
+
+def md5(data):
+    return "md5:" + hashlib.md5(data).hexdigest()
+
+
+def serve_dataset(server, registry_dir, accession, files, *, kinds=None, bad=()):
+    """Put ``files`` (path -> bytes) on the server and write a registry for them.
+
+    ``kinds`` maps a path to the URL form it is served under, like the real registries:
+    ``"s3-exact"`` (default: ``/<acc>/<path>?versionId=v1``), ``"s3-samekey"`` (an
+    older key, ``/<acc>/old/<path>?versionId=v0``) or ``"api-snapshot"``
+    (``/crn/datasets/<acc>/snapshots/1.0.0/files/<path with : for />``). Paths in
+    ``bad`` get a registry hash that the served bytes do not match.
+    """
+    kinds = kinds or {}
+    rows = []
+    for path, data in files.items():
+        kind = kinds.get(path, "s3-exact")
+        if kind == "s3-exact":
+            served = f"{accession}/{path}"
+            url = f"{server.url}/{quote(served)}?versionId=v1"
+        elif kind == "s3-samekey":
+            served = f"{accession}/old/{path}"
+            url = f"{server.url}/{quote(served)}?versionId=v0"
+        else:
+            served = f"crn/datasets/{accession}/snapshots/1.0.0/files/"
+            served += path.replace("/", ":")
+            url = f"{server.url}/{quote(served)}"
+        target = server.folder / served
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        known = md5(data + b"corrupted") if path in bad else md5(data)
+        rows.append(dict(path=path, size=len(data), hash=known, url=url))
+    registry_dir.mkdir(parents=True, exist_ok=True)
+    write_registry(rows, registry_dir / f"{accession}.tsv.gz")
+    _fetch.read_registry.cache_clear()

@@ -1,0 +1,217 @@
+"""The OpenNeuro fetcher against a local HTTP server, and the shipped registries."""
+
+import gzip
+import socket
+from pathlib import Path
+
+import pytest
+from _datasets_server import LocalServer, md5, serve_dataset
+
+from mne_fusion.datasets import _fetch, fetch_files, read_registry
+from mne_fusion.datasets._make_registry import (
+    REGISTRY_DIR,
+    read_reference_tsv,
+    write_registry,
+)
+from mne_fusion.utils import get_data_root
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared/reference/datasets"
+FILES = {
+    "README": b"a tiny data set\n",
+    "sub-01/meg/sub-01_task-x_events.tsv": b"onset\tduration\n1.0\t0\n",
+    "stimuli/story one.wav": bytes(range(256)) * 40,
+    "derivative/big.hf5": b"\x00\x01" * 5000,
+}
+KINDS = {
+    "sub-01/meg/sub-01_task-x_events.tsv": "api-snapshot",
+    "stimuli/story one.wav": "s3-samekey",
+}
+
+
+@pytest.fixture
+def server(tmp_path):
+    served = tmp_path / "served"
+    served.mkdir()
+    srv = LocalServer(served)
+    yield srv
+    srv.close()
+
+
+@pytest.fixture
+def registry_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("MNE_DATA", str(tmp_path / "mne_data"))  # empty for each test
+    folder = tmp_path / "registry"
+    monkeypatch.setattr(_fetch, "REGISTRY_DIR", folder)
+    monkeypatch.setattr(_fetch, "_RETRIES", 0)
+    yield folder
+    _fetch.read_registry.cache_clear()
+
+
+def _leftovers(folder):
+    """Files in ``folder`` that are neither data nor our manifest (temporary files)."""
+    return [
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and p.name not in {Path(f).name for f in FILES}
+        if p.name != _fetch._MANIFEST
+    ]
+
+
+def test_download_verify_cache_force(server, registry_dir):
+    serve_dataset(server, registry_dir, "ds003020", FILES, kinds=KINDS)
+    asked = list(FILES)[1:]
+    root = fetch_files("ds003020", asked)
+    assert root == get_data_root() / "ds003020"
+    for path in asked:
+        assert (root / path).read_bytes() == FILES[path]
+    assert not (root / "README").exists()  # only what was asked for
+    assert len(server.requests) == 3
+    # each url_kind was requested at its own location
+    assert any(
+        r.startswith("/crn/datasets/ds003020/snapshots/") for r in server.requests
+    )
+    assert any(r.startswith("/ds003020/old/stimuli/") for r in server.requests)
+    assert all("versionId" in r for r in server.requests if "/crn/" not in r)
+    # second call: present and verified, so no request at all
+    assert fetch_files("ds003020", asked) == root
+    assert len(server.requests) == 3
+    # force_update downloads again and keeps identical bytes
+    fetch_files("ds003020", asked[:1], force_update=True)
+    assert len(server.requests) == 4
+    assert (root / asked[0]).read_bytes() == FILES[asked[0]]
+    assert _leftovers(root) == []
+
+
+def test_files_present_but_unverified_are_hashed_not_downloaded(server, registry_dir):
+    serve_dataset(server, registry_dir, "ds003020", FILES)
+    root = get_data_root() / "ds003020"
+    (root / "derivative").mkdir(parents=True)
+    (root / "derivative/big.hf5").write_bytes(FILES["derivative/big.hf5"])
+    fetch_files("ds003020", ["derivative/big.hf5"])
+    assert server.requests == []
+
+
+def test_corrupted_download_is_refused(server, registry_dir):
+    serve_dataset(server, registry_dir, "ds005574", FILES, bad={"derivative/big.hf5"})
+    root = get_data_root() / "ds005574"
+    with pytest.raises(ValueError, match=r"did not match the registry.*force_update"):
+        fetch_files("ds005574", ["README", "derivative/big.hf5"])
+    # the good file before it is kept, the bad one left nothing behind
+    assert (root / "README").read_bytes() == FILES["README"]
+    assert not (root / "derivative/big.hf5").exists()
+    assert _leftovers(root) == []
+    # the good file was recorded as verified: asking again only retries the bad one
+    n_requests = len(server.requests)
+    fetch_files("ds005574", ["README"])
+    assert len(server.requests) == n_requests
+
+
+def test_modified_local_file(server, registry_dir):
+    serve_dataset(server, registry_dir, "ds003020", FILES)
+    root = fetch_files("ds003020", ["README"])
+    (root / "README").write_bytes(b"an edited README!\n")
+    with pytest.raises(ValueError, match=r"local copy of README.*force_update=True"):
+        fetch_files("ds003020", ["README"])
+    assert len(server.requests) == 1
+    fetch_files("ds003020", ["README"], force_update=True)
+    assert (root / "README").read_bytes() == FILES["README"]
+    assert len(server.requests) == 2
+
+
+def test_failed_force_update_restores_old_copy(server, registry_dir):
+    serve_dataset(server, registry_dir, "ds003020", FILES)
+    root = fetch_files("ds003020", ["README"])
+    (server.folder / "ds003020/README").write_bytes(b"changed on the server\n")
+    with pytest.raises(ValueError, match="did not match the registry"):
+        fetch_files("ds003020", ["README"], force_update=True)
+    assert (root / "README").read_bytes() == FILES["README"]
+    assert _leftovers(root) == []
+    # the restored copy is checked again (not trusted blindly) and still verifies
+    fetch_files("ds003020", ["README"], download=False)
+
+
+def test_no_network(registry_dir, tmp_path):
+    with socket.socket() as sock:  # a port that nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    rows = [
+        dict(path="README", size=3, hash=md5(b"abc"), url=f"http://127.0.0.1:{port}/x")
+    ]
+    registry_dir.mkdir()
+    write_registry(rows, registry_dir / "ds004078.tsv.gz")
+    with pytest.raises(ConnectionError, match=r"Could not download README.*network"):
+        fetch_files("ds004078", ["README"])
+    assert not (get_data_root() / "ds004078/README").exists()
+
+
+def test_unwritable_path(server, registry_dir, tmp_path):
+    serve_dataset(server, registry_dir, "ds003020", FILES)
+    not_a_folder = tmp_path / "a_file"
+    not_a_folder.write_text("")
+    with pytest.raises(OSError, match=r"Cannot write the data set.*MNE_DATA"):
+        fetch_files("ds003020", ["README"], path=not_a_folder)
+    assert server.requests == []
+
+
+def test_bad_input(server, registry_dir):
+    serve_dataset(server, registry_dir, "ds003020", FILES)
+    with pytest.raises(ValueError, match="not in the ds003020 registry.*'nope'"):
+        fetch_files("ds003020", ["README", "nope"])
+    with pytest.raises(ValueError, match="'accession' parameter.*'ds003020'"):
+        fetch_files("ds000001", ["README"])
+    with pytest.raises(FileNotFoundError, match=r"missing.*download=True"):
+        fetch_files("ds003020", ["README"], download=False)
+    with pytest.raises(TypeError, match="force_update must be an instance of bool"):
+        fetch_files("ds003020", ["README"], force_update=1)
+    assert server.requests == []
+
+
+def test_shipped_registries_are_regenerated_exactly(tmp_path):
+    """Regenerating from the reference TSVs gives the shipped files byte for byte."""
+    if not SHARED.is_dir():
+        pytest.skip(f"the reference registries are not beside the clone ({SHARED})")
+    for accession in _fetch.ACCESSIONS:
+        rows = read_reference_tsv(SHARED / f"{accession}.tsv")
+        write_registry(rows, tmp_path / "regen.tsv.gz")
+        shipped = (REGISTRY_DIR / f"{accession}.tsv.gz").read_bytes()
+        assert (tmp_path / "regen.tsv.gz").read_bytes() == shipped, accession
+
+
+def test_shipped_registries_match_reference_rows():
+    """A sample of rows, read with the fetcher's reader, equals the reference TSVs."""
+    if not SHARED.is_dir():
+        pytest.skip(f"the reference registries are not beside the clone ({SHARED})")
+    for accession, n_files in (
+        ("ds003020", 616),
+        ("ds004078", 1750),
+        ("ds005574", 156),
+    ):
+        registry = read_registry(accession)
+        lines = (SHARED / f"{accession}.tsv").read_text("utf-8").splitlines()
+        header = lines[0].split("\t")
+        assert len(registry) == len(lines) - 1 == n_files
+        for line in lines[1::37]:
+            ref = dict(zip(header, line.split("\t"), strict=True))
+            remote = registry[ref["path"]]
+            assert remote.size == int(ref["size_bytes"])
+            assert remote.hash == ref["hash"]
+            assert remote.url == ref["url"]
+
+
+def test_shipped_registry_content():
+    """Facts of the README that the loaders rely on, checked in the shipped files."""
+    lebel = read_registry("ds003020")
+    tg = lebel["derivative/TextGrids/adollshouse.TextGrid"]
+    assert tg.size == 872355
+    assert tg.hash == "md5:24e95f7dd974af6644c139b55a0d8f35"
+    assert tg.url.startswith("https://s3.amazonaws.com/openneuro.org/ds003020/")
+    smn = read_registry("ds004078")
+    api = [r for r in smn.values() if "/crn/datasets/" in r.url]
+    assert len(api) == 279
+    assert all(r.url.startswith("https://openneuro.org/crn/") for r in api)
+    wav = smn["stimuli/audio/story_1.wav"]
+    assert "/stimuli/audios/story_1.wav?versionId=" in wav.url  # s3-samekey
+    podcast = read_registry("ds005574")
+    assert all(r.hash.startswith("sha256:") for r in podcast.values())
+    with gzip.open(REGISTRY_DIR / "ds005574.tsv.gz", "rt") as fid:
+        assert fid.readline() == "path\tsize\thash\turl\n"
