@@ -23,6 +23,17 @@ subjects_dir : path-like | None
     FreeSurfer subjects directory holding ``fsaverage``. If None (default), MNE's
     ``SUBJECTS_DIR`` is used when it holds ``fsaverage``; otherwise the template is
     built offline from the fsaverage5 surfaces that nilearn ships.""",
+    "stimulus_onset": """
+onset : float | None
+    Stimulus onset in seconds from the first sample of ``raw``.
+annotation : str | None
+    Description of the annotation whose (first) onset marks the stimulus onset.
+event_id : int | None
+    Trigger value whose first event on ``stim_channel`` marks the stimulus onset.
+    Give exactly one of ``onset``, ``annotation`` and ``event_id``.
+stim_channel : str | None
+    The trigger channel searched for ``event_id``; None lets
+    :func:`mne.find_events` choose.""",
     "stc_true": """
 stc_true : mne.SourceEstimate
     The ground truth.""",

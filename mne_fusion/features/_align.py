@@ -1,0 +1,189 @@
+"""Put features and recordings on one time axis."""
+
+import numpy as np
+from mne import find_events
+from mne.io import BaseRaw
+from mne.utils import logger, verbose
+
+from ..utils import _validate_type, fill_doc
+from ._features import Features
+
+
+def _onset_sample(raw, onset, annotation, event_id, stim_channel):
+    """Index of the raw sample at the stimulus onset."""
+    given = {
+        "onset": onset,
+        "annotation": annotation,
+        "event_id": event_id,
+    }
+    named = [key for key, value in given.items() if value is not None]
+    if len(named) != 1:
+        raise ValueError(
+            "Give exactly one of onset, annotation or event_id to mark the stimulus "
+            f"onset, got {named or 'none'}."
+        )
+    sfreq = raw.info["sfreq"]
+    if onset is not None:
+        _validate_type(onset, "numeric", "onset")
+        sample = int(round(float(onset) * sfreq))
+        where = f"onset={onset} s"
+    elif annotation is not None:
+        _validate_type(annotation, str, "annotation")
+        hits = np.flatnonzero(raw.annotations.description == annotation)
+        if not hits.size:
+            raise ValueError(
+                f"No annotation {annotation!r} in the recording; its annotations are "
+                f"{sorted(set(raw.annotations.description))}."
+            )
+        sample = int(
+            raw.time_as_index(
+                raw.annotations.onset[hits[0]],
+                use_rounding=True,
+                origin=raw.annotations.orig_time,
+            )[0]
+        )
+        where = f"annotation {annotation!r}"
+    else:
+        _validate_type(event_id, "int", "event_id")
+        events = find_events(raw, stim_channel=stim_channel, verbose=False)
+        hits = np.flatnonzero(events[:, 2] == event_id)
+        if not hits.size:
+            raise ValueError(
+                f"No event with id {event_id} in the recording; its event ids are "
+                f"{sorted(set(events[:, 2].tolist()))}."
+            )
+        sample = int(events[hits[0], 0] - raw.first_samp)
+        where = f"event {event_id}"
+    if not 0 <= sample < raw.n_times:
+        raise ValueError(
+            f"The stimulus onset ({where}, sample {sample}) lies outside the "
+            f"recording (samples 0 to {raw.n_times - 1})."
+        )
+    if np.size(hits) > 1:
+        logger.info(f"{where} occurs {np.size(hits)} times; using the first")
+    logger.info(f"Stimulus onset at {sample / sfreq:.3f} s ({where})")
+    return sample
+
+
+@verbose
+@fill_doc
+def crop_to_stimulus(
+    raw,
+    features,
+    onset=None,
+    *,
+    annotation=None,
+    event_id=None,
+    stim_channel=None,
+    verbose=None,
+):
+    """Cut a recording to the stimulus and resample it to the feature rate.
+
+    :class:`mne_fusion.FusionDataset` wants each run to start at the stimulus onset
+    (its sample 0 is feature sample 0) and to be sampled at the feature rate; this
+    returns such a run from a longer recording.
+
+    Parameters
+    ----------
+    raw : mne.io.Raw
+        The recording.
+    features : Features
+        The stimulus features (starting at the audio onset, ``tmin=0``).
+    %(stimulus_onset)s
+    %(verbose)s
+
+    Returns
+    -------
+    raw : mne.io.Raw
+        A copy holding ``features.n_times`` samples at ``features.sfreq``, its first
+        sample at the stimulus onset. The data are cropped with a margin, resampled
+        (anti-aliased by :meth:`mne.io.Raw.resample`) and cropped again, so filter
+        edge effects fall outside the stimulus wherever the recording allows.
+
+    See Also
+    --------
+    align_to_recording
+    """
+    _validate_type(raw, BaseRaw, "raw")
+    _validate_type(features, Features, "features")
+    sample = _onset_sample(raw, onset, annotation, event_id, stim_channel)
+    if not np.isclose(features.tmin, 0.0):
+        raise ValueError(
+            f"features must start at the stimulus onset (tmin=0), got tmin="
+            f"{features.tmin}."
+        )
+    sfreq = raw.info["sfreq"]
+    # raw sample of the last feature sample's time
+    last = sample + int(np.ceil((features.n_times - 1) / features.sfreq * sfreq))
+    if last >= raw.n_times:
+        missing = (last - raw.n_times + 1) / sfreq
+        raise ValueError(
+            f"The recording ends {missing:.3f} s before the stimulus does "
+            f"({features.duration:.3f} s from the onset at {sample / sfreq:.3f} s)."
+        )
+    # one second of margin after the stimulus keeps resampling edge effects outside
+    stop = min(last + int(round(sfreq)), raw.n_times - 1)
+    out = raw.copy().crop(raw.times[sample], raw.times[stop], include_tmax=True)
+    out.load_data()
+    if sfreq != features.sfreq:
+        out.resample(features.sfreq)
+    if out.n_times < features.n_times:
+        raise ValueError(
+            f"After resampling, the recording holds {out.n_times} samples from the "
+            f"onset, fewer than the {features.n_times} of the features."
+        )
+    return out.crop(0.0, out.times[features.n_times - 1], include_tmax=True)
+
+
+@verbose
+@fill_doc
+def align_to_recording(
+    features,
+    raw,
+    onset=None,
+    *,
+    annotation=None,
+    event_id=None,
+    stim_channel=None,
+    verbose=None,
+):
+    """Place features on the time axis of a recording.
+
+    Parameters
+    ----------
+    features : Features
+        The stimulus features; their time zero is the stimulus (audio) onset.
+    raw : mne.io.Raw
+        The recording.
+    %(stimulus_onset)s
+    %(verbose)s
+
+    Returns
+    -------
+    features : Features
+        One sample per sample of ``raw`` (``raw.n_times`` samples at its
+        ``sfreq``, resampled if needed), zero before and after the stimulus, with
+        ``tmin = -onset``: sample ``i`` is the stimulus time of ``raw.times[i]``.
+
+    See Also
+    --------
+    crop_to_stimulus
+    """
+    _validate_type(features, Features, "features")
+    _validate_type(raw, BaseRaw, "raw")
+    sample = _onset_sample(raw, onset, annotation, event_id, stim_channel)
+    sfreq = raw.info["sfreq"]
+    features = features.resample(sfreq)
+    # raw sample of feature sample 0, then the overlap of both sample ranges
+    first = sample + int(round(features.tmin * sfreq))
+    begin, end = max(first, 0), min(first + features.n_times, raw.n_times)
+    data = np.zeros((raw.n_times, features.n_features))
+    if begin < end:
+        data[begin:end] = features.data[begin - first : end - first]
+    return Features(
+        data,
+        sfreq,
+        list(features.names),
+        tmin=-sample / sfreq,
+        extractors=list(features.extractors),
+    )

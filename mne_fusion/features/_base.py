@@ -1,0 +1,150 @@
+"""FeatureExtractor: the base class of built-in and plugin feature extractors."""
+
+import inspect
+from abc import ABC, abstractmethod
+
+import numpy as np
+from mne.utils import logger, verbose
+
+from ..utils import (
+    _check_finite,
+    _check_option,
+    _check_positive,
+    _validate_type,
+    fill_doc,
+)
+from ._features import Features
+from ._stimulus import Stimulus
+
+# what a stimulus may provide (its attributes of these names)
+_PROVIDES = ("audio", "words", "phones", "transcript")
+
+
+class FeatureExtractor(ABC):
+    """Turn a :class:`Stimulus` into :class:`Features` sampled at a given rate.
+
+    Subclass it to write an extractor: set the class attributes ``name`` (the
+    registry name and the ``extractors`` tag of the columns) and ``requires``
+    (which of ``"audio"``, ``"words"``, ``"phones"``, ``"transcript"`` the stimulus
+    must provide), store the constructor's parameters as attributes of the same
+    name, and implement :meth:`compute`. Register it under the entry-point group
+    ``mne_fusion.feature_extractors`` to make it available by name.
+
+    Attributes
+    ----------
+    name : str
+        The extractor's name.
+    requires : tuple of str
+        What the stimulus must provide.
+    parameters : dict
+        The constructor's parameters and their values.
+
+    See Also
+    --------
+    Stimulus
+    available_extractors
+    extract
+    """
+
+    name = None
+    requires = ()
+
+    @property
+    def parameters(self):
+        """The constructor's parameters and their current values (dict)."""
+        signature = inspect.signature(type(self).__init__)
+        return {
+            key: getattr(self, key)
+            for key, par in signature.parameters.items()
+            if key != "self" and par.kind not in (par.VAR_POSITIONAL, par.VAR_KEYWORD)
+        }
+
+    @abstractmethod
+    def compute(self, stimulus, sfreq):
+        """Compute the feature values.
+
+        Parameters
+        ----------
+        stimulus : Stimulus
+            The stimulus; it provides everything in :attr:`requires`.
+        sfreq : float
+            The feature sampling rate in Hz.
+
+        Returns
+        -------
+        data : array, shape (n_times, n_features)
+            Sample ``k`` stands for the time ``k / sfreq`` after the audio onset;
+            ``n_times`` must be ``stimulus.n_times(sfreq)``.
+        """
+
+    def feature_names(self, n_features):
+        """Names of the columns.
+
+        Parameters
+        ----------
+        n_features : int
+            Number of columns returned by :meth:`compute`.
+
+        Returns
+        -------
+        names : list of str
+            ``name`` for a single column, else ``name_00``, ``name_01``, ...
+        """
+        if n_features == 1:
+            return [self.name]
+        width = max(2, len(str(n_features - 1)))
+        return [f"{self.name}_{k:0{width}d}" for k in range(n_features)]
+
+    @verbose
+    @fill_doc
+    def extract(self, stimulus, sfreq, *, verbose=None):
+        """Extract the features of a stimulus.
+
+        Parameters
+        ----------
+        stimulus : Stimulus
+            The stimulus.
+        sfreq : float
+            The feature sampling rate in Hz.
+        %(verbose)s
+
+        Returns
+        -------
+        features : Features
+            Features that start at the audio onset (``tmin=0``) and cover the
+            stimulus (``stimulus.n_times(sfreq)`` samples).
+        """
+        _validate_type(stimulus, Stimulus, "stimulus")
+        sfreq = _check_positive(sfreq, "sfreq")
+        for key in self.requires:
+            _check_option(f"{type(self).__name__}.requires", key, _PROVIDES)
+        missing = [key for key in self.requires if getattr(stimulus, key) is None]
+        if missing:
+            raise ValueError(
+                f"The {self.name!r} extractor needs the stimulus' "
+                f"{' and '.join(missing)}, but {stimulus!r} has none."
+            )
+        logger.info(f"Extracting {self.name!r} features at {sfreq:g} Hz")
+        data = np.asarray(self.compute(stimulus, sfreq), dtype=np.float64)
+        if data.ndim == 1:
+            data = data[:, np.newaxis]
+        n_times = stimulus.n_times(sfreq)
+        if data.ndim != 2 or data.shape[0] != n_times:
+            raise RuntimeError(
+                f"{type(self).__name__}.compute returned shape {data.shape}; expected "
+                f"({n_times}, n_features) for {stimulus!r} at {sfreq:g} Hz."
+            )
+        _check_finite(data, f"the {self.name!r} features")
+        return Features(
+            data,
+            sfreq,
+            names=self.feature_names(data.shape[1]),
+            tmin=0.0,
+            extractors=self.name,
+        )
+
+    def __repr__(self):
+        params = ", ".join(f"{k}={v!r}" for k, v in self.parameters.items())
+        return (
+            f"<{type(self).__name__} | {self.name!r}{', ' if params else ''}{params}>"
+        )
