@@ -35,3 +35,32 @@ def _offline_mne_data(tmp_path_factory, monkeypatch):
 def rng():
     """A seeded random generator."""
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="session")
+def toy_forward(tmp_path_factory):
+    """A fixed-orientation sphere-model forward: 30 Neuromag channels, 2 x 42 sources.
+
+    Two small spherical "hemispheres" written as FreeSurfer surfaces make a genuine
+    two-hemisphere surface source space in about a second, independent of any template.
+    """
+    from mne.surface import _get_ico_surface
+
+    subjects_dir = tmp_path_factory.mktemp("toy_subjects")
+    surf_dir = subjects_dir / "toy" / "surf"
+    surf_dir.mkdir(parents=True)
+    ico = _get_ico_surface(2)
+    for hemi, x in (("lh", -0.03), ("rh", 0.03)):
+        white = (ico["rr"] * 0.025 + [x, 0.0, 0.04]) * 1e3
+        mne.write_surface(surf_dir / f"{hemi}.white", white, ico["tris"])
+        mne.write_surface(surf_dir / f"{hemi}.sphere", ico["rr"] * 100, ico["tris"])
+    src = mne.setup_source_space(
+        "toy", spacing="ico1", subjects_dir=subjects_dir, add_dist=False
+    )
+    info = mne.channels.read_meg_canonical_info("neuromag")
+    info = mne.pick_info(info, np.arange(30))
+    sphere = mne.make_sphere_model(r0=(0.0, 0.0, 0.04), head_radius=None)
+    fwd = mne.make_forward_solution(info, trans=None, src=src, bem=sphere, eeg=False)
+    return mne.convert_forward_solution(
+        fwd, surf_ori=True, force_fixed=True, use_cps=True
+    )

@@ -1,0 +1,267 @@
+"""Source-recovery and prediction metrics."""
+
+import numpy as np
+from mne import SourceEstimate, SourceSpaces
+from mne.utils import logger, verbose
+from sklearn.metrics import roc_auc_score
+
+from .utils import _check_finite, _validate_type, fill_doc
+
+# Time samples handled at once by the spatial metrics: bounds the memory of the
+# temporaries to a few (n_sources, _BLOCK) arrays for long stories.
+_BLOCK = 1024
+
+
+@verbose
+@fill_doc
+def prediction_r(y_true, y_pred, axis=0, *, verbose=None):
+    """Pearson correlation between data and prediction, per channel or column.
+
+    Parameters
+    ----------
+    y_true : array
+        Measured data, e.g. shape (n_times, n_channels).
+    y_pred : array
+        Prediction, same shape as ``y_true``.
+    axis : int
+        The axis along which to correlate (the samples); 0 for (n_times, n_columns),
+        -1 for MNE's (n_channels, n_times).
+    %(verbose)s
+
+    Returns
+    -------
+    r : array
+        float64 Pearson r for every index of the other axes (the shape of ``y_true``
+        without ``axis``). Where ``y_true`` or ``y_pred`` is constant along ``axis``
+        (standard deviation below 1e-12 times its largest magnitude) r is defined as 0,
+        the score of an uninformative prediction, instead of NaN.
+
+    See Also
+    --------
+    scipy.stats.pearsonr : The same correlation for one pair of vectors.
+    source_recovery : Metrics of a source estimate against the truth.
+    """
+    y_true = _check_finite(np.asarray(y_true, dtype=np.float64), "y_true")
+    y_pred = _check_finite(np.asarray(y_pred, dtype=np.float64), "y_pred")
+    if y_true.shape != y_pred.shape:
+        raise ValueError(
+            f"y_pred must have the shape of y_true {y_true.shape}, got {y_pred.shape}."
+        )
+    _validate_type(axis, "int", "axis")
+    if y_true.ndim == 0 or not -y_true.ndim <= axis < y_true.ndim:
+        raise ValueError(
+            f"axis must index a dimension of y_true (shape {y_true.shape}), got {axis}."
+        )
+    if y_true.shape[axis] < 2:
+        raise ValueError(
+            f"y_true must have at least 2 samples along axis {axis}, got shape "
+            f"{y_true.shape}."
+        )
+    a = y_true - y_true.mean(axis=axis, keepdims=True)
+    b = y_pred - y_pred.mean(axis=axis, keepdims=True)
+    ss_a = (a * a).sum(axis=axis)
+    ss_b = (b * b).sum(axis=axis)
+    constant = _constant(ss_a, y_true, axis) | _constant(ss_b, y_pred, axis)
+    denom = np.sqrt(ss_a * ss_b)
+    denom[constant] = 1.0
+    r = (a * b).sum(axis=axis) / denom
+    r[constant] = 0.0
+    return np.clip(r, -1.0, 1.0)
+
+
+def _constant(sum_sq, y, axis):
+    n = y.shape[axis]
+    scale = np.abs(y).max(axis=axis)
+    return np.sqrt(sum_sq / n) <= 1e-12 * scale
+
+
+@verbose
+@fill_doc
+def source_recovery(
+    stc_true, stc_est, src, *, active=None, threshold=0.1, verbose=None
+):
+    r"""Compare a cortical source estimate with the ground truth.
+
+    Parameters
+    ----------
+    %(stc_true)s
+    %(stc_est)s
+    src : mne.SourceSpaces
+        Two-hemisphere surface source space holding the vertices of the estimates;
+        source positions are read from ``src[hemi]["rr"]`` (metres).
+    active : array of bool, shape (n_sources,) | None
+        Which sources are truly active (row order of ``stc_true.data``). None selects
+        the sources whose true power (mean square over time) exceeds ``threshold``
+        times the largest true power.
+    threshold : float
+        Fraction of the largest true power above which a source is active when
+        ``active`` is None, in (0, 1).
+    %(verbose)s
+
+    Returns
+    -------
+    metrics : dict
+        With :math:`s_{i}(t)` the truth and :math:`\hat{s}_{i}(t)` the estimate at
+        source :math:`i` and time :math:`t`, :math:`r_{i}` the position of source
+        :math:`i`, and "time samples" those where the truth is not zero everywhere:
+
+        ``"temporal_r"``
+            Pearson r over time between :math:`s_{i}` and :math:`\hat{s}_{i}`,
+            averaged over the active sources.
+        ``"spatial_r"``
+            Pearson r across all sources between :math:`s(t)` and :math:`\hat{s}(t)`,
+            averaged over the time samples.
+        ``"peak_error_mm"``
+            Distance (mm) between the source of largest :math:`|s_{i}(t)|` and that of
+            largest :math:`|\hat{s}_{i}(t)|`, averaged over the time samples.
+        ``"spatial_deviation_mm"``
+            Spread (mm) of the estimate around the true peak :math:`r_{p(t)}`,
+            :math:`\sqrt{\sum_i w_{i}(t) \|r_{i} - r_{p(t)}\|^2}` with weights
+            :math:`w_{i}(t) \propto |\hat{s}_{i}(t)|` over the sources above half of
+            that sample's largest :math:`|\hat{s}(t)|` (the formula of
+            :func:`mne.simulation.metrics.spatial_deviation_error`, with its default
+            50-percent threshold applied per sample), averaged over the time samples.
+        ``"roc_auc"``
+            Area under the ROC curve separating active from inactive sources by the
+            root mean square of the estimate over time.
+        ``"relative_error"``
+            :math:`\|s - \alpha \hat{s}\|_F / \|s\|_F` with the least-squares
+            scale :math:`\alpha = \max(0, \langle s, \hat{s} \rangle /
+            \|\hat{s}\|_F^2)`, so that it judges the spatio-temporal pattern and not
+            the units of the estimate; in [0, 1], 1 for an estimate that is zero,
+            uncorrelated or of opposite sign.
+
+        A perfect estimate (up to a positive scale) gives 1, 1, 0 mm, 0 mm, 1 and 0.
+        Where the estimate is zero at a time sample, its peak error and spatial
+        deviation are infinite, as in :mod:`mne.simulation.metrics`.
+
+    See Also
+    --------
+    prediction_r : Pearson r per channel.
+    mne.simulation.metrics.spatial_deviation_error : The single-dipole version.
+
+    Notes
+    -----
+    The estimates have fixed (surface-normal) orientations, so the sign of a source
+    is meaningful: temporal and spatial r are signed and an estimate of flipped sign
+    scores -1, while peak error, spatial deviation and ROC AUC only use magnitudes.
+    """
+    truth, est, positions = _check_recovery_inputs(stc_true, stc_est, src)
+    _validate_type(threshold, "numeric", "threshold")
+    if not 0 < threshold < 1:
+        raise ValueError(f"threshold must be in (0, 1), got {threshold}.")
+    power_true = np.einsum("ij,ij->i", truth, truth) / truth.shape[1]
+    if not power_true.any():
+        raise ValueError("stc_true is zero everywhere; nothing to recover.")
+    if active is None:
+        active = power_true > threshold * power_true.max()
+    else:
+        _validate_type(active, np.ndarray, "active")
+        if active.dtype != bool or active.shape != (truth.shape[0],):
+            raise ValueError(
+                f"active must be a boolean array of shape ({truth.shape[0]},), got "
+                f"{active.dtype} of shape {active.shape}."
+            )
+    if active.all() or not active.any():
+        raise ValueError(
+            f"active must mark some but not all sources as active, got "
+            f"{int(active.sum())} of {active.size}."
+        )
+    logger.info(f"source_recovery: {int(active.sum())} active sources")
+    power_est = np.einsum("ij,ij->i", est, est) / est.shape[1]
+    spatial_r, peak_mm, deviation_mm = _spatial_metrics(truth, est, positions)
+    return {
+        "temporal_r": float(prediction_r(truth[active], est[active], axis=1).mean()),
+        "spatial_r": spatial_r,
+        "peak_error_mm": peak_mm,
+        "spatial_deviation_mm": deviation_mm,
+        "roc_auc": float(roc_auc_score(active, np.sqrt(power_est))),
+        "relative_error": _relative_error(truth, est),
+    }
+
+
+def _check_recovery_inputs(stc_true, stc_est, src):
+    _validate_type(stc_true, SourceEstimate, "stc_true")
+    _validate_type(stc_est, SourceEstimate, "stc_est")
+    _validate_type(src, SourceSpaces, "src")
+    if len(src) != 2 or src.kind != "surface":
+        raise ValueError(
+            f"src must be a surface source space with two hemispheres, got a "
+            f"{src.kind} source space with {len(src)} part(s)."
+        )
+    same_vertices = all(
+        np.array_equal(a, b)
+        for a, b in zip(stc_true.vertices, stc_est.vertices, strict=True)
+    )
+    if not same_vertices or stc_true.data.shape != stc_est.data.shape:
+        raise ValueError(
+            f"stc_est must be on the vertices and time samples of stc_true, got data "
+            f"of shape {stc_est.data.shape} vs {stc_true.data.shape}"
+            f"{'' if same_vertices else ' and other vertices'}."
+        )
+    if not np.allclose(stc_true.times, stc_est.times, atol=1e-3 * stc_true.tstep):
+        raise ValueError(
+            f"stc_est must have the times of stc_true, got tmin={stc_est.tmin}, "
+            f"tstep={stc_est.tstep} vs tmin={stc_true.tmin}, tstep={stc_true.tstep}."
+        )
+    if stc_true.data.shape[1] < 2:
+        raise ValueError("stc_true must have at least 2 time samples.")
+    positions = []
+    for hemi, vertices in zip(src, stc_true.vertices, strict=True):
+        missing = np.setdiff1d(vertices, hemi["vertno"])
+        if missing.size:
+            raise ValueError(
+                f"src does not hold {missing.size} vertices of stc_true, e.g. "
+                f"{missing[:5].tolist()}; pass the source space of the estimates."
+            )
+        positions.append(hemi["rr"][vertices])
+    truth = _check_finite(np.asarray(stc_true.data, dtype=np.float64), "stc_true")
+    est = _check_finite(np.asarray(stc_est.data, dtype=np.float64), "stc_est")
+    return truth, est, np.concatenate(positions)
+
+
+def _spatial_metrics(truth, est, positions):
+    """Spatial r, peak error and spatial deviation, averaged over non-zero samples."""
+    r, peak, deviation = [], [], []
+    norms = np.einsum("ij,ij->i", positions, positions)
+    for start in range(0, truth.shape[1], _BLOCK):
+        block_true = truth[:, start : start + _BLOCK]
+        block_est = est[:, start : start + _BLOCK]
+        keep = np.abs(block_true).max(axis=0) > 0
+        block_true, block_est = block_true[:, keep], block_est[:, keep]
+        if not keep.any():
+            continue
+        r.append(prediction_r(block_true, block_est, axis=0))
+        mag = np.abs(block_est)
+        peak_mag = mag.max(axis=0)
+        r_true = positions[np.abs(block_true).argmax(axis=0)]
+        r_est = positions[mag.argmax(axis=0)]
+        dist = np.linalg.norm(r_true - r_est, axis=1)
+        weights = np.where(mag > 0.5 * peak_mag, mag, 0.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            weights /= weights.sum(axis=0)
+        # sum_i w_i |r_i - r_p|^2 expanded so no (n_sources, n_times, 3) array is built
+        sq = (
+            weights.T @ norms
+            - 2 * np.einsum("tk,tk->t", weights.T @ positions, r_true)
+            + np.einsum("tk,tk->t", r_true, r_true)
+        )
+        spread = np.sqrt(np.clip(sq, 0, None))
+        silent = peak_mag == 0
+        dist[silent] = spread[silent] = np.inf
+        peak.append(dist)
+        deviation.append(spread)
+    return (
+        float(np.concatenate(r).mean()),
+        float(np.concatenate(peak).mean() * 1e3),
+        float(np.concatenate(deviation).mean() * 1e3),
+    )
+
+
+def _relative_error(truth, est):
+    ss_true = np.einsum("ij,ij->", truth, truth)
+    ss_est = np.einsum("ij,ij->", est, est)
+    cross = np.einsum("ij,ij->", truth, est)
+    alpha = max(0.0, cross / ss_est) if ss_est > 0 else 0.0
+    residual = ss_true - 2 * alpha * cross + alpha**2 * ss_est
+    return float(np.sqrt(max(residual, 0.0) / ss_true))
