@@ -1,0 +1,169 @@
+"""Observation models: template sources -> MEG sensors and -> BOLD."""
+
+import numpy as np
+import torch
+from nilearn.glm.first_level import glover_hrf
+from scipy.sparse import coo_array
+from torch import nn
+
+
+class MEGHead(nn.Module):
+    """Fixed linear map from template sources to (whitened) MEG sensors.
+
+    Parameters
+    ----------
+    operator : array, shape (n_channels, n_sources)
+        Whitener x lead field x morph (template to subject) x source scale. It is a
+        buffer: saved with the model, never trained.
+    """
+
+    def __init__(self, operator):
+        super().__init__()
+        self.register_buffer("operator", torch.as_tensor(operator))
+
+    def forward(self, sources):
+        """Return the sensor signals, shape (..., n_channels), of ``sources``."""
+        return sources @ self.operator.T
+
+
+def canonical_hrf(tr, n_taps):
+    """Glover's canonical HRF averaged over each TR of its first ``n_taps`` TRs.
+
+    Parameters
+    ----------
+    tr : float
+        Repetition time in seconds.
+    n_taps : int
+        Kernel length in TRs.
+
+    Returns
+    -------
+    kernel : array, shape (n_taps,)
+        Tap ``m`` is the mean HRF over lags ``[m * tr, (m + 1) * tr)``; peak 1.
+    """
+    oversampling = 100
+    hrf = glover_hrf(tr, oversampling=oversampling, time_length=n_taps * tr)
+    kernel = hrf[: n_taps * oversampling].reshape(n_taps, oversampling).mean(axis=1)
+    return kernel / kernel.max()
+
+
+def tr_pooling(n_times, sfreq, start, tr_times, tr, n_taps):
+    """Matrix that averages samples into the TR bins an HRF of ``n_taps`` TRs needs.
+
+    Parameters
+    ----------
+    n_times : int
+        Number of samples, the first at stimulus sample ``start``.
+    sfreq : float
+        Sampling rate in Hz.
+    start : int
+        Stimulus sample index of the first sample.
+    tr_times : array, shape (n_trs,)
+        Stimulus time of each TR, evenly spaced by ``tr``.
+    tr : float
+        Repetition time in seconds.
+    n_taps : int
+        HRF length in TRs.
+
+    Returns
+    -------
+    pooling : array, shape (n_trs + n_taps - 1, n_times)
+        Bin ``j`` covers the stimulus times from ``t0 - (n_taps - j) * tr`` to
+        ``t0 - (n_taps - j - 1) * tr`` with ``t0 = tr_times[0]``, so that TR ``k`` sees
+        bins ``k`` to ``k + n_taps - 1``, the last ending at its own time. Entries are
+        ``1 / (tr * sfreq)``: samples outside the sequence count as silence.
+    """
+    n_bins = len(tr_times) + n_taps - 1
+    times = (start + np.arange(n_times)) / sfreq
+    first_edge = tr_times[0] - n_taps * tr
+    # The small offset keeps samples that sit exactly on an edge in the later bin.
+    bins = np.floor((times - first_edge) / tr + 1e-9).astype(int)
+    pooling = np.zeros((n_bins, n_times))
+    inside = (bins >= 0) & (bins < n_bins)
+    pooling[bins[inside], np.flatnonzero(inside)] = 1.0 / (tr * sfreq)
+    return pooling
+
+
+class FMRIHead(nn.Module):
+    """Sources -> power per TR -> per-source HRF -> read-out of an fMRI subject.
+
+    Parameters
+    ----------
+    hrf : array, shape (n_taps,)
+        Initial kernel of every source (e.g. :func:`canonical_hrf`). Its dtype is
+        that of the parameters.
+    n_sources : int
+        Number of template sources.
+    readout : scipy.sparse matrix | array, shape (n_targets, n_sources) | None
+        Map from template sources to the subject's targets; None for the identity. It
+        is kept as index and value buffers, so it is saved and moved with the head.
+    zscore : bool
+        Whether to z-score each source over time before the power envelope. This hides
+        source amplitude from the fMRI term (the reference design); without it the
+        fMRI term constrains how power is spread over sources.
+
+    Notes
+    -----
+    Each source's kernel keeps the norm of ``hrf`` (only its shape is learned) and one
+    learned gain scales the whole subject, so the head cannot explain BOLD with an
+    arbitrary per-source gain instead of source power.
+    """
+
+    def __init__(self, hrf, n_sources, readout=None, zscore=False):
+        super().__init__()
+        hrf = torch.as_tensor(hrf)
+        self.kernel = nn.Parameter(hrf.repeat(n_sources, 1))
+        self.register_buffer("kernel_norm", hrf.norm())
+        self.log_gain = nn.Parameter(torch.zeros(()))
+        self.zscore = zscore
+        self.n_targets = n_sources
+        if readout is not None:
+            readout = coo_array(readout)
+            self.n_targets = readout.shape[0]
+            indices = np.vstack([readout.row, readout.col]).astype(np.int64)
+            self.register_buffer("readout_indices", torch.as_tensor(indices))
+            self.register_buffer(
+                "readout_values", torch.as_tensor(readout.data, dtype=hrf.dtype)
+            )
+        self.has_readout = readout is not None
+
+    def forward(self, sources, pooling):
+        """Predict BOLD.
+
+        Parameters
+        ----------
+        sources : Tensor, shape (batch, n_times, n_sources)
+            Source activity.
+        pooling : Tensor, shape (batch, n_trs + n_taps - 1, n_times)
+            From :func:`tr_pooling`.
+
+        Returns
+        -------
+        bold : Tensor, shape (batch, n_trs, n_targets)
+            ``bold[:, k] = gain * readout(sum_m kernel[m] * power_bin[k + n_taps - 1 -
+            m])``.
+        """
+        if self.zscore:
+            sources = (sources - sources.mean(1, keepdim=True)) / (
+                sources.std(1, keepdim=True) + 1e-6
+            )
+        power = pooling @ sources.square()
+        n_taps = self.kernel.shape[1]
+        kernel = self.kernel * (
+            self.kernel_norm / self.kernel.norm(dim=1, keepdim=True)
+        )
+        # windows[:, k, v, j] = power[:, k + j, v]; tap m pairs with j = n_taps - 1 - m.
+        windows = power.unfold(1, n_taps, 1)
+        bold = (windows * kernel.flip(1)).sum(-1) * self.log_gain.exp()
+        if self.has_readout:
+            n_batch, n_trs, n_sources = bold.shape
+            readout = torch.sparse_coo_tensor(
+                self.readout_indices,
+                self.readout_values.to(bold.dtype),
+                (self.n_targets, n_sources),
+                check_invariants=True,
+            )
+            flat = bold.permute(2, 0, 1).reshape(n_sources, -1)
+            bold = torch.sparse.mm(readout, flat).reshape(-1, n_batch, n_trs)
+            bold = bold.permute(1, 2, 0)
+        return bold

@@ -1,0 +1,101 @@
+"""Losses and penalties. Time runs along dims (0, 1) = (batch, n_times) everywhere."""
+
+import torch
+
+
+def _masked_center(x, mask):
+    """Subtract the masked mean over time of each (segment, channel)."""
+    count = mask.sum(1, keepdim=True).clamp(min=1)
+    mean = (x * mask[..., None]).sum(1, keepdim=True) / count[..., None]
+    return (x - mean) * mask[..., None]
+
+
+def pearson_r(pred, target, mask=None):
+    """Pearson r per channel over the masked samples of every segment of a batch.
+
+    Parameters
+    ----------
+    pred, target : Tensor, shape (batch, n_times, n_channels)
+        Predicted and measured signals.
+    mask : Tensor, shape (batch, n_times) | None
+        1 for samples that count, 0 otherwise. None counts all.
+
+    Returns
+    -------
+    r : Tensor, shape (n_channels,)
+        Correlation over all counted samples pooled across segments; each segment is
+        centred on its own mean first, so slow offsets between segments do not count.
+        0 where either signal is constant.
+    """
+    if mask is None:
+        mask = pred.new_ones(pred.shape[:2])
+    mask = mask.to(pred.dtype)
+    pred = _masked_center(pred, mask)
+    target = _masked_center(target, mask)
+    cov = (pred * target).sum((0, 1))
+    norm = (pred.square().sum((0, 1)) * target.square().sum((0, 1))).sqrt()
+    return torch.where(norm > 0, cov / norm.clamp(min=1e-30), torch.zeros_like(cov))
+
+
+def _channel_mean(values, weights):
+    if weights is None:
+        return values.mean()
+    return (values * weights).sum() / weights.sum()
+
+
+def correlation_loss(pred, target, mask=None, weights=None):
+    """Mean of ``1 - r`` over channels, optionally weighted (e.g. by noise ceilings).
+
+    Parameters
+    ----------
+    pred, target : Tensor, shape (batch, n_times, n_channels)
+        Predicted and measured signals.
+    mask : Tensor, shape (batch, n_times) | None
+        Samples that count.
+    weights : Tensor, shape (n_channels,) | None
+        Non-negative channel weights.
+
+    Returns
+    -------
+    loss : Tensor
+        Scalar in [0, 2].
+    """
+    return _channel_mean(1.0 - pearson_r(pred, target, mask), weights)
+
+
+def gaussian_loss(pred, target, mask=None, weights=None):
+    """Mean squared error per channel after centring each segment, averaged.
+
+    For noise-whitened or standardised data this is the negative Gaussian
+    log-likelihood up to constants: unlike the correlation it depends on amplitude.
+
+    Parameters
+    ----------
+    pred, target : Tensor, shape (batch, n_times, n_channels)
+        Predicted and measured signals.
+    mask : Tensor, shape (batch, n_times) | None
+        Samples that count.
+    weights : Tensor, shape (n_channels,) | None
+        Non-negative channel weights.
+
+    Returns
+    -------
+    loss : Tensor
+        Scalar.
+    """
+    if mask is None:
+        mask = pred.new_ones(pred.shape[:2])
+    mask = mask.to(pred.dtype)
+    residual = _masked_center(pred, mask) - _masked_center(target, mask)
+    mse = residual.square().sum((0, 1)) / mask.sum().clamp(min=1)
+    return _channel_mean(mse, weights)
+
+
+def smoothness_penalty(sources):
+    """Mean squared first difference over time of ``sources`` (batch, n_times, n)."""
+    return sources.diff(dim=1).square().mean()
+
+
+def power_penalty(sources):
+    """Mean squared source amplitude: a zero-mean Gaussian prior on the sources."""
+    return sources.square().mean()

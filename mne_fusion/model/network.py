@@ -1,0 +1,143 @@
+"""The encoding network: features -> causal local transformer -> template sources."""
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .attention import LocalCausalAttention
+
+
+class EncoderLayer(nn.Module):
+    """Post-norm transformer layer with local causal attention.
+
+    Parameters
+    ----------
+    d_model : int
+        Width of the residual stream.
+    n_heads : int
+        Number of attention heads.
+    window : int
+        Attention window in samples.
+    dim_feedforward : int
+        Width of the feed-forward block.
+    dropout : float
+        Dropout after attention and in the feed-forward block.
+    """
+
+    def __init__(self, d_model, n_heads, window, dim_feedforward, dropout):
+        super().__init__()
+        self.attention = LocalCausalAttention(d_model, n_heads, window, dropout=dropout)
+        self.norm1 = nn.LayerNorm(d_model)
+        self.feedforward = nn.Sequential(
+            nn.Linear(d_model, dim_feedforward),
+            nn.GELU(),
+            nn.Dropout(dropout),
+            nn.Linear(dim_feedforward, d_model),
+        )
+        self.norm2 = nn.LayerNorm(d_model)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x):
+        """Transform ``x`` of shape (batch, n_times, d_model)."""
+        x = self.norm1(x + self.dropout(self.attention(x)))
+        return self.norm2(x + self.dropout(self.feedforward(x)))
+
+
+class SourceLayer(nn.Linear):
+    """Linear read-out of the residual stream into template source activity.
+
+    Source amplitudes are dimensionless; the heads' operators carry the physical scale.
+    """
+
+    def project(self, hidden, operator):
+        """Return ``self(hidden) @ operator.T`` without forming the sources.
+
+        Parameters
+        ----------
+        hidden : Tensor, shape (..., d_model)
+            The last transformer layer's output.
+        operator : Tensor, shape (n_outputs, n_sources)
+            A linear map of the sources, e.g. a whitened lead field times a morph.
+
+        Returns
+        -------
+        out : Tensor, shape (..., n_outputs)
+            Identical to applying ``operator`` to the sources, at a cost that does not
+            grow with ``n_times x n_sources``.
+        """
+        weight = operator @ self.weight
+        return hidden @ weight.T + operator @ self.bias
+
+
+class InputLayer(nn.Conv1d):
+    """Causal convolution of the features over their last ``kernel_size`` samples.
+
+    Like the lags of a ridge encoder, it gives every position direct access to the
+    recent stimulus, so attention can spend itself on longer context.
+    """
+
+    def __init__(self, n_features, d_model, kernel_size):
+        super().__init__(n_features, d_model, kernel_size)
+
+    def forward(self, x):
+        """Map (batch, n_times, n_features) to (batch, n_times, d_model)."""
+        x = F.pad(x.transpose(1, 2), (self.kernel_size[0] - 1, 0))
+        return super().forward(x).transpose(1, 2)
+
+
+class FusionNetwork(nn.Module):
+    """Stimulus features to the activity of every template source.
+
+    Parameters
+    ----------
+    n_features : int
+        Number of stimulus features.
+    n_sources : int
+        Number of template sources.
+    d_model, n_heads, n_layers, dim_feedforward : int
+        Transformer size.
+    window : int
+        Attention window in samples (the causal context).
+    input_kernel : int
+        Length in samples of the input layer's causal convolution.
+    dropout : float
+        Dropout probability.
+    """
+
+    def __init__(
+        self,
+        n_features,
+        n_sources,
+        *,
+        d_model,
+        n_heads,
+        n_layers,
+        dim_feedforward,
+        window,
+        input_kernel,
+        dropout,
+    ):
+        super().__init__()
+        # Standardisation of the features is part of the model so that saved weights
+        # are all that is needed to predict.
+        self.register_buffer("feature_mean", torch.zeros(n_features))
+        self.register_buffer("feature_scale", torch.ones(n_features))
+        self.input = InputLayer(n_features, d_model, input_kernel)
+        self.input_dropout = nn.Dropout(dropout)
+        self.layers = nn.ModuleList(
+            EncoderLayer(d_model, n_heads, window, dim_feedforward, dropout)
+            for _ in range(n_layers)
+        )
+        self.sources = SourceLayer(d_model, n_sources)
+
+    def encode(self, features):
+        """Return the last layer's output, shape (batch, n_times, d_model)."""
+        x = (features - self.feature_mean) / self.feature_scale
+        x = self.input_dropout(self.input(x))
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+    def forward(self, features):
+        """Return the source activity, shape (batch, n_times, n_sources)."""
+        return self.sources(self.encode(features))

@@ -1,0 +1,385 @@
+"""Joint MEG + fMRI model, batches of aligned segments, and the training loop."""
+
+import copy
+import time
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import torch
+from torch import nn
+
+from .losses import (
+    _masked_center,
+    correlation_loss,
+    gaussian_loss,
+    power_penalty,
+    smoothness_penalty,
+)
+
+
+@dataclass
+class SegmentArrays:
+    """One training segment as plain arrays (float32).
+
+    Attributes
+    ----------
+    features : array, shape (n_times, n_features)
+        Stimulus features.
+    meg : dict
+        Head key -> ``(data (n_times, n_channels), mask (n_times,))``.
+    fmri : dict
+        Head key -> ``(pooling (n_bins, n_times), bold (n_trs, n_targets),
+        mask (n_trs,))``.
+    """
+
+    features: np.ndarray
+    meg: dict = field(default_factory=dict)
+    fmri: dict = field(default_factory=dict)
+
+
+class FusionModel(nn.Module):
+    """The network with one MEG head per MEG subject and one fMRI head per fMRI subject.
+
+    Parameters
+    ----------
+    network : FusionNetwork
+        Features -> template sources.
+    meg_heads, fmri_heads : dict of str -> Module
+        Heads by key (keys must not contain ".").
+    """
+
+    def __init__(self, network, meg_heads, fmri_heads):
+        super().__init__()
+        self.network = network
+        self.meg_heads = nn.ModuleDict(meg_heads)
+        self.fmri_heads = nn.ModuleDict(fmri_heads)
+
+
+@dataclass
+class Objective:
+    """Weights and kinds of the loss terms.
+
+    Attributes
+    ----------
+    kind : "likelihood" | "correlation"
+        ``"likelihood"``: Gaussian likelihood of whitened MEG and standardised BOLD
+        (amplitude matters). ``"correlation"``: ``1 - r`` per channel/target.
+    meg_weight, fmri_weight : float
+        Weights of the MEG and fMRI terms (each averaged over its subjects).
+    smoothness : float
+        Weight of the temporal smoothness penalty on the sources.
+    source_prior : float
+        Weight of the source-power penalty.
+    """
+
+    kind: str = "likelihood"
+    meg_weight: float = 1.0
+    fmri_weight: float = 1.0
+    smoothness: float = 1e-3
+    source_prior: float = 0.0
+
+    def data_loss(self, pred, target, mask, weights=None):
+        """Return the data term of one subject."""
+        if self.kind == "likelihood":
+            return gaussian_loss(pred, target, mask, weights)
+        return correlation_loss(pred, target, mask, weights)
+
+
+def _stack(arrays, device):
+    return torch.as_tensor(np.stack(arrays), device=device)
+
+
+def _pad_stack(arrays, n_rows, device):
+    """Stack arrays (n_i, ...) after zero-padding their first axis to n_rows."""
+    out = np.zeros((len(arrays), n_rows) + arrays[0].shape[1:], arrays[0].dtype)
+    for k, array in enumerate(arrays):
+        out[k, : len(array)] = array
+    return torch.as_tensor(out, device=device)
+
+
+def collate(items, device):
+    """Stack segments of equal length into tensors.
+
+    Returns
+    -------
+    batch : dict
+        ``features`` (batch, n_times, n_features); ``meg`` key -> (index, data, mask);
+        ``fmri`` key -> (index, pooling, bold, mask), with TRs zero-padded (mask 0).
+    """
+    batch = {"features": _stack([it.features for it in items], device)}
+    batch["meg"] = {}
+    for key in dict.fromkeys(k for it in items for k in it.meg):
+        idx = [i for i, it in enumerate(items) if key in it.meg]
+        data, mask = zip(*(items[i].meg[key] for i in idx), strict=True)
+        batch["meg"][key] = (
+            torch.as_tensor(idx, device=device),
+            _stack(data, device),
+            _stack(mask, device),
+        )
+    batch["fmri"] = {}
+    for key in dict.fromkeys(k for it in items for k in it.fmri):
+        idx = [i for i, it in enumerate(items) if key in it.fmri]
+        pooling, bold, mask = zip(*(items[i].fmri[key] for i in idx), strict=True)
+        n_trs = max(len(b) for b in bold)
+        n_bins = max(len(p) for p in pooling)
+        batch["fmri"][key] = (
+            torch.as_tensor(idx, device=device),
+            _pad_stack(pooling, n_bins, device),
+            _pad_stack(bold, n_trs, device),
+            _pad_stack(mask, n_trs, device),
+        )
+    return batch
+
+
+def batches(items, batch_size, rng=None):
+    """Group segments of equal length into batches, in random order if ``rng`` is given.
+
+    Returns
+    -------
+    groups : list of list of SegmentArrays
+        Each inner list holds at most ``batch_size`` segments of the same length.
+    """
+    order = np.arange(len(items)) if rng is None else rng.permutation(len(items))
+    by_length = {}
+    for i in order:
+        by_length.setdefault(len(items[i].features), []).append(items[i])
+    groups = [
+        group[k : k + batch_size]
+        for group in by_length.values()
+        for k in range(0, len(group), batch_size)
+    ]
+    if rng is not None:
+        groups = [groups[i] for i in rng.permutation(len(groups))]
+    return groups
+
+
+def predict_batch(model, batch, meg_weights=None):
+    """Return the sources and the predictions of every head present in the batch.
+
+    Returns
+    -------
+    sources : Tensor, shape (batch, n_times, n_sources)
+    meg : dict of key -> Tensor (n, n_times, n_channels)
+    fmri : dict of key -> Tensor (n, n_trs, n_targets)
+    """
+    hidden = model.network.encode(batch["features"])
+    sources = model.network.sources(hidden)
+    meg = {
+        key: model.network.sources.project(hidden[idx], model.meg_heads[key].operator)
+        for key, (idx, _, _) in batch["meg"].items()
+    }
+    fmri = {
+        key: model.fmri_heads[key](sources[idx], pooling)
+        for key, (idx, pooling, _, _) in batch["fmri"].items()
+    }
+    return sources, meg, fmri
+
+
+def batch_loss(model, batch, objective, fmri_on=True, channel_weights=None):
+    """Return the total loss and its terms (floats) for one batch."""
+    channel_weights = channel_weights or {}
+    sources, meg, fmri = predict_batch(model, batch)
+    terms = {}
+    total = sources.new_zeros(())
+    if meg:
+        terms["meg"] = torch.stack(
+            [
+                objective.data_loss(
+                    pred,
+                    batch["meg"][key][1],
+                    batch["meg"][key][2],
+                    channel_weights.get(key),
+                )
+                for key, pred in meg.items()
+            ]
+        ).mean()
+        total = total + objective.meg_weight * terms["meg"]
+    if fmri and fmri_on:
+        terms["fmri"] = torch.stack(
+            [
+                objective.data_loss(
+                    pred,
+                    batch["fmri"][key][2],
+                    batch["fmri"][key][3],
+                    channel_weights.get(key),
+                )
+                for key, pred in fmri.items()
+            ]
+        ).mean()
+        total = total + objective.fmri_weight * terms["fmri"]
+    if objective.smoothness:
+        terms["smoothness"] = smoothness_penalty(sources)
+        total = total + objective.smoothness * terms["smoothness"]
+    if objective.source_prior:
+        terms["prior"] = power_penalty(sources)
+        total = total + objective.source_prior * terms["prior"]
+    return total, {k: float(v.detach()) for k, v in terms.items()}
+
+
+@torch.no_grad()
+def evaluate(model, items, objective, batch_size, device, channel_weights=None):
+    """Loss and Pearson r per subject over segments (no dropout).
+
+    Returns
+    -------
+    loss : float
+        The weighted data terms (no penalties), averaged over batches by segment count.
+    r : dict of key -> array
+        Pearson r per channel/target over all scored samples of ``items``.
+    """
+    model.eval()
+    sums, loss, count = {}, 0.0, 0
+    for group in batches(items, batch_size):
+        batch = collate(group, device)
+        _, meg, fmri = predict_batch(model, batch)
+        parts = []
+        for key, pred in meg.items():
+            _, target, mask = batch["meg"][key]
+            parts.append((key, pred, target, mask, objective.meg_weight / len(meg)))
+        for key, pred in fmri.items():
+            _, _, target, mask = batch["fmri"][key]
+            parts.append((key, pred, target, mask, objective.fmri_weight / len(fmri)))
+        for key, pred, target, mask, weight in parts:
+            w = (channel_weights or {}).get(key)
+            loss += (
+                weight * float(objective.data_loss(pred, target, mask, w)) * len(group)
+            )
+            mask = mask.to(pred.dtype)
+            pred, target = _masked_center(pred, mask), _masked_center(target, mask)
+            stats = torch.stack(
+                [
+                    (pred * target).sum((0, 1)),
+                    pred.square().sum((0, 1)),
+                    target.square().sum((0, 1)),
+                ]
+            ).double()
+            sums[key] = sums.get(key, 0) + stats
+        count += len(group)
+    r = {}
+    for key, (cov, pp, tt) in sums.items():
+        norm = (pp * tt).sqrt()
+        r[key] = torch.where(norm > 0, cov / norm.clamp(min=1e-300), 0.0).cpu().numpy()
+    return loss / max(count, 1), r
+
+
+@dataclass
+class TrainingConfig:
+    """Optimisation settings of :func:`train`."""
+
+    batch_size: int = 8
+    lr: float = 1e-3
+    weight_decay: float = 1e-3
+    max_epochs: int = 100
+    patience: int = 10
+    warmup_epochs: int = 0
+    joint_lr_factor: float = 0.2
+    clip: float = 1.0
+    device: str = "cpu"
+
+
+def train(
+    model,
+    train_items,
+    val_items,
+    objective,
+    config,
+    rng,
+    channel_weights=None,
+    callback=None,
+):
+    """Fit ``model`` with AdamW, a plateau schedule, clipping and early stopping.
+
+    Parameters
+    ----------
+    model : FusionModel
+        The model; on return it holds the weights of the best validation epoch.
+    train_items, val_items : list of SegmentArrays
+        Training and validation segments; without validation segments the training
+        loss decides.
+    objective : Objective
+        The loss.
+    config : TrainingConfig
+        Optimisation settings.
+    rng : numpy.random.Generator
+        Shuffles the segments.
+    channel_weights : dict of key -> Tensor | None
+        Per-channel weights of each head's data term.
+    callback : callable | None
+        Called with each epoch's record.
+
+    Returns
+    -------
+    history : list of dict
+        Per epoch: ``epoch``, ``phase`` ("meg" warm-up or "joint"), ``lr``,
+        ``train_loss``, the mean training terms, ``val_loss``, ``val_r`` (key -> mean
+        r), ``seconds``.
+    """
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, factor=0.5, patience=3
+    )
+    use_amp = config.device.startswith("cuda")
+    has_fmri = any(item.fmri for item in train_items)
+    warmup = config.warmup_epochs if has_fmri else 0
+    best, best_state, stale, history = np.inf, None, 0, []
+    for epoch in range(config.max_epochs):
+        if epoch == warmup and warmup:
+            # The joint phase starts from the MEG fit: a smaller step keeps it there.
+            for group in optimizer.param_groups:
+                group["lr"] *= config.joint_lr_factor
+            best, stale = np.inf, 0
+        fmri_on = epoch >= warmup
+        start = time.perf_counter()
+        model.train()
+        totals, terms_sum, n_seen = 0.0, {}, 0
+        for group in batches(train_items, config.batch_size, rng):
+            batch = collate(group, config.device)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+                loss, terms = batch_loss(
+                    model, batch, objective, fmri_on, channel_weights
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), config.clip)
+            optimizer.step()
+            totals += float(loss.detach()) * len(group)
+            for key, value in terms.items():
+                terms_sum[key] = terms_sum.get(key, 0.0) + value * len(group)
+            n_seen += len(group)
+        record = {
+            "epoch": epoch + 1,
+            "phase": "joint" if fmri_on else "meg",
+            "lr": optimizer.param_groups[0]["lr"],
+            "train_loss": totals / n_seen,
+            **{f"train_{k}": v / n_seen for k, v in terms_sum.items()},
+        }
+        eval_objective = objective if fmri_on else replace(objective, fmri_weight=0)
+        if val_items:
+            val_loss, val_r = evaluate(
+                model,
+                val_items,
+                eval_objective,
+                config.batch_size,
+                config.device,
+                channel_weights,
+            )
+            record["val_loss"] = val_loss
+            record["val_r"] = {k: float(np.mean(v)) for k, v in val_r.items()}
+        monitored = record.get("val_loss", record["train_loss"])
+        record["seconds"] = time.perf_counter() - start
+        history.append(record)
+        if callback is not None:
+            callback(record)
+        scheduler.step(monitored)
+        if monitored < best - 1e-6:
+            best, stale = monitored, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            stale += 1
+            if stale >= config.patience and fmri_on:
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return history

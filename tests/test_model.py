@@ -1,0 +1,282 @@
+import numpy as np
+import pytest
+import torch
+from nilearn.glm.first_level import glover_hrf
+from numpy.testing import assert_allclose
+from scipy.sparse import random as sparse_random
+from scipy.stats import pearsonr
+
+from mne_fusion.model import (
+    FMRIHead,
+    FusionModel,
+    FusionNetwork,
+    InputLayer,
+    LocalCausalAttention,
+    MEGHead,
+    Objective,
+    SegmentArrays,
+    TrainingConfig,
+    canonical_hrf,
+    correlation_loss,
+    gaussian_loss,
+    pearson_r,
+    power_penalty,
+    smoothness_penalty,
+    tr_pooling,
+    train,
+)
+
+
+def _full_attention(layer, x):
+    """Straightforward masked attention over the whole (T, T) score matrix."""
+    n_batch, n_times, d_model = x.shape
+    n_heads, window = layer.n_heads, layer.window
+    q, k, v = layer.qkv(x).detach().split(d_model, dim=2)
+    q, k, v = (
+        z.view(n_batch, n_times, n_heads, -1).transpose(1, 2).numpy() for z in (q, k, v)
+    )
+    bias = layer.lag_bias.detach().numpy()
+    lag = np.arange(n_times)[:, None] - np.arange(n_times)[None, :]
+    allowed = (lag >= 0) & (lag < window)
+    scores = q @ k.transpose(0, 1, 3, 2) / np.sqrt(q.shape[-1])
+    scores = scores + bias[:, np.clip(lag, 0, window - 1)][None]
+    scores = np.where(allowed, scores, -np.inf)
+    weights = np.exp(scores - scores.max(-1, keepdims=True))
+    weights /= weights.sum(-1, keepdims=True)
+    y = (weights @ v).transpose(0, 2, 1, 3).reshape(n_batch, n_times, d_model)
+    return layer.out(torch.from_numpy(y)).detach().numpy()
+
+
+@pytest.mark.parametrize(
+    ("n_times", "window", "block_size"),
+    [(50, 7, 16), (64, 64, 16), (33, 100, 8), (40, 1, 7), (97, 12, 128)],
+)
+def test_local_attention_equals_full_masked(n_times, window, block_size):
+    torch.manual_seed(0)
+    layer = LocalCausalAttention(12, 3, window, block_size=block_size).double()
+    with torch.no_grad():
+        layer.lag_bias.normal_()
+    x = torch.randn(2, n_times, 12, dtype=torch.float64)
+    got = layer(x).detach().numpy()
+    assert_allclose(got, _full_attention(layer, x), rtol=0, atol=1e-10)
+
+
+def test_local_attention_is_causal_and_windowed():
+    torch.manual_seed(0)
+    layer = LocalCausalAttention(8, 2, window=5, block_size=4).double()
+    x = torch.randn(1, 30, 8, dtype=torch.float64)
+    y = layer(x)
+    x2 = x.clone()
+    x2[:, 20] += 1.0
+    y2 = layer(x2)
+    changed = (y2 - y).abs().amax(-1)[0] > 0
+    assert_allclose(np.flatnonzero(changed.numpy()), np.arange(20, 25))
+
+
+def test_attention_rejects_bad_heads():
+    with pytest.raises(ValueError, match="multiple of n_heads"):
+        LocalCausalAttention(10, 3, 5)
+
+
+def _network(n_features=3, n_sources=11, **kwargs):
+    kw = dict(
+        d_model=8,
+        n_heads=2,
+        n_layers=2,
+        dim_feedforward=16,
+        window=6,
+        input_kernel=3,
+        dropout=0.0,
+    )
+    kw.update(kwargs)
+    return FusionNetwork(n_features, n_sources, **kw)
+
+
+def test_source_layer_project_and_meg_head(rng):
+    torch.manual_seed(0)
+    net = _network().double()
+    x = torch.from_numpy(rng.standard_normal((2, 20, 3)))
+    operator = rng.standard_normal((5, 11))
+    head = MEGHead(operator)
+    hidden = net.encode(x)
+    sources = net(x).detach().numpy()
+    expected = np.einsum("btv,cv->btc", sources, operator)
+    assert_allclose(head(torch.from_numpy(sources)).numpy(), expected, atol=1e-12)
+    fast = net.sources.project(hidden, head.operator).detach().numpy()
+    assert_allclose(fast, expected, atol=1e-10)
+    # the feature standardisation buffers are applied
+    net.feature_mean.fill_(1.0)
+    net.feature_scale.fill_(2.0)
+    assert_allclose(net(2 * x + 1).detach().numpy(), sources, atol=1e-12)
+
+
+def test_input_layer_is_causal_convolution(rng):
+    layer = InputLayer(3, 4, kernel_size=5).double()
+    x = rng.standard_normal((2, 30, 3))
+    got = layer(torch.from_numpy(x)).detach().numpy()
+    weight = layer.weight.detach().numpy()  # (out, in, taps); tap 4 = current sample
+    padded = np.concatenate([np.zeros((2, 4, 3)), x], axis=1)
+    expected = np.stack(
+        [np.einsum("bki,oik->bo", padded[:, t : t + 5], weight) for t in range(30)],
+        axis=1,
+    )
+    assert_allclose(got, expected + layer.bias.detach().numpy(), atol=1e-12)
+
+
+def test_canonical_hrf():
+    kernel = canonical_hrf(2.0, 10)
+    fine = glover_hrf(2.0, oversampling=1000, time_length=20.0)
+    expected = fine.reshape(10, -1).mean(1)
+    assert_allclose(kernel, expected / expected.max(), atol=0.01)
+    assert kernel.argmax() in (2, 3)  # peak 4-8 s
+
+
+def test_tr_pooling():
+    sfreq, tr, n_taps = 10.0, 0.5, 3
+    tr_times = np.array([1.0, 1.5, 2.0])
+    pooling = tr_pooling(25, sfreq, start=4, tr_times=tr_times, tr=tr, n_taps=n_taps)
+    times = (4 + np.arange(25)) / sfreq
+    assert pooling.shape == (5, 25)
+    for j in range(5):
+        lo = tr_times[0] - (n_taps - j) * tr
+        inside = (times >= lo - 1e-9) & (times < lo + tr - 1e-9)
+        assert_allclose(pooling[j], inside / (tr * sfreq))
+    # samples 0.4-0.5 s fall in no bin because bin 0 starts at 0 s... and ends at 2.5
+    assert_allclose(pooling.sum(0)[times >= 2.0], 0.0)
+
+
+def test_fmri_head_matches_numpy(rng):
+    n_batch, n_times, n_sources, n_taps = 2, 40, 6, 4
+    hrf = rng.random(n_taps) + 0.1
+    readout = sparse_random(3, n_sources, density=0.5, random_state=0, format="coo")
+    sources = rng.standard_normal((n_batch, n_times, n_sources))
+    pooling = np.stack(
+        [
+            tr_pooling(n_times, 10.0, s, np.array([1.5, 2.0, 2.5]), 0.5, n_taps)
+            for s in (0, 3)
+        ]
+    )
+    for zscore in (False, True):
+        head = FMRIHead(hrf, n_sources, readout, zscore=zscore).double()
+        with torch.no_grad():
+            head.kernel.mul_(torch.from_numpy(rng.random((n_sources, 1)) + 0.5))
+            head.kernel[2, 1] += 0.3
+            head.log_gain.fill_(0.7)
+        got = head(torch.from_numpy(sources), torch.from_numpy(pooling)).detach()
+        s = sources
+        if zscore:
+            s = (s - s.mean(1, keepdims=True)) / (
+                s.std(1, ddof=1, keepdims=True) + 1e-6
+            )
+        power = pooling @ s**2  # (batch, n_bins, n_sources)
+        kernel = head.kernel.detach().numpy()
+        kernel = kernel / np.linalg.norm(kernel, axis=1, keepdims=True)
+        kernel *= np.linalg.norm(hrf)
+        n_trs = power.shape[1] - n_taps + 1
+        bold = np.zeros((n_batch, n_trs, n_sources))
+        for k in range(n_trs):
+            for m in range(n_taps):
+                bold[:, k] += kernel[:, m] * power[:, k + n_taps - 1 - m]
+        expected = np.exp(0.7) * bold @ readout.toarray().T
+        assert_allclose(got.numpy(), expected, rtol=1e-10)
+    identity = FMRIHead(hrf, n_sources).double()
+    out = identity(torch.from_numpy(sources), torch.from_numpy(pooling))
+    assert out.shape == (n_batch, 3, n_sources)
+
+
+def test_losses_match_scipy(rng):
+    pred = rng.standard_normal((3, 50, 4))
+    target = pred * 0.3 + rng.standard_normal((3, 50, 4))
+    mask = np.ones((3, 50))
+    mask[1, :20] = 0
+    r = pearson_r(*(torch.from_numpy(a) for a in (pred, target, mask))).numpy()
+    # each segment is centred on its own masked mean, then samples are pooled
+    keep = mask.astype(bool)
+    p = np.concatenate([pred[b][keep[b]] - pred[b][keep[b]].mean(0) for b in range(3)])
+    t = np.concatenate(
+        [target[b][keep[b]] - target[b][keep[b]].mean(0) for b in range(3)]
+    )
+    expected = [pearsonr(p[:, c], t[:, c])[0] for c in range(4)]
+    assert_allclose(r, expected, rtol=1e-10)
+    # with one segment and no mask: plain scipy pearsonr
+    r1 = pearson_r(torch.from_numpy(pred[:1]), torch.from_numpy(target[:1])).numpy()
+    assert_allclose(r1, [pearsonr(pred[0, :, c], target[0, :, c])[0] for c in range(4)])
+    weights = np.array([1.0, 0.0, 2.0, 1.0])
+    loss = correlation_loss(
+        *(torch.from_numpy(a) for a in (pred, target, mask, weights))
+    )
+    assert_allclose(float(loss), np.sum(weights * (1 - np.array(expected))) / 4)
+    mse = gaussian_loss(*(torch.from_numpy(a) for a in (pred, target, mask, weights)))
+    assert_allclose(float(mse), np.sum(weights * ((p - t) ** 2).mean(0)) / 4)
+    # constant prediction: r = 0, not NaN
+    flat = pearson_r(torch.zeros(1, 10, 2), torch.randn(1, 10, 2))
+    assert_allclose(flat.numpy(), 0.0)
+
+
+def test_penalties(rng):
+    s = rng.standard_normal((2, 30, 5))
+    assert_allclose(
+        float(smoothness_penalty(torch.from_numpy(s))), np.mean(np.diff(s, axis=1) ** 2)
+    )
+    assert_allclose(float(power_penalty(torch.from_numpy(s))), np.mean(s**2))
+
+
+def _toy_items(rng, n_items=6, n_times=40):
+    """Segments whose MEG is a fixed mixture of a delayed feature."""
+    operator = rng.standard_normal((4, 11)) * 0.3
+    items = []
+    for _ in range(n_items):
+        feats = rng.standard_normal((n_times, 3)).astype(np.float32)
+        drive = np.zeros((n_times, 11))
+        drive[2:, :3] = feats[:-2, :1]
+        meg = (drive @ operator.T + 0.1 * rng.standard_normal((n_times, 4))).astype(
+            np.float32
+        )
+        pooling = tr_pooling(n_times, 10.0, 0, np.array([2.0, 3.0]), 1.0, 2)
+        bold = rng.standard_normal((2, 11)).astype(np.float32)
+        items.append(
+            SegmentArrays(
+                feats,
+                meg={"m0": (meg, np.ones(n_times, np.float32))},
+                fmri={"f0": (pooling.astype(np.float32), bold, np.ones(2, np.float32))},
+            )
+        )
+    return items, operator
+
+
+def _toy_model(operator, seed=0):
+    torch.manual_seed(seed)
+    network = _network()
+    meg = {"m0": MEGHead(operator.astype(np.float32))}
+    fmri = {"f0": FMRIHead(canonical_hrf(1.0, 2).astype(np.float32), 11)}
+    return FusionModel(network, meg, fmri)
+
+
+@pytest.mark.parametrize("kind", ["likelihood", "correlation"])
+def test_training_fits_and_is_deterministic(rng, kind):
+    items, operator = _toy_items(rng, n_items=20)
+    config = TrainingConfig(batch_size=4, lr=1e-2, max_epochs=12, warmup_epochs=6)
+    objective = Objective(kind=kind, fmri_weight=0.1, source_prior=1e-3)
+    records = []
+    model = _toy_model(operator)
+    history = train(
+        model,
+        items[:16],
+        items[16:],
+        objective,
+        config,
+        np.random.default_rng(0),
+        callback=records.append,
+    )
+    assert records == history
+    assert [h["phase"] for h in history[5:7]] == ["meg", "joint"]
+    assert history[-1]["train_meg"] < 0.7 * history[0]["train_meg"]
+    assert history[5]["lr"] == pytest.approx(1e-2)
+    assert history[6]["lr"] == pytest.approx(2e-3)
+    assert history[-1]["val_r"]["m0"] > 0.5
+    model2 = _toy_model(operator)
+    train(model2, items[:16], items[16:], objective, config, np.random.default_rng(0))
+    for (name, a), b in zip(
+        model.state_dict().items(), model2.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b), name
