@@ -1,0 +1,348 @@
+from types import SimpleNamespace
+
+import mne
+import numpy as np
+import pytest
+from mne.minimum_norm import (
+    apply_inverse,
+    apply_inverse_epochs,
+    apply_inverse_raw,
+    make_inverse_operator,
+)
+from numpy.testing import assert_allclose
+from sklearn.base import clone
+from sklearn.linear_model import Ridge
+from sklearn.model_selection import KFold
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from mne_fusion.baselines import (
+    RidgeEncoder,
+    fmri_weighted_mne,
+    minimum_norm,
+    oracle,
+)
+
+SFREQ = 50.0
+
+
+@pytest.fixture(scope="module")
+def meg():
+    """A fixed-orientation forward with a few hundred sources and matching data."""
+    from mne_fusion.anatomy import template_forward
+
+    info = mne.channels.read_meg_canonical_info("neuromag")
+    info = mne.pick_info(info, mne.pick_types(info, meg=True)[::3])
+    with info._unlock():
+        info["sfreq"] = SFREQ
+    forward = template_forward(info, spacing="ico3", bem="sphere")
+    # float64 gains, so that MNE's results and ours agree to 1e-10, not float32 eps
+    forward["sol"]["data"] = forward["sol"]["data"].astype(np.float64)
+    rng = np.random.default_rng(1)
+    noise_cov = mne.make_ad_hoc_cov(info)
+    sources = rng.standard_normal((forward["nsource"], 60)) * 1e-9
+    data = forward["sol"]["data"] @ sources
+    data += (
+        rng.standard_normal(data.shape) * np.sqrt(noise_cov.data)[:, None]
+    )  # diagonal
+    raw = mne.io.RawArray(data, info, verbose=False)
+    return SimpleNamespace(info=info, forward=forward, noise_cov=noise_cov, raw=raw)
+
+
+def _mne_direct(inst, meg, method, snr=3.0):
+    """What calling mne.minimum_norm yourself gives (fixed forward, no depth)."""
+    inv = make_inverse_operator(
+        inst.info, meg.forward, meg.noise_cov, loose=0.0, depth=None, verbose=False
+    )
+    lambda2 = 1.0 / snr**2
+    if isinstance(inst, mne.io.BaseRaw):
+        return apply_inverse_raw(inst, inv, lambda2, method=method, verbose=False)
+    if isinstance(inst, mne.BaseEpochs):
+        return apply_inverse_epochs(inst, inv, lambda2, method=method, verbose=False)
+    return apply_inverse(inst, inv, lambda2, method=method, verbose=False)
+
+
+def _mne_depth_prior(meg, exp=0.8):
+    """The depth prior MNE's own (private) preparation gives a fixed forward."""
+    from mne.minimum_norm.inverse import _prepare_forward
+
+    out = _prepare_forward(
+        meg.forward, meg.info, meg.noise_cov, "auto", 0.0, None, "white", True,
+        exp=exp, limit_depth_chs=True, combine_xyz="spectral",
+        allow_fixed_depth=True, limit=10.0,
+    )  # fmt: skip
+    return out[3]
+
+
+def _closed_form(meg, method, prior, snr=3.0):
+    """Weighted minimum norm in float64 numpy, with MNE's trace normalisation."""
+    lambda2 = 1.0 / snr**2
+    whitener, _ = mne.cov.compute_whitener(meg.noise_cov, meg.info, verbose=False)
+    gain = whitener @ meg.forward["sol"]["data"] * np.sqrt(prior)
+    scale = np.sqrt(len(gain) / np.sum(gain**2))
+    gain *= scale
+    kernel = gain.T @ np.linalg.inv(gain @ gain.T + lambda2 * np.eye(len(gain)))
+    estimate = kernel @ whitener @ meg.raw.get_data()
+    if method == "MNE":
+        return scale * np.sqrt(prior)[:, None] * estimate
+    if method == "dSPM":
+        return estimate / np.linalg.norm(kernel, axis=1)[:, None]
+    resolution = np.einsum("ij,ji->i", kernel, gain)
+    return estimate / np.sqrt(resolution / lambda2)[:, None]
+
+
+@pytest.mark.parametrize("method", ["MNE", "dSPM", "sLORETA", "eLORETA"])
+def test_minimum_norm_matches_mne(meg, method):
+    stc = minimum_norm(
+        meg.raw, meg.forward, meg.noise_cov, method=method, snr=2.0, depth=None
+    )
+    expected = _mne_direct(meg.raw, meg, method, snr=2.0)
+    assert isinstance(stc, mne.SourceEstimate)
+    assert_allclose(stc.data, expected.data, rtol=1e-10)
+    assert_allclose(stc.times, meg.raw.times)
+    for got, want in zip(stc.vertices, meg.forward["src"], strict=True):
+        assert_allclose(got, want["vertno"])
+
+
+@pytest.mark.parametrize("method", ["MNE", "dSPM", "sLORETA"])
+def test_minimum_norm_depth_on_fixed_forward(meg, method):
+    """MNE refuses depth weighting of a fixed forward; ours equals the closed form."""
+    with pytest.raises(ValueError, match="must be free-orientation"):
+        make_inverse_operator(meg.info, meg.forward, meg.noise_cov, loose=0.0)
+    stc = minimum_norm(meg.raw, meg.forward, meg.noise_cov, method=method, depth=0.8)
+    expected = _closed_form(meg, method, _mne_depth_prior(meg))
+    assert_allclose(stc.data, expected, rtol=1e-7, atol=1e-6 * np.abs(expected).max())
+    # eLORETA ignores depth, as in MNE
+    stc = minimum_norm(meg.raw, meg.forward, meg.noise_cov, method="eLORETA")
+    assert_allclose(stc.data, _mne_direct(meg.raw, meg, "eLORETA").data, rtol=1e-10)
+
+
+def test_minimum_norm_epochs_and_evoked(meg):
+    events = mne.make_fixed_length_events(meg.raw, duration=0.4)
+    epochs = mne.Epochs(
+        meg.raw, events, tmin=0, tmax=0.38, baseline=None, preload=True, verbose=False
+    )
+    stcs = minimum_norm(epochs, meg.forward, meg.noise_cov, method="dSPM", depth=None)
+    expected = _mne_direct(epochs, meg, "dSPM")
+    assert len(stcs) == len(epochs) == len(expected)
+    for got, want in zip(stcs, expected, strict=True):
+        assert_allclose(got.data, want.data, rtol=1e-10)
+    evoked = epochs.average()
+    stc = minimum_norm(evoked, meg.forward, meg.noise_cov, "sLORETA", depth=None)
+    assert_allclose(stc.data, _mne_direct(evoked, meg, "sLORETA").data, rtol=1e-10)
+    # depth-weighted epochs equal depth-weighted raw on the same samples
+    stcs = minimum_norm(epochs, meg.forward, meg.noise_cov, method="MNE")
+    stc = minimum_norm(meg.raw, meg.forward, meg.noise_cov, method="MNE")
+    assert_allclose(stcs[1].data, stc.data[:, 20:40], rtol=1e-10)
+
+
+def test_minimum_norm_same_template_is_identity(meg):
+    stc = minimum_norm(meg.raw, meg.forward, meg.noise_cov, src=meg.forward["src"])
+    assert_allclose(
+        stc.data, minimum_norm(meg.raw, meg.forward, meg.noise_cov).data, rtol=1e-12
+    )
+
+
+@pytest.mark.parametrize("method", ["MNE", "dSPM", "sLORETA"])
+def test_fmri_weighted_zero_weight_is_plain(meg, method):
+    fmri_map = np.zeros(meg.forward["nsource"])
+    fmri_map[:10] = 1.0
+    args = (meg.raw, meg.forward, meg.noise_cov)
+    stc = fmri_weighted_mne(*args, fmri_map, weight=0.0, method=method)
+    plain = minimum_norm(*args, method=method)
+    assert_allclose(stc.data, plain.data, rtol=1e-10)
+    stc = fmri_weighted_mne(*args, fmri_map, weight=0.0, method=method, depth=None)
+    assert_allclose(stc.data, _mne_direct(meg.raw, meg, method).data, rtol=1e-8)
+
+
+@pytest.mark.parametrize("method", ["MNE", "dSPM", "sLORETA"])
+def test_fmri_weighted_matches_closed_form(meg, method):
+    rng = np.random.default_rng(2)
+    active = rng.random(meg.forward["nsource"]) < 0.2
+    stc = fmri_weighted_mne(
+        meg.raw, meg.forward, meg.noise_cov, active, weight=0.9, method=method
+    )
+    prior = _mne_depth_prior(meg) * np.where(active, 1.0, 0.1)
+    expected = _closed_form(meg, method, prior)
+    assert_allclose(stc.data, expected, rtol=1e-7, atol=1e-6 * np.abs(expected).max())
+
+
+def test_fmri_weighted_full_weight_silences(meg):
+    active = np.random.default_rng(2).random(meg.forward["nsource"]) < 0.2
+    stc = fmri_weighted_mne(meg.raw, meg.forward, meg.noise_cov, active, weight=1.0)
+    assert np.all(stc.data[~active] == 0)
+    assert np.all(np.abs(stc.data[active]).max(axis=1) > 0)
+
+
+def test_fmri_weighted_accepts_stc(meg):
+    vertices = [s["vertno"] for s in meg.forward["src"]]
+    values = np.abs(np.random.default_rng(3).standard_normal(meg.forward["nsource"]))
+    stc_map = mne.SourceEstimate(np.c_[values, -values], vertices, 0, 1)
+    from_stc = fmri_weighted_mne(meg.raw, meg.forward, meg.noise_cov, stc_map)
+    from_array = fmri_weighted_mne(meg.raw, meg.forward, meg.noise_cov, values)
+    assert_allclose(from_stc.data, from_array.data)
+
+
+def test_inverse_errors(meg):
+    args = (meg.raw, meg.forward, meg.noise_cov)
+    with pytest.raises(ValueError, match="'method' parameter.*'eLORETA'.*got 'LCMV'"):
+        minimum_norm(*args, method="LCMV")
+    with pytest.raises(ValueError, match="snr must be a positive"):
+        minimum_norm(*args, snr=0)
+    with pytest.raises(TypeError, match="inst must be an instance of"):
+        minimum_norm(meg.raw.get_data(), meg.forward, meg.noise_cov)
+    with pytest.raises(TypeError, match="noise_cov must be an instance of"):
+        minimum_norm(meg.raw, meg.forward, None)
+    good = np.ones(meg.forward["nsource"])
+    with pytest.raises(ValueError, match="'method' parameter.*got 'eLORETA'"):
+        fmri_weighted_mne(*args, good, method="eLORETA")
+    with pytest.raises(ValueError, match="weight must be between 0 and 1, got 1.5"):
+        fmri_weighted_mne(*args, good, weight=1.5)
+    with pytest.raises(ValueError, match=r"one value per source.*got shape \(3,\)"):
+        fmri_weighted_mne(*args, np.ones(3))
+    with pytest.raises(ValueError, match="non-negative"):
+        fmri_weighted_mne(*args, -good)
+    with pytest.raises(ValueError, match="zero everywhere"):
+        fmri_weighted_mne(*args, 0 * good)
+    free = mne.convert_forward_solution(meg.forward, force_fixed=False, verbose=False)
+    free["source_ori"] = mne.io.constants.FIFF.FIFFV_MNE_FREE_ORI
+    with pytest.raises(ValueError, match="fixed source orientations"):
+        fmri_weighted_mne(meg.raw, free, meg.noise_cov, good)
+
+
+def _reference_lagged(X, delays):
+    """Lag by explicit indexing: row t, column (feature, delay) = X[t - delay]."""
+    n_times, n_features = X.shape
+    out = np.zeros((n_times, n_features, len(delays)))
+    for t in range(n_times):
+        for k, delay in enumerate(delays):
+            if 0 <= t - delay < n_times:
+                out[t, :, k] = X[t - delay]
+    valid = [t for t in range(n_times) if all(0 <= t - d < n_times for d in delays)]
+    return out.reshape(n_times, -1), np.array(valid)
+
+
+def _reference_ridge(stories_X, stories_y, delays, alpha):
+    stacked = np.concatenate(stories_X)
+    mean, std = stacked.mean(axis=0), stacked.std(axis=0)
+    design, target = [], []
+    for X, y in zip(stories_X, stories_y, strict=True):
+        lagged, valid = _reference_lagged((X - mean) / std, delays)
+        design.append(lagged[valid])
+        target.append(y[valid])
+    design, target = np.concatenate(design), np.concatenate(target)
+    x_mean, y_mean = design.mean(axis=0), target.mean(axis=0)
+    xc = design - x_mean
+    coef = np.linalg.solve(
+        xc.T @ xc + alpha * np.eye(xc.shape[1]), xc.T @ (target - y_mean)
+    )
+    return coef, y_mean - x_mean @ coef, mean, std
+
+
+def test_ridge_matches_closed_form(rng):
+    X = rng.standard_normal((120, 3)) * [1.0, 5.0, 0.2] + 3.0
+    y = rng.standard_normal((120, 2))
+    est = RidgeEncoder(sfreq=10.0, tmin=-0.2, tmax=0.3, alphas=[7.0]).fit(X, y)
+    delays = np.arange(-2, 4)
+    assert_allclose(est.delays_, delays)
+    coef, intercept, mean, std = _reference_ridge([X], [y], delays, 7.0)
+    assert est.coef_.shape == (2, 3, 6)
+    assert_allclose(est.coef_.reshape(2, -1), coef.T, rtol=1e-10)
+    assert_allclose(est.intercept_, intercept, rtol=1e-10)
+    lagged, _ = _reference_lagged((X - mean) / std, delays)
+    assert_allclose(est.predict(X), lagged @ coef + intercept, rtol=1e-10)
+    assert_allclose(est.alpha_, [7.0, 7.0])
+
+
+def test_ridge_stories_do_not_bleed(rng):
+    X = [rng.standard_normal((80, 2)), rng.standard_normal((50, 2))]
+    y = [rng.standard_normal((80, 4)), rng.standard_normal((50, 4))]
+    est = RidgeEncoder(sfreq=10.0, tmax=0.4, alphas=[3.0]).fit(X, y)
+    coef, intercept, _, _ = _reference_ridge(X, y, np.arange(5), 3.0)
+    assert_allclose(est.coef_.reshape(4, -1), coef.T, rtol=1e-10)
+    assert_allclose(est.intercept_, intercept, rtol=1e-10)
+    pred = est.predict(X)
+    assert [p.shape for p in pred] == [(80, 4), (50, 4)]
+    assert_allclose(pred[1], est.predict(X[1]))
+
+
+def test_ridge_lag_sign(rng):
+    """A response 3 samples after the stimulus gives the largest weight at +3."""
+    x = rng.standard_normal(400)
+    y = np.r_[np.zeros(3), x[:-3]]
+    est = RidgeEncoder(sfreq=50.0, tmin=-0.1, tmax=0.1, alphas=[1e-3])
+    est.fit(x[:, None], y)
+    assert est.coef_.shape == (1, 11)
+    assert est.delays_[np.argmax(est.coef_[0])] == 3
+    assert est.score(x[:, None], y) > 0.999
+    assert np.ndim(est.alpha_) == 0
+    assert est.predict(x[:, None]).shape == (400,)
+
+
+def test_ridge_cross_validation_matches_sklearn(rng):
+    X = rng.standard_normal((150, 2))
+    w = rng.standard_normal((2 * 4, 3))
+    lagged, valid = _reference_lagged((X - X.mean(0)) / X.std(0), np.arange(4))
+    y = lagged @ w + 3 * rng.standard_normal((150, 3))
+    alphas = [0.1, 10.0, 1e3, 1e5]
+    est = RidgeEncoder(sfreq=10.0, tmax=0.3, alphas=alphas, cv=3).fit(X, y)
+    design, target = lagged[valid], y[valid]
+    expected = np.zeros((len(alphas), 3))
+    for train, test in KFold(3).split(design):
+        for k, alpha in enumerate(alphas):
+            model = Ridge(alpha=alpha).fit(design[train], target[train])
+            pred = model.predict(design[test])
+            expected[k] += [
+                np.corrcoef(pred[:, j], target[test, j])[0, 1] for j in range(3)
+            ]
+    assert_allclose(est.cv_scores_, expected / 3, rtol=1e-8)
+    assert_allclose(est.alpha_, np.array(alphas)[np.argmax(expected, axis=0)])
+    assert est.alpha_[0] < 1e5  # a real signal is not penalised away
+
+
+def test_ridge_errors(rng):
+    X, y = rng.standard_normal((50, 2)), rng.standard_normal((50, 3))
+    with pytest.raises(ValueError, match=r"tmin \(0.5\) must not be greater"):
+        RidgeEncoder(tmin=0.5, tmax=0.1).fit(X, y)
+    with pytest.raises(ValueError, match="alphas must be positive finite"):
+        RidgeEncoder(alphas=[1.0, -1.0]).fit(X, y)
+    with pytest.raises(ValueError, match="sfreq must be a positive"):
+        RidgeEncoder(sfreq=0).fit(X, y)
+    with pytest.raises(ValueError, match="both be arrays or both be lists"):
+        RidgeEncoder().fit([X], y)
+    with pytest.raises(ValueError, match="Story 0: X has 50 samples but y has 49"):
+        RidgeEncoder().fit([X], [y[:49]])
+    with pytest.raises(ValueError, match="same number of features"):
+        RidgeEncoder().fit([X, X[:, :1]], [y, y])
+    with pytest.raises(ValueError, match="Found 0 valid sample"):
+        RidgeEncoder(sfreq=100.0, tmax=0.6).fit(X, y)
+    est = RidgeEncoder(sfreq=10.0, tmax=0.2, alphas=[1.0]).fit(X, y)
+    with pytest.raises(ValueError, match="expecting 2 features"):
+        est.predict([X[:, :1]])
+    assert repr(est) == (
+        "<RidgeEncoder | delays 0 to 0.2 s at 10 Hz, 2 features -> 3 target(s)>"
+    )
+    assert "not fitted" in repr(clone(est))
+
+
+def _expected_failed_checks(estimator):
+    reason = "predictions depend on neighbouring samples through the delays"
+    return {
+        "check_methods_sample_order_invariance": reason,
+        "check_methods_subset_invariance": reason,
+    }
+
+
+@parametrize_with_checks(
+    [RidgeEncoder(sfreq=10.0, tmax=0.2, cv=2)],
+    expected_failed_checks=_expected_failed_checks,
+)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+def test_oracle():
+    feats = {"a": np.zeros((5, 1)), "b": np.ones((5, 1))}
+    experiment = SimpleNamespace(features=feats, stimulus_response=lambda f: f.sum())
+    assert oracle(experiment, "b") == 5.0
+    with pytest.raises(ValueError, match="'story' parameter.*'a' or 'b', but got 'c'"):
+        oracle(experiment, "c")
