@@ -23,6 +23,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.model_selection import check_cv
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
+from .metrics import prediction_r
 from .utils import (
     _check_finite,
     _check_option,
@@ -381,16 +382,6 @@ def _valid_slice(n_times, delays):
     return slice(max(delays[-1], 0), n_times + min(delays[0], 0))
 
 
-def _columnwise_r(y, y_pred):
-    """Pearson r per column; 0 where either column is constant."""
-    y = y - y.mean(axis=0)
-    y_pred = y_pred - y_pred.mean(axis=0)
-    denom = np.sqrt((y**2).sum(axis=0) * (y_pred**2).sum(axis=0))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r = (y * y_pred).sum(axis=0) / denom
-    return np.where(denom > 0, r, 0.0)
-
-
 def _is_stories(X):
     return isinstance(X, list | tuple) and all(
         isinstance(x, np.ndarray) and x.ndim == 2 for x in X
@@ -594,7 +585,7 @@ class RidgeEncoder(RegressorMixin, BaseEstimator):
             rotated = eigvec.T @ cross
             for k, alpha in enumerate(alphas):
                 y_pred = projected @ (rotated / (eigval + alpha)[:, np.newaxis])
-                scores[k] += _columnwise_r(target[test], y_pred)
+                scores[k] += prediction_r(target[test], y_pred)
         return scores / len(splits)
 
     def predict(self, X):
@@ -645,7 +636,7 @@ class RidgeEncoder(RegressorMixin, BaseEstimator):
         y = np.concatenate([np.asarray(yy)[v] for yy, v in zip(y, valid, strict=True)])
         y_pred = np.concatenate([p[v] for p, v in zip(y_pred, valid, strict=True)])
         n = len(y)
-        return float(np.mean(_columnwise_r(y.reshape(n, -1), y_pred.reshape(n, -1))))
+        return float(np.mean(prediction_r(y.reshape(n, -1), y_pred.reshape(n, -1))))
 
     def __repr__(self):
         delays = f"{self.tmin:g} to {self.tmax:g} s at {self.sfreq:g} Hz"

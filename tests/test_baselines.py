@@ -26,24 +26,20 @@ SFREQ = 50.0
 
 
 @pytest.fixture(scope="module")
-def meg():
-    """A fixed-orientation forward with a few hundred sources and matching data."""
-    from mne_fusion.anatomy import template_forward
-
-    info = mne.channels.read_meg_canonical_info("neuromag")
-    info = mne.pick_info(info, mne.pick_types(info, meg=True)[::3])
-    with info._unlock():
-        info["sfreq"] = SFREQ
-    forward = template_forward(info, spacing="ico3", bem="sphere")
+def meg(toy_forward):
+    """The toy fixed-orientation forward with matching noisy data at 50 Hz."""
+    forward = toy_forward.copy()
     # float64 gains, so that MNE's results and ours agree to 1e-10, not float32 eps
     forward["sol"]["data"] = forward["sol"]["data"].astype(np.float64)
+    info = mne.channels.read_meg_canonical_info("neuromag")
+    info = mne.pick_info(info, [info["ch_names"].index(n) for n in forward.ch_names])
+    with info._unlock():
+        info["sfreq"] = SFREQ
     rng = np.random.default_rng(1)
     noise_cov = mne.make_ad_hoc_cov(info)
     sources = rng.standard_normal((forward["nsource"], 60)) * 1e-9
     data = forward["sol"]["data"] @ sources
-    data += (
-        rng.standard_normal(data.shape) * np.sqrt(noise_cov.data)[:, None]
-    )  # diagonal
+    data += rng.standard_normal(data.shape) * np.sqrt(noise_cov.data)[:, None]
     raw = mne.io.RawArray(data, info, verbose=False)
     return SimpleNamespace(info=info, forward=forward, noise_cov=noise_cov, raw=raw)
 
