@@ -4,19 +4,12 @@ from ._acoustic import Envelope, Mel
 from ._align import align_to_recording, crop_to_stimulus
 from ._base import FeatureExtractor
 from ._features import Features, concatenate_features
-from ._linguistic import ARPABET, Phonemes, WordOnsets, WordRate
+from ._linguistic import Phonemes, WordOnsets, WordRate
 from ._lm import LanguageModel
-from ._registry import (
-    ENTRY_POINT_GROUP,
-    available_extractors,
-    extract,
-    get_extractor,
-)
+from ._registry import available_extractors, extract, get_extractor
 from ._stimulus import Alignment, Stimulus
 
 __all__ = [
-    "ARPABET",
-    "ENTRY_POINT_GROUP",
     "Alignment",
     "Envelope",
     "FeatureExtractor",

@@ -7,7 +7,7 @@ from scipy.fft import next_fast_len, rfft, rfftfreq
 from scipy.signal import hilbert, resample_poly
 from scipy.signal.windows import hann
 
-from ..utils import _check_positive, _validate_type
+from ..utils import _check_positive, _validate_type, fill_doc
 from ._base import FeatureExtractor
 
 # frames of the mel spectrogram are windowed in blocks to bound memory on long stories
@@ -78,8 +78,12 @@ class Envelope(FeatureExtractor):
     name = "envelope"
     requires = ("audio",)
 
+    @fill_doc
     def compute(self, stimulus, sfreq):
-        """Compute the envelope; see :meth:`FeatureExtractor.compute`."""
+        """Compute the envelope.
+
+        %(extractor_compute)s
+        """
         audio = stimulus.audio
         analytic = hilbert(audio, N=next_fast_len(audio.size))[: audio.size]
         envelope = _resample(
@@ -128,8 +132,12 @@ class Mel(FeatureExtractor):
                 f"fmax must be above fmin, got fmin={self.fmin} and fmax={self.fmax}."
             )
 
+    @fill_doc
     def compute(self, stimulus, sfreq):
-        """Compute the log-mel spectrum; see :meth:`FeatureExtractor.compute`."""
+        """Compute the log-mel spectrum.
+
+        %(extractor_compute)s
+        """
         audio, audio_sfreq = stimulus.audio, stimulus.audio_sfreq
         fmax = audio_sfreq / 2 if self.fmax is None else self.fmax
         if fmax > audio_sfreq / 2:

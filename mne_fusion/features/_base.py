@@ -60,35 +60,18 @@ class FeatureExtractor(ABC):
         }
 
     @abstractmethod
+    @fill_doc
     def compute(self, stimulus, sfreq):
-        """Compute the feature values.
+        """Compute the feature values (the method that subclasses implement).
 
-        Parameters
-        ----------
-        stimulus : Stimulus
-            The stimulus; it provides everything in :attr:`requires`.
-        sfreq : float
-            The feature sampling rate in Hz.
-
-        Returns
-        -------
-        data : array, shape (n_times, n_features)
-            Sample ``k`` stands for the time ``k / sfreq`` after the audio onset;
-            ``n_times`` must be ``stimulus.n_times(sfreq)``.
+        %(extractor_compute)s
         """
 
+    @fill_doc
     def feature_names(self, n_features):
-        """Names of the columns.
+        """Name the columns: ``name`` for one column, else ``name_00``, ``name_01``...
 
-        Parameters
-        ----------
-        n_features : int
-            Number of columns returned by :meth:`compute`.
-
-        Returns
-        -------
-        names : list of str
-            ``name`` for a single column, else ``name_00``, ``name_01``, ...
+        %(extractor_names)s
         """
         if n_features == 1:
             return [self.name]

@@ -12,9 +12,9 @@ from scipy.io import wavfile
 from ..utils import _check_finite, _check_positive, _validate_type
 
 # Labels that mark silence or non-speech in forced alignments: Praat's empty label, the
-# Penn / Montreal aligners' "sp"/"sil"/"spn", and the Moth transcripts' bracketed noises
-# ("{LG}" laughter, "{BR}" breath, "{NS}" noise, ...).
-_SILENCES = frozenset({"", "sp", "sil", "spn", "sentence_start", "sentence_end"})
+# Penn / Montreal aligners' "sp"/"sil"/"spn"/"ns", and the Moth transcripts' bracketed
+# noises ("{LG}" laughter, "{BR}" breath, "{NS}" noise, ...).
+_SILENCES = frozenset({"", "sp", "sil", "spn", "ns", "sentence_start", "sentence_end"})
 _NOISE = re.compile(r"^[{<\[].*[}>\]]$")
 
 # The audio may end a little before the last aligned interval through rounding in the
@@ -129,7 +129,7 @@ def _find_tier(grid, tier, source):
 
 
 def _read_textgrid(textgrid, tiers):
-    """Alignments of the named tiers of a TextGrid file or praatio object."""
+    """Alignments of the named tiers of a TextGrid, and the end time of the grid."""
     from praatio import textgrid as praat_textgrid
 
     if isinstance(textgrid, str | Path):
@@ -164,20 +164,20 @@ def _read_textgrid(textgrid, tiers):
                 f"{kind}s",
             )
         )
-    return out
+    return out, float(grid.maxTimestamp)
 
 
 def _read_audio(audio, audio_sfreq):
     """Return mono float64 audio and its sampling rate."""
     if isinstance(audio, str | Path):
         path = Path(audio).expanduser()
-        if not path.is_file():
-            raise FileNotFoundError(f"Audio file {str(path)!r} does not exist.")
         if path.suffix.lower() != ".wav":
             raise ValueError(
                 f"audio files must be WAV files (.wav), got {str(path)!r}; convert it "
                 "or pass the samples as an array with audio_sfreq."
             )
+        if not path.is_file():
+            raise FileNotFoundError(f"Audio file {str(path)!r} does not exist.")
         file_sfreq, samples = wavfile.read(path)
         if audio_sfreq is not None and float(audio_sfreq) != float(file_sfreq):
             raise ValueError(
@@ -249,7 +249,7 @@ class Stimulus:
         The text of the story.
     duration : float
         Length of the stimulus in seconds: the audio length, else the end of the
-        last aligned interval.
+        TextGrid or of the last aligned interval.
     name : str | None
         The story name.
 
@@ -282,10 +282,11 @@ class Stimulus:
                     "Give the alignments either as a textgrid or as words/phones "
                     "tables, not both."
                 )
-            words, phones = _read_textgrid(
+            (words, phones), grid_end = _read_textgrid(
                 textgrid, [("word", word_tier), ("phone", phone_tier)]
             )
         else:
+            grid_end = 0.0
             words = None if words is None else _alignment_from_table(words, "words")
             phones = None if phones is None else _alignment_from_table(phones, "phones")
         self.words, self.phones = words, phones
@@ -303,7 +304,8 @@ class Stimulus:
                     "A Stimulus needs audio or at least one non-empty alignment "
                     "(textgrid, words or phones)."
                 )
-            self.duration = float(aligned_end)
+            # a TextGrid spans the whole story, trailing silence included
+            self.duration = float(max(aligned_end, grid_end))
         else:
             self.duration = self.audio.size / self.audio_sfreq
             if aligned_end > self.duration + _DURATION_TOLERANCE:

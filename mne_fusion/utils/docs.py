@@ -34,12 +34,52 @@ event_id : int | None
 stim_channel : str | None
     The trigger channel searched for ``event_id``; None lets
     :func:`mne.find_events` choose.""",
+    "extractor_compute": """
+Parameters
+----------
+stimulus : Stimulus
+    The stimulus; it provides everything the extractor ``requires``.
+sfreq : float
+    The feature sampling rate in Hz.
+
+Returns
+-------
+data : array, shape (n_times, n_features)
+    Sample ``k`` stands for the time ``k / sfreq`` after the audio onset;
+    ``n_times`` is ``stimulus.n_times(sfreq)``.""",
+    "extractor_names": """
+Parameters
+----------
+n_features : int
+    Number of columns returned by ``compute``.
+
+Returns
+-------
+names : list of str
+    One name per column.""",
     "stc_true": """
 stc_true : mne.SourceEstimate
     The ground truth.""",
     "stc_est": """
 stc_est : mne.SourceEstimate
     The estimate, on the same vertices and time samples as ``stc_true``.""",
+    "dataset_data_path": """
+path : path-like | None
+    Where data sets live: files go to ``<path>/MNE-fusion-data/<accession>/``. If
+    None, MNE's ``MNE_DATA`` configuration is used, then ``~/mne_data``.
+force_update : bool
+    If True, download the requested files again even when verified copies exist.
+update_path : bool
+    If True and ``path`` is given while MNE's ``MNE_DATA`` is not set at all, store
+    ``path`` as ``MNE_DATA`` (``mne.set_config``) so later calls find the data
+    without it. An existing ``MNE_DATA`` is never changed.
+download : bool
+    If False, nothing is downloaded: missing files raise :class:`FileNotFoundError`.""",
+    "dataset_loader_path": """
+path : path-like | None
+    Where data sets live (see ``data_path``); None uses ``MNE_DATA``.
+download : bool
+    If True (default), download the files this needs when they are missing.""",
 }
 
 
