@@ -1,0 +1,321 @@
+import inspect
+import shutil
+
+import mne
+import numpy as np
+import pytest
+from mne.io.constants import FIFF
+from mne.surface import _CheckInside
+from numpy.testing import assert_allclose, assert_array_equal
+from scipy import sparse
+from scipy.optimize import least_squares
+from scipy.spatial import cKDTree
+
+from mne_fusion import anatomy
+from mne_fusion.utils import get_cache_dir
+
+MNE_FSAVERAGE = anatomy._MNE_FSAVERAGE
+TRANS = MNE_FSAVERAGE / "fsaverage-trans.fif"
+INNER_SKULL = MNE_FSAVERAGE / "fsaverage-inner_skull-bem.fif"
+
+
+@pytest.fixture(autouse=True)
+def _no_subjects_dir(monkeypatch):
+    """Make the offline template the default whatever the user's configuration."""
+    monkeypatch.setenv("SUBJECTS_DIR", "")
+
+
+@pytest.fixture(scope="module")
+def fsaverage5():
+    from nilearn.datasets import load_fsaverage
+
+    return load_fsaverage("fsaverage5")
+
+
+@pytest.fixture(scope="module")
+def neuromag():
+    return mne.channels.read_meg_canonical_info("neuromag")
+
+
+def _inner_skull_distance(info, dev_head_t):
+    """Signed distance (m) of MEG sensors to the template inner skull (<0 inside)."""
+    surf = mne.read_bem_surfaces(INNER_SKULL)[0]
+    picks = mne.pick_types(info, meg=True, ref_meg=False)
+    rr = np.array([info["chs"][pick]["loc"][:3] for pick in picks])
+    rr = mne.transforms.apply_trans(dev_head_t, rr)
+    rr = mne.transforms.apply_trans(mne.read_trans(TRANS), rr)
+    distance = cKDTree(surf["rr"]).query(rr)[0]
+    return np.where(_CheckInside(surf)(rr), -distance, distance)
+
+
+def _assert_gain_equal(gain, ref):
+    """Gains agree up to the float32 precision of FIF files, per channel."""
+    scale = np.abs(ref).max(axis=1, keepdims=True)
+    assert_allclose(gain / scale, ref / scale, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize(("spacing", "n_per_hemi"), [("ico3", 642), ("ico4", 2562)])
+def test_template_source_space(spacing, n_per_hemi, fsaverage5):
+    src = anatomy.template_source_space(spacing)
+    assert isinstance(src, mne.SourceSpaces)
+    assert src.kind == "surface"
+    assert src._subject == "fsaverage"
+    for hemi, part in zip(src, ("left", "right"), strict=True):
+        assert hemi["coord_frame"] == FIFF.FIFFV_COORD_MRI
+        # fsaverage5 is the first 10242 vertices of fsaverage, and an icosahedron
+        # of order k picks its first 10 * 4**k + 2 vertices
+        assert hemi["np"] == 10242
+        assert_array_equal(hemi["vertno"], np.arange(n_per_hemi))
+        mesh = fsaverage5["white_matter"].parts[part]
+        assert_allclose(hemi["rr"] * 1e3, mesh.coordinates, atol=1e-4)
+        assert_allclose(np.linalg.norm(hemi["nn"][hemi["vertno"]], axis=1), 1.0)
+    pos = anatomy.source_positions(src)
+    assert pos.shape == (2 * n_per_hemi, 3)
+    # left then right: the SourceEstimate row order, in metres
+    assert_allclose(
+        pos[:n_per_hemi] * 1e3,
+        fsaverage5["white_matter"].parts["left"].coordinates[:n_per_hemi],
+        atol=1e-4,
+    )
+    assert pos[:n_per_hemi, 0].mean() < 0 < pos[n_per_hemi:, 0].mean()
+    assert 0.05 < np.ptp(pos[:, 1]) < 0.2
+
+
+def test_template_source_space_octahedral():
+    src = anatomy.template_source_space("oct5")
+    for hemi in src:
+        assert hemi["nuse"] == 1026
+        assert np.all(np.diff(hemi["vertno"]) > 0)
+        assert hemi["vertno"][-1] < 10242
+
+
+def test_real_fsaverage_used(tmp_path, monkeypatch):
+    offline = anatomy._offline_subjects_dir()
+    with pytest.raises(ValueError, match="subjects_dir must hold a FreeSurfer"):
+        anatomy.template_source_space("ico3", subjects_dir=tmp_path)
+    shutil.copytree(offline / "fsaverage" / "surf", tmp_path / "fsaverage" / "surf")
+    subjects_dir, origin = anatomy._template_anatomy(tmp_path)
+    assert subjects_dir == tmp_path.resolve()
+    assert str(tmp_path.resolve()) in origin
+    src = anatomy.template_source_space("ico3", subjects_dir=tmp_path)
+    assert_array_equal(src[1]["vertno"], np.arange(642))
+    # MNE's SUBJECTS_DIR configuration is honoured when it holds fsaverage
+    monkeypatch.setenv("SUBJECTS_DIR", str(tmp_path))
+    assert anatomy._template_anatomy(None) == (subjects_dir, origin)
+    monkeypatch.setenv("SUBJECTS_DIR", str(tmp_path / "elsewhere"))
+    assert anatomy._template_anatomy(None)[0] == offline
+
+
+@pytest.mark.parametrize(
+    ("kind", "shift", "min_mm"),
+    [("neuromag", (0, 15, 40), 10.0), ("ctf275", (0, 10, 55), 20.0)],
+)
+def test_default_dev_head_t(kind, shift, min_mm):
+    info = mne.channels.read_meg_canonical_info(kind)
+    assert (_inner_skull_distance(info, info["dev_head_t"]) < 0).sum() > 20
+    dev_head_t = anatomy.default_dev_head_t(info)
+    assert isinstance(dev_head_t, mne.transforms.Transform)
+    assert dev_head_t["from"] == FIFF.FIFFV_COORD_DEVICE
+    assert dev_head_t["to"] == FIFF.FIFFV_COORD_HEAD
+    assert_allclose(dev_head_t["trans"][:3, 3], np.multiply(shift, 1e-3))
+    assert_allclose(dev_head_t["trans"][:3, :3], np.eye(3))
+    distance = _inner_skull_distance(info, dev_head_t)
+    assert distance.min() * 1e3 > min_mm
+    # a measured head position is kept as it is
+    info["dev_head_t"] = mne.transforms.Transform(
+        "meg", "head", mne.transforms.translation(0.001, 0.02, 0.05)
+    )
+    measured = anatomy.default_dev_head_t(info)
+    assert_allclose(measured["trans"], info["dev_head_t"]["trans"])
+    assert measured is not info["dev_head_t"]
+
+
+def test_default_dev_head_t_unknown_system():
+    info = mne.create_info(["MEG 001", "MEG 002"], 1000.0, "mag")
+    for ch in info["chs"]:
+        ch["coil_type"] = FIFF.FIFFV_COIL_KIT_GRAD
+    with pytest.raises(ValueError, match=r"coil types \[6001\].*pass dev_head_t"):
+        anatomy.default_dev_head_t(info)
+
+
+def test_template_forward_sphere_matches_mne(neuromag, monkeypatch):
+    fwd = anatomy.template_forward(neuromag, "ico3", bem="sphere")
+    assert isinstance(fwd, mne.Forward)
+    assert fwd["source_ori"] == FIFF.FIFFV_MNE_FIXED_ORI
+    assert fwd["surf_ori"]
+    assert fwd["sol"]["data"].shape == (306, 1284)
+    assert fwd["info"]["ch_names"] == neuromag["ch_names"]
+    src = anatomy.template_source_space("ico3")
+    for hemi_fwd, hemi in zip(fwd["src"], src, strict=True):
+        assert_array_equal(hemi_fwd["vertno"], hemi["vertno"])
+    assert_allclose(np.linalg.norm(fwd["source_nn"], axis=1), 1.0, rtol=1e-6)
+    assert_allclose(
+        fwd["info"]["dev_head_t"]["trans"],
+        anatomy.default_dev_head_t(neuromag)["trans"],
+    )
+
+    # the same inputs straight through MNE
+    info = neuromag.copy()
+    info["dev_head_t"] = anatomy.default_dev_head_t(neuromag)
+    sphere = anatomy._template_sphere()
+    ref = mne.make_forward_solution(info, TRANS, src, sphere, eeg=False)
+    ref = mne.convert_forward_solution(
+        ref, surf_ori=True, force_fixed=True, use_cps=True
+    )
+    _assert_gain_equal(fwd["sol"]["data"], ref["sol"]["data"])
+    assert_allclose(fwd["source_nn"], ref["source_nn"], atol=1e-6)
+
+    # the sphere sits at the geometric centre of the inner skull (head frame)
+    surf = mne.read_bem_surfaces(INNER_SKULL)[0]
+    rr = mne.transforms.apply_trans(
+        mne.transforms.invert_transform(mne.read_trans(TRANS)), surf["rr"]
+    )
+    fit = least_squares(
+        lambda p: np.linalg.norm(rr - p[:3], axis=1) - p[3], [0, 0, 0.04, 0.08]
+    )
+    assert_allclose(sphere["r0"], fit.x[:3], atol=2e-3)
+
+    # a second call reads the cache: computing again would fail
+    def _fail(*args, **kwargs):
+        raise AssertionError("recomputed")
+
+    monkeypatch.setattr(mne, "make_forward_solution", _fail)
+    again = anatomy.template_forward(neuromag, "ico3", bem="sphere")
+    assert again is not fwd
+    assert_array_equal(again["sol"]["data"], fwd["sol"]["data"])
+    again["sol"]["data"][:] = 0  # a fresh copy: the next call is unaffected
+    assert_array_equal(
+        anatomy.template_forward(neuromag, "ico3", bem="sphere")["sol"]["data"],
+        fwd["sol"]["data"],
+    )
+    cached = sorted(p.name for p in get_cache_dir("forward").iterdir())
+    assert len(cached) == 1
+    assert cached[0].endswith("-fwd.fif")
+    # every input is part of the key: each change recomputes
+    other_dev_head_t = mne.transforms.translation(0.0, 0.015, 0.045)
+    moved = neuromag.copy()
+    moved["chs"][0]["loc"][2] += 1e-4
+    for kwargs in (
+        dict(info=neuromag, dev_head_t=other_dev_head_t),
+        dict(info=neuromag, spacing="oct5"),
+        dict(info=neuromag, bem="template"),
+        dict(info=moved),
+        dict(info=mne.pick_info(neuromag, np.arange(300))),
+    ):
+        kwargs = {"spacing": "ico3", "bem": "sphere", **kwargs}
+        with pytest.raises(AssertionError, match="recomputed"):
+            anatomy.template_forward(**kwargs)
+
+
+def test_template_forward_bem_matches_mne(neuromag, tmp_path):
+    fwd = anatomy.template_forward(neuromag, "ico3")
+    assert fwd["sol"]["data"].shape == (306, 1284)
+    # an independent one-layer ico4 BEM of MNE's shipped inner skull
+    surf = mne.read_bem_surfaces(INNER_SKULL)[0]
+    (tmp_path / "fsaverage" / "bem").mkdir(parents=True)
+    mne.write_surface(
+        tmp_path / "fsaverage" / "bem" / "inner_skull.surf",
+        surf["rr"] * 1e3,
+        surf["tris"],
+    )
+    model = mne.make_bem_model(
+        "fsaverage", ico=4, conductivity=[0.3], subjects_dir=tmp_path
+    )
+    bem = mne.make_bem_solution(model)
+    info = neuromag.copy()
+    info["dev_head_t"] = anatomy.default_dev_head_t(neuromag)
+    src = anatomy.template_source_space("ico3")
+    ref = mne.make_forward_solution(info, TRANS, src, bem, eeg=False)
+    ref = mne.convert_forward_solution(
+        ref, surf_ori=True, force_fixed=True, use_cps=True
+    )
+    _assert_gain_equal(fwd["sol"]["data"], ref["sol"]["data"])
+    # realistic and sphere models agree on the large scale of the lead field
+    sphere = anatomy.template_forward(neuromag, "ico3", bem="sphere")
+    corr = np.corrcoef(fwd["sol"]["data"].ravel(), sphere["sol"]["data"].ravel())
+    assert corr[0, 1] > 0.8
+
+
+def test_template_forward_ctf275():
+    info = mne.channels.read_meg_canonical_info("ctf275")
+    fwd = anatomy.template_forward(info, "ico3", bem="sphere")
+    assert fwd["sol"]["data"].shape == (len(info["ch_names"]), 1284)
+    assert_allclose(fwd["info"]["dev_head_t"]["trans"][:3, 3], [0, 0.01, 0.055])
+
+
+def test_template_forward_errors(neuromag):
+    with pytest.raises(TypeError, match="info must be an instance of Info"):
+        anatomy.template_forward(neuromag["ch_names"])
+    eeg = mne.create_info(["Fz", "Cz"], 100.0, "eeg")
+    with pytest.raises(ValueError, match="info must contain MEG channels.*'eeg'"):
+        anatomy.template_forward(eeg)
+    with pytest.raises(ValueError, match="info must contain MEG channels"):
+        anatomy.default_dev_head_t(eeg)
+    with pytest.raises(ValueError, match="'spacing' parameter.*'ico4'.*'ico9'"):
+        anatomy.template_forward(neuromag, spacing="ico9")
+    with pytest.raises(ValueError, match="'spacing' parameter"):
+        anatomy.template_source_space("oct9")
+    with pytest.raises(ValueError, match="'bem' parameter.*'sphere'.*'three'"):
+        anatomy.template_forward(neuromag, bem="three")
+    with pytest.raises(
+        ValueError, match=r"dev_head_t must be a finite array.*\(3, 3\)"
+    ):
+        anatomy.template_forward(neuromag, dev_head_t=np.eye(3))
+    head_mri_t = mne.read_trans(TRANS)
+    with pytest.raises(ValueError, match="dev_head_t must transform from 'meg'"):
+        anatomy.template_forward(neuromag, dev_head_t=head_mri_t)
+    with pytest.raises(TypeError, match="dev_head_t must be an instance"):
+        anatomy.template_forward(neuromag, dev_head_t="identity")
+    with pytest.raises(TypeError, match="subjects_dir must be an instance"):
+        anatomy.template_forward(neuromag, subjects_dir=1)
+
+
+def test_morph_matrix():
+    src3 = anatomy.template_source_space("ico3")
+    src4 = anatomy.template_source_space("ico4")
+    eye = anatomy.morph_matrix(src3, anatomy.template_source_space("ico3"))
+    assert sparse.issparse(eye)
+    assert_array_equal(eye.toarray(), np.eye(1284))
+
+    up = anatomy.morph_matrix(src3, src4)
+    assert up.shape == (5124, 1284)
+    ref = mne.compute_source_morph(
+        src3,
+        "fsaverage",
+        "fsaverage",
+        subjects_dir=anatomy._offline_subjects_dir(),
+        src_to=src4,
+        smooth=None,
+    )
+    assert_allclose(up.toarray(), ref.morph_mat.toarray())
+    # rows are averaging weights; the ico3 vertices, shared by ico4, map to themselves
+    assert_allclose(up.sum(axis=1), 1.0)
+    for hemi in range(2):
+        rows = slice(2562 * hemi, 2562 * hemi + 642)
+        cols = slice(642 * hemi, 642 * (hemi + 1))
+        assert_allclose(up[rows, cols].toarray(), np.eye(642))
+
+    down = anatomy.morph_matrix(src4, src3)
+    assert down.shape == (1284, 5124)
+    assert_allclose(down.sum(axis=1), 1.0)
+
+    with pytest.raises(TypeError, match="subject_from must be an instance of str"):
+        anatomy.morph_matrix(src3, src4, subject_from=None)
+    with pytest.raises(TypeError, match="src_to must be an instance of SourceSpaces"):
+        anatomy.morph_matrix(src3, src4[0])
+    with pytest.raises(TypeError, match="src must be an instance of SourceSpaces"):
+        anatomy.source_positions([src3[0]["rr"]])
+    discrete = mne.setup_volume_source_space(
+        pos=dict(rr=src3[0]["rr"][:5], nn=src3[0]["nn"][:5])
+    )
+    with pytest.raises(ValueError, match=r"src must be a cortical.*\['discrete'\]"):
+        anatomy.source_positions(discrete)
+
+
+def test_public_functions_are_verbose():
+    for name in anatomy.__all__:
+        func = getattr(anatomy, name)
+        params = inspect.signature(func).parameters
+        assert params["verbose"].kind == inspect.Parameter.KEYWORD_ONLY, name
+        for section in ("Parameters", "Returns", "See Also"):
+            assert section in func.__doc__, (name, section)
