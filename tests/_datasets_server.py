@@ -81,3 +81,35 @@ def serve_dataset(server, registry_dir, accession, files, *, kinds=None, bad=())
     registry_dir.mkdir(parents=True, exist_ok=True)
     write_registry(rows, registry_dir / f"{accession}.tsv.gz")
     _fetch.read_registry.cache_clear()
+
+
+def wav_bytes(duration, sfreq=1000, seed=0):
+    """A WAV file of noise, as bytes."""
+    import io
+
+    import numpy as np
+    from scipy.io import wavfile
+
+    rng = np.random.default_rng(seed)
+    buffer = io.BytesIO()
+    samples = (rng.standard_normal(int(duration * sfreq)) * 3000).astype(np.int16)
+    wavfile.write(buffer, sfreq, samples)
+    return buffer.getvalue()
+
+
+def textgrid_bytes(tmp_path, words, phones, duration):
+    """A Praat TextGrid with tiers "phone" and "word" (LeBel layout), as bytes."""
+    from praatio import textgrid
+    from praatio.utilities.constants import Interval
+
+    grid = textgrid.Textgrid()
+    for name, entries in (("phone", phones), ("word", words)):
+        tier = textgrid.IntervalTier(
+            name, [Interval(*e) for e in entries], 0.0, duration
+        )
+        grid.addTier(tier)
+    fname = tmp_path / "tmp.TextGrid"
+    grid.save(str(fname), format="long_textgrid", includeBlankSpaces=True)
+    data = fname.read_bytes()
+    fname.unlink()
+    return data

@@ -1,0 +1,120 @@
+"""Sparse maps between voxels, a subject's cortical surface and the template sources."""
+
+import nibabel as nib
+import numpy as np
+from scipy import sparse
+from scipy.spatial import cKDTree
+
+HEMIS = ("lh", "rh")
+_NILEARN_HEMIS = {"lh": "left", "rh": "right"}
+
+
+def row_normalize(matrix):
+    """Scale each row of a sparse matrix to sum to one (empty rows stay empty)."""
+    matrix = sparse.csr_array(matrix, dtype=np.float64)
+    sums = np.asarray(matrix.sum(axis=1)).ravel()
+    scale = np.divide(1.0, sums, out=np.zeros_like(sums), where=sums > 0)
+    return sparse.csr_array(sparse.diags_array(scale) @ matrix)
+
+
+def ribbon_voxel_counts(white, pial, vox_from_surf, mask, n_depths):
+    """Count how often each vertex's cortical ribbon samples each mask voxel.
+
+    Parameters
+    ----------
+    white, pial : array, shape (n_vertices, 3)
+        The same vertices on the white and pial surfaces (both hemispheres stacked).
+    vox_from_surf : array, shape (4, 4)
+        Affine from surface coordinates to voxel indices (i, j, k) of ``mask``.
+    mask : array of bool, shape (ni, nj, nk)
+        The voxels that hold data, in nibabel (i, j, k) order.
+    n_depths : int
+        Points sampled on the segment from white to pial surface, ends included.
+
+    Returns
+    -------
+    counts : scipy.sparse.csr_array, shape (n_mask_voxels, n_vertices)
+        Mask voxels in the order of the data columns: C order of the (k, j, i)
+        array, i.e. ``i`` fastest, which is how pycortex masks its (z, y, x) volumes.
+    """
+    depths = np.linspace(0.0, 1.0, n_depths)
+    n_vertices = len(white)
+    points = white[np.newaxis] + depths[:, np.newaxis, np.newaxis] * (pial - white)
+    points = points.reshape(-1, 3)
+    ijk = np.rint(points @ vox_from_surf[:3, :3].T + vox_from_surf[:3, 3]).astype(int)
+    vertex = np.tile(np.arange(n_vertices), n_depths)
+    inside = np.all((ijk >= 0) & (ijk < mask.shape), axis=1)
+    ijk, vertex = ijk[inside], vertex[inside]
+    in_mask = mask[tuple(ijk.T)]
+    ijk, vertex = ijk[in_mask], vertex[in_mask]
+    # flat index in the (k, j, i) C-ordered volume, ranked among the mask's voxels
+    flat = np.ravel_multi_index(ijk.T[::-1], mask.shape[::-1])
+    mask_flat = np.flatnonzero(mask.T)
+    column = np.searchsorted(mask_flat, flat)
+    counts = sparse.coo_array(
+        (np.ones(len(column)), (column, vertex)), shape=(len(mask_flat), n_vertices)
+    )
+    return sparse.csr_array(counts)
+
+
+def sphere_nearest(subject_spheres, template_spheres, template_vertices):
+    """Assign every subject vertex to the nearest template source on the sphere.
+
+    Parameters
+    ----------
+    subject_spheres : list of array, shape (n_vertices_hemi, 3)
+        The subject's registered spheres (``sphere.reg``), left then right.
+    template_spheres : list of array, shape (n_template_vertices_hemi, 3)
+        The template's registered spheres, left then right.
+    template_vertices : list of array of int
+        The template vertex numbers that are sources, left then right.
+
+    Returns
+    -------
+    nearest : scipy.sparse.csr_array, shape (n_subject_vertices, n_sources)
+        One 1 per row, in the column of the nearest source of the same hemisphere.
+    """
+    rows, cols = [], []
+    row_offset = col_offset = 0
+    for subject, template, vertno in zip(
+        subject_spheres, template_spheres, template_vertices, strict=True
+    ):
+        if np.max(vertno) >= len(template):
+            raise ValueError(
+                f"The template sphere has {len(template)} vertices but the source "
+                f"space uses vertex {np.max(vertno)}; pass subjects_dir holding the "
+                "full FreeSurfer fsaverage."
+            )
+        unit = template[vertno] / np.linalg.norm(template[vertno], axis=1)[:, None]
+        points = subject / np.linalg.norm(subject, axis=1)[:, None]
+        _, nearest = cKDTree(unit).query(points)
+        rows.append(row_offset + np.arange(len(subject)))
+        cols.append(col_offset + nearest)
+        row_offset += len(subject)
+        col_offset += len(vertno)
+    rows, cols = np.concatenate(rows), np.concatenate(cols)
+    return sparse.csr_array(
+        (np.ones(len(rows)), (rows, cols)), shape=(row_offset, col_offset)
+    )
+
+
+def template_meshes(kind, subjects_dir):
+    """Coordinates (mm) and faces of the fsaverage ``white``/``pial``/``sphere``.
+
+    From ``subjects_dir/fsaverage/surf`` when given (all fsaverage vertices), else from
+    nilearn's packaged fsaverage5 (the first 10242 vertices of fsaverage), offline.
+    """
+    if subjects_dir is not None:
+        name = {"sphere": "sphere.reg"}.get(kind, kind)
+        surf = f"{subjects_dir}/fsaverage/surf"
+        return [nib.freesurfer.read_geometry(f"{surf}/{h}.{name}") for h in HEMIS]
+    from nilearn.datasets import load_fsaverage
+
+    mesh = load_fsaverage("fsaverage5")[{"white": "white_matter"}.get(kind, kind)]
+    return [
+        (
+            np.asarray(mesh.parts[_NILEARN_HEMIS[h]].coordinates, float),
+            np.asarray(mesh.parts[_NILEARN_HEMIS[h]].faces, int),
+        )
+        for h in HEMIS
+    ]

@@ -1,0 +1,519 @@
+"""LeBel et al. 2023: fMRI of 8 people (+1) listening to 84 spoken stories (ds003020).
+
+Reference: LeBel, Wagner, Jain, ... Huth (2023). A natural language fMRI dataset for
+voxelwise encoding models. *Scientific Data* 10:555. OpenNeuro ``ds003020`` 3.1.0
+(CC0, 278 GB in all). mne-fusion downloads only the files asked for:
+
+========================  ===========================================  =============
+kind                      files                                        size
+========================  ===========================================  =============
+``"stimuli"``             ``stimuli/<story>.wav`` + TextGrid           ~115 MB/story
+``"responses"``           ``derivative/preprocessed_data/<subj>/...``  0.1-2 GB/story
+========================  ===========================================  =============
+
+All 84 stories' stimuli are 9.8 GB; the responses of UTS01-UTS03 (84 stories each)
+are about 40 GB per subject, UTS04-UTS08 have 26-27 stories and UTS09 54.
+
+Timing convention of the preprocessed responses (the Huth lab's own code): the story
+audio starts 10 s after the first volume, and the first 10 and last 5 volumes of each
+scan are not in the ``.hf5`` files. Row ``i`` of a response is therefore the volume
+acquired at ``(i + 10) * TR`` after the scan start, i.e. at the stimulus time
+``RESPONSE_TMIN + i * TR`` with ``TR = 2.0045`` s and ``RESPONSE_TMIN = 10 * TR - 10``
+(10.045 s). This is the ``tmin`` that :meth:`mne_fusion.FusionDataset.add_fmri` wants.
+
+The voxel-to-surface maps use the data set's own pycortex database
+(``derivative/pycortex-db``: transform ``<subj>_auto``, its cortical mask and the
+white/pial surfaces) and FreeSurfer spheres (``derivative/freesurfer_subjdir``), read
+with nibabel; pycortex is not needed. These files are not in the shipped registry
+(no verified hashes), so they are read from the data folder when present.
+"""
+
+import json
+
+import mne
+import numpy as np
+from mne.utils import logger, verbose
+from scipy import sparse
+
+from ..utils import _check_option, _check_positive, _validate_type, fill_doc
+from ._common import check_selection, fetch_dataset, require_local
+from ._fetch import read_registry
+from ._surface import (
+    HEMIS,
+    ribbon_voxel_counts,
+    row_normalize,
+    sphere_nearest,
+    template_meshes,
+)
+
+__all__ = [
+    "RESPONSE_TMIN",
+    "SUBJECTS",
+    "TR",
+    "data_path",
+    "fusion_dataset",
+    "list_stories",
+    "load_responses",
+    "load_stimulus",
+    "surface_projection",
+    "template_mapping",
+]
+
+ACCESSION = "ds003020"
+SUBJECTS = tuple(f"UTS0{k}" for k in range(1, 10))
+KINDS = ("stimuli", "responses")
+TR = 2.0045
+#: stimulus time (s) of the first row of every preprocessed response
+RESPONSE_TMIN = 10 * TR - 10.0
+_METADATA = ("README", "dataset_description.json", "participants.tsv")
+_RESPONSE_KEYS = ("data", "resp")
+_TEXTGRIDS = "derivative/TextGrids/"
+_RESPONSES = "derivative/preprocessed_data/"
+_HOW_TO_GET_ANATOMY = (
+    "Get the subject's folders derivative/pycortex-db/<subject> and "
+    "derivative/freesurfer_subjdir/<subject>, e.g. with "
+    "'aws s3 sync --no-sign-request s3://openneuro.org/ds003020/derivative/"
+    "pycortex-db/UTS01 <folder>/derivative/pycortex-db/UTS01' (the public export of "
+    "ds003020 is the 3.1.0 snapshot) or 'openneuro-py download --dataset ds003020 "
+    "--include derivative/pycortex-db/UTS01'."
+)
+
+
+def _registry_stories(prefix, suffix):
+    return sorted(
+        p[len(prefix) : -len(suffix)]
+        for p in read_registry(ACCESSION)
+        if p.startswith(prefix) and p.endswith(suffix) and "/" not in p[len(prefix) :]
+    )
+
+
+@verbose
+def list_stories(subject=None, *, verbose=None):
+    """List the stories of the data set, or those with responses of one subject.
+
+    Parameters
+    ----------
+    subject : str | None
+        ``"UTS01"`` ... ``"UTS09"``; None lists every story with a transcript.
+    %(verbose)s
+
+    Returns
+    -------
+    stories : list of str
+        Story names, sorted (e.g. ``"adollshouse"``).
+
+    See Also
+    --------
+    data_path
+    """
+    if subject is None:
+        return _registry_stories(_TEXTGRIDS, ".TextGrid")
+    subject = check_selection(subject, SUBJECTS, "subjects")[0]
+    return _registry_stories(f"{_RESPONSES}{subject}/", ".hf5")
+
+
+def _files(subjects, stories, kinds):
+    """Registry paths of the selection (validated), with the small metadata files."""
+    kinds = check_selection(kinds, KINDS, "kinds")
+    subjects = check_selection(subjects, SUBJECTS, "subjects")
+    files = list(_METADATA)
+    if "stimuli" in kinds:
+        for story in check_selection(stories, list_stories(), "stories"):
+            files += [f"stimuli/{story}.wav", f"{_TEXTGRIDS}{story}.TextGrid"]
+    if "responses" in kinds:
+        for subject in subjects:
+            chosen = check_selection(stories, list_stories(subject), "stories")
+            files += [f"{_RESPONSES}{subject}/{story}.hf5" for story in chosen]
+    return files
+
+
+@verbose
+@fill_doc
+def data_path(
+    path=None,
+    force_update=False,
+    update_path=True,
+    download=True,
+    *,
+    subjects=None,
+    stories=None,
+    kinds=KINDS,
+    verbose=None,
+):
+    """Download (parts of) the LeBel et al. 2023 data set and return its folder.
+
+    Parameters
+    ----------
+    %(dataset_data_path)s
+    subjects : str | list of str | None
+        Subjects whose responses to get (``"UTS01"`` ... ``"UTS09"``); None for all.
+    stories : str | list of str | None
+        Stories to get; None for all (all of each subject's, for responses). For
+        responses, every story asked for must exist for every subject asked for
+        (see :func:`list_stories`).
+    kinds : str | list of str
+        ``"stimuli"`` (audio and TextGrid) and/or ``"responses"`` (preprocessed
+        fMRI). See the module documentation for sizes.
+    %(verbose)s
+
+    Returns
+    -------
+    path : pathlib.Path
+        The local folder of ``ds003020``, laid out as on OpenNeuro.
+
+    See Also
+    --------
+    load_stimulus, load_responses, fusion_dataset
+    """
+    files = _files(subjects, stories, kinds)
+    return fetch_dataset(ACCESSION, files, path, force_update, update_path, download)
+
+
+@verbose
+@fill_doc
+def load_stimulus(story, *, path=None, download=True, verbose=None):
+    """Load a story's audio and word/phone alignment as a Stimulus.
+
+    Parameters
+    ----------
+    story : str
+        A story from :func:`list_stories`.
+    %(dataset_loader_path)s
+    %(verbose)s
+
+    Returns
+    -------
+    stimulus : mne_fusion.features.Stimulus
+        The story's WAV and Praat TextGrid (tiers ``word`` and ``phone``).
+
+    See Also
+    --------
+    mne_fusion.features.extract
+    """
+    from ..features import Stimulus
+
+    check_selection([story], list_stories(), "stories")
+    root = data_path(
+        path, update_path=False, download=download, stories=story, kinds="stimuli"
+    )
+    return Stimulus(
+        audio=root / "stimuli" / f"{story}.wav",
+        textgrid=root / f"{_TEXTGRIDS}{story}.TextGrid",
+        name=story,
+    )
+
+
+@verbose
+@fill_doc
+def load_responses(subject, story, *, path=None, download=True, verbose=None):
+    """Load a subject's preprocessed fMRI responses to one story.
+
+    Parameters
+    ----------
+    subject : str
+        ``"UTS01"`` ... ``"UTS09"``.
+    story : str
+        A story of that subject (:func:`list_stories`).
+    %(dataset_loader_path)s
+    %(verbose)s
+
+    Returns
+    -------
+    responses : array, shape (n_trs, n_voxels)
+        The ``.hf5`` array as stored (z-scored per voxel by the authors). Row ``i``
+        is the volume at stimulus time ``RESPONSE_TMIN + i * TR`` (see the module
+        documentation); columns are the voxels of the subject's pycortex cortical
+        mask, in pycortex's order.
+
+    See Also
+    --------
+    template_mapping, surface_projection
+    """
+    import h5py
+
+    subject = check_selection(subject, SUBJECTS, "subjects")[0]
+    check_selection([story], list_stories(subject), "stories")
+    root = data_path(
+        path,
+        update_path=False,
+        download=download,
+        subjects=subject,
+        stories=story,
+        kinds="responses",
+    )
+    fname = root / f"{_RESPONSES}{subject}/{story}.hf5"
+    with h5py.File(fname, "r") as fid:
+        keys = [key for key in _RESPONSE_KEYS if key in fid]
+        if not keys:
+            raise ValueError(
+                f"{fname} holds no response array: expected one of "
+                f"{list(_RESPONSE_KEYS)}, found {list(fid)}."
+            )
+        responses = fid[keys[0]][()]
+    if responses.ndim != 2:
+        raise ValueError(
+            f"The responses in {fname} should be 2D (n_trs, n_voxels), got shape "
+            f"{responses.shape}."
+        )
+    logger.info(f"{subject} {story}: {responses.shape[0]} TRs x {responses.shape[1]}")
+    return responses
+
+
+def _anatomy(subject, path, mask):
+    """Read a subject's pycortex surfaces, transform and mask with nibabel."""
+    import nibabel as nib
+
+    xfm_dir = f"derivative/pycortex-db/{subject}/transforms/{subject}_auto"
+    surfaces = {
+        (kind, hemi): f"derivative/pycortex-db/{subject}/surfaces/{kind}_{hemi}.gii"
+        for kind in ("wm", "pia")
+        for hemi in HEMIS
+    }
+    files = [f"{xfm_dir}/matrices.xfm", f"{xfm_dir}/mask_{mask}.nii.gz"]
+    root = require_local(
+        ACCESSION, files + list(surfaces.values()), path, _HOW_TO_GET_ANATOMY
+    )
+    xfm = json.loads((root / files[0]).read_text())
+    vox_from_surf = np.asarray(xfm["coord"], float)
+    mask_img = np.asarray(nib.load(root / files[1]).dataobj) > 0
+    coords = {
+        key: np.asarray(nib.load(root / fname).darrays[0].data, float)
+        for key, fname in surfaces.items()
+    }
+    n_vertices = [len(coords["wm", hemi]) for hemi in HEMIS]
+    white = np.concatenate([coords["wm", hemi] for hemi in HEMIS])
+    pial = np.concatenate([coords["pia", hemi] for hemi in HEMIS])
+    return root, white, pial, vox_from_surf, mask_img, n_vertices
+
+
+def _voxel_counts(subject, path, mask, n_depths):
+    _validate_type(mask, str, "mask")
+    n_depths = _check_positive(n_depths, "n_depths", integer=True)
+    root, white, pial, vox_from_surf, mask_img, n_vertices = _anatomy(
+        subject, path, mask
+    )
+    counts = ribbon_voxel_counts(white, pial, vox_from_surf, mask_img, n_depths)
+    logger.info(
+        f"{subject}: {counts.shape[0]} voxels in mask {mask!r}, "
+        f"{np.count_nonzero(counts.sum(axis=1))} of them on the cortical ribbon"
+    )
+    return root, counts, n_vertices
+
+
+@verbose
+@fill_doc
+def surface_projection(subject, *, path=None, mask="thick", n_depths=5, verbose=None):
+    """Build the map from a subject's response voxels to its cortical surface.
+
+    Parameters
+    ----------
+    subject : str
+        ``"UTS01"`` ... ``"UTS09"``; needs the subject's pycortex database (see the
+        module documentation).
+    path : path-like | None
+        Where data sets live (see :func:`data_path`).
+    mask : str
+        The pycortex mask whose voxels are the response columns
+        (``transforms/<subject>_auto/mask_<mask>.nii.gz``); the Huth lab uses
+        ``"thick"``.
+    n_depths : int
+        Points sampled per vertex from the white to the pial surface.
+    %(verbose)s
+
+    Returns
+    -------
+    projection : scipy.sparse.csr_array, shape (n_vertices, n_voxels)
+        ``projection @ responses.T`` gives the responses on the subject's surface:
+        each vertex is the mean of the voxels its cortical ribbon samples (zero for a
+        vertex outside the mask).
+    vertices : list of array of int
+        The subject's surface vertices, left then right hemisphere, for
+        ``mne.SourceEstimate(..., vertices=vertices, subject=subject)``.
+
+    See Also
+    --------
+    template_mapping
+    """
+    subject = check_selection(subject, SUBJECTS, "subjects")[0]
+    _, counts, n_vertices = _voxel_counts(subject, path, mask, n_depths)
+    vertices = [np.arange(n) for n in n_vertices]
+    return row_normalize(counts.T), vertices
+
+
+@verbose
+@fill_doc
+def template_mapping(
+    subject,
+    src=None,
+    *,
+    path=None,
+    mask="thick",
+    n_depths=5,
+    subjects_dir=None,
+    verbose=None,
+):
+    """Build the read-out from template sources to a subject's response voxels.
+
+    Parameters
+    ----------
+    subject : str
+        ``"UTS01"`` ... ``"UTS08"`` (needs the pycortex database and FreeSurfer
+        ``surf/?h.sphere.reg`` of the subject; see the module documentation).
+    src : mne.SourceSpaces | None
+        The template source space; None uses
+        :func:`mne_fusion.anatomy.template_source_space` (ico4).
+    path : path-like | None
+        Where data sets live (see :func:`data_path`).
+    mask : str
+        The pycortex mask of the response voxels (see :func:`surface_projection`).
+    n_depths : int
+        Points sampled per vertex from the white to the pial surface.
+    subjects_dir : path-like | None
+        A FreeSurfer subjects directory holding ``fsaverage`` (its ``sphere.reg``
+        places the template sources). None uses nilearn's fsaverage5 sphere offline,
+        which covers source spaces up to ico5.
+    %(verbose)s
+
+    Returns
+    -------
+    mapping : scipy.sparse.csr_array, shape (n_kept_voxels, n_sources)
+        Each kept voxel as the mean of the template sources nearest (on the
+        registered sphere) to the subject vertices whose ribbon samples the voxel:
+        the ``mapping`` of :meth:`mne_fusion.FusionDataset.add_fmri`.
+    voxels : array of int, shape (n_kept_voxels,)
+        The response columns the rows of ``mapping`` stand for (voxels that no
+        vertex samples are dropped): pass ``responses[:, voxels]``.
+
+    See Also
+    --------
+    surface_projection, fusion_dataset
+    """
+    subject = check_selection(subject, SUBJECTS, "subjects")[0]
+    _validate_type(src, (None, mne.SourceSpaces), "src")
+    counts, nearest = _subject_maps(subject, src, path, mask, n_depths, subjects_dir)
+    mapping = row_normalize(counts) @ nearest
+    voxels = np.flatnonzero(mapping.sum(axis=1))
+    return sparse.csr_array(mapping[voxels]), voxels
+
+
+def _subject_maps(subject, src, path, mask, n_depths, subjects_dir):
+    """Return the voxel/vertex ribbon counts and the vertex -> nearest source map."""
+    import nibabel as nib
+
+    from ..anatomy import template_source_space
+
+    src = template_source_space("ico4") if src is None else src
+    root, counts, n_vertices = _voxel_counts(subject, path, mask, n_depths)
+    spheres = [
+        f"derivative/freesurfer_subjdir/{subject}/surf/{hemi}.sphere.reg"
+        for hemi in HEMIS
+    ]
+    require_local(ACCESSION, spheres, path, _HOW_TO_GET_ANATOMY)
+    subject_spheres = [nib.freesurfer.read_geometry(root / s)[0] for s in spheres]
+    for sphere, n, fname in zip(subject_spheres, n_vertices, spheres, strict=True):
+        if len(sphere) != n:
+            raise ValueError(
+                f"{fname} has {len(sphere)} vertices but the pycortex surfaces of "
+                f"{subject} have {n}: they are not the same subject's meshes."
+            )
+    template = [coords for coords, _ in template_meshes("sphere", subjects_dir)]
+    nearest = sphere_nearest(subject_spheres, template, [s["vertno"] for s in src])
+    return counts, nearest
+
+
+@verbose
+@fill_doc
+def fusion_dataset(
+    subjects,
+    stories,
+    features=("envelope", "word_onsets"),
+    *,
+    sfreq=50.0,
+    src=None,
+    space="voxels",
+    path=None,
+    download=True,
+    mask="thick",
+    subjects_dir=None,
+    verbose=None,
+):
+    """Build a FusionDataset of LeBel fMRI subjects and their stories.
+
+    Parameters
+    ----------
+    subjects : str | list of str
+        fMRI subjects, ``"UTS01"`` ... ``"UTS08"`` (their anatomy must be present,
+        see the module documentation).
+    stories : str | list of str
+        Stories heard by every subject (:func:`list_stories`).
+    features : str | FeatureExtractor | list
+        What :func:`mne_fusion.features.extract` computes from each story.
+    sfreq : float
+        The feature sampling rate in Hz.
+    src : mne.SourceSpaces | None
+        The template source space of the model; None uses ico4.
+    space : ``"voxels"`` | ``"fsaverage"``
+        ``"voxels"`` adds each subject's voxels (those on its cortical ribbon) with
+        the read-out of :func:`template_mapping`, so the model predicts the
+        subject's own voxels; ``"fsaverage"`` morphs the responses onto the template
+        sources first (each source the mean of the voxels sampled by the subject
+        vertices nearest to it) and adds them as SourceEstimates.
+    %(dataset_loader_path)s
+    mask : str
+        The pycortex mask of the response voxels.
+    subjects_dir : path-like | None
+        FreeSurfer subjects directory with ``fsaverage`` (see
+        :func:`template_mapping`).
+    %(verbose)s
+
+    Returns
+    -------
+    dataset : mne_fusion.FusionDataset
+        One stimulus per story and one fMRI subject per subject, with
+        ``tr=TR`` and ``tmin=RESPONSE_TMIN``.
+
+    See Also
+    --------
+    mne_fusion.datasets.smn4lang.fusion_dataset
+    """
+    from ..anatomy import template_source_space
+    from ..dataset import FusionDataset
+    from ..features import extract
+
+    _check_option("space", space, ("voxels", "fsaverage"))
+    _validate_type(src, (None, mne.SourceSpaces), "src")
+    subjects = check_selection(subjects, SUBJECTS, "subjects")
+    stories = check_selection(stories, list_stories(), "stories")
+    src = template_source_space("ico4") if src is None else src
+    vertices = [s["vertno"] for s in src]
+    dataset = FusionDataset()
+    for story in stories:
+        stimulus = load_stimulus(story, path=path, download=download)
+        dataset.add_stimulus(story, extract(features, stimulus, sfreq))
+    for subject in subjects:
+        counts, nearest = _subject_maps(subject, src, path, mask, 5, subjects_dir)
+        responses = {
+            story: load_responses(subject, story, path=path, download=download)
+            for story in stories
+        }
+        if space == "voxels":
+            mapping = row_normalize(counts) @ nearest
+            voxels = np.flatnonzero(mapping.sum(axis=1))
+            runs = {story: resp[:, voxels] for story, resp in responses.items()}
+            dataset.add_fmri(
+                subject, runs, TR, mapping=mapping[voxels], tmin=RESPONSE_TMIN
+            )
+        else:
+            morph = row_normalize(nearest.T) @ row_normalize(counts.T)
+            runs = {
+                story: mne.SourceEstimate(
+                    morph @ resp.T.astype(np.float64),
+                    vertices,
+                    tmin=RESPONSE_TMIN,
+                    tstep=TR,
+                    subject="fsaverage",
+                )
+                for story, resp in responses.items()
+            }
+            dataset.add_fmri(subject, runs, TR)
+    return dataset
