@@ -22,11 +22,11 @@ from .utils import (
 _RTOL = 1e-6
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class MEGSubject:
     """The MEG recordings of one subject, as arrays ready for the encoder.
 
-    Attributes
+    Parameters
     ----------
     name : str
         Subject name.
@@ -56,12 +56,18 @@ class MEGSubject:
     runs: dict
     noise_ceiling: np.ndarray | None
 
+    def __repr__(self):
+        return (
+            f"<MEGSubject {self.name!r} | {self.gain.shape[0]} channels, "
+            f"{self.gain.shape[1]} sources, {len(self.runs)} stories>"
+        )
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, eq=False, repr=False)
 class FMRISubject:
     """The fMRI recordings of one subject.
 
-    Attributes
+    Parameters
     ----------
     name : str
         Subject name.
@@ -89,16 +95,35 @@ class FMRISubject:
     noise_ceiling: np.ndarray | None
 
     def tr_times(self, story):
-        """Stimulus time (s) of each TR of ``story``'s run."""
-        n_trs = self.runs[story].shape[0]
+        """Return the stimulus time of each TR of a story's run.
+
+        Parameters
+        ----------
+        story : str
+            A story of this subject.
+
+        Returns
+        -------
+        times : array, shape (n_trs,)
+            ``tmin[story] + k * tr`` in seconds.
+        """
+        n_trs = _lookup(self.runs, story, "story").shape[0]
         return self.tmin[story] + np.arange(n_trs) * self.tr
 
+    def __repr__(self):
+        kind = "mapped targets" if self.mapping is not None else "vertices"
+        n_targets = next(iter(self.runs.values())).shape[1]
+        return (
+            f"<FMRISubject {self.name!r} | {n_targets} {kind}, TR {self.tr:g} s, "
+            f"{len(self.runs)} stories>"
+        )
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, eq=False, repr=False)
 class Segment:
     """An aligned excerpt of one story for training.
 
-    Attributes
+    Parameters
     ----------
     story : str
         The story.
@@ -120,6 +145,12 @@ class Segment:
     features: np.ndarray
     meg: dict
     fmri: dict
+
+    def __repr__(self):
+        return (
+            f"<Segment {self.story!r} | samples {self.start}-{self.stop}, "
+            f"{len(self.meg)} MEG + {len(self.fmri)} fMRI subjects>"
+        )
 
 
 class FusionDataset:
@@ -261,6 +292,7 @@ class FusionDataset:
                     "them from the onset."
                 )
             features = features.copy()
+            features.tmin = 0.0
         else:
             _validate_type(features, (Features, np.ndarray), "features")
             if sfreq is None:
@@ -643,7 +675,7 @@ class FusionDataset:
 def _lookup(store, name, kind):
     if name not in store:
         known = ", ".join(repr(k) for k in store) or "none"
-        raise ValueError(f"Unknown {kind} {name!r}; the dataset has: {known}.")
+        raise ValueError(f"Unknown {kind} {name!r}; available: {known}.")
     return store[name]
 
 

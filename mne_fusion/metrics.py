@@ -8,6 +8,8 @@ from sklearn.metrics import roc_auc_score
 
 from .utils import _check_finite, _validate_type, fill_doc
 
+__all__ = ["prediction_r", "source_recovery"]
+
 # Time samples handled at once by the spatial metrics: bounds the memory of the
 # temporaries to a few (n_sources, _BLOCK) arrays for long stories.
 _BLOCK = 1024
@@ -32,7 +34,7 @@ def prediction_r(y_true, y_pred, axis=0, *, verbose=None):
     Returns
     -------
     r : array
-        float64 Pearson r for every index of the other axes (the shape of ``y_true``
+        Pearson r (float64) for every index of the other axes (the shape of ``y_true``
         without ``axis``). Where ``y_true`` or ``y_pred`` is constant along ``axis``
         (standard deviation below 1e-12 times its largest magnitude) r is defined as 0,
         the score of an uninformative prediction, instead of NaN.

@@ -130,6 +130,7 @@ def test_add_meg_raw(ds, toy_forward):
     np.testing.assert_array_equal(data, expected)
     np.testing.assert_allclose(data[0, :3], [0, 1e-15, 2e-15])
     assert meg.noise_ceiling is None
+    assert repr(meg) == "<MEGSubject 'S1' | 29 channels, 84 sources, 1 stories>"
     assert ds.meg_subjects == ["S1"]
     assert "1 MEG + 0 fMRI" in repr(ds)
 
@@ -258,6 +259,9 @@ def test_add_fmri_stc(ds, toy_forward):
     assert fmri.tmin == {"a": 1.0, "b": 2.0}
     np.testing.assert_array_equal(fmri.runs["a"], stc_a.data.T)
     np.testing.assert_array_equal(fmri.tr_times("a"), stc_a.times)
+    with pytest.raises(ValueError, match="Unknown story 'c'; available: 'a'"):
+        fmri.tr_times("c")
+    assert repr(fmri) == "<FMRISubject 'F1' | 84 vertices, TR 2 s, 2 stories>"
     for got, want in zip(fmri.vertices, stc_a.vertices, strict=True):
         np.testing.assert_array_equal(got, want)
     assert fmri.mapping is None
@@ -349,11 +353,9 @@ def test_add_fmri_tr_span(ds, n_trs, tmin, ok):
 
 # ---------------------------------------------------------------------- views
 def test_accessor_errors(ds):
-    with pytest.raises(
-        ValueError, match="Unknown story 'c'; the dataset has: 'a', 'b'"
-    ):
+    with pytest.raises(ValueError, match="Unknown story 'c'; available: 'a', 'b'"):
         ds.stimulus("c")
-    with pytest.raises(ValueError, match="Unknown subject 'S1'; the dataset has: none"):
+    with pytest.raises(ValueError, match="Unknown subject 'S1'; available: none"):
         ds.meg("S1")
     with pytest.raises(ValueError, match="Unknown subject 'S1'"):
         ds.fmri("S1")
@@ -377,6 +379,7 @@ def test_segments_alignment(toy_forward, rng):
     ds = _full_dataset(toy_forward, rng)
     segments = ds.segments(length=6.0, overlap=0.5)
     assert all(isinstance(seg, Segment) for seg in segments)
+    assert repr(segments[0]) == "<Segment 'a' | samples 0-300, 1 MEG + 1 fMRI subjects>"
     n_len = 300
     for story in ds.stories:
         segs = [seg for seg in segments if seg.story == story]
