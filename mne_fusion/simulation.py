@@ -1,0 +1,653 @@
+"""Simulated naturalistic MEG + fMRI experiments whose cortical sources are known."""
+
+import time
+
+import numpy as np
+from mne import Covariance, SourceEstimate, pick_info, spatial_src_adjacency
+from mne.channels import read_meg_canonical_info
+from mne.io import RawArray
+from mne.transforms import Transform, rotation, translation
+from mne.utils import logger, verbose
+from nilearn.glm.first_level import glover_hrf
+from scipy import sparse
+from scipy.signal import fftconvolve, lfilter
+from scipy.spatial.distance import cdist
+
+from ._sim_sources import (
+    BACKGROUND_RADIUS,
+    N_BACKGROUND,
+    PATCH_RADIUS,
+    SITES,
+    SOURCE_DENSITY,
+    CortexGeometry,
+    Patch,
+    ResponseModel,
+    pink_noise,
+)
+from ._sim_stimuli import make_language, make_story, story_features
+from .anatomy import default_dev_head_t, template_forward, template_source_space
+from .dataset import FusionDataset
+from .features import Features
+from .utils import _check_option, _check_positive, _validate_type, fill_doc
+
+__all__ = ["Patch", "SimulatedExperiment", "simulate_naturalistic"]
+
+MEG_SYSTEMS = ("neuromag", "ctf275")
+N_MEL = 16  # mel bands of the simulated spectrum
+N_EMBEDDING = 32  # dimensions of the simulated word embedding
+HEAD_JITTER = (2.0, 2.0)  # std of each subject's head displacement: mm, degrees
+ENVIRONMENT_SHARE = 0.4  # share of each channel's noise variance that is environmental
+ENVIRONMENT_RANK = 8  # spatial modes of the environmental noise
+ENVIRONMENT_LENGTH = 0.05  # m, correlation length of the environmental noise
+FMRI_NOISE_AR = 0.3  # lag-one autocorrelation of the fMRI noise
+HRF_LENGTH = 32.0  # s
+# Independent random streams, so that e.g. adding a subject changes no story.
+_STREAMS = {
+    "language": 1,
+    "story": 2,
+    "acoustics": 3,
+    "model": 4,
+    "background": 5,
+    "activity": 6,
+    "meg_noise": 7,
+    "fmri_noise": 8,
+}
+# Head positions depend on the subject's index only (not on the seed), so that every
+# seed reuses the cached forward models.
+_HEAD_STREAM = 9
+
+
+def _rng(seed, stream, *keys):
+    return np.random.default_rng([seed, _STREAMS[stream], *keys])
+
+
+class SimulatedExperiment:
+    """A simulated naturalistic MEG + fMRI experiment with its ground truth.
+
+    Made by :func:`simulate_naturalistic`; not meant to be built directly.
+
+    Attributes
+    ----------
+    train, test : FusionDataset
+        The training and the held-out stories with every subject's recordings.
+    test_stories, train_stories : list of str
+        The story names of each split.
+    features : dict
+        Story -> :class:`~mne_fusion.features.Features` (all stories).
+    alignments : dict
+        Story -> word and phone intervals (``words``, ``phones``: lists of
+        ``(onset, offset, label)``; ``duration``), as a TextGrid would give them.
+    sources : dict
+        Story -> ground-truth :class:`mne.SourceEstimate` (Am) on ``src``: the
+        stimulus drive plus the background activity (all stories).
+    stimulus_drive : dict
+        Story -> the stimulus-locked part of ``sources``, i.e.
+        ``stimulus_response(features[story])``.
+    src : mne.SourceSpaces
+        The template (fsaverage) source space of every subject.
+    forwards : dict
+        MEG subject -> its fixed-orientation :class:`mne.Forward`.
+    noise_covs : dict
+        MEG subject -> :class:`mne.Covariance` of its sensor noise (exact, see
+        :func:`simulate_naturalistic`).
+    patches : list of Patch
+        The stimulus-driven patches.
+    background_patches : list of Patch
+        The patches with spontaneous (1/f, not stimulus-locked) activity.
+    active_sources : array of bool, shape (n_sources,)
+        True for the sources of ``patches``, in the source order (lh then rh).
+    meg_cnr, fmri_cnr, background, sfreq, tr, seed, spacing, bem : float | int | str
+        The parameters of the simulation.
+    meg_systems : dict
+        MEG subject -> its MEG system.
+
+    See Also
+    --------
+    simulate_naturalistic
+    """
+
+    def __init__(self, **attributes):
+        self._model = attributes.pop("model")
+        for name, value in attributes.items():
+            setattr(self, name, value)
+
+    @property
+    def n_sources(self):
+        """Number of template sources."""
+        return sum(len(s["vertno"]) for s in self.src)
+
+    @property
+    def stories(self):
+        """All story names, training stories first."""
+        return self.train_stories + self.test_stories
+
+    @verbose
+    @fill_doc
+    def stimulus_response(self, features, *, verbose=None):
+        """Apply the true generative model to stimulus features.
+
+        This is the oracle: the cortical activity that the simulated brain produces
+        for a stimulus, without spontaneous activity.
+
+        Parameters
+        ----------
+        features : Features | array, shape (n_times, n_features)
+            Stimulus features with the columns of ``features`` of this experiment
+            (at least those that the patches respond to), sampled at ``sfreq``; a
+            plain array must hold every column of this experiment's features, in
+            order.
+        %(verbose)s
+
+        Returns
+        -------
+        stc : mne.SourceEstimate
+            Activity (Am) of every source of ``src``, with the features' ``tmin``.
+            Stored in factored form (patch profiles x patch time courses); ``.data``
+            computes the full array on first access.
+
+        See Also
+        --------
+        mne_fusion.baselines
+        """
+        _validate_type(features, (Features, np.ndarray), "features")
+        reference = self.features[self.stories[0]]
+        if isinstance(features, np.ndarray):
+            if features.ndim != 2 or features.shape[1] != reference.n_features:
+                raise ValueError(
+                    f"features as an array must have shape (n_times, "
+                    f"{reference.n_features}), got {features.shape}."
+                )
+            features = Features(
+                features, self.sfreq, reference.names, 0.0, reference.extractors
+            )
+        if not np.isclose(features.sfreq, self.sfreq):
+            raise ValueError(
+                f"features must be sampled at the simulation's sfreq ({self.sfreq} "
+                f"Hz), got {features.sfreq} Hz."
+            )
+        courses = self._model.time_courses(features)
+        return self._stc(self._model.spatial, courses, features.tmin)
+
+    def raw(self, subject, story):
+        """Return the MEG recording of a subject for a story.
+
+        Parameters
+        ----------
+        subject : str
+            An MEG subject.
+        story : str
+            A story.
+
+        Returns
+        -------
+        raw : mne.io.RawArray
+            A copy of the run with the subject's Info; sample 0 is the stimulus onset.
+        """
+        _check_option("story", story, self.stories)
+        dataset = self.test if story in self.test_stories else self.train
+        meg = dataset.meg(subject)
+        return RawArray(meg.runs[story], meg.info, copy="both", verbose=False)
+
+    def _stc(self, spatial, courses, tmin):
+        return SourceEstimate(
+            (spatial, courses),
+            [s["vertno"] for s in self.src],
+            tmin=tmin,
+            tstep=1.0 / self.sfreq,
+            subject="fsaverage",
+        )
+
+    def __repr__(self):
+        return (
+            f"<SimulatedExperiment | {len(self.stories)} stories "
+            f"({len(self.train_stories)} train, {len(self.test_stories)} test), "
+            f"{len(self.forwards)} MEG + {len(self.test.fmri_subjects)} fMRI "
+            f"subjects, {self.n_sources} sources, MEG CNR {self.meg_cnr:g}, "
+            f"fMRI CNR {self.fmri_cnr:g}>"
+        )
+
+
+@verbose
+@fill_doc
+def simulate_naturalistic(
+    n_stories=10,
+    story_duration=60.0,
+    n_test_stories=1,
+    n_meg_subjects=3,
+    n_fmri_subjects=3,
+    meg_cnr=1.0,
+    fmri_cnr=1.0,
+    spacing="ico4",
+    meg_system="neuromag",
+    bem="template",
+    sfreq=50.0,
+    tr=2.0,
+    seed=0,
+    background=0.5,
+    *,
+    verbose=None,
+):
+    """Simulate MEG and fMRI subjects listening to stories, with known sources.
+
+    Parameters
+    ----------
+    n_stories : int
+        Number of stories (at least 2).
+    story_duration : float
+        Duration of each story in seconds (at least 10 s and 2 TRs).
+    n_test_stories : int
+        Number of held-out stories (the last ones), at least 1 and less than
+        ``n_stories``.
+    n_meg_subjects, n_fmri_subjects : int
+        Numbers of MEG and of fMRI subjects (at least one subject in all).
+    meg_cnr : float
+        MEG contrast-to-noise ratio: per channel, the std of the brain signal over
+        all runs divided by the std of the sensor noise. ``np.inf`` adds no noise.
+    fmri_cnr : float
+        fMRI contrast-to-noise ratio: the median std of the BOLD of the
+        stimulus-driven sources divided by the std of the noise at every source.
+        ``np.inf`` adds no noise.
+    spacing : str
+        Template source space, see
+        :func:`mne_fusion.anatomy.template_source_space`.
+    meg_system : str | list of str
+        ``"neuromag"`` (306 channels) or ``"ctf275"``, for all MEG subjects or one
+        per subject.
+    bem : ``"template"`` | ``"sphere"``
+        Head model of the forwards, see :func:`mne_fusion.anatomy.template_forward`.
+    sfreq : float
+        Sampling rate of features and MEG in Hz (at least 20).
+    tr : float
+        fMRI repetition time in seconds.
+    seed : int
+        Seed of everything random; the same seed gives identical arrays.
+    background : float
+        Amplitude of the spontaneous activity of each background patch relative to
+        that of the stimulus-driven patches (0 for none).
+    %(verbose)s
+
+    Returns
+    -------
+    experiment : SimulatedExperiment
+        Datasets, ground truth, anatomy and the generative model.
+
+    See Also
+    --------
+    SimulatedExperiment, mne_fusion.FusionDataset, mne_fusion.metrics.source_recovery
+
+    Notes
+    -----
+    **Stimuli.** Each story is a sequence of words (about 2.5 words/s, with pauses at
+    phrase boundaries) drawn from a 2000-word vocabulary with Zipf frequencies, and
+    a slowly drifting topic that biases which words occur. Every word has a fixed
+    pronunciation in the 39 ARPAbet phonemes (about 12 phonemes/s). The features
+    mimic the built-in extractors column for column: ``envelope`` (amplitude of the
+    phones, anti-aliased), ``mel_00``... (log power of phone-specific spectra),
+    ``phoneme_AA``... (one-hot over each phone's interval), ``word_onset`` (1 at the
+    first sample of each word) and ``lm_000``... (a contextual word embedding at
+    each word onset: word vector plus the drifting context).
+
+    **Sources.** Stimulus-driven patches (Gaussian profiles of geodesic distance
+    on the template mesh, 10 mm radius, centred on the source nearest to an MNI
+    site) respond nonlinearly and with delays of 70-450 ms to different features:
+
+    ==========  ==================  ===============================================
+    patch       MNI305 (mm)         response (peak latency)
+    ==========  ==================  ===============================================
+    A1-lh       (-44, -20, 8)       envelope with divisive adaptation (80 ms)
+    A1-rh       (46, -18, 8)        envelope with divisive adaptation (70 ms)
+    STG-lh      (-60, -24, 4)       tuned phoneme onsets, saturating (120 ms)
+    STG-rh      (62, -20, 2)        energy of a mel-spectrum projection (100 ms)
+    MTG-lh      (-56, -44, -2)      word onsets x f(embedding), rate-adapting (250 ms)
+    MTG-rh      (56, -36, -4)       word onsets, rate-adapting (280 ms)
+    IFG-lh      (-50, 24, 10)       word onsets x semantic surprise (450 ms)
+    AG-lh       (-46, -66, 30)      word onsets x softplus(embedding) (380 ms)
+    PreCG-lh    (-54, -6, 34)       phoneme identity, signed tuning, rectified (150 ms)
+    ==========  ==================  ===============================================
+
+    Each response is scaled to a std of 0.25 nAm per mm² of cortex at the patch
+    centre, with a random sign and a factor in [0.7, 1.3]. Background patches
+    (12 per hemisphere, 8-16 mm, away from the active ones) carry independent 1/f
+    activity (rolling off below 0.5 Hz) that no stimulus explains. All subjects
+    share the template anatomy and one cortical truth per story.
+
+    **MEG.** Each MEG subject has the template head with its own head position
+    (the default device-to-head transform moved by about 2 mm and 2 degrees; fixed
+    per subject index, not by the seed, so the forwards are computed once and
+    cached) and records ``gain @ sources + noise``. The noise is Gaussian, white in
+    time, with per-channel std ``std(signal) / meg_cnr``; 40 percent of its variance is
+    spatially correlated environmental noise (8 smooth modes over the sensor
+    array). ``noise_covs`` holds its exact covariance; with ``meg_cnr=np.inf`` no
+    noise is added and ``noise_covs`` holds the covariance the noise would have at
+    ``meg_cnr=1``, so that whitening and minimum-norm estimates stay defined.
+
+    **fMRI.** fMRI subjects are other people on the same template vertices. The
+    BOLD of each source is its power (squared activity) convolved at ``sfreq`` with
+    the canonical Glover HRF (nilearn, unit sum), averaged over each acquisition
+    window ``[t, t + tr)``, scaled so that the median std over the stimulus-driven
+    sources is 1, plus noise with std ``1 / fmri_cnr`` (AR(1) in time with
+    coefficient 0.3, smoothed over neighbouring sources). Runs are
+    SourceEstimates with ``tstep = tr`` and ``tmin = 0``: volume ``k`` has the
+    stimulus time ``k * tr``, the start of its acquisition window; activity before
+    the stimulus onset is zero. A story of duration ``d`` has ``floor(d / tr)``
+    volumes.
+    """
+    _check_args(
+        n_stories, story_duration, n_test_stories, n_meg_subjects, n_fmri_subjects
+    )
+    meg_cnr = _check_positive(meg_cnr, "meg_cnr", allow_inf=True)
+    fmri_cnr = _check_positive(fmri_cnr, "fmri_cnr", allow_inf=True)
+    sfreq = _check_positive(sfreq, "sfreq")
+    if sfreq < 20:
+        raise ValueError(f"sfreq must be at least 20 Hz, got {sfreq}.")
+    tr = _check_positive(tr, "tr")
+    if story_duration < 2 * tr:
+        raise ValueError(
+            f"story_duration must cover at least two TRs ({2 * tr} s), got "
+            f"{story_duration}."
+        )
+    _validate_type(seed, "int", "seed")
+    if seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed}.")
+    background = _check_positive(background, "background", allow_zero=True)
+    _check_option("bem", bem, ("template", "sphere"))
+    systems = _check_systems(meg_system, n_meg_subjects)
+    start = time.perf_counter()
+
+    src = template_source_space(spacing)
+    geometry = CortexGeometry(src)
+    names = [f"story{k + 1:02d}" for k in range(n_stories)]
+    test_stories = names[n_stories - n_test_stories :]
+    language = make_language(_rng(seed, "language"), N_EMBEDDING, N_MEL)
+    features, alignments = {}, {}
+    for k, story in enumerate(names):
+        alignment, embeddings, loudness = make_story(
+            language, story_duration, _rng(seed, "story", k)
+        )
+        alignments[story] = alignment
+        features[story] = story_features(
+            language, alignment, embeddings, loudness, sfreq, _rng(seed, "acoustics", k)
+        )
+    logger.info(f"Simulated {n_stories} stories of {story_duration} s")
+
+    model, background_patches, background_profiles, background_amplitudes = _make_truth(
+        geometry, list(features.values()), seed, sfreq, background
+    )
+    n_times = next(iter(features.values())).n_times
+    spatial = np.concatenate([model.spatial, background_profiles], axis=1)
+    courses = {}
+    for k, story in enumerate(names):
+        drive = model.time_courses(features[story])
+        noise = pink_noise(
+            _rng(seed, "activity", k), len(background_patches), n_times, sfreq
+        )
+        courses[story] = (drive, background_amplitudes[:, np.newaxis] * noise)
+    active = np.any(model.spatial != 0, axis=1)
+
+    experiment = SimulatedExperiment(
+        model=model,
+        features=features,
+        alignments=alignments,
+        src=src,
+        patches=model.patches,
+        background_patches=background_patches,
+        active_sources=active,
+        train_stories=[s for s in names if s not in test_stories],
+        test_stories=test_stories,
+        meg_cnr=meg_cnr,
+        fmri_cnr=fmri_cnr,
+        background=background,
+        sfreq=sfreq,
+        tr=tr,
+        seed=seed,
+        spacing=spacing,
+        bem=bem,
+    )
+    experiment.sources = {
+        story: experiment._stc(spatial, np.concatenate(courses[story]), 0.0)
+        for story in names
+    }
+    experiment.stimulus_drive = {
+        story: experiment._stc(model.spatial, courses[story][0], 0.0) for story in names
+    }
+    logger.info(f"Simulated the sources ({time.perf_counter() - start:.1f} s so far)")
+
+    dataset = FusionDataset()
+    for story in names:
+        dataset.add_stimulus(story, features[story])
+    experiment.forwards, experiment.noise_covs, experiment.meg_systems = {}, {}, {}
+    for k, system in enumerate(systems):
+        subject = f"meg{k + 1:02d}"
+        forward, runs, cov = _meg_subject(
+            experiment, k, system, spatial, courses, meg_cnr, seed
+        )
+        dataset.add_meg(subject, runs, forward)
+        experiment.forwards[subject] = forward
+        experiment.noise_covs[subject] = cov
+        experiment.meg_systems[subject] = system
+        logger.info(f"Simulated MEG subject {subject} ({system})")
+    bold = _clean_bold(spatial, courses, active, sfreq, tr)
+    smoother = _noise_smoother(src)
+    vertices = [s["vertno"] for s in src]
+    for k in range(n_fmri_subjects):
+        runs = {}
+        for j, story in enumerate(names):
+            data = bold[story]
+            if np.isfinite(fmri_cnr):
+                noise = _fmri_noise(
+                    _rng(seed, "fmri_noise", k, j), smoother, data.shape
+                )
+                data = data + noise / fmri_cnr
+            runs[story] = SourceEstimate(
+                data, vertices, tmin=0.0, tstep=tr, subject="fsaverage"
+            )
+        dataset.add_fmri(f"fmri{k + 1:02d}", runs, tr)
+    experiment.train = dataset.subset(experiment.train_stories)
+    experiment.test = dataset.subset(test_stories)
+    logger.info(f"Simulated {experiment!r} in {time.perf_counter() - start:.1f} s")
+    return experiment
+
+
+def _check_args(n_stories, story_duration, n_test, n_meg, n_fmri):
+    n_stories = _check_positive(n_stories, "n_stories", integer=True)
+    if n_stories < 2:
+        raise ValueError(f"n_stories must be at least 2, got {n_stories}.")
+    _check_positive(story_duration, "story_duration")
+    if story_duration < 10:
+        raise ValueError(f"story_duration must be at least 10 s, got {story_duration}.")
+    n_test = _check_positive(n_test, "n_test_stories", integer=True)
+    if n_test >= n_stories:
+        raise ValueError(
+            f"n_test_stories must be less than n_stories ({n_stories}), got {n_test}."
+        )
+    n_meg = _check_positive(n_meg, "n_meg_subjects", allow_zero=True, integer=True)
+    n_fmri = _check_positive(n_fmri, "n_fmri_subjects", allow_zero=True, integer=True)
+    if n_meg + n_fmri == 0:
+        raise ValueError(
+            "n_meg_subjects and n_fmri_subjects are both 0; simulate at least one "
+            "subject."
+        )
+
+
+def _check_systems(meg_system, n_meg_subjects):
+    if isinstance(meg_system, str):
+        meg_system = [meg_system] * n_meg_subjects
+    _validate_type(meg_system, (str, list, tuple), "meg_system")
+    if len(meg_system) != n_meg_subjects:
+        raise ValueError(
+            f"meg_system must name one system per MEG subject ({n_meg_subjects}), got "
+            f"{len(meg_system)}."
+        )
+    for system in meg_system:
+        _check_option("meg_system", system, MEG_SYSTEMS)
+    return list(meg_system)
+
+
+def _make_truth(geometry, features_list, seed, sfreq, background):
+    """Active patches with their response model, and the background patches."""
+    names = features_list[0].names
+    groups = {
+        "envelope": ("envelope",),
+        "spectral": tuple(n for n in names if n.startswith("mel_")),
+        "phoneme_onsets": tuple(n for n in names if n.startswith("phoneme_")),
+        "word_onsets": ("word_onset",),
+        "lm": ("word_onset", *(n for n in names if n.startswith("lm_"))),
+    }
+    groups["articulation"] = groups["phoneme_onsets"]
+    for kind in ("lexical", "semantic", "surprise"):
+        groups[kind] = groups["lm"]
+    rng = _rng(seed, "model")
+    patches, profiles, centers = [], [], []
+    for name, hemi, site, response, latency in SITES:
+        center = geometry.nearest(hemi, site)
+        patch, profile = geometry.make_patch(
+            name, hemi, center, PATCH_RADIUS, response, groups[response], latency, site
+        )
+        patches.append(patch)
+        profiles.append(profile)
+        centers.append((hemi, center))
+    model = ResponseModel(patches, profiles, N_MEL, N_EMBEDDING, sfreq, rng)
+    amplitudes = (
+        SOURCE_DENSITY
+        * geometry.area[[geometry.row(h, c) for h, c in centers]]
+        * rng.uniform(0.7, 1.3, len(patches))
+        * rng.choice([-1.0, 1.0], len(patches))
+    )
+    model.calibrate(features_list, amplitudes)
+
+    rng = _rng(seed, "background")
+    active = np.any(model.spatial != 0, axis=1)
+    bg_patches, bg_profiles, bg_amplitudes = [], [], []
+    for hemi in ("lh", "rh"):
+        positions = geometry.positions(hemi)
+        # background stays clear of the active patches and of each other
+        taken = positions[[c for h, c in centers if h == hemi]]
+        chosen = []
+        for center in rng.permutation(len(positions)):
+            if len(chosen) == N_BACKGROUND:
+                break
+            if np.all(np.linalg.norm(taken - positions[center], axis=1) > 25) and all(
+                np.linalg.norm(positions[center] - positions[c]) > 15 for c in chosen
+            ):
+                chosen.append(center)
+        for k, center in enumerate(chosen):
+            patch, profile = geometry.make_patch(
+                f"background-{hemi}-{k + 1:02d}",
+                hemi,
+                center,
+                rng.uniform(*BACKGROUND_RADIUS),
+                "background",
+                (),
+                None,
+                positions[center],
+            )
+            profile[active] = 0.0
+            bg_patches.append(patch)
+            bg_profiles.append(profile)
+            area = geometry.area[geometry.row(hemi, center)]
+            bg_amplitudes.append(
+                background * SOURCE_DENSITY * area * rng.uniform(0.7, 1.3)
+            )
+    profiles = np.array(bg_profiles).T.reshape(geometry.n_sources, len(bg_patches))
+    return model, bg_patches, profiles, np.array(bg_amplitudes)
+
+
+def _head_position(info, index):
+    """Return the default head position, moved by a few mm and degrees per subject."""
+    rng = np.random.default_rng([_HEAD_STREAM, index])
+    shift = rng.normal(0.0, HEAD_JITTER[0], 3) * 1e-3
+    angles = np.deg2rad(rng.normal(0.0, HEAD_JITTER[1], 3))
+    jitter = translation(*shift) @ rotation(*angles)
+    return Transform("meg", "head", jitter @ default_dev_head_t(info)["trans"])
+
+
+def _environment_modes(info):
+    """Smooth spatial modes of environmental noise, each channel's row of unit norm."""
+    positions = np.array([ch["loc"][:3] for ch in info["chs"]])
+    kernel = np.exp(-cdist(positions, positions) / ENVIRONMENT_LENGTH)
+    values, vectors = np.linalg.eigh(kernel)
+    modes = vectors[:, -ENVIRONMENT_RANK:] * np.sqrt(values[-ENVIRONMENT_RANK:])
+    return modes / np.linalg.norm(modes, axis=1, keepdims=True)
+
+
+def _meg_subject(experiment, index, system, spatial, courses, cnr, seed):
+    """Forward, runs (story -> RawArray) and exact noise covariance of a subject."""
+    info = read_meg_canonical_info(system)
+    dev_head_t = _head_position(info, index)
+    forward = template_forward(
+        info, experiment.spacing, dev_head_t=dev_head_t, bem=experiment.bem
+    )
+    for s_fwd, s_src in zip(forward["src"], experiment.src, strict=True):
+        if not np.array_equal(s_fwd["vertno"], s_src["vertno"]):
+            raise RuntimeError("The template forward is not on the template sources.")
+    names = forward["sol"]["row_names"]
+    info = pick_info(info, [info.ch_names.index(name) for name in names])
+    info["dev_head_t"] = dev_head_t
+    # the canonical layout comes at 1 kHz; the simulated runs are already at the
+    # stimulus rate, as after MNE's own resampling (Info locks sfreq for that reason)
+    with info._unlock():
+        info["sfreq"] = experiment.sfreq
+        info["lowpass"] = experiment.sfreq / 2
+    patterns = forward["sol"]["data"] @ spatial
+    signals = {story: patterns @ np.concatenate(c) for story, c in courses.items()}
+    n_total = sum(x.shape[1] for x in signals.values())
+    mean = sum(x.sum(axis=1) for x in signals.values()) / n_total
+    var = sum(((x - mean[:, None]) ** 2).sum(axis=1) for x in signals.values())
+    scale = np.sqrt(var / n_total) / (cnr if np.isfinite(cnr) else 1.0)
+    modes = _environment_modes(info)
+    share = ENVIRONMENT_SHARE
+    correlation = (1 - share) * np.eye(len(names)) + share * modes @ modes.T
+    cov = Covariance(
+        scale[:, None] * correlation * scale, list(names), [], [], nfree=n_total
+    )
+    runs = {}
+    for j, (story, data) in enumerate(signals.items()):
+        if np.isfinite(cnr):
+            rng = _rng(seed, "meg_noise", index, j)
+            noise = np.sqrt(1 - share) * rng.standard_normal(data.shape)
+            noise += (
+                np.sqrt(share)
+                * modes
+                @ rng.standard_normal((ENVIRONMENT_RANK, data.shape[1]))
+            )
+            data = data + scale[:, None] * noise
+        runs[story] = RawArray(data, info, verbose=False)
+    return forward, runs, cov
+
+
+def _clean_bold(spatial, courses, active, sfreq, tr):
+    """Noiseless BOLD of every source per story, shape (n_sources, n_trs)."""
+    rows = np.flatnonzero(np.any(spatial != 0, axis=1))
+    hrf = glover_hrf(1.0 / sfreq, oversampling=1, time_length=HRF_LENGTH)
+    bold = {}
+    for story, parts in courses.items():
+        activity = spatial[rows] @ np.concatenate(parts)
+        n_times = activity.shape[1]
+        response = fftconvolve(activity**2, hrf[np.newaxis], axes=1)[:, :n_times]
+        n_trs = int(np.floor(n_times / sfreq / tr + 1e-9))
+        bounds = np.ceil(np.arange(n_trs + 1) * tr * sfreq - 1e-9).astype(int)
+        data = np.zeros((spatial.shape[0], n_trs))
+        data[rows] = np.add.reduceat(
+            response[:, : bounds[-1]], bounds[:-1], axis=1
+        ) / np.diff(bounds)
+        bold[story] = data
+    level = np.median(np.concatenate([b[active] for b in bold.values()], 1).std(1))
+    return {story: data / level for story, data in bold.items()}
+
+
+def _noise_smoother(src):
+    """Return the operator averaging each source and its neighbours (unit rows)."""
+    adjacency = spatial_src_adjacency(src, verbose=False).tocsr()
+    smoother = ((adjacency + sparse.eye(adjacency.shape[0])) != 0).astype(float)
+    norms = np.sqrt(np.asarray(smoother.sum(axis=1)).ravel())
+    return sparse.diags(1.0 / norms) @ smoother
+
+
+def _fmri_noise(rng, smoother, shape):
+    """Unit-variance noise, AR(1) in time (stationary from the first volume)."""
+    white = rng.standard_normal(shape)
+    start = FMRI_NOISE_AR * rng.standard_normal((shape[0], 1))
+    ar = lfilter(
+        [np.sqrt(1 - FMRI_NOISE_AR**2)], [1, -FMRI_NOISE_AR], white, axis=1, zi=start
+    )[0]
+    return smoother @ ar
