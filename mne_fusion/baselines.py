@@ -141,8 +141,8 @@ def _to_template(stcs, forward, src, subjects_dir):
     return [_one(s) for s in stcs] if isinstance(stcs, list) else _one(stcs)
 
 
-@fill_doc
 @verbose
+@fill_doc
 def minimum_norm(
     inst,
     forward,
@@ -241,8 +241,8 @@ def _fmri_prior(fmri_map, weight, n_sources):
     return 1.0 - weight * (1.0 - activation / peak)
 
 
-@fill_doc
 @verbose
+@fill_doc
 def fmri_weighted_mne(
     inst,
     forward,
@@ -333,8 +333,8 @@ def fmri_weighted_mne(
     return _to_template(stcs, forward, src, subjects_dir)
 
 
-@fill_doc
 @verbose
+@fill_doc
 def oracle(experiment, story, *, verbose=None):
     """Stimulus-driven sources of a simulation, from its true generative model.
 

@@ -342,3 +342,27 @@ def test_oracle():
     assert oracle(experiment, "b") == 5.0
     with pytest.raises(ValueError, match="'story' parameter.*'a' or 'b', but got 'c'"):
         oracle(experiment, "c")
+
+
+def test_minimum_norm_maps_to_template():
+    from mne_fusion.anatomy import morph_matrix, template_forward, template_source_space
+
+    info = mne.channels.read_meg_canonical_info("neuromag")
+    info = mne.pick_info(info, np.arange(0, 306, 6))
+    with info._unlock():
+        info["sfreq"] = SFREQ
+    forward = template_forward(info, spacing="ico3", bem="sphere")
+    template = template_source_space("ico4")
+    rng = np.random.default_rng(4)
+    raw = mne.io.RawArray(rng.standard_normal((51, 20)) * 1e-12, info, verbose=False)
+    cov = mne.make_ad_hoc_cov(info)
+    plain = minimum_norm(raw, forward, cov, method="MNE")
+    mapped = minimum_norm(raw, forward, cov, method="MNE", src=template)
+    assert mapped.data.shape == (2 * 2562, 20)
+    for got, want in zip(mapped.vertices, template, strict=True):
+        assert_allclose(got, want["vertno"])
+    expected = morph_matrix(forward["src"], template) @ plain.data
+    assert_allclose(mapped.data, expected, rtol=1e-12)
+    assert mapped.subject == "fsaverage"
+    with pytest.raises(TypeError, match="src must be an instance of SourceSpaces"):
+        minimum_norm(raw, forward, cov, src="fsaverage")

@@ -1,0 +1,153 @@
+import matplotlib.pyplot as plt
+import mne
+import numpy as np
+import pytest
+from matplotlib.colors import to_rgba
+from numpy.testing import assert_allclose
+
+from mne_fusion.viz import (
+    _nearest_source,
+    plot_metrics,
+    plot_source_maps,
+    plot_time_courses,
+)
+
+ICO3 = [np.arange(642), np.arange(642)]  # fsaverage's ico3 vertices come first
+
+
+@pytest.fixture
+def stc(rng):
+    data = rng.standard_normal((1284, 25))
+    data[700, 7] = 50.0  # the peak: rh vertex 58 at t = 0.14 s
+    return mne.SourceEstimate(data, ICO3, tmin=0.0, tstep=0.02, subject="fsaverage")
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def test_nearest_source_mapping():
+    nearest = _nearest_source("lh", tuple(range(642)))
+    assert nearest.shape == (10242,)
+    assert_allclose(nearest[:642], np.arange(642))  # each source is its own nearest
+    every_other = np.arange(0, 642, 2)
+    nearest = _nearest_source("rh", tuple(every_other))
+    assert_allclose(every_other[nearest[every_other]], every_other)
+    assert nearest.max() == len(every_other) - 1
+
+
+def test_plot_source_maps(stc):
+    fig = plot_source_maps({"truth": stc, "dSPM": -2 * stc}, show=False)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles == [
+        "truth: lh lateral",
+        "rh lateral",
+        "dSPM: lh lateral",
+        "rh lateral",
+    ]
+    assert "t = 0.14 s" in fig.get_suptitle()
+    n_maps = sum(ax.name == "3d" for ax in fig.axes)
+    assert n_maps == 4
+    fig = plot_source_maps(
+        stc, "power", hemis=("rh",), views=("lateral", "medial"), show=False
+    )
+    assert "RMS over time" in fig.get_suptitle()
+    assert [ax.get_title() for ax in fig.axes if ax.get_title()] == [
+        "estimate: rh lateral",
+        "rh medial",
+    ]
+    fig = plot_source_maps({"x": stc}, time=0.3, hemis=["lh"], show=False)
+    assert "t = 0.30 s" in fig.get_suptitle()
+
+
+def test_plot_source_maps_errors(stc):
+    with pytest.raises(ValueError, match="'time' parameter.*got 'mean'"):
+        plot_source_maps(stc, "mean", show=False)
+    with pytest.raises(ValueError, match=r"time must lie within.*got 2.0"):
+        plot_source_maps(stc, 2.0, show=False)
+    with pytest.raises(ValueError, match="'hemis' parameter.*got 'both'"):
+        plot_source_maps(stc, hemis=("both",), show=False)
+    with pytest.raises(ValueError, match="threshold must be below 1"):
+        plot_source_maps(stc, threshold=1.0, show=False)
+    with pytest.raises(ValueError, match="at least one source estimate"):
+        plot_source_maps({}, show=False)
+    with pytest.raises(TypeError, match=r"stcs\['a'\] must be an instance of"):
+        plot_source_maps({"a": stc.data}, show=False)
+    oct6 = mne.SourceEstimate(np.ones((2, 1)), [np.array([12000]), np.array([3])], 0, 1)
+    with pytest.raises(ValueError, match="lh vertex 12000.*below 10242"):
+        plot_source_maps(oct6, show=False)
+
+
+def test_plot_time_courses(stc, rng):
+    truth = stc.copy()
+    truth.data[:] = 0.1 * rng.standard_normal(truth.data.shape)
+    signal = np.sin(np.linspace(0, 6, 25))
+    truth.data[10] = 5 * signal
+    truth.data[11] = 4 * signal  # an echo of source 10: skipped by the default picks
+    truth.data[900] = 3 * np.cos(np.linspace(0, 9, 25))
+    noisy = truth.copy()
+    noisy.data += 0.5 * rng.standard_normal(noisy.data.shape)
+    fig = plot_time_courses(truth, {"fusion": noisy}, n_sources=2, show=False)
+    axes = fig.axes
+    assert [ax.get_title() for ax in axes] == ["lh vertex 10", "rh vertex 258"]
+    line_truth, line_est = axes[0].get_lines()
+    z = (truth.data[10] - truth.data[10].mean()) / truth.data[10].std()
+    assert_allclose(line_truth.get_ydata(), z)
+    r = np.corrcoef(truth.data[10], noisy.data[10])[0, 1]
+    labels = [t.get_text() for t in axes[0].get_legend().get_texts()]
+    assert labels == ["truth", f"fusion (r = {r:.2f})"]
+    fig = plot_time_courses(truth, noisy, picks=-1, tmin=0.1, tmax=0.2, show=False)
+    (ax,) = fig.axes
+    assert ax.get_title() == "rh vertex 641"
+    assert_allclose(ax.get_lines()[0].get_xdata(), truth.times[5:11])
+
+
+def test_plot_time_courses_errors(stc):
+    with pytest.raises(ValueError, match="must have the sources and times"):
+        plot_time_courses(stc, {"a": stc.copy().crop(0, 0.1)}, show=False)
+    with pytest.raises(ValueError, match="picks must index the 1284 sources"):
+        plot_time_courses(stc, stc, picks=[1284], show=False)
+    with pytest.raises(TypeError, match="picks must be an int or a list of int"):
+        plot_time_courses(stc, stc, picks=[0.5], show=False)
+    with pytest.raises(ValueError, match="fewer than 2 samples"):
+        plot_time_courses(stc, stc, tmin=10.0, show=False)
+    with pytest.raises(ValueError, match="n_sources must be a positive"):
+        plot_time_courses(stc, stc, n_sources=0, show=False)
+
+
+def test_plot_metrics():
+    table = {
+        "fusion": {"temporal_r": [0.4, 0.6], "peak_error_mm": 10.0},
+        "dSPM": {"temporal_r": 0.2, "peak_error_mm": 30.0},
+        "oracle": {"temporal_r": 1.0},
+    }
+    fig = plot_metrics(table, show=False)
+    ax_r, ax_peak = fig.axes
+    assert ax_r.get_title() == "temporal r"
+    assert ax_peak.get_title() == "peak error (mm) (lower is better)"
+    assert_allclose([p.get_width() for p in ax_r.patches], [0.5, 0.2, 1.0])
+    widths = [p.get_width() for p in ax_peak.patches]
+    assert_allclose(widths[:2], [10.0, 30.0])
+    assert np.isnan(widths[2])  # the oracle has no peak error: a gap
+    assert [t.get_text() for t in ax_r.get_yticklabels()] == list(table)
+    # error bars: the standard deviation over seeds, only for fusion
+    segments = ax_r.collections[0].get_segments()
+    assert_allclose(segments[0][:, 0], [0.4, 0.6])
+    colors = [p.get_facecolor() for p in ax_r.patches]
+    tab20 = plt.get_cmap("tab20")
+    assert colors == [to_rgba(tab20(0)), to_rgba(tab20(2)), to_rgba(tab20(4))]
+    fig = plot_metrics(table, metrics=["peak_error_mm"], show=False)
+    assert len([ax for ax in fig.axes if ax.get_visible()]) == 1
+
+
+def test_plot_metrics_errors():
+    with pytest.raises(ValueError, match="at least one method"):
+        plot_metrics({}, show=False)
+    with pytest.raises(ValueError, match="'metrics' parameter.*got 'auc'"):
+        plot_metrics({"a": {"roc_auc": 1.0}}, metrics=["auc"], show=False)
+    with pytest.raises(TypeError, match=r"table\['a'\] must be an instance of dict"):
+        plot_metrics({"a": 1.0}, show=False)
+    with pytest.raises(ValueError, match="must be a number or a list of numbers"):
+        plot_metrics({"a": {"roc_auc": [[1.0]]}}, show=False)
