@@ -390,8 +390,12 @@ def template_forward(
     _check_option("bem", bem, BEMS)
     dev_head_t = _check_dev_head_t(dev_head_t, info)
     subjects_dir, origin = _template_anatomy(subjects_dir)
+    bads = info["bads"]
     info = mne.pick_info(info, mne.pick_types(info, meg=True, ref_meg=True, exclude=[]))
     info["dev_head_t"] = dev_head_t
+    # Bad channels do not change the gain: keep them out of the cached file and
+    # the key, and mark the caller's own on the way out.
+    info["bads"] = []
     fname = get_cache_dir("forward") / (
         f"{_forward_key(info, dev_head_t, spacing, bem, origin)}-fwd.fif"
     )
@@ -420,7 +424,9 @@ def template_forward(
         logger.info("Cached the template forward to %s", fname)
     # Reading back even after computing gives identical (float32-stored) gains on
     # the first and every later call.
-    return _fixed_orientation(mne.read_forward_solution(fname))
+    fwd = _fixed_orientation(mne.read_forward_solution(fname))
+    fwd["info"]["bads"] = [name for name in bads if name in fwd["info"]["ch_names"]]
+    return fwd
 
 
 def _check_surface_src(src, name):

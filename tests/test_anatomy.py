@@ -188,6 +188,13 @@ def test_template_forward_sphere_matches_mne(neuromag, monkeypatch):
         anatomy.template_forward(neuromag, "ico3", bem="sphere")["sol"]["data"],
         fwd["sol"]["data"],
     )
+    # bad channels are the caller's, not part of the key
+    with_bads = neuromag.copy()
+    with_bads["bads"] = ["MEG 0113", "MEG 2443"]
+    assert anatomy.template_forward(with_bads, "ico3", bem="sphere")["info"][
+        "bads"
+    ] == ["MEG 0113", "MEG 2443"]
+    assert again["info"]["bads"] == []
     cached = sorted(p.name for p in get_cache_dir("forward").iterdir())
     assert len(cached) == 1
     assert cached[0].endswith("-fwd.fif")
