@@ -191,6 +191,33 @@ def test_add_meg_errors(ds, toy_forward):
         ds.add_fmri("S1", {"a": _stc(toy_forward, 5)}, tr=2.0)
 
 
+def test_add_meg_forward_and_channel_errors(ds, toy_forward):
+    raw = _raw(toy_forward)
+    one_hemi = toy_forward.copy()
+    one_hemi["src"] = mne.SourceSpaces([toy_forward["src"][0]])
+    with pytest.raises(ValueError, match="surface source space with two hemispheres"):
+        ds.add_meg("S1", {"a": raw}, one_hemi)
+    all_bad = _raw(toy_forward)
+    all_bad.info["bads"] = list(all_bad.ch_names)
+    with pytest.raises(ValueError, match="share no MEG channel that is good in every"):
+        ds.add_meg("S1", {"a": raw, "b": all_bad}, toy_forward)
+    eeg_info = mne.create_info(["Fz", "Cz", "Pz"], SFREQ, "eeg")
+    positions = {"Fz": [0, 0.07, 0.1], "Cz": [0, 0, 0.125], "Pz": [0, -0.07, 0.1]}
+    eeg_info.set_montage(mne.channels.make_dig_montage(positions, coord_frame="head"))
+    sphere = mne.make_sphere_model(r0=(0.0, 0.0, 0.04), head_radius=0.09)
+    eeg_fwd = mne.make_forward_solution(
+        eeg_info, None, toy_forward["src"], sphere, meg=False
+    )
+    eeg_fwd = mne.convert_forward_solution(eeg_fwd, force_fixed=True, use_cps=True)
+    with pytest.raises(ValueError, match="forward has no MEG channel"):
+        ds.add_meg("S1", {"a": raw}, eeg_fwd)
+    epochs = mne.EpochsArray(np.zeros((1, 30, N_TIMES)), _info(toy_forward))
+    epochs.drop([0])
+    with pytest.raises(ValueError, match=r"runs\['a'\] \(Epochs\) has no epoch"):
+        ds.add_meg("S1", {"a": epochs}, toy_forward)
+    assert ds.meg_subjects == []
+
+
 def test_add_meg_bad_channel_not_in_forward(ds, toy_forward):
     """Bad channels need no forward row; absent forward channels are not used."""
     raw = _raw(toy_forward)
