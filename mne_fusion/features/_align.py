@@ -1,5 +1,7 @@
 """Put features and recordings on one time axis."""
 
+from fractions import Fraction
+
 import numpy as np
 from mne import find_events
 from mne.io import BaseRaw
@@ -25,7 +27,7 @@ def _onset_sample(raw, onset, annotation, event_id, stim_channel):
     sfreq = raw.info["sfreq"]
     if onset is not None:
         _validate_type(onset, "numeric", "onset")
-        sample = int(round(float(onset) * sfreq))
+        sample, hits = int(round(float(onset) * sfreq)), [onset]
         where = f"onset={onset} s"
     elif annotation is not None:
         _validate_type(annotation, str, "annotation")
@@ -59,8 +61,8 @@ def _onset_sample(raw, onset, annotation, event_id, stim_channel):
             f"The stimulus onset ({where}, sample {sample}) lies outside the "
             f"recording (samples 0 to {raw.n_times - 1})."
         )
-    if np.size(hits) > 1:
-        logger.info(f"{where} occurs {np.size(hits)} times; using the first")
+    if len(hits) > 1:
+        logger.info(f"{where} occurs {len(hits)} times; using the first")
     logger.info(f"Stimulus onset at {sample / sfreq:.3f} s ({where})")
     return sample
 
@@ -97,8 +99,8 @@ def crop_to_stimulus(
     raw : mne.io.Raw
         A copy holding ``features.n_times`` samples at ``features.sfreq``, its first
         sample at the stimulus onset. The data are cropped with a margin, resampled
-        (anti-aliased by :meth:`mne.io.Raw.resample`) and cropped again, so filter
-        edge effects fall outside the stimulus wherever the recording allows.
+        (anti-aliased, polyphase :meth:`mne.io.Raw.resample`) and cropped again, so
+        filter edge effects fall outside the stimulus wherever the recording allows.
 
     See Also
     --------
@@ -121,12 +123,21 @@ def crop_to_stimulus(
             f"The recording ends {missing:.3f} s before the stimulus does "
             f"({features.duration:.3f} s from the onset at {sample / sfreq:.3f} s)."
         )
-    # one second of margin after the stimulus keeps resampling edge effects outside
-    stop = min(last + int(round(sfreq)), raw.n_times - 1)
+    # one second of margin after the stimulus keeps resampling edge effects outside;
+    # a whole number of resampling periods keeps MNE's polyphase resampling from
+    # stretching the time axis (it does so for other lengths)
+    period = (
+        Fraction(features.sfreq).limit_denominator(1000)
+        / Fraction(sfreq).limit_denominator(1000)
+    ).denominator
+    n_keep = min(last + int(round(sfreq)), raw.n_times - 1) - sample + 1
+    stop = sample + n_keep - n_keep % period - 1
     out = raw.copy().crop(raw.times[sample], raw.times[stop], include_tmax=True)
     out.load_data()
     if sfreq != features.sfreq:
-        out.resample(features.sfreq)
+        # polyphase keeps sample 0 on the onset; MNE's FFT default shifts slow
+        # signals by a fraction of a sample here
+        out.resample(features.sfreq, method="polyphase")
     if out.n_times < features.n_times:
         raise ValueError(
             f"After resampling, the recording holds {out.n_times} samples from the "

@@ -22,6 +22,9 @@ _BUILTINS = (Envelope, Mel, Phonemes, WordOnsets, WordRate, LanguageModel)
 def _load_plugin(entry, registry):
     """Load one entry point; return its class, or None after a warning."""
     origin = f"{entry.value!r} of {entry.dist.name if entry.dist else 'unknown'}"
+    if entry.name in registry and entry.module.split(".")[0] == "mne_fusion":
+        # mne-fusion's own metadata may list the built-ins it registered already
+        return None
     if entry.name in registry:
         warn(
             f"Feature extractor {entry.name!r} from {origin} is ignored: the name is "
