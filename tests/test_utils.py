@@ -31,6 +31,8 @@ def test_check_option_and_positive():
     assert _check_option("kind", "a", ("a", "b")) == "a"
     with pytest.raises(ValueError, match=r"'kind' parameter.*'a' or 'b', but got 'c'"):
         _check_option("kind", "c", ("a", "b"))
+    with pytest.raises(ValueError, match=r"\(none available\), but got 'c'"):
+        _check_option("kind", "c", ())
     assert _check_positive(2, "x") == 2.0
     assert _check_positive(0, "x", allow_zero=True) == 0.0
     with pytest.raises(ValueError, match="x must be a positive finite number, got 0.0"):

@@ -61,8 +61,10 @@ def _check_option(name, value, allowed):
     if value in allowed:
         return value
     allowed = list(allowed)
-    options = ", ".join(repr(a) for a in allowed[:-1])
-    options = f"{options} or {allowed[-1]!r}" if len(allowed) > 1 else repr(allowed[0])
+    if len(allowed) > 1:
+        options = ", ".join(repr(a) for a in allowed[:-1]) + f" or {allowed[-1]!r}"
+    else:
+        options = repr(allowed[0]) if allowed else "(none available)"
     raise ValueError(
         f"Invalid value for the {name!r} parameter. Allowed values are "
         f"{options}, but got {value!r} instead."
