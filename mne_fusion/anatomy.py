@@ -19,7 +19,13 @@ from mne.io.constants import FIFF
 from mne.utils import logger, verbose
 from scipy import sparse
 
-from .utils import _check_option, _validate_type, fill_doc, get_cache_dir
+from .utils import (
+    _check_finite,
+    _check_option,
+    _validate_type,
+    fill_doc,
+    get_cache_dir,
+)
 
 __all__ = [
     "default_dev_head_t",
@@ -117,7 +123,7 @@ def _offline_subjects_dir():
 
 
 def _has_fsaverage(subjects_dir):
-    surf_dir = Path(subjects_dir) / TEMPLATE_SUBJECT / "surf"
+    surf_dir = Path(subjects_dir).expanduser() / TEMPLATE_SUBJECT / "surf"
     return all(
         (surf_dir / f"{hemi}.{surface}").is_file()
         for hemi in _HEMIS
@@ -259,11 +265,11 @@ def _check_dev_head_t(dev_head_t, info):
         return default_dev_head_t(info)
     _validate_type(dev_head_t, (mne.transforms.Transform, np.ndarray), "dev_head_t")
     if isinstance(dev_head_t, np.ndarray):
-        if dev_head_t.shape != (4, 4) or not np.all(np.isfinite(dev_head_t)):
+        if dev_head_t.shape != (4, 4):
             raise ValueError(
-                "dev_head_t must be a finite array of shape (4, 4), got shape "
-                f"{dev_head_t.shape}."
+                f"dev_head_t must be an array of shape (4, 4), got {dev_head_t.shape}."
             )
+        _check_finite(dev_head_t, "dev_head_t")
         return mne.transforms.Transform("meg", "head", dev_head_t)
     frames = (dev_head_t["from"], dev_head_t["to"])
     if frames != (FIFF.FIFFV_COORD_DEVICE, FIFF.FIFFV_COORD_HEAD):
@@ -356,7 +362,8 @@ def template_forward(
     %(spacing_template)s
     dev_head_t : None | mne.Transform | array, shape (4, 4)
         The device-to-head transform (``"meg"`` to ``"head"``). None (default) uses
-        :func:`default_dev_head_t`.
+        :func:`default_dev_head_t`: the measured transform of ``info``, or a head
+        position that fits the template for canonical sensor layouts.
     bem : ``"template"`` | ``"sphere"``
         Head model. ``"template"`` (default) is a one-layer boundary element model
         of fsaverage's inner skull, decimated to 5120 triangles. ``"sphere"`` is a

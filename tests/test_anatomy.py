@@ -54,7 +54,9 @@ def _assert_gain_equal(gain, ref):
     assert_allclose(gain / scale, ref / scale, rtol=0, atol=1e-5)
 
 
-@pytest.mark.parametrize(("spacing", "n_per_hemi"), [("ico3", 642), ("ico4", 2562)])
+@pytest.mark.parametrize(
+    ("spacing", "n_per_hemi"), [("ico3", 642), ("ico4", 2562), ("ico5", 10242)]
+)
 def test_template_source_space(spacing, n_per_hemi, fsaverage5):
     src = anatomy.template_source_space(spacing)
     assert isinstance(src, mne.SourceSpaces)
@@ -265,9 +267,11 @@ def test_template_forward_errors(neuromag):
     with pytest.raises(ValueError, match="'bem' parameter.*'sphere'.*'three'"):
         anatomy.template_forward(neuromag, bem="three")
     with pytest.raises(
-        ValueError, match=r"dev_head_t must be a finite array.*\(3, 3\)"
+        ValueError, match=r"dev_head_t must be an array of shape.*\(3, 3\)"
     ):
         anatomy.template_forward(neuromag, dev_head_t=np.eye(3))
+    with pytest.raises(ValueError, match="dev_head_t contains 1 NaN"):
+        anatomy.template_forward(neuromag, dev_head_t=np.diag([1, 1, 1, np.nan]))
     head_mri_t = mne.read_trans(TRANS)
     with pytest.raises(ValueError, match="dev_head_t must transform from 'meg'"):
         anatomy.template_forward(neuromag, dev_head_t=head_mri_t)
