@@ -44,9 +44,9 @@ sfreq : float
 
 Returns
 -------
-data : array, shape (n_times, n_features)
+data : array, shape (n_times, n_features) or (n_times,)
     Sample ``k`` stands for the time ``k / sfreq`` after the audio onset;
-    ``n_times`` is ``stimulus.n_times(sfreq)``.""",
+    ``n_times`` is ``stimulus.n_times(sfreq)``. A 1D array is one column.""",
     "extractor_names": """
 Parameters
 ----------
