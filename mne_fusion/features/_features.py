@@ -3,6 +3,7 @@
 import numpy as np
 from mne import create_info
 from mne.io import RawArray
+from mne.utils import verbose
 from scipy.signal import resample_poly
 
 from ..utils import _check_finite, _check_positive, _validate_type
@@ -101,7 +102,13 @@ class Features:
         return self.n_times / self.sfreq
 
     def copy(self):
-        """Return a deep copy."""
+        """Return a deep copy.
+
+        Returns
+        -------
+        features : Features
+            An independent copy.
+        """
         return Features(
             self.data.copy(),
             self.sfreq,
@@ -111,7 +118,18 @@ class Features:
         )
 
     def pick(self, names):
-        """Return the columns named in ``names`` (str or list of str), in that order."""
+        """Return the columns named in ``names``, in that order.
+
+        Parameters
+        ----------
+        names : str | list of str
+            Column names.
+
+        Returns
+        -------
+        features : Features
+            The picked columns.
+        """
         names = [names] if isinstance(names, str) else list(names)
         missing = [n for n in names if n not in self.names]
         if missing:
@@ -128,7 +146,18 @@ class Features:
         )
 
     def crop(self, tmin=None, tmax=None):
-        """Return the samples with ``tmin <= time < tmax`` (seconds)."""
+        """Return the samples with ``tmin <= time < tmax``.
+
+        Parameters
+        ----------
+        tmin, tmax : float | None
+            Time limits in seconds; None keeps that end.
+
+        Returns
+        -------
+        features : Features
+            The cropped features, with ``tmin`` the time of their first sample.
+        """
         times = self.times
         keep = np.ones(self.n_times, bool)
         if tmin is not None:
@@ -200,13 +229,15 @@ class Features:
         )
 
 
-def concatenate_features(features):
+@verbose
+def concatenate_features(features, *, verbose=None):
     """Put several feature sets side by side (column-wise).
 
     Parameters
     ----------
     features : list of Features
         Feature sets with the same ``sfreq``, ``tmin`` and ``n_times``.
+    %(verbose)s
 
     Returns
     -------
