@@ -1,0 +1,327 @@
+import mne
+import numpy as np
+import pytest
+import torch
+from numpy.testing import assert_allclose
+from scipy import sparse
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+
+from mne_fusion import FusionDataset, FusionEncoder, read_fusion_encoder
+from mne_fusion.anatomy import template_forward, template_source_space
+from mne_fusion.baselines import minimum_norm
+from mne_fusion.features import Features
+
+SFREQ = 50.0
+N_TIMES = 1000  # 20 s stories
+TINY = dict(
+    d_model=8,
+    n_heads=2,
+    n_layers=1,
+    dim_feedforward=16,
+    dropout=0.0,
+    context=2.0,
+    input_kernel=0.2,
+    spacing="ico3",
+    segment_length=10.0,
+    burn_in=4.0,
+    batch_size=4,
+    lr=3e-3,
+    max_epochs=2,
+    validation=["s2"],
+    random_state=0,
+)
+
+
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory):
+    """Three stories, one MEG subject (31 channels, ico3 sphere forward), fMRI on the
+    template vertices and fMRI through a mapping; MEG = 20 sources echoing feature 0
+    100 ms later, plus noise."""
+    root = tmp_path_factory.getbasetemp() / "mne_data"
+    root.mkdir(exist_ok=True)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MNE_DATA", str(root))
+        info = mne.pick_info(
+            mne.channels.read_meg_canonical_info("neuromag"), np.arange(0, 306, 10)
+        )
+        with info._unlock():
+            info["sfreq"] = SFREQ
+        fwd = template_forward(info, spacing="ico3", bem="sphere")
+        src = template_source_space("ico3")
+    rng = np.random.default_rng(0)
+    gain = fwd["sol"]["data"]
+    n_sources = gain.shape[1]
+    active = rng.choice(n_sources, 20, replace=False)
+    vertices = [s["vertno"] for s in src]
+    ds = FusionDataset()
+    raws, bolds, arrays = {}, {}, {}
+    mapping = sparse.random(7, n_sources, density=0.01, random_state=0, format="csr")
+    for k in range(3):
+        story = f"s{k}"
+        feats = rng.standard_normal((N_TIMES, 4))
+        ds.add_stimulus(story, Features(feats, SFREQ))
+        sources = np.zeros((n_sources, N_TIMES))
+        sources[active, 5:] = feats[:-5, 0] * 1e-8
+        meg = gain @ sources
+        meg += 0.5 * meg.std(axis=1, keepdims=True) * rng.standard_normal(meg.shape)
+        raws[story] = mne.io.RawArray(meg, info, verbose=False)
+        bold = rng.standard_normal((9, n_sources))
+        bolds[story] = mne.SourceEstimate(bold.T, vertices, tmin=2.0, tstep=2.0)
+        arrays[story] = rng.standard_normal((9, 7))
+    ds.add_meg("A", raws, fwd)
+    ds.add_fmri("F", bolds, tr=2.0)
+    ds.add_fmri("M", arrays, tr=2.0, mapping=mapping, tmin=1.0)
+    return dict(ds=ds, fwd=fwd, info=info, raws=raws, active=active, vertices=vertices)
+
+
+@pytest.fixture(scope="module")
+def fitted(experiment):
+    return FusionEncoder(**TINY).fit(experiment["ds"])
+
+
+def test_params_clone_repr():
+    enc = FusionEncoder(d_model=32, n_layers=3)
+    assert repr(enc) == "<FusionEncoder | 3 layers, not fitted>"
+    params = enc.get_params()
+    assert params["d_model"] == 32
+    assert params["loss"] == "likelihood"
+    enc2 = clone(enc).set_params(lr=0.1, validation=["s1"])
+    assert (enc2.lr, enc.lr, enc2.d_model) == (0.1, 1e-3, 32)
+    assert enc.__sklearn_tags__().target_tags.required is False
+
+
+def test_fit_attributes(fitted, experiment):
+    assert repr(fitted) == (
+        "<FusionEncoder | 1 layers, 1284 sources, fitted on 1 MEG + 2 fMRI subjects>"
+    )
+    assert fitted.meg_subjects_ == ["A"]
+    assert fitted.fmri_subjects_ == ["F", "M"]
+    assert fitted.train_stories_ == ["s0", "s1"]
+    assert fitted.validation_stories_ == ["s2"]
+    assert fitted.n_features_in_ == 4
+    assert len(fitted.history_) == 2
+    assert set(fitted.history_[0]["val_r"]) == {"meg0", "fmri0", "fmri1"}
+    assert_allclose(fitted.vertices_[0], experiment["vertices"][0])
+    # clone keeps parameters, drops the fit
+    assert not hasattr(clone(fitted), "model_")
+
+
+def test_predict_types(fitted, experiment):
+    ds = experiment["ds"]
+    feats = ds.stimulus("s0")
+    raw = fitted.predict(feats, "A")
+    assert isinstance(raw, mne.io.RawArray)
+    assert raw.ch_names == ds.meg("A").info["ch_names"]
+    assert raw.n_times == N_TIMES
+    # predict from a plain array gives the same
+    raw2 = fitted.predict(feats.data, "A")
+    assert_allclose(raw2.get_data(), raw.get_data())
+    # the MEG prediction is the lead field applied to the source estimate
+    stc = fitted.apply_inverse(feats)
+    assert stc.subject == "fsaverage"
+    assert stc.data.shape == (1284, N_TIMES)
+    assert_allclose(stc.tstep, 1 / SFREQ)
+    gain = experiment["fwd"]["sol"]["data"]
+    assert_allclose(raw.get_data(), gain @ stc.data, rtol=1e-4, atol=1e-16)
+    bold = fitted.predict(feats, "F")
+    assert isinstance(bold, mne.SourceEstimate)
+    assert_allclose(bold.tstep, 2.0)
+    assert bold.data.shape == (1284, 10)
+    mapped = fitted.predict(feats, "M")
+    assert isinstance(mapped, np.ndarray)
+    assert mapped.shape == (10, 7)
+
+
+def test_score(fitted, experiment):
+    scores = fitted.score(experiment["ds"].subset(["s2"]))
+    assert set(scores) == {"A", "F", "M"}
+    assert scores["A"].shape == (31,)
+    assert scores["F"].shape == (1284,)
+    assert scores["M"].shape == (7,)
+    assert np.all(np.abs(scores["A"]) <= 1)
+
+
+def test_learns_meg(experiment):
+    """A few epochs of a small model beat chance clearly on a held-out story."""
+    ds = experiment["ds"]
+    enc = FusionEncoder(
+        **{**TINY, "d_model": 16, "max_epochs": 15, "lr": 1e-2, "fmri_weight": 0.0}
+    ).fit(ds)
+    r = enc.score(ds.subset(["s2"]))["A"]
+    assert np.median(r) > 0.3
+
+
+def test_data_informed_equals_mne_when_encoder_predicts_zero(fitted, experiment):
+    enc = clone(fitted).fit(experiment["ds"])
+    with torch.no_grad():
+        enc.model_.network.sources.weight.zero_()
+        enc.model_.network.sources.bias.zero_()
+    raw, fwd, info = experiment["raws"]["s1"], experiment["fwd"], experiment["info"]
+    cov = mne.make_ad_hoc_cov(info, verbose=False)
+    feats = experiment["ds"].stimulus("s1")
+    stc = enc.apply_inverse(feats, raw, "A", noise_cov=cov, depth=None)
+    inverse = mne.minimum_norm.make_inverse_operator(
+        raw.info, fwd, cov, loose=0.0, depth=None, verbose=False
+    )
+    expected = mne.minimum_norm.apply_inverse_raw(raw, inverse, 1 / 9.0, "MNE")
+    assert_allclose(stc.data, expected.data, rtol=1e-6, atol=1e-20)
+    assert stc.subject == "fsaverage"
+    # Epochs: one estimate per epoch, each MNE's
+    epochs = mne.EpochsArray(np.stack([raw.get_data()] * 2), info, verbose=False)
+    stcs = enc.apply_inverse(
+        feats, epochs, "A", noise_cov=cov, method="dSPM", depth=None
+    )
+    expected = mne.minimum_norm.apply_inverse_epochs(epochs, inverse, 1 / 9.0, "dSPM")
+    assert len(stcs) == 2
+    assert_allclose(stcs[1].data, expected[1].data, rtol=1e-6)
+    # default depth weighting: the package's minimum-norm baseline
+    stc = enc.apply_inverse(feats, raw, "A", noise_cov=cov)
+    expected = minimum_norm(raw, fwd, cov, "MNE", 3.0)
+    assert_allclose(stc.data, expected.data, rtol=1e-6, atol=1e-20)
+
+
+def test_data_informed_adds_mne_of_residual(fitted, experiment):
+    raw, fwd, info = experiment["raws"]["s1"], experiment["fwd"], experiment["info"]
+    feats = experiment["ds"].stimulus("s1")
+    cov = mne.make_ad_hoc_cov(info, verbose=False)
+    stc = fitted.apply_inverse(feats, raw, "A", noise_cov=cov, snr=2.0)
+    s_enc = fitted.apply_inverse(feats).data
+    residual = raw.get_data() - fitted.predict(feats, "A").get_data()
+    correction = minimum_norm(
+        mne.io.RawArray(residual, info, verbose=False), fwd, cov, "MNE", 2.0
+    )
+    assert_allclose(stc.data, s_enc + correction.data, rtol=1e-6, atol=1e-20)
+    # without noise_cov it is estimated from the residual: still an estimate
+    stc2 = fitted.apply_inverse(feats, raw, "A")
+    assert stc2.data.shape == stc.data.shape
+    assert np.isfinite(stc2.data).all()
+
+
+def test_save_load_round_trip(fitted, experiment, tmp_path):
+    fname = tmp_path / "enc.pt"
+    fitted.save(fname)
+    with pytest.raises(FileExistsError, match="overwrite"):
+        fitted.save(fname)
+    enc = read_fusion_encoder(fname)
+    assert repr(enc) == repr(fitted)
+    assert enc.get_params() == fitted.get_params()
+    feats = experiment["ds"].stimulus("s2")
+    assert_allclose(
+        enc.predict(feats, "A").get_data(), fitted.predict(feats, "A").get_data()
+    )
+    info, info_ref = enc.predict(feats, "A").info, fitted.predict(feats, "A").info
+    assert info["ch_names"] == info_ref["ch_names"]
+    assert_allclose(info["chs"][5]["loc"], info_ref["chs"][5]["loc"])
+    assert_allclose(enc.predict(feats, "F").data, fitted.predict(feats, "F").data)
+    assert_allclose(enc.predict(feats, "M"), fitted.predict(feats, "M"))
+    assert_allclose(enc.apply_inverse(feats).data, fitted.apply_inverse(feats).data)
+    assert enc.history_ == fitted.history_
+    # the forward is not saved: the data-informed estimate asks for it
+    raw = experiment["raws"]["s2"]
+    with pytest.raises(ValueError, match="forward is required"):
+        enc.apply_inverse(feats, raw, "A")
+    stc = enc.apply_inverse(feats, raw, "A", forward=experiment["fwd"])
+    assert_allclose(stc.data, fitted.apply_inverse(feats, raw, "A").data, rtol=1e-6)
+    # weights_only loading: a pickled object is refused
+    torch.save({"format": "x", "obj": object()}, tmp_path / "bad.pt")
+    with pytest.raises(Exception, match="(?i)weights"):
+        read_fusion_encoder(tmp_path / "bad.pt")
+    torch.save({"format": "other"}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not a FusionEncoder file"):
+        read_fusion_encoder(tmp_path / "other.pt")
+
+
+def test_deterministic(experiment, fitted):
+    enc = FusionEncoder(**TINY).fit(experiment["ds"])
+    for (name, a), b in zip(
+        enc.model_.state_dict().items(),
+        fitted.model_.state_dict().values(),
+        strict=True,
+    ):
+        assert torch.equal(a, b), name
+    other = FusionEncoder(**{**TINY, "random_state": 1}).fit(experiment["ds"])
+    feats = experiment["ds"].stimulus("s0").data
+    assert not np.allclose(
+        other.predict(feats, "A").get_data(),
+        enc.predict(feats, "A").get_data(),
+        rtol=1e-3,
+        atol=0,
+    )
+
+
+def test_single_modality(experiment):
+    ds = experiment["ds"]
+    meg_only = FusionDataset()
+    fmri_only = FusionDataset()
+    for story in ds.stories:
+        meg_only.add_stimulus(story, ds.stimulus(story))
+        fmri_only.add_stimulus(story, ds.stimulus(story))
+    meg_only.add_meg("A", experiment["raws"], experiment["fwd"])
+    stcs = {
+        s: mne.SourceEstimate(
+            ds.fmri("F").runs[s].T, experiment["vertices"], tmin=2.0, tstep=2.0
+        )
+        for s in ds.stories
+    }
+    fmri_only.add_fmri("F", stcs, tr=2.0)
+    params = {**TINY, "max_epochs": 1, "warmup_epochs": 1}
+    enc = FusionEncoder(**params).fit(meg_only)
+    assert enc.fmri_subjects_ == []
+    assert enc.history_[0]["phase"] == "joint"
+    enc = FusionEncoder(**params).fit(fmri_only)
+    assert enc.meg_subjects_ == []
+    assert enc.source_scale_ == 1.0
+    assert isinstance(enc.predict(ds.stimulus("s0"), "F"), mne.SourceEstimate)
+
+
+def test_errors(fitted, experiment):
+    ds = experiment["ds"]
+    feats = ds.stimulus("s0")
+    with pytest.raises(NotFittedError, match="not fitted"):
+        FusionEncoder().predict(feats, "A")
+    with pytest.raises(NotFittedError):
+        FusionEncoder().apply_inverse(feats)
+    with pytest.raises(ValueError, match="Unknown subject 'B'"):
+        fitted.predict(feats, "B")
+    with pytest.raises(ValueError, match="Unknown subject 'F'"):
+        fitted.apply_inverse(feats, experiment["raws"]["s0"], "F")
+    with pytest.raises(ValueError, match=r"resample\(50.0\)"):
+        fitted.predict(Features(feats.data, 100.0), "A")
+    with pytest.raises(ValueError, match=r"shape \(n_times, 4\)"):
+        fitted.predict(feats.data[:, :3], "A")
+    with pytest.raises(TypeError, match="features must be an instance"):
+        fitted.predict([1, 2], "A")
+    raw = experiment["raws"]["s0"]
+    with pytest.raises(ValueError, match="subject is required"):
+        fitted.apply_inverse(feats, raw)
+    fwd = mne.pick_channels_forward(
+        experiment["fwd"], exclude=[raw.ch_names[3]], verbose=False
+    )
+    with pytest.raises(ValueError, match="not in the subject's forward"):
+        fitted.apply_inverse(feats, raw, "A", forward=fwd)
+    with pytest.raises(ValueError, match="lacks 1 channel"):
+        fitted.apply_inverse(feats, raw.copy().drop_channels(raw.ch_names[:1]), "A")
+    with pytest.raises(ValueError, match="must be aligned"):
+        fitted.apply_inverse(feats, raw.copy().crop(0, 10), "A")
+    with pytest.raises(ValueError, match="'method'"):
+        fitted.apply_inverse(feats, raw, "A", method="foo")
+    with pytest.raises(TypeError, match="X must be an instance of FusionDataset"):
+        FusionEncoder().fit(np.zeros((10, 3)))
+    with pytest.raises(ValueError, match="sfreq=50.0 or resample"):
+        FusionEncoder(sfreq=100.0).fit(ds)
+    with pytest.raises(ValueError, match="'loss' parameter"):
+        FusionEncoder(loss="mse").fit(ds)
+    with pytest.raises(ValueError, match="burn_in"):
+        FusionEncoder(burn_in=40.0, segment_length=40.0).fit(ds)
+    with pytest.raises(ValueError, match="multiple of n_heads"):
+        FusionEncoder(d_model=10, n_heads=3).fit(ds)
+    with pytest.raises(ValueError, match="validation names stories"):
+        FusionEncoder(**{**TINY, "validation": ["nope"]}).fit(ds)
+    with pytest.raises(ValueError, match="noise_cov has subject 'F'"):
+        FusionEncoder(**TINY).fit(ds, noise_cov={"F": None})
+    unknown = FusionDataset()
+    unknown.add_stimulus("s0", feats)
+    unknown.add_meg("Z", {"s0": raw}, experiment["fwd"])
+    with pytest.raises(ValueError, match="Unknown subject 'Z'"):
+        fitted.score(unknown)
