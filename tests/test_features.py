@@ -159,6 +159,13 @@ def test_textgrid_errors(tmp_path):
     assert len(Stimulus(textgrid=path, phone_tier="segments").phones) == 4
     with pytest.raises(FileNotFoundError, match="does not exist"):
         Stimulus(textgrid=tmp_path / "missing.TextGrid")
+    (tmp_path / "junk.TextGrid").write_text("not a TextGrid", encoding="utf-8")
+    with pytest.raises(ValueError, match="Could not read .*junk.TextGrid.* as a Praat"):
+        Stimulus(textgrid=tmp_path / "junk.TextGrid")
+    empty = path.read_text(encoding="utf-8").replace("xmax = 1.17", "xmax = 1.1")
+    (tmp_path / "empty.TextGrid").write_text(empty, encoding="utf-8")
+    with pytest.raises(ValueError, match=r"as a Praat TextGrid.*start time .*\(1.1\)"):
+        Stimulus(textgrid=tmp_path / "empty.TextGrid")
     with pytest.raises(TypeError, match="textgrid must be an instance of a path"):
         Stimulus(textgrid=3)
     with pytest.raises(ValueError, match="either as a textgrid or as words"):

@@ -46,6 +46,10 @@ class Envelope(Loudness):
 
 class NotAnExtractor:
     name = "not_an_extractor"
+
+
+class Unfinished(FeatureExtractor):
+    name = "unfinished"
 '''
 
 
@@ -134,6 +138,7 @@ def test_broken_plugins_only_warn(site):
             "envelope": "fusion_odd:Envelope",
             "not_an_extractor": "fusion_odd:NotAnExtractor",
             "renamed": "fusion_odd:Loudness",
+            "unfinished": "fusion_odd:Unfinished",
             "loudness": "fusion_odd:Loudness",
         },
     )
@@ -156,7 +161,9 @@ def test_broken_plugins_only_warn(site):
     assert "'not_an_extractor' (" in messages
     assert "is not a FeatureExtractor subclass" in messages
     assert "has name='loudness', not the entry-point name" in messages
-    assert len(record) == 4
+    assert "'unfinished' (" in messages
+    assert "does not implement ['compute']" in messages
+    assert len(record) == 5
     assert names == BUILTINS + ["loudness"]
     # the first "envelope" (the built-in) wins
     assert type(get_extractor("envelope")) is Envelope

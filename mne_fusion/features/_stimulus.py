@@ -131,15 +131,25 @@ def _find_tier(grid, tier, source):
 def _read_textgrid(textgrid, tiers):
     """Alignments of the named tiers of a TextGrid, and the end time of the grid."""
     from praatio import textgrid as praat_textgrid
+    from praatio.utilities.errors import PraatioException
 
     if isinstance(textgrid, str | Path):
         path = Path(textgrid).expanduser()
         if not path.is_file():
             raise FileNotFoundError(f"TextGrid file {str(path)!r} does not exist.")
-        # "silence": the Moth TextGrids hold tiny overlaps that praatio would warn about
-        grid = praat_textgrid.openTextgrid(
-            str(path), includeEmptyIntervals=False, reportingMode="silence"
-        )
+        try:
+            # "silence": the Moth TextGrids hold tiny overlaps praatio would warn about
+            grid = praat_textgrid.openTextgrid(
+                str(path),
+                includeEmptyIntervals=False,
+                reportingMode="silence",
+                duplicateNamesMode="rename",
+            )
+        except (PraatioException, IndexError, ValueError) as err:
+            raise ValueError(
+                f"Could not read {str(path)!r} as a Praat TextGrid: "
+                f"{type(err).__name__}: {err}"
+            ) from err
         source = repr(path.name)
     else:
         _validate_type(
