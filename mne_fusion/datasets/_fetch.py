@@ -13,6 +13,7 @@ nothing.
 import csv
 import gzip
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -260,8 +261,13 @@ def fetch_files(
         retry_if_failed=_RETRIES,
         allow_updates=False,
     )
-    show_bar = logger.getEffectiveLevel() <= 20 and _has_tqdm()
+    level = logger.getEffectiveLevel()
+    show_bar = level <= logging.INFO and _has_tqdm()
     downloader = pooch.HTTPDownloader(progressbar=show_bar, timeout=_TIMEOUT)
+    # pooch logs each download at INFO: follow MNE's verbosity while we fetch
+    pooch_logger = pooch.get_logger()
+    pooch_level = pooch_logger.level
+    pooch_logger.setLevel(level)
     try:
         for remote in todo:
             local = root / remote.path
@@ -280,6 +286,7 @@ def fetch_files(
             manifest.add(local, remote)
     finally:
         manifest.save()
+        pooch_logger.setLevel(pooch_level)
     return root
 
 

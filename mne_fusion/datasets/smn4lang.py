@@ -1,0 +1,526 @@
+"""SMN4Lang: MEG and fMRI of the same 12 people hearing 60 Mandarin stories (ds004078).
+
+Reference: Wang, Zhang, Zhang, Zong (2022). A synchronized multimodal neuroimaging
+dataset for studying brain language processing. *Scientific Data* 9:590. OpenNeuro
+``ds004078`` 1.0.4 (CC0, 1.49 TB in all). The shipped registry covers what a fusion
+fit needs and mne-fusion downloads only the files asked for:
+
+===========================  ==========================================  ==========
+kind                         files                                       size
+===========================  ==========================================  ==========
+``"stimuli"``                audio, word timing (``.mat``), script        ~10 MB/story
+``"meg"``                    raw MEG run (Elekta 306, 1 kHz) + BIDS side  ~450 MB/run
+                             files; sub-01 and sub-02
+``"meg-preprocessed"``       tSSS + ICA cleaned run; sub-01               ~450 MB/run
+===========================  ==========================================  ==========
+
+All 60 stories' stimuli are 0.6 GB; one subject's 60 MEG runs 27 GB. Run ``R`` of a
+subject is story ``story_R`` (the authors' code pairs them this way). Each run's
+``events.tsv`` marks the audio with the triggers ``Beg`` and ``End``; the word times
+of ``derivatives/annotations/time_align/word-level`` are seconds from the audio onset.
+
+The preprocessed fMRI in MNI space (``derivatives/preprocessed_data/sub-XX/MNI/``,
+TR 0.71 s, its first volume at the audio onset as in the authors' code) is not in the
+shipped registry (no verified hashes): :func:`load_fmri` reads it when present and
+projects it onto the template cortex with :func:`nilearn.surface.vol_to_surf`.
+"""
+
+import csv
+from pathlib import Path
+
+import mne
+import numpy as np
+from mne.utils import logger, verbose
+
+from ..utils import _check_positive, _validate_type, fill_doc
+from ._common import check_selection, fetch_dataset, require_local
+from ._fetch import read_registry
+from ._surface import HEMIS, template_meshes
+
+__all__ = [
+    "STORIES",
+    "SUBJECTS",
+    "TR",
+    "data_path",
+    "fusion_dataset",
+    "load_fmri",
+    "load_meg",
+    "list_subjects",
+    "load_stimulus",
+]
+
+ACCESSION = "ds004078"
+SUBJECTS = tuple(f"sub-{k:02d}" for k in range(1, 13))
+STORIES = tuple(f"story_{k}" for k in range(1, 61))
+KINDS = ("stimuli", "meg", "meg-preprocessed")
+TR = 0.71
+_METADATA = ("README", "dataset_description.json", "participants.tsv")
+_ANNOTATIONS = "derivatives/annotations/"
+_MEG_FOLDERS = {
+    "meg": "{subject}/meg/",
+    "meg-preprocessed": "derivatives/preprocessed_data/{subject}/MEG/",
+}
+_HOW_TO_GET_FMRI = (
+    "Get them with 'openneuro-py download --dataset ds004078 --include "
+    "derivatives/preprocessed_data/sub-01/MNI' (OpenNeuro's API serves the 1.0.4 "
+    "snapshot; unversioned S3 keys of this data set are not reliable)."
+)
+
+
+def _run(story):
+    return int(story.split("_")[1])
+
+
+def _meg_files(subject, story, kind):
+    """Registry paths of one run: the FIF and the BIDS side files that exist."""
+    folder = _MEG_FOLDERS[kind].format(subject=subject)
+    stem = f"{folder}{subject}_task-RDR_run-{_run(story)}"
+    files = {
+        "fif": f"{stem}_meg.fif",
+        "events": f"{stem}_events.tsv",
+        "channels": f"{stem}_channels.tsv",
+        "sidecar": f"{stem}_meg.json",
+        "coordsystem": f"{folder}{subject}_coordsystem.json",
+    }
+    registry = read_registry(ACCESSION)
+    return {key: name for key, name in files.items() if name in registry}
+
+
+@verbose
+def list_subjects(kind="meg", *, verbose=None):
+    """List the subjects whose MEG runs the shipped registry holds.
+
+    Parameters
+    ----------
+    kind : ``"meg"`` | ``"meg-preprocessed"``
+        Raw or preprocessed (tSSS + ICA) runs.
+    %(verbose)s
+
+    Returns
+    -------
+    subjects : list of str
+        E.g. ``["sub-01", "sub-02"]`` for raw runs.
+
+    See Also
+    --------
+    data_path
+    """
+    check_selection([kind], KINDS[1:], "kinds")
+    return [s for s in SUBJECTS if "fif" in _meg_files(s, STORIES[0], kind)]
+
+
+def _stimulus_files(story):
+    return [
+        f"stimuli/audio/{story}.wav",
+        f"{_ANNOTATIONS}time_align/word-level/{story}_word_time.mat",
+        f"{_ANNOTATIONS}scripts/{story}.txt",
+    ]
+
+
+def _files(subjects, stories, kinds):
+    kinds = check_selection(kinds, KINDS, "kinds")
+    stories = check_selection(stories, STORIES, "stories")
+    files = list(_METADATA)
+    if "stimuli" in kinds:
+        files += [f for story in stories for f in _stimulus_files(story)]
+    for kind in [kind for kind in kinds if kind != "stimuli"]:
+        for subject in check_selection(subjects, list_subjects(kind), "subjects"):
+            for story in stories:
+                files += _meg_files(subject, story, kind).values()
+    return files
+
+
+@verbose
+@fill_doc
+def data_path(
+    path=None,
+    force_update=False,
+    update_path=True,
+    download=True,
+    *,
+    subjects=None,
+    stories=None,
+    kinds=("stimuli", "meg-preprocessed"),
+    verbose=None,
+):
+    """Download (parts of) SMN4Lang and return its folder.
+
+    Parameters
+    ----------
+    %(dataset_data_path)s
+    subjects : str | list of str | None
+        MEG subjects (``"sub-01"``, ...; see :func:`list_subjects`); None for all
+        that the registry holds for each MEG kind.
+    stories : str | list of str | None
+        ``"story_1"`` ... ``"story_60"``; None for all.
+    kinds : str | list of str
+        Any of ``"stimuli"``, ``"meg"`` and ``"meg-preprocessed"`` (see the module
+        documentation for sizes).
+    %(verbose)s
+
+    Returns
+    -------
+    path : pathlib.Path
+        The local folder of ``ds004078``, laid out as on OpenNeuro (a BIDS root).
+
+    See Also
+    --------
+    load_meg, load_stimulus, fusion_dataset
+    """
+    files = _files(subjects, stories, kinds)
+    return fetch_dataset(ACCESSION, files, path, force_update, update_path, download)
+
+
+def _read_word_times(fname):
+    """Word onsets, offsets and labels of a ``*_word_time.mat`` file."""
+    from scipy.io import loadmat
+
+    mat = loadmat(fname, simplify_cells=True)
+    missing = [key for key in ("start", "end", "word") if key not in mat]
+    if missing:
+        raise ValueError(f"{fname} lacks the variables {missing}.")
+    onset = np.atleast_1d(np.asarray(mat["start"], float)).ravel()
+    offset = np.atleast_1d(np.asarray(mat["end"], float)).ravel()
+    words = [str(word).strip() for word in np.atleast_1d(mat["word"]).ravel()]
+    # the aligner gives some words (often punctuation) no duration: not events
+    keep = offset > onset
+    if not keep.all():
+        logger.info(f"{fname.name}: dropping {np.sum(~keep)} words of zero duration")
+    return [
+        (on, off, word)
+        for on, off, word, ok in zip(onset, offset, words, keep, strict=True)
+        if ok
+    ]
+
+
+@verbose
+@fill_doc
+def load_stimulus(story, *, path=None, download=True, verbose=None):
+    """Load a story's audio, word timing and script as a Stimulus.
+
+    Parameters
+    ----------
+    story : str
+        ``"story_1"`` ... ``"story_60"``.
+    %(dataset_loader_path)s
+    %(verbose)s
+
+    Returns
+    -------
+    stimulus : mne_fusion.features.Stimulus
+        The WAV, the words (Mandarin, from the word-level time alignment; words of
+        zero duration dropped) and the script as transcript. There is no phone tier.
+
+    See Also
+    --------
+    mne_fusion.features.extract
+    """
+    from ..features import Stimulus
+
+    story = check_selection([story], STORIES, "stories")[0]
+    root = data_path(
+        path, update_path=False, download=download, stories=story, kinds="stimuli"
+    )
+    audio, word_times, script = (root / f for f in _stimulus_files(story))
+    return Stimulus(
+        audio=audio,
+        words=_read_word_times(word_times),
+        transcript=script.read_text(encoding="utf-8-sig"),
+        name=story,
+    )
+
+
+def _read_events_tsv(fname):
+    """Annotations of a BIDS events.tsv (onsets from the first sample)."""
+    with open(fname, encoding="utf-8-sig", newline="") as fid:
+        rows = list(csv.DictReader(fid, delimiter="\t"))
+    if not rows or not {"onset", "trial_type"} <= set(rows[0]):
+        raise ValueError(f"{fname} must have the columns 'onset' and 'trial_type'.")
+    return mne.Annotations(
+        [float(row["onset"]) for row in rows],
+        [float(row.get("duration") or 0.0) for row in rows],
+        [row["trial_type"] for row in rows],
+    )
+
+
+@verbose
+@fill_doc
+def load_meg(
+    subject,
+    story,
+    *,
+    preprocessed=True,
+    crop=True,
+    path=None,
+    download=True,
+    verbose=None,
+):
+    """Load one MEG run (one story) of a subject.
+
+    Parameters
+    ----------
+    subject : str
+        A subject of :func:`list_subjects`.
+    story : str
+        ``"story_1"`` ... ``"story_60"`` (run ``R`` is ``story_R``).
+    preprocessed : bool
+        If True, the authors' tSSS + ICA cleaned run (``derivatives``), read with
+        :func:`mne.io.read_raw_fif`; if False, the raw BIDS run, read with
+        :func:`mne_bids.read_raw_bids`.
+    crop : bool
+        If True, crop the run from the ``Beg`` to the ``End`` trigger, so that time 0
+        is the audio onset; if False, keep the whole run (the triggers are
+        annotations ``"Beg"`` and ``"End"`` either way).
+    %(dataset_loader_path)s
+    %(verbose)s
+
+    Returns
+    -------
+    raw : mne.io.Raw
+        The run, not preloaded.
+
+    See Also
+    --------
+    mne_fusion.features.crop_to_stimulus, fusion_dataset
+    """
+    _validate_type(preprocessed, bool, "preprocessed")
+    _validate_type(crop, bool, "crop")
+    kind = "meg-preprocessed" if preprocessed else "meg"
+    subject = check_selection([subject], list_subjects(kind), "subjects")[0]
+    story = check_selection([story], STORIES, "stories")[0]
+    root = data_path(
+        path,
+        update_path=False,
+        download=download,
+        subjects=subject,
+        stories=story,
+        kinds=kind,
+    )
+    files = _meg_files(subject, story, kind)
+    fif, events = root / files["fif"], root / files["events"]
+    if preprocessed:
+        raw = mne.io.read_raw_fif(fif)
+        raw.set_annotations(_read_events_tsv(events))
+    else:
+        from mne_bids import BIDSPath, read_raw_bids
+
+        bids_path = BIDSPath(
+            subject=subject[4:],
+            task="RDR",
+            run=_run(story),
+            datatype="meg",
+            suffix="meg",
+            extension=".fif",
+            root=root,
+        )
+        raw = read_raw_bids(bids_path)
+    if crop:
+        onsets = {}
+        for name in ("Beg", "End"):
+            hits = raw.annotations.onset[raw.annotations.description == name]
+            if not hits.size:
+                raise ValueError(
+                    f"{Path(fif).name} has no {name!r} trigger; its annotations are "
+                    f"{sorted(set(raw.annotations.description))}. Use crop=False."
+                )
+            onsets[name] = hits[0]
+        # annotation onsets count from the first sample when orig_time is None and
+        # from meas_date otherwise; raw.crop wants times from the first sample
+        offset = 0.0 if raw.annotations.orig_time is None else raw.first_time
+        raw.crop(onsets["Beg"] - offset, onsets["End"] - offset)
+    return raw
+
+
+@verbose
+@fill_doc
+def load_fmri(
+    subject, story, src=None, *, path=None, subjects_dir=None, radius=3.0, verbose=None
+):
+    """Load a subject's preprocessed fMRI (MNI) of one story onto the template cortex.
+
+    Parameters
+    ----------
+    subject : str
+        ``"sub-01"`` ... ``"sub-12"``.
+    story : str
+        ``"story_1"`` ... ``"story_60"``.
+    src : mne.SourceSpaces | None
+        The template source space; None uses
+        :func:`mne_fusion.anatomy.template_source_space` (ico4).
+    path : path-like | None
+        Where data sets live (see :func:`data_path`).
+    subjects_dir : path-like | None
+        A FreeSurfer subjects directory holding ``fsaverage`` whose white and pial
+        surfaces are used; None uses nilearn's fsaverage5 offline (up to ico5).
+    radius : float
+        Radius in mm of the neighbourhood :func:`nilearn.surface.vol_to_surf`
+        samples around each point between the white and pial surfaces.
+    %(verbose)s
+
+    Returns
+    -------
+    stc : mne.SourceEstimate
+        BOLD on the template sources (subject ``"fsaverage"``), ``tstep = TR``
+        and ``tmin = 0`` (the first volume at the audio onset).
+
+    See Also
+    --------
+    fusion_dataset
+    """
+    import nibabel as nib
+    from nilearn.surface import InMemoryMesh, vol_to_surf
+
+    from ..anatomy import template_source_space
+
+    subject = check_selection([subject], SUBJECTS, "subjects")[0]
+    story = check_selection([story], STORIES, "stories")[0]
+    _validate_type(src, (None, mne.SourceSpaces), "src")
+    radius = _check_positive(radius, "radius")
+    src = template_source_space("ico4") if src is None else src
+    fname = (
+        f"derivatives/preprocessed_data/{subject}/MNI/"
+        f"{subject}_task-RDR_run-{_run(story)}_bold.nii.gz"
+    )
+    root = require_local(ACCESSION, [fname], path, _HOW_TO_GET_FMRI)
+    img = nib.load(root / fname)
+    if img.ndim != 4:
+        raise ValueError(f"{fname} should be 4D (x, y, z, time), got {img.shape}.")
+    tr = float(img.header.get_zooms()[3])
+    if tr > 0 and not np.isclose(tr, TR, atol=1e-3):
+        logger.info(f"{fname}: the header's TR is {tr} s; using it")
+    tr = tr if tr > 0 else TR
+    white, pial = (
+        template_meshes("white", subjects_dir),
+        template_meshes("pial", subjects_dir),
+    )
+    data = []
+    for hemi in range(len(HEMIS)):
+        vertno = src[hemi]["vertno"]
+        if vertno.max() >= len(pial[hemi][0]):
+            raise ValueError(
+                f"The source space uses vertex {vertno.max()} but the template mesh "
+                f"has {len(pial[hemi][0])} vertices; pass subjects_dir holding the "
+                "full FreeSurfer fsaverage."
+            )
+        texture = vol_to_surf(
+            img,
+            InMemoryMesh(*pial[hemi]),
+            inner_mesh=InMemoryMesh(*white[hemi]),
+            radius=radius,
+        )
+        data.append(texture[vertno])
+    return mne.SourceEstimate(
+        np.concatenate(data),
+        [s["vertno"] for s in src],
+        tmin=0.0,
+        tstep=tr,
+        subject="fsaverage",
+    )
+
+
+@verbose
+@fill_doc
+def fusion_dataset(
+    meg_subjects,
+    stories,
+    features=("envelope", "word_onsets"),
+    *,
+    fmri_subjects=(),
+    sfreq=50.0,
+    preprocessed=True,
+    src=None,
+    spacing="ico4",
+    bem="template",
+    path=None,
+    download=True,
+    subjects_dir=None,
+    verbose=None,
+):
+    """Build a FusionDataset of SMN4Lang MEG (and fMRI) subjects and their stories.
+
+    Parameters
+    ----------
+    meg_subjects : str | list of str
+        MEG subjects (:func:`list_subjects`); each gets a template forward model
+        (:func:`mne_fusion.anatomy.template_forward`) for its sensors.
+    stories : str | list of str
+        ``"story_1"`` ... ``"story_60"``.
+    features : str | FeatureExtractor | list
+        What :func:`mne_fusion.features.extract` computes from each story (the
+        stories have words but no phones).
+    fmri_subjects : str | list of str
+        Subjects whose MNI fMRI (present locally, see :func:`load_fmri`) to add; use
+        other people than ``meg_subjects`` (a FusionDataset subject has one
+        modality).
+    sfreq : float
+        The feature sampling rate in Hz; MEG is resampled to it.
+    preprocessed : bool
+        Use the authors' cleaned MEG runs (True) or the raw ones.
+    src : mne.SourceSpaces | None
+        The template source space for the fMRI; None uses ``spacing``.
+    spacing : str
+        Template spacing of the forward models (and of ``src`` when None).
+    bem : ``"template"`` | ``"sphere"``
+        Head model of the forward models.
+    %(dataset_loader_path)s
+    subjects_dir : path-like | None
+        FreeSurfer subjects directory with ``fsaverage`` for :func:`load_fmri`.
+    %(verbose)s
+
+    Returns
+    -------
+    dataset : mne_fusion.FusionDataset
+        One stimulus per story, the MEG runs cut at the ``Beg`` trigger and resampled
+        to ``sfreq``, and the fMRI runs (TRs past the stimulus end dropped).
+
+    See Also
+    --------
+    mne_fusion.datasets.lebel2023.fusion_dataset
+    """
+    from ..anatomy import template_forward, template_source_space
+    from ..dataset import FusionDataset
+    from ..features import crop_to_stimulus, extract
+
+    stories = check_selection(stories, STORIES, "stories")
+    kind = "meg-preprocessed" if preprocessed else "meg"
+    meg = check_selection(meg_subjects, list_subjects(kind), "meg_subjects")
+    fmri = check_selection(fmri_subjects, SUBJECTS, "fmri_subjects")
+    both = sorted(set(meg) & set(fmri))
+    if both:
+        raise ValueError(
+            f"{both} are in meg_subjects and fmri_subjects; a FusionDataset subject "
+            "has one modality, so give each person once."
+        )
+    dataset = FusionDataset()
+    feats = {}
+    for story in stories:
+        stimulus = load_stimulus(story, path=path, download=download)
+        feats[story] = extract(features, stimulus, sfreq)
+        dataset.add_stimulus(story, feats[story])
+    for subject in meg:
+        runs = {}
+        for story in stories:
+            raw = load_meg(
+                subject,
+                story,
+                preprocessed=preprocessed,
+                crop=False,
+                path=path,
+                download=download,
+            )
+            runs[story] = crop_to_stimulus(
+                raw.pick("meg", exclude="bads"), feats[story], annotation="Beg"
+            )
+        info = runs[stories[0]].info
+        forward = template_forward(info, spacing=spacing, bem=bem)
+        dataset.add_meg(subject, runs, forward)
+    if fmri:
+        src = template_source_space(spacing) if src is None else src
+    for subject in fmri:
+        runs = {}
+        for story in stories:
+            stc = load_fmri(subject, story, src, path=path, subjects_dir=subjects_dir)
+            last = stc.times[stc.times <= feats[story].duration + 1e-6][-1]
+            runs[story] = stc.crop(tmax=last)
+        dataset.add_fmri(subject, runs, runs[stories[0]].tstep)
+    return dataset
