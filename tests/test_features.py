@@ -216,6 +216,11 @@ def test_audio_input(tmp_path, rng):
     assert stim.n_times(3.0) == 2
     same = Stimulus(samples / 32768.0, float(sfreq))
     np.testing.assert_allclose(same.audio, stim.audio, atol=1e-12)
+    # unsigned 8-bit PCM is centred on 128
+    wavfile.write(tmp_path / "byte.wav", sfreq, np.array([0, 128, 255], np.uint8))
+    np.testing.assert_allclose(
+        Stimulus(tmp_path / "byte.wav").audio, [-1.0, 0.0, 127 / 128], atol=1e-12
+    )
     with pytest.raises(ValueError, match="does not match the 8000 Hz"):
         Stimulus(tmp_path / "story.wav", audio_sfreq=16000)
     with pytest.raises(ValueError, match="audio_sfreq is required"):
