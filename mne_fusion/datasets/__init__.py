@@ -9,7 +9,13 @@ the files asked for, loaders that return MNE objects and arrays, and a
 - :mod:`~mne_fusion.datasets.podcast_ecog`: the "Podcast" ECoG data set (ds005574).
 """
 
-from . import lebel2023, smn4lang
+from . import lebel2023, podcast_ecog, smn4lang
 from ._fetch import fetch_files, read_registry
 
-__all__ = ["fetch_files", "lebel2023", "read_registry", "smn4lang"]
+__all__ = [
+    "fetch_files",
+    "lebel2023",
+    "podcast_ecog",
+    "read_registry",
+    "smn4lang",
+]

@@ -1,0 +1,304 @@
+"""The "Podcast" ECoG data set: 9 people hearing a 30-minute story (ds005574).
+
+Reference: Zada, Nastase, ... Flinker, Hasson (2025). The "Podcast" ECoG dataset for
+modeling neural activity during natural language comprehension. OpenNeuro
+``ds005574`` 1.0.2 (CC0, 15.5 GB in all). mne-fusion downloads only what is asked for:
+
+================  ===================================================  ============
+kind              files                                                size
+================  ===================================================  ============
+``"stimuli"``     ``stimuli/podcast.wav`` + ``podcast_transcript.csv``  318 MB
+``"highgamma"``   ``derivatives/ecogprep``: high-gamma power (FIF)      0.27-0.87 GB
+``"ieeg"``        ``derivatives/ecogprep``: cleaned broadband (FIF)     0.27-0.87 GB
+================  ===================================================  ============
+
+Each ECoG kind comes with the subject's electrode positions in MNI space
+(``sub-XX/ieeg/*_space-MNI152NLin2009aSym_electrodes.tsv`` and its
+``coordsystem.json``). The recordings start at the podcast onset: time 0 of the FIF
+files is time 0 of the audio and of the transcript's word times.
+
+ECoG is neither MEG (no lead field) nor BOLD, so it does not enter a
+:class:`mne_fusion.FusionDataset`; it is an independent check of estimated sources:
+:func:`electrode_mapping` reads the template sources out at the electrodes.
+"""
+
+import csv
+
+import mne
+import numpy as np
+from mne.utils import logger, verbose
+from scipy import sparse
+from scipy.spatial import cKDTree
+
+from ..utils import _check_option, _check_positive, _validate_type, fill_doc
+from ._common import check_selection, fetch_dataset
+
+__all__ = [
+    "SUBJECTS",
+    "data_path",
+    "electrode_mapping",
+    "load_ecog",
+    "load_montage",
+    "load_stimulus",
+]
+
+ACCESSION = "ds005574"
+SUBJECTS = tuple(f"sub-{k:02d}" for k in range(1, 10))
+KINDS = ("stimuli", "highgamma", "ieeg")
+_METADATA = ("README", "dataset_description.json", "participants.tsv")
+_STIMULI = ("stimuli/podcast.wav", "stimuli/podcast_transcript.csv")
+_SPACE = "space-MNI152NLin2009aSym"
+_UNITS = {"m": 1.0, "cm": 1e-2, "mm": 1e-3}
+
+
+def _ecog_files(subject, kind):
+    desc = "_desc-highgamma" if kind == "highgamma" else ""
+    return {
+        "fif": f"derivatives/ecogprep/{subject}/ieeg/"
+        f"{subject}_task-podcast{desc}_ieeg.fif",
+        "electrodes": f"{subject}/ieeg/{subject}_{_SPACE}_electrodes.tsv",
+        "coordsystem": f"{subject}/ieeg/{subject}_{_SPACE}_coordsystem.json",
+    }
+
+
+def _files(subjects, kinds):
+    kinds = check_selection(kinds, KINDS, "kinds")
+    subjects = check_selection(subjects, SUBJECTS, "subjects")
+    files = list(_METADATA)
+    if "stimuli" in kinds:
+        files += _STIMULI
+    for kind in [kind for kind in kinds if kind != "stimuli"]:
+        files += [f for s in subjects for f in _ecog_files(s, kind).values()]
+    return files
+
+
+@verbose
+@fill_doc
+def data_path(
+    path=None,
+    force_update=False,
+    update_path=True,
+    download=True,
+    *,
+    subjects=None,
+    kinds=("stimuli", "highgamma"),
+    verbose=None,
+):
+    """Download (parts of) the Podcast ECoG data set and return its folder.
+
+    Parameters
+    ----------
+    %(dataset_data_path)s
+    subjects : str | list of str | None
+        ``"sub-01"`` ... ``"sub-09"``; None for all.
+    kinds : str | list of str
+        Any of ``"stimuli"``, ``"highgamma"`` and ``"ieeg"`` (see the module
+        documentation for sizes).
+    %(verbose)s
+
+    Returns
+    -------
+    path : pathlib.Path
+        The local folder of ``ds005574``, laid out as on OpenNeuro.
+
+    See Also
+    --------
+    load_ecog, load_stimulus
+    """
+    files = _files(subjects, kinds)
+    return fetch_dataset(ACCESSION, files, path, force_update, update_path, download)
+
+
+def _subject_root(subject, kind, path, download):
+    subject = check_selection([subject], SUBJECTS, "subjects")[0]
+    root = data_path(
+        path, update_path=False, download=download, subjects=subject, kinds=kind
+    )
+    return subject, {key: root / f for key, f in _ecog_files(subject, kind).items()}
+
+
+@verbose
+@fill_doc
+def load_montage(subject, *, path=None, download=True, verbose=None):
+    """Load a subject's electrode positions in MNI space as a montage.
+
+    Parameters
+    ----------
+    subject : str
+        ``"sub-01"`` ... ``"sub-09"``.
+    %(dataset_loader_path)s
+    %(verbose)s
+
+    Returns
+    -------
+    montage : mne.channels.DigMontage
+        Electrode positions in metres, coordinate frame ``"mni_tal"`` (the data
+        set's MNI152NLin2009aSym space), with fsaverage's MNI fiducials so that it
+        can be set on a recording; electrodes without a position are left out.
+
+    See Also
+    --------
+    load_ecog, electrode_mapping
+    """
+    import json
+
+    subject, files = _subject_root(subject, "highgamma", path, download)
+    units = json.loads(files["coordsystem"].read_text()).get("iEEGCoordinateUnits")
+    _check_option("iEEGCoordinateUnits", units, tuple(_UNITS))
+    with open(files["electrodes"], encoding="utf-8-sig", newline="") as fid:
+        rows = list(csv.DictReader(fid, delimiter="\t"))
+    positions = {}
+    for row in rows:
+        xyz = [row.get(axis, "n/a") for axis in "xyz"]
+        if "n/a" in xyz or "" in xyz:
+            continue
+        positions[row["name"]] = np.array(xyz, float) * _UNITS[units]
+    logger.info(f"{subject}: {len(positions)} of {len(rows)} electrodes have positions")
+    montage = mne.channels.make_dig_montage(positions, coord_frame="mni_tal")
+    montage.add_mni_fiducials()
+    return montage
+
+
+@verbose
+@fill_doc
+def load_ecog(
+    subject, kind="highgamma", *, montage=True, path=None, download=True, verbose=None
+):
+    """Load a subject's preprocessed ECoG.
+
+    Parameters
+    ----------
+    subject : str
+        ``"sub-01"`` ... ``"sub-09"``.
+    kind : ``"highgamma"`` | ``"ieeg"``
+        High-gamma power or the cleaned broadband signal (``derivatives/ecogprep``).
+    montage : bool
+        If True, set the MNI electrode positions of :func:`load_montage` (channels
+        without a position keep none). MNE stores them in head coordinates;
+        ``trans="fsaverage"`` maps them back to fsaverage's MRI (= MNI) space.
+    %(dataset_loader_path)s
+    %(verbose)s
+
+    Returns
+    -------
+    raw : mne.io.Raw
+        The recording, not preloaded; time 0 is the podcast onset.
+
+    See Also
+    --------
+    load_stimulus, electrode_mapping
+    """
+    _check_option("kind", kind, KINDS[1:])
+    _validate_type(montage, bool, "montage")
+    subject, files = _subject_root(subject, kind, path, download)
+    raw = mne.io.read_raw_fif(files["fif"])
+    if montage:
+        raw.set_montage(
+            load_montage(subject, path=path, download=download), on_missing="ignore"
+        )
+    return raw
+
+
+@verbose
+@fill_doc
+def load_stimulus(*, path=None, download=True, verbose=None):
+    """Load the podcast audio and its word timing as a Stimulus.
+
+    Parameters
+    ----------
+    %(dataset_loader_path)s
+    %(verbose)s
+
+    Returns
+    -------
+    stimulus : mne_fusion.features.Stimulus
+        ``podcast.wav`` and the words of ``podcast_transcript.csv`` (columns
+        ``word``, ``start``, ``end`` in seconds; words without a time are dropped),
+        with the words joined as transcript. There is no phone tier.
+
+    See Also
+    --------
+    mne_fusion.features.extract
+    """
+    from ..features import Stimulus
+
+    root = data_path(path, update_path=False, download=download, kinds="stimuli")
+    fname = root / _STIMULI[1]
+    with open(fname, encoding="utf-8-sig", newline="") as fid:
+        rows = list(csv.DictReader(fid))
+    if not rows or not {"word", "start", "end"} <= set(rows[0]):
+        raise ValueError(f"{fname} must have the columns 'word', 'start' and 'end'.")
+    words = []
+    for row in rows:
+        try:
+            onset, offset = float(row["start"]), float(row["end"])
+        except ValueError:  # empty or "nan": the aligner found no time
+            continue
+        if np.isfinite(onset) and np.isfinite(offset) and offset > onset:
+            words.append((onset, offset, row["word"].strip()))
+    logger.info(f"podcast: {len(words)} of {len(rows)} words have a time interval")
+    return Stimulus(
+        audio=root / _STIMULI[0],
+        words=words,
+        transcript=" ".join(row["word"].strip() for row in rows),
+        name="podcast",
+    )
+
+
+@verbose
+@fill_doc
+def electrode_mapping(
+    subject, src=None, *, radius=0.01, path=None, download=True, verbose=None
+):
+    """Build the read-out of template sources at a subject's electrodes.
+
+    Parameters
+    ----------
+    subject : str
+        ``"sub-01"`` ... ``"sub-09"``.
+    src : mne.SourceSpaces | None
+        The template source space (MRI coordinates of fsaverage, which is in MNI
+        space); None uses :func:`mne_fusion.anatomy.template_source_space` (ico4).
+    radius : float
+        Sources closer than this (metres) to an electrode contribute to it, with a
+        weight falling linearly from 1 at the electrode to 0 at ``radius``.
+    %(dataset_loader_path)s
+    %(verbose)s
+
+    Returns
+    -------
+    mapping : scipy.sparse.csr_array, shape (n_electrodes, n_sources)
+        Rows sum to one (zero for an electrode with no source within ``radius``):
+        ``mapping @ stc.data`` is the source activity seen by each electrode.
+    ch_names : list of str
+        The electrodes of the rows (those with a position).
+
+    See Also
+    --------
+    load_montage
+    """
+    from ..anatomy import template_source_space
+    from ._surface import row_normalize
+
+    _validate_type(src, (None, mne.SourceSpaces), "src")
+    radius = _check_positive(radius, "radius")
+    src = template_source_space("ico4") if src is None else src
+    positions = load_montage(subject, path=path, download=download).get_positions()
+    ch_names = list(positions["ch_pos"])
+    electrodes = np.array([positions["ch_pos"][name] for name in ch_names])
+    sources = np.concatenate([s["rr"][s["vertno"]] for s in src])
+    rows, cols, weights = [], [], []
+    near = cKDTree(sources).query_ball_point(electrodes, radius)
+    for row, (xyz, hits) in enumerate(zip(electrodes, near, strict=True)):
+        distance = np.linalg.norm(sources[hits] - xyz, axis=1)
+        rows += [row] * len(hits)
+        cols += hits
+        weights.append(1.0 - distance / radius)
+    weights = np.concatenate(weights) if weights else np.zeros(0)
+    mapping = row_normalize(
+        sparse.coo_array((weights, (rows, cols)), shape=(len(ch_names), len(sources)))
+    )
+    n_empty = int(np.sum(mapping.sum(axis=1) == 0))
+    if n_empty:
+        logger.info(f"{subject}: {n_empty} electrodes have no source within {radius} m")
+    return mapping, ch_names
