@@ -21,7 +21,7 @@ from ._sim_stimuli import MEL_FLOOR, PHONEMES
 SITES = (
     # name, hemi, (x, y, z), response, latency
     ("A1-lh", "lh", (-44.0, -20.0, 8.0), "envelope", 0.08),
-    ("A1-rh", "rh", (46.0, -18.0, 8.0), "envelope", 0.07),
+    ("A1-rh", "rh", (46.0, -18.0, 8.0), "edges", 0.07),
     ("STG-lh", "lh", (-60.0, -24.0, 4.0), "phoneme_onsets", 0.12),
     ("STG-rh", "rh", (62.0, -20.0, 2.0), "spectral", 0.10),
     ("MTG-lh", "lh", (-56.0, -44.0, -2.0), "lexical", 0.25),
@@ -31,7 +31,7 @@ SITES = (
     ("PreCG-lh", "lh", (-54.0, -6.0, 34.0), "articulation", 0.15),
 )
 PATCH_RADIUS = 10.0  # mm, geodesic
-SOURCE_DENSITY = 0.25e-9  # Am per mm2 of cortex: std of an active patch's centre
+SOURCE_DENSITY = 0.1e-9  # Am per mm2 of cortex: std of an active patch's centre
 N_BACKGROUND = 12  # background patches per hemisphere
 BACKGROUND_RADIUS = (8.0, 16.0)  # mm
 BACKGROUND_HIGHPASS = 0.5  # Hz, below it the 1/f spectrum rolls off
@@ -163,15 +163,18 @@ def response_kernel(latency, sfreq, biphasic=True):
     """Return a causal response kernel peaking at ``latency`` s (peak value 1).
 
     Gamma-shaped; a biphasic kernel adds an opposite, later and broader lobe (like the
-    M100 followed by a sustained field of opposite sign).
+    M100 followed by a field of opposite sign) that cancels its integral, so a
+    sustained drive gives no sustained response.
     """
-    times = np.arange(1, int(np.ceil(6 * latency * sfreq)) + 1) / sfreq
+    # sample j of the kernel is the response j / sfreq after the drive (0 at j = 0)
+    times = np.arange(int(np.ceil(6 * latency * sfreq)) + 1) / sfreq
 
     def lobe(peak):
         x = times / peak
         return x**KERNEL_SHAPE * np.exp(KERNEL_SHAPE * (1 - x))
 
-    return lobe(latency) - 0.6 * lobe(2 * latency) if biphasic else lobe(latency)
+    # a lobe's integral grows with its peak time: weight 1 / 2.5 cancels it
+    return lobe(latency) - lobe(2.5 * latency) / 2.5 if biphasic else lobe(latency)
 
 
 def _leaky_mean(x, tau, sfreq):
@@ -251,6 +254,8 @@ class ResponseModel:
             kind = patch.response
             if kind == "envelope":
                 drive = env / (0.2 + _leaky_mean(env, 0.4, self.sfreq))
+            elif kind == "edges":
+                drive = np.maximum(np.diff(env, prepend=env[0]), 0.0)
             elif kind == "spectral":
                 drive = (mel @ param) ** 2
             elif kind == "phoneme_onsets":
@@ -260,7 +265,7 @@ class ResponseModel:
             elif kind == "word_onsets":
                 drive = words / (1 + rate / 2.5)
             elif kind == "lexical":
-                drive = words * (1 + 0.5 * np.tanh(3 * lm @ param)) / (1 + rate / 2.5)
+                drive = words * (0.2 + np.maximum(lm @ param, 0)) / (1 + rate / 2.5)
             elif kind == "semantic":
                 drive = words * np.logaddexp(0.0, 4 * lm @ param - 1)
             else:  # surprise

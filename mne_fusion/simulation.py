@@ -295,17 +295,17 @@ def simulate_naturalistic(
     patch       MNI305 (mm)         response (peak latency)
     ==========  ==================  ===============================================
     A1-lh       (-44, -20, 8)       envelope with divisive adaptation (80 ms)
-    A1-rh       (46, -18, 8)        envelope with divisive adaptation (70 ms)
+    A1-rh       (46, -18, 8)        acoustic edges: rectified envelope rise (70 ms)
     STG-lh      (-60, -24, 4)       tuned phoneme onsets, saturating (120 ms)
     STG-rh      (62, -20, 2)        energy of a mel-spectrum projection (100 ms)
-    MTG-lh      (-56, -44, -2)      word onsets x f(embedding), rate-adapting (250 ms)
+    MTG-lh      (-56, -44, -2)      word onsets x relu(embedding), adapting (250 ms)
     MTG-rh      (56, -36, -4)       word onsets, rate-adapting (280 ms)
     IFG-lh      (-50, 24, 10)       word onsets x semantic surprise (450 ms)
     AG-lh       (-46, -66, 30)      word onsets x softplus(embedding) (380 ms)
     PreCG-lh    (-54, -6, 34)       phoneme identity, signed tuning, rectified (150 ms)
     ==========  ==================  ===============================================
 
-    Each response is scaled to a std of 0.25 nAm per mm² of cortex at the patch
+    Each response is scaled to a std of 0.1 nAm per mm² of cortex at the patch
     centre, with a random sign and a factor in [0.7, 1.3]. Background patches
     (12 per hemisphere, 8-16 mm, away from the active ones) carry independent 1/f
     activity (rolling off below 0.5 Hz) that no stimulus explains. All subjects
@@ -494,6 +494,7 @@ def _make_truth(geometry, features_list, seed, sfreq, background):
         "lm": ("word_onset", *(n for n in names if n.startswith("lm_"))),
     }
     groups["articulation"] = groups["phoneme_onsets"]
+    groups["edges"] = groups["envelope"]
     for kind in ("lexical", "semantic", "surprise"):
         groups[kind] = groups["lm"]
     rng = _rng(seed, "model")
