@@ -12,6 +12,9 @@ from ._base import FeatureExtractor
 
 # frames of the mel spectrogram are windowed in blocks to bound memory on long stories
 _BLOCK = 1024
+# the analytic signal is computed in blocks of this many audio samples, overlapping by
+# one second on each side, so that an hour of 44.1 kHz audio needs no 2.5 GB FFT
+_HILBERT_BLOCK = 2**22
 
 
 def _fit_length(data, n_times):
@@ -29,6 +32,19 @@ def _resample(signal, sfreq_from, sfreq_to, n_times):
     ).limit_denominator(1000)
     out = resample_poly(signal, ratio.numerator, ratio.denominator, axis=0)
     return _fit_length(out, n_times)
+
+
+def _hilbert_envelope(audio, margin):
+    """Magnitude of the analytic signal, blockwise with ``margin`` samples overlap."""
+    n_samples = audio.size
+    step = max(_HILBERT_BLOCK - 2 * margin, margin)
+    envelope = np.empty(n_samples)
+    for start in range(0, n_samples, step):
+        stop = min(start + step, n_samples)
+        low, high = max(start - margin, 0), min(stop + margin, n_samples)
+        block = hilbert(audio[low:high], N=next_fast_len(high - low))
+        envelope[start:stop] = np.abs(block[start - low : stop - low])
+    return envelope
 
 
 def _hz_to_mel(freq):
@@ -84,10 +100,12 @@ class Envelope(FeatureExtractor):
 
         %(extractor_compute)s
         """
-        audio = stimulus.audio
-        analytic = hilbert(audio, N=next_fast_len(audio.size))[: audio.size]
+        margin = int(round(stimulus.audio_sfreq))
         envelope = _resample(
-            np.abs(analytic), stimulus.audio_sfreq, sfreq, stimulus.n_times(sfreq)
+            _hilbert_envelope(stimulus.audio, margin),
+            stimulus.audio_sfreq,
+            sfreq,
+            stimulus.n_times(sfreq),
         )
         # the anti-aliasing filter rings below zero at sharp onsets; amplitude cannot
         return np.maximum(envelope, 0.0)
