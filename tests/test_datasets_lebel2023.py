@@ -230,3 +230,18 @@ def test_fusion_dataset(lebel, space):
         assert_array_equal(fmri.vertices[1], [0, 1])
     with pytest.raises(ValueError, match="'space' parameter"):
         lebel2023.fusion_dataset("UTS01", "storyA", space="mni")
+
+
+def test_fusion_dataset_adds_to_a_dataset(lebel):
+    from mne_fusion import FusionDataset
+    from mne_fusion.features import Features
+
+    other = FusionDataset()
+    other.add_stimulus("other", Features(np.zeros((50, 1)), 10.0, ["word_onset"]))
+    ds = lebel2023.fusion_dataset(
+        "UTS01", "storyA", "word_onsets", sfreq=10.0, src=_src(), dataset=other
+    )
+    assert ds is other
+    assert ds.stories == ["other", "storyA"]
+    with pytest.raises(TypeError, match="dataset must be an instance of"):
+        lebel2023.fusion_dataset("UTS01", "storyA", src=_src(), dataset={})

@@ -8,11 +8,12 @@ voxelwise encoding models. *Scientific Data* 10:555. OpenNeuro ``ds003020`` 3.1.
 kind                      files                                        size
 ========================  ===========================================  =============
 ``"stimuli"``             ``stimuli/<story>.wav`` + TextGrid           ~115 MB/story
-``"responses"``           ``derivative/preprocessed_data/<subj>/...``  0.1-2 GB/story
+``"responses"``           ``derivative/preprocessed_data/<subj>/...``  ~0.25 GB/story
 ========================  ===========================================  =============
 
-All 84 stories' stimuli are 9.8 GB; the responses of UTS01-UTS03 (84 stories each)
-are about 40 GB per subject, UTS04-UTS08 have 26-27 stories and UTS09 54.
+All 84 stories' stimuli are 9.7 GB. UTS01-UTS03 have responses to all 84 stories
+(20-24 GB per subject; about 0.25 GB per story, ``wheretheressmoke`` 2 GB),
+UTS04-UTS08 to 26-27 stories (about 9 GB per subject) and UTS09 to 54.
 
 Timing convention of the preprocessed responses (the Huth lab's own code): the story
 audio starts 10 s after the first volume, and the first 10 and last 5 volumes of each
@@ -435,6 +436,7 @@ def fusion_dataset(
     download=True,
     mask="thick",
     subjects_dir=None,
+    dataset=None,
     verbose=None,
 ):
     """Build a FusionDataset of LeBel fMRI subjects and their stories.
@@ -464,13 +466,16 @@ def fusion_dataset(
     subjects_dir : path-like | None
         FreeSurfer subjects directory with ``fsaverage`` (see
         :func:`template_mapping`).
+    dataset : mne_fusion.FusionDataset | None
+        Add to this data set (e.g. one holding another data set's subjects, with
+        features of the same names and rate) instead of a new one.
     %(verbose)s
 
     Returns
     -------
     dataset : mne_fusion.FusionDataset
-        One stimulus per story and one fMRI subject per subject, with
-        ``tr=TR`` and ``tmin=RESPONSE_TMIN``.
+        The data set given, or a new one, with one stimulus per story and one
+        fMRI subject per subject (``tr=TR``, ``tmin=RESPONSE_TMIN``) added.
 
     See Also
     --------
@@ -486,7 +491,8 @@ def fusion_dataset(
     stories = check_selection(stories, list_stories(), "stories")
     src = template_source_space("ico4") if src is None else src
     vertices = [s["vertno"] for s in src]
-    dataset = FusionDataset()
+    _validate_type(dataset, (None, FusionDataset), "dataset")
+    dataset = FusionDataset() if dataset is None else dataset
     for story in stories:
         stimulus = load_stimulus(story, path=path, download=download)
         dataset.add_stimulus(story, extract(features, stimulus, sfreq))

@@ -434,6 +434,7 @@ def fusion_dataset(
     path=None,
     download=True,
     subjects_dir=None,
+    dataset=None,
     verbose=None,
 ):
     """Build a FusionDataset of SMN4Lang MEG (and fMRI) subjects and their stories.
@@ -465,13 +466,17 @@ def fusion_dataset(
     %(dataset_loader_path)s
     subjects_dir : path-like | None
         FreeSurfer subjects directory with ``fsaverage`` for :func:`load_fmri`.
+    dataset : mne_fusion.FusionDataset | None
+        Add to this data set (e.g. one holding another data set's subjects, with
+        features of the same names and rate) instead of a new one.
     %(verbose)s
 
     Returns
     -------
     dataset : mne_fusion.FusionDataset
-        One stimulus per story, the MEG runs cut at the ``Beg`` trigger and resampled
-        to ``sfreq``, and the fMRI runs (TRs past the stimulus end dropped).
+        The data set given, or a new one, with one stimulus per story, the MEG
+        runs cut at the ``Beg`` trigger and resampled to ``sfreq``, and the fMRI
+        runs (TRs past the stimulus end dropped) added.
 
     See Also
     --------
@@ -491,7 +496,8 @@ def fusion_dataset(
             f"{both} are in meg_subjects and fmri_subjects; a FusionDataset subject "
             "has one modality, so give each person once."
         )
-    dataset = FusionDataset()
+    _validate_type(dataset, (None, FusionDataset), "dataset")
+    dataset = FusionDataset() if dataset is None else dataset
     feats = {}
     for story in stories:
         stimulus = load_stimulus(story, path=path, download=download)
