@@ -1,0 +1,618 @@
+"""The protocol that ``mne-fusion demo`` and ``mne-fusion bench`` share.
+
+simulate -> fit the encoders -> estimate the held-out stories' sources with every
+method -> metrics against the ground truth -> JSON, markdown and figures.
+
+Scoring conventions (the same for every method):
+
+- the truth is the simulation's full source activity (stimulus drive plus spontaneous
+  background), the "active" sources are the stimulus-driven patches;
+- estimates from one MEG subject's recording (minimum norm, fMRI-weighted MNE, the
+  data-informed fusion estimate, dSPM of the ridge prediction) are scored per subject
+  and averaged, as are all metrics over the test stories;
+- ``meg_r`` is the held-out MEG prediction r (mean over channels and subjects) of
+  stimulus-driven models: ``G @ stc`` for the encoders and the oracle, the ridge
+  prediction for ridge; estimates computed from the test recording itself have none.
+  ``fmri_r`` is the same for BOLD (encoders and ridge with fMRI subjects).
+"""
+
+import json
+import math
+import time
+
+import mne
+import numpy as np
+from mne.utils import logger
+from sklearn.base import clone
+
+from .baselines import RidgeEncoder, fmri_weighted_mne, minimum_norm, oracle
+from .dataset import FusionDataset
+from .metrics import prediction_r, source_recovery
+
+METHODS = (
+    "fusion",
+    "fusion MEG-only",
+    "fusion fMRI-only",
+    "data-informed fusion",
+    "MNE",
+    "dSPM",
+    "sLORETA",
+    "eLORETA",
+    "fMRI-weighted MNE",
+    "ridge",
+    "oracle",
+)
+MINIMUM_NORM = ("MNE", "dSPM", "sLORETA", "eLORETA")
+METRICS = (
+    "temporal_r",
+    "spatial_r",
+    "peak_error_mm",
+    "spatial_deviation_mm",
+    "roc_auc",
+    "relative_error",
+    "meg_r",
+    "fmri_r",
+)
+# Which encoder each fusion method needs, by the modalities it is fitted on.
+_ENCODERS = {
+    "fusion": ("meg", "fmri"),
+    "data-informed fusion": ("meg", "fmri"),
+    "fusion MEG-only": ("meg",),
+    "fusion fMRI-only": ("fmri",),
+}
+_MODALITY_NAMES = {"meg": "MEG", "fmri": "fMRI"}
+_SINGLE_MODALITY = ("fusion MEG-only", "fusion fMRI-only")
+# Estimates kept for the figures: brain maps and time courses.
+_MAP_METHODS = ("fusion", "dSPM")
+_TRACE_METHODS = ("fusion", "dSPM", "oracle")
+
+_SIMULATION = dict(
+    n_meg_subjects=3,
+    n_fmri_subjects=3,
+    n_test_stories=1,
+    spacing="ico3",
+    bem="template",
+)
+# The reference's MEG baseline: delays 0-600 ms at 50 Hz
+_RIDGE = dict(tmin=0.0, tmax=0.6, cv=5)
+_ENCODER = dict(context=10.0, d_model=64, n_layers=2, dim_feedforward=128)
+PRESETS = {
+    "demo": dict(
+        simulation=dict(_SIMULATION, n_stories=8, story_duration=60.0),
+        encoder=dict(_ENCODER, max_epochs=30, patience=5),
+        ridge=_RIDGE,
+        conditions=((1.0, 1.0),),
+        # the single-modality encoders would triple the fit time: bench only
+        methods=tuple(m for m in METHODS if m not in _SINGLE_MODALITY),
+    ),
+    "quick": dict(
+        simulation=dict(
+            _SIMULATION,
+            n_meg_subjects=1,
+            n_fmri_subjects=1,
+            n_stories=3,
+            story_duration=24.0,
+            bem="sphere",
+        ),
+        encoder=dict(
+            context=2.0,
+            d_model=8,
+            n_heads=2,
+            n_layers=1,
+            dim_feedforward=16,
+            segment_length=8.0,
+            burn_in=2.0,
+            max_epochs=1,
+            validation=None,
+        ),
+        ridge=dict(tmin=0.0, tmax=0.2, cv=2),
+        conditions=((1.0, 1.0), (0.1, math.inf)),
+        methods=METHODS,
+    ),
+    "full": dict(
+        simulation=dict(_SIMULATION, n_stories=12, story_duration=120.0),
+        encoder=dict(_ENCODER, max_epochs=60, patience=8),
+        ridge=_RIDGE,
+        conditions=tuple(
+            (meg, fmri) for fmri in (math.inf, 1.0) for meg in (math.inf, 1.0, 0.1)
+        ),
+        methods=METHODS,
+    ),
+}
+
+
+class _Progress:
+    """Log each step with the time elapsed since the start."""
+
+    def __init__(self):
+        self.start = time.perf_counter()
+
+    def __call__(self, message):
+        logger.info(f"[{time.perf_counter() - self.start:6.1f} s] {message}")
+
+    @property
+    def elapsed(self):
+        return time.perf_counter() - self.start
+
+
+def _assumed_snr(meg_cnr):
+    """Amplitude SNR for the minimum-norm baselines: the true CNR, at most 10.
+
+    Whitened by the true noise covariance, the data have about this SNR per channel,
+    so ``lambda2 = 1 / snr ** 2`` is the matched (best-case) regularisation; without
+    noise the covariance is that of CNR 1 and 10 keeps the inverse well posed.
+    """
+    return min(meg_cnr, 10.0)
+
+
+def _raw(subject, story):
+    """Return a subject's run of a story as Raw (epochs averaged)."""
+    run = subject.runs[story]
+    data = run.mean(axis=0) if run.ndim == 3 else run
+    return mne.io.RawArray(data, subject.info, verbose=False)
+
+
+def _one_modality(dataset, modality):
+    """Return the dataset with only its MEG or only its fMRI subjects."""
+    out = FusionDataset()
+    for story in dataset.stories:
+        out.add_stimulus(story, dataset.stimulus(story), verbose=False)
+    if modality == "meg":
+        for name in dataset.meg_subjects:
+            subject = dataset.meg(name)
+            runs = {story: _raw(subject, story) for story in subject.runs}
+            out.add_meg(name, runs, subject.forward, verbose=False)
+        return out
+    for name in dataset.fmri_subjects:
+        subject = dataset.fmri(name)
+        if subject.vertices is None:
+            out.add_fmri(
+                name, subject.runs, subject.tr, subject.mapping, dict(subject.tmin)
+            )
+            continue
+        runs = {
+            story: mne.SourceEstimate(
+                run.T, subject.vertices, subject.tmin[story], subject.tr, "fsaverage"
+            )
+            for story, run in subject.runs.items()
+        }
+        out.add_fmri(name, runs, subject.tr, verbose=False)
+    return out
+
+
+def _fit_encoders(experiment, methods, encoder_params, seed, progress):
+    from .encoder import FusionEncoder
+
+    encoders = {}
+    for method in methods:
+        modalities = _ENCODERS.get(method)
+        if modalities is None or modalities in encoders:
+            continue
+        dataset = experiment.train
+        if len(modalities) == 1:
+            dataset = _one_modality(dataset, modalities[0])
+        covs = experiment.noise_covs if "meg" in modalities else None
+        encoder = FusionEncoder(
+            sfreq=experiment.sfreq,
+            spacing=experiment.spacing,
+            random_state=seed,
+            **encoder_params,
+        )
+        label = " + ".join(_MODALITY_NAMES[m] for m in modalities)
+        progress(f"Fitting the encoder on {label}")
+        encoders[modalities] = encoder.fit(dataset, noise_cov=covs)
+    return encoders
+
+
+def _tr_features(features, tr_times, tr):
+    """Mean of the features over each acquisition window ``[t, t + tr)``."""
+    edges = np.round(np.r_[tr_times, tr_times[-1] + tr] * features.sfreq).astype(int)
+    edges = np.clip(edges, 0, features.n_times)
+    out = np.zeros((len(tr_times), features.n_features))
+    for k, (start, stop) in enumerate(zip(edges[:-1], edges[1:], strict=True)):
+        if stop > start:
+            out[k] = features.data[start:stop].mean(axis=0)
+    return out
+
+
+def _fmri_ridge(dataset, name):
+    """Ridge of one fMRI subject on TR-averaged features, delays 0-12 s."""
+    subject = dataset.fmri(name)
+    stories = list(subject.runs)
+    X = [
+        _tr_features(dataset.stimulus(s), subject.tr_times(s), subject.tr)
+        for s in stories
+    ]
+    ridge = RidgeEncoder(sfreq=1.0 / subject.tr, tmin=0.0, tmax=12.0)
+    return ridge.fit(X, [subject.runs[s] for s in stories])
+
+
+def _fmri_activation(experiment, ridges):
+    """Map fMRI activation per source: cross-validated ridge r, mean of subjects.
+
+    The voxelwise encoding-model performance on the training stories is the
+    naturalistic counterpart of a GLM activation map.
+    """
+    maps = []
+    for name, ridge in ridges.items():
+        subject = experiment.train.fmri(name)
+        r = np.clip(ridge.cv_scores_.max(axis=0), 0, None)
+        if subject.mapping is not None:
+            weights = np.asarray(subject.mapping.sum(axis=0)).ravel()
+            r = (subject.mapping.T @ r) / np.where(weights > 0, weights, 1.0)
+        maps.append(r)
+    return np.mean(maps, axis=0)
+
+
+def _fmri_ridge_r(experiment, ridges):
+    """Held-out BOLD prediction r of the fMRI ridges, mean over targets and subjects."""
+    scores = []
+    for name, ridge in ridges.items():
+        subject = experiment.test.fmri(name)
+        stories = list(subject.runs)
+        X = [
+            _tr_features(experiment.test.stimulus(s), subject.tr_times(s), subject.tr)
+            for s in stories
+        ]
+        scores.append(ridge.score(X, [subject.runs[s] for s in stories]))
+    return float(np.mean(scores)) if scores else None
+
+
+def _mean(records):
+    """Average dicts of metrics, ignoring missing and non-finite values."""
+    out = {}
+    for key in METRICS:
+        values = [r[key] for r in records if r.get(key) is not None]
+        values = [v for v in values if np.isfinite(v)]
+        out[key] = float(np.mean(values)) if values else None
+    return out
+
+
+def _meg_r(experiment, stc, story):
+    """Held-out MEG prediction r of ``G @ stc``, mean over channels and subjects."""
+    scores = []
+    for name in experiment.test.meg_subjects:
+        subject = experiment.test.meg(name)
+        pred = subject.gain @ stc.data
+        true = _raw(subject, story).get_data()
+        scores.append(prediction_r(true, pred, axis=1).mean())
+    return float(np.mean(scores))
+
+
+def _encoder_fmri_r(encoder, test):
+    names = [n for n in test.fmri_subjects if n in encoder.fmri_subjects_]
+    if not names:
+        return None
+    fmri_only = _one_modality(test, "fmri")
+    scores = encoder.score(fmri_only, verbose=False)
+    return float(np.mean([scores[n].mean() for n in names]))
+
+
+class _Scores:
+    """Metrics of every estimate, and the estimates kept for the figures."""
+
+    def __init__(self, experiment, methods):
+        self.experiment = experiment
+        self.records = {method: [] for method in methods}
+        self.kept = {}
+
+    def add(self, method, story, stc, keep, **extra):
+        metrics = source_recovery(
+            self.experiment.sources[story],
+            stc,
+            self.experiment.src,
+            active=self.experiment.active_sources,
+            verbose=False,
+        )
+        self.records[method].append({**metrics, **extra})
+        if keep and method in _MAP_METHODS + _TRACE_METHODS:
+            self.kept[method] = stc
+
+    def table(self):
+        return {method: _mean(records) for method, records in self.records.items()}
+
+
+def evaluate(experiment, config, *, seed, progress):
+    """Estimate the test stories with every method and score each estimate.
+
+    ``config`` is one of :data:`PRESETS` (its ``methods``, ``encoder`` and ``ridge``
+    entries). Returns ``(table, estimates)``: ``table[method][metric]`` (None where a
+    metric does not apply), and the estimates of the first test story kept for the
+    figures (the truth under ``"truth"``; per-subject methods from the first MEG
+    subject).
+    """
+    methods = config["methods"]
+    train, test = experiment.train, experiment.test
+    encoders = _fit_encoders(experiment, methods, config["encoder"], seed, progress)
+    fmri_ridges = meg_ridges = {}
+    if "ridge" in methods or "fMRI-weighted MNE" in methods:
+        progress("Fitting a ridge encoder per fMRI subject (delays 0-12 s)")
+        fmri_ridges = {name: _fmri_ridge(train, name) for name in train.fmri_subjects}
+    if "ridge" in methods:
+        ridge = RidgeEncoder(sfreq=experiment.sfreq, **config["ridge"])
+        progress(f"Fitting a ridge encoder per MEG subject ({ridge!r})")
+        meg_ridges = {
+            name: _meg_ridge(train, name, clone(ridge)) for name in train.meg_subjects
+        }
+    if "fMRI-weighted MNE" in methods:
+        fmri_map = _fmri_activation(experiment, fmri_ridges)
+    snr = _assumed_snr(experiment.meg_cnr)
+    scores = _Scores(experiment, methods)
+    for k, story in enumerate(experiment.test_stories):
+        features = experiment.features[story]
+        for method, modalities in _ENCODERS.items():
+            if method in methods and method != "data-informed fusion":
+                progress(f"{story}: {method} estimate")
+                stc = encoders[modalities].apply_inverse(features, verbose=False)
+                r = _meg_r(experiment, stc, story)
+                scores.add(method, story, stc, k == 0, meg_r=r)
+        if "oracle" in methods:
+            progress(f"{story}: oracle")
+            stc = oracle(experiment, story, verbose=False)
+            r = _meg_r(experiment, stc, story)
+            scores.add("oracle", story, stc, k == 0, meg_r=r)
+        for j, name in enumerate(test.meg_subjects):
+            progress(f"{story}: estimates from the recording of {name}")
+            keep = k == 0 and j == 0
+            raw = _raw(test.meg(name), story)
+            args = (raw, experiment.forwards[name], experiment.noise_covs[name])
+            kwargs = dict(snr=snr, src=experiment.src, verbose=False)
+            for method in MINIMUM_NORM:
+                if method in methods:
+                    stc = minimum_norm(*args, method, **kwargs)
+                    scores.add(method, story, stc, keep)
+            if "fMRI-weighted MNE" in methods:
+                stc = fmri_weighted_mne(*args, fmri_map, **kwargs)
+                scores.add("fMRI-weighted MNE", story, stc, keep)
+            if "data-informed fusion" in methods:
+                stc = encoders[("meg", "fmri")].apply_inverse(
+                    features, inst=raw, subject=name, verbose=False
+                )
+                scores.add("data-informed fusion", story, stc, keep)
+            if "ridge" in methods:
+                ridge = meg_ridges[name]
+                pred = ridge.predict(features.data).T
+                pred = mne.io.RawArray(pred, raw.info, verbose=False)
+                stc = minimum_norm(pred, *args[1:], "dSPM", **kwargs)
+                r = ridge.score(features.data, raw.get_data().T)
+                scores.add("ridge", story, stc, keep, meg_r=r)
+    table = scores.table()
+    for method, modalities in _ENCODERS.items():
+        if method in methods:
+            table[method]["fmri_r"] = _encoder_fmri_r(encoders[modalities], test)
+    if "ridge" in methods:
+        table["ridge"]["fmri_r"] = _fmri_ridge_r(experiment, fmri_ridges)
+    scores.kept["truth"] = experiment.sources[experiment.test_stories[0]]
+    return table, scores.kept
+
+
+def _meg_ridge(dataset, name, ridge):
+    """Fit a ridge encoder to one MEG subject's runs."""
+    subject = dataset.meg(name)
+    stories = list(subject.runs)
+    return ridge.fit(
+        [dataset.stimulus(s).data for s in stories],
+        [_raw(subject, s).get_data().T for s in stories],
+    )
+
+
+# ---------------------------------------------------------------------- reports
+_LABELS = {
+    "temporal_r": "temporal r",
+    "spatial_r": "spatial r",
+    "peak_error_mm": "peak error (mm)",
+    "spatial_deviation_mm": "spatial dev. (mm)",
+    "roc_auc": "AUC",
+    "relative_error": "rel. error",
+    "meg_r": "MEG pred. r",
+    "fmri_r": "fMRI pred. r",
+}
+
+
+def _format(values, metric):
+    """Format one cell: a value, or mean ± std of several (seeds)."""
+    values = [v for v in np.atleast_1d(values) if v is not None and np.isfinite(v)]
+    if not values:
+        return "–"
+    digits = 1 if metric.endswith("_mm") else 3
+    text = f"{np.mean(values):.{digits}f}"
+    if len(values) > 1:
+        text += f" ± {np.std(values):.{digits}f}"
+    return text
+
+
+def markdown_table(table):
+    """Return ``table[method][metric]`` (values or lists of them) as markdown."""
+    lines = [
+        "| method | " + " | ".join(_LABELS[m] for m in METRICS) + " |",
+        "|---|" + "---:|" * len(METRICS),
+    ]
+    for method, row in table.items():
+        cells = [_format(row.get(metric), metric) for metric in METRICS]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _cnr(value):
+    return "inf" if math.isinf(value) else value
+
+
+def _jsonable(value):
+    """Replace non-finite floats by None, recursively, for strict JSON."""
+    if isinstance(value, dict):
+        return {key: _jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(item) for item in value]
+    if isinstance(value, float | np.floating) and not np.isfinite(value):
+        return None
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _write_json(path, content):
+    path.write_text(json.dumps(_jsonable(content), indent=2) + "\n")
+
+
+def _simulate(preset, meg_cnr, fmri_cnr, seed, progress):
+    from .simulation import simulate_naturalistic
+
+    sim = preset["simulation"]
+    progress(
+        f"Simulating {sim['n_stories']} stories of {sim['story_duration']:g} s, "
+        f"{sim['n_meg_subjects']} MEG + {sim['n_fmri_subjects']} fMRI subjects, "
+        f"MEG CNR {meg_cnr:g}, fMRI CNR {fmri_cnr:g}, seed {seed}"
+    )
+    return simulate_naturalistic(
+        meg_cnr=meg_cnr, fmri_cnr=fmri_cnr, seed=seed, verbose=False, **sim
+    )
+
+
+def _figures(kept, table, out, progress):
+    import matplotlib.pyplot as plt
+
+    from .viz import plot_metrics, plot_source_maps, plot_time_courses
+
+    progress("Drawing the figures")
+    figures = {"metrics.png": plot_metrics(table, show=False)}
+    maps = {"truth": kept["truth"]} | {m: kept[m] for m in _MAP_METHODS if m in kept}
+    figures["maps_power.png"] = plot_source_maps(maps, "power", show=False)
+    figures["maps_peak.png"] = plot_source_maps(maps, "peak", show=False)
+    traces = {m: kept[m] for m in _TRACE_METHODS if m in kept}
+    if traces:
+        figures["time_courses.png"] = plot_time_courses(
+            kept["truth"], traces, tmax=kept["truth"].tmin + 10.0, show=False
+        )
+    for name, fig in figures.items():
+        fig.savefig(out / name, dpi=110)
+        plt.close(fig)
+    return sorted(figures)
+
+
+def run_demo(out, seed=0, *, preset="demo"):
+    """Run the demo: one simulation at MEG CNR 1 and fMRI CNR 1, every method.
+
+    Writes ``results.json``, ``results.md`` and figures to ``out`` and returns the
+    markdown table.
+    """
+    progress = _Progress()
+    config = PRESETS[preset]
+    ((meg_cnr, fmri_cnr),) = config["conditions"][:1]
+    experiment = _simulate(config, meg_cnr, fmri_cnr, seed, progress)
+    table, kept = evaluate(experiment, config, seed=seed, progress=progress)
+    figures = _figures(kept, table, out, progress)
+    text = markdown_table(table)
+    _write_json(
+        out / "results.json",
+        dict(
+            command=f"mne-fusion demo --seed {seed}",
+            seed=seed,
+            meg_cnr=_cnr(meg_cnr),
+            fmri_cnr=_cnr(fmri_cnr),
+            simulation=config["simulation"],
+            encoder=config["encoder"],
+            test_stories=experiment.test_stories,
+            table=table,
+            figures=figures,
+            elapsed_s=progress.elapsed,
+        ),
+    )
+    (out / "results.md").write_text(
+        f"# mne-fusion demo (seed {seed}, MEG CNR {meg_cnr:g}, fMRI CNR "
+        f"{fmri_cnr:g})\n\n{text}\n"
+    )
+    progress(f"Done: results in {out}")
+    return text
+
+
+def _ceiling_note(table):
+    """How close fusion gets to the oracle, in the bench's markdown."""
+    notes = []
+    for metric in ("temporal_r", "spatial_r"):
+        fusion = table.get("fusion", {}).get(metric)
+        ceiling = table.get("oracle", {}).get(metric)
+        if fusion and ceiling:
+            ratio = np.mean(fusion) / np.mean(ceiling)
+            notes.append(f"fusion reaches {100 * ratio:.0f} % of the oracle's {metric}")
+    return "; ".join(notes)
+
+
+def _plot_conditions(conditions, out):
+    """Temporal and spatial r versus MEG CNR, one line per method and fMRI CNR."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
+    fmri_levels = sorted({c["fmri_cnr"] for c in conditions}, key=str)
+    methods = list(conditions[0]["table"])
+    for ax, metric in zip(axes, ("temporal_r", "spatial_r"), strict=True):
+        for style, fmri in zip(("-", "--", ":"), fmri_levels, strict=False):
+            rows = [c for c in conditions if c["fmri_cnr"] == fmri]
+            labels = [str(c["meg_cnr"]) for c in rows]
+            for k, method in enumerate(methods):
+                values = [c["table"][method].get(metric) for c in rows]
+                means = [
+                    np.nanmean(np.array(v, dtype=float)) if v else np.nan
+                    for v in values
+                ]
+                ax.plot(
+                    labels, means, style, marker="o", color=f"C{k % 10}",
+                    label=f"{method} (fMRI CNR {fmri})",
+                )  # fmt: skip
+        ax.set(xlabel="MEG CNR", title=_LABELS[metric])
+    axes[1].legend(fontsize="x-small", loc="center left", bbox_to_anchor=(1, 0.5))
+    fig.savefig(out / "bench_cnr.png", dpi=110)
+    plt.close(fig)
+
+
+def run_bench(config, out, seeds):
+    """Run the benchmark table of DESIGN.md section 5 over conditions and seeds.
+
+    Writes ``results.json`` (every value per seed), ``results.md`` (mean ± std) and
+    figures to ``out`` and returns the markdown.
+    """
+    import matplotlib.pyplot as plt
+
+    from .viz import plot_metrics
+
+    progress = _Progress()
+    preset = PRESETS[config]
+    conditions = []
+    sections = [f"# mne-fusion bench --config {config} (seeds {list(seeds)})"]
+    for meg_cnr, fmri_cnr in preset["conditions"]:
+        per_seed = []
+        for seed in seeds:
+            experiment = _simulate(preset, meg_cnr, fmri_cnr, seed, progress)
+            table, _ = evaluate(experiment, preset, seed=seed, progress=progress)
+            per_seed.append(table)
+        table = {
+            method: {m: [t[method][m] for t in per_seed] for m in METRICS}
+            for method in preset["methods"]
+        }
+        condition = dict(meg_cnr=_cnr(meg_cnr), fmri_cnr=_cnr(fmri_cnr), table=table)
+        conditions.append(condition)
+        name = f"bench_meg-{_cnr(meg_cnr)}_fmri-{_cnr(fmri_cnr)}.png"
+        fig = plot_metrics(table, show=False)
+        fig.suptitle(f"MEG CNR {meg_cnr:g}, fMRI CNR {fmri_cnr:g}")
+        fig.savefig(out / name, dpi=110)
+        plt.close(fig)
+        sections.append(
+            f"## MEG CNR {meg_cnr:g}, fMRI CNR {fmri_cnr:g}\n\n{markdown_table(table)}"
+            f"\n\n{_ceiling_note(table)}"
+        )
+        _write_json(
+            out / "results.json",
+            dict(
+                command=f"mne-fusion bench --config {config} --seeds "
+                + " ".join(map(str, seeds)),
+                seeds=list(seeds),
+                simulation=preset["simulation"],
+                encoder=preset["encoder"],
+                conditions=conditions,
+                elapsed_s=progress.elapsed,
+            ),
+        )
+    _plot_conditions(conditions, out)
+    text = "\n\n".join(sections) + "\n"
+    (out / "results.md").write_text(text)
+    progress(f"Done: results in {out}")
+    return text

@@ -1,0 +1,133 @@
+"""The ``mne-fusion`` command: ``demo``, ``bench`` and ``sys-info``."""
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+from mne.utils import use_log_level
+
+__all__ = ["main"]
+
+_DEFAULT_SEEDS = {"quick": [0], "full": [0, 1, 2]}
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line on stderr and exit code 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _seed(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(
+            f"expected a non-negative integer, got {text!r}"
+        )
+    return value
+
+
+def _build_parser():
+    parser = _Parser(
+        prog="mne-fusion",
+        description="MEG-fMRI fusion encoding models for MNE-Python.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    demo = commands.add_parser(
+        "demo",
+        help="simulate, fit, compare with minimum norm and ridge, report (offline)",
+        description=(
+            "Simulate 3 MEG + 3 fMRI subjects (MEG CNR 1, fMRI CNR 1) on the template "
+            "anatomy, fit the fusion encoder, estimate the held-out story's sources "
+            "with every method, print the metrics table and write results.json, "
+            "results.md and figures."
+        ),
+    )
+    demo.add_argument(
+        "--out",
+        type=Path,
+        default=Path("mne-fusion-demo"),
+        help="output folder (default: ./mne-fusion-demo)",
+    )
+    demo.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
+    bench = commands.add_parser(
+        "bench",
+        help="the full comparison over MEG and fMRI CNRs and seeds",
+        description=(
+            "Every method at MEG CNR inf/1/0.1 x fMRI CNR inf/1 over several seeds: "
+            "results.json (every value), results.md (mean ± std) and figures."
+        ),
+    )
+    bench.add_argument(
+        "--config",
+        choices=("quick", "full"),
+        default="full",
+        help="'full' (default) or 'quick' (tiny sizes, a smoke test)",
+    )
+    bench.add_argument(
+        "--out",
+        type=Path,
+        default=Path("mne-fusion-bench"),
+        help="output folder (default: ./mne-fusion-bench)",
+    )
+    bench.add_argument(
+        "--seeds",
+        type=_seed,
+        nargs="+",
+        help="random seeds (default: 0 for quick, 0 1 2 for full)",
+    )
+    commands.add_parser("sys-info", help="versions of mne-fusion and its dependencies")
+    return parser
+
+
+def _check_out(parser, out):
+    """Create ``out`` and make sure it takes files, or exit with a one-line error."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as err:
+        parser.error(f"argument --out: cannot write to {str(out)!r}: {err.strerror}")
+    return out
+
+
+def main(argv=None):
+    """Run the ``mne-fusion`` command line.
+
+    Parameters
+    ----------
+    argv : list of str | None
+        The arguments; None (default) reads ``sys.argv``.
+
+    Returns
+    -------
+    code : int
+        The exit code: 0 on success. Bad arguments exit with code 2 and a one-line
+        message on stderr.
+    """
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "sys-info":
+        from .utils import sys_info
+
+        sys_info()
+        return 0
+    from . import _benchmark
+
+    out = _check_out(parser, args.out)
+    with use_log_level("INFO"):
+        if args.command == "demo":
+            text = _benchmark.run_demo(out, seed=args.seed)
+        else:
+            seeds = args.seeds or _DEFAULT_SEEDS[args.config]
+            text = _benchmark.run_bench(args.config, out, seeds)
+    sys.stdout.write(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+import json
+import math
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+
+from mne_fusion import _benchmark
+from mne_fusion._benchmark import METHODS, markdown_table
+from mne_fusion.baselines import minimum_norm
+from mne_fusion.cli import main
+from mne_fusion.metrics import source_recovery
+from mne_fusion.simulation import simulate_naturalistic
+
+
+def _fails(capsys, argv):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    err = capsys.readouterr().err
+    assert info.value.code == 2
+    assert err.count("\n") == 1, err  # one line, no usage block, no traceback
+    return err
+
+
+def test_bad_arguments(capsys, tmp_path):
+    assert "invalid choice: 'huge'" in _fails(capsys, ["bench", "--config", "huge"])
+    err = _fails(capsys, ["demo", "--seed", "-3"])
+    assert "argument --seed: expected a non-negative integer, got '-3'" in err
+    assert "got 'x'" in _fails(capsys, ["bench", "--seeds", "1", "x"])
+    assert "invalid choice: 'plot'" in _fails(capsys, ["plot"])
+    assert "required: COMMAND" in _fails(capsys, [])
+    assert "unrecognized arguments: --fast" in _fails(capsys, ["demo", "--fast"])
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("not a folder")
+    err = _fails(capsys, ["demo", "--out", str(blocker / "out")])
+    assert err.startswith("mne-fusion: error: argument --out: cannot write to")
+    assert str(blocker / "out") in err
+
+
+def test_console_entry_point():
+    """The installed command exits with code 2 and one line, not a traceback."""
+    cmd = [sys.executable, "-m", "mne_fusion.cli", "bench", "--config", "huge"]
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert "Traceback" not in result.stderr
+
+
+def test_sys_info(capsys):
+    assert main(["sys-info"]) == 0
+    out = capsys.readouterr().out
+    assert "mne-fusion:" in out
+    assert "mne:" in out
+
+
+def test_markdown_table():
+    table = {
+        "fusion": {"temporal_r": [0.5, 0.7], "peak_error_mm": [10.0, 14.0]},
+        "MNE": {"temporal_r": 0.25, "meg_r": None},
+    }
+    lines = markdown_table(table).splitlines()
+    assert lines[0].startswith("| method | temporal r | spatial r | peak error (mm)")
+    cells = lines[2].split(" | ")
+    assert cells[1] == "0.600 ± 0.100"
+    assert cells[3] == "12.0 ± 2.0"
+    assert lines[3].split(" | ")[1:3] == ["0.250", "–"]
+
+
+@pytest.fixture
+def tiny(monkeypatch):
+    """The quick preset at one condition, for end-to-end runs."""
+    quick = dict(_benchmark.PRESETS["quick"], conditions=((1.0, 1.0),))
+    monkeypatch.setitem(_benchmark.PRESETS, "quick", quick)
+    monkeypatch.setitem(
+        _benchmark.PRESETS,
+        "demo",
+        dict(quick, methods=_benchmark.PRESETS["demo"]["methods"]),
+    )
+    return quick
+
+
+@pytest.mark.slow
+def test_demo_end_to_end(tiny, tmp_path, capfd):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--seed", "1"]) == 0
+    stdout = capfd.readouterr().out  # MNE's logger writes to the original stdout
+    assert "| method | temporal r |" in stdout
+    assert re.search(r"\[ *\d+\.\d s\] Fitting the encoder on MEG \+ fMRI", stdout)
+    results = json.loads((out / "results.json").read_text())
+    assert results["command"] == "mne-fusion demo --seed 1"
+    assert results["meg_cnr"] == 1.0
+    table = results["table"]
+    assert list(table) == [m for m in METHODS if "-only" not in m]
+    # the oracle knows the generative model: perfect on the stimulus-driven patches
+    assert table["oracle"]["temporal_r"] > 0.99
+    assert table["oracle"]["roc_auc"] == 1.0
+    # estimates from the recording are not predictions
+    assert table["dSPM"]["meg_r"] is None
+    assert 0 < table["ridge"]["meg_r"] < 1
+    for method in table:
+        assert -1 <= table[method]["spatial_r"] <= 1
+    for name in ("metrics.png", "maps_power.png", "maps_peak.png", "time_courses.png"):
+        assert (out / name).stat().st_size > 1000
+    assert "| oracle |" in (out / "results.md").read_text()
+    # the table holds what the baselines give on the same simulation
+    experiment = simulate_naturalistic(
+        meg_cnr=1.0, fmri_cnr=1.0, seed=1, **tiny["simulation"]
+    )
+    (story,) = experiment.test_stories
+    expected = []
+    for name in experiment.test.meg_subjects:
+        raw = _benchmark._raw(experiment.test.meg(name), story)
+        fwd, cov = experiment.forwards[name], experiment.noise_covs[name]
+        stc = minimum_norm(raw, fwd, cov, "sLORETA", snr=1.0)
+        truth = experiment.sources[story]
+        active = experiment.active_sources
+        expected.append(source_recovery(truth, stc, experiment.src, active=active))
+    for metric in ("temporal_r", "spatial_r", "roc_auc"):
+        want = np.mean([e[metric] for e in expected])
+        assert_allclose(table["sLORETA"][metric], want, rtol=1e-10)
+
+
+@pytest.mark.slow
+def test_bench_end_to_end(tiny, tmp_path, capsys):
+    out = tmp_path / "bench"
+    argv = ["bench", "--config", "quick", "--out", str(out), "--seeds", "0", "1"]
+    assert main(argv) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["seeds"] == [0, 1]
+    (condition,) = results["conditions"]
+    table = condition["table"]
+    assert list(table) == list(METHODS)
+    assert all(len(v) == 2 for v in table["MNE"].values())
+    assert_allclose(table["oracle"]["roc_auc"], [1.0, 1.0])
+    # two seeds are two different simulations
+    assert not np.allclose(*table["dSPM"]["temporal_r"])
+    text = (out / "results.md").read_text()
+    assert "## MEG CNR 1, fMRI CNR 1" in text
+    assert " ± " in text
+    assert "of the oracle's temporal_r" in text
+    for name in ("bench_cnr.png", "bench_meg-1.0_fmri-1.0.png"):
+        assert (out / name).is_file()
+    assert math.isfinite(results["elapsed_s"])
