@@ -1,9 +1,8 @@
 """
 .. _ex-real-data:
 
-=====================================================
 Real data: LeBel fMRI and SMN4Lang MEG in one fit
-=====================================================
+=================================================
 
 A complete fit on public data: the fMRI of three people who heard English stories
 (LeBel et al. :footcite:p:`LeBelEtAl2023`, OpenNeuro ds003020) and the MEG of one

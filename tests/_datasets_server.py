@@ -80,7 +80,7 @@ def serve_dataset(server, registry_dir, accession, files, *, kinds=None, bad=())
         rows.append(dict(path=path, size=len(data), hash=known, url=url))
     registry_dir.mkdir(parents=True, exist_ok=True)
     write_registry(rows, registry_dir / f"{accession}.tsv.gz")
-    _fetch.read_registry.cache_clear()
+    _fetch._load_registry.cache_clear()
 
 
 def wav_bytes(duration, sfreq=1000, seed=0):

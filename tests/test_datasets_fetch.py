@@ -44,7 +44,7 @@ def registry_dir(tmp_path, monkeypatch):
     monkeypatch.setattr(_fetch, "REGISTRY_DIR", folder)
     monkeypatch.setattr(_fetch, "_RETRIES", 0)
     yield folder
-    _fetch.read_registry.cache_clear()
+    _fetch._load_registry.cache_clear()
 
 
 def _leftovers(folder):

@@ -61,7 +61,7 @@ def lebel(tmp_path, monkeypatch):
     _write_anatomy(get_data_root() / "ds003020")
     yield server
     server.close()
-    _fetch.read_registry.cache_clear()
+    _fetch._load_registry.cache_clear()
 
 
 def _write_anatomy(root):

@@ -59,7 +59,7 @@ def podcast(tmp_path, monkeypatch):
     serve_dataset(server, tmp_path / "registry", "ds005574", files)
     yield server
     server.close()
-    _fetch.read_registry.cache_clear()
+    _fetch._load_registry.cache_clear()
 
 
 def test_data_path(podcast):

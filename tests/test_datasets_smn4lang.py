@@ -117,7 +117,7 @@ def smn(tmp_path, monkeypatch):
     serve_dataset(server, tmp_path / "registry", "ds004078", files, kinds=kinds)
     yield server
     server.close()
-    _fetch.read_registry.cache_clear()
+    _fetch._load_registry.cache_clear()
 
 
 def test_selection(smn):

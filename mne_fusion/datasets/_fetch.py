@@ -43,8 +43,9 @@ class RemoteFile(NamedTuple):
     url: str
 
 
-@lru_cache
-def read_registry(accession):
+@verbose
+@fill_doc
+def read_registry(accession, *, verbose=None):
     """Return the registry of one OpenNeuro data set.
 
     Parameters
@@ -52,14 +53,24 @@ def read_registry(accession):
     accession : str
         ``"ds003020"`` (LeBel et al. 2023), ``"ds004078"`` (SMN4Lang) or
         ``"ds005574"`` (Podcast ECoG).
+    %(verbose)s
 
     Returns
     -------
     registry : mapping
         Read-only mapping from the path of each file in the data set to its
-        :class:`RemoteFile` (path, size in bytes, hash, URL).
+        ``RemoteFile`` (path, size in bytes, ``md5:``/``sha256:`` hash, pinned URL).
+
+    See Also
+    --------
+    fetch_files
     """
     _check_option("accession", accession, ACCESSIONS)
+    return _load_registry(accession)
+
+
+@lru_cache
+def _load_registry(accession):
     fname = REGISTRY_DIR / f"{accession}.tsv.gz"
     with gzip.open(fname, "rt", encoding="utf-8", newline="") as fid:
         rows = csv.DictReader(fid, delimiter="\t")
@@ -69,6 +80,7 @@ def read_registry(accession):
             )
             for row in rows
         }
+    logger.debug(f"{accession}: {len(registry)} files in {fname}")
     return types.MappingProxyType(registry)
 
 
@@ -214,6 +226,10 @@ def fetch_files(
         The server cannot be reached or refuses a file.
     OSError
         The destination is not writable or lacks the space for the download.
+
+    See Also
+    --------
+    read_registry
 
     Notes
     -----
