@@ -161,6 +161,8 @@ def test_bad_input(server, registry_dir):
         fetch_files("ds000001", ["README"])
     with pytest.raises(FileNotFoundError, match=r"missing.*download=True"):
         fetch_files("ds003020", ["README"], download=False)
+    with pytest.raises(ValueError, match="force_update=True.*needs download=True"):
+        fetch_files("ds003020", ["README"], force_update=True, download=False)
     with pytest.raises(TypeError, match="force_update must be an instance of bool"):
         fetch_files("ds003020", ["README"], force_update=1)
     assert server.requests == []

@@ -33,7 +33,8 @@ def _raw(seed):
     with info._unlock():
         info["sfreq"] = SFREQ
         info["line_freq"] = 50.0
-    raw = mne.io.RawArray(data, info, verbose=False)
+    # a first sample that is not 0, as in real acquisitions, tests the time origins
+    raw = mne.io.RawArray(data, info, first_samp=1000, verbose=False)
     raw.set_meas_date(1e9)
     return raw
 

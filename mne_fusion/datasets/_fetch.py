@@ -238,6 +238,8 @@ def fetch_files(
     """
     _validate_type(force_update, bool, "force_update")
     _validate_type(download, bool, "download")
+    if force_update and not download:
+        raise ValueError("force_update=True downloads again: it needs download=True.")
     registry = read_registry(accession)
     paths = list(dict.fromkeys(paths))
     unknown = [p for p in paths if p not in registry]

@@ -21,6 +21,8 @@ scan are not in the ``.hf5`` files. Row ``i`` of a response is therefore the vol
 acquired at ``(i + 10) * TR`` after the scan start, i.e. at the stimulus time
 ``RESPONSE_TMIN + i * TR`` with ``TR = 2.0045`` s and ``RESPONSE_TMIN = 10 * TR - 10``
 (10.045 s). This is the ``tmin`` that :meth:`mne_fusion.FusionDataset.add_fmri` wants.
+(The authors' code lays the volumes on a 2.0 s grid instead, ``10 + 2 i`` s, which
+drifts from the scanner's 2.0045 s by about 1 s over a 10-minute story.)
 
 The voxel-to-surface maps use the data set's own pycortex database
 (``derivative/pycortex-db``: transform ``<subj>_auto``, its cortical mask and the
