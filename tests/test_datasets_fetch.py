@@ -130,6 +130,22 @@ def test_failed_force_update_restores_old_copy(server, registry_dir):
     fetch_files("ds003020", ["README"], download=False)
 
 
+def test_read_only_copy_is_verified_without_writing(server, registry_dir, monkeypatch):
+    serve_dataset(server, registry_dir, "ds003020", FILES)
+    root = get_data_root() / "ds003020"
+    (root / "derivative").mkdir(parents=True)
+    (root / "derivative/big.hf5").write_bytes(FILES["derivative/big.hf5"])
+
+    def refuse(*args, **kwargs):
+        raise PermissionError("read-only file system")
+
+    monkeypatch.setattr(_fetch.os, "replace", refuse)
+    fetch_files("ds003020", ["derivative/big.hf5"], download=False)
+    assert not (root / _fetch._MANIFEST).exists()
+    assert _leftovers(root) == []
+    assert server.requests == []
+
+
 def test_no_network(registry_dir, tmp_path):
     with socket.socket() as sock:  # a port that nothing listens on
         sock.bind(("127.0.0.1", 0))
@@ -163,6 +179,8 @@ def test_bad_input(server, registry_dir):
         fetch_files("ds003020", ["README"], download=False)
     with pytest.raises(ValueError, match="force_update=True.*needs download=True"):
         fetch_files("ds003020", ["README"], force_update=True, download=False)
+    with pytest.raises(TypeError, match="paths must be an instance of a list of str"):
+        fetch_files("ds003020", "README")
     with pytest.raises(TypeError, match="force_update must be an instance of bool"):
         fetch_files("ds003020", ["README"], force_update=1)
     assert server.requests == []

@@ -113,8 +113,12 @@ class _Manifest:
     def save(self):
         # write then rename: a concurrent reader never sees half a manifest
         tmp = self.fname.with_name(f"{self.fname.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(self.entries, indent=0, sort_keys=True), "utf-8")
-        os.replace(tmp, self.fname)
+        try:
+            tmp.write_text(json.dumps(self.entries, indent=0, sort_keys=True), "utf-8")
+            os.replace(tmp, self.fname)
+        except OSError as err:  # a read-only copy of the data: verify every time
+            tmp.unlink(missing_ok=True)
+            logger.info(f"Could not record the verified files in {self.fname}: {err}")
 
 
 def _unwritable(folder, err):
@@ -240,6 +244,7 @@ def fetch_files(
     _validate_type(download, bool, "download")
     if force_update and not download:
         raise ValueError("force_update=True downloads again: it needs download=True.")
+    _validate_type(paths, (list, tuple), "paths", "a list of str")
     registry = read_registry(accession)
     paths = list(dict.fromkeys(paths))
     unknown = [p for p in paths if p not in registry]
@@ -264,8 +269,8 @@ def fetch_files(
             f"{len(missing)} requested {accession} file(s) are missing from {root}, "
             f"e.g. {missing[0].path}; call again with download=True."
         )
-    _check_writable(root)
     if missing:
+        _check_writable(root)
         _check_free_space(root, missing)
         size = sizeof_fmt(sum(r.size for r in missing))
         logger.info(
