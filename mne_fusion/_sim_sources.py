@@ -39,11 +39,14 @@ KERNEL_SHAPE = 6.0  # gamma shape of the response kernels: little before half th
 _HEMIS = ("lh", "rh")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Patch:
     """A patch of cortex with one activity time course.
 
-    Attributes
+    Made by :func:`~mne_fusion.simulation.simulate_naturalistic` (and listed in its
+    ``patches`` and ``background_patches``); the parameters are stored as attributes.
+
+    Parameters
     ----------
     name : str
         Name of the patch (e.g. ``"A1-lh"``; ``"background-lh-03"``).
@@ -68,6 +71,10 @@ class Patch:
         Names of the feature columns its response depends on.
     latency : float | None
         Peak latency of its response kernel in s (None for background).
+
+    See Also
+    --------
+    mne_fusion.simulation.SimulatedExperiment
     """
 
     name: str
