@@ -190,15 +190,15 @@ def _leaky_mean(x, tau, sfreq):
     return lfilter([1 - alpha], [1, -alpha], x, axis=0)
 
 
-def _columns(features, prefix, names=None):
-    """Feature columns by exact names or by name prefix."""
-    if names is None:
-        names = [n for n in features.names if n.startswith(prefix)]
+def _columns(features, names):
+    """Feature columns by name: a list of names, or a prefix ending in ``_``."""
+    if isinstance(names, str):
+        names = [n for n in features.names if n.startswith(names)] or [names + "*"]
     missing = [n for n in names if n not in features.names]
-    if missing or not names:
+    if missing:
         raise ValueError(
-            f"features lack the columns {missing or prefix + '*'} that the simulated "
-            f"responses depend on; got the columns {features.names[:5]}... "
+            f"features lack the columns {missing[:5]} that the simulated responses "
+            f"depend on; got the columns {features.names[:5]}..."
         )
     return features.pick(names).data
 
@@ -248,10 +248,11 @@ class ResponseModel:
         return (self.gains * self.amplitudes)[:, np.newaxis] * self._raw(features)
 
     def _raw(self, features):
-        env = _columns(features, "", ["envelope"])[:, 0]
+        env = _columns(features, ["envelope"])[:, 0]
+        # log power above the floor: 0 in silence
         mel = _columns(features, "mel_") - np.log(MEL_FLOOR)
-        phon = _columns(features, "", [f"phoneme_{p}" for p in PHONEMES])
-        words = _columns(features, "", ["word_onset"])[:, 0]
+        phon = _columns(features, [f"phoneme_{p}" for p in PHONEMES])
+        words = _columns(features, ["word_onset"])[:, 0]
         lm = _columns(features, "lm_")
         onsets = np.maximum(np.diff(phon, axis=0, prepend=0.0), 0.0)
         # words per second over the last second: fast speech adapts responses
@@ -260,6 +261,8 @@ class ResponseModel:
         for k, (patch, param) in enumerate(zip(self.patches, self.params, strict=True)):
             kind = patch.response
             if kind == "envelope":
+                # divisive adaptation: after a pause (low recent envelope) the same
+                # sound drives about three times more than within running speech
                 drive = env / (0.2 + _leaky_mean(env, 0.4, self.sfreq))
             elif kind == "edges":
                 drive = np.maximum(np.diff(env, prepend=env[0]), 0.0)
@@ -270,6 +273,7 @@ class ResponseModel:
             elif kind == "articulation":
                 drive = phon @ param
             elif kind == "word_onsets":
+                # at the average rate (2.5 words/s) responses are halved
                 drive = words / (1 + rate / 2.5)
             elif kind == "lexical":
                 drive = words * (0.2 + np.maximum(lm @ param, 0)) / (1 + rate / 2.5)

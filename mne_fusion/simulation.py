@@ -153,7 +153,7 @@ class SimulatedExperiment:
 
         See Also
         --------
-        mne_fusion.baselines
+        simulate_naturalistic
         """
         _validate_type(features, (Features, np.ndarray), "features")
         reference = self.features[self.stories[0]]
@@ -437,22 +437,8 @@ def simulate_naturalistic(
         experiment.noise_covs[subject] = cov
         experiment.meg_systems[subject] = system
         logger.info(f"Simulated MEG subject {subject} ({system})")
-    bold = _clean_bold(spatial, courses, active, sfreq, tr)
-    smoother = _noise_smoother(src)
-    vertices = [s["vertno"] for s in src]
-    for k in range(n_fmri_subjects):
-        runs = {}
-        for j, story in enumerate(names):
-            data = bold[story]
-            if np.isfinite(fmri_cnr):
-                noise = _fmri_noise(
-                    _rng(seed, "fmri_noise", k, j), smoother, data.shape
-                )
-                data = data + noise / fmri_cnr
-            runs[story] = SourceEstimate(
-                data, vertices, tmin=0.0, tstep=tr, subject="fsaverage"
-            )
-        dataset.add_fmri(f"fmri{k + 1:02d}", runs, tr)
+    if n_fmri_subjects:
+        _add_fmri_subjects(dataset, experiment, n_fmri_subjects, spatial, courses)
     experiment.train = dataset.subset(experiment.train_stories)
     experiment.test = dataset.subset(test_stories)
     logger.info(f"Simulated {experiment!r} in {time.perf_counter() - start:.1f} s")
@@ -631,6 +617,26 @@ def _meg_subject(experiment, index, system, spatial, courses, cnr, seed):
             data += scale[:, None] * noise
         runs[story] = RawArray(data, info, verbose=False)
     return forward, runs, cov
+
+
+def _add_fmri_subjects(dataset, experiment, n_subjects, spatial, courses):
+    """Add fMRI subjects: the shared noiseless BOLD plus each subject's noise."""
+    bold = _clean_bold(
+        spatial, courses, experiment.active_sources, experiment.sfreq, experiment.tr
+    )
+    smoother = _noise_smoother(experiment.src)
+    vertices = [s["vertno"] for s in experiment.src]
+    for k in range(n_subjects):
+        runs = {}
+        for j, (story, data) in enumerate(bold.items()):
+            if np.isfinite(experiment.fmri_cnr):
+                rng = _rng(experiment.seed, "fmri_noise", k, j)
+                noise = _fmri_noise(rng, smoother, data.shape)
+                data = data + noise / experiment.fmri_cnr
+            runs[story] = SourceEstimate(
+                data, vertices, tmin=0.0, tstep=experiment.tr, subject="fsaverage"
+            )
+        dataset.add_fmri(f"fmri{k + 1:02d}", runs, experiment.tr)
 
 
 def _clean_bold(spatial, courses, active, sfreq, tr):

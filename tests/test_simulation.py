@@ -376,6 +376,23 @@ def test_determinism(noisy):
         )
 
 
+def test_defaults():
+    # the default experiment, on a coarse cortex and a sphere head for speed
+    exp = simulate_naturalistic(spacing="ico3", bem="sphere")
+    assert repr(exp) == (
+        "<SimulatedExperiment | 10 stories (9 train, 1 test), 3 MEG + 3 fMRI "
+        "subjects, 1284 sources, MEG CNR 1, fMRI CNR 1>"
+    )
+    assert exp.test_stories == ["story10"]
+    assert repr(exp.train) == (
+        "<FusionDataset | 9 stories (540.0 s), 3 MEG + 3 fMRI subjects>"
+    )
+    assert exp.meg_systems == dict.fromkeys(["meg01", "meg02", "meg03"], "neuromag")
+    assert exp.background == 1.0
+    assert exp.sfreq == 50.0
+    assert exp.tr == 2.0
+
+
 def test_raw(noisy):
     raw = noisy.raw("meg01", "story03")
     assert isinstance(raw, mne.io.RawArray)
