@@ -41,6 +41,9 @@ ENVIRONMENT_RANK = 8  # spatial modes of the environmental noise
 ENVIRONMENT_LENGTH = 0.05  # m, correlation length of the environmental noise
 FMRI_NOISE_AR = 0.3  # lag-one autocorrelation of the fMRI noise
 HRF_LENGTH = 32.0  # s
+# Volumes discarded at the start of each run, as in preprocessed naturalistic fMRI
+# (e.g. LeBel et al. 2023): the haemodynamic onset transient is not stimulus-specific.
+FMRI_DISCARD = 5
 # Independent random streams, so that e.g. adding a subject changes no story.
 _STREAMS = {
     "language": 1,
@@ -337,11 +340,13 @@ def simulate_naturalistic(
     the canonical Glover HRF (nilearn, unit sum), averaged over each acquisition
     window ``[t, t + tr)``, scaled so that the median std over the stimulus-driven
     sources is 1, plus noise with std ``1 / fmri_cnr`` (AR(1) in time with
-    coefficient 0.3, smoothed over neighbouring sources). Runs are
-    SourceEstimates with ``tstep = tr`` and ``tmin = 0``: volume ``k`` has the
-    stimulus time ``k * tr``, the start of its acquisition window; activity before
-    the stimulus onset is zero. A story of duration ``d`` has ``floor(d / tr)``
-    volumes.
+    coefficient 0.3, smoothed over neighbouring sources). Activity before the
+    stimulus onset is zero, and the first 5 volumes of each run (the onset
+    transient of the haemodynamic response) are discarded, as in preprocessed
+    naturalistic fMRI. Runs are SourceEstimates with ``tstep = tr`` and
+    ``tmin = 5 * tr``: the volume at stimulus time ``t`` (``tmin + k * tr``) is the
+    BOLD averaged over its acquisition window ``[t, t + tr)``. A story of duration
+    ``d`` has ``floor(d / tr) - 5`` volumes.
     """
     _check_args(
         n_stories, story_duration, n_test_stories, n_meg_subjects, n_fmri_subjects
@@ -352,10 +357,11 @@ def simulate_naturalistic(
     if sfreq < 20:
         raise ValueError(f"sfreq must be at least 20 Hz, got {sfreq}.")
     tr = _check_positive(tr, "tr")
-    if story_duration < 2 * tr:
+    min_duration = (FMRI_DISCARD + 2) * tr
+    if story_duration < min_duration:
         raise ValueError(
-            f"story_duration must cover at least two TRs ({2 * tr} s), got "
-            f"{story_duration}."
+            f"story_duration must cover {FMRI_DISCARD} discarded and 2 kept fMRI "
+            f"volumes ({min_duration} s at tr={tr}), got {story_duration}."
         )
     _validate_type(seed, "int", "seed")
     if seed < 0:
@@ -634,13 +640,17 @@ def _add_fmri_subjects(dataset, experiment, n_subjects, spatial, courses):
                 noise = _fmri_noise(rng, smoother, data.shape)
                 data = data + noise / experiment.fmri_cnr
             runs[story] = SourceEstimate(
-                data, vertices, tmin=0.0, tstep=experiment.tr, subject="fsaverage"
+                data,
+                vertices,
+                tmin=FMRI_DISCARD * experiment.tr,
+                tstep=experiment.tr,
+                subject="fsaverage",
             )
         dataset.add_fmri(f"fmri{k + 1:02d}", runs, experiment.tr)
 
 
 def _clean_bold(spatial, courses, active, sfreq, tr):
-    """Noiseless BOLD of every source per story, shape (n_sources, n_trs)."""
+    """Noiseless BOLD of every source per story, shape (n_sources, n_kept_trs)."""
     rows = np.flatnonzero(np.any(spatial != 0, axis=1))
     hrf = glover_hrf(1.0 / sfreq, oversampling=1, time_length=HRF_LENGTH)
     bold = {}
@@ -654,7 +664,7 @@ def _clean_bold(spatial, courses, active, sfreq, tr):
         data[rows] = np.add.reduceat(
             response[:, : bounds[-1]], bounds[:-1], axis=1
         ) / np.diff(bounds)
-        bold[story] = data
+        bold[story] = data[:, FMRI_DISCARD:]
     level = np.median(np.concatenate([b[active] for b in bold.values()], 1).std(1))
     return {story: data / level for story, data in bold.items()}
 

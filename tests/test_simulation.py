@@ -121,7 +121,8 @@ def _reconstruct_bold(stc, tr):
     conv = np.array([np.convolve(p, hrf)[: power.shape[1]] for p in power])
     n_per_tr = int(round(tr * sfreq))
     n_trs = power.shape[1] // n_per_tr
-    return conv[:, : n_trs * n_per_tr].reshape(len(conv), n_trs, n_per_tr).mean(-1)
+    means = conv[:, : n_trs * n_per_tr].reshape(len(conv), n_trs, n_per_tr).mean(-1)
+    return means[:, 5:]  # the first 5 volumes are discarded
 
 
 def test_fmri_follows_hrf(clean, noisy):
@@ -131,8 +132,8 @@ def test_fmri_follows_hrf(clean, noisy):
         recon.append(_reconstruct_bold(clean.sources[story], clean.tr))
         fmri = clean.test if story in clean.test_stories else clean.train
         runs = fmri.fmri("fmri01").runs[story]
-        assert runs.shape == (10, 1284)  # 20 s at TR 2 s
-        assert fmri.fmri("fmri01").tmin[story] == 0.0
+        assert runs.shape == (5, 1284)  # 20 s at TR 2 s, less 5 volumes
+        assert fmri.fmri("fmri01").tmin[story] == 10.0
         np.testing.assert_array_equal(runs, fmri.fmri("fmri02").runs[story])
         bold.append(runs.T)
     recon, bold = np.concatenate(recon, 1), np.concatenate(bold, 1)
@@ -164,7 +165,7 @@ def test_fmri_follows_hrf(clean, noisy):
 def fmri_only_ico4():
     return simulate_naturalistic(
         n_stories=2,
-        story_duration=12.0,
+        story_duration=14.0,
         n_meg_subjects=0,
         n_fmri_subjects=1,
         spacing="ico4",
@@ -413,7 +414,8 @@ def test_raw(noisy):
         ({"n_stories": 2.5}, "n_stories", TypeError),
         ({"story_duration": -1.0}, "story_duration", ValueError),
         ({"story_duration": 5.0}, "story_duration", ValueError),
-        ({"story_duration": 12.0, "tr": 7.0}, "story_duration", ValueError),
+        ({"tr": 3.0}, "story_duration", ValueError),
+        ({"story_duration": 13.0}, "story_duration", ValueError),
         ({"n_test_stories": 0}, "n_test_stories", ValueError),
         ({"n_test_stories": 3}, "n_test_stories", ValueError),
         ({"n_meg_subjects": -1}, "n_meg_subjects", ValueError),
