@@ -237,11 +237,12 @@ def story_features(language, alignment, embeddings, loudness, sfreq, rng):
     starts, stops = _first_sample(phone_on, sfreq), _first_sample(phone_off, sfreq)
     for start, stop, idx in zip(starts, stops, phone_idx, strict=True):
         phonemes[start:stop, idx] = 1.0
-    onsets = _first_sample(word_on, sfreq)
+    # like the word_onsets and lm extractors: at the sample nearest to the onset
+    onsets = np.clip(np.round(word_on * sfreq).astype(int), 0, n_times - 1)
     word_onset = np.zeros((n_times, 1))
-    word_onset[onsets, 0] = 1.0
+    np.add.at(word_onset[:, 0], onsets, 1.0)
     lm = np.zeros((n_times, embeddings.shape[1]))
-    lm[onsets] = embeddings
+    np.add.at(lm, onsets, embeddings)
 
     # Acoustics on an audio-like fine grid, then anti-aliased (boxcar) to sfreq: the
     # amplitude of each phone, its spectrum varying from one utterance to the next.

@@ -295,8 +295,9 @@ def simulate_naturalistic(
     mimic the built-in extractors column for column: ``envelope`` (amplitude of the
     phones, anti-aliased), ``mel_00``... (log power of phone-specific spectra),
     ``phoneme_AA``... (one-hot over each phone's interval), ``word_onset`` (1 at the
-    first sample of each word) and ``lm_000``... (a contextual word embedding at
-    each word onset: word vector plus the drifting context).
+    sample nearest to each word's onset) and ``lm_000``... (a contextual word
+    embedding at that sample: word vector plus the drifting context). The word and
+    phone intervals are in ``alignments``.
 
     **Sources.** Stimulus-driven patches (Gaussian profiles of geodesic distance
     on the template mesh, 10 mm radius, centred on the source nearest to an MNI
