@@ -8,7 +8,7 @@ from scipy.spatial import cKDTree
 
 from mne_fusion import FusionDataset
 from mne_fusion.anatomy import default_dev_head_t
-from mne_fusion.features import Features
+from mne_fusion.features import Features, extract
 from mne_fusion.simulation import Patch, SimulatedExperiment, simulate_naturalistic
 
 # Small and fast: coarse cortex, sphere head, short stories.
@@ -326,6 +326,22 @@ def test_stimulus_statistics(noisy):
     duration = 20.0 * len(exp.stories)
     assert 2.0 < n_words / duration < 3.0
     assert 10.0 < n_phones / duration < 14.0
+
+
+def test_features_match_the_extractors(noisy):
+    # the phoneme and word-onset columns are what the built-in extractors give for
+    # the story's alignment (which ends before the trailing silence)
+    align = noisy.alignments["story02"]
+    feats = noisy.features["story02"]
+    extracted = extract(
+        ["phonemes", "word_onsets"], words=align.words, phones=align.phones, sfreq=50.0
+    )
+    n_times = extracted.n_times
+    assert n_times < feats.n_times
+    simulated = feats.pick(extracted.names).data
+    np.testing.assert_array_equal(simulated[:n_times], extracted.data)
+    assert not simulated[n_times:].any()
+    assert extracted.extractors == feats.pick(extracted.names).extractors
 
 
 def test_determinism(noisy):
