@@ -19,6 +19,7 @@ from mne.minimum_norm import (
     make_inverse_operator,
 )
 from mne.utils import logger, verbose
+from scipy.linalg import cho_factor, cho_solve
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.model_selection import check_cv
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
@@ -400,8 +401,8 @@ class RidgeEncoder(RegressorMixin, BaseEstimator):
 
     Features are z-scored over the training samples before lagging, so that one alpha
     penalises them all alike. The alpha of each target is chosen by the mean Pearson r
-    over the ``cv`` folds; all alphas of a fold share one eigendecomposition of the
-    lagged Gram matrix, so the grid costs little more than one fit.
+    over the ``cv`` folds. The data are read twice whatever the number of folds and
+    alphas: the moments of a fold's training samples are the totals minus the fold's.
 
     Parameters
     ----------
@@ -564,7 +565,7 @@ class RidgeEncoder(RegressorMixin, BaseEstimator):
         else:
             self.cv_scores_ = self._cross_validate(design, target, alphas)
             best = np.argmax(self.cv_scores_, axis=0)
-        coef, intercept = _ridge_fit(design, target, alphas, best)
+        coef, intercept = _ridge_solve(_sums(design, target), alphas, best)
         n_features = self.n_features_in_
         coef = coef.T.reshape(target.shape[1], n_features, len(self.delays_))
         self.alpha_ = alphas[best]
@@ -575,17 +576,17 @@ class RidgeEncoder(RegressorMixin, BaseEstimator):
         return self
 
     def _cross_validate(self, design, target, alphas):
+        total = _sums(design, target)
         scores = np.zeros((len(alphas), target.shape[1]))
         splits = list(check_cv(self.cv).split(design))
-        for train, test in splits:
-            gram, cross, x_mean, _ = _centered_moments(design[train], target[train])
-            eigval, eigvec = np.linalg.eigh(gram)
-            eigval = np.clip(eigval, 0, None)
-            projected = (design[test] - x_mean) @ eigvec
-            rotated = eigvec.T @ cross
-            for k, alpha in enumerate(alphas):
-                y_pred = projected @ (rotated / (eigval + alpha)[:, np.newaxis])
-                scores[k] += prediction_r(target[test], y_pred)
+        for _, test in splits:
+            held_out, observed = design[test], target[test]
+            fold = _sums(held_out, observed)
+            train = tuple(a - b for a, b in zip(total, fold, strict=True))
+            for k in range(len(alphas)):
+                best = np.full(target.shape[1], k)
+                coef, intercept = _ridge_solve(train, alphas, best)
+                scores[k] += prediction_r(observed, held_out @ coef + intercept)
         return scores / len(splits)
 
     def predict(self, X):
@@ -649,22 +650,36 @@ class RidgeEncoder(RegressorMixin, BaseEstimator):
         )
 
 
-def _centered_moments(design, target):
-    """Centered Gram matrix and cross-products, with the means."""
-    x_mean = design.mean(axis=0)
-    y_mean = target.mean(axis=0)
-    centered = design - x_mean
-    return centered.T @ centered, centered.T @ (target - y_mean), x_mean, y_mean
+def _sums(design, target):
+    """Second moments and sums of the samples: all that centred ridge needs.
+
+    A fold's training moments are the total minus the fold's, so that the
+    cross-validation costs two passes over the data, not one per fold.
+    """
+    return (
+        design.T @ design,
+        design.T @ target,
+        design.sum(axis=0),
+        target.sum(axis=0),
+        len(design),
+    )
 
 
-def _ridge_fit(design, target, alphas, best):
-    """Closed-form ridge with intercept, penalty ``alphas[best[j]]`` for target j."""
-    gram, cross, x_mean, y_mean = _centered_moments(design, target)
-    eigval, eigvec = np.linalg.eigh(gram)
-    eigval = np.clip(eigval, 0, None)
-    rotated = eigvec.T @ cross
-    coef = np.empty((design.shape[1], target.shape[1]))
+def _ridge_solve(sums, alphas, best):
+    """Closed-form ridge with intercept, penalty ``alphas[best[j]]`` for target j.
+
+    One Cholesky factorisation per distinct penalty: for grids of up to some 25
+    alphas that is cheaper than one eigendecomposition shared by all of them.
+    """
+    gram, cross, x_sum, y_sum, n_samples = sums
+    x_mean, y_mean = x_sum / n_samples, y_sum / n_samples
+    gram = gram - n_samples * np.outer(x_mean, x_mean)
+    cross = cross - n_samples * np.outer(x_mean, y_mean)
+    coef = np.empty(cross.shape)
+    diagonal = np.diag_indices_from(gram)
     for k in np.unique(best):
+        penalized = gram.copy()
+        penalized[diagonal] += alphas[k]
         cols = best == k
-        coef[:, cols] = eigvec @ (rotated[:, cols] / (eigval + alphas[k])[:, None])
+        coef[:, cols] = cho_solve(cho_factor(penalized), cross[:, cols])
     return coef, y_mean - x_mean @ coef
