@@ -321,3 +321,77 @@ def pink_noise(rng, n_series, n_times, sfreq):
     )
     series = np.fft.irfft(spec * amp, n=n_times, axis=1)
     return series / series.std(axis=1, keepdims=True)
+
+
+def make_truth(geometry, features_list, background, rng_model, rng):
+    """Build the active patches with their response model, and background patches.
+
+    Returns the calibrated :class:`ResponseModel`, the background patches, their
+    profiles (n_sources, n_background) and their amplitudes (Am).
+    """
+    names = features_list[0].names
+    groups = {
+        "envelope": ("envelope",),
+        "spectral": tuple(n for n in names if n.startswith("mel_")),
+        "phoneme_onsets": tuple(n for n in names if n.startswith("phoneme_")),
+        "word_onsets": ("word_onset",),
+        "lm": ("word_onset", *(n for n in names if n.startswith("lm_"))),
+    }
+    groups["articulation"] = groups["phoneme_onsets"]
+    groups["edges"] = groups["envelope"]
+    for kind in ("lexical", "semantic", "surprise"):
+        groups[kind] = groups["lm"]
+    patches, profiles, centers = [], [], []
+    for name, hemi, site, response, latency in SITES:
+        center = geometry.nearest(hemi, site)
+        patch, profile = geometry.make_patch(
+            name, hemi, center, PATCH_RADIUS, response, groups[response], latency, site
+        )
+        patches.append(patch)
+        profiles.append(profile)
+        centers.append((hemi, center))
+    n_mel, n_dims = len(groups["spectral"]), len(groups["lm"]) - 1
+    sfreq = features_list[0].sfreq
+    model = ResponseModel(patches, profiles, n_mel, n_dims, sfreq, rng_model)
+    amplitudes = (
+        SOURCE_DENSITY
+        * geometry.area[[geometry.row(h, c) for h, c in centers]]
+        * rng_model.uniform(0.7, 1.3, len(patches))
+        * rng_model.choice([-1.0, 1.0], len(patches))
+    )
+    model.calibrate(features_list, amplitudes)
+
+    active = np.any(model.spatial != 0, axis=1)
+    bg_patches, bg_profiles, bg_amplitudes = [], [], []
+    for hemi in ("lh", "rh"):
+        positions = geometry.positions(hemi)
+        # background stays clear of the active patches and of each other
+        taken = positions[[c for h, c in centers if h == hemi]]
+        chosen = []
+        for center in rng.permutation(len(positions)):
+            if len(chosen) == N_BACKGROUND:
+                break
+            if np.all(np.linalg.norm(taken - positions[center], axis=1) > 25) and all(
+                np.linalg.norm(positions[center] - positions[c]) > 15 for c in chosen
+            ):
+                chosen.append(center)
+        for k, center in enumerate(chosen):
+            patch, profile = geometry.make_patch(
+                f"background-{hemi}-{k + 1:02d}",
+                hemi,
+                center,
+                rng.uniform(*BACKGROUND_RADIUS),
+                "background",
+                (),
+                None,
+                positions[center],
+            )
+            profile[active] = 0.0
+            bg_patches.append(patch)
+            bg_profiles.append(profile)
+            area = geometry.area[geometry.row(hemi, center)]
+            bg_amplitudes.append(
+                background * SOURCE_DENSITY * area * rng.uniform(0.7, 1.3)
+            )
+    profiles = np.array(bg_profiles).T.reshape(geometry.n_sources, len(bg_patches))
+    return model, bg_patches, profiles, np.array(bg_amplitudes)

@@ -3,29 +3,19 @@
 import time
 
 import numpy as np
-from mne import Covariance, SourceEstimate, pick_info, spatial_src_adjacency
-from mne.channels import read_meg_canonical_info
+from mne import SourceEstimate
 from mne.io import RawArray
-from mne.transforms import Transform, rotation, translation
 from mne.utils import logger, verbose
-from nilearn.glm.first_level import glover_hrf
-from scipy import sparse
-from scipy.signal import fftconvolve, lfilter
-from scipy.spatial.distance import cdist
 
-from ._sim_sources import (
-    BACKGROUND_RADIUS,
-    N_BACKGROUND,
-    PATCH_RADIUS,
-    SITES,
-    SOURCE_DENSITY,
-    CortexGeometry,
-    Patch,
-    ResponseModel,
-    pink_noise,
+from ._sim_recordings import (
+    FMRI_DISCARD,
+    add_fmri_subjects,
+    meg_subject,
+    seeded_rng,
 )
+from ._sim_sources import CortexGeometry, Patch, make_truth, pink_noise
 from ._sim_stimuli import make_language, make_story, story_features
-from .anatomy import default_dev_head_t, template_forward, template_source_space
+from .anatomy import template_source_space
 from .dataset import FusionDataset
 from .features import Features
 from .utils import _check_option, _check_positive, _validate_type, fill_doc
@@ -35,33 +25,6 @@ __all__ = ["Patch", "SimulatedExperiment", "simulate_naturalistic"]
 MEG_SYSTEMS = ("neuromag", "ctf275")
 N_MEL = 16  # mel bands of the simulated spectrum
 N_EMBEDDING = 32  # dimensions of the simulated word embedding
-HEAD_JITTER = (2.0, 2.0)  # std of each subject's head displacement: mm, degrees
-ENVIRONMENT_SHARE = 0.4  # share of each channel's noise variance that is environmental
-ENVIRONMENT_RANK = 8  # spatial modes of the environmental noise
-ENVIRONMENT_LENGTH = 0.05  # m, correlation length of the environmental noise
-FMRI_NOISE_AR = 0.3  # lag-one autocorrelation of the fMRI noise
-HRF_LENGTH = 32.0  # s
-# Volumes discarded at the start of each run, as in preprocessed naturalistic fMRI
-# (e.g. LeBel et al. 2023): the haemodynamic onset transient is not stimulus-specific.
-FMRI_DISCARD = 5
-# Independent random streams, so that e.g. adding a subject changes no story.
-_STREAMS = {
-    "language": 1,
-    "story": 2,
-    "acoustics": 3,
-    "model": 4,
-    "background": 5,
-    "activity": 6,
-    "meg_noise": 7,
-    "fmri_noise": 8,
-}
-# Head positions depend on the subject's index only (not on the seed), so that every
-# seed reuses the cached forward models.
-_HEAD_STREAM = 9
-
-
-def _rng(seed, stream, *keys):
-    return np.random.default_rng([seed, _STREAMS[stream], *keys])
 
 
 class SimulatedExperiment:
@@ -376,20 +339,29 @@ def simulate_naturalistic(
     geometry = CortexGeometry(src)
     names = [f"story{k + 1:02d}" for k in range(n_stories)]
     test_stories = names[n_stories - n_test_stories :]
-    language = make_language(_rng(seed, "language"), N_EMBEDDING, N_MEL)
+    language = make_language(seeded_rng(seed, "language"), N_EMBEDDING, N_MEL)
     features, alignments = {}, {}
     for k, story in enumerate(names):
         alignment, embeddings, loudness = make_story(
-            language, story_duration, _rng(seed, "story", k)
+            language, story_duration, seeded_rng(seed, "story", k)
         )
         alignments[story] = alignment
         features[story] = story_features(
-            language, alignment, embeddings, loudness, sfreq, _rng(seed, "acoustics", k)
+            language,
+            alignment,
+            embeddings,
+            loudness,
+            sfreq,
+            seeded_rng(seed, "acoustics", k),
         )
     logger.info(f"Simulated {n_stories} stories of {story_duration} s")
 
-    model, background_patches, background_profiles, background_amplitudes = _make_truth(
-        geometry, list(features.values()), seed, sfreq, background
+    model, background_patches, background_profiles, background_amplitudes = make_truth(
+        geometry,
+        list(features.values()),
+        background,
+        seeded_rng(seed, "model"),
+        seeded_rng(seed, "background"),
     )
     n_times = next(iter(features.values())).n_times
     spatial = np.concatenate([model.spatial, background_profiles], axis=1)
@@ -397,7 +369,7 @@ def simulate_naturalistic(
     for k, story in enumerate(names):
         drive = model.time_courses(features[story])
         noise = pink_noise(
-            _rng(seed, "activity", k), len(background_patches), n_times, sfreq
+            seeded_rng(seed, "activity", k), len(background_patches), n_times, sfreq
         )
         courses[story] = (drive, background_amplitudes[:, np.newaxis] * noise)
     active = np.any(model.spatial != 0, axis=1)
@@ -436,16 +408,14 @@ def simulate_naturalistic(
     experiment.forwards, experiment.noise_covs, experiment.meg_systems = {}, {}, {}
     for k, system in enumerate(systems):
         subject = f"meg{k + 1:02d}"
-        forward, runs, cov = _meg_subject(
-            experiment, k, system, spatial, courses, meg_cnr, seed
-        )
+        forward, runs, cov = meg_subject(experiment, k, system, spatial, courses)
         dataset.add_meg(subject, runs, forward)
         experiment.forwards[subject] = forward
         experiment.noise_covs[subject] = cov
         experiment.meg_systems[subject] = system
         logger.info(f"Simulated MEG subject {subject} ({system})")
     if n_fmri_subjects:
-        _add_fmri_subjects(dataset, experiment, n_fmri_subjects, spatial, courses)
+        add_fmri_subjects(dataset, experiment, n_fmri_subjects, spatial, courses)
     experiment.train = dataset.subset(experiment.train_stories)
     experiment.test = dataset.subset(test_stories)
     logger.info(f"Simulated {experiment!r} in {time.perf_counter() - start:.1f} s")
@@ -485,204 +455,3 @@ def _check_systems(meg_system, n_meg_subjects):
     for system in meg_system:
         _check_option("meg_system", system, MEG_SYSTEMS)
     return list(meg_system)
-
-
-def _make_truth(geometry, features_list, seed, sfreq, background):
-    """Active patches with their response model, and the background patches."""
-    names = features_list[0].names
-    groups = {
-        "envelope": ("envelope",),
-        "spectral": tuple(n for n in names if n.startswith("mel_")),
-        "phoneme_onsets": tuple(n for n in names if n.startswith("phoneme_")),
-        "word_onsets": ("word_onset",),
-        "lm": ("word_onset", *(n for n in names if n.startswith("lm_"))),
-    }
-    groups["articulation"] = groups["phoneme_onsets"]
-    groups["edges"] = groups["envelope"]
-    for kind in ("lexical", "semantic", "surprise"):
-        groups[kind] = groups["lm"]
-    rng = _rng(seed, "model")
-    patches, profiles, centers = [], [], []
-    for name, hemi, site, response, latency in SITES:
-        center = geometry.nearest(hemi, site)
-        patch, profile = geometry.make_patch(
-            name, hemi, center, PATCH_RADIUS, response, groups[response], latency, site
-        )
-        patches.append(patch)
-        profiles.append(profile)
-        centers.append((hemi, center))
-    model = ResponseModel(patches, profiles, N_MEL, N_EMBEDDING, sfreq, rng)
-    amplitudes = (
-        SOURCE_DENSITY
-        * geometry.area[[geometry.row(h, c) for h, c in centers]]
-        * rng.uniform(0.7, 1.3, len(patches))
-        * rng.choice([-1.0, 1.0], len(patches))
-    )
-    model.calibrate(features_list, amplitudes)
-
-    rng = _rng(seed, "background")
-    active = np.any(model.spatial != 0, axis=1)
-    bg_patches, bg_profiles, bg_amplitudes = [], [], []
-    for hemi in ("lh", "rh"):
-        positions = geometry.positions(hemi)
-        # background stays clear of the active patches and of each other
-        taken = positions[[c for h, c in centers if h == hemi]]
-        chosen = []
-        for center in rng.permutation(len(positions)):
-            if len(chosen) == N_BACKGROUND:
-                break
-            if np.all(np.linalg.norm(taken - positions[center], axis=1) > 25) and all(
-                np.linalg.norm(positions[center] - positions[c]) > 15 for c in chosen
-            ):
-                chosen.append(center)
-        for k, center in enumerate(chosen):
-            patch, profile = geometry.make_patch(
-                f"background-{hemi}-{k + 1:02d}",
-                hemi,
-                center,
-                rng.uniform(*BACKGROUND_RADIUS),
-                "background",
-                (),
-                None,
-                positions[center],
-            )
-            profile[active] = 0.0
-            bg_patches.append(patch)
-            bg_profiles.append(profile)
-            area = geometry.area[geometry.row(hemi, center)]
-            bg_amplitudes.append(
-                background * SOURCE_DENSITY * area * rng.uniform(0.7, 1.3)
-            )
-    profiles = np.array(bg_profiles).T.reshape(geometry.n_sources, len(bg_patches))
-    return model, bg_patches, profiles, np.array(bg_amplitudes)
-
-
-def _head_position(info, index):
-    """Return the default head position, moved by a few mm and degrees per subject."""
-    rng = np.random.default_rng([_HEAD_STREAM, index])
-    shift = rng.normal(0.0, HEAD_JITTER[0], 3) * 1e-3
-    angles = np.deg2rad(rng.normal(0.0, HEAD_JITTER[1], 3))
-    jitter = translation(*shift) @ rotation(*angles)
-    return Transform("meg", "head", jitter @ default_dev_head_t(info)["trans"])
-
-
-def _environment_modes(info):
-    """Smooth spatial modes of environmental noise, each channel's row of unit norm."""
-    positions = np.array([ch["loc"][:3] for ch in info["chs"]])
-    kernel = np.exp(-cdist(positions, positions) / ENVIRONMENT_LENGTH)
-    values, vectors = np.linalg.eigh(kernel)
-    modes = vectors[:, -ENVIRONMENT_RANK:] * np.sqrt(values[-ENVIRONMENT_RANK:])
-    return modes / np.linalg.norm(modes, axis=1, keepdims=True)
-
-
-def _meg_subject(experiment, index, system, spatial, courses, cnr, seed):
-    """Forward, runs (story -> RawArray) and exact noise covariance of a subject."""
-    info = read_meg_canonical_info(system)
-    dev_head_t = _head_position(info, index)
-    forward = template_forward(
-        info, experiment.spacing, dev_head_t=dev_head_t, bem=experiment.bem
-    )
-    for s_fwd, s_src in zip(forward["src"], experiment.src, strict=True):
-        if not np.array_equal(s_fwd["vertno"], s_src["vertno"]):
-            raise RuntimeError("The template forward is not on the template sources.")
-    names = forward["sol"]["row_names"]
-    info = pick_info(info, [info.ch_names.index(name) for name in names])
-    info["dev_head_t"] = dev_head_t
-    # the canonical layout comes at 1 kHz; the simulated runs are already at the
-    # stimulus rate, as after MNE's own resampling (Info locks sfreq for that reason)
-    with info._unlock():
-        info["sfreq"] = experiment.sfreq
-        info["lowpass"] = experiment.sfreq / 2
-    patterns = forward["sol"]["data"] @ spatial
-    # two passes over the stories (the signal is cheap to recompute from the
-    # factored sources) so that only the runs are held in memory
-    n_total, total, total_sq = 0, 0.0, 0.0
-    for parts in courses.values():
-        signal = patterns @ np.concatenate(parts)
-        n_total += signal.shape[1]
-        total = total + signal.sum(axis=1)
-        total_sq = total_sq + (signal**2).sum(axis=1)
-    std = np.sqrt(np.maximum(total_sq / n_total - (total / n_total) ** 2, 0.0))
-    scale = std / (cnr if np.isfinite(cnr) else 1.0)
-    modes = _environment_modes(info)
-    share = ENVIRONMENT_SHARE
-    correlation = (1 - share) * np.eye(len(names)) + share * modes @ modes.T
-    cov = Covariance(
-        scale[:, None] * correlation * scale, list(names), [], [], nfree=n_total
-    )
-    runs = {}
-    for j, (story, parts) in enumerate(courses.items()):
-        data = patterns @ np.concatenate(parts)
-        if np.isfinite(cnr):
-            rng = _rng(seed, "meg_noise", index, j)
-            noise = np.sqrt(1 - share) * rng.standard_normal(data.shape)
-            noise += (
-                np.sqrt(share)
-                * modes
-                @ pink_noise(rng, ENVIRONMENT_RANK, data.shape[1], experiment.sfreq)
-            )
-            data += scale[:, None] * noise
-        runs[story] = RawArray(data, info, verbose=False)
-    return forward, runs, cov
-
-
-def _add_fmri_subjects(dataset, experiment, n_subjects, spatial, courses):
-    """Add fMRI subjects: the shared noiseless BOLD plus each subject's noise."""
-    bold = _clean_bold(
-        spatial, courses, experiment.active_sources, experiment.sfreq, experiment.tr
-    )
-    smoother = _noise_smoother(experiment.src)
-    vertices = [s["vertno"] for s in experiment.src]
-    for k in range(n_subjects):
-        runs = {}
-        for j, (story, data) in enumerate(bold.items()):
-            if np.isfinite(experiment.fmri_cnr):
-                rng = _rng(experiment.seed, "fmri_noise", k, j)
-                noise = _fmri_noise(rng, smoother, data.shape)
-                data = data + noise / experiment.fmri_cnr
-            runs[story] = SourceEstimate(
-                data,
-                vertices,
-                tmin=FMRI_DISCARD * experiment.tr,
-                tstep=experiment.tr,
-                subject="fsaverage",
-            )
-        dataset.add_fmri(f"fmri{k + 1:02d}", runs, experiment.tr)
-
-
-def _clean_bold(spatial, courses, active, sfreq, tr):
-    """Noiseless BOLD of every source per story, shape (n_sources, n_kept_trs)."""
-    rows = np.flatnonzero(np.any(spatial != 0, axis=1))
-    hrf = glover_hrf(1.0 / sfreq, oversampling=1, time_length=HRF_LENGTH)
-    bold = {}
-    for story, parts in courses.items():
-        activity = spatial[rows] @ np.concatenate(parts)
-        n_times = activity.shape[1]
-        response = fftconvolve(activity**2, hrf[np.newaxis], axes=1)[:, :n_times]
-        n_trs = int(np.floor(n_times / sfreq / tr + 1e-9))
-        bounds = np.ceil(np.arange(n_trs + 1) * tr * sfreq - 1e-9).astype(int)
-        data = np.zeros((spatial.shape[0], n_trs))
-        data[rows] = np.add.reduceat(
-            response[:, : bounds[-1]], bounds[:-1], axis=1
-        ) / np.diff(bounds)
-        bold[story] = data[:, FMRI_DISCARD:]
-    level = np.median(np.concatenate([b[active] for b in bold.values()], 1).std(1))
-    return {story: data / level for story, data in bold.items()}
-
-
-def _noise_smoother(src):
-    """Return the operator averaging each source and its neighbours (unit rows)."""
-    adjacency = spatial_src_adjacency(src, verbose=False).tocsr()
-    smoother = ((adjacency + sparse.eye(adjacency.shape[0])) != 0).astype(float)
-    norms = np.sqrt(np.asarray(smoother.sum(axis=1)).ravel())
-    return sparse.diags(1.0 / norms) @ smoother
-
-
-def _fmri_noise(rng, smoother, shape):
-    """Unit-variance noise, AR(1) in time (stationary from the first volume)."""
-    white = rng.standard_normal(shape)
-    start = FMRI_NOISE_AR * rng.standard_normal((shape[0], 1))
-    ar = lfilter(
-        [np.sqrt(1 - FMRI_NOISE_AR**2)], [1, -FMRI_NOISE_AR], white, axis=1, zi=start
-    )[0]
-    return smoother @ ar

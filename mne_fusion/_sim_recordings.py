@@ -1,0 +1,175 @@
+"""Simulated recordings of the ground truth: MEG subjects and fMRI subjects."""
+
+import numpy as np
+from mne import Covariance, SourceEstimate, pick_info, spatial_src_adjacency
+from mne.channels import read_meg_canonical_info
+from mne.io import RawArray
+from mne.transforms import Transform, rotation, translation
+from nilearn.glm.first_level import glover_hrf
+from scipy import sparse
+from scipy.signal import fftconvolve, lfilter
+from scipy.spatial.distance import cdist
+
+from ._sim_sources import pink_noise
+from .anatomy import default_dev_head_t, template_forward
+
+HEAD_JITTER = (2.0, 2.0)  # std of each subject's head displacement: mm, degrees
+ENVIRONMENT_SHARE = 0.4  # share of each channel's noise variance that is environmental
+ENVIRONMENT_RANK = 8  # spatial modes of the environmental noise
+ENVIRONMENT_LENGTH = 0.05  # m, correlation length of the environmental noise
+FMRI_NOISE_AR = 0.3  # lag-one autocorrelation of the fMRI noise
+HRF_LENGTH = 32.0  # s
+# Volumes discarded at the start of each run, as in preprocessed naturalistic fMRI
+# (e.g. LeBel et al. 2023): the haemodynamic onset transient is not stimulus-specific.
+FMRI_DISCARD = 5
+# Independent random streams, so that e.g. adding a subject changes no story.
+_STREAMS = {
+    "language": 1,
+    "story": 2,
+    "acoustics": 3,
+    "model": 4,
+    "background": 5,
+    "activity": 6,
+    "meg_noise": 7,
+    "fmri_noise": 8,
+}
+# Head positions depend on the subject's index only (not on the seed), so that every
+# seed reuses the cached forward models.
+_HEAD_STREAM = 9
+
+
+def seeded_rng(seed, stream, *keys):
+    """Return the random generator of one independent stream of a simulation."""
+    return np.random.default_rng([seed, _STREAMS[stream], *keys])
+
+
+def head_position(info, index):
+    """Return the default head position, moved by a few mm and degrees per subject."""
+    rng = np.random.default_rng([_HEAD_STREAM, index])
+    shift = rng.normal(0.0, HEAD_JITTER[0], 3) * 1e-3
+    angles = np.deg2rad(rng.normal(0.0, HEAD_JITTER[1], 3))
+    jitter = translation(*shift) @ rotation(*angles)
+    return Transform("meg", "head", jitter @ default_dev_head_t(info)["trans"])
+
+
+def _environment_modes(info):
+    """Smooth spatial modes of environmental noise, each channel's row of unit norm."""
+    positions = np.array([ch["loc"][:3] for ch in info["chs"]])
+    kernel = np.exp(-cdist(positions, positions) / ENVIRONMENT_LENGTH)
+    values, vectors = np.linalg.eigh(kernel)
+    modes = vectors[:, -ENVIRONMENT_RANK:] * np.sqrt(values[-ENVIRONMENT_RANK:])
+    return modes / np.linalg.norm(modes, axis=1, keepdims=True)
+
+
+def meg_subject(experiment, index, system, spatial, courses):
+    """Forward, runs (story -> RawArray) and exact noise covariance of a subject."""
+    cnr = experiment.meg_cnr
+    info = read_meg_canonical_info(system)
+    dev_head_t = head_position(info, index)
+    forward = template_forward(
+        info, experiment.spacing, dev_head_t=dev_head_t, bem=experiment.bem
+    )
+    for s_fwd, s_src in zip(forward["src"], experiment.src, strict=True):
+        if not np.array_equal(s_fwd["vertno"], s_src["vertno"]):
+            raise RuntimeError("The template forward is not on the template sources.")
+    names = forward["sol"]["row_names"]
+    info = pick_info(info, [info.ch_names.index(name) for name in names])
+    info["dev_head_t"] = dev_head_t
+    # the canonical layout comes at 1 kHz; the simulated runs are already at the
+    # stimulus rate, as after MNE's own resampling (Info locks sfreq for that reason)
+    with info._unlock():
+        info["sfreq"] = experiment.sfreq
+        info["lowpass"] = experiment.sfreq / 2
+    patterns = forward["sol"]["data"] @ spatial
+    # two passes over the stories (the signal is cheap to recompute from the
+    # factored sources) so that only the runs are held in memory
+    n_total, total, total_sq = 0, 0.0, 0.0
+    for parts in courses.values():
+        signal = patterns @ np.concatenate(parts)
+        n_total += signal.shape[1]
+        total = total + signal.sum(axis=1)
+        total_sq = total_sq + (signal**2).sum(axis=1)
+    std = np.sqrt(np.maximum(total_sq / n_total - (total / n_total) ** 2, 0.0))
+    scale = std / (cnr if np.isfinite(cnr) else 1.0)
+    modes = _environment_modes(info)
+    share = ENVIRONMENT_SHARE
+    correlation = (1 - share) * np.eye(len(names)) + share * modes @ modes.T
+    cov = Covariance(
+        scale[:, None] * correlation * scale, list(names), [], [], nfree=n_total
+    )
+    runs = {}
+    for j, (story, parts) in enumerate(courses.items()):
+        data = patterns @ np.concatenate(parts)
+        if np.isfinite(cnr):
+            rng = seeded_rng(experiment.seed, "meg_noise", index, j)
+            noise = np.sqrt(1 - share) * rng.standard_normal(data.shape)
+            noise += (
+                np.sqrt(share)
+                * modes
+                @ pink_noise(rng, ENVIRONMENT_RANK, data.shape[1], experiment.sfreq)
+            )
+            data += scale[:, None] * noise
+        runs[story] = RawArray(data, info, verbose=False)
+    return forward, runs, cov
+
+
+def add_fmri_subjects(dataset, experiment, n_subjects, spatial, courses):
+    """Add fMRI subjects: the shared noiseless BOLD plus each subject's noise."""
+    bold = clean_bold(
+        spatial, courses, experiment.active_sources, experiment.sfreq, experiment.tr
+    )
+    smoother = _noise_smoother(experiment.src)
+    vertices = [s["vertno"] for s in experiment.src]
+    for k in range(n_subjects):
+        runs = {}
+        for j, (story, data) in enumerate(bold.items()):
+            if np.isfinite(experiment.fmri_cnr):
+                rng = seeded_rng(experiment.seed, "fmri_noise", k, j)
+                noise = _fmri_noise(rng, smoother, data.shape)
+                data = data + noise / experiment.fmri_cnr
+            runs[story] = SourceEstimate(
+                data,
+                vertices,
+                tmin=FMRI_DISCARD * experiment.tr,
+                tstep=experiment.tr,
+                subject="fsaverage",
+            )
+        dataset.add_fmri(f"fmri{k + 1:02d}", runs, experiment.tr)
+
+
+def clean_bold(spatial, courses, active, sfreq, tr):
+    """Noiseless BOLD of every source per story, shape (n_sources, n_kept_trs)."""
+    rows = np.flatnonzero(np.any(spatial != 0, axis=1))
+    hrf = glover_hrf(1.0 / sfreq, oversampling=1, time_length=HRF_LENGTH)
+    bold = {}
+    for story, parts in courses.items():
+        activity = spatial[rows] @ np.concatenate(parts)
+        n_times = activity.shape[1]
+        response = fftconvolve(activity**2, hrf[np.newaxis], axes=1)[:, :n_times]
+        n_trs = int(np.floor(n_times / sfreq / tr + 1e-9))
+        bounds = np.ceil(np.arange(n_trs + 1) * tr * sfreq - 1e-9).astype(int)
+        data = np.zeros((spatial.shape[0], n_trs))
+        data[rows] = np.add.reduceat(
+            response[:, : bounds[-1]], bounds[:-1], axis=1
+        ) / np.diff(bounds)
+        bold[story] = data[:, FMRI_DISCARD:]
+    level = np.median(np.concatenate([b[active] for b in bold.values()], 1).std(1))
+    return {story: data / level for story, data in bold.items()}
+
+
+def _noise_smoother(src):
+    """Return the operator averaging each source and its neighbours (unit rows)."""
+    adjacency = spatial_src_adjacency(src, verbose=False).tocsr()
+    smoother = ((adjacency + sparse.eye(adjacency.shape[0])) != 0).astype(float)
+    norms = np.sqrt(np.asarray(smoother.sum(axis=1)).ravel())
+    return sparse.diags(1.0 / norms) @ smoother
+
+
+def _fmri_noise(rng, smoother, shape):
+    """Unit-variance noise, AR(1) in time (stationary from the first volume)."""
+    white = rng.standard_normal(shape)
+    start = FMRI_NOISE_AR * rng.standard_normal((shape[0], 1))
+    ar = lfilter(
+        [np.sqrt(1 - FMRI_NOISE_AR**2)], [1, -FMRI_NOISE_AR], white, axis=1, zi=start
+    )[0]
+    return smoother @ ar
