@@ -139,8 +139,10 @@ def source_recovery(
             uncorrelated or of opposite sign.
 
         A perfect estimate (up to a positive scale) gives 1, 1, 0 mm, 0 mm, 1 and 0.
-        Where the estimate is zero at a time sample, its peak error and spatial
-        deviation are infinite, as in :mod:`mne.simulation.metrics`.
+        Peak error and spatial deviation are averaged over the time samples where
+        the estimate is not zero everywhere (a stimulus-driven estimate is silent
+        before the first stimulus event); they are infinite for an estimate that is
+        zero at every sample.
 
     See Also
     --------
@@ -248,13 +250,14 @@ def _spatial_metrics(truth, est, positions):
                 for mag_true, mag_est in zip(block_true.T, block_est.T, strict=True)
             ]
         )
-        silent = block_est.max(axis=0) == 0
-        dist[silent] = spread[silent] = np.inf
-        peak.append(dist)
-        deviation.append(spread)
-    return tuple(
-        float(np.concatenate(values).mean()) * scale
-        for values, scale in ((r, 1), (peak, 1e3), (deviation, 1e3))
+        # A silent estimate has no peak: those samples are left out, and an
+        # estimate silent at every sample scores infinite error.
+        located = block_est.max(axis=0) > 0
+        peak.append(dist[located])
+        deviation.append(spread[located])
+    return float(np.concatenate(r).mean()), *(
+        1e3 * float(values.mean()) if values.size else np.inf
+        for values in (np.concatenate(peak), np.concatenate(deviation))
     )
 
 

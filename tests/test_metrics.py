@@ -171,10 +171,14 @@ def test_zero_samples(src, rng):
     metrics = source_recovery(_stc(src, truth), _stc(src, est), src)
     assert metrics["spatial_r"] == pytest.approx(1.0)
     assert metrics["peak_error_mm"] == 0.0
-    est[:, 6] = 0.0  # an estimate that is zero where the truth is not
+    est[:, 6] = 0.0  # a silent sample has no peak: it is left out
     metrics = source_recovery(_stc(src, truth), _stc(src, est), src)
-    assert metrics["peak_error_mm"] == np.inf
-    assert metrics["spatial_deviation_mm"] == np.inf
+    assert metrics["peak_error_mm"] == 0.0
+    assert metrics["spatial_deviation_mm"] == 0.0
+    silent = source_recovery(_stc(src, truth), _stc(src, 0 * est), src)
+    assert silent["peak_error_mm"] == np.inf
+    assert silent["spatial_deviation_mm"] == np.inf
+    assert silent["relative_error"] == 1.0
 
 
 def test_source_recovery_errors(src, rng):
