@@ -668,8 +668,8 @@ def _sums(design, target):
 def _ridge_solve(sums, alphas, best):
     """Closed-form ridge with intercept, penalty ``alphas[best[j]]`` for target j.
 
-    One Cholesky factorisation per distinct penalty: for grids of up to some 25
-    alphas that is cheaper than one eigendecomposition shared by all of them.
+    One Cholesky factorisation per distinct penalty (as fast as one shared
+    eigendecomposition for grids of about ten alphas, and simpler).
     """
     gram, cross, x_sum, y_sum, n_samples = sums
     x_mean, y_mean = x_sum / n_samples, y_sum / n_samples
