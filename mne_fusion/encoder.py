@@ -507,7 +507,10 @@ class FusionEncoder(BaseEstimator):
                 ).astype(int)
                 bold = fmri_z[name, seg.story][tr_index]
                 elapsed = tr_times - seg.start / self.sfreq
-                scored = (elapsed >= self.burn_in - 1e-6) | (seg.start == 0)
+                # a volume needs its whole acquisition window inside the excerpt
+                scored = (elapsed + setup["tr"] <= n_times / self.sfreq + 1e-6) & (
+                    (elapsed >= self.burn_in - 1e-6) | (seg.start == 0)
+                )
                 pooling = nets.tr_pooling(
                     n_times, self.sfreq, seg.start, tr_times, setup["tr"], HRF_TAPS
                 )

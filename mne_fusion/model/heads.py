@@ -50,6 +50,9 @@ def canonical_hrf(tr, n_taps):
 def tr_pooling(n_times, sfreq, start, tr_times, tr, n_taps):
     """Matrix that averages samples into the TR bins an HRF of ``n_taps`` TRs needs.
 
+    A volume with stimulus time ``t`` is acquired during ``[t, t + tr)``; it sees the
+    power in its own acquisition window and in the ``n_taps - 1`` windows before.
+
     Parameters
     ----------
     n_times : int
@@ -68,14 +71,15 @@ def tr_pooling(n_times, sfreq, start, tr_times, tr, n_taps):
     Returns
     -------
     pooling : array, shape (n_trs + n_taps - 1, n_times)
-        Bin ``j`` covers the stimulus times from ``t0 - (n_taps - j) * tr`` to
-        ``t0 - (n_taps - j - 1) * tr`` with ``t0 = tr_times[0]``, so that TR ``k`` sees
-        bins ``k`` to ``k + n_taps - 1``, the last ending at its own time. Entries are
-        ``1 / (tr * sfreq)``: samples outside the sequence count as silence.
+        Bin ``j`` covers the stimulus times from ``t0 + (j - n_taps + 1) * tr`` to
+        ``t0 + (j - n_taps + 2) * tr`` with ``t0 = tr_times[0]``, so that TR ``k``
+        sees bins ``k`` to ``k + n_taps - 1``, the last being its acquisition window.
+        Entries are ``1 / (tr * sfreq)``: samples outside the sequence count as
+        silence.
     """
     n_bins = len(tr_times) + n_taps - 1
     times = (start + np.arange(n_times)) / sfreq
-    first_edge = tr_times[0] - n_taps * tr
+    first_edge = tr_times[0] - (n_taps - 1) * tr
     # The small offset keeps samples that sit exactly on an edge in the later bin.
     bins = np.floor((times - first_edge) / tr + 1e-9).astype(int)
     pooling = np.zeros((n_bins, n_times))
@@ -127,7 +131,15 @@ class FMRIHead(nn.Module):
             )
         self.has_readout = readout is not None
 
-    def forward(self, sources, pooling):
+    def pooled_power(self, sources, pooling):
+        """Return the power of each source averaged per bin, (batch, n_bins, n)."""
+        if self.zscore:
+            sources = (sources - sources.mean(1, keepdim=True)) / (
+                sources.std(1, keepdim=True) + 1e-6
+            )
+        return pooling @ sources.square()
+
+    def forward(self, sources, pooling, power=None):
         """Predict BOLD.
 
         Parameters
@@ -136,18 +148,18 @@ class FMRIHead(nn.Module):
             Source activity.
         pooling : Tensor, shape (batch, n_trs + n_taps - 1, n_times)
             From :func:`tr_pooling`.
+        power : Tensor | None
+            ``self.pooled_power(sources, pooling)`` if already computed (heads of
+            subjects with the same TRs share it).
 
         Returns
         -------
         bold : Tensor, shape (batch, n_trs, n_targets)
             ``bold[:, k] = gain * readout(sum_m kernel[m] * power_bin[k + n_taps - 1 -
-            m])``.
+            m])``: tap ``m`` weighs the power ``m`` TRs before the acquisition window.
         """
-        if self.zscore:
-            sources = (sources - sources.mean(1, keepdim=True)) / (
-                sources.std(1, keepdim=True) + 1e-6
-            )
-        power = pooling @ sources.square()
+        if power is None:
+            power = self.pooled_power(sources, pooling)
         n_taps = self.kernel.shape[1]
         kernel = self.kernel * (
             self.kernel_norm / self.kernel.norm(dim=1, keepdim=True)

@@ -26,7 +26,10 @@ class EncoderLayer(nn.Module):
 
     def __init__(self, d_model, n_heads, window, dim_feedforward, dropout):
         super().__init__()
-        self.attention = LocalCausalAttention(d_model, n_heads, window, dropout=dropout)
+        # No dropout on the attention weights: it forces PyTorch's reference attention
+        # path on CPU and costs as much as the rest of the layer; the residual
+        # branches are dropped out instead.
+        self.attention = LocalCausalAttention(d_model, n_heads, window)
         self.norm1 = nn.LayerNorm(d_model)
         self.feedforward = nn.Sequential(
             nn.Linear(d_model, dim_feedforward),

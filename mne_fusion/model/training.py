@@ -97,6 +97,11 @@ def _pad_stack(arrays, n_rows, device):
     return torch.as_tensor(out, device=device)
 
 
+def _index(idx, n_items, device):
+    # None selects the whole batch without the copies that indexing makes.
+    return None if len(idx) == n_items else torch.as_tensor(idx, device=device)
+
+
 def collate(items, device):
     """Stack segments of equal length into tensors.
 
@@ -105,6 +110,7 @@ def collate(items, device):
     batch : dict
         ``features`` (batch, n_times, n_features); ``meg`` key -> (index, data, mask);
         ``fmri`` key -> (index, pooling, bold, mask), with TRs zero-padded (mask 0).
+        ``index`` selects the segments of the batch that the subject has (None: all).
     """
     batch = {"features": _stack([it.features for it in items], device)}
     batch["meg"] = {}
@@ -112,7 +118,7 @@ def collate(items, device):
         idx = [i for i, it in enumerate(items) if key in it.meg]
         data, mask = zip(*(items[i].meg[key] for i in idx), strict=True)
         batch["meg"][key] = (
-            torch.as_tensor(idx, device=device),
+            _index(idx, len(items), device),
             _stack(data, device),
             _stack(mask, device),
         )
@@ -123,7 +129,7 @@ def collate(items, device):
         n_trs = max(len(b) for b in bold)
         n_bins = max(len(p) for p in pooling)
         batch["fmri"][key] = (
-            torch.as_tensor(idx, device=device),
+            _index(idx, len(items), device),
             _pad_stack(pooling, n_bins, device),
             _pad_stack(bold, n_trs, device),
             _pad_stack(mask, n_trs, device),
@@ -153,7 +159,11 @@ def batches(items, batch_size, rng=None):
     return groups
 
 
-def predict_batch(model, batch, meg_weights=None):
+def _select(tensor, idx):
+    return tensor if idx is None else tensor[idx]
+
+
+def predict_batch(model, batch):
     """Return the sources and the predictions of every head present in the batch.
 
     Returns
@@ -165,13 +175,30 @@ def predict_batch(model, batch, meg_weights=None):
     hidden = model.network.encode(batch["features"])
     sources = model.network.sources(hidden)
     meg = {
-        key: model.network.sources.project(hidden[idx], model.meg_heads[key].operator)
+        key: model.network.sources.project(
+            _select(hidden, idx), model.meg_heads[key].operator
+        )
         for key, (idx, _, _) in batch["meg"].items()
     }
-    fmri = {
-        key: model.fmri_heads[key](sources[idx], pooling)
-        for key, (idx, pooling, _, _) in batch["fmri"].items()
-    }
+    fmri, shared = {}, []
+    for key, (idx, pooling, _, _) in batch["fmri"].items():
+        head = model.fmri_heads[key]
+        # Subjects scanned on the same TR grid share the pooled source power.
+        power = next(
+            (
+                p
+                for i, pool, z, p in shared
+                if z == head.zscore
+                and (i is idx or (i is not None and idx is not None and i.equal(idx)))
+                and pool.shape == pooling.shape
+                and pool.equal(pooling)
+            ),
+            None,
+        )
+        if power is None:
+            power = head.pooled_power(_select(sources, idx), pooling)
+            shared.append((idx, pooling, head.zscore, power))
+        fmri[key] = head(None, pooling, power)
     return sources, meg, fmri
 
 
