@@ -6,6 +6,7 @@ is set (see the install page), because an unreachable inventory is a warning tha
 Sphinx setting can silence.
 """
 
+import inspect
 import os
 from datetime import date
 
@@ -166,7 +167,7 @@ html_theme_options = {
 html_context = {"default_mode": "light"}
 html_sidebars = {"install": [], "changelog": []}
 
-# -- Labels of MNE's documentation ---------------------------------------------------
+# -- References to other projects, and foreign members ---------------------------------
 
 # Docstrings filled from MNE's docdict point to labels of MNE's own documentation. They
 # are linked here, before intersphinx runs, so that they resolve offline and never to
@@ -177,16 +178,42 @@ _MNE_LABELS = {
 }
 
 
-def _link_mne_labels(app, env, node, contnode):
-    if node.get("refdomain") != "std" or node.get("reftype") != "ref":
+def _resolve_external(app, env, node, contnode):
+    if node.get("refdomain") != "std":
         return None
-    path = _MNE_LABELS.get(node["reftarget"])
-    if path is None:
-        return None
-    reference = nodes.reference("", "", internal=False, refuri=_MNE_URL + path)
-    reference += contnode
-    return reference
+    target = node["reftarget"]
+    if node.get("reftype") == "ref" and target in _MNE_LABELS:
+        reference = nodes.reference(
+            "", "", internal=False, refuri=_MNE_URL + _MNE_LABELS[target]
+        )
+        reference += contnode
+        return reference
+    # Offline, a reference aimed at another project's inventory (":term:`numpy:...`")
+    # can only be text; online, intersphinx resolves it.
+    if not intersphinx_mapping and target.split(":", 1)[0] in _INTERSPHINX:
+        return contnode
+    return None
+
+
+def _skip_foreign_members(app, what, name, obj, skip, options):
+    # scikit-learn adds methods such as set_fit_request to every estimator; document
+    # only what mne-fusion defines.
+    module = getattr(obj, "__module__", None) or ""
+    if what == "class" and callable(obj) and not module.startswith("mne_fusion"):
+        return True
+    return None
+
+
+def _drop_builtin_docstrings(app, what, name, obj, options, lines):
+    # A constant without a "#:" comment would show the docstring of its type
+    # ("Built-in immutable sequence...").
+    if what == "data" and "\n".join(lines).strip() == (
+        inspect.cleandoc(type(obj).__doc__ or "")
+    ):
+        lines.clear()
 
 
 def setup(app):
-    app.connect("missing-reference", _link_mne_labels, priority=400)
+    app.connect("missing-reference", _resolve_external, priority=400)
+    app.connect("autodoc-process-docstring", _drop_builtin_docstrings)
+    app.connect("autodoc-skip-member", _skip_foreign_members)

@@ -138,12 +138,23 @@ def _problems(name, obj, *, is_method=False):
     return problems
 
 
+def _undocumented_constant(name):
+    """Whether a public constant lacks the ``#:`` comment that autodoc shows."""
+    from sphinx.pycode import ModuleAnalyzer
+
+    module, attr = name.rsplit(".", 1)
+    return ("", attr) not in ModuleAnalyzer.for_module(module).find_attr_docs()
+
+
 def test_public_docstrings():
     """Public docstrings document parameters and returns, and point elsewhere."""
     pytest.importorskip("numpydoc")
+    pytest.importorskip("sphinx")
     problems = []
     for name, obj in _public_objects().items():
-        if not callable(obj):  # constants are documented in api.rst, not by docstring
+        if not callable(obj):
+            if _undocumented_constant(name):
+                problems.append(f"{name} has no '#:' comment where it is assigned")
             continue
         problems += _problems(name, obj)
         if inspect.isclass(obj):
@@ -185,10 +196,13 @@ def test_gallery_example_layout(path):
     assert re.fullmatch(r"\.\. _ex-[a-z0-9-]+:", lines[0]), (
         f"{path.name} must open with a '.. _ex-<name>:' label, got {lines[0]!r}"
     )
-    title, underline = lines[2], lines[3]
-    assert title, f"{path.name} must have a title after its label"
+    heading = lines[2:5] if set(lines[2]) == {"="} else lines[2:4]  # overline or not
+    title, underline = heading[-2:]
+    assert title.strip(), f"{path.name} must have a title after its label"
     assert set(underline) == {"="}, f"{path.name} must underline its title with '='"
     assert len(underline) >= len(title), f"{path.name}: title underline too short"
+    if len(heading) == 3:
+        assert heading[0] == underline, f"{path.name}: overline and underline differ"
     assert "\n# %%\n" in source, f"{path.name} has no '# %%' cells"
 
 
