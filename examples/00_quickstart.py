@@ -124,6 +124,7 @@ fig = mf.viz.plot_metrics(table, ["temporal_r", "spatial_r", "roc_auc"], show=Fa
 # Each map is scaled to its own maximum: the methods have different units, and the
 # maps compare where activity is. Time courses are z-scored for the same reason.
 
+# sphinx_gallery_thumbnail_number = 3
 fig = mf.viz.plot_source_maps(
     {"truth": truth, "fusion": stc_fusion, "dSPM": stc_dspm}, time="power", show=False
 )

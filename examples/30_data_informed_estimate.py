@@ -115,6 +115,7 @@ ax.legend()
 #
 # Time courses at the strongest sources of the full truth:
 
+# sphinx_gallery_thumbnail_number = 2
 fig = mf.viz.plot_time_courses(
     exp.sources[story], estimates, tmin=20.0, tmax=30.0, show=False
 )

@@ -16,6 +16,7 @@ so a model file from someone else cannot run anything on your machine.
 import tempfile
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.base import clone
 
@@ -79,7 +80,19 @@ bold_saved = encoder.predict(features, fmri_subject)
 bold_loaded = loaded.predict(features, fmri_subject)
 np.testing.assert_array_equal(bold_loaded.data, bold_saved.data)
 print("Predictions are identical after the round trip.")
-print(raw_loaded)
+
+channel = raw_saved.ch_names[0]
+fig, ax = plt.subplots(figsize=(7, 2.8), layout="constrained")
+times = raw_saved.times
+ax.plot(times, raw_saved.get_data(picks=channel)[0], lw=3, color="0.7", label="saved")
+ax.plot(times, raw_loaded.get_data(picks=channel)[0], lw=1, color="C3", label="loaded")
+ax.set(
+    xlim=(10, 20),
+    xlabel="time (s)",
+    ylabel="T",
+    title=f"Predicted MEG of {meg_subject}, {channel}, held-out story",
+)
+ax.legend(loc="upper right")
 
 # %%
 # Parameters travel too
