@@ -23,9 +23,14 @@ import time
 import mne
 import numpy as np
 from mne.utils import logger
-from sklearn.base import clone
 
-from .baselines import RidgeEncoder, fmri_weighted_mne, minimum_norm, oracle
+from .baselines import (
+    RidgeEncoder,
+    _valid_slice,
+    fmri_weighted_mne,
+    minimum_norm,
+    oracle,
+)
 from .dataset import FusionDataset
 from .metrics import prediction_r, source_recovery
 
@@ -60,6 +65,8 @@ _ENCODERS = {
     "fusion MEG-only": ("meg",),
     "fusion fMRI-only": ("fmri",),
 }
+# Delays of the fMRI ridge: the HRF's main lobe and undershoot.
+_FMRI_DELAY = 12.0
 _MODALITY_NAMES = {"meg": "MEG", "fmri": "fMRI"}
 _SINGLE_MODALITY = ("fusion MEG-only", "fusion fMRI-only")
 # Estimates kept for the figures: brain maps and time courses.
@@ -207,26 +214,40 @@ def _fit_encoders(experiment, methods, encoder_params, seed, progress):
 
 
 def _tr_features(features, tr_times, tr):
-    """Mean of the features over each acquisition window ``[t, t + tr)``."""
-    edges = np.round(np.r_[tr_times, tr_times[-1] + tr] * features.sfreq).astype(int)
-    edges = np.clip(edges, 0, features.n_times)
-    out = np.zeros((len(tr_times), features.n_features))
-    for k, (start, stop) in enumerate(zip(edges[:-1], edges[1:], strict=True)):
-        if stop > start:
-            out[k] = features.data[start:stop].mean(axis=0)
+    """Mean of the features over each acquisition window ``[t, t + tr)``.
+
+    The stimulus is silent (zero) outside the story.
+    """
+    n_window = int(round(tr * features.sfreq))
+    starts = np.round(np.asarray(tr_times) * features.sfreq).astype(int)
+    out = np.zeros((len(starts), features.n_features))
+    for k, start in enumerate(starts):
+        window = features.data[max(start, 0) : max(start + n_window, 0)]
+        out[k] = window.sum(axis=0) / n_window
     return out
 
 
+def _fmri_design(dataset, subject, story):
+    """TR-averaged features and BOLD of one run, with a lead-in before its first TR.
+
+    The stimulus before the first TR is known (silence before the onset), so every
+    TR can be predicted: the run is extended backwards by the delay span, and the
+    lead-in rows are exactly the edge samples that RidgeEncoder leaves out.
+    """
+    n_lead = int(round(_FMRI_DELAY / subject.tr))
+    times = subject.tr_times(story)
+    times = np.r_[times[0] - subject.tr * np.arange(n_lead, 0, -1), times]
+    run = subject.runs[story]
+    features = _tr_features(dataset.stimulus(story), times, subject.tr)
+    return features, np.vstack([np.zeros((n_lead, run.shape[1])), run])
+
+
 def _fmri_ridge(dataset, name):
-    """Ridge of one fMRI subject on TR-averaged features, delays 0-12 s."""
+    """Fit a ridge to one fMRI subject's TR-averaged features, delays 0-12 s."""
     subject = dataset.fmri(name)
-    stories = list(subject.runs)
-    X = [
-        _tr_features(dataset.stimulus(s), subject.tr_times(s), subject.tr)
-        for s in stories
-    ]
-    ridge = RidgeEncoder(sfreq=1.0 / subject.tr, tmin=0.0, tmax=12.0)
-    return ridge.fit(X, [subject.runs[s] for s in stories])
+    X, y = zip(*(_fmri_design(dataset, subject, s) for s in subject.runs), strict=True)
+    tmax = int(round(_FMRI_DELAY / subject.tr)) * subject.tr
+    return RidgeEncoder(sfreq=1.0 / subject.tr, tmax=tmax).fit(list(X), list(y))
 
 
 def _fmri_activation(experiment, ridges):
@@ -251,12 +272,9 @@ def _fmri_ridge_r(experiment, ridges):
     scores = []
     for name, ridge in ridges.items():
         subject = experiment.test.fmri(name)
-        stories = list(subject.runs)
-        X = [
-            _tr_features(experiment.test.stimulus(s), subject.tr_times(s), subject.tr)
-            for s in stories
-        ]
-        scores.append(ridge.score(X, [subject.runs[s] for s in stories]))
+        designs = [_fmri_design(experiment.test, subject, s) for s in subject.runs]
+        X, y = zip(*designs, strict=True)
+        scores.append(ridge.score(list(X), list(y)))
     return float(np.mean(scores)) if scores else None
 
 
@@ -326,22 +344,23 @@ def evaluate(experiment, config, *, seed, progress):
     methods = config["methods"]
     train, test = experiment.train, experiment.test
     encoders = _fit_encoders(experiment, methods, config["encoder"], seed, progress)
-    fmri_ridges = meg_ridges = {}
+    fmri_ridges = {}
     if "ridge" in methods or "fMRI-weighted MNE" in methods:
         progress("Fitting a ridge encoder per fMRI subject (delays 0-12 s)")
         fmri_ridges = {name: _fmri_ridge(train, name) for name in train.fmri_subjects}
     if "ridge" in methods:
-        ridge = RidgeEncoder(sfreq=experiment.sfreq, **config["ridge"])
-        progress(f"Fitting a ridge encoder per MEG subject ({ridge!r})")
-        meg_ridges = {
-            name: _meg_ridge(train, name, clone(ridge)) for name in train.meg_subjects
-        }
+        meg_ridge = RidgeEncoder(sfreq=experiment.sfreq, **config["ridge"])
+        progress(f"Fitting ridge encoders to the MEG channels ({meg_ridge!r})")
+        columns = _fit_meg_ridge(train, meg_ridge)
     if "fMRI-weighted MNE" in methods:
         fmri_map = _fmri_activation(experiment, fmri_ridges)
     snr = _assumed_snr(experiment.meg_cnr)
     scores = _Scores(experiment, methods)
     for k, story in enumerate(experiment.test_stories):
         features = experiment.features[story]
+        if "ridge" in methods:
+            predicted = meg_ridge.predict(features.data)
+            valid = _valid_slice(len(predicted), meg_ridge.delays_)
         for method, modalities in _ENCODERS.items():
             if method in methods and method != "data-informed fusion":
                 progress(f"{story}: {method} estimate")
@@ -372,12 +391,11 @@ def evaluate(experiment, config, *, seed, progress):
                 )
                 scores.add("data-informed fusion", story, stc, keep)
             if "ridge" in methods:
-                ridge = meg_ridges[name]
-                pred = ridge.predict(features.data).T
+                pred = predicted[:, columns[name]].T
+                r = prediction_r(raw.get_data()[:, valid], pred[:, valid], axis=1)
                 pred = mne.io.RawArray(pred, raw.info, verbose=False)
                 stc = minimum_norm(pred, *args[1:], "dSPM", **kwargs)
-                r = ridge.score(features.data, raw.get_data().T)
-                scores.add("ridge", story, stc, keep, meg_r=r)
+                scores.add("ridge", story, stc, keep, meg_r=float(r.mean()))
     table = scores.table()
     for method, modalities in _ENCODERS.items():
         if method in methods:
@@ -388,14 +406,31 @@ def evaluate(experiment, config, *, seed, progress):
     return table, scores.kept
 
 
-def _meg_ridge(dataset, name, ridge):
-    """Fit a ridge encoder to one MEG subject's runs."""
-    subject = dataset.meg(name)
-    stories = list(subject.runs)
-    return ridge.fit(
-        [dataset.stimulus(s).data for s in stories],
-        [_raw(subject, s).get_data().T for s in stories],
-    )
+def _fit_meg_ridge(dataset, ridge):
+    """Fit ``ridge`` to the channels of every MEG subject at once.
+
+    The subjects heard the same stories, so the lagged features, their moments and
+    factorisations are computed once, while each channel keeps its own weights and
+    alpha exactly as in a fit per subject. Returns the columns of each subject's
+    channels.
+    """
+    names = dataset.meg_subjects
+    stories = [
+        story
+        for story in dataset.stories
+        if all(story in dataset.meg(name).runs for name in names)
+    ]
+    targets = [
+        np.hstack([_raw(dataset.meg(name), story).get_data().T for name in names])
+        for story in stories
+    ]
+    ridge.fit([dataset.stimulus(story).data for story in stories], targets)
+    sizes = [len(dataset.meg(name).info["ch_names"]) for name in names]
+    bounds = np.cumsum([0, *sizes])
+    return {
+        name: np.arange(start, stop)
+        for name, start, stop in zip(names, bounds[:-1], bounds[1:], strict=True)
+    }
 
 
 # ---------------------------------------------------------------------- reports
