@@ -5,8 +5,10 @@ method -> metrics against the ground truth -> JSON, markdown and figures.
 
 Scoring conventions (the same for every method):
 
-- the truth is the simulation's full source activity (stimulus drive plus spontaneous
-  background), the "active" sources are the stimulus-driven patches;
+- every estimate is scored against two truths (:data:`TRUTHS`): the stimulus-driven
+  sources, all that a stimulus-driven estimate can recover, and all sources, which
+  add the spontaneous background activity that only estimates from a recording can
+  see; the "active" sources are the stimulus-driven patches in both;
 - estimates from one MEG subject's recording (minimum norm, fMRI-weighted MNE, the
   data-informed fusion estimate, dSPM of the ridge prediction) are scored per subject
   and averaged, as are all metrics over the test stories;
@@ -69,6 +71,17 @@ _ENCODERS = {
 _FMRI_DELAY = 12.0
 _MODALITY_NAMES = {"meg": "MEG", "fmri": "fMRI"}
 _SINGLE_MODALITY = ("fusion MEG-only", "fusion fMRI-only")
+# What every estimate is scored against: the experiment's attribute and a caption.
+TRUTHS = {
+    "stimulus": (
+        "stimulus_drive",
+        "the stimulus-driven sources, all that a stimulus-driven estimate can recover",
+    ),
+    "full": (
+        "sources",
+        "all sources: the stimulus-driven ones plus spontaneous background activity",
+    ),
+}
 # Estimates kept for the figures: brain maps and time courses.
 _MAP_METHODS = ("fusion", "dSPM")
 _TRACE_METHODS = ("fusion", "dSPM", "oracle")
@@ -309,27 +322,31 @@ def _encoder_fmri_r(encoder, test):
 
 
 class _Scores:
-    """Metrics of every estimate, and the estimates kept for the figures."""
+    """Metrics of every estimate against each truth, and the estimates for figures."""
 
     def __init__(self, experiment, methods):
         self.experiment = experiment
-        self.records = {method: [] for method in methods}
+        self.records = {truth: {m: [] for m in methods} for truth in TRUTHS}
         self.kept = {}
 
     def add(self, method, story, stc, keep, **extra):
-        metrics = source_recovery(
-            self.experiment.sources[story],
-            stc,
-            self.experiment.src,
-            active=self.experiment.active_sources,
-            verbose=False,
-        )
-        self.records[method].append({**metrics, **extra})
+        for truth, (attribute, _) in TRUTHS.items():
+            metrics = source_recovery(
+                getattr(self.experiment, attribute)[story],
+                stc,
+                self.experiment.src,
+                active=self.experiment.active_sources,
+                verbose=False,
+            )
+            self.records[truth][method].append({**metrics, **extra})
         if keep and method in _MAP_METHODS + _TRACE_METHODS:
             self.kept[method] = stc
 
-    def table(self):
-        return {method: _mean(records) for method, records in self.records.items()}
+    def tables(self):
+        return {
+            truth: {method: _mean(rows) for method, rows in records.items()}
+            for truth, records in self.records.items()
+        }
 
 
 def evaluate(experiment, config, *, seed, progress):
@@ -396,14 +413,21 @@ def evaluate(experiment, config, *, seed, progress):
                 pred = mne.io.RawArray(pred, raw.info, verbose=False)
                 stc = minimum_norm(pred, *args[1:], "dSPM", **kwargs)
                 scores.add("ridge", story, stc, keep, meg_r=float(r.mean()))
-    table = scores.table()
-    for method, modalities in _ENCODERS.items():
-        if method in methods:
-            table[method]["fmri_r"] = _encoder_fmri_r(encoders[modalities], test)
+    tables = scores.tables()
+    predictions = {
+        method: _encoder_fmri_r(encoders[modalities], test)
+        for method, modalities in _ENCODERS.items()
+        if method in methods
+    }
     if "ridge" in methods:
-        table["ridge"]["fmri_r"] = _fmri_ridge_r(experiment, fmri_ridges)
-    scores.kept["truth"] = experiment.sources[experiment.test_stories[0]]
-    return table, scores.kept
+        predictions["ridge"] = _fmri_ridge_r(experiment, fmri_ridges)
+    for table in tables.values():
+        for method, r in predictions.items():
+            table[method]["fmri_r"] = r
+    story = experiment.test_stories[0]
+    scores.kept["truth"] = experiment.sources[story]
+    scores.kept["stimulus-driven truth"] = experiment.stimulus_drive[story]
+    return tables, scores.kept
 
 
 def _fit_meg_ridge(dataset, ridge):
@@ -505,20 +529,25 @@ def _simulate(preset, meg_cnr, fmri_cnr, seed, progress):
     )
 
 
-def _figures(kept, table, out, progress):
+def _figures(kept, tables, out, progress):
     import matplotlib.pyplot as plt
 
     from .viz import plot_metrics, plot_source_maps, plot_time_courses
 
     progress("Drawing the figures")
-    figures = {"metrics.png": plot_metrics(table, show=False)}
-    maps = {"truth": kept["truth"]} | {m: kept[m] for m in _MAP_METHODS if m in kept}
+    figures = {
+        f"metrics_{truth}.png": plot_metrics(table, show=False)
+        for truth, table in tables.items()
+    }
+    truths = ("truth", "stimulus-driven truth")
+    maps = {m: kept[m] for m in truths + _MAP_METHODS if m in kept}
     figures["maps_power.png"] = plot_source_maps(maps, "power", show=False)
     figures["maps_peak.png"] = plot_source_maps(maps, "peak", show=False)
     traces = {m: kept[m] for m in _TRACE_METHODS if m in kept}
     if traces:
+        truth = kept["stimulus-driven truth"]
         figures["time_courses.png"] = plot_time_courses(
-            kept["truth"], traces, tmax=kept["truth"].tmin + 10.0, show=False
+            truth, traces, tmax=truth.tmin + 10.0, show=False
         )
     for name, fig in figures.items():
         fig.savefig(out / name, dpi=110)
@@ -526,19 +555,33 @@ def _figures(kept, table, out, progress):
     return sorted(figures)
 
 
+def _sections(tables, level="##", notes=False):
+    """Markdown: one table per truth, captioned."""
+    parts = []
+    for truth, table in tables.items():
+        text = f"{level} Against {TRUTHS[truth][1]}\n\n{markdown_table(table)}"
+        if notes and _ceiling_note(table):
+            text += f"\n\n{_ceiling_note(table)}"
+        parts.append(text)
+    return "\n\n".join(parts)
+
+
 def run_demo(out, seed=0, *, preset="demo"):
     """Run the demo: one simulation at MEG CNR 1 and fMRI CNR 1, every method.
 
     Writes ``results.json``, ``results.md`` and figures to ``out`` and returns the
-    markdown table.
+    markdown tables.
     """
     progress = _Progress()
     config = PRESETS[preset]
     ((meg_cnr, fmri_cnr),) = config["conditions"][:1]
     experiment = _simulate(config, meg_cnr, fmri_cnr, seed, progress)
-    table, kept = evaluate(experiment, config, seed=seed, progress=progress)
-    figures = _figures(kept, table, out, progress)
-    text = markdown_table(table)
+    tables, kept = evaluate(experiment, config, seed=seed, progress=progress)
+    figures = _figures(kept, tables, out, progress)
+    text = (
+        f"# mne-fusion demo (seed {seed}, MEG CNR {meg_cnr:g}, fMRI CNR "
+        f"{fmri_cnr:g})\n\n{_sections(tables)}\n"
+    )
     _write_json(
         out / "results.json",
         dict(
@@ -548,16 +591,14 @@ def run_demo(out, seed=0, *, preset="demo"):
             fmri_cnr=_cnr(fmri_cnr),
             simulation=config["simulation"],
             encoder=config["encoder"],
+            ridge=config["ridge"],
             test_stories=experiment.test_stories,
-            table=table,
+            tables=tables,
             figures=figures,
             elapsed_s=progress.elapsed,
         ),
     )
-    (out / "results.md").write_text(
-        f"# mne-fusion demo (seed {seed}, MEG CNR {meg_cnr:g}, fMRI CNR "
-        f"{fmri_cnr:g})\n\n{text}\n"
-    )
+    (out / "results.md").write_text(text)
     progress(f"Done: results in {out}")
     return text
 
@@ -575,28 +616,29 @@ def _ceiling_note(table):
 
 
 def _plot_conditions(conditions, out):
-    """Temporal and spatial r versus MEG CNR, one line per method and fMRI CNR."""
+    """Temporal and spatial r versus MEG CNR: a line per method and fMRI CNR."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
+    metrics = ("temporal_r", "spatial_r")
+    fig, axes = plt.subplots(
+        len(TRUTHS), len(metrics), figsize=(11, 7), layout="constrained", squeeze=False
+    )
     fmri_levels = sorted({c["fmri_cnr"] for c in conditions}, key=str)
-    methods = list(conditions[0]["table"])
-    for ax, metric in zip(axes, ("temporal_r", "spatial_r"), strict=True):
-        for style, fmri in zip(("-", "--", ":"), fmri_levels, strict=False):
-            rows = [c for c in conditions if c["fmri_cnr"] == fmri]
-            labels = [str(c["meg_cnr"]) for c in rows]
-            for k, method in enumerate(methods):
-                values = [c["table"][method].get(metric) for c in rows]
-                means = [
-                    np.nanmean(np.array(v, dtype=float)) if v else np.nan
-                    for v in values
-                ]
-                ax.plot(
-                    labels, means, style, marker="o", color=f"C{k % 10}",
-                    label=f"{method} (fMRI CNR {fmri})",
-                )  # fmt: skip
-        ax.set(xlabel="MEG CNR", title=_LABELS[metric])
-    axes[1].legend(fontsize="x-small", loc="center left", bbox_to_anchor=(1, 0.5))
+    for row, truth in zip(axes, TRUTHS, strict=True):
+        methods = list(conditions[0]["tables"][truth])
+        for ax, metric in zip(row, metrics, strict=True):
+            for style, fmri in zip(("-", "--", ":"), fmri_levels, strict=False):
+                rows = [c for c in conditions if c["fmri_cnr"] == fmri]
+                labels = [str(c["meg_cnr"]) for c in rows]
+                for k, method in enumerate(methods):
+                    values = [c["tables"][truth][method][metric] for c in rows]
+                    means = [np.nanmean(np.array(v, dtype=float)) for v in values]
+                    ax.plot(
+                        labels, means, style, marker="o", color=f"C{k % 10}",
+                        label=f"{method} (fMRI CNR {fmri})",
+                    )  # fmt: skip
+            ax.set(xlabel="MEG CNR", title=f"{_LABELS[metric]}, {truth} truth")
+    axes[0, -1].legend(fontsize="x-small", loc="center left", bbox_to_anchor=(1, 0.5))
     fig.savefig(out / "bench_cnr.png", dpi=110)
     plt.close(fig)
 
@@ -619,23 +661,28 @@ def run_bench(config, out, seeds):
         per_seed = []
         for seed in seeds:
             experiment = _simulate(preset, meg_cnr, fmri_cnr, seed, progress)
-            table, _ = evaluate(experiment, preset, seed=seed, progress=progress)
-            per_seed.append(table)
-        table = {
-            method: {m: [t[method][m] for t in per_seed] for m in METRICS}
-            for method in preset["methods"]
+            tables, _ = evaluate(experiment, preset, seed=seed, progress=progress)
+            per_seed.append(tables)
+        tables = {
+            truth: {
+                method: {m: [t[truth][method][m] for t in per_seed] for m in METRICS}
+                for method in preset["methods"]
+            }
+            for truth in TRUTHS
         }
-        condition = dict(meg_cnr=_cnr(meg_cnr), fmri_cnr=_cnr(fmri_cnr), table=table)
-        conditions.append(condition)
-        name = f"bench_meg-{_cnr(meg_cnr)}_fmri-{_cnr(fmri_cnr)}.png"
-        fig = plot_metrics(table, show=False)
-        fig.suptitle(f"MEG CNR {meg_cnr:g}, fMRI CNR {fmri_cnr:g}")
-        fig.savefig(out / name, dpi=110)
-        plt.close(fig)
-        sections.append(
-            f"## MEG CNR {meg_cnr:g}, fMRI CNR {fmri_cnr:g}\n\n{markdown_table(table)}"
-            f"\n\n{_ceiling_note(table)}"
+        conditions.append(
+            dict(meg_cnr=_cnr(meg_cnr), fmri_cnr=_cnr(fmri_cnr), tables=tables)
         )
+        title = f"MEG CNR {meg_cnr:g}, fMRI CNR {fmri_cnr:g}"
+        for truth, table in tables.items():
+            fig = plot_metrics(table, show=False)
+            fig.suptitle(f"{title}, {truth} truth")
+            fig.savefig(
+                out / f"bench_meg-{_cnr(meg_cnr)}_fmri-{_cnr(fmri_cnr)}_{truth}.png",
+                dpi=110,
+            )
+            plt.close(fig)
+        sections.append(f"## {title}\n\n{_sections(tables, '###', notes=True)}")
         _write_json(
             out / "results.json",
             dict(
@@ -644,6 +691,7 @@ def run_bench(config, out, seeds):
                 seeds=list(seeds),
                 simulation=preset["simulation"],
                 encoder=preset["encoder"],
+                ridge=preset["ridge"],
                 conditions=conditions,
                 elapsed_s=progress.elapsed,
             ),

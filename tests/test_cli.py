@@ -92,8 +92,14 @@ def test_demo_end_to_end(tiny, tmp_path, capfd):
     results = json.loads((out / "results.json").read_text())
     assert results["command"] == "mne-fusion demo --seed 1"
     assert results["meg_cnr"] == 1.0
-    table = results["table"]
+    assert list(results["tables"]) == ["stimulus", "full"]
+    table = results["tables"]["stimulus"]
     assert list(table) == [m for m in METHODS if "-only" not in m]
+    full = results["tables"]["full"]
+    assert full["ridge"]["meg_r"] == table["ridge"]["meg_r"]
+    # the oracle is the stimulus drive itself, and misses the background
+    assert table["oracle"]["relative_error"] < 1e-6
+    assert full["oracle"]["relative_error"] > 0.1
     # the oracle knows the generative model: perfect on the stimulus-driven patches
     assert table["oracle"]["temporal_r"] > 0.99
     assert table["oracle"]["roc_auc"] == 1.0
@@ -102,9 +108,19 @@ def test_demo_end_to_end(tiny, tmp_path, capfd):
     assert 0 < table["ridge"]["meg_r"] < 1
     for method in table:
         assert -1 <= table[method]["spatial_r"] <= 1
-    for name in ("metrics.png", "maps_power.png", "maps_peak.png", "time_courses.png"):
+    assert sorted(results["figures"]) == [
+        "maps_peak.png",
+        "maps_power.png",
+        "metrics_full.png",
+        "metrics_stimulus.png",
+        "time_courses.png",
+    ]
+    for name in results["figures"]:
         assert (out / name).stat().st_size > 1000
-    assert "| oracle |" in (out / "results.md").read_text()
+    text = (out / "results.md").read_text()
+    assert "## Against the stimulus-driven sources" in text
+    assert "## Against all sources" in text
+    assert text.count("| oracle |") == 2
     # the table holds what the baselines give on the same simulation
     experiment = simulate_naturalistic(
         meg_cnr=1.0, fmri_cnr=1.0, seed=1, **tiny["simulation"]
@@ -120,7 +136,7 @@ def test_demo_end_to_end(tiny, tmp_path, capfd):
         expected.append(source_recovery(truth, stc, experiment.src, active=active))
     for metric in ("temporal_r", "spatial_r", "roc_auc"):
         want = np.mean([e[metric] for e in expected])
-        assert_allclose(table["sLORETA"][metric], want, rtol=1e-10)
+        assert_allclose(full["sLORETA"][metric], want, rtol=1e-10)
 
 
 @pytest.mark.slow
@@ -131,7 +147,7 @@ def test_bench_end_to_end(tiny, tmp_path, capsys):
     results = json.loads((out / "results.json").read_text())
     assert results["seeds"] == [0, 1]
     (condition,) = results["conditions"]
-    table = condition["table"]
+    table = condition["tables"]["stimulus"]
     assert list(table) == list(METHODS)
     assert all(len(v) == 2 for v in table["MNE"].values())
     assert_allclose(table["oracle"]["roc_auc"], [1.0, 1.0])
@@ -139,8 +155,9 @@ def test_bench_end_to_end(tiny, tmp_path, capsys):
     assert not np.allclose(*table["dSPM"]["temporal_r"])
     text = (out / "results.md").read_text()
     assert "## MEG CNR 1, fMRI CNR 1" in text
+    assert "### Against all sources" in text
     assert " ± " in text
     assert "of the oracle's temporal_r" in text
-    for name in ("bench_cnr.png", "bench_meg-1.0_fmri-1.0.png"):
+    for name in ("bench_cnr.png", "bench_meg-1.0_fmri-1.0_full.png"):
         assert (out / name).is_file()
     assert math.isfinite(results["elapsed_s"])
