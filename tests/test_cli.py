@@ -82,7 +82,6 @@ def tiny(monkeypatch):
     return quick
 
 
-@pytest.mark.slow
 def test_demo_end_to_end(tiny, tmp_path, capfd):
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--seed", "1"]) == 0
@@ -139,7 +138,6 @@ def test_demo_end_to_end(tiny, tmp_path, capfd):
         assert_allclose(full["sLORETA"][metric], want, rtol=1e-10)
 
 
-@pytest.mark.slow
 def test_bench_end_to_end(tiny, tmp_path, capsys):
     out = tmp_path / "bench"
     argv = ["bench", "--config", "quick", "--out", str(out), "--seeds", "0", "1"]
