@@ -136,8 +136,9 @@ PRESETS = {
         methods=METHODS,
     ),
     "full": dict(
-        simulation=dict(_SIMULATION, n_stories=12, story_duration=120.0),
-        encoder=dict(_ENCODER, max_epochs=60, patience=8),
+        # three encoder fits per condition and seed: hours on 2 CPU cores
+        simulation=dict(_SIMULATION, n_stories=10, story_duration=60.0),
+        encoder=dict(_ENCODER, max_epochs=30, patience=8),
         ridge=_RIDGE,
         conditions=tuple(
             (meg, fmri) for fmri in (math.inf, 1.0) for meg in (math.inf, 1.0, 0.1)
