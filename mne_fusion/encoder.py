@@ -97,11 +97,12 @@ class FusionEncoder(BaseEstimator):
         Weight of the penalty on the mean squared source amplitude (a zero-mean
         Gaussian prior, as in minimum-norm estimation).
     loss : "likelihood" | "correlation"
-        ``"likelihood"`` (default): Gaussian likelihood of noise-whitened MEG and of
-        standardised BOLD, with sources not z-scored before the fMRI head, so that the
-        amplitude of every source is constrained by both modalities. ``"correlation"``:
-        the reference model's ``1 - r`` per channel/vertex with z-scored sources in
-        the fMRI head, blind to amplitude (see Notes).
+        ``"likelihood"`` (default): Gaussian likelihood of noise-whitened MEG, and of
+        the BOLD with one gain per fMRI subject (``1 - r`` of the whole TR x target
+        pattern), with sources not z-scored before the fMRI head, so that the
+        amplitude of every source is constrained by both modalities.
+        ``"correlation"``: the reference model's ``1 - r`` per channel/vertex with
+        z-scored sources in the fMRI head, blind to amplitude (see Notes).
     validation : float | list of str | None
         Stories held out for early stopping: a fraction of the stories (at least one
         when there are two or more), their names, or None to monitor the training loss.
@@ -140,8 +141,10 @@ class FusionEncoder(BaseEstimator):
     sources hide source amplitude from the fMRI head, so with ``loss="correlation"``
     only the lead fields' mixing says which sources should be silent. The likelihood
     loss pins amplitude: MEG residuals are weighed by the noise covariance (or each
-    channel's variance), BOLD by its standard deviation, one gain per fMRI subject
-    links source power to BOLD, each source's HRF keeps a fixed norm, and
+    channel's variance); each BOLD run is scaled by one standard deviation for all
+    its targets, so their relative amplitudes are kept, and one gain per fMRI
+    subject (not one per target) links source power to BOLD, with each source's HRF
+    kept at a fixed norm, so that targets without a response must get no power;
     ``source_prior`` keeps sources without evidence near zero.
     """
 
@@ -488,7 +491,7 @@ class FusionEncoder(BaseEstimator):
         for name in self._fmri:
             runs = X.fmri(name).runs
             for story in set(stories) & set(runs):
-                fmri_z[name, story] = _zscore(runs[story])
+                fmri_z[name, story] = _standardise(runs[story])
         n_burn = int(round(self.burn_in * self.sfreq))
         items = []
         for seg in X.segments(self.segment_length, self.overlap, stories):
@@ -1041,10 +1044,15 @@ def _center(data, axis):
     return data - data.mean(axis=axis, keepdims=True)
 
 
-def _zscore(bold):
-    """Standardise each target over TRs (float32); constant targets become 0."""
-    std = bold.std(axis=0)
-    return ((bold - bold.mean(axis=0)) / np.where(std > 0, std, 1.0)).astype(np.float32)
+def _standardise(bold):
+    """Centre each target over TRs and divide the run by one std (float32).
+
+    One scale for all targets keeps their relative amplitudes, which tell where the
+    power is.
+    """
+    bold = bold - bold.mean(axis=0)
+    std = bold.std()
+    return (bold / (std if std > 0 else 1.0)).astype(np.float32)
 
 
 def _source_scale(setups):

@@ -18,7 +18,9 @@ from mne_fusion.model import (
     TrainingConfig,
     canonical_hrf,
     correlation_loss,
+    evaluate,
     gaussian_loss,
+    pattern_correlation_loss,
     pearson_r,
     power_penalty,
     smoothness_penalty,
@@ -138,11 +140,12 @@ def test_tr_pooling():
     times = (4 + np.arange(25)) / sfreq
     assert pooling.shape == (5, 25)
     for j in range(5):
-        lo = tr_times[0] - (n_taps - j) * tr
+        lo = tr_times[0] + (j - n_taps + 1) * tr
         inside = (times >= lo - 1e-9) & (times < lo + tr - 1e-9)
         assert_allclose(pooling[j], inside / (tr * sfreq))
-    # samples 0.4-0.5 s fall in no bin because bin 0 starts at 0 s... and ends at 2.5
-    assert_allclose(pooling.sum(0)[times >= 2.0], 0.0)
+    # bins span 0.0-2.5 s: the last TR's acquisition window ends at 2.5 s
+    assert_allclose(pooling.sum(0)[times >= 2.5], 0.0)
+    assert_allclose(pooling.sum(0)[times < 2.5], 1 / (tr * sfreq))
 
 
 def test_fmri_head_matches_numpy(rng):
@@ -213,6 +216,28 @@ def test_losses_match_scipy(rng):
     assert_allclose(flat.numpy(), 0.0)
 
 
+def test_pattern_correlation_loss(rng):
+    pred = rng.standard_normal((2, 30, 3))
+    target = pred * [0.5, 1.0, 2.0] + rng.standard_normal((2, 30, 3))
+    mask = np.ones((2, 30))
+    mask[0, :10] = 0
+    weights = np.array([1.0, 2.0, 0.5])
+    args = [torch.from_numpy(a) for a in (pred, target, mask, weights)]
+    loss = float(pattern_correlation_loss(*args))
+    keep = mask.astype(bool)
+    p = np.concatenate([pred[b][keep[b]] - pred[b][keep[b]].mean(0) for b in range(2)])
+    t = np.concatenate(
+        [target[b][keep[b]] - target[b][keep[b]].mean(0) for b in range(2)]
+    )
+    p, t = p * np.sqrt(weights), t * np.sqrt(weights)
+    assert_allclose(loss, 1 - pearsonr(p.ravel(), t.ravel())[0], rtol=1e-10)
+    # one gain for all channels: a global scale changes nothing, a channel's does
+    args[0] = args[0] * 3.0
+    assert_allclose(float(pattern_correlation_loss(*args)), loss, rtol=1e-10)
+    args[0][..., 0] *= 10.0
+    assert float(pattern_correlation_loss(*args)) > loss + 0.01
+
+
 def test_penalties(rng):
     s = rng.standard_normal((2, 30, 5))
     assert_allclose(
@@ -274,6 +299,9 @@ def test_training_fits_and_is_deterministic(rng, kind):
     assert history[5]["lr"] == pytest.approx(1e-2)
     assert history[6]["lr"] == pytest.approx(2e-3)
     assert history[-1]["val_r"]["m0"] > 0.5
+    # the fMRI gain is calibrated on the training data: least-squares factor 1
+    _, _, gain = evaluate(model, items[:16], objective, 4, "cpu")
+    assert_allclose(gain["f0"], 1.0, rtol=1e-4)
     model2 = _toy_model(operator)
     train(model2, items[:16], items[16:], objective, config, np.random.default_rng(0))
     for (name, a), b in zip(

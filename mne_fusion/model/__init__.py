@@ -8,6 +8,7 @@ from .heads import FMRIHead, MEGHead, canonical_hrf, tr_pooling
 from .losses import (
     correlation_loss,
     gaussian_loss,
+    pattern_correlation_loss,
     pearson_r,
     power_penalty,
     smoothness_penalty,
@@ -45,6 +46,7 @@ __all__ = [
     "correlation_loss",
     "evaluate",
     "gaussian_loss",
+    "pattern_correlation_loss",
     "pearson_r",
     "power_penalty",
     "predict_batch",

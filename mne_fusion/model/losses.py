@@ -91,6 +91,39 @@ def gaussian_loss(pred, target, mask=None, weights=None):
     return _channel_mean(mse, weights)
 
 
+def pattern_correlation_loss(pred, target, mask=None, weights=None):
+    """``1 - r`` of the whole (time x channel) pattern, each channel centred first.
+
+    A Gaussian likelihood whose one gain for all channels is set so that the
+    prediction has the data's energy: unlike ``1 - r`` per channel it depends on how
+    signal is shared among channels (channels without signal must predict nothing),
+    and unlike :func:`gaussian_loss` it needs no gain in physical units.
+
+    Parameters
+    ----------
+    pred, target : Tensor, shape (batch, n_times, n_channels)
+        Predicted and measured signals.
+    mask : Tensor, shape (batch, n_times) | None
+        Samples that count.
+    weights : Tensor, shape (n_channels,) | None
+        Non-negative channel weights.
+
+    Returns
+    -------
+    loss : Tensor
+        Scalar in [0, 2].
+    """
+    if mask is None:
+        mask = pred.new_ones(pred.shape[:2])
+    mask = mask.to(pred.dtype)
+    pred = _masked_center(pred, mask)
+    target = _masked_center(target, mask)
+    if weights is not None:
+        pred, target = pred * weights.sqrt(), target * weights.sqrt()
+    norm = (pred.square().sum() * target.square().sum()).sqrt().clamp(min=1e-30)
+    return 1.0 - (pred * target).sum() / norm
+
+
 def smoothness_penalty(sources):
     """Mean squared first difference over time of ``sources`` (batch, n_times, n)."""
     return sources.diff(dim=1).square().mean()

@@ -12,6 +12,7 @@ from .losses import (
     _masked_center,
     correlation_loss,
     gaussian_loss,
+    pattern_correlation_loss,
     power_penalty,
     smoothness_penalty,
 )
@@ -62,8 +63,9 @@ class Objective:
     Attributes
     ----------
     kind : "likelihood" | "correlation"
-        ``"likelihood"``: Gaussian likelihood of whitened MEG and standardised BOLD
-        (amplitude matters). ``"correlation"``: ``1 - r`` per channel/target.
+        ``"likelihood"``: Gaussian likelihood of whitened MEG, and of BOLD with one
+        gain per subject (:func:`pattern_correlation_loss`): amplitude matters.
+        ``"correlation"``: ``1 - r`` per channel/target.
     meg_weight, fmri_weight : float
         Weights of the MEG and fMRI terms (each averaged over its subjects).
     smoothness : float
@@ -78,11 +80,13 @@ class Objective:
     smoothness: float = 1e-3
     source_prior: float = 0.0
 
-    def data_loss(self, pred, target, mask, weights=None):
+    def data_loss(self, pred, target, mask, weights=None, modality="meg"):
         """Return the data term of one subject."""
-        if self.kind == "likelihood":
+        if self.kind == "correlation":
+            return correlation_loss(pred, target, mask, weights)
+        if modality == "meg":
             return gaussian_loss(pred, target, mask, weights)
-        return correlation_loss(pred, target, mask, weights)
+        return pattern_correlation_loss(pred, target, mask, weights)
 
 
 def _stack(arrays, device):
@@ -229,6 +233,7 @@ def batch_loss(model, batch, objective, fmri_on=True, channel_weights=None):
                     batch["fmri"][key][2],
                     batch["fmri"][key][3],
                     channel_weights.get(key),
+                    modality="fmri",
                 )
                 for key, pred in fmri.items()
             ]
@@ -253,6 +258,9 @@ def evaluate(model, items, objective, batch_size, device, channel_weights=None):
         The weighted data terms (no penalties), averaged over batches by segment count.
     r : dict of key -> array
         Pearson r per channel/target over all scored samples of ``items``.
+    gain : dict of key -> float
+        Least-squares factor by which each head's (centred) predictions best match
+        the data, all channels together.
     """
     model.eval()
     sums, loss, count = {}, 0.0, 0
@@ -262,15 +270,16 @@ def evaluate(model, items, objective, batch_size, device, channel_weights=None):
         parts = []
         for key, pred in meg.items():
             _, target, mask = batch["meg"][key]
-            parts.append((key, pred, target, mask, objective.meg_weight / len(meg)))
+            weight = objective.meg_weight / len(meg)
+            parts.append((key, pred, target, mask, weight, "meg"))
         for key, pred in fmri.items():
             _, _, target, mask = batch["fmri"][key]
-            parts.append((key, pred, target, mask, objective.fmri_weight / len(fmri)))
-        for key, pred, target, mask, weight in parts:
+            weight = objective.fmri_weight / len(fmri)
+            parts.append((key, pred, target, mask, weight, "fmri"))
+        for key, pred, target, mask, weight, modality in parts:
             w = (channel_weights or {}).get(key)
-            loss += (
-                weight * float(objective.data_loss(pred, target, mask, w)) * len(group)
-            )
+            term = objective.data_loss(pred, target, mask, w, modality=modality)
+            loss += weight * float(term) * len(group)
             mask = mask.to(pred.dtype)
             pred, target = _masked_center(pred, mask), _masked_center(target, mask)
             stats = torch.stack(
@@ -282,11 +291,12 @@ def evaluate(model, items, objective, batch_size, device, channel_weights=None):
             ).double()
             sums[key] = sums.get(key, 0) + stats
         count += len(group)
-    r = {}
+    r, gain = {}, {}
     for key, (cov, pp, tt) in sums.items():
         norm = (pp * tt).sqrt()
         r[key] = torch.where(norm > 0, cov / norm.clamp(min=1e-300), 0.0).cpu().numpy()
-    return loss / max(count, 1), r
+        gain[key] = float(cov.sum() / pp.sum().clamp(min=1e-300))
+    return loss / max(count, 1), r, gain
 
 
 @dataclass
@@ -340,6 +350,11 @@ def train(
         Per epoch: ``epoch``, ``phase`` ("meg" warm-up or "joint"), ``lr``,
         ``train_loss``, the mean training terms, ``val_loss``, ``val_r`` (key -> mean
         r), ``seconds``.
+
+    Notes
+    -----
+    At the end, each fMRI head's gain is set by least squares on the training
+    segments, so that its predictions are in the units of the data.
     """
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.lr, weight_decay=config.weight_decay
@@ -384,7 +399,7 @@ def train(
         }
         eval_objective = objective if fmri_on else replace(objective, fmri_weight=0)
         if val_items:
-            val_loss, val_r = evaluate(
+            val_loss, val_r, _ = evaluate(
                 model,
                 val_items,
                 eval_objective,
@@ -409,4 +424,14 @@ def train(
                 break
     if best_state is not None:
         model.load_state_dict(best_state)
+    if has_fmri:
+        # Scale-free fMRI losses leave the gains alone: set them by least squares on
+        # the training data, so that predictions are in the data's units.
+        _, _, gain = evaluate(
+            model, train_items, objective, config.batch_size, config.device
+        )
+        with torch.no_grad():
+            for key, head in model.fmri_heads.items():
+                if gain.get(key, 0) > 0:
+                    head.log_gain += np.log(gain[key])
     return history
