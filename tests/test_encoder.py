@@ -275,6 +275,42 @@ def test_single_modality(experiment):
     assert isinstance(enc.predict(ds.stimulus("s0"), "F"), mne.SourceEstimate)
 
 
+def test_fmri_evidence_relaxes_prior(experiment, fitted, rng):
+    """Sources whose BOLD is shared across subjects get a looser prior."""
+    ds = experiment["ds"]
+    shared = np.zeros((1284, 9))
+    shared[:20] = rng.standard_normal((20, 9)) * 3
+    two = FusionDataset()
+    for story in ds.stories:
+        two.add_stimulus(story, ds.stimulus(story))
+    for name in ("F1", "F2"):
+        runs = {
+            s: mne.SourceEstimate(
+                shared + rng.standard_normal((1284, 9)),
+                experiment["vertices"],
+                tmin=2.0,
+                tstep=2.0,
+            )
+            for s in ds.stories
+        }
+        two.add_fmri(name, runs, tr=2.0)
+    enc = FusionEncoder(**{**TINY, "max_epochs": 1}).fit(two)
+    evidence = enc.fmri_evidence_
+    assert evidence.shape == (1284,)
+    assert evidence.max() == 1.0
+    assert evidence.min() >= 0
+    assert np.median(evidence[:20]) > 0.8
+    assert np.median(evidence[20:]) < 0.2
+    weights = enc._objective().prior_weights.numpy()
+    assert_allclose(weights.mean(), 1.0, rtol=1e-6)
+    # prior variance 1 - 0.9 + 0.9 * a: ten times looser where a = 1 than where a = 0
+    assert_allclose(weights[np.argmax(evidence)] / weights.max(), 0.1, rtol=1e-2)
+    uniform = FusionEncoder(**{**TINY, "max_epochs": 1, "fmri_prior": 0.0}).fit(two)
+    assert uniform._objective().prior_weights is None
+    # runs on different TR grids are not compared: no evidence
+    assert fitted.fmri_evidence_ is None
+
+
 def test_errors(fitted, experiment):
     ds = experiment["ds"]
     feats = ds.stimulus("s0")

@@ -129,6 +129,22 @@ def smoothness_penalty(sources):
     return sources.diff(dim=1).square().mean()
 
 
-def power_penalty(sources):
-    """Mean squared source amplitude: a zero-mean Gaussian prior on the sources."""
-    return sources.square().mean()
+def power_penalty(sources, weights=None):
+    """Mean squared source amplitude: a zero-mean Gaussian prior on the sources.
+
+    Parameters
+    ----------
+    sources : Tensor, shape (batch, n_times, n_sources)
+        Source activity.
+    weights : Tensor, shape (n_sources,) | None
+        Inverse prior variance of each source (None: all 1).
+
+    Returns
+    -------
+    penalty : Tensor
+        ``mean(weights * sources ** 2)``.
+    """
+    power = sources.square()
+    if weights is not None:
+        power = power * weights
+    return power.mean()

@@ -72,6 +72,8 @@ class Objective:
         Weight of the temporal smoothness penalty on the sources.
     source_prior : float
         Weight of the source-power penalty.
+    prior_weights : Tensor, shape (n_sources,) | None
+        Inverse prior variance of each source in that penalty (None: all 1).
     """
 
     kind: str = "likelihood"
@@ -79,6 +81,7 @@ class Objective:
     fmri_weight: float = 1.0
     smoothness: float = 1e-3
     source_prior: float = 0.0
+    prior_weights: torch.Tensor | None = None
 
     def data_loss(self, pred, target, mask, weights=None, modality="meg"):
         """Return the data term of one subject."""
@@ -243,7 +246,7 @@ def batch_loss(model, batch, objective, fmri_on=True, channel_weights=None):
         terms["smoothness"] = smoothness_penalty(sources)
         total = total + objective.smoothness * terms["smoothness"]
     if objective.source_prior:
-        terms["prior"] = power_penalty(sources)
+        terms["prior"] = power_penalty(sources, objective.prior_weights)
         total = total + objective.source_prior * terms["prior"]
     return total, {k: float(v.detach()) for k, v in terms.items()}
 
