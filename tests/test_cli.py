@@ -120,6 +120,8 @@ def test_demo_end_to_end(tiny, tmp_path, capfd):
     assert "## Against the stimulus-driven sources" in text
     assert "## Against all sources" in text
     assert text.count("| oracle |") == 2
+    assert "## The reference's figures" in text
+    assert "| fMRI-weighted MNE | 0.25 / 0.18 / 0.01 | 0.13 / 0.13 / 0.11 |" in text
     # the table holds what the baselines give on the same simulation
     experiment = simulate_naturalistic(
         meg_cnr=1.0, fmri_cnr=1.0, seed=1, **tiny["simulation"]
