@@ -93,6 +93,10 @@ class FusionEncoder(BaseEstimator):
         Weights of the MEG and fMRI data terms.
     smoothness : float
         Weight of the penalty on the mean squared first difference of the sources.
+    spatial_smoothness : float
+        Weight of the penalty on the mean squared difference between neighbouring
+        sources of the template mesh (a LORETA-like prior; with fixed orientations
+        it keeps neighbours from cancelling each other with opposite signs).
     source_prior : float
         Weight of the penalty on the mean squared source amplitude (a zero-mean
         Gaussian prior, as in minimum-norm estimation).
@@ -182,6 +186,7 @@ class FusionEncoder(BaseEstimator):
         meg_weight=1.0,
         fmri_weight=1.0,
         smoothness=1e-3,
+        spatial_smoothness=0.0,
         source_prior=1.0,
         fmri_prior=0.9,
         loss="likelihood",
@@ -212,6 +217,7 @@ class FusionEncoder(BaseEstimator):
         self.meg_weight = meg_weight
         self.fmri_weight = fmri_weight
         self.smoothness = smoothness
+        self.spatial_smoothness = spatial_smoothness
         self.source_prior = source_prior
         self.fmri_prior = fmri_prior
         self.loss = loss
@@ -283,6 +289,8 @@ class FusionEncoder(BaseEstimator):
 
         src = template_source_space(self.spacing, self.subjects_dir, verbose=False)
         self.vertices_ = [np.array(s["vertno"]) for s in src]
+        adjacency = sparse.triu(mne.spatial_src_adjacency(src, verbose=False), k=1)
+        self._edges = np.vstack(adjacency.nonzero()).astype(np.int64)
         n_sources = sum(len(v) for v in self.vertices_)
         self.train_stories_, self.validation_stories_ = self._split(X)
         self.n_features_in_ = len(X.feature_names)
@@ -370,6 +378,7 @@ class FusionEncoder(BaseEstimator):
             "meg_weight",
             "fmri_weight",
             "smoothness",
+            "spatial_smoothness",
             "source_prior",
         ):
             _check_positive(getattr(self, name), name, allow_zero=True)
@@ -584,6 +593,8 @@ class FusionEncoder(BaseEstimator):
             smoothness=self.smoothness,
             source_prior=self.source_prior,
             prior_weights=weights,
+            spatial_smoothness=self.spatial_smoothness,
+            edges=torch.as_tensor(self._edges, device=self.device_),
         )
 
     def _build_model(self, n_sources, X=None):

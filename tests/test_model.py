@@ -24,6 +24,7 @@ from mne_fusion.model import (
     pearson_r,
     power_penalty,
     smoothness_penalty,
+    spatial_penalty,
     tr_pooling,
     train,
 )
@@ -244,6 +245,15 @@ def test_penalties(rng):
         float(smoothness_penalty(torch.from_numpy(s))), np.mean(np.diff(s, axis=1) ** 2)
     )
     assert_allclose(float(power_penalty(torch.from_numpy(s))), np.mean(s**2))
+    weights = rng.random(5)
+    assert_allclose(
+        float(power_penalty(torch.from_numpy(s), torch.from_numpy(weights))),
+        np.mean(s**2 * weights),
+    )
+    edges = np.array([[0, 0, 1, 3], [1, 2, 2, 4]])
+    expected = np.mean((s[..., edges[0]] - s[..., edges[1]]) ** 2)
+    got = spatial_penalty(torch.from_numpy(s), torch.from_numpy(edges))
+    assert_allclose(float(got), expected, rtol=1e-12)
 
 
 def _toy_items(rng, n_items=6, n_times=40):

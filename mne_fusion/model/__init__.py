@@ -12,6 +12,7 @@ from .losses import (
     pearson_r,
     power_penalty,
     smoothness_penalty,
+    spatial_penalty,
 )
 from .network import EncoderLayer, FusionNetwork, InputLayer, SourceLayer
 from .training import (
@@ -51,6 +52,7 @@ __all__ = [
     "power_penalty",
     "predict_batch",
     "smoothness_penalty",
+    "spatial_penalty",
     "tr_pooling",
     "train",
 ]

@@ -129,6 +129,38 @@ def smoothness_penalty(sources):
     return sources.diff(dim=1).square().mean()
 
 
+def spatial_penalty(sources, edges):
+    """Mean squared difference between neighbouring sources (a LORETA-like prior).
+
+    Parameters
+    ----------
+    sources : Tensor, shape (batch, n_times, n_sources)
+        Source activity.
+    edges : Tensor of int, shape (2, n_edges)
+        Pairs of neighbouring sources on the cortical mesh.
+
+    Returns
+    -------
+    penalty : Tensor
+        ``mean((sources[..., i] - sources[..., j]) ** 2)`` over edges ``(i, j)``.
+    """
+    # As s' L s with the graph Laplacian L: no (batch, n_times, n_edges) tensor.
+    n_sources = sources.shape[-1]
+    ones = sources.new_ones(edges.shape[1])
+    degree = torch.zeros(n_sources, dtype=sources.dtype, device=sources.device)
+    degree.index_add_(0, edges[0], ones).index_add_(0, edges[1], ones)
+    diagonal = torch.arange(n_sources, device=sources.device)
+    laplacian = torch.sparse_coo_tensor(
+        torch.cat([edges, edges.flip(0), diagonal.expand(2, -1)], dim=1),
+        torch.cat([-ones, -ones, degree]),
+        (n_sources, n_sources),
+        check_invariants=True,
+    )
+    flat = sources.reshape(-1, n_sources).T
+    quadratic = (flat * torch.sparse.mm(laplacian, flat)).sum()
+    return quadratic / (flat.shape[1] * edges.shape[1])
+
+
 def power_penalty(sources, weights=None):
     """Mean squared source amplitude: a zero-mean Gaussian prior on the sources.
 

@@ -15,6 +15,7 @@ from .losses import (
     pattern_correlation_loss,
     power_penalty,
     smoothness_penalty,
+    spatial_penalty,
 )
 
 
@@ -74,6 +75,10 @@ class Objective:
         Weight of the source-power penalty.
     prior_weights : Tensor, shape (n_sources,) | None
         Inverse prior variance of each source in that penalty (None: all 1).
+    spatial_smoothness : float
+        Weight of the penalty on differences between neighbouring sources.
+    edges : Tensor of int, shape (2, n_edges) | None
+        Neighbouring source pairs for that penalty.
     """
 
     kind: str = "likelihood"
@@ -82,6 +87,8 @@ class Objective:
     smoothness: float = 1e-3
     source_prior: float = 0.0
     prior_weights: torch.Tensor | None = None
+    spatial_smoothness: float = 0.0
+    edges: torch.Tensor | None = None
 
     def data_loss(self, pred, target, mask, weights=None, modality="meg"):
         """Return the data term of one subject."""
@@ -248,6 +255,9 @@ def batch_loss(model, batch, objective, fmri_on=True, channel_weights=None):
     if objective.source_prior:
         terms["prior"] = power_penalty(sources, objective.prior_weights)
         total = total + objective.source_prior * terms["prior"]
+    if objective.spatial_smoothness and objective.edges is not None:
+        terms["spatial"] = spatial_penalty(sources, objective.edges)
+        total = total + objective.spatial_smoothness * terms["spatial"]
     return total, {k: float(v.detach()) for k, v in terms.items()}
 
 
