@@ -342,6 +342,16 @@ def _encoder_fmri_r(encoder, test):
     return float(np.mean([scores[n].mean() for n in names]))
 
 
+def _one_blas_thread():
+    """Limit BLAS to one thread, for the small matrices of inverses and fMRI ridges.
+
+    Operators of a few hundred rows gain nothing from more threads, and their
+    synchronisation stalls badly on busy cores (measured: the same dSPM estimate took
+    0.2 s with one thread, 0.2-10 s with two).
+    """
+    return threadpool_limits(1, user_api="blas")
+
+
 class _Scores:
     """Metrics of every estimate against each truth, and the estimates for figures."""
 
@@ -374,10 +384,11 @@ def evaluate(experiment, config, *, seed, progress):
     """Estimate the test stories with every method and score each estimate.
 
     ``config`` is one of :data:`PRESETS` (its ``methods``, ``encoder`` and ``ridge``
-    entries). Returns ``(table, estimates)``: ``table[method][metric]`` (None where a
-    metric does not apply), and the estimates of the first test story kept for the
-    figures (the truth under ``"truth"``; per-subject methods from the first MEG
-    subject).
+    entries). Returns ``(tables, estimates)``: ``tables[truth][method][metric]`` for
+    each truth of :data:`TRUTHS` (None where a metric does not apply), and the
+    estimates of the first test story kept for the figures (per-subject methods from
+    the first MEG subject; the truths under ``"truth"`` and ``"stimulus-driven
+    truth"``).
     """
     methods = config["methods"]
     train, test = experiment.train, experiment.test
@@ -385,35 +396,32 @@ def evaluate(experiment, config, *, seed, progress):
     fmri_ridges = {}
     if "ridge" in methods:
         progress("Fitting a ridge encoder per fMRI subject (delays 0-12 s)")
-        fmri_ridges = {name: _fmri_ridge(train, name) for name in train.fmri_subjects}
-    if "ridge" in methods:
+        with _one_blas_thread():
+            fmri_ridges = {n: _fmri_ridge(train, n) for n in train.fmri_subjects}
         meg_ridge = RidgeEncoder(sfreq=experiment.sfreq, **config["ridge"])
         progress(f"Fitting ridge encoders to the MEG channels ({meg_ridge!r})")
         columns = _fit_meg_ridge(train, meg_ridge)
     if "fMRI-weighted MNE" in methods:
         fmri_map = _fmri_activation(train)
-    snr = _assumed_snr(experiment.meg_cnr)
-    scores = _Scores(experiment, methods)
-    for k, story in enumerate(experiment.test_stories):
-        features = experiment.features[story]
-        if "ridge" in methods:
-            predicted = meg_ridge.predict(features.data)
-            valid = _valid_slice(len(predicted), meg_ridge.delays_)
-        for method, modalities in _ENCODERS.items():
-            if method in methods and method != "data-informed fusion":
-                progress(f"{story}: {method} estimate")
-                stc = encoders[modalities].apply_inverse(features, verbose=False)
+    with _one_blas_thread():
+        snr = _assumed_snr(experiment.meg_cnr)
+        scores = _Scores(experiment, methods)
+        for k, story in enumerate(experiment.test_stories):
+            features = experiment.features[story]
+            if "ridge" in methods:
+                predicted = meg_ridge.predict(features.data)
+                valid = _valid_slice(len(predicted), meg_ridge.delays_)
+            for method, modalities in _ENCODERS.items():
+                if method in methods and method != "data-informed fusion":
+                    progress(f"{story}: {method} estimate")
+                    stc = encoders[modalities].apply_inverse(features, verbose=False)
+                    r = _meg_r(experiment, stc, story)
+                    scores.add(method, story, stc, k == 0, meg_r=r)
+            if "oracle" in methods:
+                progress(f"{story}: oracle")
+                stc = oracle(experiment, story, verbose=False)
                 r = _meg_r(experiment, stc, story)
-                scores.add(method, story, stc, k == 0, meg_r=r)
-        if "oracle" in methods:
-            progress(f"{story}: oracle")
-            stc = oracle(experiment, story, verbose=False)
-            r = _meg_r(experiment, stc, story)
-            scores.add("oracle", story, stc, k == 0, meg_r=r)
-        # Inverse operators of a few hundred channels: more BLAS threads only add
-        # synchronisation, which stalls badly when the cores are busy (measured 0.2 s
-        # with one thread, 0.2-10 s with two, for the same dSPM estimate).
-        with threadpool_limits(1, user_api="blas"):
+                scores.add("oracle", story, stc, k == 0, meg_r=r)
             for j, name in enumerate(test.meg_subjects):
                 progress(f"{story}: estimates from the recording of {name}")
                 keep = k == 0 and j == 0
@@ -438,17 +446,17 @@ def evaluate(experiment, config, *, seed, progress):
                     pred = mne.io.RawArray(pred, raw.info, verbose=False)
                     stc = minimum_norm(pred, *args[1:], "dSPM", **kwargs)
                     scores.add("ridge", story, stc, keep, meg_r=float(r.mean()))
-    tables = scores.tables()
-    predictions = {
-        method: _encoder_fmri_r(encoders[modalities], test)
-        for method, modalities in _ENCODERS.items()
-        if method in methods
-    }
-    if "ridge" in methods:
-        predictions["ridge"] = _fmri_ridge_r(experiment, fmri_ridges)
-    for table in tables.values():
-        for method, r in predictions.items():
-            table[method]["fmri_r"] = r
+        tables = scores.tables()
+        predictions = {
+            method: _encoder_fmri_r(encoders[modalities], test)
+            for method, modalities in _ENCODERS.items()
+            if method in methods
+        }
+        if "ridge" in methods:
+            predictions["ridge"] = _fmri_ridge_r(experiment, fmri_ridges)
+        for table in tables.values():
+            for method, r in predictions.items():
+                table[method]["fmri_r"] = r
     story = experiment.test_stories[0]
     scores.kept["truth"] = experiment.sources[story]
     scores.kept["stimulus-driven truth"] = experiment.stimulus_drive[story]
