@@ -8,6 +8,7 @@ value and point somewhere else (See Also or Examples).
 
 import ast
 import inspect
+import io
 import re
 import textwrap
 from pathlib import Path
@@ -178,6 +179,56 @@ def test_public_functions_take_verbose():
         # mne.utils.verbose compiles a wrapper whose code lives in "<decorator-gen-N>".
         if not obj.__code__.co_filename.startswith("<decorator-gen"):
             problems.append(f"{name} is not decorated with mne.utils.verbose")
+    assert not problems, "\n".join(problems)
+
+
+def _public_modules(module=mne_fusion):
+    """The package and every module listed in a public ``__all__``."""
+    yield module
+    for name in getattr(module, "__all__", ()):
+        obj = getattr(module, name)
+        if inspect.ismodule(obj):
+            yield from _public_modules(obj)
+
+
+def _rst_errors(text):
+    """Errors of docutils parsing ``text`` (roles and directives of Sphinx aside)."""
+    import docutils.core
+    import docutils.nodes
+
+    doctree = docutils.core.publish_doctree(
+        inspect.cleandoc(text),
+        settings_overrides={
+            "report_level": 5,
+            "halt_level": 5,
+            "warning_stream": io.StringIO(),
+        },
+    )
+    errors = []
+    for message in doctree.findall(docutils.nodes.system_message):
+        text = message[0].astext()
+        # Plain docutils knows neither Sphinx's roles nor its directives.
+        if message["level"] >= 3 and not text.startswith(("Unknown", "No ")):
+            errors.append(f"line {message['line']}: {text}")
+    return errors
+
+
+def test_docstrings_are_valid_rst():
+    """Module, object and example docstrings parse as reStructuredText."""
+    pytest.importorskip("docutils")
+    texts = {module.__name__: module.__doc__ for module in _public_modules()}
+    texts.update(
+        (name, obj.__doc__) for name, obj in _public_objects().items() if callable(obj)
+    )
+    texts.update(
+        (path.name, ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))))
+        for path in _examples()
+    )
+    problems = [
+        f"{name}: {error}"
+        for name, text in texts.items()
+        for error in _rst_errors(text or "")
+    ]
     assert not problems, "\n".join(problems)
 
 
