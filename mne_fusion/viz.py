@@ -319,7 +319,7 @@ def plot_time_courses(
     )
     for ax, pick in zip(axes[:, 0], picks, strict=True):
         truth = stc_true.data[pick, window]
-        ax.plot(times[window], _zscore(truth), color="k", lw=1.5, label="truth")
+        ax.plot(times[window], _zscore(truth), "k", lw=2, label="truth", zorder=3)
         for name, stc in stc_est.items():
             est = stc.data[pick, window]
             r = prediction_r(truth[:, np.newaxis], est[:, np.newaxis])[0]
