@@ -16,15 +16,15 @@ from mne_fusion.model import (
     Objective,
     SegmentArrays,
     TrainingConfig,
+    batch_loss,
     canonical_hrf,
+    collate,
     correlation_loss,
     evaluate,
     gaussian_loss,
+    laplacian,
     pattern_correlation_loss,
     pearson_r,
-    power_penalty,
-    smoothness_penalty,
-    spatial_penalty,
     tr_pooling,
     train,
 )
@@ -239,21 +239,40 @@ def test_pattern_correlation_loss(rng):
     assert float(pattern_correlation_loss(*args)) > loss + 0.01
 
 
-def test_penalties(rng):
-    s = rng.standard_normal((2, 30, 5))
-    assert_allclose(
-        float(smoothness_penalty(torch.from_numpy(s))), np.mean(np.diff(s, axis=1) ** 2)
+def test_penalties_from_hidden_states(rng):
+    """Penalties come from the hidden states' Gram matrix; check them on sources."""
+    torch.manual_seed(0)
+    net = _network(n_sources=6).double()
+    edges = np.array([[0, 0, 1, 3, 4], [1, 2, 2, 4, 5]])
+    weights = rng.random(6) + 0.5
+    lap = laplacian(torch.from_numpy(edges), 6, torch.float64)
+    x = rng.standard_normal((2, 30, 3))
+    with torch.no_grad():
+        net.sources.bias.normal_()
+    s = net(torch.from_numpy(x)).detach().numpy()
+    model = FusionModel(net, {}, {})
+    batch = collate([SegmentArrays(f) for f in x], "cpu")
+    objective = Objective(
+        smoothness=1.0,
+        source_prior=1.0,
+        prior_weights=torch.from_numpy(weights),
+        spatial_smoothness=1.0,
+        laplacian=lap,
+        n_edges=edges.shape[1],
     )
-    assert_allclose(float(power_penalty(torch.from_numpy(s))), np.mean(s**2))
-    weights = rng.random(5)
-    assert_allclose(
-        float(power_penalty(torch.from_numpy(s), torch.from_numpy(weights))),
-        np.mean(s**2 * weights),
-    )
-    edges = np.array([[0, 0, 1, 3], [1, 2, 2, 4]])
-    expected = np.mean((s[..., edges[0]] - s[..., edges[1]]) ** 2)
-    got = spatial_penalty(torch.from_numpy(s), torch.from_numpy(edges))
-    assert_allclose(float(got), expected, rtol=1e-12)
+    total, terms = batch_loss(model, batch, objective)
+    expected = {
+        "smoothness": np.mean(np.diff(s, axis=1) ** 2),
+        "prior": np.mean(s**2 * weights),
+        "spatial": np.mean((s[..., edges[0]] - s[..., edges[1]]) ** 2),
+    }
+    for key, value in expected.items():
+        assert_allclose(terms[key], value, rtol=1e-9, err_msg=key)
+    assert_allclose(float(total.detach()), sum(expected.values()), rtol=1e-9)
+    # the Laplacian's quadratic form is the sum of squared differences over edges
+    v = rng.standard_normal(6)
+    quad = v @ torch.sparse.mm(lap, torch.from_numpy(v)[:, None]).numpy()[:, 0]
+    assert_allclose(quad, np.sum((v[edges[0]] - v[edges[1]]) ** 2))
 
 
 def _toy_items(rng, n_items=6, n_times=40):

@@ -8,13 +8,12 @@ from .heads import FMRIHead, MEGHead, canonical_hrf, tr_pooling
 from .losses import (
     correlation_loss,
     gaussian_loss,
+    laplacian,
     pattern_correlation_loss,
     pearson_r,
-    power_penalty,
-    smoothness_penalty,
-    spatial_penalty,
 )
 from .network import EncoderLayer, FusionNetwork, InputLayer, SourceLayer
+from .readout import map_source_readout, ridge_readout, weighted_minimum_norm
 from .training import (
     FusionModel,
     Objective,
@@ -22,6 +21,7 @@ from .training import (
     TrainingConfig,
     batch_loss,
     batches,
+    calibrate_fmri_gains,
     collate,
     evaluate,
     predict_batch,
@@ -42,17 +42,19 @@ __all__ = [
     "TrainingConfig",
     "batch_loss",
     "batches",
+    "calibrate_fmri_gains",
     "canonical_hrf",
     "collate",
     "correlation_loss",
     "evaluate",
     "gaussian_loss",
+    "laplacian",
+    "map_source_readout",
     "pattern_correlation_loss",
     "pearson_r",
-    "power_penalty",
     "predict_batch",
-    "smoothness_penalty",
-    "spatial_penalty",
+    "ridge_readout",
     "tr_pooling",
     "train",
+    "weighted_minimum_norm",
 ]

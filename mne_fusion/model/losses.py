@@ -124,59 +124,31 @@ def pattern_correlation_loss(pred, target, mask=None, weights=None):
     return 1.0 - (pred * target).sum() / norm
 
 
-def smoothness_penalty(sources):
-    """Mean squared first difference over time of ``sources`` (batch, n_times, n)."""
-    return sources.diff(dim=1).square().mean()
-
-
-def spatial_penalty(sources, edges):
-    """Mean squared difference between neighbouring sources (a LORETA-like prior).
+def laplacian(edges, n_sources, dtype=None, device=None):
+    """Graph Laplacian of the cortical mesh as a sparse tensor.
 
     Parameters
     ----------
-    sources : Tensor, shape (batch, n_times, n_sources)
-        Source activity.
     edges : Tensor of int, shape (2, n_edges)
-        Pairs of neighbouring sources on the cortical mesh.
+        Pairs of neighbouring sources, each pair once.
+    n_sources : int
+        Number of sources.
+    dtype, device : torch dtype and device | None
+        Of the values.
 
     Returns
     -------
-    penalty : Tensor
-        ``mean((sources[..., i] - sources[..., j]) ** 2)`` over edges ``(i, j)``.
+    laplacian : sparse Tensor, shape (n_sources, n_sources)
+        ``L`` with ``s' L s = sum((s[i] - s[j]) ** 2)`` over the edges ``(i, j)``.
     """
-    # As s' L s with the graph Laplacian L: no (batch, n_times, n_edges) tensor.
-    n_sources = sources.shape[-1]
-    ones = sources.new_ones(edges.shape[1])
-    degree = torch.zeros(n_sources, dtype=sources.dtype, device=sources.device)
+    edges = edges.to(device)
+    ones = torch.ones(edges.shape[1], dtype=dtype, device=device)
+    degree = torch.zeros(n_sources, dtype=dtype, device=device)
     degree.index_add_(0, edges[0], ones).index_add_(0, edges[1], ones)
-    diagonal = torch.arange(n_sources, device=sources.device)
-    laplacian = torch.sparse_coo_tensor(
+    diagonal = torch.arange(n_sources, device=device)
+    return torch.sparse_coo_tensor(
         torch.cat([edges, edges.flip(0), diagonal.expand(2, -1)], dim=1),
         torch.cat([-ones, -ones, degree]),
         (n_sources, n_sources),
         check_invariants=True,
-    )
-    flat = sources.reshape(-1, n_sources).T
-    quadratic = (flat * torch.sparse.mm(laplacian, flat)).sum()
-    return quadratic / (flat.shape[1] * edges.shape[1])
-
-
-def power_penalty(sources, weights=None):
-    """Mean squared source amplitude: a zero-mean Gaussian prior on the sources.
-
-    Parameters
-    ----------
-    sources : Tensor, shape (batch, n_times, n_sources)
-        Source activity.
-    weights : Tensor, shape (n_sources,) | None
-        Inverse prior variance of each source (None: all 1).
-
-    Returns
-    -------
-    penalty : Tensor
-        ``mean(weights * sources ** 2)``.
-    """
-    power = sources.square()
-    if weights is not None:
-        power = power * weights
-    return power.mean()
+    ).coalesce()

@@ -71,6 +71,42 @@ class SourceLayer(nn.Linear):
         weight = operator @ self.weight
         return hidden @ weight.T + operator @ self.bias
 
+    def quadratic(self, hidden, matrix=None, bias=True):
+        """Return the sum over samples of ``s' M s``, ``s = self(hidden)``.
+
+        Penalties on the sources are quadratic forms, so they follow from the
+        (d_model x d_model) Gram matrix of ``hidden`` at a cost that does not grow
+        with ``n_times x n_sources``.
+
+        Parameters
+        ----------
+        hidden : Tensor, shape (..., d_model)
+            The last transformer layer's output.
+        matrix : None | Tensor
+            Symmetric ``M``, shape (n_sources, n_sources), sparse; or a vector of
+            shape (n_sources,) for a diagonal; None for the identity.
+        bias : bool
+            Whether ``s`` includes the bias (False for differences of sources).
+
+        Returns
+        -------
+        total : Tensor
+            Scalar.
+        """
+        flat = hidden.reshape(-1, hidden.shape[-1])
+        if matrix is None:
+            m_weight, m_bias = self.weight, self.bias
+        elif matrix.layout == torch.strided:
+            m_weight, m_bias = matrix[:, None] * self.weight, matrix * self.bias
+        else:
+            m_weight = torch.sparse.mm(matrix, self.weight)
+            m_bias = torch.sparse.mm(matrix, self.bias[:, None])[:, 0]
+        total = ((self.weight.T @ m_weight) * (flat.T @ flat)).sum()
+        if bias:
+            total = total + 2 * (m_weight.T @ self.bias) @ flat.sum(0)
+            total = total + len(flat) * (self.bias @ m_bias)
+        return total
+
 
 class InputLayer(nn.Conv1d):
     """Causal convolution of the features over their last ``kernel_size`` samples.

@@ -13,9 +13,6 @@ from .losses import (
     correlation_loss,
     gaussian_loss,
     pattern_correlation_loss,
-    power_penalty,
-    smoothness_penalty,
-    spatial_penalty,
 )
 
 
@@ -70,15 +67,17 @@ class Objective:
     meg_weight, fmri_weight : float
         Weights of the MEG and fMRI terms (each averaged over its subjects).
     smoothness : float
-        Weight of the temporal smoothness penalty on the sources.
+        Weight of the mean squared first difference of the sources over time.
     source_prior : float
-        Weight of the source-power penalty.
+        Weight of the mean squared source amplitude (a zero-mean Gaussian prior).
     prior_weights : Tensor, shape (n_sources,) | None
         Inverse prior variance of each source in that penalty (None: all 1).
     spatial_smoothness : float
-        Weight of the penalty on differences between neighbouring sources.
-    edges : Tensor of int, shape (2, n_edges) | None
-        Neighbouring source pairs for that penalty.
+        Weight of the mean squared difference between neighbouring sources.
+    laplacian : sparse Tensor, shape (n_sources, n_sources) | None
+        The mesh's graph Laplacian (:func:`laplacian`) for that penalty.
+    n_edges : int
+        Number of edges of the mesh.
     """
 
     kind: str = "likelihood"
@@ -88,7 +87,8 @@ class Objective:
     source_prior: float = 0.0
     prior_weights: torch.Tensor | None = None
     spatial_smoothness: float = 0.0
-    edges: torch.Tensor | None = None
+    laplacian: torch.Tensor | None = None
+    n_edges: int = 1
 
     def data_loss(self, pred, target, mask, weights=None, modality="meg"):
         """Return the data term of one subject."""
@@ -178,16 +178,17 @@ def _select(tensor, idx):
 
 
 def predict_batch(model, batch):
-    """Return the sources and the predictions of every head present in the batch.
+    """Return the hidden states and the predictions of every head in the batch.
 
     Returns
     -------
-    sources : Tensor, shape (batch, n_times, n_sources)
+    hidden : Tensor, shape (batch, n_times, d_model)
     meg : dict of key -> Tensor (n, n_times, n_channels)
     fmri : dict of key -> Tensor (n, n_trs, n_targets)
     """
     hidden = model.network.encode(batch["features"])
-    sources = model.network.sources(hidden)
+    # Only the fMRI heads need every source at every sample.
+    sources = model.network.sources(hidden) if batch["fmri"] else None
     meg = {
         key: model.network.sources.project(
             _select(hidden, idx), model.meg_heads[key].operator
@@ -213,15 +214,15 @@ def predict_batch(model, batch):
             power = head.pooled_power(_select(sources, idx), pooling)
             shared.append((idx, pooling, head.zscore, power))
         fmri[key] = head(None, pooling, power)
-    return sources, meg, fmri
+    return hidden, meg, fmri
 
 
 def batch_loss(model, batch, objective, fmri_on=True, channel_weights=None):
     """Return the total loss and its terms (floats) for one batch."""
     channel_weights = channel_weights or {}
-    sources, meg, fmri = predict_batch(model, batch)
+    hidden, meg, fmri = predict_batch(model, batch)
     terms = {}
-    total = sources.new_zeros(())
+    total = hidden.new_zeros(())
     if meg:
         terms["meg"] = torch.stack(
             [
@@ -249,14 +250,20 @@ def batch_loss(model, batch, objective, fmri_on=True, channel_weights=None):
             ]
         ).mean()
         total = total + objective.fmri_weight * terms["fmri"]
+    # Penalties on the sources are quadratic forms: computed from the hidden states.
+    layer = model.network.sources
+    n_values = hidden.shape[0] * hidden.shape[1] * layer.out_features
     if objective.smoothness:
-        terms["smoothness"] = smoothness_penalty(sources)
+        diff = hidden.diff(dim=1)
+        n_diff = n_values * diff.shape[1] / hidden.shape[1]
+        terms["smoothness"] = layer.quadratic(diff, bias=False) / n_diff
         total = total + objective.smoothness * terms["smoothness"]
     if objective.source_prior:
-        terms["prior"] = power_penalty(sources, objective.prior_weights)
+        terms["prior"] = layer.quadratic(hidden, objective.prior_weights) / n_values
         total = total + objective.source_prior * terms["prior"]
-    if objective.spatial_smoothness and objective.edges is not None:
-        terms["spatial"] = spatial_penalty(sources, objective.edges)
+    if objective.spatial_smoothness and objective.laplacian is not None:
+        n_pairs = n_values / layer.out_features * objective.n_edges
+        terms["spatial"] = layer.quadratic(hidden, objective.laplacian) / n_pairs
         total = total + objective.spatial_smoothness * terms["spatial"]
     return total, {k: float(v.detach()) for k, v in terms.items()}
 
@@ -438,13 +445,18 @@ def train(
     if best_state is not None:
         model.load_state_dict(best_state)
     if has_fmri:
-        # Scale-free fMRI losses leave the gains alone: set them by least squares on
-        # the training data, so that predictions are in the data's units.
-        _, _, gain = evaluate(
-            model, train_items, objective, config.batch_size, config.device
-        )
-        with torch.no_grad():
-            for key, head in model.fmri_heads.items():
-                if gain.get(key, 0) > 0:
-                    head.log_gain += np.log(gain[key])
+        calibrate_fmri_gains(model, train_items, objective, config)
     return history
+
+
+def calibrate_fmri_gains(model, items, objective, config):
+    """Set each fMRI head's gain by least squares on ``items``.
+
+    Scale-free fMRI losses leave the gains alone; this puts the predictions in the
+    data's units.
+    """
+    _, _, gain = evaluate(model, items, objective, config.batch_size, config.device)
+    with torch.no_grad():
+        for key, head in model.fmri_heads.items():
+            if gain.get(key, 0) > 0:
+                head.log_gain += np.log(gain[key])
