@@ -106,6 +106,21 @@ class FusionEncoder(BaseEstimator):
         inter-subject correlation of its BOLD (``fmri_evidence_``), as the source
         covariance of fMRI-weighted MNE (Liu et al. 1998). 0 gives the same prior
         everywhere; it needs two fMRI subjects with runs of the same story.
+    readout : "map" | "trained"
+        How the source layer is finally set. ``"map"`` (default): after training,
+        the linear source layer is re-solved in closed form as the maximum a
+        posteriori estimate for the trained hidden features, under the Gaussian
+        likelihood of the noise-whitened MEG of all MEG subjects and the source prior
+        above (variance ``1 - fmri_prior + fmri_prior * fmri_evidence_``): a ridge
+        read-out of each subject's MEG from the hidden features, mapped to the
+        template by an fMRI-weighted minimum-norm operator of the stacked lead fields.
+        Gradient descent only slowly reaches that optimum, and on the simulation the
+        closed form doubles the spatial accuracy of the sources. ``"trained"`` keeps
+        the layer as trained. Without MEG subjects the layer is always as trained.
+    snr : float
+        Amplitude signal-to-noise ratio assumed by the ``"map"`` read-out; the
+        regularisation is ``1 / snr ** 2``, as in
+        :func:`mne.minimum_norm.apply_inverse`.
     loss : "likelihood" | "correlation"
         ``"likelihood"`` (default): Gaussian likelihood of noise-whitened MEG, and of
         the BOLD with one gain per fMRI subject (``1 - r`` of the whole TR x target
@@ -184,11 +199,13 @@ class FusionEncoder(BaseEstimator):
         patience=10,
         warmup_epochs=0,
         meg_weight=1.0,
-        fmri_weight=1.0,
+        fmri_weight=0.2,
         smoothness=1e-3,
-        spatial_smoothness=0.0,
+        spatial_smoothness=1.0,
         source_prior=1.0,
         fmri_prior=0.9,
+        readout="map",
+        snr=3.0,
         loss="likelihood",
         validation=0.1,
         device="auto",
@@ -220,6 +237,8 @@ class FusionEncoder(BaseEstimator):
         self.spatial_smoothness = spatial_smoothness
         self.source_prior = source_prior
         self.fmri_prior = fmri_prior
+        self.readout = readout
+        self.snr = snr
         self.loss = loss
         self.validation = validation
         self.device = device
@@ -349,18 +368,49 @@ class FusionEncoder(BaseEstimator):
                         f"{record.get('val_loss', float('nan')):.4f}, r: {val}"
                     )
 
+                objective = self._objective()
                 self.history_ = nets.train(
                     self.model_,
                     train_items,
                     val_items,
-                    self._objective(),
+                    objective,
                     config,
                     np.random.default_rng(seed),
                     channel_weights=weights,
                     callback=report,
                 )
         self.model_.eval()
+        if self.readout == "map" and meg:
+            self._solve_source_readout(X, n_sources)
+            if fmri:
+                nets.calibrate_fmri_gains(self.model_, train_items, objective, config)
         return self
+
+    def _solve_source_readout(self, X, n_sources):
+        """Set the source layer to its closed-form MAP estimate (``readout="map"``)."""
+        hidden, data, gains, cache = {}, {}, {}, {}
+        for name, setup in self._meg.items():
+            runs = X.meg(name).runs
+            stories = [s for s in self.train_stories_ if s in runs]
+            for story in stories:
+                if story not in cache:
+                    feats = np.asarray(X.stimulus(story).data, np.float32)
+                    cache[story] = self._hidden(feats)[0].double().cpu().numpy()
+            hidden[name] = [cache[s] for s in stories]
+            data[name] = [setup["whitener"] @ _average_epochs(runs[s]) for s in stories]
+            gains[name] = setup["whitener"] @ setup["gain"]
+        prior = np.ones(n_sources)
+        if self.fmri_evidence_ is not None:
+            prior = 1 - self.fmri_prior + self.fmri_prior * self.fmri_evidence_
+        weight, bias = nets.map_source_readout(hidden, data, gains, prior, self.snr)
+        layer = self.model_.network.sources
+        with torch.no_grad():
+            layer.weight.copy_(torch.as_tensor(weight / self.source_scale_))
+            layer.bias.copy_(torch.as_tensor(bias / self.source_scale_))
+        logger.info(
+            f"Source layer re-solved in closed form from {len(cache)} stories of "
+            f"{len(gains)} MEG subject(s)"
+        )
 
     def _check_params(self):
         for name in ("sfreq", "context", "segment_length", "lr", "input_kernel"):
@@ -403,6 +453,8 @@ class FusionEncoder(BaseEstimator):
                 "story is scored."
             )
         _check_option("loss", self.loss, ("likelihood", "correlation"))
+        _check_option("readout", self.readout, ("map", "trained"))
+        _check_positive(self.snr, "snr")
         _validate_type(self.spacing, str, "spacing")
         _validate_type(self.device, str, "device")
         _validate_type(self.validation, (None, "numeric", list, tuple), "validation")
@@ -594,7 +646,13 @@ class FusionEncoder(BaseEstimator):
             source_prior=self.source_prior,
             prior_weights=weights,
             spatial_smoothness=self.spatial_smoothness,
-            edges=torch.as_tensor(self._edges, device=self.device_),
+            laplacian=nets.laplacian(
+                torch.as_tensor(self._edges),
+                sum(len(v) for v in self.vertices_),
+                torch.float32,
+                self.device_,
+            ),
+            n_edges=self._edges.shape[1],
         )
 
     def _build_model(self, n_sources, X=None):
