@@ -109,10 +109,12 @@ axes[0].legend(fontsize="small")
 # as the noise of that recording grows. The fusion estimate never sees the test
 # recording: it is computed from the story's features, and the noise reaches it only
 # through the fit, which pools every training story and every subject of both
-# modalities. Its quality is set by how well the fit converged; with a model of 16
-# units and a dozen epochs, as here, it is far from the reference's figures
-# (:ref:`ug-simulation`), which ``mne-fusion bench`` reproduces with a larger model
-# and longer fits.
+# modalities. In time, a minimum-norm estimate of a clean recording has an advantage
+# no stimulus-driven estimate can match: it also follows the spontaneous background,
+# which is part of the truth. In space, the fusion estimate draws on the fMRI subjects
+# and on the stimulus-driven MEG of all subjects at once. A model of 16 units fitted
+# for a dozen epochs, as here, is still far from what a larger fit reaches (see
+# ``mne-fusion bench`` and :ref:`ug-simulation`).
 #
 # References
 # ----------
