@@ -23,18 +23,18 @@ What to download
 Sizes come from the registries; times assume 50 MB/s (a good university link to
 Amazon S3, where OpenNeuro keeps the files) and, in brackets, 10 MB/s.
 
-===============================================  =========  ======================
-choice                                           disk       download
-===============================================  =========  ======================
-LeBel stimuli, 10 stories (used here)            1.3 GB     27 s (2.2 min)
-LeBel responses, UTS01-UTS03 x 10 stories        8.0 GB     2.7 min (13 min)
-LeBel anatomy (pycortex-db + FreeSurfer), 3      ~1 GB      manual, see below
-SMN4Lang stimuli + sub-01 cleaned MEG, 10 runs   4.7 GB     1.6 min (7.8 min)
-**this example in all**                          **~15 GB** **~5 min (25 min)**
-LeBel, all 84 stories, UTS01-UTS03               77 GB      26 min (2.1 h)
-SMN4Lang stimuli + sub-01 cleaned MEG, 60 runs   28 GB      9 min (46 min)
-SMN4Lang raw MEG, sub-01 + sub-02, 60 runs each  54 GB      18 min (1.5 h)
-===============================================  =========  ======================
+===============================================  ==========  ===================
+choice                                           disk        download
+===============================================  ==========  ===================
+LeBel stimuli, 10 stories (used here)            1.3 GB      27 s (2.2 min)
+LeBel responses, UTS01-UTS03 x 10 stories        8.0 GB      2.7 min (13 min)
+LeBel anatomy (pycortex-db + FreeSurfer), 3      ~1 GB       manual, see below
+SMN4Lang stimuli + sub-01 cleaned MEG, 10 runs   4.7 GB      1.6 min (7.8 min)
+**this example in all**                          **~15 GB**  **~5 min (25 min)**
+LeBel, all 84 stories, UTS01-UTS03               77 GB       26 min (2.1 h)
+SMN4Lang stimuli + sub-01 cleaned MEG, 60 runs   28 GB       9 min (46 min)
+SMN4Lang raw MEG, sub-01 + sub-02, 60 runs each  54 GB       18 min (1.5 h)
+===============================================  ==========  ===================
 
 The LeBel anatomy (``derivative/pycortex-db/<subject>`` and
 ``derivative/freesurfer_subjdir/<subject>``) is not in the registry, because no

@@ -63,8 +63,10 @@ __all__ = [
 ]
 
 ACCESSION = "ds003020"
+#: the nine fMRI subjects of the data set
 SUBJECTS = tuple(f"UTS0{k}" for k in range(1, 10))
 KINDS = ("stimuli", "responses")
+#: fMRI repetition time (s)
 TR = 2.0045
 #: stimulus time (s) of the first row of every preprocessed response
 RESPONSE_TMIN = 10 * TR - 10.0

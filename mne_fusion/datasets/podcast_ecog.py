@@ -4,13 +4,13 @@ Reference: Zada, Nastase, ... Flinker, Hasson (2025). The "Podcast" ECoG dataset
 modeling neural activity during natural language comprehension. OpenNeuro
 ``ds005574`` 1.0.2 (CC0, 15.5 GB in all). mne-fusion downloads only what is asked for:
 
-================  ===================================================  ============
-kind              files                                                size
-================  ===================================================  ============
-``"stimuli"``     ``stimuli/podcast.wav`` + ``podcast_transcript.csv``  318 MB
-``"highgamma"``   ``derivatives/ecogprep``: high-gamma power (FIF)      0.27-0.87 GB
-``"ieeg"``        ``derivatives/ecogprep``: cleaned broadband (FIF)     0.27-0.87 GB
-================  ===================================================  ============
+===============  ====================================================  ============
+kind             files                                                 size
+===============  ====================================================  ============
+``"stimuli"``    ``stimuli/podcast.wav`` + ``podcast_transcript.csv``  318 MB
+``"highgamma"``  ``derivatives/ecogprep``: high-gamma power (FIF)      0.27-0.87 GB
+``"ieeg"``       ``derivatives/ecogprep``: cleaned broadband (FIF)     0.27-0.87 GB
+===============  ====================================================  ============
 
 Each ECoG kind comes with the subject's electrode positions in MNI space
 (``sub-XX/ieeg/*_space-MNI152NLin2009aSym_electrodes.tsv`` and its
@@ -43,6 +43,7 @@ __all__ = [
 ]
 
 ACCESSION = "ds005574"
+#: the nine patients of the data set
 SUBJECTS = tuple(f"sub-{k:02d}" for k in range(1, 10))
 KINDS = ("stimuli", "highgamma", "ieeg")
 _METADATA = ("README", "dataset_description.json", "participants.tsv")

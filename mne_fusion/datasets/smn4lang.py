@@ -5,14 +5,14 @@ dataset for studying brain language processing. *Scientific Data* 9:590. OpenNeu
 ``ds004078`` 1.0.4 (CC0, 1.49 TB in all). The shipped registry covers what a fusion
 fit needs and mne-fusion downloads only the files asked for:
 
-===========================  ==========================================  ==========
-kind                         files                                       size
-===========================  ==========================================  ==========
-``"stimuli"``                audio, word timing (``.mat``), script        ~10 MB/story
-``"meg"``                    raw MEG run (Elekta 306, 1 kHz) + BIDS side  ~450 MB/run
+===========================  ============================================  ============
+kind                         files                                         size
+===========================  ============================================  ============
+``"stimuli"``                audio, word timing (``.mat``), script         ~10 MB/story
+``"meg"``                    raw MEG run (Elekta 306, 1 kHz) + BIDS side   ~450 MB/run
                              files; sub-01 and sub-02
-``"meg-preprocessed"``       tSSS + ICA cleaned run; sub-01               ~450 MB/run
-===========================  ==========================================  ==========
+``"meg-preprocessed"``       tSSS + ICA cleaned run; sub-01                ~450 MB/run
+===========================  ============================================  ============
 
 All 60 stories' stimuli are 0.6 GB; one subject's 60 MEG runs 27 GB. Run ``R`` of a
 subject is story ``story_R`` (the authors' code pairs them this way). Each run's
@@ -50,9 +50,12 @@ __all__ = [
 ]
 
 ACCESSION = "ds004078"
+#: the 12 participants, each with MEG and fMRI of all 60 stories
 SUBJECTS = tuple(f"sub-{k:02d}" for k in range(1, 13))
+#: story names; run ``R`` of a subject is ``story_R``
 STORIES = tuple(f"story_{k}" for k in range(1, 61))
 KINDS = ("stimuli", "meg", "meg-preprocessed")
+#: fMRI repetition time (s)
 TR = 0.71
 _METADATA = ("README", "dataset_description.json", "participants.tsv")
 _ANNOTATIONS = "derivatives/annotations/"
