@@ -10,6 +10,7 @@ import ast
 import inspect
 import io
 import re
+import sys
 import textwrap
 from pathlib import Path
 
@@ -255,6 +256,37 @@ def test_gallery_example_layout(path):
     if len(heading) == 3:
         assert heading[0] == underline, f"{path.name}: overline and underline differ"
     assert "\n# %%\n" in source, f"{path.name} has no '# %%' cells"
+
+
+def _quick_examples():
+    """Examples that fit no encoder and run in seconds; the doc build runs them all."""
+    return [
+        path
+        for path in _examples()
+        if "sgskip" not in path.name and "FusionEncoder(" not in path.read_text()
+    ]
+
+
+@pytest.mark.parametrize("path", _quick_examples(), ids=lambda p: p.name)
+def test_gallery_example_runs_cell_by_cell(path, monkeypatch):
+    """A quick example runs the way sphinx-gallery runs it: cell by cell, in one
+    namespace, with ``sys.path`` and the working directory restored after each cell."""
+    split = pytest.importorskip("sphinx_gallery.py_source_parser")
+    import matplotlib.pyplot as plt
+
+    monkeypatch.chdir(path.parent)
+    namespace = {"__name__": "__main__", "__file__": str(path)}
+    _, blocks = split.split_code_and_text_blocks(path)
+    try:
+        for block in blocks:
+            if block.type != "code":
+                continue
+            with monkeypatch.context() as cell:
+                cell.setattr(sys, "path", list(sys.path))
+                code = compile(block.content, f"{path.name}:{block.lineno}", "exec")
+                exec(code, namespace)
+    finally:
+        plt.close("all")
 
 
 def test_gallery_readme_label():
