@@ -100,13 +100,14 @@ dist_info.mkdir()
     "[mne_fusion.feature_extractors]\npeak_rate = mne_fusion_peak_rate:PeakRate\n",
     encoding="utf-8",
 )
-sys.path.insert(0, str(site))
 
 # %%
 # The list of extractors is read once per session; ``refresh=True`` looks again, so
 # the new plugin shows up after the built-ins. A plugin that fails to import, or whose
 # name is taken, only warns and is left out.
 
+# (sphinx-gallery restores sys.path after each cell, so it is set where it is used)
+sys.path.insert(0, str(site))
 print(mf.features.available_extractors(refresh=True))
 peak_rate = mf.features.get_extractor("peak_rate", min_rate=0.2)
 print(peak_rate)
