@@ -11,6 +11,7 @@ from mne_fusion import FusionDataset, FusionEncoder, read_fusion_encoder
 from mne_fusion.anatomy import template_forward, template_source_space
 from mne_fusion.baselines import minimum_norm
 from mne_fusion.features import Features
+from mne_fusion.metrics import prediction_r
 
 SFREQ = 50.0
 N_TIMES = 1000  # 20 s stories
@@ -361,3 +362,49 @@ def test_errors(fitted, experiment):
     unknown.add_meg("Z", {"s0": raw}, experiment["fwd"])
     with pytest.raises(ValueError, match="Unknown subject 'Z'"):
         fitted.score(unknown)
+
+
+def test_map_readout_is_the_closed_form_layer(experiment, fitted):
+    """readout="map" sets the source layer to the MAP solution for the hidden states."""
+    from mne_fusion.model import map_source_readout
+
+    ds = experiment["ds"]
+    setup = fitted._meg["A"]
+    hidden = [
+        fitted._hidden(ds.stimulus(s).data.astype(np.float32))[0].double().numpy()
+        for s in fitted.train_stories_
+    ]
+    data = [setup["whitener"] @ ds.meg("A").runs[s] for s in fitted.train_stories_]
+    weight, bias = map_source_readout(
+        {"A": hidden},
+        {"A": data},
+        {"A": setup["whitener"] @ setup["gain"]},
+        np.ones(1284),  # no two fMRI subjects share a TR grid: uniform prior
+        snr=fitted.snr,
+    )
+    layer = fitted.model_.network.sources
+    scale = fitted.source_scale_
+    assert_allclose(
+        layer.weight.detach().numpy() * scale,
+        weight,
+        rtol=1e-4,
+        atol=1e-6 * np.abs(weight).max(),
+    )
+    assert_allclose(
+        layer.bias.detach().numpy() * scale,
+        bias,
+        rtol=1e-4,
+        atol=1e-6 * np.abs(bias).max(),
+    )
+    # the MAP layer explains the training MEG at least as well as the trained one
+    trained = FusionEncoder(**{**TINY, "readout": "trained"}).fit(ds)
+    features = ds.stimulus("s0")
+    truth = ds.meg("A").runs["s0"]
+
+    def meg_r(enc):
+        pred = enc.predict(features, "A").get_data()
+        return prediction_r(truth, pred, axis=1).mean()
+
+    assert meg_r(fitted) > meg_r(trained)
+    with pytest.raises(ValueError, match="'readout' parameter"):
+        FusionEncoder(**{**TINY, "readout": "exact"}).fit(ds)
