@@ -37,6 +37,14 @@ def pearson_r(pred, target, mask=None):
     return torch.where(norm > 0, cov / norm.clamp(min=1e-30), torch.zeros_like(cov))
 
 
+def _centred_pair(pred, target, mask):
+    """Centre both signals over the counted samples of each segment and channel."""
+    if mask is None:
+        mask = pred.new_ones(pred.shape[:2])
+    mask = mask.to(pred.dtype)
+    return _masked_center(pred, mask), _masked_center(target, mask), mask
+
+
 def _channel_mean(values, weights):
     if weights is None:
         return values.mean()
@@ -83,11 +91,8 @@ def gaussian_loss(pred, target, mask=None, weights=None):
     loss : Tensor
         Scalar.
     """
-    if mask is None:
-        mask = pred.new_ones(pred.shape[:2])
-    mask = mask.to(pred.dtype)
-    residual = _masked_center(pred, mask) - _masked_center(target, mask)
-    mse = residual.square().sum((0, 1)) / mask.sum().clamp(min=1)
+    pred, target, mask = _centred_pair(pred, target, mask)
+    mse = (pred - target).square().sum((0, 1)) / mask.sum().clamp(min=1)
     return _channel_mean(mse, weights)
 
 
@@ -113,11 +118,7 @@ def pattern_correlation_loss(pred, target, mask=None, weights=None):
     loss : Tensor
         Scalar in [0, 2].
     """
-    if mask is None:
-        mask = pred.new_ones(pred.shape[:2])
-    mask = mask.to(pred.dtype)
-    pred = _masked_center(pred, mask)
-    target = _masked_center(target, mask)
+    pred, target, _ = _centred_pair(pred, target, mask)
     if weights is not None:
         pred, target = pred * weights.sqrt(), target * weights.sqrt()
     norm = (pred.square().sum() * target.square().sum()).sqrt().clamp(min=1e-30)
