@@ -65,10 +65,8 @@ def prediction_r(y_true, y_pred, axis=0, *, verbose=None):
     ss_a = (a * a).sum(axis=axis)
     ss_b = (b * b).sum(axis=axis)
     constant = _constant(ss_a, y_true, axis) | _constant(ss_b, y_pred, axis)
-    denom = np.sqrt(ss_a * ss_b)
-    denom[constant] = 1.0
-    r = (a * b).sum(axis=axis) / denom
-    r[constant] = 0.0
+    denom = np.where(constant, 1.0, np.sqrt(ss_a * ss_b))
+    r = np.where(constant, 0.0, (a * b).sum(axis=axis) / denom)
     return np.clip(r, -1.0, 1.0)
 
 

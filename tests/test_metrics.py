@@ -218,3 +218,12 @@ def test_source_recovery_errors(src, rng):
     nan[0, 0] = np.nan
     with pytest.raises(ValueError, match="stc_est contains 1 NaN"):
         source_recovery(stc, _stc(src, nan), src)
+
+
+def test_prediction_r_one_dimensional(rng):
+    """A single pair of vectors gives a 0-d array equal to scipy's r."""
+    x, y = rng.standard_normal(50), rng.standard_normal(50)
+    r = prediction_r(x, y)
+    assert r.shape == ()
+    assert r == pytest.approx(pearsonr(x, y)[0], abs=1e-12)
+    assert prediction_r(x, np.ones(50)) == 0.0
