@@ -27,6 +27,7 @@ from .utils import (
     _check_positive,
     _validate_type,
     fill_doc,
+    verbose_method,
 )
 
 # HRF kernel length in TRs (20 s at a TR of 2 s), as in the reference model.
@@ -135,7 +136,9 @@ class FusionEncoder(BaseEstimator):
         ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"`` or
         ``"cuda:N"``. Mixed precision (bfloat16) is used on CUDA.
     %(random_state)s
-    %(verbose)s
+    verbose : bool | str | int | None
+        Logging level of every method call that does not set its own ``verbose``
+        (None: MNE's level, see :func:`mne.set_log_level`).
 
     Attributes
     ----------
@@ -273,7 +276,8 @@ class FusionEncoder(BaseEstimator):
         )
 
     # ------------------------------------------------------------------ fitting
-    @verbose
+    @verbose_method
+    @fill_doc
     def fit(self, X, y=None, noise_cov=None, *, verbose=None):
         """Fit the encoder to every MEG and fMRI subject of a dataset.
 
@@ -776,7 +780,7 @@ class FusionEncoder(BaseEstimator):
             bold = self.model_.fmri_heads[setup["key"]](sources, pooling[None])[0]
         return bold.double().cpu().numpy()
 
-    @verbose
+    @verbose_method
     @fill_doc
     def predict(self, features, subject, *, verbose=None):
         """Predict a subject's recording of a stimulus.
@@ -815,7 +819,7 @@ class FusionEncoder(BaseEstimator):
             bold.T, setup["vertices"], tmin=tmin, tstep=setup["tr"], subject="fsaverage"
         )
 
-    @verbose
+    @verbose_method
     @fill_doc
     def apply_inverse(
         self,
@@ -970,7 +974,8 @@ class FusionEncoder(BaseEstimator):
             )
         return mne.EpochsArray(residual, info, tmin=0.0, verbose=False)
 
-    @verbose
+    @verbose_method
+    @fill_doc
     def score(self, X, y=None, *, verbose=None):
         """Pearson r between predictions and recordings, per channel/target.
 
@@ -1034,7 +1039,8 @@ class FusionEncoder(BaseEstimator):
         return scores
 
     # ------------------------------------------------------------------ I/O
-    @verbose
+    @verbose_method
+    @fill_doc
     def save(self, fname, *, overwrite=False, verbose=None):
         """Save the fitted encoder (parameters, weights and what it predicts with).
 

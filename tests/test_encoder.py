@@ -408,3 +408,20 @@ def test_map_readout_is_the_closed_form_layer(experiment, fitted):
     assert meg_r(fitted) > meg_r(trained)
     with pytest.raises(ValueError, match="'readout' parameter"):
         FusionEncoder(**{**TINY, "readout": "exact"}).fit(ds)
+
+
+def test_constructor_verbose_sets_the_level_of_calls(experiment, fitted):
+    features = experiment["ds"].stimulus("s1")
+    quiet = clone(fitted).set_params(verbose="error")
+    with mne.utils.catch_logging(verbose="info") as log:
+        quiet.fit(experiment["ds"])
+        quiet.predict(features, "A")
+    assert log.getvalue() == ""
+    # a call's own argument wins over the constructor's
+    with mne.utils.catch_logging(verbose="warning") as log:
+        quiet.fit(experiment["ds"], verbose="info")
+    assert "Source layer re-solved in closed form" in log.getvalue()
+    loud = clone(fitted).set_params(verbose="info")
+    with mne.utils.catch_logging(verbose="warning") as log:
+        loud.fit(experiment["ds"])
+    assert "Fitting on 6 segments of 2 stories" in log.getvalue()

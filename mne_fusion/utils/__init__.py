@@ -6,6 +6,7 @@ from ._checks import (
     _check_positive,
     _validate_type,
 )
+from ._logging import verbose_method
 from .config import get_cache_dir, get_data_root
 from .docs import docdict, fill_doc
 from .sys_info import sys_info
@@ -20,4 +21,5 @@ __all__ = [
     "get_cache_dir",
     "get_data_root",
     "sys_info",
+    "verbose_method",
 ]
