@@ -139,7 +139,8 @@ PRESETS = {
         methods=METHODS,
     ),
     "full": dict(
-        # three encoder fits per condition and seed: hours on 2 CPU cores
+        # 11 encoder fits per seed (the single-modality ones are shared between
+        # conditions): about 20 minutes per seed on 2 CPU cores
         simulation=dict(_SIMULATION, n_stories=10, story_duration=60.0),
         encoder=dict(_ENCODER, max_epochs=30, patience=8),
         ridge=_RIDGE,
@@ -210,13 +211,32 @@ def _one_modality(dataset, modality):
     return out
 
 
-def _fit_encoders(experiment, methods, encoder_params, seed, progress):
+def _fit_encoders(experiment, methods, encoder_params, seed, progress, cache=None):
+    """Fit the encoders that ``methods`` need, by the modalities they are fitted on.
+
+    ``cache`` (a dict, filled in place) reuses an encoder fitted on the same seed and
+    the same noise levels of its modalities: the simulation draws each modality from
+    its own random streams, so the MEG-only encoder is the same at every fMRI CNR and
+    the fMRI-only one at every MEG CNR.
+    """
     from .encoder import FusionEncoder
 
+    cache = {} if cache is None else cache
     encoders = {}
     for method in methods:
         modalities = _ENCODERS.get(method)
         if modalities is None or modalities in encoders:
+            continue
+        key = (
+            seed,
+            modalities,
+            experiment.meg_cnr if "meg" in modalities else None,
+            experiment.fmri_cnr if "fmri" in modalities else None,
+        )
+        label = " + ".join(_MODALITY_NAMES[m] for m in modalities)
+        if key in cache:
+            progress(f"Reusing the encoder fitted on {label} at the same noise level")
+            encoders[modalities] = cache[key]
             continue
         dataset = experiment.train
         if len(modalities) == 1:
@@ -228,9 +248,8 @@ def _fit_encoders(experiment, methods, encoder_params, seed, progress):
             random_state=seed,
             **encoder_params,
         )
-        label = " + ".join(_MODALITY_NAMES[m] for m in modalities)
         progress(f"Fitting the encoder on {label}")
-        encoders[modalities] = encoder.fit(dataset, noise_cov=covs)
+        encoders[modalities] = cache[key] = encoder.fit(dataset, noise_cov=covs)
     return encoders
 
 
@@ -382,19 +401,22 @@ class _Scores:
         }
 
 
-def evaluate(experiment, config, *, seed, progress):
+def evaluate(experiment, config, *, seed, progress, encoders=None):
     """Estimate the test stories with every method and score each estimate.
 
     ``config`` is one of :data:`PRESETS` (its ``methods``, ``encoder`` and ``ridge``
-    entries). Returns ``(tables, estimates)``: ``tables[truth][method][metric]`` for
-    each truth of :data:`TRUTHS` (None where a metric does not apply), and the
-    estimates of the first test story kept for the figures (per-subject methods from
-    the first MEG subject; the truths under ``"truth"`` and ``"stimulus-driven
-    truth"``).
+    entries); ``encoders`` is a cache of fitted encoders shared between conditions
+    (see :func:`_fit_encoders`). Returns ``(tables, estimates)``:
+    ``tables[truth][method][metric]`` for each truth of :data:`TRUTHS` (None where a
+    metric does not apply), and the estimates of the first test story kept for the
+    figures (per-subject methods from the first MEG subject; the truths under
+    ``"truth"`` and ``"stimulus-driven truth"``).
     """
     methods = config["methods"]
     train, test = experiment.train, experiment.test
-    encoders = _fit_encoders(experiment, methods, config["encoder"], seed, progress)
+    encoders = _fit_encoders(
+        experiment, methods, config["encoder"], seed, progress, encoders
+    )
     fmri_ridges = {}
     if "ridge" in methods:
         progress("Fitting a ridge encoder per fMRI subject (delays 0-12 s)")
@@ -707,13 +729,15 @@ def run_bench(config, out, seeds):
 
     progress = _Progress()
     preset = PRESETS[config]
-    conditions = []
+    conditions, encoders = [], {}
     sections = [f"# mne-fusion bench --config {config} (seeds {list(seeds)})"]
     for meg_cnr, fmri_cnr in preset["conditions"]:
         per_seed = []
         for seed in seeds:
             experiment = _simulate(preset, meg_cnr, fmri_cnr, seed, progress)
-            tables, _ = evaluate(experiment, preset, seed=seed, progress=progress)
+            tables, _ = evaluate(
+                experiment, preset, seed=seed, progress=progress, encoders=encoders
+            )
             per_seed.append(tables)
         tables = {
             truth: {

@@ -161,3 +161,32 @@ def test_bench_end_to_end(tiny, tmp_path, capsys):
     for name in ("bench_cnr.png", "bench_meg-1.0_fmri-1.0_full.png"):
         assert (out / name).is_file()
     assert math.isfinite(results["elapsed_s"])
+
+
+def test_bench_shares_single_modality_encoders(tiny):
+    """The bench refits no encoder whose data do not change between conditions."""
+    sim = tiny["simulation"]
+    noisy = simulate_naturalistic(meg_cnr=1.0, fmri_cnr=1.0, seed=0, **sim)
+    clean = simulate_naturalistic(meg_cnr=1.0, fmri_cnr=math.inf, seed=0, **sim)
+    # what makes sharing valid: each modality has its own random streams
+    (name,) = noisy.train.meg_subjects
+    story = noisy.train_stories[0]
+    meg = noisy.train.meg(name).runs[story], clean.train.meg(name).runs[story]
+    assert_allclose(*meg)
+    fmri = noisy.train.fmri_subjects[0]
+    assert not np.allclose(
+        noisy.train.fmri(fmri).runs[story], clean.train.fmri(fmri).runs[story]
+    )
+    meg_only, messages = object(), []
+    cache = {(0, ("meg",), 1.0, None): meg_only}
+    encoders = _benchmark._fit_encoders(
+        clean, ("fusion MEG-only",), tiny["encoder"], 0, messages.append, cache
+    )
+    assert encoders[("meg",)] is meg_only
+    assert messages == ["Reusing the encoder fitted on MEG at the same noise level"]
+    # another seed, or another MEG noise level, is another fit
+    encoders = _benchmark._fit_encoders(
+        clean, ("fusion MEG-only",), tiny["encoder"], 1, messages.append, cache
+    )
+    assert encoders[("meg",)] is not meg_only
+    assert cache[(1, ("meg",), 1.0, None)] is encoders[("meg",)]
