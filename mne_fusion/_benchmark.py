@@ -461,7 +461,7 @@ def evaluate(experiment, config, *, seed, progress, encoders=None):
                     scores.add("fMRI-weighted MNE", story, stc, keep)
                 if "data-informed fusion" in methods:
                     stc = encoders[("meg", "fmri")].apply_inverse(
-                        features, inst=raw, subject=name, verbose=False
+                        features, inst=raw, subject=name, snr=snr, verbose=False
                     )
                     scores.add("data-informed fusion", story, stc, keep)
                 if "ridge" in methods:

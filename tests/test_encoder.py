@@ -9,7 +9,7 @@ from sklearn.exceptions import NotFittedError
 
 from mne_fusion import FusionDataset, FusionEncoder, read_fusion_encoder
 from mne_fusion.anatomy import template_forward, template_source_space
-from mne_fusion.baselines import minimum_norm
+from mne_fusion.baselines import fmri_weighted_mne, minimum_norm
 from mne_fusion.features import Features
 from mne_fusion.metrics import prediction_r
 
@@ -295,6 +295,7 @@ def test_fmri_evidence_relaxes_prior(experiment, fitted, rng):
             for s in ds.stories
         }
         two.add_fmri(name, runs, tr=2.0)
+    two.add_meg("A", experiment["raws"], experiment["fwd"])
     enc = FusionEncoder(**{**TINY, "max_epochs": 1}).fit(two)
     evidence = enc.fmri_evidence_
     assert evidence.shape == (1284,)
@@ -304,8 +305,26 @@ def test_fmri_evidence_relaxes_prior(experiment, fitted, rng):
     assert np.median(evidence[20:]) < 0.2
     weights = enc._objective().prior_weights.numpy()
     assert_allclose(weights.mean(), 1.0, rtol=1e-6)
-    # prior variance 1 - 0.9 + 0.9 * a: ten times looser where a = 1 than where a = 0
-    assert_allclose(weights[np.argmax(evidence)] / weights.max(), 0.1, rtol=1e-2)
+    # prior variance 1 - 0.99 + 0.99 * a: 100 times looser where a = 1 than at a = 0
+    assert_allclose(weights[np.argmax(evidence)] / weights.max(), 0.01, rtol=1e-2)
+    # the data-informed estimate corrects with the same prior: fMRI-weighted MNE
+    raw, fwd, info = experiment["raws"]["s1"], experiment["fwd"], experiment["info"]
+    cov = mne.make_ad_hoc_cov(info, verbose=False)
+    feats = ds.stimulus("s1")
+    s_enc = enc.apply_inverse(feats).data
+    residual = mne.io.RawArray(
+        raw.get_data() - enc.predict(feats, "A").get_data(), info, verbose=False
+    )
+    expected = fmri_weighted_mne(residual, fwd, cov, evidence, 0.99, "MNE", 2.0)
+    stc = enc.apply_inverse(feats, raw, "A", noise_cov=cov, snr=2.0)
+    assert_allclose(stc.data, s_enc + expected.data, rtol=1e-6, atol=1e-20)
+    plain = enc.apply_inverse(
+        feats, raw, "A", noise_cov=cov, snr=2.0, fmri_weighted=False
+    )
+    expected = minimum_norm(residual, fwd, cov, "MNE", 2.0)
+    assert_allclose(plain.data, s_enc + expected.data, rtol=1e-6, atol=1e-20)
+    with pytest.raises(TypeError, match="fmri_weighted must be an instance of bool"):
+        enc.apply_inverse(feats, raw, "A", noise_cov=cov, fmri_weighted="yes")
     uniform = FusionEncoder(**{**TINY, "max_epochs": 1, "fmri_prior": 0.0}).fit(two)
     assert uniform._objective().prior_weights is None
     # runs on different TR grids are not compared: no evidence
@@ -375,13 +394,15 @@ def test_map_readout_is_the_closed_form_layer(experiment, fitted):
         for s in fitted.train_stories_
     ]
     data = [setup["whitener"] @ ds.meg("A").runs[s] for s in fitted.train_stories_]
-    weight, bias = map_source_readout(
+    weight, bias, snr = map_source_readout(
         {"A": hidden},
         {"A": data},
         {"A": setup["whitener"] @ setup["gain"]},
         np.ones(1284),  # no two fMRI subjects share a TR grid: uniform prior
         snr=fitted.snr,
     )
+    assert fitted.snr == "auto"
+    assert_allclose(fitted.readout_snr_, snr, rtol=1e-4)
     layer = fitted.model_.network.sources
     scale = fitted.source_scale_
     assert_allclose(

@@ -3,6 +3,7 @@ from numpy.testing import assert_allclose
 
 from mne_fusion.model.readout import (
     map_source_readout,
+    readout_snr,
     ridge_readout,
     weighted_minimum_norm,
 )
@@ -48,7 +49,8 @@ def test_map_source_readout_explains_the_data(rng):
     data = {s: [gains[s] @ weight @ hidden[s][0].T] for s in gains}
     prior = np.full(n_sources, 1e-3)
     prior[[3, 17]] = 1.0
-    est_weight, est_bias = map_source_readout(hidden, data, gains, prior, snr=1e4)
+    est_weight, est_bias, snr = map_source_readout(hidden, data, gains, prior, snr=1e4)
+    assert snr == 1e4
     assert est_weight.shape == (n_sources, d)
     assert est_bias.shape == (n_sources,)
     for s in gains:
@@ -57,3 +59,31 @@ def test_map_source_readout_explains_the_data(rng):
     power = np.square(est_weight).sum(axis=1)
     assert set(np.argsort(power)[-2:]) == {3, 17}
     assert_allclose(est_weight[[3, 17]], weight[[3, 17]], atol=1e-2)
+
+
+def test_readout_snr_is_prediction_over_estimation_error(rng):
+    d, n_times, n_channels = 4, 2000, 6
+    hidden = {"a": [rng.standard_normal((n_times, d))]}
+    mixing = rng.standard_normal((n_channels, d))
+    signal = mixing @ hidden["a"][0].T
+    noise = 2.0 * rng.standard_normal((n_channels, n_times))
+    data = {"a": [signal + noise]}
+    readouts = {"a": ridge_readout(hidden["a"], data["a"], alpha=1e-12)}
+    snr = readout_snr(hidden, data, readouts)
+    # least squares: prediction variance ~ |mixing|^2 / n_ch, error ~ 4 (d + 1) / n
+    expected = np.sqrt(np.square(mixing).sum() / n_channels / (4.0 * (d + 1) / n_times))
+    assert_allclose(snr, expected, rtol=0.1)
+    # twice the data, sqrt(2) times the SNR
+    more = {"a": [np.vstack([hidden["a"][0]] * 2)]}
+    data2 = {
+        "a": [
+            np.hstack([signal, signal])
+            + 2.0 * rng.standard_normal((n_channels, 2 * n_times))
+        ]
+    }
+    snr2 = readout_snr(more, data2, {"a": ridge_readout(more["a"], data2["a"], 1e-12)})
+    assert_allclose(snr2 / snr, np.sqrt(2), rtol=0.1)
+    # "auto" in the MAP read-out uses it
+    gains = {"a": rng.standard_normal((n_channels, 10))}
+    *_, used = map_source_readout(hidden, data, gains, np.ones(10), alpha=1e-12)
+    assert_allclose(used, snr)

@@ -13,7 +13,12 @@ from .losses import (
     pearson_r,
 )
 from .network import EncoderLayer, FusionNetwork, InputLayer, SourceLayer
-from .readout import map_source_readout, ridge_readout, weighted_minimum_norm
+from .readout import (
+    map_source_readout,
+    readout_snr,
+    ridge_readout,
+    weighted_minimum_norm,
+)
 from .training import (
     FusionModel,
     Objective,
@@ -53,6 +58,7 @@ __all__ = [
     "pattern_correlation_loss",
     "pearson_r",
     "predict_batch",
+    "readout_snr",
     "ridge_readout",
     "tr_pooling",
     "train",

@@ -13,7 +13,10 @@ a two-step solution that is exact when all MEG subjects heard the same stories,
    ``W = R G' (G R G' + lambda^2 I)^-1 B`` with ``G`` the stacked whitened lead fields.
 
 ``lambda^2 = 1 / snr^2`` after scaling ``R`` so that ``trace(G R G') = n_channels``,
-MNE's convention for the regularisation of minimum-norm estimates.
+MNE's convention for the regularisation of minimum-norm estimates. What step 2 maps is
+not a noisy recording but the read-outs, whose only noise is their estimation error;
+by default the SNR is that of the read-outs (:func:`readout_snr`), so the map sharpens
+as the training data grow and stays smooth where the MEG is mostly noise.
 """
 
 import numpy as np
@@ -45,6 +48,40 @@ def ridge_readout(hidden, data, alpha=1e-3):
     return np.linalg.solve(gram + penalty * np.eye(len(gram)), cross.T).T
 
 
+def readout_snr(hidden, data, readouts):
+    """Amplitude SNR of least-squares read-outs of whitened recordings.
+
+    A read-out with ``d`` parameters fitted to ``n`` samples predicts each channel
+    with an estimation error of variance about ``v_res * d / n``, where ``v_res`` is
+    the residual variance; against the variance ``v_pred`` of the prediction itself
+    its SNR is ``sqrt(v_pred * n / (v_res * d))`` (pooled over channels and subjects).
+
+    Parameters
+    ----------
+    hidden : dict of str -> list of array, shape (n_times, d)
+        Hidden features of each subject's recordings.
+    data : dict of str -> list of array, shape (n_channels, n_times)
+        Whitened recordings, aligned with ``hidden``.
+    readouts : dict of str -> array, shape (n_channels, d + 1)
+        Each subject's read-out (:func:`ridge_readout`).
+
+    Returns
+    -------
+    snr : float
+    """
+    predicted, residual, n_values = 0.0, 0.0, 0
+    for subject, readout in readouts.items():
+        for h, y in zip(hidden[subject], data[subject], strict=True):
+            prediction = h @ readout[:, :-1].T + readout[:, -1]
+            predicted += len(h) * prediction.var(axis=0).sum()
+            residual += len(h) * (y.T - prediction).var(axis=0).sum()
+            n_values += y.size
+    n_channels = sum(len(r) for r in readouts.values())
+    n_parameters = next(iter(readouts.values())).shape[1]
+    n_times = n_values / n_channels
+    return float(np.sqrt(predicted * n_times / (residual * n_parameters)))
+
+
 def weighted_minimum_norm(gain, prior_variance, snr=3.0):
     """Inverse operator ``R G' (G R G' + I / snr^2)^-1`` for whitened data.
 
@@ -69,7 +106,7 @@ def weighted_minimum_norm(gain, prior_variance, snr=3.0):
     return scale * np.linalg.solve(system, weighted).T
 
 
-def map_source_readout(hidden, data, gains, prior_variance, snr=3.0, alpha=1e-3):
+def map_source_readout(hidden, data, gains, prior_variance, snr="auto", alpha=1e-3):
     """MAP source layer (weights and bias) for fixed hidden features.
 
     Parameters
@@ -82,8 +119,9 @@ def map_source_readout(hidden, data, gains, prior_variance, snr=3.0, alpha=1e-3)
         Whitened lead fields on the template sources.
     prior_variance : array, shape (n_sources,)
         Relative prior variance of each source.
-    snr : float
-        Assumed amplitude signal-to-noise ratio of the read-outs.
+    snr : float | "auto"
+        Amplitude signal-to-noise ratio of the read-outs; ``"auto"`` (default)
+        estimates it with :func:`readout_snr`.
     alpha : float
         Relative ridge penalty of the sensor read-outs.
 
@@ -91,9 +129,14 @@ def map_source_readout(hidden, data, gains, prior_variance, snr=3.0, alpha=1e-3)
     -------
     weight : array, shape (n_sources, d)
     bias : array, shape (n_sources,)
+    snr : float
+        The SNR used.
     """
     subjects = list(gains)
-    readout = np.vstack([ridge_readout(hidden[s], data[s], alpha) for s in subjects])
+    readouts = {s: ridge_readout(hidden[s], data[s], alpha) for s in subjects}
+    if snr == "auto":
+        snr = readout_snr(hidden, data, readouts)
     gain = np.vstack([gains[s] for s in subjects])
+    readout = np.vstack([readouts[s] for s in subjects])
     layer = weighted_minimum_norm(gain, prior_variance, snr) @ readout
-    return layer[:, :-1], layer[:, -1]
+    return layer[:, :-1], layer[:, -1], snr
