@@ -689,6 +689,47 @@ def _ceiling_note(table):
     return "; ".join(notes)
 
 
+# What each row of the bench is, for readers of results.md.
+_METHOD_NOTES = """\
+- **fusion**: the FusionEncoder fitted on all MEG and fMRI subjects; its
+  stimulus-driven estimate from the test story's features alone.
+- **fusion MEG-only** / **fusion fMRI-only**: the same encoder fitted on one modality.
+  The fMRI head sees source power, so fMRI alone cannot tell the sign of a source:
+  the fMRI-only estimate scores near 0 on every signed metric (temporal r, spatial r,
+  relative error) by construction; its ROC AUC shows what it localises.
+- **data-informed fusion**: fusion plus the fMRI-weighted minimum-norm estimate of
+  what it does not predict in each MEG subject's test recording.
+- **MNE**, **dSPM**, **sLORETA**, **eLORETA**: minimum norm of each MEG subject's test
+  recording with the true noise covariance and SNR (their best case).
+- **fMRI-weighted MNE**: MNE with the fMRI subjects' inter-subject correlation as
+  source-variance prior (Liu et al. 1998, weight 0.9).
+- **ridge**: dSPM of each subject's time-lagged ridge prediction of its test MEG.
+- **oracle**: the true generative model applied to the test story (the ceiling).
+"""
+
+
+def summary_table(conditions, truth="stimulus"):
+    """Markdown: temporal r / spatial r of every method (rows) at every condition.
+
+    ``conditions`` as in the bench's ``results.json``: dicts with ``meg_cnr``,
+    ``fmri_cnr`` and ``tables[truth][method][metric]`` (a value or one per seed).
+    """
+    header = [f"MEG {c['meg_cnr']} / fMRI {c['fmri_cnr']}" for c in conditions]
+    lines = [
+        "| method | " + " | ".join(header) + " |",
+        "| --- |" + " --- |" * len(conditions),
+    ]
+    for method in conditions[0]["tables"][truth]:
+        cells = []
+        for condition in conditions:
+            row = condition["tables"][truth][method]
+            cells.append(
+                " / ".join(_format(row[m], m) for m in ("temporal_r", "spatial_r"))
+            )
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def _plot_conditions(conditions, out):
     """Temporal and spatial r versus MEG CNR: a line per method and fMRI CNR."""
     import matplotlib.pyplot as plt
@@ -773,6 +814,11 @@ def run_bench(config, out, seeds):
             ),
         )
     _plot_conditions(conditions, out)
+    sections[1:1] = [
+        f"## Summary: temporal r / spatial r against {TRUTHS['stimulus'][1]}\n\n"
+        f"{summary_table(conditions)}",
+        f"## The methods\n\n{_METHOD_NOTES}",
+    ]
     sections.append(f"## {_REFERENCE_TITLE}\n\n{REFERENCE}")
     text = "\n\n".join(sections)
     (out / "results.md").write_text(text)

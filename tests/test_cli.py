@@ -69,6 +69,28 @@ def test_markdown_table():
     assert lines[3].split(" | ")[1:3] == ["0.250", "–"]
 
 
+def test_summary_table():
+    conditions = [
+        dict(
+            meg_cnr="inf",
+            fmri_cnr=1.0,
+            tables={
+                "stimulus": {"fusion": {"temporal_r": [0.5, 0.7], "spatial_r": 0.3}}
+            },
+        ),
+        dict(
+            meg_cnr=0.1,
+            fmri_cnr=1.0,
+            tables={"stimulus": {"fusion": {"temporal_r": 0.2, "spatial_r": None}}},
+        ),
+    ]
+    assert _benchmark.summary_table(conditions).splitlines() == [
+        "| method | MEG inf / fMRI 1.0 | MEG 0.1 / fMRI 1.0 |",
+        "| --- | --- | --- |",
+        "| fusion | 0.600 ± 0.100 / 0.300 | 0.200 / – |",
+    ]
+
+
 @pytest.fixture
 def tiny(monkeypatch):
     """The quick preset at one condition, for end-to-end runs."""
@@ -158,6 +180,14 @@ def test_bench_end_to_end(tiny, tmp_path, capsys):
     assert "### Against all sources" in text
     assert " ± " in text
     assert "of the oracle's temporal_r" in text
+    # the summary comes first and holds every method at every condition
+    assert text.index("## Summary: temporal r / spatial r") < text.index("## MEG CNR")
+    assert "## The methods" in text
+    summary = _benchmark.summary_table(results["conditions"])
+    assert summary in text
+    rows = summary.splitlines()
+    assert rows[0] == "| method | MEG 1.0 / fMRI 1.0 |"
+    assert len(rows) == 2 + len(METHODS)
     for name in ("bench_cnr.png", "bench_meg-1.0_fmri-1.0_full.png"):
         assert (out / name).is_file()
     assert math.isfinite(results["elapsed_s"])
