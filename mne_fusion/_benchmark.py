@@ -401,30 +401,36 @@ class _Scores:
         }
 
 
-def evaluate(experiment, config, *, seed, progress, encoders=None):
+def evaluate(experiment, config, *, seed, progress, cache=None):
     """Estimate the test stories with every method and score each estimate.
 
     ``config`` is one of :data:`PRESETS` (its ``methods``, ``encoder`` and ``ridge``
-    entries); ``encoders`` is a cache of fitted encoders shared between conditions
-    (see :func:`_fit_encoders`). Returns ``(tables, estimates)``:
-    ``tables[truth][method][metric]`` for each truth of :data:`TRUTHS` (None where a
-    metric does not apply), and the estimates of the first test story kept for the
-    figures (per-subject methods from the first MEG subject; the truths under
-    ``"truth"`` and ``"stimulus-driven truth"``).
+    entries); ``cache`` (a dict, filled in place) shares fitted models between
+    conditions whose data for them are the same (see :func:`_fit_encoders`).
+    Returns ``(tables, estimates)``: ``tables[truth][method][metric]`` for each
+    truth of :data:`TRUTHS` (None where a metric does not apply), and the estimates
+    of the first test story kept for the figures (per-subject methods from the first
+    MEG subject; the truths under ``"truth"`` and ``"stimulus-driven truth"``).
     """
     methods = config["methods"]
     train, test = experiment.train, experiment.test
+    cache = {} if cache is None else cache
     encoders = _fit_encoders(
-        experiment, methods, config["encoder"], seed, progress, encoders
+        experiment, methods, config["encoder"], seed, progress, cache
     )
     fmri_ridges = {}
     if "ridge" in methods:
         progress("Fitting a ridge encoder per fMRI subject (delays 0-12 s)")
         with _one_blas_thread():
             fmri_ridges = {n: _fmri_ridge(train, n) for n in train.fmri_subjects}
-        meg_ridge = RidgeEncoder(sfreq=experiment.sfreq, **config["ridge"])
-        progress(f"Fitting ridge encoders to the MEG channels ({meg_ridge!r})")
-        columns = _fit_meg_ridge(train, meg_ridge)
+        key = ("MEG ridge", seed, experiment.meg_cnr)
+        if key in cache:
+            progress("Reusing the MEG ridge encoders fitted at the same noise level")
+        else:
+            meg_ridge = RidgeEncoder(sfreq=experiment.sfreq, **config["ridge"])
+            progress(f"Fitting ridge encoders to the MEG channels ({meg_ridge!r})")
+            cache[key] = meg_ridge, _fit_meg_ridge(train, meg_ridge)
+        meg_ridge, columns = cache[key]
     if "fMRI-weighted MNE" in methods:
         fmri_map = _fmri_activation(train)
     with _one_blas_thread():
@@ -770,14 +776,14 @@ def run_bench(config, out, seeds):
 
     progress = _Progress()
     preset = PRESETS[config]
-    conditions, encoders = [], {}
+    conditions, cache = [], {}
     sections = [f"# mne-fusion bench --config {config} (seeds {list(seeds)})"]
     for meg_cnr, fmri_cnr in preset["conditions"]:
         per_seed = []
         for seed in seeds:
             experiment = _simulate(preset, meg_cnr, fmri_cnr, seed, progress)
             tables, _ = evaluate(
-                experiment, preset, seed=seed, progress=progress, encoders=encoders
+                experiment, preset, seed=seed, progress=progress, cache=cache
             )
             per_seed.append(tables)
         tables = {

@@ -162,13 +162,23 @@ def test_demo_end_to_end(tiny, tmp_path, capfd):
         assert_allclose(full["sLORETA"][metric], want, rtol=1e-10)
 
 
-def test_bench_end_to_end(tiny, tmp_path, capsys):
+def test_bench_end_to_end(tiny, tmp_path, capfd, monkeypatch):
+    # two fMRI noise levels at the same MEG CNR: MEG-only fits are shared
+    monkeypatch.setitem(tiny, "conditions", ((1.0, 1.0), (1.0, math.inf)))
     out = tmp_path / "bench"
     argv = ["bench", "--config", "quick", "--out", str(out), "--seeds", "0", "1"]
     assert main(argv) == 0
+    log = capfd.readouterr().out
+    assert log.count("Fitting the encoder on MEG\n") == 2  # once per seed
+    assert log.count("Reusing the encoder fitted on MEG at the same") == 2
+    assert log.count("Reusing the MEG ridge encoders") == 2
     results = json.loads((out / "results.json").read_text())
     assert results["seeds"] == [0, 1]
-    (condition,) = results["conditions"]
+    condition, clean_fmri = results["conditions"]
+    assert clean_fmri["fmri_cnr"] == "inf"
+    for method in ("fusion MEG-only", "ridge", "MNE"):
+        same = clean_fmri["tables"]["stimulus"][method]["temporal_r"]
+        assert same == condition["tables"]["stimulus"][method]["temporal_r"]
     table = condition["tables"]["stimulus"]
     assert list(table) == list(METHODS)
     assert all(len(v) == 2 for v in table["MNE"].values())
@@ -186,7 +196,7 @@ def test_bench_end_to_end(tiny, tmp_path, capsys):
     summary = _benchmark.summary_table(results["conditions"])
     assert summary in text
     rows = summary.splitlines()
-    assert rows[0] == "| method | MEG 1.0 / fMRI 1.0 |"
+    assert rows[0] == "| method | MEG 1.0 / fMRI 1.0 | MEG 1.0 / fMRI inf |"
     assert len(rows) == 2 + len(METHODS)
     for name in ("bench_cnr.png", "bench_meg-1.0_fmri-1.0_full.png"):
         assert (out / name).is_file()
