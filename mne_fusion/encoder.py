@@ -123,7 +123,7 @@ class FusionEncoder(BaseEstimator):
         regularisation is ``1 / snr ** 2``, as in
         :func:`mne.minimum_norm.apply_inverse`. ``"auto"`` (default) uses the SNR of
         the sensor read-outs that the operator maps, their predicted variance over
-        their estimation error (:func:`mne_fusion.model.readout_snr`): on the
+        their estimation error (``mne_fusion.model.readout_snr``): on the
         simulation about 0.8, 9 and 30 at MEG CNR 0.1, 1 and inf, where a fixed 3
         loses on both ends.
     loss : "likelihood" | "correlation"
