@@ -841,7 +841,7 @@ class FusionEncoder(BaseEstimator):
         forward=None,
         noise_cov=None,
         method="MNE",
-        snr=3.0,
+        snr=None,
         depth=0.8,
         fmri_weighted=True,
         verbose=None,
@@ -868,8 +868,10 @@ class FusionEncoder(BaseEstimator):
         method : "MNE" | "dSPM" | "sLORETA" | "eLORETA"
             Inverse method of ``K``; only ``"MNE"`` gives estimates in A m that add
             to the encoder's.
-        snr : float
-            Assumed SNR; ``lambda2 = 1 / snr ** 2``.
+        snr : float | None
+            Assumed SNR of ``K``; ``lambda2 = 1 / snr ** 2``. None uses MNE's
+            conventions: 3 for an Evoked (averaged data), 1 for Raw and Epochs
+            (single trials).
         depth : float | None
             Depth weighting of ``K`` (None for none).
         fmri_weighted : bool
@@ -914,6 +916,8 @@ class FusionEncoder(BaseEstimator):
             )
         _validate_type(forward, mne.Forward, "forward")
         residual = self._residual(inst, hidden, subject, forward, len(features))
+        if snr is None:
+            snr = 3.0 if isinstance(inst, mne.Evoked) else 1.0
         if noise_cov is None:
             noise_cov = setup["noise_cov"]
         if noise_cov is None:

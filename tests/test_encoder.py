@@ -165,20 +165,26 @@ def test_data_informed_equals_mne_when_encoder_predicts_zero(fitted, experiment)
     inverse = mne.minimum_norm.make_inverse_operator(
         raw.info, fwd, cov, loose=0.0, depth=None, verbose=False
     )
-    expected = mne.minimum_norm.apply_inverse_raw(raw, inverse, 1 / 9.0, "MNE")
+    # single-trial data: MNE's SNR of 1 unless told otherwise
+    expected = mne.minimum_norm.apply_inverse_raw(raw, inverse, 1.0, "MNE")
     assert_allclose(stc.data, expected.data, rtol=1e-6, atol=1e-20)
     assert stc.subject == "fsaverage"
     # Epochs: one estimate per epoch, each MNE's
     epochs = mne.EpochsArray(np.stack([raw.get_data()] * 2), info, verbose=False)
     stcs = enc.apply_inverse(
-        feats, epochs, "A", noise_cov=cov, method="dSPM", depth=None
+        feats, epochs, "A", noise_cov=cov, method="dSPM", snr=3.0, depth=None
     )
     expected = mne.minimum_norm.apply_inverse_epochs(epochs, inverse, 1 / 9.0, "dSPM")
     assert len(stcs) == 2
     assert_allclose(stcs[1].data, expected[1].data, rtol=1e-6)
+    # averaged data: MNE's SNR of 3
+    evoked = epochs.average()
+    stc = enc.apply_inverse(feats, evoked, "A", noise_cov=cov, depth=None)
+    expected = mne.minimum_norm.apply_inverse(evoked, inverse, 1 / 9.0, "MNE")
+    assert_allclose(stc.data, expected.data, rtol=1e-6, atol=1e-20)
     # default depth weighting: the package's minimum-norm baseline
     stc = enc.apply_inverse(feats, raw, "A", noise_cov=cov)
-    expected = minimum_norm(raw, fwd, cov, "MNE", 3.0)
+    expected = minimum_norm(raw, fwd, cov, "MNE", 1.0)
     assert_allclose(stc.data, expected.data, rtol=1e-6, atol=1e-20)
 
 
