@@ -1,24 +1,24 @@
 """FusionEncoder: the MEG-fMRI encoding model behind an sklearn-style API.
 
-This is the only module where MNE objects meet tensors: it turns a FusionDataset into
-whitened, aligned arrays for :mod:`mne_fusion.model` and turns the network's output back
-into Raw, SourceEstimate and arrays.
+This is where MNE objects meet the network: it turns a FusionDataset into whitened,
+aligned arrays for :mod:`mne_fusion.model` and turns the network's output back into
+Raw, SourceEstimate and arrays. The file format of a fitted encoder (``save`` and
+``read_fusion_encoder``) lives in :mod:`mne_fusion._encoder_io`.
 """
-
-import tempfile
-from pathlib import Path
 
 import mne
 import numpy as np
 import torch
 from mne.io import BaseRaw, RawArray
-from mne.utils import ProgressBar, logger, verbose
+from mne.utils import ProgressBar, logger
 from scipy import sparse
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from . import model as nets
+from ._encoder_io import read_fusion_encoder as read_fusion_encoder  # re-export
+from ._encoder_io import write_encoder
 from .dataset import FusionDataset
 from .features import Features
 from .metrics import prediction_r
@@ -32,8 +32,6 @@ from .utils import (
 
 # HRF kernel length in TRs (20 s at a TR of 2 s), as in the reference model.
 HRF_TAPS = 10
-_FORMAT = "mne-fusion-encoder"
-_FORMAT_VERSION = 1
 
 
 @fill_doc
@@ -1098,120 +1096,7 @@ class FusionEncoder(BaseEstimator):
         so loading never runs pickled code. Forwards are not kept.
         """
         self._check_fitted()
-        _validate_type(fname, "path-like", "fname")
-        fname = Path(fname)
-        if fname.exists() and not overwrite:
-            raise FileExistsError(f"{fname} exists; use overwrite=True to replace it.")
-        state = {
-            "format": _FORMAT,
-            "version": _FORMAT_VERSION,
-            "params": self.get_params(),
-            "state_dict": {k: v.cpu() for k, v in self.model_.state_dict().items()},
-            "vertices": [torch.as_tensor(v) for v in self.vertices_],
-            "source_scale": float(self.source_scale_),
-            "feature_names": [str(n) for n in self.feature_names_in_],
-            "train_stories": list(self.train_stories_),
-            "validation_stories": list(self.validation_stories_),
-            "history": self.history_,
-            "fmri_evidence": None
-            if self.fmri_evidence_ is None
-            else torch.as_tensor(self.fmri_evidence_),
-            "readout_snr": self.readout_snr_,
-            "meg": {
-                name: {
-                    "key": setup["key"],
-                    "info": _fif_bytes(mne.io.write_info, setup["info"]),
-                    "gain": torch.as_tensor(setup["gain"]),
-                    "whitener": torch.as_tensor(setup["whitener"]),
-                    "noise_cov": None
-                    if setup["noise_cov"] is None
-                    else _fif_bytes(mne.write_cov, setup["noise_cov"], "-cov.fif"),
-                }
-                for name, setup in self._meg.items()
-            },
-            "fmri": {
-                name: {
-                    "key": setup["key"],
-                    "tr": float(setup["tr"]),
-                    "vertices": None
-                    if setup["vertices"] is None
-                    else [torch.as_tensor(v) for v in setup["vertices"]],
-                    "readout": _sparse_to_dict(setup["readout"]),
-                    "mapping_is_readout": setup["vertices"] is None,
-                }
-                for name, setup in self._fmri.items()
-            },
-        }
-        torch.save(state, fname)
-        logger.info(f"Saved {self!r} to {fname}")
-
-
-@verbose
-def read_fusion_encoder(fname, *, verbose=None):
-    """Read an encoder written by :meth:`FusionEncoder.save`.
-
-    Parameters
-    ----------
-    fname : path-like
-        The file.
-    %(verbose)s
-
-    Returns
-    -------
-    encoder : FusionEncoder
-        The fitted encoder; its predictions equal those of the saved one.
-
-    See Also
-    --------
-    FusionEncoder.save
-    """
-    _validate_type(fname, "path-like", "fname")
-    state = torch.load(fname, map_location="cpu", weights_only=True)
-    if not isinstance(state, dict) or state.get("format") != _FORMAT:
-        raise ValueError(f"{fname} is not a FusionEncoder file.")
-    enc = FusionEncoder(**state["params"])
-    enc.vertices_ = [v.numpy() for v in state["vertices"]]
-    enc.source_scale_ = state["source_scale"]
-    enc.feature_names_in_ = np.array(state["feature_names"], dtype=object)
-    enc.n_features_in_ = len(state["feature_names"])
-    enc.train_stories_ = state["train_stories"]
-    enc.validation_stories_ = state["validation_stories"]
-    enc.history_ = state["history"]
-    evidence = state["fmri_evidence"]
-    enc.fmri_evidence_ = None if evidence is None else evidence.numpy()
-    enc.readout_snr_ = state.get("readout_snr")
-    enc.device_ = enc._device()
-    enc._meg = {
-        name: {
-            "key": meta["key"],
-            "info": _from_fif_bytes(mne.io.read_info, meta["info"]),
-            "gain": meta["gain"].numpy(),
-            "whitener": meta["whitener"].numpy(),
-            "forward": None,
-            "noise_cov": None
-            if meta["noise_cov"] is None
-            else _from_fif_bytes(mne.read_cov, meta["noise_cov"], "-cov.fif"),
-        }
-        for name, meta in state["meg"].items()
-    }
-    enc._fmri = {}
-    for name, meta in state["fmri"].items():
-        readout = _sparse_from_dict(meta["readout"])
-        enc._fmri[name] = {
-            "key": meta["key"],
-            "tr": meta["tr"],
-            "vertices": None
-            if meta["vertices"] is None
-            else [v.numpy() for v in meta["vertices"]],
-            "mapping": readout if meta["mapping_is_readout"] else None,
-            "readout": readout,
-        }
-    enc.meg_subjects_, enc.fmri_subjects_ = list(enc._meg), list(enc._fmri)
-    n_sources = sum(len(v) for v in enc.vertices_)
-    enc.model_ = enc._build_model(n_sources)
-    enc.model_.load_state_dict(state["state_dict"])
-    enc.model_.to(enc.device_).eval()
-    return enc
+        write_encoder(self, fname, overwrite)
 
 
 # ---------------------------------------------------------------------- helpers
@@ -1287,39 +1172,3 @@ def _vertex_readout(vertices, template, name):
     return sparse.csr_array(
         (np.ones(len(cols)), (np.arange(len(cols)), cols)), shape=(len(cols), n_sources)
     )
-
-
-def _sparse_to_dict(matrix):
-    if matrix is None:
-        return None
-    coo = sparse.coo_array(matrix)
-    return {
-        "row": torch.as_tensor(coo.row.astype(np.int64)),
-        "col": torch.as_tensor(coo.col.astype(np.int64)),
-        "data": torch.as_tensor(coo.data),
-        "shape": list(coo.shape),
-    }
-
-
-def _sparse_from_dict(meta):
-    if meta is None:
-        return None
-    return sparse.csr_array(
-        (meta["data"].numpy(), (meta["row"].numpy(), meta["col"].numpy())),
-        shape=tuple(meta["shape"]),
-    )
-
-
-def _fif_bytes(write, obj, suffix="-info.fif"):
-    """Serialise an MNE object through a temporary FIF file, as a uint8 tensor."""
-    with tempfile.TemporaryDirectory() as folder:
-        fname = Path(folder) / f"obj{suffix}"
-        write(fname, obj, verbose=False)
-        return torch.frombuffer(bytearray(fname.read_bytes()), dtype=torch.uint8)
-
-
-def _from_fif_bytes(read, blob, suffix="-info.fif"):
-    with tempfile.TemporaryDirectory() as folder:
-        fname = Path(folder) / f"obj{suffix}"
-        fname.write_bytes(blob.numpy().tobytes())
-        return read(fname, verbose=False)
