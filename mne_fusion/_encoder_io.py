@@ -98,6 +98,12 @@ def read_fusion_encoder(fname, *, verbose=None):
     state = torch.load(fname, map_location="cpu", weights_only=True)
     if not isinstance(state, dict) or state.get("format") != _FORMAT:
         raise ValueError(f"{fname} is not a FusionEncoder file.")
+    if state.get("version") != _FORMAT_VERSION:
+        raise ValueError(
+            f"{fname} holds a FusionEncoder in file format version "
+            f"{state.get('version')!r}; this mne-fusion reads version "
+            f"{_FORMAT_VERSION}."
+        )
     enc = FusionEncoder(**state["params"])
     enc.vertices_ = [v.numpy() for v in state["vertices"]]
     enc.source_scale_ = state["source_scale"]

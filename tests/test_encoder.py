@@ -237,6 +237,12 @@ def test_save_load_round_trip(fitted, experiment, tmp_path):
     torch.save({"format": "other"}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not a FusionEncoder file"):
         read_fusion_encoder(tmp_path / "other.pt")
+    # a file from another format version is refused, not misread
+    state = torch.load(fname, weights_only=True)
+    torch.save({**state, "version": 99}, tmp_path / "future.pt")
+    with pytest.raises(ValueError, match="format version 99; this mne-fusion reads"):
+        read_fusion_encoder(tmp_path / "future.pt")
+    assert enc.readout_snr_ == fitted.readout_snr_
 
 
 def test_deterministic(experiment, fitted):
