@@ -902,6 +902,7 @@ class FusionEncoder(BaseEstimator):
         if inst is None:
             return self._template_stc(sources, tmin)
         _validate_type(inst, (BaseRaw, mne.BaseEpochs, mne.Evoked), "inst")
+        _validate_type(fmri_weighted, bool, "fmri_weighted")
         if subject is None:
             raise ValueError("subject is required when inst is given.")
         self._check_subject(subject, kinds=("meg",))
@@ -932,7 +933,6 @@ class FusionEncoder(BaseEstimator):
 
         src = template_source_space(self.spacing, self.subjects_dir, verbose=False)
         kwargs = dict(depth=depth, src=src, subjects_dir=self.subjects_dir)
-        _validate_type(fmri_weighted, bool, "fmri_weighted")
         if fmri_weighted and self.fmri_evidence_ is not None and self.fmri_prior > 0:
             # the evidence is per template source; K works on the forward's sources
             evidence = _template_to_forward(src, forward, self.subjects_dir)
