@@ -19,7 +19,7 @@ from scipy import sparse
 from .utils import _validate_type
 
 _FORMAT = "mne-fusion-encoder"
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2
 
 
 def write_encoder(encoder, fname, overwrite):
@@ -43,6 +43,7 @@ def write_encoder(encoder, fname, overwrite):
         if encoder.fmri_evidence_ is None
         else torch.as_tensor(encoder.fmri_evidence_),
         "readout_snr": encoder.readout_snr_,
+        "readout_alpha": encoder.readout_alpha_,
         "meg": {
             name: {
                 "key": setup["key"],
@@ -114,7 +115,8 @@ def read_fusion_encoder(fname, *, verbose=None):
     enc.history_ = state["history"]
     evidence = state["fmri_evidence"]
     enc.fmri_evidence_ = None if evidence is None else evidence.numpy()
-    enc.readout_snr_ = state.get("readout_snr")
+    enc.readout_snr_ = state["readout_snr"]
+    enc.readout_alpha_ = state["readout_alpha"]
     enc.device_ = enc._device()
     enc._meg = {
         name: {
@@ -143,7 +145,9 @@ def read_fusion_encoder(fname, *, verbose=None):
         }
     enc.meg_subjects_, enc.fmri_subjects_ = list(enc._meg), list(enc._fmri)
     n_sources = sum(len(v) for v in enc.vertices_)
-    enc.model_ = enc._build_model(n_sources)
+    enc.model_ = enc._build_model(
+        n_sources, lagged="network.lagged.scale" in state["state_dict"]
+    )
     enc.model_.load_state_dict(state["state_dict"])
     enc.model_.to(enc.device_).eval()
     return enc

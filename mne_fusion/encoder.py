@@ -32,6 +32,8 @@ from .utils import (
 
 # HRF kernel length in TRs (20 s at a TR of 2 s), as in the reference model.
 HRF_TAPS = 10
+# Spacing in seconds of the linear path's lag kernels: 9 kernels over 0.6 s.
+_LAG_SPACING = 0.08
 
 
 @fill_doc
@@ -63,6 +65,13 @@ class FusionEncoder(BaseEstimator):
     input_kernel : float
         Seconds of stimulus the input layer's causal convolution spans (like the lags
         of a ridge encoder).
+    linear_lags : float
+        Seconds of stimulus spanned by the linear path of the ``"map"`` read-out:
+        beside the trained transformer's output, the re-solved source layer reads
+        every feature filtered by smooth causal kernels (raised cosines, one per
+        80 ms) over this span, the design of a lagged linear encoder, so that the
+        linear part of the response is fitted directly, also where the MEG is too
+        noisy to train the transformer. 0 leaves the path out.
     spacing : str
         Template source space decimation, see
         :func:`mne_fusion.anatomy.template_source_space`.
@@ -111,8 +120,10 @@ class FusionEncoder(BaseEstimator):
         posteriori estimate for the trained hidden features, under the Gaussian
         likelihood of the noise-whitened MEG of all MEG subjects and the source prior
         above (variance ``1 - fmri_prior + fmri_prior * fmri_evidence_``): a ridge
-        read-out of each subject's MEG from the hidden features, mapped to the
-        template by an fMRI-weighted minimum-norm operator of the stacked lead fields.
+        read-out of each subject's MEG from the hidden features (its penalty chosen
+        by cross-validation over the training stories, ``readout_alpha_``), mapped to
+        the template by an fMRI-weighted minimum-norm operator of the stacked lead
+        fields.
         Gradient descent only slowly reaches that optimum, and on the simulation the
         closed form doubles the spatial accuracy of the sources. ``"trained"`` keeps
         the layer as trained. Without MEG subjects the layer is always as trained.
@@ -162,6 +173,10 @@ class FusionEncoder(BaseEstimator):
         Stories used for fitting and for early stopping.
     readout_snr_ : float | None
         The SNR of the ``"map"`` read-out; None when the layer is as trained.
+    readout_alpha_ : float | None
+        The ridge penalty of the ``"map"`` read-out's sensor read-outs, relative to
+        the mean eigenvalue of the hidden features' Gram matrix; None when the layer
+        is as trained.
     fmri_evidence_ : array, shape (n_sources,) | None
         Leave-one-subject-out inter-subject correlation of the BOLD of each template
         source on the training stories, clipped at 0 and divided by its maximum;
@@ -204,6 +219,7 @@ class FusionEncoder(BaseEstimator):
         dim_feedforward=256,
         dropout=0.1,
         input_kernel=0.6,
+        linear_lags=0.6,
         spacing="ico4",
         subjects_dir=None,
         segment_length=40.0,
@@ -237,6 +253,7 @@ class FusionEncoder(BaseEstimator):
         self.dim_feedforward = dim_feedforward
         self.dropout = dropout
         self.input_kernel = input_kernel
+        self.linear_lags = linear_lags
         self.spacing = spacing
         self.subjects_dir = subjects_dir
         self.segment_length = segment_length
@@ -398,8 +415,13 @@ class FusionEncoder(BaseEstimator):
                     callback=report,
                 )
         self.model_.eval()
-        self.readout_snr_ = None
+        self.readout_snr_ = self.readout_alpha_ = None
         if self.readout == "map" and meg:
+            if self.linear_lags:
+                network = self.model_.network
+                self._add_lagged_path(network)
+                stories = [X.stimulus(s).data for s in self.train_stories_]
+                network.lagged.scale.copy_(_lagged_scale(network, stories))
             self._solve_source_readout(X, n_sources)
             if fmri:
                 nets.calibrate_fmri_gains(self.model_, train_items, objective, config)
@@ -407,21 +429,22 @@ class FusionEncoder(BaseEstimator):
 
     def _solve_source_readout(self, X, n_sources):
         """Set the source layer to its closed-form MAP estimate (``readout="map"``)."""
-        hidden, data, gains, cache = {}, {}, {}, {}
+        hidden, data, gains = {}, {}, {}
         for name, setup in self._meg.items():
             runs = X.meg(name).runs
             stories = [s for s in self.train_stories_ if s in runs]
             for story in stories:
-                if story not in cache:
+                if story not in hidden:
                     feats = np.asarray(X.stimulus(story).data, np.float32)
-                    cache[story] = self._hidden(feats)[0].double().cpu().numpy()
-            hidden[name] = [cache[s] for s in stories]
-            data[name] = [setup["whitener"] @ _average_epochs(runs[s]) for s in stories]
+                    hidden[story] = self._hidden(feats)[0].double().cpu().numpy()
+            data[name] = {
+                s: setup["whitener"] @ _average_epochs(runs[s]) for s in stories
+            }
             gains[name] = setup["whitener"] @ setup["gain"]
         prior = np.ones(n_sources)
         if self.fmri_evidence_ is not None:
             prior = 1 - self.fmri_prior + self.fmri_prior * self.fmri_evidence_
-        weight, bias, self.readout_snr_ = nets.map_source_readout(
+        weight, bias, self.readout_snr_, self.readout_alpha_ = nets.map_source_readout(
             hidden, data, gains, prior, self.snr
         )
         layer = self.model_.network.sources
@@ -429,8 +452,9 @@ class FusionEncoder(BaseEstimator):
             layer.weight.copy_(torch.as_tensor(weight / self.source_scale_))
             layer.bias.copy_(torch.as_tensor(bias / self.source_scale_))
         logger.info(
-            f"Source layer re-solved in closed form from {len(cache)} stories of "
-            f"{len(gains)} MEG subject(s), SNR {self.readout_snr_:.2f}"
+            f"Source layer re-solved in closed form from {len(hidden)} stories of "
+            f"{len(gains)} MEG subject(s), ridge alpha {self.readout_alpha_:g}, SNR "
+            f"{self.readout_snr_:.2f}"
         )
 
     def _check_params(self):
@@ -451,6 +475,7 @@ class FusionEncoder(BaseEstimator):
             "smoothness",
             "spatial_smoothness",
             "source_prior",
+            "linear_lags",
         ):
             _check_positive(getattr(self, name), name, allow_zero=True)
         if self.d_model % self.n_heads:
@@ -678,8 +703,17 @@ class FusionEncoder(BaseEstimator):
             n_edges=self._edges.shape[1],
         )
 
-    def _build_model(self, n_sources, X=None):
-        """Build the network and heads; with ``X``, standardise the features by it."""
+    def _add_lagged_path(self, network):
+        network.add_lagged_path(
+            int(round(self.linear_lags / _LAG_SPACING)) + 1,
+            int(round(self.linear_lags * self.sfreq)) + 1,
+        )
+
+    def _build_model(self, n_sources, X=None, lagged=False):
+        """Build the network and heads; with ``X``, standardise the features by it.
+
+        ``lagged`` adds the linear path of the read-out (for a fitted model).
+        """
         network = nets.FusionNetwork(
             self.n_features_in_,
             n_sources,
@@ -691,6 +725,8 @@ class FusionEncoder(BaseEstimator):
             input_kernel=max(1, int(round(self.input_kernel * self.sfreq))),
             dropout=self.dropout,
         )
+        if lagged:
+            self._add_lagged_path(network)
         if X is not None:
             feats = np.concatenate([X.stimulus(s).data for s in self.train_stories_])
             std = feats.std(axis=0)
@@ -1117,6 +1153,22 @@ def _standardise(bold):
     bold = bold - bold.mean(axis=0)
     std = bold.std()
     return (bold / (std if std > 0 else 1.0)).astype(np.float32)
+
+
+@torch.no_grad()
+def _lagged_scale(network, stories):
+    """Return the standard deviation of each lagged feature on the training stories.
+
+    ``network.lagged`` must still have unit scale.
+    """
+    out = []
+    for data in stories:
+        x = torch.as_tensor(
+            np.asarray(data, np.float32), device=network.feature_mean.device
+        )[None]
+        out.append(network.lagged((x - network.feature_mean) / network.feature_scale))
+    std = torch.cat(out, dim=1)[0].double().std(dim=0)
+    return torch.where(std > 1e-6, std, torch.ones_like(std)).float()
 
 
 def _source_scale(setups):

@@ -243,6 +243,7 @@ def test_save_load_round_trip(fitted, experiment, tmp_path):
     with pytest.raises(ValueError, match="format version 99; this mne-fusion reads"):
         read_fusion_encoder(tmp_path / "future.pt")
     assert enc.readout_snr_ == fitted.readout_snr_
+    assert enc.readout_alpha_ == fitted.readout_alpha_
 
 
 def test_deterministic(experiment, fitted):
@@ -395,24 +396,48 @@ def test_errors(fitted, experiment):
         fitted.score(unknown)
 
 
+def test_linear_path_of_the_readout(experiment, fitted):
+    """The MAP read-out adds lagged features, standardised on the training stories."""
+    ds = experiment["ds"]
+    network = fitted.model_.network
+    # 0.6 s at 50 Hz: 31 taps, 9 kernels (one per 80 ms) for each of 4 features
+    assert network.lagged.kernels.shape == (36, 1, 31)
+    assert network.sources.in_features == TINY["d_model"] + 36
+    hidden = np.concatenate(
+        [
+            fitted._hidden(ds.stimulus(s).data.astype(np.float32))[0].numpy()
+            for s in fitted.train_stories_
+        ]
+    )
+    assert_allclose(hidden[:, TINY["d_model"] :].std(axis=0), 1.0, rtol=1e-3)
+    # without the path, or without the read-out, the layer reads the transformer only
+    for params in (dict(linear_lags=0.0), dict(readout="trained")):
+        enc = FusionEncoder(**{**TINY, **params}).fit(ds)
+        assert enc.model_.network.lagged is None
+        assert enc.model_.network.sources.in_features == TINY["d_model"]
+    with pytest.raises(ValueError, match="linear_lags"):
+        FusionEncoder(linear_lags=-0.1).fit(ds)
+
+
 def test_map_readout_is_the_closed_form_layer(experiment, fitted):
     """readout="map" sets the source layer to the MAP solution for the hidden states."""
     from mne_fusion.model import map_source_readout
 
     ds = experiment["ds"]
     setup = fitted._meg["A"]
-    hidden = [
-        fitted._hidden(ds.stimulus(s).data.astype(np.float32))[0].double().numpy()
+    hidden = {
+        s: fitted._hidden(ds.stimulus(s).data.astype(np.float32))[0].double().numpy()
         for s in fitted.train_stories_
-    ]
-    data = [setup["whitener"] @ ds.meg("A").runs[s] for s in fitted.train_stories_]
-    weight, bias, snr = map_source_readout(
-        {"A": hidden},
+    }
+    data = {s: setup["whitener"] @ ds.meg("A").runs[s] for s in fitted.train_stories_}
+    weight, bias, snr, alpha = map_source_readout(
+        hidden,
         {"A": data},
         {"A": setup["whitener"] @ setup["gain"]},
         np.ones(1284),  # no two fMRI subjects share a TR grid: uniform prior
         snr=fitted.snr,
     )
+    assert alpha == fitted.readout_alpha_
     assert fitted.snr == "auto"
     assert_allclose(fitted.readout_snr_, snr, rtol=1e-4)
     layer = fitted.model_.network.sources

@@ -11,6 +11,7 @@ from mne_fusion.model import (
     FusionModel,
     FusionNetwork,
     InputLayer,
+    LaggedFeatures,
     LocalCausalAttention,
     MEGHead,
     Objective,
@@ -25,6 +26,7 @@ from mne_fusion.model import (
     laplacian,
     pattern_correlation_loss,
     pearson_r,
+    raised_cosines,
     tr_pooling,
     train,
 )
@@ -124,6 +126,49 @@ def test_input_layer_is_causal_convolution(rng):
         axis=1,
     )
     assert_allclose(got, expected + layer.bias.detach().numpy(), atol=1e-12)
+
+
+def test_raised_cosines_tile_the_lags():
+    basis = raised_cosines(5, 21).numpy()
+    assert basis.shape == (5, 21)
+    assert_allclose(basis.sum(axis=0), 1.0, atol=1e-12)  # a partition of unity
+    assert_allclose(basis[:, 0], [1, 0, 0, 0, 0], atol=1e-12)
+    assert_allclose(basis[2, 10], 1.0)  # centres evenly spaced: 0, 5, ..., 20
+    assert_allclose(raised_cosines(1, 4).numpy(), np.ones((1, 4)))
+
+
+def test_lagged_features_match_numpy(rng):
+    lagged = LaggedFeatures(3, n_kernels=4, n_taps=7).double()
+    lagged.scale.copy_(torch.from_numpy(rng.uniform(0.5, 2.0, 12)))
+    x = rng.standard_normal((2, 40, 3))
+    got = lagged(torch.from_numpy(x)).numpy()
+    basis = raised_cosines(4, 7).numpy()  # (kernel, lag)
+    expected = np.zeros((2, 40, 3, 4))
+    for lag in range(7):
+        shifted = np.zeros_like(x)
+        shifted[:, lag:] = x[:, : 40 - lag]  # causal: x[t - lag]
+        expected += shifted[..., None] * basis[:, lag]
+    expected = expected.reshape(2, 40, 12) / lagged.scale.numpy()
+    assert lagged.out_features == 12
+    assert_allclose(got, expected, atol=1e-12)
+
+
+def test_lagged_path_widens_the_source_layer(rng):
+    torch.manual_seed(0)
+    net = _network().double()
+    x = torch.from_numpy(rng.standard_normal((2, 20, 3)))
+    before = net(x).detach().numpy()
+    net.add_lagged_path(n_kernels=2, n_taps=5)
+    net.double()
+    assert net.encode(x).shape == (2, 20, 8 + 6)
+    assert net.sources.in_features == 14
+    # zero weights on the new inputs: the sources are unchanged
+    assert_allclose(net(x).detach().numpy(), before, atol=1e-12)
+    # and the lagged columns are those of the standardised features
+    net.feature_mean.fill_(1.0)
+    net.feature_scale.fill_(2.0)
+    expected = net.lagged((x - 1.0) / 2.0).detach().numpy()
+    assert_allclose(net.encode(x)[..., 8:].detach().numpy(), expected, atol=1e-12)
 
 
 def test_canonical_hrf():

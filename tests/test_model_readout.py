@@ -1,26 +1,88 @@
 import numpy as np
+import pytest
 from numpy.testing import assert_allclose
 
 from mne_fusion.model.readout import (
+    RIDGE_ALPHAS,
     map_source_readout,
     readout_snr,
-    ridge_readout,
+    ridge_readouts,
     weighted_minimum_norm,
 )
 
 
-def test_ridge_readout_recovers_linear_map(rng):
-    true = rng.standard_normal((5, 4))
-    intercept = rng.standard_normal(5)
-    hidden = [rng.standard_normal((300, 4)), rng.standard_normal((200, 4))]
-    data = [true @ h.T + intercept[:, None] for h in hidden]
-    readout = ridge_readout(hidden, data, alpha=1e-12)
-    assert readout.shape == (5, 5)
-    assert_allclose(readout[:, :4], true, atol=1e-8)
-    assert_allclose(readout[:, 4], intercept, atol=1e-8)
+def _linear_data(rng, n_stories=3, n_times=300, d=4, n_channels=5, noise=0.0):
+    true = rng.standard_normal((n_channels, d))
+    intercept = rng.standard_normal(n_channels)
+    hidden = {f"s{k}": rng.standard_normal((n_times, d)) for k in range(n_stories)}
+    data = {
+        story: true @ h.T
+        + intercept[:, None]
+        + noise * rng.standard_normal((n_channels, n_times))
+        for story, h in hidden.items()
+    }
+    return true, intercept, hidden, data
+
+
+def test_ridge_readouts_recover_linear_map(rng):
+    true, intercept, hidden, data = _linear_data(rng)
+    readouts, alpha, n_parameters = ridge_readouts(hidden, {"a": data}, alpha=1e-12)
+    assert alpha == 1e-12
+    assert readouts["a"].shape == (5, 5)
+    assert_allclose(readouts["a"][:, :4], true, atol=1e-8)
+    assert_allclose(readouts["a"][:, 4], intercept, atol=1e-8)
+    assert_allclose(n_parameters, 5, rtol=1e-6)  # 4 weights and the intercept
     # the penalty shrinks the map
-    shrunk = ridge_readout(hidden, data, alpha=10.0)
-    assert np.linalg.norm(shrunk[:, :4]) < np.linalg.norm(true)
+    shrunk, *_ = ridge_readouts(hidden, {"a": data}, alpha=10.0)
+    assert np.linalg.norm(shrunk["a"][:, :4]) < np.linalg.norm(true)
+
+
+def test_ridge_readouts_match_numpy_closed_form(rng):
+    _, _, hidden, data = _linear_data(rng, noise=3.0)
+    alpha = 0.7
+    readouts, _, n_parameters = ridge_readouts(hidden, {"a": data}, alpha=alpha)
+    X = np.concatenate(list(hidden.values()))
+    Y = np.concatenate(list(data.values()), axis=1).T
+    Xc, Yc = X - X.mean(axis=0), Y - Y.mean(axis=0)
+    gram = Xc.T @ Xc
+    penalty = alpha * np.trace(gram) / len(gram)
+    weights = np.linalg.solve(gram + penalty * np.eye(len(gram)), Xc.T @ Yc).T
+    assert_allclose(readouts["a"][:, :-1], weights, rtol=1e-10)
+    assert_allclose(readouts["a"][:, -1], Y.mean(0) - weights @ X.mean(0), atol=1e-12)
+    hat = Xc @ np.linalg.solve(gram + penalty * np.eye(len(gram)), Xc.T)
+    assert_allclose(n_parameters, np.trace(hat) + 1, rtol=1e-10)
+
+
+def test_ridge_readouts_cross_validate_alpha(rng):
+    # noiseless data want no penalty, pure noise the largest
+    _, _, hidden, data = _linear_data(rng)
+    _, alpha, _ = ridge_readouts(hidden, {"a": data})
+    assert alpha == min(RIDGE_ALPHAS)
+    noise = {s: rng.standard_normal((5, len(h))) for s, h in hidden.items()}
+    _, alpha, n_parameters = ridge_readouts(hidden, {"a": noise})
+    assert alpha >= 10
+    assert n_parameters < 2
+    # in between, the penalty grows with the noise
+    chosen = []
+    for noise_level in (0.3, 10.0):
+        _, _, h, y = _linear_data(rng, d=20, noise=noise_level)
+        chosen.append(ridge_readouts(h, {"a": y})[1])
+    assert chosen[0] < chosen[1]
+    # one story is cut into parts to cross-validate on
+    one = {"s0": hidden["s0"]}
+    _, alpha, _ = ridge_readouts(one, {"a": {"s0": noise["s0"]}})
+    assert alpha >= 10
+    with pytest.raises(ValueError, match="at least one"):
+        ridge_readouts(hidden, {"a": data}, alphas=())
+
+
+def test_ridge_readouts_of_subjects_on_different_stories(rng):
+    true, _, hidden, data = _linear_data(rng, noise=1.0)
+    other = {s: data[s] for s in ("s0", "s1")}
+    readouts, *_ = ridge_readouts(hidden, {"a": data, "b": other}, alpha=0.5)
+    alone, *_ = ridge_readouts({s: hidden[s] for s in other}, {"b": other}, 0.5)
+    assert_allclose(readouts["b"], alone["b"], rtol=1e-10)
+    assert list(readouts) == ["a", "b"]
 
 
 def test_weighted_minimum_norm_matches_source_space_form(rng):
@@ -45,12 +107,18 @@ def test_map_source_readout_explains_the_data(rng):
     }
     weight = np.zeros((n_sources, d))
     weight[[3, 17]] = rng.standard_normal((2, d))
-    hidden = {s: [rng.standard_normal((400, d))] for s in gains}
-    data = {s: [gains[s] @ weight @ hidden[s][0].T] for s in gains}
+    hidden = {s: rng.standard_normal((400, d)) for s in ("story1", "story2")}
+    data = {
+        subject: {s: gain @ weight @ h.T for s, h in hidden.items()}
+        for subject, gain in gains.items()
+    }
     prior = np.full(n_sources, 1e-3)
     prior[[3, 17]] = 1.0
-    est_weight, est_bias, snr = map_source_readout(hidden, data, gains, prior, snr=1e4)
+    est_weight, est_bias, snr, alpha = map_source_readout(
+        hidden, data, gains, prior, snr=1e4
+    )
     assert snr == 1e4
+    assert alpha == min(RIDGE_ALPHAS)  # noiseless
     assert est_weight.shape == (n_sources, d)
     assert est_bias.shape == (n_sources,)
     for s in gains:
@@ -63,27 +131,28 @@ def test_map_source_readout_explains_the_data(rng):
 
 def test_readout_snr_is_prediction_over_estimation_error(rng):
     d, n_times, n_channels = 4, 2000, 6
-    hidden = {"a": [rng.standard_normal((n_times, d))]}
     mixing = rng.standard_normal((n_channels, d))
-    signal = mixing @ hidden["a"][0].T
-    noise = 2.0 * rng.standard_normal((n_channels, n_times))
-    data = {"a": [signal + noise]}
-    readouts = {"a": ridge_readout(hidden["a"], data["a"], alpha=1e-12)}
-    snr = readout_snr(hidden, data, readouts)
+
+    def simulate(n_stories):
+        hidden = {f"s{k}": rng.standard_normal((n_times, d)) for k in range(n_stories)}
+        data = {
+            s: mixing @ h.T + 2.0 * rng.standard_normal((n_channels, n_times))
+            for s, h in hidden.items()
+        }
+        readouts, _, n_parameters = ridge_readouts(hidden, {"a": data}, 1e-12)
+        return readout_snr(hidden, {"a": data}, readouts, n_parameters)
+
+    snr = simulate(1)
     # least squares: prediction variance ~ |mixing|^2 / n_ch, error ~ 4 (d + 1) / n
     expected = np.sqrt(np.square(mixing).sum() / n_channels / (4.0 * (d + 1) / n_times))
     assert_allclose(snr, expected, rtol=0.1)
     # twice the data, sqrt(2) times the SNR
-    more = {"a": [np.vstack([hidden["a"][0]] * 2)]}
-    data2 = {
-        "a": [
-            np.hstack([signal, signal])
-            + 2.0 * rng.standard_normal((n_channels, 2 * n_times))
-        ]
-    }
-    snr2 = readout_snr(more, data2, {"a": ridge_readout(more["a"], data2["a"], 1e-12)})
-    assert_allclose(snr2 / snr, np.sqrt(2), rtol=0.1)
+    assert_allclose(simulate(2) / snr, np.sqrt(2), rtol=0.1)
+    hidden = {"s0": rng.standard_normal((n_times, d))}
+    data = {"a": {"s0": mixing @ hidden["s0"].T}}
+    data["a"]["s0"] += 2.0 * rng.standard_normal((n_channels, n_times))
+    readouts, _, n_parameters = ridge_readouts(hidden, data, 1e-12)
     # "auto" in the MAP read-out uses it
     gains = {"a": rng.standard_normal((n_channels, 10))}
-    *_, used = map_source_readout(hidden, data, gains, np.ones(10), alpha=1e-12)
-    assert_allclose(used, snr)
+    *_, used, _ = map_source_readout(hidden, data, gains, np.ones(10), alpha=1e-12)
+    assert_allclose(used, readout_snr(hidden, data, readouts, n_parameters))

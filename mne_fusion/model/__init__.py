@@ -12,11 +12,18 @@ from .losses import (
     pattern_correlation_loss,
     pearson_r,
 )
-from .network import EncoderLayer, FusionNetwork, InputLayer, SourceLayer
+from .network import (
+    EncoderLayer,
+    FusionNetwork,
+    InputLayer,
+    LaggedFeatures,
+    SourceLayer,
+    raised_cosines,
+)
 from .readout import (
     map_source_readout,
     readout_snr,
-    ridge_readout,
+    ridge_readouts,
     weighted_minimum_norm,
 )
 from .training import (
@@ -39,6 +46,7 @@ __all__ = [
     "FusionModel",
     "FusionNetwork",
     "InputLayer",
+    "LaggedFeatures",
     "LocalCausalAttention",
     "MEGHead",
     "Objective",
@@ -58,8 +66,9 @@ __all__ = [
     "pattern_correlation_loss",
     "pearson_r",
     "predict_batch",
+    "raised_cosines",
     "readout_snr",
-    "ridge_readout",
+    "ridge_readouts",
     "tr_pooling",
     "train",
     "weighted_minimum_norm",

@@ -47,7 +47,7 @@ class EncoderLayer(nn.Module):
 
 
 class SourceLayer(nn.Linear):
-    """Linear read-out of the residual stream into template source activity.
+    """Linear read-out of the hidden features into template source activity.
 
     Source amplitudes are dimensionless; the heads' operators carry the physical scale.
     """
@@ -57,8 +57,8 @@ class SourceLayer(nn.Linear):
 
         Parameters
         ----------
-        hidden : Tensor, shape (..., d_model)
-            The last transformer layer's output.
+        hidden : Tensor, shape (..., n_hidden)
+            What the layer reads (:meth:`FusionNetwork.encode`).
         operator : Tensor, shape (n_outputs, n_sources)
             A linear map of the sources, e.g. a whitened lead field times a morph.
 
@@ -75,13 +75,13 @@ class SourceLayer(nn.Linear):
         """Return the sum over samples of ``s' M s``, ``s = self(hidden)``.
 
         Penalties on the sources are quadratic forms, so they follow from the
-        (d_model x d_model) Gram matrix of ``hidden`` at a cost that does not grow
+        (n_hidden x n_hidden) Gram matrix of ``hidden`` at a cost that does not grow
         with ``n_times x n_sources``.
 
         Parameters
         ----------
-        hidden : Tensor, shape (..., d_model)
-            The last transformer layer's output.
+        hidden : Tensor, shape (..., n_hidden)
+            What the layer reads (:meth:`FusionNetwork.encode`).
         matrix : None | Tensor
             Symmetric ``M``, shape (n_sources, n_sources), sparse; or a vector of
             shape (n_sources,) for a diagonal; None for the identity.
@@ -122,6 +122,59 @@ class InputLayer(nn.Conv1d):
         """Map (batch, n_times, n_features) to (batch, n_times, d_model)."""
         x = F.pad(x.transpose(1, 2), (self.kernel_size[0] - 1, 0))
         return super().forward(x).transpose(1, 2)
+
+
+def raised_cosines(n_kernels, n_taps):
+    """Smooth bumps tiling lags ``0 .. n_taps - 1``, shape (n_kernels, n_taps).
+
+    Raised cosines with evenly spaced centres and half-overlapping supports sum to
+    one over the span, so together they pass every slow lagged response (the
+    temporal response functions of encoding models are smooth).
+    """
+    lags = torch.arange(n_taps, dtype=torch.float64)
+    if n_kernels == 1:
+        return torch.ones(1, n_taps, dtype=torch.float64)
+    centres = torch.linspace(0, n_taps - 1, n_kernels, dtype=torch.float64)
+    width = centres[1] - centres[0]
+    phase = ((lags[None] - centres[:, None]) / (2 * width)).clamp(-0.5, 0.5)
+    return 0.5 + 0.5 * torch.cos(2 * torch.pi * phase)
+
+
+class LaggedFeatures(nn.Module):
+    """The recent stimulus as a linear encoder sees it: features x smooth lags.
+
+    Every feature is filtered by ``n_kernels`` causal raised-cosine kernels spanning
+    ``n_taps`` samples, and every output is divided by its standard deviation on the
+    training stimulus (``scale``), so that one ridge penalty suits all columns.
+
+    Parameters
+    ----------
+    n_features : int
+        Number of stimulus features.
+    n_kernels : int
+        Number of kernels per feature.
+    n_taps : int
+        Length of the kernels in samples.
+    """
+
+    def __init__(self, n_features, n_kernels, n_taps):
+        super().__init__()
+        self.n_features = n_features
+        # conv1d correlates: the kernels are flipped so that tap j weighs lag j
+        kernels = raised_cosines(n_kernels, n_taps).flip(-1).float()
+        self.register_buffer("kernels", kernels.repeat(n_features, 1)[:, None])
+        self.register_buffer("scale", torch.ones(n_features * n_kernels))
+
+    @property
+    def out_features(self):
+        """Number of outputs: features x kernels."""
+        return len(self.scale)
+
+    def forward(self, x):
+        """Map (batch, n_times, n_features) to (batch, n_times, out_features)."""
+        x = F.pad(x.transpose(1, 2), (self.kernels.shape[-1] - 1, 0))
+        out = F.conv1d(x, self.kernels.to(x.dtype), groups=self.n_features)
+        return out.transpose(1, 2) / self.scale.to(x.dtype)
 
 
 class FusionNetwork(nn.Module):
@@ -167,15 +220,39 @@ class FusionNetwork(nn.Module):
             EncoderLayer(d_model, n_heads, window, dim_feedforward, dropout)
             for _ in range(n_layers)
         )
+        self.lagged = None
         self.sources = SourceLayer(d_model, n_sources)
 
+    def add_lagged_path(self, n_kernels, n_taps):
+        """Let the source layer read the lagged features too (a linear path).
+
+        The layer gains ``n_features x n_kernels`` inputs (:class:`LaggedFeatures`)
+        with zero weights, so the sources do not change until they are set.
+        """
+        old = self.sources
+        self.lagged = LaggedFeatures(len(self.feature_mean), n_kernels, n_taps)
+        self.sources = SourceLayer(
+            old.in_features + self.lagged.out_features, old.out_features
+        )
+        self.to(old.weight.device)
+        with torch.no_grad():
+            self.sources.weight.zero_()
+            self.sources.weight[:, : old.in_features] = old.weight
+            self.sources.bias.copy_(old.bias)
+
     def encode(self, features):
-        """Return the last layer's output, shape (batch, n_times, d_model)."""
-        x = (features - self.feature_mean) / self.feature_scale
-        x = self.input_dropout(self.input(x))
+        """Return what the source layer reads, shape (batch, n_times, n_hidden).
+
+        The last transformer layer's output (``d_model`` columns), followed by the
+        lagged features when the network has a linear path (:meth:`add_lagged_path`).
+        """
+        z = (features - self.feature_mean) / self.feature_scale
+        x = self.input_dropout(self.input(z))
         for layer in self.layers:
             x = layer(x)
-        return x
+        if self.lagged is None:
+            return x
+        return torch.cat([x, self.lagged(z)], dim=-1)
 
     def forward(self, features):
         """Return the source activity, shape (batch, n_times, n_sources)."""

@@ -182,7 +182,7 @@ def predict_batch(model, batch):
 
     Returns
     -------
-    hidden : Tensor, shape (batch, n_times, d_model)
+    hidden : Tensor, shape (batch, n_times, n_hidden)
     meg : dict of key -> Tensor (n, n_times, n_channels)
     fmri : dict of key -> Tensor (n, n_trs, n_targets)
     """
