@@ -169,13 +169,13 @@ class FMRIHead(nn.Module):
         bold = (windows * kernel.flip(1)).sum(-1) * self.log_gain.exp()
         if self.has_readout:
             n_batch, n_trs, n_sources = bold.shape
-            readout = torch.sparse_coo_tensor(
-                self.readout_indices,
-                self.readout_values.to(bold.dtype),
-                (self.n_targets, n_sources),
-                check_invariants=True,
-            )
+            rows, cols = self.readout_indices
             flat = bold.permute(2, 0, 1).reshape(n_sources, -1)
-            bold = torch.sparse.mm(readout, flat).reshape(-1, n_batch, n_trs)
-            bold = bold.permute(1, 2, 0)
+            # a gather and a scatter-add rather than a sparse product: torch has no
+            # bfloat16 sparse kernels on CUDA
+            weighted = flat[cols] * self.readout_values[:, None].to(flat.dtype)
+            bold = flat.new_zeros(self.n_targets, flat.shape[1]).index_add_(
+                0, rows, weighted
+            )
+            bold = bold.reshape(-1, n_batch, n_trs).permute(1, 2, 0)
         return bold

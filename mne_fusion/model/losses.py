@@ -142,14 +142,16 @@ def laplacian(edges, n_sources, dtype=None, device=None):
     laplacian : sparse Tensor, shape (n_sources, n_sources)
         ``L`` with ``s' L s = sum((s[i] - s[j]) ** 2)`` over the edges ``(i, j)``.
     """
-    edges = edges.to(device)
-    ones = torch.ones(edges.shape[1], dtype=dtype, device=device)
-    degree = torch.zeros(n_sources, dtype=dtype, device=device)
+    # built and checked on the CPU: torch cannot check the invariants on CUDA
+    edges = edges.cpu()
+    ones = torch.ones(edges.shape[1], dtype=dtype)
+    degree = torch.zeros(n_sources, dtype=dtype)
     degree.index_add_(0, edges[0], ones).index_add_(0, edges[1], ones)
-    diagonal = torch.arange(n_sources, device=device)
-    return torch.sparse_coo_tensor(
-        torch.cat([edges, edges.flip(0), diagonal.expand(2, -1)], dim=1),
-        torch.cat([-ones, -ones, degree]),
-        (n_sources, n_sources),
-        check_invariants=True,
-    ).coalesce()
+    diagonal = torch.arange(n_sources)
+    with torch.sparse.check_sparse_tensor_invariants(enable=True):
+        matrix = torch.sparse_coo_tensor(
+            torch.cat([edges, edges.flip(0), diagonal.expand(2, -1)], dim=1),
+            torch.cat([-ones, -ones, degree]),
+            (n_sources, n_sources),
+        )
+    return matrix.coalesce().to(device)

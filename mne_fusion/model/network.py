@@ -99,8 +99,10 @@ class SourceLayer(nn.Linear):
         elif matrix.layout == torch.strided:
             m_weight, m_bias = matrix[:, None] * self.weight, matrix * self.bias
         else:
-            m_weight = torch.sparse.mm(matrix, self.weight)
-            m_bias = torch.sparse.mm(matrix, self.bias[:, None])[:, 0]
+            # sparse products have no bfloat16 kernels on CUDA: out of autocast
+            with torch.autocast(self.weight.device.type, enabled=False):
+                m_weight = torch.sparse.mm(matrix, self.weight)
+                m_bias = torch.sparse.mm(matrix, self.bias[:, None])[:, 0]
         total = ((self.weight.T @ m_weight) * (flat.T @ flat)).sum()
         if bias:
             total = total + 2 * (m_weight.T @ self.bias) @ flat.sum(0)
