@@ -133,8 +133,7 @@ class FusionEncoder(BaseEstimator):
         :func:`mne.minimum_norm.apply_inverse`. ``"auto"`` (default) uses the SNR of
         the sensor read-outs that the operator maps, their predicted variance over
         their estimation error (``mne_fusion.model.readout_snr``): on the
-        simulation about 0.8, 9 and 30 at MEG CNR 0.1, 1 and inf, where a fixed 3
-        loses on both ends.
+        benchmark's simulation about 0.5, 3 and 4 at MEG CNR 0.1, 1 and inf.
     loss : "likelihood" | "correlation"
         ``"likelihood"`` (default): Gaussian likelihood of noise-whitened MEG, and of
         the BOLD with one gain per fMRI subject (``1 - r`` of the whole TR x target
@@ -1159,15 +1158,20 @@ def _standardise(bold):
 def _lagged_scale(network, stories):
     """Return the standard deviation of each lagged feature on the training stories.
 
-    ``network.lagged`` must still have unit scale.
+    ``network.lagged`` must still have unit scale. Accumulated story by story: the
+    lagged features of hours of stimulus would not fit in memory at once.
     """
-    out = []
+    device = network.feature_mean.device
+    total, total_sq, n_times = 0.0, 0.0, 0
     for data in stories:
-        x = torch.as_tensor(
-            np.asarray(data, np.float32), device=network.feature_mean.device
-        )[None]
-        out.append(network.lagged((x - network.feature_mean) / network.feature_scale))
-    std = torch.cat(out, dim=1)[0].double().std(dim=0)
+        x = torch.as_tensor(np.asarray(data, np.float32), device=device)[None]
+        lagged = network.lagged((x - network.feature_mean) / network.feature_scale)
+        lagged = lagged[0].double()
+        total = total + lagged.sum(0)
+        total_sq = total_sq + lagged.square().sum(0)
+        n_times += len(lagged)
+    mean = total / n_times
+    std = (total_sq / n_times - mean.square()).clamp(min=0).sqrt()
     return torch.where(std > 1e-6, std, torch.ones_like(std)).float()
 
 
