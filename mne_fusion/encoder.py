@@ -435,7 +435,8 @@ class FusionEncoder(BaseEstimator):
             for story in stories:
                 if story not in hidden:
                     feats = np.asarray(X.stimulus(story).data, np.float32)
-                    hidden[story] = self._hidden(feats)[0].double().cpu().numpy()
+                    # float32, as computed: hours of stimulus x ~900 columns
+                    hidden[story] = self._hidden(feats)[0].cpu().numpy()
             data[name] = {
                 s: setup["whitener"] @ _average_epochs(runs[s]) for s in stories
             }

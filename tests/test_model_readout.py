@@ -51,6 +51,14 @@ def test_ridge_readouts_match_numpy_closed_form(rng):
     assert_allclose(readouts["a"][:, -1], Y.mean(0) - weights @ X.mean(0), atol=1e-12)
     hat = Xc @ np.linalg.solve(gram + penalty * np.eye(len(gram)), Xc.T)
     assert_allclose(n_parameters, np.trace(hat) + 1, rtol=1e-10)
+    # float32 features are summed in float64: the same as their float64 copy
+    single = {s: h.astype(np.float32) for s, h in hidden.items()}
+    double = {s: h.astype(np.float64) for s, h in single.items()}
+    assert_allclose(
+        ridge_readouts(single, {"a": data})[0]["a"],
+        ridge_readouts(double, {"a": data})[0]["a"],
+        rtol=1e-12,
+    )
 
 
 def test_ridge_readouts_cross_validate_alpha(rng):

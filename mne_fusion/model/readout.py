@@ -32,6 +32,7 @@ class _Moments:
     """Sums that a centred ridge regression needs, for one block of samples."""
 
     def __init__(self, design, targets):
+        design = np.asarray(design, np.float64)
         self.n = len(design)
         self.sx = design.sum(axis=0)
         self.xx = design.T @ design
@@ -103,7 +104,7 @@ def ridge_readouts(hidden, data, alpha="auto", alphas=RIDGE_ALPHAS):
     Parameters
     ----------
     hidden : dict of str -> array, shape (n_times, d)
-        Hidden features of each story.
+        Hidden features of each story (float32 or float64; sums are in float64).
     data : dict of str -> dict of str -> array, shape (n_channels, n_times)
         Each subject's recordings, by story.
     alpha : float | "auto"
