@@ -106,8 +106,8 @@ _ENCODER = dict(
 PRESETS = {
     "demo": dict(
         simulation=dict(_SIMULATION, n_stories=8, story_duration=60.0),
-        # 30 epochs: temporal / spatial r of the fusion estimate 0.56 / 0.62 on seed 0,
-        # the whole demo 105 s on 2 cores (benchmarks/results/demo_seed0.md)
+        # 30 epochs: temporal / spatial r of the fusion estimate 0.60 / 0.65 on seed 0,
+        # the whole demo 114 s on 2 cores (benchmarks/results/demo_seed0.md)
         encoder=dict(_ENCODER, max_epochs=30, patience=8),
         ridge=_DEMO_RIDGE,
         conditions=((1.0, 1.0),),
@@ -140,7 +140,7 @@ PRESETS = {
     ),
     "full": dict(
         # 11 encoder fits per seed (the single-modality ones are shared between
-        # conditions): 43 minutes for three seeds on 2 CPU cores
+        # conditions): 48 minutes for three seeds on 2 CPU cores
         simulation=dict(_SIMULATION, n_stories=10, story_duration=60.0),
         encoder=dict(_ENCODER, max_epochs=30, patience=8),
         ridge=_RIDGE,

@@ -202,7 +202,7 @@ class FusionEncoder(BaseEstimator):
     the reference design (``loss="correlation"``) gives temporal / spatial r of
     0.20 / 0.03 against MNE's 0.39 / 0.06; the likelihood with the fMRI-relaxed prior
     and spatial smoothness, source layer as trained, 0.29 / 0.08; the same with the
-    closed-form MAP read-out (the default) 0.59 / 0.62, peak error 50 mm (MNE 89 mm),
+    closed-form MAP read-out (the default) 0.59 / 0.64, peak error 47 mm (MNE 89 mm),
     ROC AUC 0.90 (MNE 0.65). Demanding fMRI power through the loss alone
     (``fmri_weight`` of 1 or more) puts activity of the wrong sign at sources that
     MEG barely sees; fMRI is most useful as the prior variance of the sources.
