@@ -39,19 +39,19 @@ class _Moments:
         self.sy = {s: y.sum(axis=1) for s, y in targets.items()}
         self.xy = {s: y @ design for s, y in targets.items()}
 
-    def __sub__(self, other):
+    def _combine(self, other, sign):
         out = object.__new__(_Moments)
-        out.n, out.sx, out.xx = self.n - other.n, self.sx - other.sx, self.xx - other.xx
-        out.sy = {s: v - other.sy[s] for s, v in self.sy.items()}
-        out.xy = {s: v - other.xy[s] for s, v in self.xy.items()}
+        out.n = self.n + sign * other.n
+        out.sx, out.xx = self.sx + sign * other.sx, self.xx + sign * other.xx
+        out.sy = {s: v + sign * other.sy[s] for s, v in self.sy.items()}
+        out.xy = {s: v + sign * other.xy[s] for s, v in self.xy.items()}
         return out
 
     def __add__(self, other):
-        out = object.__new__(_Moments)
-        out.n, out.sx, out.xx = self.n + other.n, self.sx + other.sx, self.xx + other.xx
-        out.sy = {s: v + other.sy[s] for s, v in self.sy.items()}
-        out.xy = {s: v + other.xy[s] for s, v in self.xy.items()}
-        return out
+        return self._combine(other, 1)
+
+    def __sub__(self, other):
+        return self._combine(other, -1)
 
     def solver(self):
         """Eigen-decomposition of the centred Gram matrix, and the centred cross."""
