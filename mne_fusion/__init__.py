@@ -16,7 +16,7 @@ _SUBMODULES = (
     "viz",
 )
 _ATTRIBUTES = {
-    "FusionDataset": "dataset",
+    "FusionDataset": "container",
     "FusionEncoder": "encoder",
     "read_fusion_encoder": "encoder",
     "sys_info": "utils",

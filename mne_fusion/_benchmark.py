@@ -34,7 +34,7 @@ from .baselines import (
     minimum_norm,
     oracle,
 )
-from .dataset import FusionDataset
+from .container import FusionDataset
 from .metrics import prediction_r, source_recovery
 
 METHODS = (

@@ -19,7 +19,7 @@ from sklearn.utils.validation import check_is_fitted
 from . import model as nets
 from ._encoder_io import read_fusion_encoder as read_fusion_encoder  # re-export
 from ._encoder_io import write_encoder
-from .dataset import FusionDataset
+from .container import FusionDataset
 from .features import Features
 from .metrics import prediction_r
 from .utils import (

@@ -8,7 +8,7 @@ from sklearn.metrics import roc_auc_score
 
 from .utils import _check_finite, _validate_type, fill_doc
 
-__all__ = ["prediction_r", "source_recovery"]
+__all__ = ["inter_subject_r", "prediction_r", "source_recovery"]
 
 # Time samples handled at once by the spatial metrics: bounds the memory of the
 # temporaries to a few (n_sources, _BLOCK) arrays for long stories.
@@ -68,6 +68,41 @@ def prediction_r(y_true, y_pred, axis=0, *, verbose=None):
     denom = np.where(constant, 1.0, np.sqrt(ss_a * ss_b))
     r = np.where(constant, 0.0, (a * b).sum(axis=axis) / denom)
     return np.clip(r, -1.0, 1.0)
+
+
+@verbose
+@fill_doc
+def inter_subject_r(runs, *, verbose=None):
+    """Leave-one-out inter-subject correlation of responses to the same stimulus.
+
+    What every listener shares is stimulus-driven, while noise and spontaneous
+    activity are not (Hasson et al. 2004): each subject's response is correlated with
+    the mean response of the others, and the correlations are averaged over subjects.
+
+    Parameters
+    ----------
+    runs : array, shape (n_subjects, n_times, n_targets)
+        Responses of at least two subjects on the same time grid and targets.
+    %(verbose)s
+
+    Returns
+    -------
+    r : array, shape (n_targets,)
+        Mean over subjects of the Pearson r (see :func:`prediction_r`) between the
+        subject and the mean of the other subjects, per target.
+    """
+    runs = np.asarray(runs, dtype=np.float64)
+    if runs.ndim != 3 or runs.shape[0] < 2:
+        raise ValueError(
+            "runs must have shape (n_subjects, n_times, n_targets) with at least 2 "
+            f"subjects, got shape {runs.shape}."
+        )
+    total = runs.sum(axis=0)
+    others = [(total - one) / (len(runs) - 1) for one in runs]
+    return np.mean(
+        [prediction_r(one, rest) for one, rest in zip(runs, others, strict=True)],
+        axis=0,
+    )
 
 
 def _constant(sum_sq, y, axis):

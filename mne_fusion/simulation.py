@@ -16,7 +16,7 @@ from ._sim_recordings import (
 from ._sim_sources import CortexGeometry, Patch, make_truth, pink_noise
 from ._sim_stimuli import make_language, make_story, story_features
 from .anatomy import template_source_space
-from .dataset import FusionDataset
+from .container import FusionDataset
 from .features import Features
 from .utils import _check_option, _check_positive, _validate_type, fill_doc
 

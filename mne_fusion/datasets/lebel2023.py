@@ -486,7 +486,7 @@ def fusion_dataset(
     mne_fusion.datasets.smn4lang.fusion_dataset
     """
     from ..anatomy import template_source_space
-    from ..dataset import FusionDataset
+    from ..container import FusionDataset
     from ..features import extract
 
     _check_option("space", space, ("voxels", "fsaverage"))

@@ -486,7 +486,7 @@ def fusion_dataset(
     mne_fusion.datasets.lebel2023.fusion_dataset
     """
     from ..anatomy import template_forward, template_source_space
-    from ..dataset import FusionDataset
+    from ..container import FusionDataset
     from ..features import crop_to_stimulus, extract
 
     stories = check_selection(stories, STORIES, "stories")

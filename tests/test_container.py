@@ -4,7 +4,7 @@ import pytest
 from scipy import sparse
 
 from mne_fusion import FusionDataset
-from mne_fusion.dataset import FMRISubject, MEGSubject, Segment
+from mne_fusion.container import FMRISubject, MEGSubject, Segment
 from mne_fusion.features import Features
 
 SFREQ = 50.0

@@ -1,0 +1,9 @@
+"""The data container: stimuli per story, MEG and fMRI subjects, aligned segments.
+
+:class:`FusionDataset` holds what an experiment recorded (not the fetchers of public
+data sets, which live in :mod:`mne_fusion.datasets`).
+"""
+
+from ._dataset import FMRISubject, FusionDataset, MEGSubject, Segment
+
+__all__ = ["FMRISubject", "FusionDataset", "MEGSubject", "Segment"]
