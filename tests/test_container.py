@@ -480,3 +480,22 @@ def test_subset(toy_forward, rng):
         ds.subset([])
     with pytest.raises(TypeError, match="stories must be an instance of list"):
         ds.subset({"a"})
+
+
+def test_meg_average_of_epochs_and_continuous_runs():
+    runs = {"e": np.arange(24.0).reshape(3, 2, 4), "c": np.ones((2, 4))}
+    subject = MEGSubject("a", None, None, np.zeros((2, 3)), [], runs, None)
+    np.testing.assert_array_equal(subject.average("e"), runs["e"].mean(axis=0))
+    np.testing.assert_array_equal(subject.average("c"), runs["c"])
+    with pytest.raises(ValueError, match="Unknown story 'x'; available: 'e', 'c'"):
+        subject.average("x")
+
+
+def test_dataset_module_is_a_deprecated_alias():
+    import importlib
+    import sys
+
+    sys.modules.pop("mne_fusion.dataset", None)
+    with pytest.warns(FutureWarning, match="mne_fusion.dataset is deprecated"):
+        module = importlib.import_module("mne_fusion.dataset")
+    assert module.FusionDataset is FusionDataset

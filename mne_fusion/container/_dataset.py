@@ -56,6 +56,22 @@ class MEGSubject:
     runs: dict
     noise_ceiling: np.ndarray | None
 
+    def average(self, story):
+        """Return the run of ``story`` averaged over its epochs.
+
+        Parameters
+        ----------
+        story : str
+            A story of :attr:`runs`.
+
+        Returns
+        -------
+        data : array, shape (n_channels, n_times)
+            The continuous run as it is, or the mean of the repeated presentations.
+        """
+        run = _lookup(self.runs, story, "story")
+        return run.mean(axis=0) if run.ndim == 3 else run
+
     def __repr__(self):
         return (
             f"<MEGSubject {self.name!r} | {self.gain.shape[0]} channels, "
