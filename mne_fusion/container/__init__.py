@@ -4,6 +4,7 @@
 data sets, which live in :mod:`mne_fusion.datasets`).
 """
 
-from ._dataset import FMRISubject, FusionDataset, MEGSubject, Segment
+from ._dataset import FusionDataset
+from ._subjects import FMRISubject, MEGSubject, Segment
 
 __all__ = ["FMRISubject", "FusionDataset", "MEGSubject", "Segment"]

@@ -1,0 +1,194 @@
+"""Turning MEG runs (Raw or Epochs) and a forward model into an :class:`MEGSubject`.
+
+The encoder needs, per subject, one channel set shared by the forward and every run, the
+matching lead field rows, and runs cut to the stimulus features sample for sample.
+Checking the forward, picking those channels, aligning each run to the stimulus onset
+and estimating the split-half noise ceiling from repeated epochs happen here, once, when
+:meth:`FusionDataset.add_meg` is called.
+"""
+
+import numpy as np
+from mne import BaseEpochs, Forward, pick_info, pick_types
+from mne.forward import is_fixed_orient
+from mne.io import BaseRaw
+from mne.utils import logger
+
+from ..metrics import prediction_r
+from ..utils import _check_finite, _validate_type
+from ._common import _same
+from ._subjects import MEGSubject
+
+
+def _meg_subject(name, runs, forward, stimuli, sfreq):
+    """Build an MEG subject from checked runs and a forward model.
+
+    Parameters
+    ----------
+    name : str
+        Subject name.
+    runs : dict
+        Story -> Raw or Epochs; every story is one of ``stimuli``.
+    forward : mne.Forward
+        The forward model, checked here.
+    stimuli : dict
+        Story -> Features of the dataset.
+    sfreq : float
+        Sampling rate (Hz) of the stimulus features.
+
+    Returns
+    -------
+    subject : MEGSubject
+        Gain, vertices, runs as arrays aligned to the features, and noise ceiling.
+    """
+    _check_forward(forward)
+    names = _meg_channels(runs, forward)
+    rows = [forward["sol"]["row_names"].index(ch) for ch in names]
+    gain = np.array(forward["sol"]["data"][rows], dtype=np.float64)
+    arrays = {
+        story: _meg_run(story, inst, names, sfreq, stimuli[story].n_times)
+        for story, inst in runs.items()
+    }
+    first = next(iter(runs.values()))
+    info = pick_info(first.info, [first.ch_names.index(ch) for ch in names])
+    return MEGSubject(
+        name=name,
+        forward=forward,
+        info=info,
+        gain=gain,
+        vertices=[np.array(s["vertno"]) for s in forward["src"]],
+        runs=arrays,
+        noise_ceiling=_split_half_ceiling(arrays),
+    )
+
+
+def _check_forward(forward):
+    """Raise unless ``forward`` is fixed-orientation on a two-hemisphere surface."""
+    _validate_type(forward, Forward, "forward")
+    if not is_fixed_orient(forward):
+        raise ValueError(
+            "forward must have fixed (surface-normal) source orientations; convert it "
+            "with mne.convert_forward_solution(forward, surf_ori=True, "
+            "force_fixed=True, use_cps=True)."
+        )
+    src = forward["src"]
+    if src.kind != "surface" or len(src) != 2:
+        raise ValueError(
+            f"forward must be on a surface source space with two hemispheres, got a "
+            f"{src.kind} source space with {len(src)} part(s)."
+        )
+
+
+def _meg_channels(runs, forward):
+    """Return the forward's MEG channels that are good in every run, in its order."""
+    fwd_meg = [
+        forward["info"]["ch_names"][k]
+        for k in pick_types(forward["info"], meg=True, ref_meg=False, exclude=())
+    ]
+    if not fwd_meg:
+        raise ValueError("forward has no MEG channel.")
+    good = None
+    for story, inst in runs.items():
+        meg = pick_types(inst.info, meg=True, ref_meg=False, exclude="bads")
+        run_good = [inst.ch_names[k] for k in meg]
+        missing = sorted(set(run_good) - set(fwd_meg))
+        if missing:
+            raise ValueError(
+                f"runs[{story!r}] has {len(missing)} good MEG channel(s) that are "
+                f"not in forward: {missing[:10]}; mark them bad or compute the "
+                "forward for this Info."
+            )
+        good = set(run_good) if good is None else good & set(run_good)
+    names = [name for name in fwd_meg if name in good]
+    if not names:
+        raise ValueError(
+            "runs and forward share no MEG channel that is good in every run."
+        )
+    dropped = [name for name in fwd_meg if name not in good]
+    if dropped:
+        logger.info(
+            f"Using {len(names)} of the forward's {len(fwd_meg)} MEG channels "
+            f"(bad or absent in a run: {dropped[:10]})"
+        )
+    return names
+
+
+def _meg_run(story, inst, names, sfreq, n_times):
+    """Return the data of one run from the stimulus onset, ``n_times`` samples long.
+
+    Parameters
+    ----------
+    story : str
+        The story, for error messages.
+    inst : mne.io.Raw | mne.Epochs
+        The run.
+    names : list of str
+        Channels to pick, in this order.
+    sfreq : float
+        Sampling rate (Hz) of the stimulus features; the run's must match.
+    n_times : int
+        Number of samples of the story's features.
+
+    Returns
+    -------
+    data : array, shape (n_channels, n_times) | (n_epochs, n_channels, n_times)
+        The run in float64; one missing final sample is filled with the last one.
+    """
+    run_sfreq = inst.info["sfreq"]
+    if not _same(run_sfreq, sfreq):
+        method = "raw" if isinstance(inst, BaseRaw) else "epochs"
+        raise ValueError(
+            f"runs[{story!r}] is sampled at {run_sfreq} Hz but the stimulus at "
+            f"{sfreq} Hz; use {method}.resample({sfreq})."
+        )
+    picks = [inst.ch_names.index(name) for name in names]
+    if isinstance(inst, BaseEpochs):
+        onset = int(np.argmin(np.abs(inst.times)))
+        if abs(inst.times[onset]) * run_sfreq >= 0.5:
+            raise ValueError(
+                f"runs[{story!r}] (Epochs) must contain time 0, the stimulus "
+                f"onset, got times {inst.times[0]:.3f} to {inst.times[-1]:.3f} s."
+            )
+        if len(inst) == 0:
+            raise ValueError(f"runs[{story!r}] (Epochs) has no epoch.")
+        data = inst.get_data(picks=picks)[..., onset:]
+    else:
+        data = inst.get_data(picks=picks, stop=min(inst.n_times, n_times))
+    data = np.asarray(data, dtype=np.float64)
+    if data.shape[-1] < n_times - 1:
+        raise ValueError(
+            f"runs[{story!r}] has {data.shape[-1]} samples from the stimulus onset "
+            f"but the story's features have {n_times}; the run must cover the "
+            "story."
+        )
+    if data.shape[-1] < n_times:
+        data = np.concatenate([data, data[..., -1:]], axis=-1)
+    data = data[..., :n_times]
+    _check_finite(data, f"runs[{story!r}]")
+    return data
+
+
+def _split_half_ceiling(arrays):
+    """Return the split-half noise ceiling per channel, or None without repeats.
+
+    Parameters
+    ----------
+    arrays : dict
+        Story -> run array; only runs of two or more epochs count.
+
+    Returns
+    -------
+    ceiling : array, shape (n_channels,) | None
+        ``sqrt(2 r / (1 + r))`` with ``r`` the (non-negative) correlation between the
+        averages of the even and of the odd epochs, concatenated over stories.
+    """
+    halves = [
+        (data[0::2].mean(axis=0), data[1::2].mean(axis=0))
+        for data in arrays.values()
+        if data.ndim == 3 and data.shape[0] >= 2
+    ]
+    if not halves:
+        return None
+    even = np.concatenate([h[0] for h in halves], axis=-1)
+    odd = np.concatenate([h[1] for h in halves], axis=-1)
+    r_half = np.clip(prediction_r(even, odd, axis=-1), 0, None)
+    return np.sqrt(2 * r_half / (1 + r_half))
