@@ -171,3 +171,30 @@ def test_broken_plugins_only_warn(site):
         ValueError, match=r"Unknown feature extractor 'broken'.*loudness"
     ):
         get_extractor("broken")
+
+
+def test_subclass_methods_get_the_base_parameter_docs():
+    """compute/feature_names without a Parameters section get the base's."""
+    from mne_fusion.features import FeatureExtractor
+
+    class Level(FeatureExtractor):
+        name = "level"
+
+        def compute(self, stimulus, sfreq):
+            """Compute the level (100% of the audio)."""
+
+        def feature_names(self, n_features):
+            """Name the column.
+
+            Parameters
+            ----------
+            n_features : int
+                Ignored.
+            """
+
+    doc = Level.compute.__doc__
+    assert doc.startswith("Compute the level (100% of the audio).\n\nParameters\n")
+    assert "stimulus : Stimulus" in doc
+    assert "data : array" in doc
+    # a docstring with its own parameters is left alone
+    assert "n_features : int\n                Ignored." in Level.feature_names.__doc__

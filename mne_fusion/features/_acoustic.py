@@ -7,7 +7,7 @@ from scipy.fft import next_fast_len, rfft, rfftfreq
 from scipy.signal import hilbert, resample_poly
 from scipy.signal.windows import hann
 
-from ..utils import _check_positive, _validate_type, fill_doc
+from ..utils import _check_positive, _validate_type
 from ._base import FeatureExtractor
 
 # frames of the mel spectrogram are windowed in blocks to bound memory on long stories
@@ -94,12 +94,8 @@ class Envelope(FeatureExtractor):
     name = "envelope"
     requires = ("audio",)
 
-    @fill_doc
     def compute(self, stimulus, sfreq):
-        """Compute the envelope.
-
-        %(extractor_compute)s
-        """
+        """Compute the envelope."""
         margin = int(round(stimulus.audio_sfreq))
         envelope = _resample(
             _hilbert_envelope(stimulus.audio, margin),
@@ -150,12 +146,8 @@ class Mel(FeatureExtractor):
                 f"fmax must be above fmin, got fmin={self.fmin} and fmax={self.fmax}."
             )
 
-    @fill_doc
     def compute(self, stimulus, sfreq):
-        """Compute the log-mel spectrum.
-
-        %(extractor_compute)s
-        """
+        """Compute the log-mel spectrum."""
         audio, audio_sfreq = stimulus.audio, stimulus.audio_sfreq
         fmax = audio_sfreq / 2 if self.fmax is None else self.fmax
         if fmax > audio_sfreq / 2:

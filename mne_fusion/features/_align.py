@@ -1,4 +1,10 @@
-"""Put features and recordings on one time axis."""
+"""Put features and recordings on one time axis.
+
+Features start at the stimulus (audio) onset; a recording starts wherever it was
+switched on. These functions find the onset in the recording (a time, an annotation
+or an event) and either cut the recording to the features or place the features on
+the recording's samples, so that both can be fitted sample by sample.
+"""
 
 from fractions import Fraction
 
@@ -11,8 +17,18 @@ from ..utils import _validate_type, fill_doc
 from ._features import Features
 
 
-def _onset_sample(raw, onset, annotation, event_id, stim_channel):
-    """Index of the raw sample at the stimulus onset."""
+def _onset_sample(raw, features, onset, annotation, event_id, stim_channel):
+    """Check the recording and the features; find the stimulus onset in the recording.
+
+    Returns
+    -------
+    sample : int
+        Index of the raw sample at the stimulus onset.
+    sfreq : float
+        The recording's sampling rate.
+    """
+    _validate_type(raw, BaseRaw, "raw")
+    _validate_type(features, Features, "features")
     given = {
         "onset": onset,
         "annotation": annotation,
@@ -64,7 +80,7 @@ def _onset_sample(raw, onset, annotation, event_id, stim_channel):
     if len(hits) > 1:
         logger.info(f"{where} occurs {len(hits)} times; using the first")
     logger.info(f"Stimulus onset at {sample / sfreq:.3f} s ({where})")
-    return sample
+    return sample, sfreq
 
 
 @verbose
@@ -106,15 +122,14 @@ def crop_to_stimulus(
     --------
     align_to_recording
     """
-    _validate_type(raw, BaseRaw, "raw")
-    _validate_type(features, Features, "features")
-    sample = _onset_sample(raw, onset, annotation, event_id, stim_channel)
+    sample, sfreq = _onset_sample(
+        raw, features, onset, annotation, event_id, stim_channel
+    )
     if not np.isclose(features.tmin, 0.0):
         raise ValueError(
             f"features must start at the stimulus onset (tmin=0), got tmin="
             f"{features.tmin}."
         )
-    sfreq = raw.info["sfreq"]
     # raw sample of the last feature sample's time
     last = sample + int(np.ceil((features.n_times - 1) / features.sfreq * sfreq))
     if last >= raw.n_times:
@@ -180,10 +195,9 @@ def align_to_recording(
     --------
     crop_to_stimulus
     """
-    _validate_type(features, Features, "features")
-    _validate_type(raw, BaseRaw, "raw")
-    sample = _onset_sample(raw, onset, annotation, event_id, stim_channel)
-    sfreq = raw.info["sfreq"]
+    sample, sfreq = _onset_sample(
+        raw, features, onset, annotation, event_id, stim_channel
+    )
     features = features.resample(sfreq)
     # raw sample of feature sample 0, then the overlap of both sample ranges
     first = sample + int(round(features.tmin * sfreq))

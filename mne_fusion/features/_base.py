@@ -1,4 +1,9 @@
-"""FeatureExtractor: the base class of built-in and plugin feature extractors."""
+"""FeatureExtractor: the base class of built-in and plugin feature extractors.
+
+It holds what every extractor shares (checking the stimulus, shaping and naming
+the output, the parameter documentation of its methods), so that an extractor,
+built-in or plugin, only says what it needs and how it computes its values.
+"""
 
 import inspect
 from abc import ABC, abstractmethod
@@ -27,7 +32,9 @@ class FeatureExtractor(ABC):
     registry name and the ``extractors`` tag of the columns) and ``requires``
     (which of ``"audio"``, ``"words"``, ``"phones"``, ``"transcript"`` the stimulus
     must provide), store the constructor's parameters as attributes of the same
-    name, and implement :meth:`compute`. Register it under the entry-point group
+    name, and implement :meth:`compute`. A subclass's :meth:`compute` and
+    :meth:`feature_names` whose docstrings have no Parameters section get those of
+    the base class. Register it under the entry-point group
     ``mne_fusion.feature_extractors`` to make it available by name.
 
     Attributes
@@ -48,6 +55,20 @@ class FeatureExtractor(ABC):
 
     name = None
     requires = ()
+
+    def __init_subclass__(cls, **kwargs):
+        """Give the subclass's methods the parameter documentation of the base's."""
+        super().__init_subclass__(**kwargs)
+        for method, key in (
+            ("compute", "extractor_compute"),
+            ("feature_names", "extractor_names"),
+        ):
+            func = cls.__dict__.get(method)
+            doc = getattr(func, "__doc__", None)
+            if doc and "Parameters\n" not in doc and "%(" not in doc:
+                escaped = inspect.cleandoc(doc).replace("%", "%%")
+                func.__doc__ = f"{escaped}\n\n%({key})s\n"
+                fill_doc(func)
 
     @property
     def parameters(self):

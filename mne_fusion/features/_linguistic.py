@@ -5,7 +5,6 @@ import re
 import numpy as np
 from mne.utils import warn
 
-from ..utils import fill_doc
 from ._base import FeatureExtractor
 
 # The 39 phonemes of the CMU Pronouncing Dictionary (ARPAbet without stress marks).
@@ -41,20 +40,12 @@ class Phonemes(FeatureExtractor):
     name = "phonemes"
     requires = ("phones",)
 
-    @fill_doc
     def feature_names(self, n_features):
-        """Name the columns ``"phoneme_AA"`` ... ``"phoneme_ZH"``.
-
-        %(extractor_names)s
-        """
+        """Name the columns ``"phoneme_AA"`` ... ``"phoneme_ZH"``."""
         return [f"phoneme_{phoneme}" for phoneme in ARPABET]
 
-    @fill_doc
     def compute(self, stimulus, sfreq):
-        """Compute the one-hot phonemes.
-
-        %(extractor_compute)s
-        """
+        """Compute the one-hot phonemes."""
         phones = stimulus.phones
         times = _sample_times(stimulus, sfreq)
         data = np.zeros((times.size, len(ARPABET)))
@@ -90,20 +81,12 @@ class WordOnsets(FeatureExtractor):
     name = "word_onsets"
     requires = ("words",)
 
-    @fill_doc
     def feature_names(self, n_features):
-        """Return the single name ``"word_onset"``.
-
-        %(extractor_names)s
-        """
+        """Return the single name ``"word_onset"``."""
         return ["word_onset"]
 
-    @fill_doc
     def compute(self, stimulus, sfreq):
-        """Compute the onset impulses.
-
-        %(extractor_compute)s
-        """
+        """Compute the onset impulses."""
         n_times = stimulus.n_times(sfreq)
         data = np.zeros(n_times)
         np.add.at(data, _nearest_samples(stimulus.words.onset, sfreq, n_times), 1.0)
@@ -127,12 +110,8 @@ class WordRate(FeatureExtractor):
     name = "word_rate"
     requires = ("words",)
 
-    @fill_doc
     def compute(self, stimulus, sfreq):
-        """Compute the word rate.
-
-        %(extractor_compute)s
-        """
+        """Compute the word rate."""
         words = stimulus.words
         n_times = stimulus.n_times(sfreq)
         if not len(words):

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 from mne.utils import logger
 
-from ..utils import _check_positive, _validate_type, fill_doc
+from ..utils import _check_positive, _validate_type
 from ._base import FeatureExtractor
 from ._linguistic import _nearest_samples
 
@@ -123,21 +123,13 @@ class LanguageModel(FeatureExtractor):
         self._loaded = tokenizer, network, device
         return self._loaded
 
-    @fill_doc
     def feature_names(self, n_features):
-        """Name the columns ``"lm_000"``, ``"lm_001"``, ...
-
-        %(extractor_names)s
-        """
+        """Name the columns ``"lm_000"``, ``"lm_001"``, ..."""
         width = max(3, len(str(n_features - 1)))
         return [f"lm_{k:0{width}d}" for k in range(n_features)]
 
-    @fill_doc
     def compute(self, stimulus, sfreq):
-        """Compute the word embeddings.
-
-        %(extractor_compute)s
-        """
+        """Compute the word embeddings."""
         import torch
 
         tokenizer, network, device = self._load()

@@ -1,4 +1,9 @@
-"""Losses and penalties. Time runs along dims (0, 1) = (batch, n_times) everywhere."""
+"""Losses and penalties of the fusion model on batched tensors.
+
+The data terms (correlation, Gaussian, pattern correlation) and the mesh Laplacian
+of the spatial penalty, kept apart from the training loop so that each can be
+checked against its formula. Time runs along dims (0, 1) = (batch, n_times).
+"""
 
 import torch
 
@@ -45,23 +50,35 @@ def _centred_pair(pred, target, mask):
     return _masked_center(pred, mask), _masked_center(target, mask), mask
 
 
-def _channel_mean(values, weights):
-    if weights is None:
-        return values.mean()
-    return (values * weights).sum() / weights.sum()
-
-
-def correlation_loss(pred, target, mask=None, weights=None):
-    """Mean of ``1 - r`` over channels, optionally weighted (e.g. by noise ceilings).
-
-    Parameters
+# The parameters that every loss below shares, for its docstring.
+_LOSS_PARAMETERS = """Parameters
     ----------
     pred, target : Tensor, shape (batch, n_times, n_channels)
         Predicted and measured signals.
     mask : Tensor, shape (batch, n_times) | None
         Samples that count.
     weights : Tensor, shape (n_channels,) | None
-        Non-negative channel weights.
+        Non-negative channel weights."""
+
+
+def _loss_doc(func):
+    """Fill the shared parameters into a loss's docstring."""
+    if func.__doc__:  # None under python -OO
+        func.__doc__ = func.__doc__ % {"loss_parameters": _LOSS_PARAMETERS}
+    return func
+
+
+def _channel_mean(values, weights):
+    if weights is None:
+        return values.mean()
+    return (values * weights).sum() / weights.sum()
+
+
+@_loss_doc
+def correlation_loss(pred, target, mask=None, weights=None):
+    """Mean of ``1 - r`` over channels, optionally weighted (e.g. by noise ceilings).
+
+    %(loss_parameters)s
 
     Returns
     -------
@@ -71,20 +88,14 @@ def correlation_loss(pred, target, mask=None, weights=None):
     return _channel_mean(1.0 - pearson_r(pred, target, mask), weights)
 
 
+@_loss_doc
 def gaussian_loss(pred, target, mask=None, weights=None):
     """Mean squared error per channel after centring each segment, averaged.
 
     For noise-whitened or standardised data this is the negative Gaussian
     log-likelihood up to constants: unlike the correlation it depends on amplitude.
 
-    Parameters
-    ----------
-    pred, target : Tensor, shape (batch, n_times, n_channels)
-        Predicted and measured signals.
-    mask : Tensor, shape (batch, n_times) | None
-        Samples that count.
-    weights : Tensor, shape (n_channels,) | None
-        Non-negative channel weights.
+    %(loss_parameters)s
 
     Returns
     -------
@@ -96,6 +107,7 @@ def gaussian_loss(pred, target, mask=None, weights=None):
     return _channel_mean(mse, weights)
 
 
+@_loss_doc
 def pattern_correlation_loss(pred, target, mask=None, weights=None):
     """``1 - r`` of the whole (time x channel) pattern, each channel centred first.
 
@@ -104,14 +116,7 @@ def pattern_correlation_loss(pred, target, mask=None, weights=None):
     signal is shared among channels (channels without signal must predict nothing),
     and unlike :func:`gaussian_loss` it needs no gain in physical units.
 
-    Parameters
-    ----------
-    pred, target : Tensor, shape (batch, n_times, n_channels)
-        Predicted and measured signals.
-    mask : Tensor, shape (batch, n_times) | None
-        Samples that count.
-    weights : Tensor, shape (n_channels,) | None
-        Non-negative channel weights.
+    %(loss_parameters)s
 
     Returns
     -------

@@ -1,39 +1,28 @@
-"""Joint MEG + fMRI model, batches of aligned segments, and the training loop."""
+"""The joint MEG + fMRI model, its loss, and the training loop that fits it.
+
+What: :class:`FusionModel` (network + per-subject heads), :func:`predict_batch`,
+the loss (:class:`Objective`, :func:`batch_loss`), the scores of a set of segments
+(:func:`score_segments`) and :func:`train` with its final fMRI gain calibration.
+Why together: these all run the model; how segments become batches is
+:mod:`.batching`. Deterministic on the CPU: the only random draws are the batch
+permutations of :func:`.batching.batches` and the model's dropout, in a fixed order.
+"""
 
 import copy
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 from torch import nn
 
+from .batching import batches, collate
 from .losses import (
     _masked_center,
     correlation_loss,
     gaussian_loss,
     pattern_correlation_loss,
 )
-
-
-@dataclass
-class SegmentArrays:
-    """One training segment as plain arrays (float32).
-
-    Attributes
-    ----------
-    features : array, shape (n_times, n_features)
-        Stimulus features.
-    meg : dict
-        Head key -> ``(data (n_times, n_channels), mask (n_times,))``.
-    fmri : dict
-        Head key -> ``(pooling (n_bins, n_times), bold (n_trs, n_targets),
-        mask (n_trs,))``.
-    """
-
-    features: np.ndarray
-    meg: dict = field(default_factory=dict)
-    fmri: dict = field(default_factory=dict)
 
 
 class FusionModel(nn.Module):
@@ -90,6 +79,10 @@ class Objective:
     laplacian: torch.Tensor | None = None
     n_edges: int = 1
 
+    def weight(self, modality):
+        """Return the weight of the ``"meg"`` or ``"fmri"`` data term."""
+        return self.meg_weight if modality == "meg" else self.fmri_weight
+
     def data_loss(self, pred, target, mask, weights=None, modality="meg"):
         """Return the data term of one subject."""
         if self.kind == "correlation":
@@ -99,86 +92,19 @@ class Objective:
         return pattern_correlation_loss(pred, target, mask, weights)
 
 
-def _stack(arrays, device):
-    return torch.as_tensor(np.stack(arrays), device=device)
-
-
-def _pad_stack(arrays, n_rows, device):
-    """Stack arrays (n_i, ...) after zero-padding their first axis to n_rows."""
-    out = np.zeros((len(arrays), n_rows) + arrays[0].shape[1:], arrays[0].dtype)
-    for k, array in enumerate(arrays):
-        out[k, : len(array)] = array
-    return torch.as_tensor(out, device=device)
-
-
-def _index(idx, n_items, device):
-    # None selects the whole batch without the copies that indexing makes.
-    return None if len(idx) == n_items else torch.as_tensor(idx, device=device)
-
-
-def collate(items, device):
-    """Stack segments of equal length into tensors.
-
-    Returns
-    -------
-    batch : dict
-        ``features`` (batch, n_times, n_features); ``meg`` key -> (index, data, mask);
-        ``fmri`` key -> (index, pooling, bold, mask), with TRs zero-padded (mask 0).
-        ``index`` selects the segments of the batch that the subject has (None: all).
-    """
-    batch = {"features": _stack([it.features for it in items], device)}
-    batch["meg"] = {}
-    for key in dict.fromkeys(k for it in items for k in it.meg):
-        idx = [i for i, it in enumerate(items) if key in it.meg]
-        data, mask = zip(*(items[i].meg[key] for i in idx), strict=True)
-        batch["meg"][key] = (
-            _index(idx, len(items), device),
-            _stack(data, device),
-            _stack(mask, device),
-        )
-    batch["fmri"] = {}
-    for key in dict.fromkeys(k for it in items for k in it.fmri):
-        idx = [i for i, it in enumerate(items) if key in it.fmri]
-        pooling, bold, mask = zip(*(items[i].fmri[key] for i in idx), strict=True)
-        n_trs = max(len(b) for b in bold)
-        n_bins = max(len(p) for p in pooling)
-        batch["fmri"][key] = (
-            _index(idx, len(items), device),
-            _pad_stack(pooling, n_bins, device),
-            _pad_stack(bold, n_trs, device),
-            _pad_stack(mask, n_trs, device),
-        )
-    return batch
-
-
-def batches(items, batch_size, rng=None):
-    """Group segments of equal length into batches, in random order if ``rng`` is given.
-
-    Returns
-    -------
-    groups : list of list of SegmentArrays
-        Each inner list holds at most ``batch_size`` segments of the same length.
-    """
-    order = np.arange(len(items)) if rng is None else rng.permutation(len(items))
-    by_length = {}
-    for i in order:
-        by_length.setdefault(len(items[i].features), []).append(items[i])
-    groups = [
-        group[k : k + batch_size]
-        for group in by_length.values()
-        for k in range(0, len(group), batch_size)
-    ]
-    if rng is not None:
-        groups = [groups[i] for i in rng.permutation(len(groups))]
-    return groups
-
-
 def _select(tensor, idx):
     return tensor if idx is None else tensor[idx]
 
 
 def predict_batch(model, batch):
     """Return the hidden states and the predictions of every head in the batch.
+
+    Parameters
+    ----------
+    model : FusionModel
+        The model.
+    batch : dict
+        From :func:`.batching.collate`.
 
     Returns
     -------
@@ -217,39 +143,50 @@ def predict_batch(model, batch):
     return hidden, meg, fmri
 
 
+def _head_terms(objective, batch, preds, modality, channel_weights=None):
+    """Yield ``(key, pred, target, mask, data term)`` for each head of one modality.
+
+    ``preds`` holds the predictions of the ``modality`` ("meg" or "fmri") heads
+    (from :func:`predict_batch`); targets and masks come from ``batch``.
+    """
+    for key, pred in preds.items():
+        target, mask = batch[modality][key][-2:]
+        weights = (channel_weights or {}).get(key)
+        term = objective.data_loss(pred, target, mask, weights, modality=modality)
+        yield key, pred, target, mask, term
+
+
 def batch_loss(model, batch, objective, fmri_on=True, channel_weights=None):
-    """Return the total loss and its terms (floats) for one batch."""
-    channel_weights = channel_weights or {}
+    """Return the total loss and its terms (floats) for one batch.
+
+    Parameters
+    ----------
+    model, batch
+        As for :func:`predict_batch`.
+    objective : Objective
+        The loss.
+    fmri_on : bool
+        Whether the fMRI data term counts (False in the MEG warm-up).
+    channel_weights : dict of key -> Tensor | None
+        Per-channel weights of each head's data term.
+
+    Returns
+    -------
+    total : Tensor
+        The weighted sum of the data terms (each averaged over its subjects) and
+        the penalties.
+    terms : dict of str -> float
+        The unweighted terms: ``meg``, ``fmri``, ``smoothness``, ``prior``,
+        ``spatial`` (those that count).
+    """
     hidden, meg, fmri = predict_batch(model, batch)
     terms = {}
     total = hidden.new_zeros(())
-    if meg:
-        terms["meg"] = torch.stack(
-            [
-                objective.data_loss(
-                    pred,
-                    batch["meg"][key][1],
-                    batch["meg"][key][2],
-                    channel_weights.get(key),
-                )
-                for key, pred in meg.items()
-            ]
-        ).mean()
-        total = total + objective.meg_weight * terms["meg"]
-    if fmri and fmri_on:
-        terms["fmri"] = torch.stack(
-            [
-                objective.data_loss(
-                    pred,
-                    batch["fmri"][key][2],
-                    batch["fmri"][key][3],
-                    channel_weights.get(key),
-                    modality="fmri",
-                )
-                for key, pred in fmri.items()
-            ]
-        ).mean()
-        total = total + objective.fmri_weight * terms["fmri"]
+    for modality, preds in (("meg", meg), ("fmri", fmri if fmri_on else {})):
+        if preds:
+            heads = _head_terms(objective, batch, preds, modality, channel_weights)
+            terms[modality] = torch.stack([term for *_, term in heads]).mean()
+            total = total + objective.weight(modality) * terms[modality]
     # Penalties on the sources are quadratic forms: computed from the hidden states.
     layer = model.network.sources
     n_values = hidden.shape[0] * hidden.shape[1] * layer.out_features
@@ -268,9 +205,42 @@ def batch_loss(model, batch, objective, fmri_on=True, channel_weights=None):
     return total, {k: float(v.detach()) for k, v in terms.items()}
 
 
+def _moments(pred, target, mask):
+    """Return the sums of ``pred * target``, ``pred ** 2``, ``target ** 2`` per channel.
+
+    Each segment and channel is centred over its masked samples first; float64.
+    """
+    mask = mask.to(pred.dtype)
+    pred, target = _masked_center(pred, mask), _masked_center(target, mask)
+    stats = [
+        (pred * target).sum((0, 1)),
+        pred.square().sum((0, 1)),
+        target.square().sum((0, 1)),
+    ]
+    return torch.stack(stats).double()
+
+
 @torch.no_grad()
-def evaluate(model, items, objective, batch_size, device, channel_weights=None):
-    """Loss and Pearson r per subject over segments (no dropout).
+def score_segments(model, items, objective, batch_size, device, channel_weights=None):
+    """Loss, Pearson r and gain of each head over segments (no dropout).
+
+    The validation pass of :func:`train`; on the training segments it gives the gains
+    of :func:`calibrate_fmri_gains`.
+
+    Parameters
+    ----------
+    model : FusionModel
+        The model (set to evaluation mode).
+    items : list of SegmentArrays
+        The segments, in batches of their order.
+    objective : Objective
+        The loss whose data terms are scored.
+    batch_size : int
+        Most segments per batch.
+    device : str | torch.device
+        Where the batches go.
+    channel_weights : dict of key -> Tensor | None
+        Per-channel weights of each head's data term.
 
     Returns
     -------
@@ -287,29 +257,12 @@ def evaluate(model, items, objective, batch_size, device, channel_weights=None):
     for group in batches(items, batch_size):
         batch = collate(group, device)
         _, meg, fmri = predict_batch(model, batch)
-        parts = []
-        for key, pred in meg.items():
-            _, target, mask = batch["meg"][key]
-            weight = objective.meg_weight / len(meg)
-            parts.append((key, pred, target, mask, weight, "meg"))
-        for key, pred in fmri.items():
-            _, _, target, mask = batch["fmri"][key]
-            weight = objective.fmri_weight / len(fmri)
-            parts.append((key, pred, target, mask, weight, "fmri"))
-        for key, pred, target, mask, weight, modality in parts:
-            w = (channel_weights or {}).get(key)
-            term = objective.data_loss(pred, target, mask, w, modality=modality)
-            loss += weight * float(term) * len(group)
-            mask = mask.to(pred.dtype)
-            pred, target = _masked_center(pred, mask), _masked_center(target, mask)
-            stats = torch.stack(
-                [
-                    (pred * target).sum((0, 1)),
-                    pred.square().sum((0, 1)),
-                    target.square().sum((0, 1)),
-                ]
-            ).double()
-            sums[key] = sums.get(key, 0) + stats
+        for modality, preds in (("meg", meg), ("fmri", fmri)):
+            heads = _head_terms(objective, batch, preds, modality, channel_weights)
+            for key, pred, target, mask, term in heads:
+                weight = objective.weight(modality) / len(preds)
+                loss += weight * float(term) * len(group)
+                sums[key] = sums.get(key, 0) + _moments(pred, target, mask)
         count += len(group)
     r, gain = {}, {}
     for key, (cov, pp, tt) in sums.items():
@@ -419,7 +372,7 @@ def train(
         }
         eval_objective = objective if fmri_on else replace(objective, fmri_weight=0)
         if val_items:
-            val_loss, val_r, _ = evaluate(
+            val_loss, val_r, _ = score_segments(
                 model,
                 val_items,
                 eval_objective,
@@ -455,8 +408,11 @@ def calibrate_fmri_gains(model, items, objective, config):
     Scale-free fMRI losses leave the gains alone; this puts the predictions in the
     data's units.
     """
-    _, _, gain = evaluate(model, items, objective, config.batch_size, config.device)
+    _, _, gain = score_segments(
+        model, items, objective, config.batch_size, config.device
+    )
     with torch.no_grad():
         for key, head in model.fmri_heads.items():
             if gain.get(key, 0) > 0:
                 head.log_gain += np.log(gain[key])
+
