@@ -1,4 +1,10 @@
-"""Sparse maps between voxels, a subject's cortical surface and the template sources."""
+"""Maps between voxels, a subject's cortical surface and the template sources.
+
+The data set modules place fMRI voxels and volumes on the template (fsaverage) cortex
+in a few shared ways: sparse voxel/vertex/source maps built from cortical ribbons and
+registered spheres, and a volume sampled between the template's white and pial
+surfaces. They live here, apart from the fetchers, as plain numpy/scipy/nibabel code.
+"""
 
 import nibabel as nib
 import numpy as np
@@ -118,3 +124,49 @@ def template_meshes(kind, subjects_dir):
         )
         for h in HEMIS
     ]
+
+
+def volume_to_template(img, src, subjects_dir, radius):
+    """Sample a 4D MNI volume between the template's white and pial surfaces.
+
+    Parameters
+    ----------
+    img : nibabel image
+        The 4D (x, y, z, time) volume in MNI space.
+    src : mne.SourceSpaces
+        The template source space.
+    subjects_dir : path-like | None
+        A FreeSurfer subjects directory holding ``fsaverage``; None uses nilearn's
+        fsaverage5 offline.
+    radius : float
+        Radius in mm of the neighbourhood :func:`nilearn.surface.vol_to_surf`
+        samples around each point.
+
+    Returns
+    -------
+    data : array, shape (n_sources, n_times)
+        The volume at the sources, left then right hemisphere.
+    """
+    from nilearn.surface import InMemoryMesh, vol_to_surf
+
+    white, pial = (
+        template_meshes("white", subjects_dir),
+        template_meshes("pial", subjects_dir),
+    )
+    data = []
+    for hemi in range(len(HEMIS)):
+        vertno = src[hemi]["vertno"]
+        if vertno.max() >= len(pial[hemi][0]):
+            raise ValueError(
+                f"The source space uses vertex {vertno.max()} but the template mesh "
+                f"has {len(pial[hemi][0])} vertices; pass subjects_dir holding the "
+                "full FreeSurfer fsaverage."
+            )
+        texture = vol_to_surf(
+            img,
+            InMemoryMesh(*pial[hemi]),
+            inner_mesh=InMemoryMesh(*white[hemi]),
+            radius=radius,
+        )
+        data.append(texture[vertno])
+    return np.concatenate(data)

@@ -31,23 +31,16 @@ with nibabel; pycortex is not needed. These files are not in the shipped registr
 (no verified hashes), so they are read from the data folder when present.
 """
 
-import json
-
 import mne
 import numpy as np
 from mne.utils import logger, verbose
 from scipy import sparse
 
-from ..utils import _check_option, _check_positive, _validate_type, fill_doc
-from ._common import check_selection, fetch_dataset, require_local
+from ..utils import _check_option, _validate_type, fill_doc
+from ._dataset import OpenNeuroDataset, check_selection
 from ._fetch import read_registry
-from ._surface import (
-    HEMIS,
-    ribbon_voxel_counts,
-    row_normalize,
-    sphere_nearest,
-    template_meshes,
-)
+from ._lebel2023_anatomy import subject_maps, voxel_counts
+from ._surface import row_normalize
 
 __all__ = [
     "RESPONSE_TMIN",
@@ -62,26 +55,16 @@ __all__ = [
     "template_mapping",
 ]
 
-ACCESSION = "ds003020"
 #: the nine fMRI subjects of the data set
 SUBJECTS = tuple(f"UTS0{k}" for k in range(1, 10))
-KINDS = ("stimuli", "responses")
 #: fMRI repetition time (s)
 TR = 2.0045
 #: stimulus time (s) of the first row of every preprocessed response
 RESPONSE_TMIN = 10 * TR - 10.0
-_METADATA = ("README", "dataset_description.json", "participants.tsv")
+ACCESSION = "ds003020"
 _RESPONSE_KEYS = ("data", "resp")
 _TEXTGRIDS = "derivative/TextGrids/"
 _RESPONSES = "derivative/preprocessed_data/"
-_HOW_TO_GET_ANATOMY = (
-    "Get the subject's folders derivative/pycortex-db/<subject> and "
-    "derivative/freesurfer_subjdir/<subject>, e.g. with "
-    "'aws s3 sync --no-sign-request s3://openneuro.org/ds003020/derivative/"
-    "pycortex-db/UTS01 <folder>/derivative/pycortex-db/UTS01' (the public export of "
-    "ds003020 is the 3.1.0 snapshot) or 'openneuro-py download --dataset ds003020 "
-    "--include derivative/pycortex-db/UTS01'."
-)
 
 
 def _registry_stories(prefix, suffix):
@@ -117,67 +100,60 @@ def list_stories(subject=None, *, verbose=None):
     return _registry_stories(f"{_RESPONSES}{subject}/", ".hf5")
 
 
-def _files(subjects, stories, kinds):
-    """Registry paths of the selection (validated), with the small metadata files."""
-    kinds = check_selection(kinds, KINDS, "kinds")
-    subjects = check_selection(subjects, SUBJECTS, "subjects")
-    files = list(_METADATA)
-    if "stimuli" in kinds:
-        for story in check_selection(stories, list_stories(), "stories"):
-            files += [f"stimuli/{story}.wav", f"{_TEXTGRIDS}{story}.TextGrid"]
-    if "responses" in kinds:
-        for subject in subjects:
-            chosen = check_selection(stories, list_stories(subject), "stories")
-            files += [f"{_RESPONSES}{subject}/{story}.hf5" for story in chosen]
-    return files
+def _select(subjects=None, stories=None):
+    # stories are checked per kind: all stories for stimuli, each subject's for
+    # responses
+    return dict(
+        subjects=check_selection(subjects, SUBJECTS, "subjects"), stories=stories
+    )
 
 
-@verbose
-@fill_doc
-def data_path(
-    path=None,
-    force_update=False,
-    update_path=True,
-    download=True,
-    *,
-    subjects=None,
-    stories=None,
-    kinds=KINDS,
-    verbose=None,
-):
-    """Download (parts of) the LeBel et al. 2023 data set and return its folder.
+def _stimulus_files(subjects, stories):
+    return [
+        fname
+        for story in check_selection(stories, list_stories(), "stories")
+        for fname in (f"stimuli/{story}.wav", f"{_TEXTGRIDS}{story}.TextGrid")
+    ]
 
-    Parameters
-    ----------
-    %(dataset_data_path)s
-    subjects : str | list of str | None
-        Subjects whose responses to get (``"UTS01"`` ... ``"UTS09"``); None for all.
-    stories : str | list of str | None
-        Stories to get; None for all (all of each subject's, for responses). For
-        responses, every story asked for must exist for every subject asked for
-        (see :func:`list_stories`).
-    kinds : str | list of str
-        ``"stimuli"`` (audio and TextGrid) and/or ``"responses"`` (preprocessed
-        fMRI). See the module documentation for sizes.
-    %(verbose)s
 
-    Returns
-    -------
-    path : pathlib.Path
-        The local folder of ``ds003020``, laid out as on OpenNeuro.
+def _response_files(subjects, stories):
+    return [
+        f"{_RESPONSES}{subject}/{story}.hf5"
+        for subject in subjects
+        for story in check_selection(stories, list_stories(subject), "stories")
+    ]
 
-    See Also
-    --------
-    load_stimulus, load_responses, fusion_dataset
+
+DATASET = OpenNeuroDataset(
+    ACCESSION,
+    _select,
+    {"stimuli": _stimulus_files, "responses": _response_files},
+    default_kinds=("stimuli", "responses"),
+)
+KINDS = tuple(DATASET.kinds)
+data_path = DATASET.make_data_path(
+    __name__,
+    "Download (parts of) the LeBel et al. 2023 data set and return its folder.",
     """
-    files = _files(subjects, stories, kinds)
-    return fetch_dataset(ACCESSION, files, path, force_update, update_path, download)
+subjects : str | list of str | None
+    Subjects whose responses to get (``"UTS01"`` ... ``"UTS09"``); None for all.
+stories : str | list of str | None
+    Stories to get; None for all (all of each subject's, for responses). For
+    responses, every story asked for must exist for every subject asked for
+    (see :func:`list_stories`).
+kinds : str | list of str
+    ``"stimuli"`` (audio and TextGrid) and/or ``"responses"`` (preprocessed
+    fMRI). See the module documentation for sizes.""",
+    "load_stimulus, load_responses, fusion_dataset",
+)
 
 
 @verbose
 @fill_doc
 def load_stimulus(story, *, path=None, download=True, verbose=None):
     """Load a story's audio and word/phone alignment as a Stimulus.
+
+    Both files are the story's ``kinds="stimuli"`` of :func:`data_path`.
 
     Parameters
     ----------
@@ -198,9 +174,7 @@ def load_stimulus(story, *, path=None, download=True, verbose=None):
     from ..features import Stimulus
 
     check_selection([story], list_stories(), "stories")
-    root = data_path(
-        path, update_path=False, download=download, stories=story, kinds="stimuli"
-    )
+    root = DATASET.fetch(path, download=download, kinds="stimuli", stories=story)
     return Stimulus(
         audio=root / "stimuli" / f"{story}.wav",
         textgrid=root / f"{_TEXTGRIDS}{story}.TextGrid",
@@ -238,13 +212,8 @@ def load_responses(subject, story, *, path=None, download=True, verbose=None):
 
     subject = check_selection(subject, SUBJECTS, "subjects")[0]
     check_selection([story], list_stories(subject), "stories")
-    root = data_path(
-        path,
-        update_path=False,
-        download=download,
-        subjects=subject,
-        stories=story,
-        kinds="responses",
+    root = DATASET.fetch(
+        path, download=download, kinds="responses", subjects=subject, stories=story
     )
     fname = root / f"{_RESPONSES}{subject}/{story}.hf5"
     with h5py.File(fname, "r") as fid:
@@ -262,47 +231,6 @@ def load_responses(subject, story, *, path=None, download=True, verbose=None):
         )
     logger.info(f"{subject} {story}: {responses.shape[0]} TRs x {responses.shape[1]}")
     return responses
-
-
-def _anatomy(subject, path, mask):
-    """Read a subject's pycortex surfaces, transform and mask with nibabel."""
-    import nibabel as nib
-
-    xfm_dir = f"derivative/pycortex-db/{subject}/transforms/{subject}_auto"
-    surfaces = {
-        (kind, hemi): f"derivative/pycortex-db/{subject}/surfaces/{kind}_{hemi}.gii"
-        for kind in ("wm", "pia")
-        for hemi in HEMIS
-    }
-    files = [f"{xfm_dir}/matrices.xfm", f"{xfm_dir}/mask_{mask}.nii.gz"]
-    root = require_local(
-        ACCESSION, files + list(surfaces.values()), path, _HOW_TO_GET_ANATOMY
-    )
-    xfm = json.loads((root / files[0]).read_text())
-    vox_from_surf = np.asarray(xfm["coord"], float)
-    mask_img = np.asarray(nib.load(root / files[1]).dataobj) > 0
-    coords = {
-        key: np.asarray(nib.load(root / fname).darrays[0].data, float)
-        for key, fname in surfaces.items()
-    }
-    n_vertices = [len(coords["wm", hemi]) for hemi in HEMIS]
-    white = np.concatenate([coords["wm", hemi] for hemi in HEMIS])
-    pial = np.concatenate([coords["pia", hemi] for hemi in HEMIS])
-    return root, white, pial, vox_from_surf, mask_img, n_vertices
-
-
-def _voxel_counts(subject, path, mask, n_depths):
-    _validate_type(mask, str, "mask")
-    n_depths = _check_positive(n_depths, "n_depths", integer=True)
-    root, white, pial, vox_from_surf, mask_img, n_vertices = _anatomy(
-        subject, path, mask
-    )
-    counts = ribbon_voxel_counts(white, pial, vox_from_surf, mask_img, n_depths)
-    logger.info(
-        f"{subject}: {counts.shape[0]} voxels in mask {mask!r}, "
-        f"{np.count_nonzero(counts.sum(axis=1))} of them on the cortical ribbon"
-    )
-    return root, counts, n_vertices
 
 
 @verbose
@@ -340,7 +268,7 @@ def surface_projection(subject, *, path=None, mask="thick", n_depths=5, verbose=
     template_mapping
     """
     subject = check_selection(subject, SUBJECTS, "subjects")[0]
-    _, counts, n_vertices = _voxel_counts(subject, path, mask, n_depths)
+    _, counts, n_vertices = voxel_counts(subject, path, mask, n_depths)
     vertices = [np.arange(n) for n in n_vertices]
     return row_normalize(counts.T), vertices
 
@@ -395,35 +323,10 @@ def template_mapping(
     """
     subject = check_selection(subject, SUBJECTS, "subjects")[0]
     _validate_type(src, (None, mne.SourceSpaces), "src")
-    counts, nearest = _subject_maps(subject, src, path, mask, n_depths, subjects_dir)
+    counts, nearest = subject_maps(subject, src, path, mask, n_depths, subjects_dir)
     mapping = row_normalize(counts) @ nearest
     voxels = np.flatnonzero(mapping.sum(axis=1))
     return sparse.csr_array(mapping[voxels]), voxels
-
-
-def _subject_maps(subject, src, path, mask, n_depths, subjects_dir):
-    """Return the voxel/vertex ribbon counts and the vertex -> nearest source map."""
-    import nibabel as nib
-
-    from ..anatomy import template_source_space
-
-    src = template_source_space("ico4") if src is None else src
-    root, counts, n_vertices = _voxel_counts(subject, path, mask, n_depths)
-    spheres = [
-        f"derivative/freesurfer_subjdir/{subject}/surf/{hemi}.sphere.reg"
-        for hemi in HEMIS
-    ]
-    require_local(ACCESSION, spheres, path, _HOW_TO_GET_ANATOMY)
-    subject_spheres = [nib.freesurfer.read_geometry(root / s)[0] for s in spheres]
-    for sphere, n, fname in zip(subject_spheres, n_vertices, spheres, strict=True):
-        if len(sphere) != n:
-            raise ValueError(
-                f"{fname} has {len(sphere)} vertices but the pycortex surfaces of "
-                f"{subject} have {n}: they are not the same subject's meshes."
-            )
-    template = [coords for coords, _ in template_meshes("sphere", subjects_dir)]
-    nearest = sphere_nearest(subject_spheres, template, [s["vertno"] for s in src])
-    return counts, nearest
 
 
 @verbose
@@ -501,7 +404,7 @@ def fusion_dataset(
         stimulus = load_stimulus(story, path=path, download=download)
         dataset.add_stimulus(story, extract(features, stimulus, sfreq))
     for subject in subjects:
-        counts, nearest = _subject_maps(subject, src, path, mask, 5, subjects_dir)
+        counts, nearest = subject_maps(subject, src, path, mask, 5, subjects_dir)
         responses = {
             story: load_responses(subject, story, path=path, download=download)
             for story in stories

@@ -22,7 +22,7 @@ ECoG is neither MEG (no lead field) nor BOLD, so it does not enter a
 :func:`electrode_mapping` reads the template sources out at the electrodes.
 """
 
-import csv
+from functools import partial
 
 import mne
 import numpy as np
@@ -31,7 +31,8 @@ from scipy import sparse
 from scipy.spatial import cKDTree
 
 from ..utils import _check_option, _check_positive, _validate_type, fill_doc
-from ._common import check_selection, fetch_dataset
+from ._dataset import OpenNeuroDataset, check_selection
+from ._readers import read_table
 
 __all__ = [
     "SUBJECTS",
@@ -45,8 +46,7 @@ __all__ = [
 ACCESSION = "ds005574"
 #: the nine patients of the data set
 SUBJECTS = tuple(f"sub-{k:02d}" for k in range(1, 10))
-KINDS = ("stimuli", "highgamma", "ieeg")
-_METADATA = ("README", "dataset_description.json", "participants.tsv")
+_ECOG_KINDS = ("highgamma", "ieeg")
 _STIMULI = ("stimuli/podcast.wav", "stimuli/podcast_transcript.csv")
 _SPACE = "space-MNI152NLin2009aSym"
 _UNITS = {"m": 1.0, "cm": 1e-2, "mm": 1e-3}
@@ -62,59 +62,38 @@ def _ecog_files(subject, kind):
     }
 
 
-def _files(subjects, kinds):
-    kinds = check_selection(kinds, KINDS, "kinds")
-    subjects = check_selection(subjects, SUBJECTS, "subjects")
-    files = list(_METADATA)
-    if "stimuli" in kinds:
-        files += _STIMULI
-    for kind in [kind for kind in kinds if kind != "stimuli"]:
-        files += [f for s in subjects for f in _ecog_files(s, kind).values()]
-    return files
+def _select(subjects=None):
+    return dict(subjects=check_selection(subjects, SUBJECTS, "subjects"))
 
 
-@verbose
-@fill_doc
-def data_path(
-    path=None,
-    force_update=False,
-    update_path=True,
-    download=True,
-    *,
-    subjects=None,
-    kinds=("stimuli", "highgamma"),
-    verbose=None,
-):
-    """Download (parts of) the Podcast ECoG data set and return its folder.
+def _ecog_kind(kind, subjects):
+    return [f for s in subjects for f in _ecog_files(s, kind).values()]
 
-    Parameters
-    ----------
-    %(dataset_data_path)s
-    subjects : str | list of str | None
-        ``"sub-01"`` ... ``"sub-09"``; None for all.
-    kinds : str | list of str
-        Any of ``"stimuli"``, ``"highgamma"`` and ``"ieeg"`` (see the module
-        documentation for sizes).
-    %(verbose)s
 
-    Returns
-    -------
-    path : pathlib.Path
-        The local folder of ``ds005574``, laid out as on OpenNeuro.
-
-    See Also
-    --------
-    load_ecog, load_stimulus
+DATASET = OpenNeuroDataset(
+    ACCESSION,
+    _select,
+    {"stimuli": lambda subjects: list(_STIMULI)}
+    | {kind: partial(_ecog_kind, kind) for kind in _ECOG_KINDS},
+    default_kinds=("stimuli", "highgamma"),
+)
+KINDS = tuple(DATASET.kinds)
+data_path = DATASET.make_data_path(
+    __name__,
+    "Download (parts of) the Podcast ECoG data set and return its folder.",
     """
-    files = _files(subjects, kinds)
-    return fetch_dataset(ACCESSION, files, path, force_update, update_path, download)
+subjects : str | list of str | None
+    ``"sub-01"`` ... ``"sub-09"``; None for all.
+kinds : str | list of str
+    Any of ``"stimuli"``, ``"highgamma"`` and ``"ieeg"`` (see the module
+    documentation for sizes).""",
+    "load_ecog, load_stimulus",
+)
 
 
 def _subject_root(subject, kind, path, download):
     subject = check_selection([subject], SUBJECTS, "subjects")[0]
-    root = data_path(
-        path, update_path=False, download=download, subjects=subject, kinds=kind
-    )
+    root = DATASET.fetch(path, download=download, kinds=kind, subjects=subject)
     return subject, {key: root / f for key, f in _ecog_files(subject, kind).items()}
 
 
@@ -146,8 +125,7 @@ def load_montage(subject, *, path=None, download=True, verbose=None):
     subject, files = _subject_root(subject, "highgamma", path, download)
     units = json.loads(files["coordsystem"].read_text()).get("iEEGCoordinateUnits")
     _check_option("iEEGCoordinateUnits", units, tuple(_UNITS))
-    with open(files["electrodes"], encoding="utf-8-sig", newline="") as fid:
-        rows = list(csv.DictReader(fid, delimiter="\t"))
+    rows = read_table(files["electrodes"])
     positions = {}
     for row in rows:
         xyz = [row.get(axis, "n/a") for axis in "xyz"]
@@ -189,7 +167,7 @@ def load_ecog(
     --------
     load_stimulus, electrode_mapping
     """
-    _check_option("kind", kind, KINDS[1:])
+    _check_option("kind", kind, _ECOG_KINDS)
     _validate_type(montage, bool, "montage")
     subject, files = _subject_root(subject, kind, path, download)
     raw = mne.io.read_raw_fif(files["fif"])
@@ -223,10 +201,9 @@ def load_stimulus(*, path=None, download=True, verbose=None):
     """
     from ..features import Stimulus
 
-    root = data_path(path, update_path=False, download=download, kinds="stimuli")
+    root = DATASET.fetch(path, download=download, kinds="stimuli")
     fname = root / _STIMULI[1]
-    with open(fname, encoding="utf-8-sig", newline="") as fid:
-        rows = list(csv.DictReader(fid))
+    rows = read_table(fname, delimiter=",")
     if not rows or not {"word", "start", "end"} <= set(rows[0]):
         raise ValueError(f"{fname} must have the columns 'word', 'start' and 'end'.")
     words = []

@@ -25,7 +25,7 @@ shipped registry (no verified hashes): :func:`load_fmri` reads it when present a
 projects it onto the template cortex with :func:`nilearn.surface.vol_to_surf`.
 """
 
-import csv
+from functools import partial
 from pathlib import Path
 
 import mne
@@ -33,9 +33,10 @@ import numpy as np
 from mne.utils import logger, verbose
 
 from ..utils import _check_positive, _validate_type, fill_doc
-from ._common import check_selection, fetch_dataset, require_local
+from ._dataset import OpenNeuroDataset, check_selection, require_local
 from ._fetch import read_registry
-from ._surface import HEMIS, template_meshes
+from ._readers import crop_to_triggers, read_events_tsv, read_word_times
+from ._surface import volume_to_template
 
 __all__ = [
     "STORIES",
@@ -54,10 +55,8 @@ ACCESSION = "ds004078"
 SUBJECTS = tuple(f"sub-{k:02d}" for k in range(1, 13))
 #: story names; run ``R`` of a subject is ``story_R``
 STORIES = tuple(f"story_{k}" for k in range(1, 61))
-KINDS = ("stimuli", "meg", "meg-preprocessed")
 #: fMRI repetition time (s)
 TR = 0.71
-_METADATA = ("README", "dataset_description.json", "participants.tsv")
 _ANNOTATIONS = "derivatives/annotations/"
 _MEG_FOLDERS = {
     "meg": "{subject}/meg/",
@@ -108,7 +107,7 @@ def list_subjects(kind="meg", *, verbose=None):
     --------
     data_path
     """
-    check_selection([kind], KINDS[1:], "kinds")
+    check_selection([kind], tuple(_MEG_FOLDERS), "kinds")
     return [s for s in SUBJECTS if "fif" in _meg_files(s, STORIES[0], kind)]
 
 
@@ -120,80 +119,45 @@ def _stimulus_files(story):
     ]
 
 
-def _files(subjects, stories, kinds):
-    kinds = check_selection(kinds, KINDS, "kinds")
-    stories = check_selection(stories, STORIES, "stories")
-    files = list(_METADATA)
-    if "stimuli" in kinds:
-        files += [f for story in stories for f in _stimulus_files(story)]
-    for kind in [kind for kind in kinds if kind != "stimuli"]:
-        for subject in check_selection(subjects, list_subjects(kind), "subjects"):
-            for story in stories:
-                files += _meg_files(subject, story, kind).values()
-    return files
+def _select(subjects=None, stories=None):
+    # subjects are checked per MEG kind, against the subjects it has
+    return dict(subjects=subjects, stories=check_selection(stories, STORIES, "stories"))
 
 
-@verbose
-@fill_doc
-def data_path(
-    path=None,
-    force_update=False,
-    update_path=True,
-    download=True,
-    *,
-    subjects=None,
-    stories=None,
-    kinds=("stimuli", "meg-preprocessed"),
-    verbose=None,
-):
-    """Download (parts of) SMN4Lang and return its folder.
-
-    Parameters
-    ----------
-    %(dataset_data_path)s
-    subjects : str | list of str | None
-        MEG subjects (``"sub-01"``, ...; see :func:`list_subjects`); None for all
-        that the registry holds for each MEG kind.
-    stories : str | list of str | None
-        ``"story_1"`` ... ``"story_60"``; None for all.
-    kinds : str | list of str
-        Any of ``"stimuli"``, ``"meg"`` and ``"meg-preprocessed"`` (see the module
-        documentation for sizes).
-    %(verbose)s
-
-    Returns
-    -------
-    path : pathlib.Path
-        The local folder of ``ds004078``, laid out as on OpenNeuro (a BIDS root).
-
-    See Also
-    --------
-    load_meg, load_stimulus, fusion_dataset
-    """
-    files = _files(subjects, stories, kinds)
-    return fetch_dataset(ACCESSION, files, path, force_update, update_path, download)
+def _stimuli_kind(subjects, stories):
+    return [f for story in stories for f in _stimulus_files(story)]
 
 
-def _read_word_times(fname):
-    """Word onsets, offsets and labels of a ``*_word_time.mat`` file."""
-    from scipy.io import loadmat
-
-    mat = loadmat(fname, simplify_cells=True)
-    missing = [key for key in ("start", "end", "word") if key not in mat]
-    if missing:
-        raise ValueError(f"{fname} lacks the variables {missing}.")
-    onset = np.atleast_1d(np.asarray(mat["start"], float)).ravel()
-    offset = np.atleast_1d(np.asarray(mat["end"], float)).ravel()
-    words = [str(word).strip() for word in np.atleast_1d(mat["word"]).ravel()]
-    # the aligner gives some words (often punctuation) no duration: not events
-    keep = offset > onset
-    if not keep.all():
-        logger.info(f"{fname.name}: dropping {np.sum(~keep)} words of zero duration")
+def _meg_kind(kind, subjects, stories):
     return [
-        (on, off, word)
-        for on, off, word, ok in zip(onset, offset, words, keep, strict=True)
-        if ok
+        fname
+        for subject in check_selection(subjects, list_subjects(kind), "subjects")
+        for story in stories
+        for fname in _meg_files(subject, story, kind).values()
     ]
+
+
+DATASET = OpenNeuroDataset(
+    ACCESSION,
+    _select,
+    {"stimuli": _stimuli_kind} | {k: partial(_meg_kind, k) for k in _MEG_FOLDERS},
+    default_kinds=("stimuli", "meg-preprocessed"),
+)
+KINDS = tuple(DATASET.kinds)
+data_path = DATASET.make_data_path(
+    __name__,
+    "Download (parts of) SMN4Lang and return its folder.",
+    """
+subjects : str | list of str | None
+    MEG subjects (``"sub-01"``, ...; see :func:`list_subjects`); None for all
+    that the registry holds for each MEG kind.
+stories : str | list of str | None
+    ``"story_1"`` ... ``"story_60"``; None for all.
+kinds : str | list of str
+    Any of ``"stimuli"``, ``"meg"`` and ``"meg-preprocessed"`` (see the module
+    documentation for sizes).""",
+    "load_meg, load_stimulus, fusion_dataset",
+)
 
 
 @verbose
@@ -221,28 +185,13 @@ def load_stimulus(story, *, path=None, download=True, verbose=None):
     from ..features import Stimulus
 
     story = check_selection([story], STORIES, "stories")[0]
-    root = data_path(
-        path, update_path=False, download=download, stories=story, kinds="stimuli"
-    )
+    root = DATASET.fetch(path, download=download, kinds="stimuli", stories=story)
     audio, word_times, script = (root / f for f in _stimulus_files(story))
     return Stimulus(
         audio=audio,
-        words=_read_word_times(word_times),
+        words=read_word_times(word_times),
         transcript=script.read_text(encoding="utf-8-sig"),
         name=story,
-    )
-
-
-def _read_events_tsv(fname):
-    """Annotations of a BIDS events.tsv (onsets from the first sample)."""
-    with open(fname, encoding="utf-8-sig", newline="") as fid:
-        rows = list(csv.DictReader(fid, delimiter="\t"))
-    if not rows or not {"onset", "trial_type"} <= set(rows[0]):
-        raise ValueError(f"{fname} must have the columns 'onset' and 'trial_type'.")
-    return mne.Annotations(
-        [float(row["onset"]) for row in rows],
-        [float(row.get("duration") or 0.0) for row in rows],
-        [row["trial_type"] for row in rows],
     )
 
 
@@ -291,19 +240,14 @@ def load_meg(
     kind = "meg-preprocessed" if preprocessed else "meg"
     subject = check_selection([subject], list_subjects(kind), "subjects")[0]
     story = check_selection([story], STORIES, "stories")[0]
-    root = data_path(
-        path,
-        update_path=False,
-        download=download,
-        subjects=subject,
-        stories=story,
-        kinds=kind,
+    root = DATASET.fetch(
+        path, download=download, kinds=kind, subjects=subject, stories=story
     )
     files = _meg_files(subject, story, kind)
     fif, events = root / files["fif"], root / files["events"]
     if preprocessed:
         raw = mne.io.read_raw_fif(fif)
-        raw.set_annotations(_read_events_tsv(events))
+        raw.set_annotations(read_events_tsv(events))
     else:
         from mne_bids import BIDSPath, read_raw_bids
 
@@ -318,19 +262,7 @@ def load_meg(
         )
         raw = read_raw_bids(bids_path)
     if crop:
-        onsets = {}
-        for name in ("Beg", "End"):
-            hits = raw.annotations.onset[raw.annotations.description == name]
-            if not hits.size:
-                raise ValueError(
-                    f"{Path(fif).name} has no {name!r} trigger; its annotations are "
-                    f"{sorted(set(raw.annotations.description))}. Use crop=False."
-                )
-            onsets[name] = hits[0]
-        # annotation onsets count from the first sample when orig_time is None and
-        # from meas_date otherwise; raw.crop wants times from the first sample
-        offset = 0.0 if raw.annotations.orig_time is None else raw.first_time
-        raw.crop(onsets["Beg"] - offset, onsets["End"] - offset)
+        crop_to_triggers(raw, "Beg", "End", Path(fif).name)
     return raw
 
 
@@ -371,7 +303,6 @@ def load_fmri(
     fusion_dataset
     """
     import nibabel as nib
-    from nilearn.surface import InMemoryMesh, vol_to_surf
 
     from ..anatomy import template_source_space
 
@@ -392,28 +323,8 @@ def load_fmri(
     if tr > 0 and not np.isclose(tr, TR, atol=1e-3):
         logger.info(f"{fname}: the header's TR is {tr} s; using it")
     tr = tr if tr > 0 else TR
-    white, pial = (
-        template_meshes("white", subjects_dir),
-        template_meshes("pial", subjects_dir),
-    )
-    data = []
-    for hemi in range(len(HEMIS)):
-        vertno = src[hemi]["vertno"]
-        if vertno.max() >= len(pial[hemi][0]):
-            raise ValueError(
-                f"The source space uses vertex {vertno.max()} but the template mesh "
-                f"has {len(pial[hemi][0])} vertices; pass subjects_dir holding the "
-                "full FreeSurfer fsaverage."
-            )
-        texture = vol_to_surf(
-            img,
-            InMemoryMesh(*pial[hemi]),
-            inner_mesh=InMemoryMesh(*white[hemi]),
-            radius=radius,
-        )
-        data.append(texture[vertno])
     return mne.SourceEstimate(
-        np.concatenate(data),
+        volume_to_template(img, src, subjects_dir, radius),
         [s["vertno"] for s in src],
         tmin=0.0,
         tstep=tr,
