@@ -31,6 +31,15 @@ _METRIC_LABELS = {
     "relative_error": "relative error",
 }
 _LOWER_IS_BETTER = ("peak_error_mm", "spatial_deviation_mm", "relative_error")
+# The parameter every plot function documents, filled in before fill_doc's own.
+_SHOW_DOC = "show : bool\n        Show the figure."
+
+
+def _fill_show(func):
+    """Document the ``show`` parameter where the docstring says ``%(show)s``."""
+    if func.__doc__:  # None under python -OO
+        func.__doc__ = func.__doc__.replace("%(show)s", _SHOW_DOC)
+    return func
 
 
 @lru_cache(maxsize=1)
@@ -95,6 +104,7 @@ def _map_values(stc, index):
 
 @verbose
 @fill_doc
+@_fill_show
 def plot_source_maps(
     stcs,
     time="peak",
@@ -130,14 +140,13 @@ def plot_source_maps(
     threshold : float
         Fraction of each row's largest magnitude below which the cortex stays grey,
         in [0, 1).
-    show : bool
-        Show the figure.
+    %(show)s
     %(verbose)s
 
     Returns
     -------
     fig : matplotlib.figure.Figure
-        The figure.
+        The figure, one row per estimate and one column per hemisphere and view.
 
     See Also
     --------
@@ -240,6 +249,7 @@ def _zscore(x):
 
 @verbose
 @fill_doc
+@_fill_show
 def plot_time_courses(
     stc_true,
     stc_est,
@@ -270,8 +280,7 @@ def plot_time_courses(
         Number of sources when ``picks`` is None.
     tmin, tmax : float | None
         Time window in seconds (None: the start / end of the data).
-    show : bool
-        Show the figure.
+    %(show)s
     %(verbose)s
 
     Returns
@@ -350,6 +359,7 @@ def _summary(value, name):
 
 @verbose
 @fill_doc
+@_fill_show
 def plot_metrics(table, metrics=None, *, show=True, verbose=None):
     """Bar chart of metrics by method.
 
@@ -361,14 +371,13 @@ def plot_metrics(table, metrics=None, *, show=True, verbose=None):
     metrics : list of str | None
         Metrics to draw, one panel each; None draws every metric of the table in order
         of first appearance.
-    show : bool
-        Show the figure.
+    %(show)s
     %(verbose)s
 
     Returns
     -------
     fig : matplotlib.figure.Figure
-        The figure.
+        The figure, one panel per metric.
 
     See Also
     --------

@@ -12,9 +12,10 @@ from scipy.optimize import least_squares
 from scipy.spatial import cKDTree
 
 from mne_fusion import anatomy
+from mne_fusion.anatomy import _forward, _subjects_dir
 from mne_fusion.utils import get_cache_dir
 
-MNE_FSAVERAGE = anatomy._MNE_FSAVERAGE
+MNE_FSAVERAGE = _subjects_dir._MNE_FSAVERAGE
 TRANS = MNE_FSAVERAGE / "fsaverage-trans.fif"
 INNER_SKULL = MNE_FSAVERAGE / "fsaverage-inner_skull-bem.fif"
 
@@ -92,20 +93,20 @@ def test_template_source_space_octahedral():
 
 
 def test_real_fsaverage_used(tmp_path, monkeypatch):
-    offline = anatomy._offline_subjects_dir()
+    offline = _subjects_dir._offline_subjects_dir()
     with pytest.raises(ValueError, match="subjects_dir must hold a FreeSurfer"):
         anatomy.template_source_space("ico3", subjects_dir=tmp_path)
     shutil.copytree(offline / "fsaverage" / "surf", tmp_path / "fsaverage" / "surf")
-    subjects_dir, origin = anatomy._template_anatomy(tmp_path)
+    subjects_dir, origin = _subjects_dir._template_anatomy(tmp_path)
     assert subjects_dir == tmp_path.resolve()
     assert str(tmp_path.resolve()) in origin
     src = anatomy.template_source_space("ico3", subjects_dir=tmp_path)
     assert_array_equal(src[1]["vertno"], np.arange(642))
     # MNE's SUBJECTS_DIR configuration is honoured when it holds fsaverage
     monkeypatch.setenv("SUBJECTS_DIR", str(tmp_path))
-    assert anatomy._template_anatomy(None) == (subjects_dir, origin)
+    assert _subjects_dir._template_anatomy(None) == (subjects_dir, origin)
     monkeypatch.setenv("SUBJECTS_DIR", str(tmp_path / "elsewhere"))
-    assert anatomy._template_anatomy(None)[0] == offline
+    assert _subjects_dir._template_anatomy(None)[0] == offline
 
 
 @pytest.mark.parametrize(
@@ -161,7 +162,7 @@ def test_template_forward_sphere_matches_mne(neuromag, monkeypatch, tmp_path):
     # the same inputs straight through MNE
     info = neuromag.copy()
     info["dev_head_t"] = anatomy.default_dev_head_t(neuromag)
-    sphere = anatomy._template_sphere()
+    sphere = _forward._template_sphere()
     ref = mne.make_forward_solution(info, TRANS, src, sphere, eeg=False)
     ref = mne.convert_forward_solution(
         ref, surf_ori=True, force_fixed=True, use_cps=True
@@ -184,7 +185,7 @@ def test_template_forward_sphere_matches_mne(neuromag, monkeypatch, tmp_path):
         raise AssertionError("recomputed")
 
     monkeypatch.setattr(mne, "make_forward_solution", _fail)
-    monkeypatch.setattr(anatomy, "_template_bem", lambda: None)
+    monkeypatch.setattr(_forward, "_template_bem", lambda: None)
     again = anatomy.template_forward(neuromag, "ico3", bem="sphere")
     assert again is not fwd
     assert_array_equal(again["sol"]["data"], fwd["sol"]["data"])
@@ -236,7 +237,7 @@ def test_template_forward_bem_matches_mne(neuromag, tmp_path):
     model = mne.make_bem_model(
         "fsaverage", ico=4, conductivity=[0.3], subjects_dir=tmp_path
     )
-    bem = anatomy._template_bem()
+    bem = _forward._template_bem()
     assert not bem["is_sphere"]
     assert len(bem["surfs"]) == 1
     assert_allclose(bem["surfs"][0]["rr"], model[0]["rr"], atol=1e-7)
@@ -305,7 +306,7 @@ def test_morph_matrix():
         src3,
         "fsaverage",
         "fsaverage",
-        subjects_dir=anatomy._offline_subjects_dir(),
+        subjects_dir=_subjects_dir._offline_subjects_dir(),
         src_to=src4,
         smooth=None,
     )
@@ -332,6 +333,37 @@ def test_morph_matrix():
     )
     with pytest.raises(ValueError, match=r"src must be a cortical.*\['discrete'\]"):
         anatomy.source_positions(discrete)
+
+
+def test_same_vertices_and_morph_or_identity():
+    src3 = anatomy.template_source_space("ico3")
+    src4 = anatomy.template_source_space("ico4")
+    vertices = [s["vertno"] for s in src3]
+    assert anatomy.same_vertices(src3, anatomy.template_source_space("ico3"))
+    assert anatomy.same_vertices(src3, vertices)
+    assert anatomy.same_vertices([v.copy() for v in vertices], vertices)
+    assert not anatomy.same_vertices(src3, src4)
+    assert not anatomy.same_vertices(src3, vertices[:1])
+    assert not anatomy.same_vertices(vertices, [vertices[0], vertices[1][:-1]])
+
+    # equal vertices: the identity, whatever the subjects
+    other = src3.copy()
+    for hemi in other:
+        hemi["subject_his_id"] = "sample"
+    for src_to in (src3, other):
+        eye = anatomy.morph_or_identity(src3, src_to)
+        assert isinstance(eye, sparse.csr_array)
+        assert_array_equal(eye.toarray(), np.eye(1284))
+    # other vertices: exactly morph_matrix
+    up = anatomy.morph_or_identity(src3, src4)
+    assert isinstance(up, sparse.csr_array)
+    assert up.shape == (5124, 1284)
+    assert (up != anatomy.morph_matrix(src3, src4)).nnz == 0
+    with pytest.raises(TypeError, match="src_to must be an instance of SourceSpaces"):
+        anatomy.morph_or_identity(src3, src4[0])
+    # the keyword arguments go to morph_matrix
+    with pytest.raises(TypeError, match="subject_from must be an instance of str"):
+        anatomy.morph_or_identity(src3, src4, subject_from=None, verbose=False)
 
 
 def test_public_functions_are_verbose():

@@ -1,46 +1,38 @@
-"""Offline template anatomy: fsaverage source spaces, forward models and morphs.
+"""MEG forward models on the template, cached on disk by their inputs.
 
-Everything here works without a download. The cortex comes from the fsaverage5
-surfaces that nilearn ships (their vertices are the first 10242 vertices of fsaverage,
-so icosahedral source spaces carry real fsaverage vertex numbers), the head from the
-inner skull surface and head<->MRI transform that MNE ships for fsaverage, and the
-sensors from the caller's :class:`mne.Info`. When MNE's real fsaverage is available
-it is used instead.
+A fixed-orientation forward needs sensors (the caller's :class:`mne.Info`), a head
+position, a head model and the template source space. Canonical sensor layouts come
+without a usable head position, so :func:`default_dev_head_t` supplies one; the head
+model is a one-layer BEM of fsaverage's inner skull or a sphere fitted to it. Forwards
+take minutes to compute, so each is cached under a hash of every input that changes
+it (``_forward_key``; changing the key invalidates existing caches).
 """
 
 import hashlib
-import os
-import uuid
-from pathlib import Path
 
 import mne
 import numpy as np
 from mne.io.constants import FIFF
 from mne.utils import logger, verbose
-from scipy import sparse
 
-from .utils import (
+from ..utils import (
     _check_finite,
     _check_option,
     _validate_type,
     fill_doc,
     get_cache_dir,
 )
+from ._source_space import SPACINGS, template_source_space
+from ._subjects_dir import (
+    _INNER_SKULL_FNAME,
+    _TRANS_FNAME,
+    TEMPLATE_SUBJECT,
+    _offline_subjects_dir,
+    _template_anatomy,
+    _write_atomic,
+)
 
-__all__ = [
-    "default_dev_head_t",
-    "morph_matrix",
-    "source_positions",
-    "template_forward",
-    "template_source_space",
-]
-
-TEMPLATE_SUBJECT = "fsaverage"
-SPACINGS = ("ico3", "ico4", "ico5", "oct5", "oct6")
 BEMS = ("template", "sphere")
-_MNE_FSAVERAGE = Path(mne.__file__).parent / "data" / "fsaverage"
-_TRANS_FNAME = _MNE_FSAVERAGE / "fsaverage-trans.fif"
-_INNER_SKULL_FNAME = _MNE_FSAVERAGE / "fsaverage-inner_skull-bem.fif"
 # A one-layer BEM needs only the brain conductivity (S/m), and an ico4 (5120
 # triangle) inner skull is MNE's standard accuracy/speed trade-off.
 _BEM_CONDUCTIVITY = (0.3,)
@@ -59,146 +51,6 @@ _DEFAULT_SHIFTS = {
     "Neuromag": ((0.0, 0.015, 0.040), _NEUROMAG_COILS),
     "CTF": ((0.0, 0.010, 0.055), _CTF_COILS),
 }
-# nilearn's mesh names for the FreeSurfer surfaces MNE reads; the sphere doubles as
-# sphere.reg because fsaverage is registered to itself.
-_NILEARN_SURFACES = {
-    "white": "white_matter",
-    "sphere": "sphere",
-    "sphere.reg": "sphere",
-}
-_HEMIS = {"lh": "left", "rh": "right"}
-
-
-def _write_atomic(fname, write):
-    """Write ``fname`` through a temporary file so readers never see a partial one."""
-    # The temporary name keeps the final suffix: MNE checks file name endings.
-    tmp = fname.with_name(f".tmp-{os.getpid()}-{uuid.uuid4().hex}-{fname.name}")
-    try:
-        write(tmp)
-        os.replace(tmp, fname)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _offline_subjects_dir():
-    """Return a subjects dir whose ``fsaverage`` holds nilearn's fsaverage5 meshes.
-
-    It also holds MNE's shipped inner skull as ``bem/inner_skull.surf`` so that
-    :func:`mne.make_bem_model` can decimate it.
-    """
-    subjects_dir = get_cache_dir("anatomy") / "nilearn-fsaverage5"
-    surf_dir = subjects_dir / TEMPLATE_SUBJECT / "surf"
-    bem_dir = subjects_dir / TEMPLATE_SUBJECT / "bem"
-    surf_dir.mkdir(parents=True, exist_ok=True)
-    bem_dir.mkdir(exist_ok=True)
-    missing = [
-        (hemi, surface)
-        for hemi in _HEMIS
-        for surface in _NILEARN_SURFACES
-        if not (surf_dir / f"{hemi}.{surface}").is_file()
-    ]
-    if missing:
-        from nilearn.datasets import load_fsaverage
-
-        logger.info("Writing nilearn's fsaverage5 surfaces to %s", surf_dir)
-        meshes = load_fsaverage("fsaverage5")
-        for hemi, surface in missing:
-            mesh = meshes[_NILEARN_SURFACES[surface]].parts[_HEMIS[hemi]]
-            _write_atomic(
-                surf_dir / f"{hemi}.{surface}",
-                lambda fname, mesh=mesh: mne.write_surface(
-                    fname,
-                    np.asarray(mesh.coordinates, float),  # nilearn meshes are in mm
-                    np.asarray(mesh.faces, np.int32),
-                ),
-            )
-    inner_skull = bem_dir / "inner_skull.surf"
-    if not inner_skull.is_file():
-        surf = mne.read_bem_surfaces(_INNER_SKULL_FNAME)[0]
-        _write_atomic(
-            inner_skull,
-            lambda fname: mne.write_surface(fname, surf["rr"] * 1e3, surf["tris"]),
-        )
-    return subjects_dir
-
-
-def _has_fsaverage(subjects_dir):
-    surf_dir = Path(subjects_dir).expanduser() / TEMPLATE_SUBJECT / "surf"
-    return all(
-        (surf_dir / f"{hemi}.{surface}").is_file()
-        for hemi in _HEMIS
-        for surface in ("white", "sphere")
-    )
-
-
-def _template_anatomy(subjects_dir):
-    """Return the subjects dir holding the template and a label of its origin.
-
-    The label enters the forward cache key, so it changes whenever the surfaces may.
-    """
-    _validate_type(subjects_dir, (None, "path-like"), "subjects_dir")
-    if subjects_dir is None:
-        subjects_dir = mne.get_config("SUBJECTS_DIR")
-        if not subjects_dir or not _has_fsaverage(subjects_dir):
-            import nilearn
-
-            return _offline_subjects_dir(), f"nilearn {nilearn.__version__} fsaverage5"
-    elif not _has_fsaverage(subjects_dir):
-        raise ValueError(
-            f"subjects_dir must hold a FreeSurfer 'fsaverage' with surf/lh.white, "
-            f"rh.white, lh.sphere and rh.sphere, but {str(subjects_dir)!r} does not. "
-            "Pass subjects_dir=None to use the offline fsaverage5 template."
-        )
-    subjects_dir = Path(subjects_dir).expanduser().resolve()
-    stamps = [
-        (subjects_dir / TEMPLATE_SUBJECT / "surf" / f"{hemi}.{surface}").stat()
-        for hemi in _HEMIS
-        for surface in ("white", "sphere")
-    ]
-    stamp = ",".join(f"{s.st_size}:{s.st_mtime_ns}" for s in stamps)
-    return subjects_dir, f"{subjects_dir / TEMPLATE_SUBJECT} {stamp}"
-
-
-@verbose
-@fill_doc
-def template_source_space(spacing="ico4", subjects_dir=None, *, verbose=None):
-    """Build the template (fsaverage) cortical source space, offline.
-
-    Parameters
-    ----------
-    %(spacing_template)s
-    %(subjects_dir)s
-    %(verbose)s
-
-    Returns
-    -------
-    %(src_template)s
-        Two surface hemispheres (left, then right) of subject ``"fsaverage"`` in MRI
-        coordinates (metres), with fsaverage vertex numbers, vertex normals in
-        ``src[i]["nn"]`` and cortical patch information (``add_dist="patch"``).
-
-    See Also
-    --------
-    template_forward, source_positions, mne.setup_source_space
-
-    Notes
-    -----
-    The offline template decimates nilearn's fsaverage5 white surface through its
-    sphere exactly as :func:`mne.setup_source_space` does for FreeSurfer subjects.
-    The icosahedral spacings select the first 642, 2562 or 10242 vertices of each
-    hemisphere, the same vertices as on MNE's real fsaverage. The octahedral ones
-    select the fsaverage5 vertices nearest to the octahedron's points, which are
-    valid fsaverage vertices but not those chosen on the full fsaverage mesh.
-    """
-    _check_option("spacing", spacing, SPACINGS)
-    subjects_dir, origin = _template_anatomy(subjects_dir)
-    logger.info("Template source space %s from %s", spacing, origin)
-    return mne.setup_source_space(
-        TEMPLATE_SUBJECT,
-        spacing,
-        subjects_dir=subjects_dir,
-        add_dist="patch",
-    )
 
 
 def _meg_picks(info):
@@ -434,111 +286,3 @@ def template_forward(
     fwd = _fixed_orientation(mne.read_forward_solution(fname))
     fwd["info"]["bads"] = [name for name in bads if name in fwd["info"]["ch_names"]]
     return fwd
-
-
-def _check_surface_src(src, name):
-    _validate_type(src, mne.SourceSpaces, name)
-    kinds = [s["type"] for s in src]
-    if kinds != ["surf", "surf"]:
-        raise ValueError(
-            f"{name} must be a cortical source space of two surface hemispheres, "
-            f"got source space types {kinds}."
-        )
-    return src
-
-
-@verbose
-@fill_doc
-def morph_matrix(
-    src_from,
-    src_to,
-    subject_from=TEMPLATE_SUBJECT,
-    subject_to=None,
-    subjects_dir=None,
-    *,
-    smooth=None,
-    verbose=None,
-):
-    """Return the sparse matrix that maps sources of one space onto another.
-
-    Parameters
-    ----------
-    src_from : mne.SourceSpaces
-        The source space data come from, usually :func:`template_source_space`.
-    src_to : mne.SourceSpaces
-        The source space to map to, e.g. a subject's own cortical source space.
-    subject_from : str
-        The FreeSurfer subject of ``src_from``.
-    subject_to : None | str
-        The FreeSurfer subject of ``src_to``. None (default) takes the subject
-        stored in ``src_to``, or ``subject_from`` when it has none.
-    subjects_dir : path-like | None
-        The FreeSurfer subjects directory holding both subjects. For a morph
-        between two template source spaces, None uses the template's own surfaces
-        (offline); otherwise MNE's ``SUBJECTS_DIR`` is used.
-    smooth : None | int
-        Smoothing steps of :func:`mne.compute_source_morph`. None (default) smooths
-        until every vertex is reached.
-    %(verbose)s
-
-    Returns
-    -------
-    morph : scipy.sparse.csr_array, shape (n_sources_to, n_sources_from)
-        Rows follow ``src_to`` and columns ``src_from``, left then right hemisphere.
-        The identity when both source spaces have the same subject and vertices.
-
-    See Also
-    --------
-    mne.compute_source_morph, template_source_space
-    """
-    _check_surface_src(src_from, "src_from")
-    _check_surface_src(src_to, "src_to")
-    _validate_type(subject_from, str, "subject_from")
-    _validate_type(subject_to, (None, str), "subject_to")
-    if subject_to is None:
-        subject_to = src_to[0].get("subject_his_id") or subject_from
-    vertices_from = [s["vertno"] for s in src_from]
-    vertices_to = [s["vertno"] for s in src_to]
-    same_vertices = all(
-        np.array_equal(a, b) for a, b in zip(vertices_from, vertices_to, strict=True)
-    )
-    if subject_from == subject_to and same_vertices:
-        logger.info("Same subject and vertices: identity morph")
-        return sparse.eye_array(sum(map(len, vertices_to)), format="csr")
-    if subject_from == subject_to == TEMPLATE_SUBJECT:
-        subjects_dir = _template_anatomy(subjects_dir)[0]
-    morph = mne.compute_source_morph(
-        src_from,
-        subject_from=subject_from,
-        subject_to=subject_to,
-        subjects_dir=subjects_dir,
-        src_to=src_to,
-        smooth=smooth,
-    )
-    return sparse.csr_array(morph.morph_mat)
-
-
-@verbose
-@fill_doc
-def source_positions(src, *, verbose=None):
-    """Return the positions of the sources of a cortical source space.
-
-    Parameters
-    ----------
-    src : mne.SourceSpaces
-        Two surface hemispheres, e.g. :func:`template_source_space`.
-    %(verbose)s
-
-    Returns
-    -------
-    pos : array, shape (n_sources, 3)
-        Positions in metres in the source space's coordinate frame (MRI for
-        :func:`template_source_space`), left hemisphere sources then right ones:
-        the row order of ``mne.SourceEstimate(data, vertices=[lh, rh])``.
-
-    See Also
-    --------
-    template_source_space
-    """
-    _check_surface_src(src, "src")
-    return np.concatenate([s["rr"][s["vertno"]] for s in src])
