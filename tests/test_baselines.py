@@ -366,3 +366,11 @@ def test_minimum_norm_maps_to_template():
     assert mapped.subject == "fsaverage"
     with pytest.raises(TypeError, match="src must be an instance of SourceSpaces"):
         minimum_norm(raw, forward, cov, src="fsaverage")
+
+
+def test_inverse_module_is_the_baselines_one():
+    """The inverses live in mne_fusion.inverse; baselines re-exports them."""
+    from mne_fusion import inverse
+
+    assert inverse.minimum_norm is minimum_norm
+    assert inverse.fmri_weighted_mne is fmri_weighted_mne

@@ -5,10 +5,11 @@ from numpy.testing import assert_allclose
 from mne_fusion.model.readout import (
     RIDGE_ALPHAS,
     map_source_readout,
-    readout_snr,
-    ridge_readouts,
+    ridge_sensor_maps,
+    sensor_map_snr,
     weighted_minimum_norm,
 )
+from mne_fusion.model.ridge import RidgeMoments, RidgeSolver, held_out_fits
 
 
 def _linear_data(rng, n_stories=3, n_times=300, d=4, n_channels=5, noise=0.0):
@@ -24,23 +25,23 @@ def _linear_data(rng, n_stories=3, n_times=300, d=4, n_channels=5, noise=0.0):
     return true, intercept, hidden, data
 
 
-def test_ridge_readouts_recover_linear_map(rng):
+def test_ridge_sensor_maps_recover_linear_map(rng):
     true, intercept, hidden, data = _linear_data(rng)
-    readouts, alpha, n_parameters = ridge_readouts(hidden, {"a": data}, alpha=1e-12)
+    readouts, alpha, n_parameters = ridge_sensor_maps(hidden, {"a": data}, alpha=1e-12)
     assert alpha == 1e-12
     assert readouts["a"].shape == (5, 5)
     assert_allclose(readouts["a"][:, :4], true, atol=1e-8)
     assert_allclose(readouts["a"][:, 4], intercept, atol=1e-8)
     assert_allclose(n_parameters, 5, rtol=1e-6)  # 4 weights and the intercept
     # the penalty shrinks the map
-    shrunk, *_ = ridge_readouts(hidden, {"a": data}, alpha=10.0)
+    shrunk, *_ = ridge_sensor_maps(hidden, {"a": data}, alpha=10.0)
     assert np.linalg.norm(shrunk["a"][:, :4]) < np.linalg.norm(true)
 
 
-def test_ridge_readouts_match_numpy_closed_form(rng):
+def test_ridge_sensor_maps_match_numpy_closed_form(rng):
     _, _, hidden, data = _linear_data(rng, noise=3.0)
     alpha = 0.7
-    readouts, _, n_parameters = ridge_readouts(hidden, {"a": data}, alpha=alpha)
+    readouts, _, n_parameters = ridge_sensor_maps(hidden, {"a": data}, alpha=alpha)
     X = np.concatenate(list(hidden.values()))
     Y = np.concatenate(list(data.values()), axis=1).T
     Xc, Yc = X - X.mean(axis=0), Y - Y.mean(axis=0)
@@ -55,40 +56,40 @@ def test_ridge_readouts_match_numpy_closed_form(rng):
     single = {s: h.astype(np.float32) for s, h in hidden.items()}
     double = {s: h.astype(np.float64) for s, h in single.items()}
     assert_allclose(
-        ridge_readouts(single, {"a": data})[0]["a"],
-        ridge_readouts(double, {"a": data})[0]["a"],
+        ridge_sensor_maps(single, {"a": data})[0]["a"],
+        ridge_sensor_maps(double, {"a": data})[0]["a"],
         rtol=1e-12,
     )
 
 
-def test_ridge_readouts_cross_validate_alpha(rng):
+def test_ridge_sensor_maps_cross_validate_alpha(rng):
     # noiseless data want no penalty, pure noise the largest
     _, _, hidden, data = _linear_data(rng)
-    _, alpha, _ = ridge_readouts(hidden, {"a": data})
+    _, alpha, _ = ridge_sensor_maps(hidden, {"a": data})
     assert alpha == min(RIDGE_ALPHAS)
     noise = {s: rng.standard_normal((5, len(h))) for s, h in hidden.items()}
-    _, alpha, n_parameters = ridge_readouts(hidden, {"a": noise})
+    _, alpha, n_parameters = ridge_sensor_maps(hidden, {"a": noise})
     assert alpha >= 10
     assert n_parameters < 2
     # in between, the penalty grows with the noise
     chosen = []
     for noise_level in (0.3, 10.0):
         _, _, h, y = _linear_data(rng, d=20, noise=noise_level)
-        chosen.append(ridge_readouts(h, {"a": y})[1])
+        chosen.append(ridge_sensor_maps(h, {"a": y})[1])
     assert chosen[0] < chosen[1]
     # one story is cut into parts to cross-validate on
     one = {"s0": hidden["s0"]}
-    _, alpha, _ = ridge_readouts(one, {"a": {"s0": noise["s0"]}})
+    _, alpha, _ = ridge_sensor_maps(one, {"a": {"s0": noise["s0"]}})
     assert alpha >= 10
     with pytest.raises(ValueError, match="at least one"):
-        ridge_readouts(hidden, {"a": data}, alphas=())
+        ridge_sensor_maps(hidden, {"a": data}, alphas=())
 
 
-def test_ridge_readouts_of_subjects_on_different_stories(rng):
+def test_ridge_sensor_maps_of_subjects_on_different_stories(rng):
     true, _, hidden, data = _linear_data(rng, noise=1.0)
     other = {s: data[s] for s in ("s0", "s1")}
-    readouts, *_ = ridge_readouts(hidden, {"a": data, "b": other}, alpha=0.5)
-    alone, *_ = ridge_readouts({s: hidden[s] for s in other}, {"b": other}, 0.5)
+    readouts, *_ = ridge_sensor_maps(hidden, {"a": data, "b": other}, alpha=0.5)
+    alone, *_ = ridge_sensor_maps({s: hidden[s] for s in other}, {"b": other}, 0.5)
     assert_allclose(readouts["b"], alone["b"], rtol=1e-10)
     assert list(readouts) == ["a", "b"]
 
@@ -147,8 +148,8 @@ def test_readout_snr_is_prediction_over_estimation_error(rng):
             s: mixing @ h.T + 2.0 * rng.standard_normal((n_channels, n_times))
             for s, h in hidden.items()
         }
-        readouts, _, n_parameters = ridge_readouts(hidden, {"a": data}, 1e-12)
-        return readout_snr(hidden, {"a": data}, readouts, n_parameters)
+        readouts, _, n_parameters = ridge_sensor_maps(hidden, {"a": data}, 1e-12)
+        return sensor_map_snr(hidden, {"a": data}, readouts, n_parameters)
 
     snr = simulate(1)
     # least squares: prediction variance ~ |mixing|^2 / n_ch, error ~ 4 (d + 1) / n
@@ -159,8 +160,30 @@ def test_readout_snr_is_prediction_over_estimation_error(rng):
     hidden = {"s0": rng.standard_normal((n_times, d))}
     data = {"a": {"s0": mixing @ hidden["s0"].T}}
     data["a"]["s0"] += 2.0 * rng.standard_normal((n_channels, n_times))
-    readouts, _, n_parameters = ridge_readouts(hidden, data, 1e-12)
+    readouts, _, n_parameters = ridge_sensor_maps(hidden, data, 1e-12)
     # "auto" in the MAP read-out uses it
     gains = {"a": rng.standard_normal((n_channels, 10))}
     *_, used, _ = map_source_readout(hidden, data, gains, np.ones(10), alpha=1e-12)
-    assert_allclose(used, readout_snr(hidden, data, readouts, n_parameters))
+    assert_allclose(used, sensor_map_snr(hidden, data, readouts, n_parameters))
+
+
+def test_ridge_solver_from_moments(rng):
+    """Moments add and subtract; the solver is centred ridge for any penalty."""
+    X = rng.standard_normal((90, 6)) + 2.0
+    Y = rng.standard_normal((4, 90))
+    total = RidgeMoments(X, Y)
+    parts = [RidgeMoments(X[:30], Y[:, :30]), RidgeMoments(X[30:], Y[:, 30:])]
+    assert_allclose((parts[0] + parts[1]).xy, total.xy, rtol=1e-12)
+    xc, yc = X - X.mean(0), Y.T - Y.mean(1)
+    alphas = np.array([0.5, 3.0, 3.0, 40.0])
+    coef, intercept = RidgeSolver(total).solve(alphas)
+    for j, alpha in enumerate(alphas):
+        expected = np.linalg.solve(xc.T @ xc + alpha * np.eye(6), xc.T @ yc[:, j])
+        assert_allclose(coef[j], expected, rtol=1e-10)
+        assert_allclose(intercept[j], Y[j].mean() - X.mean(0) @ expected, rtol=1e-10)
+    assert_allclose(RidgeSolver(total).n_parameters(0.0), 6.0)
+    fits = list(held_out_fits(total, parts, [1.0, 2.0], relative=True))
+    assert [(i, k) for i, k, *_ in fits] == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    alone = RidgeSolver(RidgeMoments(X[30:], Y[:, 30:])).solve(2.0, relative=True)
+    assert_allclose(fits[1][2], alone[0], rtol=1e-10)
+    assert_allclose(fits[1][3], alone[1], rtol=1e-10)

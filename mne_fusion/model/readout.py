@@ -7,20 +7,23 @@ optimum under a Gaussian likelihood on noise-whitened MEG and a Gaussian source 
 of variance ``r`` (one value per source, relaxed where fMRI says a source responds):
 a two-step solution that is exact when all MEG subjects heard the same stories,
 
-1. a ridge read-out of each subject's whitened MEG from the hidden features,
-   ``B_s = Y_s H (H'H + alpha I)^-1``, with one ``alpha`` for all subjects chosen
-   by cross-validation over stories;
-2. a weighted minimum-norm map of the stacked read-outs to the sources,
+1. a ridge map of each subject's whitened MEG from the hidden features (a sensor
+   map), ``B_s = Y_s H (H'H + alpha I)^-1``, with one ``alpha`` for all subjects
+   chosen by cross-validation over stories (:func:`ridge_sensor_maps`, solved with
+   :mod:`.ridge`);
+2. a weighted minimum-norm map of the stacked sensor maps to the sources,
    ``W = R G' (G R G' + lambda^2 I)^-1 B`` with ``G`` the stacked whitened lead fields.
 
 ``lambda^2 = 1 / snr^2`` after scaling ``R`` so that ``trace(G R G') = n_channels``,
 MNE's convention for the regularisation of minimum-norm estimates. What step 2 maps is
-not a noisy recording but the read-outs, whose only noise is their estimation error;
-by default the SNR is that of the read-outs (:func:`readout_snr`), so the map sharpens
-as the training data grow and stays smooth where the MEG is mostly noise.
+not a noisy recording but the sensor maps, whose only noise is their estimation
+error; by default the SNR is that of the sensor maps (:func:`sensor_map_snr`), so the
+map sharpens as the training data grow and stays smooth where the MEG is mostly noise.
 """
 
 import numpy as np
+
+from .ridge import RidgeMoments, RidgeSolver, held_out_fits
 
 # Ridge penalties tried by cross-validation, relative to the mean eigenvalue of H'H.
 RIDGE_ALPHAS = tuple(10.0 ** np.arange(-3.0, 3.5, 0.5))
@@ -28,65 +31,21 @@ RIDGE_ALPHAS = tuple(10.0 ** np.arange(-3.0, 3.5, 0.5))
 _MIN_FOLDS = 3
 
 
-class _Moments:
-    """Sums that a centred ridge regression needs, for one block of samples."""
-
-    def __init__(self, design, targets):
-        design = np.asarray(design, np.float64)
-        self.n = len(design)
-        self.sx = design.sum(axis=0)
-        self.xx = design.T @ design
-        self.sy = {s: y.sum(axis=1) for s, y in targets.items()}
-        self.xy = {s: y @ design for s, y in targets.items()}
-
-    def _combine(self, other, sign):
-        out = object.__new__(_Moments)
-        out.n = self.n + sign * other.n
-        out.sx, out.xx = self.sx + sign * other.sx, self.xx + sign * other.xx
-        out.sy = {s: v + sign * other.sy[s] for s, v in self.sy.items()}
-        out.xy = {s: v + sign * other.xy[s] for s, v in self.xy.items()}
-        return out
-
-    def __add__(self, other):
-        return self._combine(other, 1)
-
-    def __sub__(self, other):
-        return self._combine(other, -1)
-
-    def solver(self):
-        """Eigen-decomposition of the centred Gram matrix, and the centred cross."""
-        mean_x = self.sx / self.n
-        gram = self.xx - self.n * np.outer(mean_x, mean_x)
-        evals, evecs = np.linalg.eigh(gram)
-        evals = np.clip(evals, 0, None)
-        cross = {
-            s: (xy - np.outer(self.sy[s], mean_x)) @ evecs for s, xy in self.xy.items()
-        }
-        return mean_x, evals, evecs, cross
-
-    def solve(self, alpha, solver=None):
-        """Ridge weights and intercepts per subject, and the effective parameters."""
-        mean_x, evals, evecs, cross = self.solver() if solver is None else solver
-        shrink = 1 / (evals + alpha * evals.mean())
-        weights = {s: (c * shrink) @ evecs.T for s, c in cross.items()}
-        intercepts = {s: self.sy[s] / self.n - w @ mean_x for s, w in weights.items()}
-        return weights, intercepts, float((evals * shrink).sum())
-
-
 def _blocks(hidden, data):
     """Split the stories into cross-validation blocks of (design, targets).
 
     A block is a story, or a contiguous part of one when there are fewer than
-    ``_MIN_FOLDS`` stories.
+    ``_MIN_FOLDS`` stories. The targets are the subjects' channels, stacked in the
+    order of ``data``.
     """
     stories = list(next(iter(data.values())))
     n_parts = -(-_MIN_FOLDS // len(stories))
     blocks = []
     for story in stories:
+        stacked = np.concatenate([runs[story] for runs in data.values()])
         for part in np.array_split(np.arange(len(hidden[story])), n_parts):
             if len(part):
-                targets = {s: y[story][:, part] for s, y in data.items()}
-                blocks.append((hidden[story][part], targets))
+                blocks.append((hidden[story][part], stacked[:, part]))
     return blocks
 
 
@@ -98,7 +57,14 @@ def _groups(data):
     return list(groups.values())
 
 
-def ridge_readouts(hidden, data, alpha="auto", alphas=RIDGE_ALPHAS):
+def _channels(runs):
+    """Each subject's columns among the stacked targets of its group."""
+    sizes = [len(next(iter(stories.values()))) for stories in runs.values()]
+    edges = np.cumsum([0, *sizes])
+    return {s: slice(a, b) for s, a, b in zip(runs, edges[:-1], edges[1:], strict=True)}
+
+
+def ridge_sensor_maps(hidden, data, alpha="auto", alphas=RIDGE_ALPHAS):
     """Least-squares maps (with intercept) from hidden features to recordings.
 
     Parameters
@@ -112,14 +78,14 @@ def ridge_readouts(hidden, data, alpha="auto", alphas=RIDGE_ALPHAS):
         same for every subject. ``"auto"`` (default) takes the value of ``alphas``
         whose predictions of held-out stories have the least squared error, summed
         over channels and subjects: for whitened recordings, the Gaussian
-        likelihood that the MAP read-out maximises (stories are cut into parts
-        when there are fewer than three).
+        likelihood that the MAP source read-out maximises (stories are cut into
+        parts when there are fewer than three).
     alphas : sequence of float
         Penalties tried with ``alpha="auto"``.
 
     Returns
     -------
-    readouts : dict of str -> array, shape (n_channels, d + 1)
+    maps : dict of str -> array, shape (n_channels, d + 1)
         Each subject's map; the last column is the intercept.
     alpha : float
         The penalty used.
@@ -129,34 +95,38 @@ def ridge_readouts(hidden, data, alpha="auto", alphas=RIDGE_ALPHAS):
     """
     if alpha == "auto" and not len(alphas):
         raise ValueError(f"alphas must hold at least one value, got {alphas!r}.")
-    groups = [_blocks(hidden, runs) for runs in _groups(data)]
-    moments = [[_Moments(*block) for block in blocks] for blocks in groups]
+    groups = _groups(data)
+    blocks = [_blocks(hidden, runs) for runs in groups]
+    moments = [[RidgeMoments(*block) for block in group] for group in blocks]
     totals = [sum(parts[1:], parts[0]) for parts in moments]
     if alpha == "auto":
         errors = np.zeros(len(alphas))
-        for blocks, parts, total in zip(groups, moments, totals, strict=True):
-            for (design, targets), part in zip(blocks, parts, strict=True):
-                train = total - part
-                solver = train.solver()
-                for k, value in enumerate(alphas):
-                    weights, intercepts, _ = train.solve(value, solver)
-                    for s, y in targets.items():
-                        pred = weights[s] @ design.T + intercepts[s][:, None]
-                        errors[k] += np.square(y - pred).sum()
+        for runs, group, parts, total in zip(
+            groups, blocks, moments, totals, strict=True
+        ):
+            channels = _channels(runs).values()
+            fits = held_out_fits(total, parts, alphas, relative=True)
+            for index, k, coef, intercept in fits:
+                design, targets = group[index]
+                for cols in channels:
+                    pred = coef[cols] @ design.T + intercept[cols][:, None]
+                    errors[k] += np.square(targets[cols] - pred).sum()
         alpha = float(alphas[int(np.argmin(errors))])
-    readouts, n_parameters = {}, []
-    for total in totals:
-        weights, intercepts, dof = total.solve(alpha)
-        for s, w in weights.items():
-            readouts[s] = np.hstack([w, intercepts[s][:, None]])
-            n_parameters += [dof + 1] * len(w)
-    return {s: readouts[s] for s in data}, alpha, float(np.mean(n_parameters))
+    maps, n_parameters = {}, []
+    for runs, total in zip(groups, totals, strict=True):
+        solver = RidgeSolver(total)
+        coef, intercept = solver.solve(alpha, relative=True)
+        dof = solver.n_parameters(alpha, relative=True)
+        for s, cols in _channels(runs).items():
+            maps[s] = np.hstack([coef[cols], intercept[cols][:, None]])
+            n_parameters += [dof + 1] * len(maps[s])
+    return {s: maps[s] for s in data}, alpha, float(np.mean(n_parameters))
 
 
-def readout_snr(hidden, data, readouts, n_parameters):
-    """Amplitude SNR of least-squares read-outs of whitened recordings.
+def sensor_map_snr(hidden, data, maps, n_parameters):
+    """Amplitude SNR of least-squares sensor maps of whitened recordings.
 
-    A read-out with ``p`` effective parameters fitted to ``n`` samples predicts each
+    A map with ``p`` effective parameters fitted to ``n`` samples predicts each
     channel with an estimation error of variance about ``v_res * p / n``, where
     ``v_res`` is the residual variance; against the variance ``v_pred`` of the
     prediction itself its SNR is ``sqrt(v_pred * n / (v_res * p))`` (pooled over
@@ -168,8 +138,8 @@ def readout_snr(hidden, data, readouts, n_parameters):
         Hidden features of each story.
     data : dict of str -> dict of str -> array, shape (n_channels, n_times)
         Each subject's whitened recordings, by story.
-    readouts : dict of str -> array, shape (n_channels, d + 1)
-        Each subject's read-out (:func:`ridge_readouts`).
+    maps : dict of str -> array, shape (n_channels, d + 1)
+        Each subject's sensor map (:func:`ridge_sensor_maps`).
     n_parameters : float
         Their effective number of parameters per channel.
 
@@ -178,11 +148,11 @@ def readout_snr(hidden, data, readouts, n_parameters):
     snr : float
     """
     predicted, residual, n_values, n_channels = 0.0, 0.0, 0, 0
-    for subject, readout in readouts.items():
-        n_channels += len(readout)
+    for subject, sensor_map in maps.items():
+        n_channels += len(sensor_map)
         for story, y in data[subject].items():
             h = hidden[story]
-            prediction = h @ readout[:, :-1].T + readout[:, -1]
+            prediction = h @ sensor_map[:, :-1].T + sensor_map[:, -1]
             predicted += len(h) * prediction.var(axis=0).sum()
             residual += len(h) * (y.T - prediction).var(axis=0).sum()
             n_values += y.size
@@ -230,10 +200,10 @@ def map_source_readout(
     prior_variance : array, shape (n_sources,)
         Relative prior variance of each source.
     snr : float | "auto"
-        Amplitude signal-to-noise ratio of the read-outs; ``"auto"`` (default)
-        estimates it with :func:`readout_snr`.
+        Amplitude signal-to-noise ratio of the sensor maps; ``"auto"`` (default)
+        estimates it with :func:`sensor_map_snr`.
     alpha : float | "auto"
-        Relative ridge penalty of the sensor read-outs (see :func:`ridge_readouts`).
+        Relative ridge penalty of the sensor maps (see :func:`ridge_sensor_maps`).
     alphas : sequence of float
         Penalties tried with ``alpha="auto"``.
 
@@ -247,12 +217,12 @@ def map_source_readout(
         The ridge penalty used.
     """
     subjects = list(gains)
-    readouts, alpha, n_parameters = ridge_readouts(
+    maps, alpha, n_parameters = ridge_sensor_maps(
         hidden, {s: data[s] for s in subjects}, alpha, alphas
     )
     if snr == "auto":
-        snr = readout_snr(hidden, data, readouts, n_parameters)
+        snr = sensor_map_snr(hidden, data, maps, n_parameters)
     gain = np.vstack([gains[s] for s in subjects])
-    readout = np.vstack([readouts[s] for s in subjects])
-    layer = weighted_minimum_norm(gain, prior_variance, snr) @ readout
+    stacked = np.vstack([maps[s] for s in subjects])
+    layer = weighted_minimum_norm(gain, prior_variance, snr) @ stacked
     return layer[:, :-1], layer[:, -1], snr, alpha

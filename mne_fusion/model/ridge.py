@@ -1,0 +1,141 @@
+"""Ridge regression with intercept, solved from summed moments.
+
+A centred ridge regression needs only five sums of its samples: their number, the
+sums of the design and of the targets, ``X'X`` and ``X'Y``. Sums add, so the moments
+of a cross-validation fold's training samples are the totals minus the fold's, and
+cross-validation reads the data twice whatever the number of folds and penalties;
+one eigendecomposition of the centred ``X'X`` then gives the solution for any
+penalty. This is the one ridge solver of the package: the sensor maps of the
+closed-form source read-out (:mod:`.readout`) and
+:class:`mne_fusion.baselines.RidgeEncoder` both use it.
+"""
+
+import numpy as np
+
+
+class RidgeMoments:
+    """Sums of one block of samples that a centred ridge regression needs.
+
+    Parameters
+    ----------
+    design : array, shape (n_samples, n_features)
+        The regressors (any float type; the sums are in float64).
+    target : array, shape (n_targets, n_samples)
+        The responses, one row per target (as MNE stores channels by times).
+    """
+
+    def __init__(self, design, target):
+        design = np.asarray(design, np.float64)
+        self.n = len(design)
+        self.sx = design.sum(axis=0)
+        self.xx = design.T @ design
+        self.sy = target.sum(axis=1)
+        self.xy = target @ design
+
+    def _combine(self, other, sign):
+        out = object.__new__(RidgeMoments)
+        out.n = self.n + sign * other.n
+        out.sx, out.xx = self.sx + sign * other.sx, self.xx + sign * other.xx
+        out.sy, out.xy = self.sy + sign * other.sy, self.xy + sign * other.xy
+        return out
+
+    def __add__(self, other):
+        return self._combine(other, 1)
+
+    def __sub__(self, other):
+        return self._combine(other, -1)
+
+
+class RidgeSolver:
+    """Ridge solutions for any penalty, from one set of moments.
+
+    The centred Gram matrix ``X'X - n m m'`` (``m`` the mean regressor) is
+    eigendecomposed once; each penalty then costs two matrix products.
+
+    Parameters
+    ----------
+    moments : RidgeMoments
+        The moments of the training samples.
+    """
+
+    def __init__(self, moments):
+        self.n = moments.n
+        self.mean_x = moments.sx / moments.n
+        self.sum_y = moments.sy
+        gram = moments.xx - moments.n * np.outer(self.mean_x, self.mean_x)
+        evals, self.evecs = np.linalg.eigh(gram)
+        self.evals = np.clip(evals, 0, None)
+        cross = moments.xy - np.outer(moments.sy, self.mean_x)
+        self.cross = cross @ self.evecs
+
+    def _penalty(self, alpha, relative):
+        """Return the penalty added to the centred ``X'X``."""
+        return alpha * self.evals.mean() if relative else alpha
+
+    def solve(self, alpha, relative=False):
+        """Return the ridge weights and intercepts.
+
+        Parameters
+        ----------
+        alpha : float | array, shape (n_targets,)
+            One penalty, or one per target.
+        relative : bool
+            Whether ``alpha`` is relative to the mean eigenvalue of the centred
+            ``X'X`` (a scale-free penalty) rather than absolute.
+
+        Returns
+        -------
+        coef : array, shape (n_targets, n_features)
+        intercept : array, shape (n_targets,)
+        """
+        penalty = self._penalty(np.asarray(alpha, np.float64), relative)
+        shrink = 1 / (self.evals + np.reshape(penalty, (-1, 1)))
+        coef = (self.cross * shrink) @ self.evecs.T
+        return coef, self.sum_y / self.n - coef @ self.mean_x
+
+    def n_parameters(self, alpha, relative=False):
+        """Effective number of parameters, the trace of the hat matrix.
+
+        Parameters
+        ----------
+        alpha : float
+            The penalty.
+        relative : bool
+            See :meth:`solve`.
+
+        Returns
+        -------
+        n_parameters : float
+            Without the intercept (``n_features`` without penalty).
+        """
+        shrink = 1 / (self.evals + self._penalty(alpha, relative))
+        return float((self.evals * shrink).sum())
+
+
+def held_out_fits(total, parts, alphas, relative=False):
+    """Ridge fits that leave out one block of samples at a time.
+
+    Parameters
+    ----------
+    total : RidgeMoments
+        The moments of all samples.
+    parts : list of RidgeMoments
+        The moments of each held-out block (a part of ``total``).
+    alphas : sequence of float
+        The penalties to fit.
+    relative : bool
+        See :meth:`RidgeSolver.solve`.
+
+    Yields
+    ------
+    index : int
+        The held-out block.
+    k : int
+        The penalty, as an index of ``alphas``.
+    coef, intercept : array
+        The fit without that block (see :meth:`RidgeSolver.solve`).
+    """
+    for index, part in enumerate(parts):
+        solver = RidgeSolver(total - part)
+        for k, alpha in enumerate(alphas):
+            yield index, k, *solver.solve(alpha, relative)
