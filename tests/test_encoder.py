@@ -92,6 +92,19 @@ def test_params_clone_repr():
     assert enc.__sklearn_tags__().target_tags.required is False
 
 
+def test_deprecated_snr_is_the_readout_snr(experiment):
+    """The constructor's snr (read-out SNR) is renamed readout_snr for one release."""
+    kwargs = {**TINY, "max_epochs": 1, "validation": None}
+    with pytest.warns(FutureWarning, match="use readout_snr"):
+        old = FusionEncoder(**kwargs, snr=2.0).fit(experiment["ds"])
+    new = FusionEncoder(**kwargs, readout_snr=2.0).fit(experiment["ds"])
+    assert old.readout_snr_ == new.readout_snr_ == 2.0
+    feats = experiment["ds"].stimulus("s0")
+    assert_allclose(old.apply_inverse(feats).data, new.apply_inverse(feats).data)
+    with pytest.raises(ValueError, match="readout_snr must be a positive"):
+        FusionEncoder(**kwargs, readout_snr=-1.0).fit(experiment["ds"])
+
+
 def test_fit_attributes(fitted, experiment):
     assert repr(fitted) == (
         "<FusionEncoder | 1 layers, 1284 sources, fitted on 1 MEG + 2 fMRI subjects>"
@@ -243,6 +256,14 @@ def test_save_load_round_trip(fitted, experiment, tmp_path):
     torch.save({**state, "version": 99}, tmp_path / "future.pt")
     with pytest.raises(ValueError, match="format version 99; this mne-fusion reads"):
         read_fusion_encoder(tmp_path / "future.pt")
+    # files of before the network configuration was saved: refused by their version
+    old = {k: v for k, v in state.items() if k != "network_config"}
+    torch.save({**old, "version": 2}, tmp_path / "v2.pt")
+    with pytest.raises(ValueError, match="format version 2; .* fit and save the"):
+        read_fusion_encoder(tmp_path / "v2.pt")
+    # the network is rebuilt from its saved configuration, lagged path included
+    assert enc.model_.network.config == fitted.model_.network.config
+    assert enc.model_.network.config.lag_kernels == 9
     assert enc.readout_snr_ == fitted.readout_snr_
     assert enc.readout_alpha_ == fitted.readout_alpha_
 
@@ -294,6 +315,16 @@ def test_single_modality(experiment):
     assert isinstance(enc.predict(ds.stimulus("s0"), "F"), mne.SourceEstimate)
 
 
+def _prior_weights(enc):
+    """The source-penalty weights of the training objective of a fitted encoder."""
+    from mne_fusion.encoder._params import objective
+    from mne_fusion.encoder._prior import prior_variance
+
+    prior = prior_variance(enc.fmri_evidence_, enc.fmri_prior, 1284)
+    weights = objective(enc, prior, np.zeros((2, 0), np.int64), 1284, "cpu")
+    return None if weights.prior_weights is None else weights.prior_weights.numpy()
+
+
 def test_fmri_evidence_relaxes_prior(experiment, fitted, rng):
     """Sources whose BOLD is shared across subjects get a looser prior."""
     ds = experiment["ds"]
@@ -321,7 +352,7 @@ def test_fmri_evidence_relaxes_prior(experiment, fitted, rng):
     assert evidence.min() >= 0
     assert np.median(evidence[:20]) > 0.8
     assert np.median(evidence[20:]) < 0.2
-    weights = enc._objective().prior_weights.cpu().numpy()
+    weights = _prior_weights(enc)
     assert_allclose(weights.mean(), 1.0, rtol=1e-6)
     # prior variance 1 - 0.99 + 0.99 * a: 100 times looser where a = 1 than at a = 0
     assert_allclose(weights[np.argmax(evidence)] / weights.max(), 0.01, rtol=1e-2)
@@ -344,7 +375,7 @@ def test_fmri_evidence_relaxes_prior(experiment, fitted, rng):
     with pytest.raises(TypeError, match="fmri_weighted must be an instance of bool"):
         enc.apply_inverse(feats, raw, "A", noise_cov=cov, fmri_weighted="yes")
     uniform = FusionEncoder(**{**TINY, "max_epochs": 1, "fmri_prior": 0.0}).fit(two)
-    assert uniform._objective().prior_weights is None
+    assert _prior_weights(uniform) is None
     # runs on different TR grids are not compared: no evidence
     assert fitted.fmri_evidence_ is None
 
@@ -435,16 +466,16 @@ def test_map_readout_is_the_closed_form_layer(experiment, fitted):
         for s in fitted.train_stories_
     }
     hidden = {s: h.astype(float) for s, h in hidden.items()}
-    data = {s: setup["whitener"] @ ds.meg("A").runs[s] for s in fitted.train_stories_}
+    data = {s: setup.whitener @ ds.meg("A").runs[s] for s in fitted.train_stories_}
     weight, bias, snr, alpha = map_source_readout(
         hidden,
         {"A": data},
-        {"A": setup["whitener"] @ setup["gain"]},
+        {"A": setup.whitener @ setup.gain},
         np.ones(1284),  # no two fMRI subjects share a TR grid: uniform prior
-        snr=fitted.snr,
+        snr=fitted.readout_snr,
     )
     assert alpha == fitted.readout_alpha_
-    assert fitted.snr == "auto"
+    assert fitted.readout_snr == "auto"
     assert_allclose(fitted.readout_snr_, snr, rtol=1e-4)
     layer = fitted.model_.network.sources
     scale = fitted.source_scale_

@@ -6,6 +6,7 @@ from numpy.testing import assert_allclose
 from scipy.sparse import random as sparse_random
 from scipy.stats import pearsonr
 
+from mne_fusion.encoder._network import canonical_hrf
 from mne_fusion.model import (
     FMRIHead,
     FusionModel,
@@ -14,14 +15,11 @@ from mne_fusion.model import (
     LaggedFeatures,
     LocalCausalAttention,
     MEGHead,
+    NetworkConfig,
     Objective,
-    SegmentArrays,
     TrainingConfig,
     batch_loss,
-    canonical_hrf,
-    collate,
     correlation_loss,
-    evaluate,
     gaussian_loss,
     laplacian,
     pattern_correlation_loss,
@@ -30,6 +28,8 @@ from mne_fusion.model import (
     tr_pooling,
     train,
 )
+from mne_fusion.model.batching import SegmentArrays, collate
+from mne_fusion.model.training import score_segments
 
 
 def _full_attention(layer, x):
@@ -94,7 +94,7 @@ def _network(n_features=3, n_sources=11, **kwargs):
         dropout=0.0,
     )
     kw.update(kwargs)
-    return FusionNetwork(n_features, n_sources, **kw)
+    return FusionNetwork(NetworkConfig(n_features, n_sources, **kw))
 
 
 def test_source_layer_project_and_meg_head(rng):
@@ -197,7 +197,7 @@ def test_tr_pooling():
 def test_fmri_head_matches_numpy(rng):
     n_batch, n_times, n_sources, n_taps = 2, 40, 6, 4
     hrf = rng.random(n_taps) + 0.1
-    readout = sparse_random(3, n_sources, density=0.5, random_state=0, format="coo")
+    target_map = sparse_random(3, n_sources, density=0.5, random_state=0, format="coo")
     sources = rng.standard_normal((n_batch, n_times, n_sources))
     pooling = np.stack(
         [
@@ -206,7 +206,7 @@ def test_fmri_head_matches_numpy(rng):
         ]
     )
     for zscore in (False, True):
-        head = FMRIHead(hrf, n_sources, readout, zscore=zscore).double()
+        head = FMRIHead(hrf, n_sources, target_map, zscore=zscore).double()
         with torch.no_grad():
             head.kernel.mul_(torch.from_numpy(rng.random((n_sources, 1)) + 0.5))
             head.kernel[2, 1] += 0.3
@@ -226,7 +226,7 @@ def test_fmri_head_matches_numpy(rng):
         for k in range(n_trs):
             for m in range(n_taps):
                 bold[:, k] += kernel[:, m] * power[:, k + n_taps - 1 - m]
-        expected = np.exp(0.7) * bold @ readout.toarray().T
+        expected = np.exp(0.7) * bold @ target_map.toarray().T
         assert_allclose(got.numpy(), expected, rtol=1e-10)
     identity = FMRIHead(hrf, n_sources).double()
     out = identity(torch.from_numpy(sources), torch.from_numpy(pooling))
@@ -374,7 +374,7 @@ def test_training_fits_and_is_deterministic(rng, kind):
     assert history[6]["lr"] == pytest.approx(2e-3)
     assert history[-1]["val_r"]["m0"] > 0.5
     # the fMRI gain is calibrated on the training data: least-squares factor 1
-    _, _, gain = evaluate(model, items[:16], objective, 4, "cpu")
+    _, _, gain = score_segments(model, items[:16], objective, 4, "cpu")
     assert_allclose(gain["f0"], 1.0, rtol=1e-4)
     model2 = _toy_model(operator)
     train(model2, items[:16], items[16:], objective, config, np.random.default_rng(0))
@@ -382,3 +382,23 @@ def test_training_fits_and_is_deterministic(rng, kind):
         model.state_dict().items(), model2.state_dict().values(), strict=True
     ):
         assert torch.equal(a, b), name
+
+
+def test_network_config_rebuilds_the_network_with_its_lagged_path():
+    torch.manual_seed(0)
+    network = _network()
+    assert network.config.lag_kernels == 0
+    network.add_lagged_path(4, 7)
+    assert network.config == NetworkConfig(
+        3, 11, 8, 2, 2, 16, 6, 3, 0.0, lag_kernels=4, lag_taps=7
+    )
+    with torch.no_grad():
+        network.sources.weight.normal_()
+        network.lagged.scale.uniform_(0.5, 2.0)
+    rebuilt = FusionNetwork(NetworkConfig(**network.config.to_dict()))
+    assert rebuilt.config == network.config
+    rebuilt.load_state_dict(network.state_dict())
+    x = torch.randn(1, 20, 3)
+    network.eval(), rebuilt.eval()
+    assert_allclose(rebuilt(x).detach().numpy(), network(x).detach().numpy())
+    assert rebuilt.sources.in_features == 8 + 3 * 4

@@ -4,7 +4,8 @@ Private: the public entry point is :class:`mne_fusion.FusionEncoder`.
 """
 
 from .attention import LocalCausalAttention
-from .heads import FMRIHead, MEGHead, canonical_hrf, tr_pooling
+from .batching import SegmentArrays, batches, collate
+from .heads import FMRIHead, MEGHead, tr_pooling
 from .losses import (
     correlation_loss,
     gaussian_loss,
@@ -17,26 +18,24 @@ from .network import (
     FusionNetwork,
     InputLayer,
     LaggedFeatures,
+    NetworkConfig,
     SourceLayer,
     raised_cosines,
 )
 from .readout import (
     map_source_readout,
-    readout_snr,
-    ridge_readouts,
+    ridge_sensor_maps,
+    sensor_map_snr,
     weighted_minimum_norm,
 )
 from .training import (
     FusionModel,
     Objective,
-    SegmentArrays,
     TrainingConfig,
     batch_loss,
-    batches,
     calibrate_fmri_gains,
-    collate,
-    evaluate,
     predict_batch,
+    score_segments,
     train,
 )
 
@@ -49,6 +48,7 @@ __all__ = [
     "LaggedFeatures",
     "LocalCausalAttention",
     "MEGHead",
+    "NetworkConfig",
     "Objective",
     "SegmentArrays",
     "SourceLayer",
@@ -56,10 +56,8 @@ __all__ = [
     "batch_loss",
     "batches",
     "calibrate_fmri_gains",
-    "canonical_hrf",
     "collate",
     "correlation_loss",
-    "evaluate",
     "gaussian_loss",
     "laplacian",
     "map_source_readout",
@@ -67,8 +65,9 @@ __all__ = [
     "pearson_r",
     "predict_batch",
     "raised_cosines",
-    "readout_snr",
-    "ridge_readouts",
+    "score_segments",
+    "sensor_map_snr",
+    "ridge_sensor_maps",
     "tr_pooling",
     "train",
     "weighted_minimum_norm",

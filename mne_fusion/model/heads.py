@@ -2,7 +2,6 @@
 
 import numpy as np
 import torch
-from nilearn.glm.first_level import glover_hrf
 from scipy.sparse import coo_array
 from torch import nn
 
@@ -24,27 +23,6 @@ class MEGHead(nn.Module):
     def forward(self, sources):
         """Return the sensor signals, shape (..., n_channels), of ``sources``."""
         return sources @ self.operator.T
-
-
-def canonical_hrf(tr, n_taps):
-    """Glover's canonical HRF averaged over each TR of its first ``n_taps`` TRs.
-
-    Parameters
-    ----------
-    tr : float
-        Repetition time in seconds.
-    n_taps : int
-        Kernel length in TRs.
-
-    Returns
-    -------
-    kernel : array, shape (n_taps,)
-        Tap ``m`` is the mean HRF over lags ``[m * tr, (m + 1) * tr)``; peak 1.
-    """
-    oversampling = 100
-    hrf = glover_hrf(tr, oversampling=oversampling, time_length=n_taps * tr)
-    kernel = hrf[: n_taps * oversampling].reshape(n_taps, oversampling).mean(axis=1)
-    return kernel / kernel.max()
 
 
 def tr_pooling(n_times, sfreq, start, tr_times, tr, n_taps):
@@ -89,16 +67,16 @@ def tr_pooling(n_times, sfreq, start, tr_times, tr, n_taps):
 
 
 class FMRIHead(nn.Module):
-    """Sources -> power per TR -> per-source HRF -> read-out of an fMRI subject.
+    """Sources -> power per TR -> per-source HRF -> an fMRI subject's targets.
 
     Parameters
     ----------
     hrf : array, shape (n_taps,)
-        Initial kernel of every source (e.g. :func:`canonical_hrf`). Its dtype is
-        that of the parameters.
+        Initial kernel of every source (e.g. the canonical HRF averaged per TR).
+        Its dtype is that of the parameters.
     n_sources : int
         Number of template sources.
-    readout : scipy.sparse matrix | array, shape (n_targets, n_sources) | None
+    target_map : scipy.sparse matrix | array, shape (n_targets, n_sources) | None
         Map from template sources to the subject's targets; None for the identity. It
         is kept as index and value buffers, so it is saved and moved with the head.
     zscore : bool
@@ -113,7 +91,7 @@ class FMRIHead(nn.Module):
     arbitrary per-source gain instead of source power.
     """
 
-    def __init__(self, hrf, n_sources, readout=None, zscore=False):
+    def __init__(self, hrf, n_sources, target_map=None, zscore=False):
         super().__init__()
         hrf = torch.as_tensor(hrf)
         self.kernel = nn.Parameter(hrf.repeat(n_sources, 1))
@@ -121,15 +99,15 @@ class FMRIHead(nn.Module):
         self.log_gain = nn.Parameter(torch.zeros(()))
         self.zscore = zscore
         self.n_targets = n_sources
-        if readout is not None:
-            readout = coo_array(readout)
-            self.n_targets = readout.shape[0]
-            indices = np.vstack([readout.row, readout.col]).astype(np.int64)
-            self.register_buffer("readout_indices", torch.as_tensor(indices))
+        if target_map is not None:
+            target_map = coo_array(target_map)
+            self.n_targets = target_map.shape[0]
+            indices = np.vstack([target_map.row, target_map.col]).astype(np.int64)
+            self.register_buffer("target_indices", torch.as_tensor(indices))
             self.register_buffer(
-                "readout_values", torch.as_tensor(readout.data, dtype=hrf.dtype)
+                "target_values", torch.as_tensor(target_map.data, dtype=hrf.dtype)
             )
-        self.has_readout = readout is not None
+        self.has_target_map = target_map is not None
 
     def pooled_power(self, sources, pooling):
         """Return the power of each source averaged per bin, (batch, n_bins, n)."""
@@ -155,8 +133,9 @@ class FMRIHead(nn.Module):
         Returns
         -------
         bold : Tensor, shape (batch, n_trs, n_targets)
-            ``bold[:, k] = gain * readout(sum_m kernel[m] * power_bin[k + n_taps - 1 -
-            m])``: tap ``m`` weighs the power ``m`` TRs before the acquisition window.
+            ``bold[:, k] = gain * target_map(sum_m kernel[m] * power_bin[k +
+            n_taps - 1 - m])``: tap ``m`` weighs the power ``m`` TRs before the
+            acquisition window.
         """
         if power is None:
             power = self.pooled_power(sources, pooling)
@@ -167,13 +146,13 @@ class FMRIHead(nn.Module):
         # windows[:, k, v, j] = power[:, k + j, v]; tap m pairs with j = n_taps - 1 - m.
         windows = power.unfold(1, n_taps, 1)
         bold = (windows * kernel.flip(1)).sum(-1) * self.log_gain.exp()
-        if self.has_readout:
+        if self.has_target_map:
             n_batch, n_trs, n_sources = bold.shape
-            rows, cols = self.readout_indices
+            rows, cols = self.target_indices
             flat = bold.permute(2, 0, 1).reshape(n_sources, -1)
             # a gather and a scatter-add rather than a sparse product: torch has no
             # bfloat16 sparse kernels on CUDA
-            weighted = flat[cols] * self.readout_values[:, None].to(flat.dtype)
+            weighted = flat[cols] * self.target_values[:, None].to(flat.dtype)
             bold = flat.new_zeros(self.n_targets, flat.shape[1]).index_add_(
                 0, rows, weighted
             )

@@ -1,4 +1,12 @@
-"""The encoding network: features -> causal local transformer -> template sources."""
+"""The encoding network: features -> causal local transformer -> template sources.
+
+:class:`NetworkConfig` holds every number that shapes the network (as nanoGPT's
+``GPTConfig``): it builds the whole network, the linear lagged path included, and it
+is saved with the weights, so a saved network is rebuilt from its configuration.
+"""
+
+import dataclasses
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -179,8 +187,9 @@ class LaggedFeatures(nn.Module):
         return out.transpose(1, 2) / self.scale.to(x.dtype)
 
 
-class FusionNetwork(nn.Module):
-    """Stimulus features to the activity of every template source.
+@dataclass(frozen=True)
+class NetworkConfig:
+    """The shape of a :class:`FusionNetwork`.
 
     Parameters
     ----------
@@ -196,34 +205,61 @@ class FusionNetwork(nn.Module):
         Length in samples of the input layer's causal convolution.
     dropout : float
         Dropout probability.
+    lag_kernels, lag_taps : int
+        Kernels per feature and their length in samples of the linear lagged path
+        (:class:`LaggedFeatures`); 0 kernels for no lagged path.
     """
 
-    def __init__(
-        self,
-        n_features,
-        n_sources,
-        *,
-        d_model,
-        n_heads,
-        n_layers,
-        dim_feedforward,
-        window,
-        input_kernel,
-        dropout,
-    ):
+    n_features: int
+    n_sources: int
+    d_model: int
+    n_heads: int
+    n_layers: int
+    dim_feedforward: int
+    window: int
+    input_kernel: int
+    dropout: float
+    lag_kernels: int = 0
+    lag_taps: int = 0
+
+    def to_dict(self):
+        """Return the configuration as a dict of numbers (what is saved)."""
+        return dataclasses.asdict(self)
+
+
+class FusionNetwork(nn.Module):
+    """Stimulus features to the activity of every template source.
+
+    Parameters
+    ----------
+    config : NetworkConfig
+        The shape of the network; with ``lag_kernels > 0`` the source layer reads the
+        lagged features too.
+    """
+
+    def __init__(self, config):
         super().__init__()
+        self.config = dataclasses.replace(config, lag_kernels=0, lag_taps=0)
         # Standardisation of the features is part of the model so that saved weights
         # are all that is needed to predict.
-        self.register_buffer("feature_mean", torch.zeros(n_features))
-        self.register_buffer("feature_scale", torch.ones(n_features))
-        self.input = InputLayer(n_features, d_model, input_kernel)
-        self.input_dropout = nn.Dropout(dropout)
+        self.register_buffer("feature_mean", torch.zeros(config.n_features))
+        self.register_buffer("feature_scale", torch.ones(config.n_features))
+        self.input = InputLayer(config.n_features, config.d_model, config.input_kernel)
+        self.input_dropout = nn.Dropout(config.dropout)
         self.layers = nn.ModuleList(
-            EncoderLayer(d_model, n_heads, window, dim_feedforward, dropout)
-            for _ in range(n_layers)
+            EncoderLayer(
+                config.d_model,
+                config.n_heads,
+                config.window,
+                config.dim_feedforward,
+                config.dropout,
+            )
+            for _ in range(config.n_layers)
         )
         self.lagged = None
-        self.sources = SourceLayer(d_model, n_sources)
+        self.sources = SourceLayer(config.d_model, config.n_sources)
+        if config.lag_kernels:
+            self.add_lagged_path(config.lag_kernels, config.lag_taps)
 
     def add_lagged_path(self, n_kernels, n_taps):
         """Let the source layer read the lagged features too (a linear path).
@@ -232,6 +268,9 @@ class FusionNetwork(nn.Module):
         with zero weights, so the sources do not change until they are set.
         """
         old = self.sources
+        self.config = dataclasses.replace(
+            self.config, lag_kernels=n_kernels, lag_taps=n_taps
+        )
         self.lagged = LaggedFeatures(len(self.feature_mean), n_kernels, n_taps)
         self.sources = SourceLayer(
             old.in_features + self.lagged.out_features, old.out_features

@@ -415,4 +415,3 @@ def calibrate_fmri_gains(model, items, objective, config):
         for key, head in model.fmri_heads.items():
             if gain.get(key, 0) > 0:
                 head.log_gain += np.log(gain[key])
-

@@ -1,0 +1,124 @@
+"""The data-informed estimate: the encoder's sources corrected by a recording.
+
+``s_enc + K (y - G s_enc)``: what the stimulus-driven estimate does not explain of a
+subject's recording goes through a minimum-norm operator ``K`` (with the encoder's
+fMRI-relaxed source prior when there is fMRI evidence). By linearity it is MNE's own
+inverse (:func:`mne_fusion.inverse.minimum_norm` or
+:func:`mne_fusion.inverse.fmri_weighted_mne`) applied to the residual.
+"""
+
+import mne
+import numpy as np
+from mne.io import BaseRaw, RawArray
+from mne.utils import logger
+
+from ..anatomy import morph_or_identity
+from ..inverse import fmri_weighted_mne, minimum_norm
+
+
+def residual(inst, prediction, subject, names, forward, sfreq):
+    """Return ``inst`` minus the encoder's prediction, same type, the fit's channels.
+
+    Parameters
+    ----------
+    inst : mne.io.Raw | mne.Epochs | mne.Evoked
+        The recording, aligned to the features.
+    prediction : array, shape (n_channels, n_times)
+        The encoder's prediction of the channels ``names``.
+    subject : str
+        The MEG subject (for error messages).
+    names : list of str
+        The channels of the fit.
+    forward : mne.Forward
+        The subject's forward.
+    sfreq : float
+        Sampling rate of the encoder (Hz).
+    """
+    missing = [n for n in names if n not in inst.ch_names]
+    if missing:
+        raise ValueError(
+            f"inst lacks {len(missing)} channel(s) of subject {subject!r}: "
+            f"{missing[:10]}."
+        )
+    not_in_forward = [n for n in names if n not in forward["sol"]["row_names"]]
+    if not_in_forward:
+        raise ValueError(
+            f"inst has MEG channel(s) that are not in the subject's forward: "
+            f"{not_in_forward[:10]}; use the forward the encoder was fitted with."
+        )
+    if abs(inst.info["sfreq"] - sfreq) > 1e-6 * sfreq:
+        raise ValueError(
+            f"inst is sampled at {inst.info['sfreq']} Hz but the encoder at "
+            f"{sfreq} Hz; resample it."
+        )
+    n_times = prediction.shape[1]
+    picks = [inst.ch_names.index(n) for n in names]
+    info = mne.pick_info(inst.info, picks)
+    with info._unlock():
+        info["bads"] = []
+    if isinstance(inst, BaseRaw):
+        data = inst.get_data(picks=picks, stop=min(inst.n_times, n_times))
+    else:
+        onset = int(np.argmin(np.abs(inst.times)))
+        if abs(inst.times[onset]) * sfreq >= 0.5:
+            raise ValueError("inst (Epochs or Evoked) must contain time 0.")
+        data = inst.get_data(picks=picks)[..., onset : onset + n_times]
+    if data.shape[-1] != n_times:
+        raise ValueError(
+            f"inst has {data.shape[-1]} samples from the stimulus onset but the "
+            f"features have {n_times}; they must be aligned."
+        )
+    diff = data - prediction
+    if isinstance(inst, BaseRaw):
+        return RawArray(diff, info, verbose=False)
+    if isinstance(inst, mne.Evoked):
+        return mne.EvokedArray(diff, info, tmin=0.0, nave=inst.nave, verbose=False)
+    return mne.EpochsArray(diff, info, tmin=0.0, verbose=False)
+
+
+def correction(resid, forward, noise_cov, src, evidence, fmri_prior, **kwargs):
+    """Return ``K`` applied to the residual, on the template sources.
+
+    Parameters
+    ----------
+    resid : mne.io.Raw | mne.Epochs | mne.Evoked
+        From :func:`residual`.
+    forward : mne.Forward
+        The subject's forward.
+    noise_cov : mne.Covariance | None
+        None estimates it from the residual.
+    src : mne.SourceSpaces
+        The template source space.
+    evidence : array, shape (n_template_sources,) | None
+        The encoder's fMRI evidence; None for plain minimum norm.
+    fmri_prior : float
+        Weight of the fMRI prior.
+    **kwargs
+        ``method``, ``snr``, ``depth``, ``subjects_dir`` of the inverse.
+    """
+    if noise_cov is None:
+        if isinstance(resid, mne.Evoked):
+            raise ValueError("noise_cov is required for an Evoked inst.")
+        logger.info("Estimating the noise covariance from the residual")
+        noise_cov = (
+            mne.compute_raw_covariance(resid, verbose=False)
+            if isinstance(resid, BaseRaw)
+            else mne.compute_covariance(resid, verbose=False)
+        )
+    if evidence is None or fmri_prior == 0:
+        return minimum_norm(resid, forward, noise_cov, src=src, verbose=False, **kwargs)
+    # the evidence is per template source; K works on the forward's sources
+    morph = morph_or_identity(
+        src, forward["src"], subjects_dir=kwargs.get("subjects_dir"), verbose=False
+    )
+    evidence = np.clip(morph @ evidence, 0, None)
+    return fmri_weighted_mne(
+        resid,
+        forward,
+        noise_cov,
+        evidence,
+        fmri_prior,
+        src=src,
+        verbose=False,
+        **kwargs,
+    )

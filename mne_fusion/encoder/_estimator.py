@@ -1,0 +1,448 @@
+"""FusionEncoder: the MEG-fMRI encoding model behind an sklearn-style API.
+
+The estimator validates its inputs, orchestrates the fit (prepare the dataset once,
+train the network, re-solve the source layer) and turns the network's output into
+MNE objects. What it delegates: ``_prepare`` (dataset -> typed setups),
+``_segments`` (training excerpts), ``_prior`` (fMRI evidence), ``_network`` (network
+and heads), ``_source_readout`` (closed-form source layer), ``_prediction``
+(predictions, sources, scores), ``_data_informed`` (correction by a recording) and
+``_io`` (file format).
+"""
+
+import mne
+import numpy as np
+import torch
+from mne.utils import ProgressBar, logger
+from sklearn.base import BaseEstimator
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from ..anatomy import template_source_space
+from ..model import calibrate_fmri_gains, train
+from ..utils import fill_doc, verbose_method
+from . import _io, _params
+from ._network import build_model
+from ._prediction import PredictionMixin
+from ._prepare import prepare
+from ._prior import fmri_evidence, prior_variance
+from ._segments import segment_arrays
+from ._source_readout import lagged_scale, solve_source_layer
+
+
+@fill_doc
+class FusionEncoder(PredictionMixin, BaseEstimator):
+    """Transformer encoding model fitted jointly to MEG and fMRI.
+
+    Stimulus features go through a causal local-window transformer into the activity
+    of every source of a template (fsaverage) cortical source space. Fixed lead fields
+    map the sources to each MEG subject's sensors; a power envelope, averaged per TR,
+    convolved with a learned per-source HRF and read out, maps them to each fMRI
+    subject's BOLD. The source layer is the estimate of cortical activity.
+
+    Parameters
+    ----------
+    sfreq : float
+        Sampling rate of the features (Hz); data must be at this rate.
+    context : float
+        Seconds of past stimulus each sample sees (the attention window).
+    d_model : int
+        Width of the transformer.
+    n_heads : int
+        Attention heads; must divide ``d_model``.
+    n_layers : int
+        Transformer layers.
+    dim_feedforward : int
+        Width of each layer's feed-forward block.
+    dropout : float
+        Dropout probability in [0, 1).
+    input_kernel : float
+        Seconds of stimulus the input layer's causal convolution spans (like the lags
+        of a ridge encoder).
+    linear_lags : float
+        Seconds of stimulus spanned by the linear path of the ``"map"`` read-out:
+        beside the trained transformer's output, the re-solved source layer reads
+        every feature filtered by smooth causal kernels (raised cosines, one per
+        80 ms) over this span, the design of a lagged linear encoder, so that the
+        linear part of the response is fitted directly, also where the MEG is too
+        noisy to train the transformer. 0 leaves the path out.
+    spacing : str
+        Template source space decimation, see
+        :func:`mne_fusion.anatomy.template_source_space`.
+    %(subjects_dir)s
+    segment_length : float
+        Length in seconds of the training excerpts.
+    overlap : float
+        Fraction in [0, 1) of ``segment_length`` shared by consecutive excerpts.
+    burn_in : float
+        Seconds at the start of an excerpt that are not scored because the model
+        lacks their context (excerpts that start at the stimulus onset are scored in
+        full). Must exceed the HRF's 10 TRs for fMRI to be scored fairly.
+    batch_size : int
+        Excerpts per optimisation step.
+    lr : float
+        AdamW learning rate.
+    weight_decay : float
+        AdamW weight decay.
+    max_epochs : int
+        Maximum number of passes over the training excerpts.
+    patience : int
+        Stop after this many epochs without improvement of the validation loss.
+    warmup_epochs : int
+        Epochs fitted on MEG only before the joint fit (which then continues at 0.2 x
+        the learning rate); ignored without fMRI subjects.
+    meg_weight, fmri_weight : float
+        Weights of the MEG and fMRI data terms.
+    smoothness : float
+        Weight of the penalty on the mean squared first difference of the sources.
+    spatial_smoothness : float
+        Weight of the penalty on the mean squared difference between neighbouring
+        sources of the template mesh (a LORETA-like prior; with fixed orientations
+        it keeps neighbours from cancelling each other with opposite signs).
+    source_prior : float
+        Weight of the penalty on the mean squared source amplitude (a zero-mean
+        Gaussian prior, as in minimum-norm estimation).
+    fmri_prior : float
+        How much fMRI evidence relaxes that prior, in [0, 1): the prior variance of
+        a source is ``1 - fmri_prior + fmri_prior * a`` with ``a`` in [0, 1] the
+        inter-subject correlation of its BOLD (``fmri_evidence_``), as the source
+        covariance of fMRI-weighted MNE (Liu et al. 1998). 0 gives the same prior
+        everywhere; it needs two fMRI subjects with runs of the same story.
+    readout : "map" | "trained"
+        How the source layer is finally set. ``"map"`` (default): after training,
+        the linear source layer is re-solved in closed form as the maximum a
+        posteriori estimate for the trained hidden features, under the Gaussian
+        likelihood of the noise-whitened MEG of all MEG subjects and the source prior
+        above (variance ``1 - fmri_prior + fmri_prior * fmri_evidence_``): a ridge
+        read-out of each subject's MEG from the hidden features (its penalty chosen
+        by cross-validation over the training stories, ``readout_alpha_``), mapped to
+        the template by an fMRI-weighted minimum-norm operator of the stacked lead
+        fields.
+        Gradient descent only slowly reaches that optimum. ``"trained"`` keeps
+        the layer as trained. Without MEG subjects the layer is always as trained.
+    readout_snr : float | "auto"
+        Amplitude signal-to-noise ratio assumed by the ``"map"`` read-out; the
+        regularisation is ``1 / readout_snr ** 2``, as in
+        :func:`mne.minimum_norm.apply_inverse`. ``"auto"`` (default) uses the SNR of
+        the sensor read-outs that the operator maps, their predicted variance over
+        their estimation error (``mne_fusion.model.readout.sensor_map_snr``).
+    loss : "likelihood" | "correlation"
+        ``"likelihood"`` (default): Gaussian likelihood of noise-whitened MEG, and of
+        the BOLD with one gain per fMRI subject (``1 - r`` of the whole TR x target
+        pattern), with sources not z-scored before the fMRI head, so that the
+        amplitude of every source is constrained by both modalities.
+        ``"correlation"``: the reference model's ``1 - r`` per channel/vertex with
+        z-scored sources in the fMRI head, blind to amplitude (see Notes).
+    validation : float | list of str | None
+        Stories held out for early stopping: a fraction of the stories (at least one
+        when there are two or more), their names, or None to monitor the training loss.
+    device : str
+        ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"`` or
+        ``"cuda:N"``. Mixed precision (bfloat16) is used on CUDA, where fits are not
+        bit-reproducible (its scatter-adds sum in varying order); on the CPU the same
+        ``random_state`` gives the same model.
+    %(random_state)s
+    verbose : bool | str | int | None
+        Logging level of every method call that does not set its own ``verbose``
+        (None: MNE's level, see :func:`mne.set_log_level`).
+    snr : float | "auto" | None
+        Deprecated alias of ``readout_snr`` (removed in mne-fusion 0.3).
+
+    Attributes
+    ----------
+    model_ : torch.nn.Module
+        The fitted network and heads.
+    history_ : list of dict
+        One record per epoch (losses, validation r per subject, learning rate, time).
+    vertices_ : list of array
+        ``[lh, rh]`` template vertices: the rows of every source estimate.
+    source_scale_ : float
+        Source amplitude (A m) of one unit of the network's source layer.
+    meg_subjects_, fmri_subjects_ : list of str
+        Subjects the encoder can predict.
+    n_features_in_ : int
+        Number of stimulus features.
+    feature_names_in_ : array of str
+        Their names.
+    train_stories_, validation_stories_ : list of str
+        Stories used for fitting and for early stopping.
+    readout_snr_ : float | None
+        The SNR of the ``"map"`` read-out; None when the layer is as trained.
+    readout_alpha_ : float | None
+        The ridge penalty of the ``"map"`` read-out's sensor read-outs, relative to
+        the mean eigenvalue of the hidden features' Gram matrix; None when the layer
+        is as trained.
+    fmri_evidence_ : array, shape (n_sources,) | None
+        Leave-one-subject-out inter-subject correlation of the BOLD of each template
+        source on the training stories, clipped at 0 and divided by its maximum;
+        None without two fMRI subjects sharing a story.
+
+    See Also
+    --------
+    read_fusion_encoder, mne_fusion.FusionDataset
+
+    Notes
+    -----
+    A correlation loss is blind to the scale of each channel and vertex, and z-scored
+    sources hide source amplitude from the fMRI head, so with ``loss="correlation"``
+    only the lead fields' mixing says which sources should be silent. The likelihood
+    loss pins amplitude: MEG residuals are weighed by the noise covariance (or each
+    channel's variance); each BOLD run is scaled by one standard deviation for all
+    its targets, so their relative amplitudes are kept, and one gain per fMRI
+    subject (not one per target) links source power to BOLD, with each source's HRF
+    kept at a fixed norm, so that targets without a response must get no power;
+    ``source_prior`` keeps sources without evidence near zero.
+
+    Demanding fMRI power through the loss alone (``fmri_weight`` of 1 or more) puts
+    activity of the wrong sign at sources that MEG barely sees; fMRI is most useful
+    as the prior variance of the sources. What each of these choices gives on the
+    simulation is measured in the user guide and in ``benchmarks/results``.
+    """
+
+    def __init__(
+        self,
+        sfreq=50.0,
+        context=10.0,
+        d_model=128,
+        n_heads=4,
+        n_layers=2,
+        dim_feedforward=256,
+        dropout=0.1,
+        input_kernel=0.6,
+        linear_lags=0.6,
+        spacing="ico4",
+        subjects_dir=None,
+        segment_length=40.0,
+        overlap=0.5,
+        burn_in=20.0,
+        batch_size=8,
+        lr=1e-3,
+        weight_decay=1e-3,
+        max_epochs=100,
+        patience=10,
+        warmup_epochs=0,
+        meg_weight=1.0,
+        fmri_weight=0.2,
+        smoothness=1e-3,
+        spatial_smoothness=1.0,
+        source_prior=1.0,
+        fmri_prior=0.99,
+        readout="map",
+        readout_snr="auto",
+        loss="likelihood",
+        validation=0.1,
+        device="auto",
+        random_state=None,
+        verbose=None,
+        snr=None,
+    ):
+        self.sfreq = sfreq
+        self.context = context
+        self.d_model = d_model
+        self.n_heads = n_heads
+        self.n_layers = n_layers
+        self.dim_feedforward = dim_feedforward
+        self.dropout = dropout
+        self.input_kernel = input_kernel
+        self.linear_lags = linear_lags
+        self.spacing = spacing
+        self.subjects_dir = subjects_dir
+        self.segment_length = segment_length
+        self.overlap = overlap
+        self.burn_in = burn_in
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.warmup_epochs = warmup_epochs
+        self.meg_weight = meg_weight
+        self.fmri_weight = fmri_weight
+        self.smoothness = smoothness
+        self.spatial_smoothness = spatial_smoothness
+        self.source_prior = source_prior
+        self.fmri_prior = fmri_prior
+        self.readout = readout
+        self.readout_snr = readout_snr
+        self.loss = loss
+        self.validation = validation
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self.snr = snr
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.estimator_type = "regressor"
+        tags.input_tags.two_d_array = False
+        tags.target_tags.required = False
+        return tags
+
+    def __repr__(self):
+        if not hasattr(self, "model_"):
+            return f"<FusionEncoder | {self.n_layers} layers, not fitted>"
+        n_sources = sum(len(v) for v in self.vertices_)
+        return (
+            f"<FusionEncoder | {self.n_layers} layers, {n_sources} sources, fitted on "
+            f"{len(self.meg_subjects_)} MEG + {len(self.fmri_subjects_)} fMRI "
+            "subjects>"
+        )
+
+    @verbose_method
+    @fill_doc
+    def fit(self, X, y=None, noise_cov=None, *, verbose=None):
+        """Fit the encoder to every MEG and fMRI subject of a dataset.
+
+        Parameters
+        ----------
+        X : FusionDataset
+            Stimuli and recordings; its features must be at ``sfreq``.
+        y : None
+            Ignored; the recordings are in ``X``.
+        noise_cov : dict of str -> mne.Covariance | None
+            Sensor noise covariance per MEG subject, used to whiten its data (and for
+            :meth:`apply_inverse`). Subjects without one are scaled by each channel's
+            standard deviation.
+        %(verbose)s
+
+        Returns
+        -------
+        self : FusionEncoder
+            The fitted encoder.
+        """
+        readout_snr = _params.check_params(self)
+        self._check_dataset(X, fitting=True)
+        noise_cov = _params.check_noise_cov(noise_cov, X.meg_subjects)
+        src = template_source_space(self.spacing, self.subjects_dir, verbose=False)
+        self.vertices_ = [np.array(s["vertno"]) for s in src]
+        n_sources = sum(len(v) for v in self.vertices_)
+        train_stories, val_stories = _params.split_stories(X.stories, self.validation)
+        self.train_stories_, self.validation_stories_ = train_stories, val_stories
+        self.n_features_in_ = len(X.feature_names)
+        self.feature_names_in_ = np.array(X.feature_names, dtype=object)
+        self.device_ = _params.resolve_device(self.device)
+        seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+
+        stories = {"train": train_stories, "validation": val_stories}
+        meg, fmri, data, self.source_scale_ = prepare(
+            X,
+            src,
+            self.subjects_dir,
+            stories,
+            noise_cov,
+            self.segment_length,
+            self.overlap,
+        )
+        self._meg, self._fmri = meg, fmri
+        self.meg_subjects_, self.fmri_subjects_ = list(meg), list(fmri)
+        self.fmri_evidence_ = fmri_evidence(data, fmri, train_stories, n_sources)
+        prior = prior_variance(self.fmri_evidence_, self.fmri_prior, n_sources)
+        items = {
+            part: segment_arrays(segs, data, meg, fmri, self.sfreq, self.burn_in)
+            for part, segs in data.segments.items()
+        }
+        logger.info(
+            f"Fitting on {len(items['train'])} segments of {len(train_stories)} "
+            f"stories ({len(items['validation'])} validation segments), {n_sources} "
+            f"sources, device {self.device_}"
+        )
+        edges = _params.template_edges(mne.spatial_src_adjacency(src, verbose=False))
+        objective = _params.objective(self, prior, edges, n_sources, self.device_)
+        config = _params.training_config(self)
+        weights = {
+            setup.key: torch.as_tensor(setup.weights, device=self.device_)
+            for setup in (*meg.values(), *fmri.values())
+            if setup.weights is not None
+        }
+        # the fit's own random stream: the global generators stay untouched
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.model_ = build_model(
+                _params.network_config(self, self.n_features_in_, n_sources),
+                meg,
+                fmri,
+                self.source_scale_,
+                self.loss == "correlation",
+                [data.features[s] for s in train_stories],
+            ).to(self.device_)
+            network = self.model_.network
+            with ProgressBar(self.max_epochs, mesg="Fitting FusionEncoder") as bar:
+                self.history_ = train(
+                    self.model_,
+                    items["train"],
+                    items["validation"],
+                    objective,
+                    config,
+                    np.random.default_rng(seed),
+                    channel_weights=weights,
+                    callback=lambda record: _report(bar, record),
+                )
+            self.model_.eval()
+            self.readout_snr_ = self.readout_alpha_ = None
+            if self.readout == "map" and meg:
+                if self.linear_lags:
+                    network.add_lagged_path(
+                        *_params.lag_shape(self.linear_lags, self.sfreq)
+                    )
+                    scale = lagged_scale(
+                        network, [data.features[s] for s in train_stories]
+                    )
+                    network.lagged.scale.copy_(scale)
+                self.readout_snr_, self.readout_alpha_ = solve_source_layer(
+                    network,
+                    data,
+                    meg,
+                    train_stories,
+                    prior,
+                    self.source_scale_,
+                    readout_snr,
+                )
+                if fmri:
+                    calibrate_fmri_gains(self.model_, items["train"], objective, config)
+        return self
+
+    @verbose_method
+    @fill_doc
+    def save(self, fname, *, overwrite=False, verbose=None):
+        """Save the fitted encoder (parameters, network and what it predicts with).
+
+        Parameters
+        ----------
+        fname : path-like
+            File to write (by convention ending in ``.pt``).
+        overwrite : bool
+            Whether to replace an existing file.
+        %(verbose)s
+
+        See Also
+        --------
+        read_fusion_encoder
+
+        Notes
+        -----
+        The file holds the network's configuration and weights, numbers, strings and
+        the subjects' Info and noise covariances as FIF bytes; it is read with
+        ``torch.load(weights_only=True)``, so loading never runs pickled code.
+        Forwards are not kept.
+        """
+        check_is_fitted(self, "model_")
+        _io.write_encoder(
+            fname,
+            params=self.get_params(),
+            config=self.model_.network.config,
+            state_dict=self.model_.state_dict(),
+            fitted={key: getattr(self, f"{key}_") for key in _io.FITTED},
+            feature_names=self.feature_names_in_,
+            meg=self._meg,
+            fmri=self._fmri,
+            overwrite=overwrite,
+        )
+
+
+def _report(bar, record):
+    bar.update(record["epoch"])
+    val = ", ".join(f"{k} {v:.3f}" for k, v in record.get("val_r", {}).items())
+    logger.info(
+        f"Epoch {record['epoch']} ({record['phase']}): train loss "
+        f"{record['train_loss']:.4f}, validation loss "
+        f"{record.get('val_loss', float('nan')):.4f}, r: {val}"
+    )

@@ -1,0 +1,203 @@
+"""The file format of a fitted FusionEncoder (version 3).
+
+One ``torch.save`` of a dict holding only tensors, numbers, strings and lists or dicts
+of them: the estimator's parameters, the network's configuration
+(:class:`~mne_fusion.model.NetworkConfig`) and weights, the fitted attributes and, per
+subject, what prediction needs (gain, whitener, target map as sparse COO tensors, the
+MEG Info and noise covariance as FIF file bytes). It is read with
+``torch.load(weights_only=True)``, so reading a file never runs pickled code. The
+network is rebuilt from its saved configuration. This module knows the setups, not the
+estimator: :func:`mne_fusion.read_fusion_encoder` assembles the estimator.
+"""
+
+import tempfile
+from pathlib import Path
+
+import mne
+import numpy as np
+import torch
+from mne.utils import logger
+from scipy import sparse
+
+from ..model import NetworkConfig
+from ..utils import _validate_type
+from ._prepare import FMRISetup, MEGSetup
+
+FORMAT = "mne-fusion-encoder"
+FORMAT_VERSION = 3
+# Fitted attributes that are plain numbers, strings or lists of them.
+_PLAIN = (
+    "source_scale",
+    "train_stories",
+    "validation_stories",
+    "history",
+    "readout_snr",
+    "readout_alpha",
+)
+# Fitted attributes of the estimator (without the trailing underscore) in the file.
+FITTED = ("vertices", "fmri_evidence", *_PLAIN)
+
+
+def write_encoder(
+    fname, *, params, config, state_dict, fitted, feature_names, meg, fmri, overwrite
+):
+    """Write the parts of a fitted encoder to ``fname``.
+
+    Parameters
+    ----------
+    fname : path-like
+        The file.
+    params : dict
+        The estimator's parameters (``get_params()``).
+    config : NetworkConfig
+        The network's configuration.
+    state_dict : dict
+        The weights of the network and heads.
+    fitted : dict
+        The attributes of ``FITTED``.
+    feature_names : list of str
+        Names of the stimulus features.
+    meg, fmri : dict
+        The :class:`MEGSetup` and :class:`FMRISetup` of each subject.
+    overwrite : bool
+        Whether to replace an existing file.
+    """
+    _validate_type(fname, "path-like", "fname")
+    fname = Path(fname)
+    if fname.exists() and not overwrite:
+        raise FileExistsError(f"{fname} exists; use overwrite=True to replace it.")
+    evidence = fitted["fmri_evidence"]
+    state = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "params": params,
+        "network_config": config.to_dict(),
+        "state_dict": {k: v.cpu() for k, v in state_dict.items()},
+        "vertices": [torch.as_tensor(v) for v in fitted["vertices"]],
+        "fmri_evidence": None if evidence is None else torch.as_tensor(evidence),
+        "feature_names": [str(n) for n in feature_names],
+        **{key: fitted[key] for key in _PLAIN},
+        "meg": {name: _meg_to_dict(setup) for name, setup in meg.items()},
+        "fmri": {name: _fmri_to_dict(setup) for name, setup in fmri.items()},
+    }
+    torch.save(state, fname)
+    logger.info(f"Saved the encoder to {fname}")
+
+
+def read_encoder(fname):
+    """Read the parts written by :func:`write_encoder`.
+
+    Returns
+    -------
+    parts : dict
+        ``params``, ``config`` (NetworkConfig), ``state_dict``, ``fitted``, ``meg``
+        and ``fmri`` as given to :func:`write_encoder`.
+    """
+    _validate_type(fname, "path-like", "fname")
+    state = torch.load(fname, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise ValueError(f"{fname} is not a FusionEncoder file.")
+    if state.get("version") != FORMAT_VERSION:
+        raise ValueError(
+            f"{fname} holds a FusionEncoder in file format version "
+            f"{state.get('version')!r}; this mne-fusion reads version "
+            f"{FORMAT_VERSION} only (files of version 2 and older were written "
+            "before the network's configuration was saved): fit and save the "
+            "encoder again."
+        )
+    evidence = state["fmri_evidence"]
+    fitted = {key: state[key] for key in (*_PLAIN, "feature_names")}
+    fitted["vertices"] = [v.numpy() for v in state["vertices"]]
+    fitted["fmri_evidence"] = None if evidence is None else evidence.numpy()
+    return {
+        "params": state["params"],
+        "config": NetworkConfig(**state["network_config"]),
+        "state_dict": state["state_dict"],
+        "fitted": fitted,
+        "meg": {name: _meg_from_dict(meta) for name, meta in state["meg"].items()},
+        "fmri": {name: _fmri_from_dict(meta) for name, meta in state["fmri"].items()},
+    }
+
+
+def _meg_to_dict(setup):
+    cov = setup.noise_cov
+    return {
+        "key": setup.key,
+        "info": _fif_bytes(mne.io.write_info, setup.info),
+        "gain": torch.as_tensor(setup.gain),
+        "whitener": torch.as_tensor(setup.whitener),
+        "noise_cov": None
+        if cov is None
+        else _fif_bytes(mne.write_cov, cov, "-cov.fif"),
+    }
+
+
+def _meg_from_dict(meta):
+    cov = meta["noise_cov"]
+    return MEGSetup(
+        key=meta["key"],
+        info=_from_fif_bytes(mne.io.read_info, meta["info"]),
+        gain=meta["gain"].numpy(),
+        whitener=meta["whitener"].numpy(),
+        noise_cov=None
+        if cov is None
+        else _from_fif_bytes(mne.read_cov, cov, "-cov.fif"),
+    )
+
+
+def _fmri_to_dict(setup):
+    return {
+        "key": setup.key,
+        "tr": float(setup.tr),
+        "vertices": None
+        if setup.vertices is None
+        else [torch.as_tensor(v) for v in setup.vertices],
+        "target_map": _sparse_to_dict(setup.target_map),
+    }
+
+
+def _fmri_from_dict(meta):
+    return FMRISetup(
+        key=meta["key"],
+        tr=meta["tr"],
+        vertices=None
+        if meta["vertices"] is None
+        else [v.numpy() for v in meta["vertices"]],
+        target_map=_sparse_from_dict(meta["target_map"]),
+    )
+
+
+def _sparse_to_dict(matrix):
+    if matrix is None:
+        return None
+    coo = sparse.coo_array(matrix)
+    return {
+        "row": torch.as_tensor(coo.row.astype(np.int64)),
+        "col": torch.as_tensor(coo.col.astype(np.int64)),
+        "data": torch.as_tensor(coo.data),
+        "shape": list(coo.shape),
+    }
+
+
+def _sparse_from_dict(meta):
+    if meta is None:
+        return None
+    return sparse.csr_array(
+        (meta["data"].numpy(), (meta["row"].numpy(), meta["col"].numpy())),
+        shape=tuple(meta["shape"]),
+    )
+
+
+def _fif_bytes(write, obj, suffix="-info.fif"):
+    """Serialise an MNE object through a temporary FIF file, as a uint8 tensor."""
+    with tempfile.TemporaryDirectory() as folder:
+        fname = Path(folder) / f"obj{suffix}"
+        write(fname, obj, verbose=False)
+        return torch.frombuffer(bytearray(fname.read_bytes()), dtype=torch.uint8)
+
+
+def _from_fif_bytes(read, blob, suffix="-info.fif"):
+    with tempfile.TemporaryDirectory() as folder:
+        fname = Path(folder) / f"obj{suffix}"
+        fname.write_bytes(blob.numpy().tobytes())
+        return read(fname, verbose=False)

@@ -1,0 +1,199 @@
+"""Checks of the estimator's parameters and what they set: device, stories, network.
+
+The estimator stores its parameters as given (the scikit-learn convention); these
+functions check them when ``fit`` starts and turn them into the network's
+configuration and training objective.
+"""
+
+import warnings
+
+import mne
+import numpy as np
+import torch
+from mne.utils import logger
+from scipy import sparse
+
+from ..model import NetworkConfig, Objective, TrainingConfig, laplacian
+from ..utils import _check_option, _check_positive, _validate_type
+
+# Spacing in seconds of the linear path's lag kernels: 9 kernels over 0.6 s.
+LAG_SPACING = 0.08
+
+
+def check_params(est):
+    """Check every parameter of a FusionEncoder; return the read-out SNR to use."""
+    for name in ("sfreq", "context", "segment_length", "lr", "input_kernel"):
+        _check_positive(getattr(est, name), name)
+    for name in ("d_model", "n_heads", "n_layers", "dim_feedforward"):
+        _check_positive(getattr(est, name), name, integer=True)
+    for name in ("batch_size", "max_epochs", "patience"):
+        _check_positive(getattr(est, name), name, integer=True)
+    _check_positive(est.warmup_epochs, "warmup_epochs", allow_zero=True, integer=True)
+    for name in (
+        "burn_in",
+        "weight_decay",
+        "meg_weight",
+        "fmri_weight",
+        "smoothness",
+        "spatial_smoothness",
+        "source_prior",
+        "linear_lags",
+    ):
+        _check_positive(getattr(est, name), name, allow_zero=True)
+    if est.d_model % est.n_heads:
+        raise ValueError(
+            f"d_model ({est.d_model}) must be a multiple of n_heads ({est.n_heads})."
+        )
+    for name in ("dropout", "fmri_prior", "overlap"):
+        value = getattr(est, name)
+        _validate_type(value, "numeric", name)
+        if not 0 <= value < 1:
+            raise ValueError(f"{name} must be in [0, 1), got {value}.")
+    if est.burn_in >= est.segment_length:
+        raise ValueError(
+            f"burn_in ({est.burn_in} s) must be shorter than segment_length "
+            f"({est.segment_length} s), or nothing after the first excerpt of a "
+            "story is scored."
+        )
+    _check_option("loss", est.loss, ("likelihood", "correlation"))
+    _check_option("readout", est.readout, ("map", "trained"))
+    snr = est.readout_snr
+    if est.snr is not None:
+        warnings.warn(
+            "The snr parameter of FusionEncoder is deprecated and will be removed in "
+            "mne-fusion 0.3; use readout_snr (apply_inverse's snr is another one).",
+            FutureWarning,
+            stacklevel=3,
+        )
+        snr = est.snr
+    if not (isinstance(snr, str) and snr == "auto"):
+        _validate_type(snr, "numeric", "readout_snr", 'a positive number or "auto"')
+        _check_positive(snr, "readout_snr")
+    _validate_type(est.spacing, str, "spacing")
+    _validate_type(est.device, str, "device")
+    _validate_type(est.validation, (None, "numeric", list, tuple), "validation")
+    return snr
+
+
+def check_noise_cov(noise_cov, subjects):
+    """Return the noise covariances by MEG subject (an empty dict for None)."""
+    noise_cov = {} if noise_cov is None else noise_cov
+    _validate_type(noise_cov, dict, "noise_cov")
+    for name, cov in noise_cov.items():
+        if name not in subjects:
+            raise ValueError(
+                f"noise_cov has subject {name!r} that is not an MEG subject of X "
+                f"({subjects})."
+            )
+        _validate_type(cov, mne.Covariance, f"noise_cov[{name!r}]")
+    return noise_cov
+
+
+def training_config(est):
+    """Return the :class:`TrainingConfig` of the estimator's parameters."""
+    return TrainingConfig(
+        batch_size=est.batch_size,
+        lr=est.lr,
+        weight_decay=est.weight_decay,
+        max_epochs=est.max_epochs,
+        patience=est.patience,
+        warmup_epochs=est.warmup_epochs,
+        device=est.device_,
+    )
+
+
+def resolve_device(device):
+    """Return the torch device of ``device`` ("auto", "cpu", "cuda", "cuda:N")."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device != "cpu" and not device.startswith("cuda"):
+        raise ValueError(
+            "Invalid value for the 'device' parameter. Allowed values are 'auto', "
+            f"'cpu', 'cuda' or 'cuda:N', but got {device!r} instead."
+        )
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} but CUDA is not available.")
+    return device
+
+
+def split_stories(stories, validation):
+    """Return the training and validation stories of ``validation``."""
+    if validation is None or (
+        not isinstance(validation, list | tuple) and validation == 0
+    ):
+        return stories, []
+    if isinstance(validation, list | tuple):
+        unknown = [s for s in validation if s not in stories]
+        if unknown:
+            raise ValueError(
+                f"validation names stories {unknown} that are not in X ({stories})."
+            )
+        val = list(validation)
+    else:
+        if not 0 < validation < 1:
+            raise ValueError(
+                f"validation must be a fraction in (0, 1), a list of stories or "
+                f"None, got {validation}."
+            )
+        if len(stories) < 2:
+            logger.info("One story only: no validation story, monitoring training")
+            return stories, []
+        n_val = max(1, int(round(validation * len(stories))))
+        val = stories[-n_val:]
+    train = [s for s in stories if s not in val]
+    if not train:
+        raise ValueError("validation leaves no story to train on.")
+    return train, val
+
+
+def network_config(est, n_features, n_sources):
+    """Return the :class:`NetworkConfig` of the estimator's parameters."""
+    return NetworkConfig(
+        n_features=n_features,
+        n_sources=n_sources,
+        d_model=est.d_model,
+        n_heads=est.n_heads,
+        n_layers=est.n_layers,
+        dim_feedforward=est.dim_feedforward,
+        window=max(1, int(round(est.context * est.sfreq))),
+        input_kernel=max(1, int(round(est.input_kernel * est.sfreq))),
+        dropout=est.dropout,
+    )
+
+
+def lag_shape(linear_lags, sfreq):
+    """Return the number of kernels and taps of a linear path over ``linear_lags``."""
+    return int(round(linear_lags / LAG_SPACING)) + 1, int(
+        round(linear_lags * sfreq)
+    ) + 1
+
+
+def objective(est, prior, edges, n_sources, device):
+    """Return the training objective of the estimator's parameters.
+
+    ``prior`` is the prior variance of every source; its inverse, scaled to a mean of
+    1, weighs the source penalty.
+    """
+    weights = None
+    if est.fmri_evidence_ is not None and est.fmri_prior > 0:
+        weights = 1 / prior
+        weights = torch.as_tensor(
+            weights / weights.mean(), dtype=torch.float32, device=device
+        )
+    return Objective(
+        kind=est.loss,
+        meg_weight=est.meg_weight,
+        fmri_weight=est.fmri_weight,
+        smoothness=est.smoothness,
+        source_prior=est.source_prior,
+        prior_weights=weights,
+        spatial_smoothness=est.spatial_smoothness,
+        laplacian=laplacian(torch.as_tensor(edges), n_sources, torch.float32, device),
+        n_edges=edges.shape[1],
+    )
+
+
+def template_edges(adjacency):
+    """Return the (2, n_edges) int64 neighbour pairs of a sparse adjacency."""
+    upper = sparse.triu(adjacency, k=1)
+    return np.vstack(upper.nonzero()).astype(np.int64)

@@ -1,0 +1,321 @@
+"""What a fitted FusionEncoder gives: predictions, source estimates and scores.
+
+A mixin of :class:`FusionEncoder`: it turns the network's output into MNE objects
+(Raw, SourceEstimate) and arrays, and scores predictions against recordings.
+"""
+
+import mne
+import numpy as np
+import torch
+from mne.io import BaseRaw, RawArray
+from sklearn.utils.validation import check_is_fitted
+
+from ..anatomy import template_source_space
+from ..container import FusionDataset
+from ..features import Features
+from ..metrics import prediction_r
+from ..model import tr_pooling
+from ..utils import _validate_type, fill_doc, verbose_method
+from . import _data_informed
+from ._segments import HRF_TAPS
+from ._source_readout import hidden_features
+
+
+class PredictionMixin:
+    """Prediction, source estimation and scoring of a fitted :class:`FusionEncoder`."""
+
+    def _check_dataset(self, X, fitting=False):
+        _validate_type(X, FusionDataset, "X")
+        if fitting and (not X.stories or not (X.meg_subjects or X.fmri_subjects)):
+            raise ValueError(
+                f"X must hold stories and at least one MEG or fMRI subject, got {X!r}."
+            )
+        if abs(X.sfreq - self.sfreq) > 1e-6 * self.sfreq:
+            hint = f"; set sfreq={X.sfreq} or resample the data" if fitting else ""
+            raise ValueError(
+                f"X is sampled at {X.sfreq} Hz but the encoder's sfreq is "
+                f"{self.sfreq} Hz{hint}."
+            )
+
+    def _check_subject(self, subject, kinds=("meg", "fmri")):
+        known = [
+            *(self.meg_subjects_ if "meg" in kinds else []),
+            *(self.fmri_subjects_ if "fmri" in kinds else []),
+        ]
+        _validate_type(subject, str, "subject")
+        if subject not in known:
+            raise ValueError(
+                f"Unknown subject {subject!r}; the encoder was fitted on: "
+                f"{', '.join(map(repr, known)) or 'none of that kind'}."
+            )
+        return subject
+
+    def _check_features(self, features):
+        """Return the features as float32 array (n_times, n_features) and tmin."""
+        _validate_type(features, (Features, np.ndarray), "features")
+        tmin = 0.0
+        if isinstance(features, Features):
+            if abs(features.sfreq - self.sfreq) > 1e-6 * self.sfreq:
+                raise ValueError(
+                    f"features are sampled at {features.sfreq} Hz but the encoder at "
+                    f"{self.sfreq} Hz; use features.resample({self.sfreq})."
+                )
+            tmin, features = features.tmin, features.data
+        if features.ndim != 2 or features.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"features must have shape (n_times, {self.n_features_in_}) (the "
+                f"number of features the encoder was fitted on), got {features.shape}."
+            )
+        if features.shape[0] < 2:
+            raise ValueError(
+                f"features must hold at least 2 samples, got {features.shape[0]}."
+            )
+        return np.asarray(features, np.float32), float(tmin)
+
+    def _hidden(self, features):
+        return hidden_features(self.model_.network, features)
+
+    def _sources(self, hidden):
+        """Source activity (A m), array (n_sources, n_times)."""
+        with torch.no_grad():
+            sources = self.model_.network.sources(hidden)[0]
+        return sources.double().cpu().numpy().T * self.source_scale_
+
+    def _meg_prediction(self, hidden, subject):
+        """Predicted sensor data (T, T/m), array (n_channels, n_times)."""
+        operator = self._meg[subject].gain * self.source_scale_
+        operator = torch.as_tensor(operator, dtype=hidden.dtype, device=hidden.device)
+        with torch.no_grad():
+            pred = self.model_.network.sources.project(hidden, operator)[0]
+        return pred.double().cpu().numpy().T
+
+    def _bold_prediction(self, hidden, subject, tr_times):
+        """Predicted BOLD (standardised units) at ``tr_times``, (n_trs, n_targets)."""
+        setup = self._fmri[subject]
+        n_times = hidden.shape[1]
+        pooling = tr_pooling(n_times, self.sfreq, 0, tr_times, setup.tr, HRF_TAPS)
+        pooling = torch.as_tensor(pooling, dtype=hidden.dtype, device=hidden.device)
+        with torch.no_grad():
+            sources = self.model_.network.sources(hidden)
+            bold = self.model_.fmri_heads[setup.key](sources, pooling[None])[0]
+        return bold.double().cpu().numpy()
+
+    def _template_stc(self, data, tmin):
+        return mne.SourceEstimate(
+            data, self.vertices_, tmin=tmin, tstep=1.0 / self.sfreq, subject="fsaverage"
+        )
+
+    @verbose_method
+    @fill_doc
+    def predict(self, features, subject, *, verbose=None):
+        """Predict a subject's recording of a stimulus.
+
+        Parameters
+        ----------
+        %(features_input)s
+        %(subject_name)s
+        %(verbose)s
+
+        Returns
+        -------
+        prediction : mne.io.RawArray | mne.SourceEstimate | array
+            MEG subject: a Raw with the subject's Info (channels used in the fit), in
+            T (T/m for gradiometers). fMRI subject: the BOLD at the stimulus times
+            ``k * TR`` (k = 0, 1, ... within the features) in units of the run-wise
+            standardised BOLD, as a SourceEstimate (``tstep = TR``) when the subject
+            was given on template vertices, else an array (n_trs, n_targets).
+        """
+        check_is_fitted(self, "model_")
+        self._check_subject(subject)
+        features, tmin = self._check_features(features)
+        hidden = self._hidden(features)
+        if subject in self._meg:
+            info = self._meg[subject].info.copy()
+            data = self._meg_prediction(hidden, subject)
+            first_samp = int(round(tmin * self.sfreq))
+            return RawArray(data, info, first_samp=first_samp, verbose=False)
+        setup = self._fmri[subject]
+        n_trs = int(np.floor(len(features) / self.sfreq / setup.tr + 1e-9))
+        tr_times = np.arange(max(n_trs, 1)) * setup.tr
+        bold = self._bold_prediction(hidden, subject, tr_times)
+        if setup.vertices is None:
+            return bold
+        return mne.SourceEstimate(
+            bold.T, setup.vertices, tmin=tmin, tstep=setup.tr, subject="fsaverage"
+        )
+
+    @verbose_method
+    @fill_doc
+    def apply_inverse(
+        self,
+        features,
+        inst=None,
+        subject=None,
+        *,
+        forward=None,
+        noise_cov=None,
+        method="MNE",
+        snr=None,
+        depth=0.8,
+        fmri_weighted=True,
+        verbose=None,
+    ):
+        """Estimate cortical sources from a stimulus, optionally with a recording.
+
+        Parameters
+        ----------
+        %(features_input)s
+        inst : None | mne.io.Raw | mne.Epochs | mne.Evoked
+            None (default) gives the stimulus-driven estimate. A recording of an MEG
+            subject the encoder was fitted on, aligned to ``features`` (sample 0 of a
+            Raw, time 0 of Epochs/Evoked = feature sample 0), gives the data-informed
+            estimate ``s_enc + K (y - G s_enc)`` with ``K`` a minimum-norm operator
+            (with the encoder's fMRI-relaxed source prior, see ``fmri_weighted``).
+        subject : str | None
+            The MEG subject of ``inst``.
+        forward : mne.Forward | None
+            The subject's forward for ``K``; None uses the one it was fitted with
+            (not kept by :meth:`save`).
+        noise_cov : mne.Covariance | None
+            Noise covariance for ``K``; None uses the one given to :meth:`fit`, else
+            estimates it from the residual ``y - G s_enc``.
+        method : "MNE" | "dSPM" | "sLORETA" | "eLORETA"
+            Inverse method of ``K``; only ``"MNE"`` gives estimates in A m that add
+            to the encoder's.
+        snr : float | None
+            Assumed SNR of ``K``; ``lambda2 = 1 / snr ** 2``. None uses MNE's
+            conventions: 3 for an Evoked (averaged data), 1 for Raw and Epochs
+            (single trials).
+        depth : float | None
+            Depth weighting of ``K`` (None for none).
+        fmri_weighted : bool
+            Whether ``K`` uses the source prior of the read-out, variance
+            ``1 - fmri_prior + fmri_prior * fmri_evidence_``
+            (:func:`mne_fusion.inverse.fmri_weighted_mne`), so that the correction
+            keeps the encoder's spatial prior; False, or an encoder without
+            ``fmri_evidence_``, gives plain minimum norm. Not with ``"eLORETA"``.
+        %(verbose)s
+
+        Returns
+        -------
+        stc : mne.SourceEstimate | list of mne.SourceEstimate
+            Source activity (A m) on the template (subject ``"fsaverage"``); one per
+            epoch for Epochs.
+
+        Notes
+        -----
+        The correction is :func:`mne_fusion.inverse.fmri_weighted_mne` (or
+        :func:`mne_fusion.inverse.minimum_norm`; both are MNE's
+        ``make_inverse_operator`` and ``apply_inverse_raw``, ``apply_inverse_epochs``
+        or ``apply_inverse``) applied to the residual, which by linearity equals
+        ``K (y - G s_enc)``. With an encoder that predicts nothing it reduces to that
+        estimate from ``inst``.
+        """
+        check_is_fitted(self, "model_")
+        features, tmin = self._check_features(features)
+        hidden = self._hidden(features)
+        sources = self._sources(hidden)
+        if inst is None:
+            return self._template_stc(sources, tmin)
+        _validate_type(inst, (BaseRaw, mne.BaseEpochs, mne.Evoked), "inst")
+        _validate_type(fmri_weighted, bool, "fmri_weighted")
+        if subject is None:
+            raise ValueError("subject is required when inst is given.")
+        self._check_subject(subject, kinds=("meg",))
+        setup = self._meg[subject]
+        forward = setup.forward if forward is None else forward
+        if forward is None:
+            raise ValueError(
+                f"forward is required: the forward of {subject!r} is not saved with "
+                "the encoder."
+            )
+        _validate_type(forward, mne.Forward, "forward")
+        resid = _data_informed.residual(
+            inst,
+            self._meg_prediction(hidden, subject),
+            subject,
+            setup.info["ch_names"],
+            forward,
+            self.sfreq,
+        )
+        if snr is None:
+            snr = 3.0 if isinstance(inst, mne.Evoked) else 1.0
+        correction = _data_informed.correction(
+            resid,
+            forward,
+            setup.noise_cov if noise_cov is None else noise_cov,
+            template_source_space(self.spacing, self.subjects_dir, verbose=False),
+            self.fmri_evidence_ if fmri_weighted else None,
+            self.fmri_prior,
+            method=method,
+            snr=snr,
+            depth=depth,
+            subjects_dir=self.subjects_dir,
+        )
+        if isinstance(correction, list):
+            return [self._template_stc(sources + c.data, tmin) for c in correction]
+        return self._template_stc(sources + correction.data, tmin)
+
+    @verbose_method
+    @fill_doc
+    def score(self, X, y=None, *, verbose=None):
+        """Pearson r between predictions and recordings, per channel/target.
+
+        Parameters
+        ----------
+        X : FusionDataset
+            Stimuli and recordings of subjects the encoder was fitted on (e.g.
+            held-out stories).
+        y : None
+            Ignored.
+        %(verbose)s
+
+        Returns
+        -------
+        scores : dict of str -> array
+            Subject -> r per MEG channel (in ``X``'s channel order) or per fMRI target,
+            over all of the subject's stories in ``X`` (each centred on its mean).
+        """
+        check_is_fitted(self, "model_")
+        self._check_dataset(X)
+        for name in (*X.meg_subjects, *X.fmri_subjects):
+            self._check_subject(name)
+        hidden = {
+            s: self._hidden(self._check_features(X.stimulus(s))[0]) for s in X.stories
+        }
+        scores = {}
+        for name in X.meg_subjects:
+            subject = X.meg(name)
+            fitted = self._meg[name].info["ch_names"]
+            missing = [c for c in subject.info["ch_names"] if c not in fitted]
+            if missing:
+                raise ValueError(
+                    f"X has channel(s) of {name!r} that the encoder was not fitted on:"
+                    f" {missing[:10]}."
+                )
+            rows = [fitted.index(c) for c in subject.info["ch_names"]]
+            true, pred = [], []
+            for story in subject.runs:
+                true.append(_center(subject.average(story), axis=1))
+                pred.append(_center(self._meg_prediction(hidden[story], name)[rows], 1))
+            scores[name] = prediction_r(np.hstack(true), np.hstack(pred), axis=1)
+        for name in X.fmri_subjects:
+            subject = X.fmri(name)
+            true, pred = [], []
+            for story, run in subject.runs.items():
+                bold = self._bold_prediction(
+                    hidden[story], name, subject.tr_times(story)
+                )
+                if bold.shape[1] != run.shape[1]:
+                    raise ValueError(
+                        f"fMRI subject {name!r} has {run.shape[1]} targets in X but "
+                        f"{bold.shape[1]} in the fit."
+                    )
+                true.append(_center(run, axis=0))
+                pred.append(_center(bold, axis=0))
+            scores[name] = prediction_r(np.vstack(true), np.vstack(pred), axis=0)
+        return scores
+
+
+def _center(data, axis):
+    return data - data.mean(axis=axis, keepdims=True)

@@ -1,0 +1,250 @@
+"""The preparation pass: a FusionDataset read once into typed per-subject setups.
+
+``prepare`` is the only place where the encoder reads a :class:`FusionDataset`. It
+returns what the network and its heads are built from (one :class:`MEGSetup` or
+:class:`FMRISetup` per subject: what prediction needs and what is saved) and the
+training data in the units the network sees (:class:`PreparedData`: whitened MEG,
+standardised BOLD, the segments of the training and validation stories).
+"""
+
+from dataclasses import dataclass, field
+
+import mne
+import numpy as np
+from scipy import sparse
+
+from ..anatomy import morph_or_identity, same_vertices
+
+
+@dataclass(eq=False)
+class MEGSetup:
+    """What the encoder keeps of one MEG subject.
+
+    Parameters
+    ----------
+    key : str
+        Name of the subject's head in the network (``"meg0"``, ``"meg1"``, ...).
+    info : mne.Info
+        Measurement info of the channels used in the fit.
+    gain : array, shape (n_channels, n_template_sources)
+        Lead field of the subject mapped to the template sources.
+    whitener : array, shape (n_channels, n_channels)
+        Noise whitener of the sensor data.
+    forward : mne.Forward | None
+        The subject's forward (not saved).
+    noise_cov : mne.Covariance | None
+        The noise covariance given to ``fit``.
+    weights : array, shape (n_channels,) | None
+        Noise-ceiling weights of the channels in the loss.
+    """
+
+    key: str
+    info: mne.Info
+    gain: np.ndarray
+    whitener: np.ndarray
+    forward: mne.Forward | None = None
+    noise_cov: mne.Covariance | None = None
+    weights: np.ndarray | None = None
+
+
+@dataclass(eq=False)
+class FMRISetup:
+    """What the encoder keeps of one fMRI subject.
+
+    Parameters
+    ----------
+    key : str
+        Name of the subject's head in the network (``"fmri0"``, ...).
+    tr : float
+        Repetition time (s).
+    vertices : list of array | None
+        Template vertices of the targets, or None for a subject given with a mapping.
+    target_map : scipy.sparse.csr_array | None
+        Map from the template sources to the subject's targets (None: identity).
+    weights : array, shape (n_targets,) | None
+        Noise-ceiling weights of the targets in the loss.
+    """
+
+    key: str
+    tr: float
+    vertices: list | None
+    target_map: object
+    weights: np.ndarray | None = None
+
+
+@dataclass(eq=False)
+class PreparedData:
+    """Training data of a fit, in the units the network sees.
+
+    Parameters
+    ----------
+    features : dict of str -> array
+        Story -> stimulus features (n_times, n_features).
+    meg : dict of str -> dict of str -> array
+        Subject -> story -> whitened MEG (n_channels, n_times), epochs averaged.
+    bold : dict of str -> dict of str -> array
+        Subject -> story -> standardised BOLD (n_trs, n_targets), float32.
+    bold_tmin : dict of str -> dict of str -> float
+        Subject -> story -> time of the first TR (s).
+    segments : dict of str -> list of Segment
+        ``"train"`` and ``"validation"`` -> the container's aligned excerpts.
+    """
+
+    features: dict
+    meg: dict = field(default_factory=dict)
+    bold: dict = field(default_factory=dict)
+    bold_tmin: dict = field(default_factory=dict)
+    segments: dict = field(default_factory=dict)
+
+
+def prepare(dataset, src, subjects_dir, stories, noise_cov, segment_length, overlap):
+    """Read a dataset once into setups and training data.
+
+    Parameters
+    ----------
+    dataset : FusionDataset
+        The data.
+    src : mne.SourceSpaces
+        The template source space.
+    subjects_dir : path-like | None
+        Where the template's surfaces are, to morph forwards to it.
+    stories : dict of str -> list of str
+        ``"train"`` and ``"validation"`` stories.
+    noise_cov : dict of str -> mne.Covariance
+        Noise covariance per MEG subject (others are scaled per channel).
+    segment_length, overlap : float
+        Segmenting of the stories (see :meth:`FusionDataset.segments`).
+
+    Returns
+    -------
+    meg : dict of str -> MEGSetup
+        Per MEG subject.
+    fmri : dict of str -> FMRISetup
+        Per fMRI subject.
+    data : PreparedData
+        The training data.
+    source_scale : float
+        A m per unit source (see :func:`source_scale`).
+    """
+    train = stories["train"]
+    fitted = set(train) | set(stories["validation"])
+    data = PreparedData(features={s: dataset.stimulus(s).data for s in train})
+    meg, stats = {}, []
+    for k, name in enumerate(dataset.meg_subjects):
+        subject = dataset.meg(name)
+        cov = noise_cov.get(name)
+        runs = {s: subject.average(s) for s in subject.runs}
+        # statistics of the whitened data come from the training stories only
+        scaled = [runs[s] for s in train if s in runs] or [next(iter(runs.values()))]
+        whitener = _whitener(cov, subject.info, scaled)
+        morph = morph_or_identity(
+            src, subject.forward["src"], subjects_dir=subjects_dir, verbose=False
+        )
+        gain = np.asarray((morph.T @ subject.gain.T).T)  # (n_channels, n_template)
+        meg[name] = MEGSetup(
+            key=f"meg{k}",
+            info=subject.info,
+            gain=gain,
+            whitener=whitener,
+            forward=subject.forward,
+            noise_cov=cov,
+            weights=_weights(subject.noise_ceiling),
+        )
+        white = whitener @ np.concatenate(scaled, axis=1)
+        stats.append(
+            (white.var(axis=1).mean(), np.square(whitener @ gain).sum(axis=1).mean())
+        )
+        data.meg[name] = {s: whitener @ runs[s] for s in runs if s in fitted}
+    vertices = [np.array(s["vertno"]) for s in src]
+    fmri = {}
+    for k, name in enumerate(dataset.fmri_subjects):
+        subject = dataset.fmri(name)
+        fmri[name] = FMRISetup(
+            key=f"fmri{k}",
+            tr=subject.tr,
+            vertices=subject.vertices,
+            target_map=_target_map(subject, vertices, name),
+            weights=_weights(subject.noise_ceiling),
+        )
+        data.bold[name] = {
+            s: standardise(run) for s, run in subject.runs.items() if s in fitted
+        }
+        data.bold_tmin[name] = dict(subject.tmin)
+    for part in ("train", "validation"):
+        data.segments[part] = (
+            dataset.segments(segment_length, overlap, stories[part], verbose=False)
+            if stories[part]
+            else []
+        )
+    return meg, fmri, data, source_scale(stats)
+
+
+def standardise(bold):
+    """Centre each target over TRs and divide the run by one std (float32).
+
+    One scale for all targets keeps their relative amplitudes, which tell where the
+    power is.
+    """
+    bold = bold - bold.mean(axis=0)
+    std = bold.std()
+    return (bold / (std if std > 0 else 1.0)).astype(np.float32)
+
+
+def source_scale(stats):
+    """Return A m per unit source: unit-variance sources explain the whitened data.
+
+    With all template sources independent at unit variance, the whitened sensor
+    variance would equal that of the data; real activity is sparse, so active
+    sources come out at a few units. ``stats`` holds, per MEG subject, the mean
+    whitened data variance and the mean whitened gain power of a channel.
+    """
+    if not stats:
+        return 1.0
+    data_var, gain_power = np.mean(stats, axis=0)
+    return float(np.sqrt(data_var / gain_power))
+
+
+def _whitener(cov, info, runs):
+    if cov is None:
+        std = np.concatenate(runs, axis=1).std(axis=1)
+        return np.diag(1.0 / np.where(std > 0, std, 1.0))
+    return mne.cov.compute_whitener(cov, info, pca=False, verbose=False)[0]
+
+
+def _weights(ceiling):
+    return None if ceiling is None or not ceiling.any() else ceiling
+
+
+def _target_map(subject, template, name):
+    """Map from the template sources to an fMRI subject's targets (None: identity)."""
+    n_sources = sum(len(v) for v in template)
+    if subject.vertices is None:
+        if subject.mapping.shape[1] != n_sources:
+            raise ValueError(
+                f"The mapping of fMRI subject {name!r} has "
+                f"{subject.mapping.shape[1]} columns but the template has "
+                f"{n_sources} sources."
+            )
+        return subject.mapping
+    if same_vertices(subject.vertices, template):
+        return None
+    offsets = np.cumsum([0, len(template[0])])
+    cols = []
+    for hemi, (verts, tverts) in enumerate(
+        zip(subject.vertices, template, strict=True)
+    ):
+        index = np.searchsorted(tverts, verts)
+        bad = (index >= len(tverts)) | (
+            tverts[np.minimum(index, len(tverts) - 1)] != verts
+        )
+        if bad.any():
+            raise ValueError(
+                f"fMRI subject {name!r} has vertices that are not template sources "
+                f"(hemisphere {hemi}: {verts[bad][:10]}); use a mapping instead."
+            )
+        cols.append(index + offsets[hemi])
+    cols = np.concatenate(cols)
+    return sparse.csr_array(
+        (np.ones(len(cols)), (np.arange(len(cols)), cols)),
+        shape=(len(cols), n_sources),
+    )

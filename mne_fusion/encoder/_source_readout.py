@@ -1,0 +1,92 @@
+"""The source read-out: the source layer re-solved in closed form after training.
+
+With the transformer fixed, the linear source layer has an exact maximum a posteriori
+solution under the likelihood of the whitened MEG of all subjects and the
+fMRI-relaxed source prior (:func:`mne_fusion.model.readout.map_source_readout`). The
+layer reads the transformer's output and, with a linear path, the lagged stimulus
+features (:class:`mne_fusion.model.LaggedFeatures`), scaled here to unit variance on
+the training stories so that one ridge penalty suits every column.
+"""
+
+import numpy as np
+import torch
+from mne.utils import logger
+
+from ..model.readout import map_source_readout
+
+
+@torch.no_grad()
+def hidden_features(network, features):
+    """Return what the source layer reads of one stimulus, (1, n_times, n_hidden)."""
+    x = torch.as_tensor(features, device=network.feature_mean.device)[None]
+    network.eval()
+    return network.encode(x)
+
+
+def solve_source_layer(network, data, meg, stories, prior, source_scale, snr):
+    """Set the source layer to its closed-form MAP estimate.
+
+    Parameters
+    ----------
+    network : FusionNetwork
+        The trained network.
+    data : PreparedData
+        Features and whitened MEG of the training stories.
+    meg : dict of str -> MEGSetup
+        The MEG subjects.
+    stories : list of str
+        The training stories.
+    prior : array, shape (n_sources,)
+        Prior variance of each source.
+    source_scale : float
+        A m per unit of the network's sources.
+    snr : float | "auto"
+        SNR of the read-outs.
+
+    Returns
+    -------
+    snr : float
+        The SNR used.
+    alpha : float
+        The ridge penalty chosen by cross-validation.
+    """
+    hidden, white, gains = {}, {}, {}
+    for name, setup in meg.items():
+        subject_stories = [s for s in stories if s in data.meg[name]]
+        for story in subject_stories:
+            if story not in hidden:
+                feats = np.asarray(data.features[story], np.float32)
+                # float32, as computed: hours of stimulus x ~900 columns
+                hidden[story] = hidden_features(network, feats)[0].cpu().numpy()
+        white[name] = {s: data.meg[name][s] for s in subject_stories}
+        gains[name] = setup.whitener @ setup.gain
+    weight, bias, snr, alpha = map_source_readout(hidden, white, gains, prior, snr)
+    with torch.no_grad():
+        network.sources.weight.copy_(torch.as_tensor(weight / source_scale))
+        network.sources.bias.copy_(torch.as_tensor(bias / source_scale))
+    logger.info(
+        f"Source layer re-solved in closed form from {len(hidden)} stories of "
+        f"{len(gains)} MEG subject(s), ridge alpha {alpha:g}, SNR {snr:.2f}"
+    )
+    return snr, alpha
+
+
+@torch.no_grad()
+def lagged_scale(network, stories):
+    """Return the standard deviation of each lagged feature on the training stories.
+
+    ``network.lagged`` must still have unit scale. Accumulated story by story: the
+    lagged features of hours of stimulus would not fit in memory at once.
+    """
+    device = network.feature_mean.device
+    total, total_sq, n_times = 0.0, 0.0, 0
+    for data in stories:
+        x = torch.as_tensor(np.asarray(data, np.float32), device=device)[None]
+        lagged = network.lagged((x - network.feature_mean) / network.feature_scale)
+        lagged = lagged[0].double()
+        total = total + lagged.sum(0)
+        total_sq = total_sq + lagged.square().sum(0)
+        n_times += len(lagged)
+    mean = total / n_times
+    std = (total_sq / n_times - mean.square()).clamp(min=0).sqrt()
+    return torch.where(std > 1e-6, std, torch.ones_like(std)).float()
