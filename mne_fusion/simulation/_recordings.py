@@ -1,4 +1,11 @@
-"""Simulated recordings of the ground truth: MEG subjects and fMRI subjects."""
+"""Simulated recordings of the ground truth: MEG subjects and fMRI subjects.
+
+Every subject records the same cortical truth (factored as ``spatial @ courses``)
+through its own measurement: an MEG subject through its forward model and sensor
+noise, an fMRI subject through the haemodynamic response and its own noise. The
+functions take the random generators of the noise explicitly, one per story, so the
+caller decides which independent stream each run draws from.
+"""
 
 import numpy as np
 from mne import Covariance, SourceEstimate, pick_info, spatial_src_adjacency
@@ -10,8 +17,8 @@ from scipy import sparse
 from scipy.signal import fftconvolve, lfilter
 from scipy.spatial.distance import cdist
 
-from ._sim_sources import pink_noise
-from .anatomy import default_dev_head_t, template_forward
+from ..anatomy import default_dev_head_t, template_forward
+from ._sources import pink_noise
 
 HEAD_JITTER = (2.0, 2.0)  # std of each subject's head displacement: mm, degrees
 ENVIRONMENT_SHARE = 0.4  # share of each channel's noise variance that is environmental
@@ -22,25 +29,10 @@ HRF_LENGTH = 32.0  # s
 # Volumes discarded at the start of each run, as in preprocessed naturalistic fMRI
 # (e.g. LeBel et al. 2023): the haemodynamic onset transient is not stimulus-specific.
 FMRI_DISCARD = 5
-# Independent random streams, so that e.g. adding a subject changes no story.
-_STREAMS = {
-    "language": 1,
-    "story": 2,
-    "acoustics": 3,
-    "model": 4,
-    "background": 5,
-    "activity": 6,
-    "meg_noise": 7,
-    "fmri_noise": 8,
-}
 # Head positions depend on the subject's index only (not on the seed), so that every
-# seed reuses the cached forward models.
+# seed reuses the cached forward models. Its value lies outside the streams of
+# ``_experiment._STREAMS``.
 _HEAD_STREAM = 9
-
-
-def seeded_rng(seed, stream, *keys):
-    """Return the random generator of one independent stream of a simulation."""
-    return np.random.default_rng([seed, _STREAMS[stream], *keys])
 
 
 def head_position(info, index):
@@ -52,6 +44,48 @@ def head_position(info, index):
     return Transform("meg", "head", jitter @ default_dev_head_t(info)["trans"])
 
 
+def meg_forward(system, index, src, spacing, bem, sfreq):
+    """Compute the forward model and the measurement info of one MEG subject.
+
+    Parameters
+    ----------
+    system : str
+        The MEG system (``"neuromag"`` or ``"ctf275"``).
+    index : int
+        The subject's index, which fixes its head position.
+    src : mne.SourceSpaces
+        The template source space of the simulation.
+    spacing, bem : str
+        The spacing of ``src`` and the head model, see
+        :func:`mne_fusion.anatomy.template_forward`.
+    sfreq : float
+        Sampling rate of the simulated runs in Hz.
+
+    Returns
+    -------
+    forward : mne.Forward
+        The fixed-orientation forward on ``src``.
+    info : mne.Info
+        The info of the forward's channels, with the subject's head position and
+        ``sfreq``.
+    """
+    info = read_meg_canonical_info(system)
+    dev_head_t = head_position(info, index)
+    forward = template_forward(info, spacing, dev_head_t=dev_head_t, bem=bem)
+    for s_fwd, s_src in zip(forward["src"], src, strict=True):
+        if not np.array_equal(s_fwd["vertno"], s_src["vertno"]):
+            raise RuntimeError("The template forward is not on the template sources.")
+    names = forward["sol"]["row_names"]
+    info = pick_info(info, [info.ch_names.index(name) for name in names])
+    info["dev_head_t"] = dev_head_t
+    # the canonical layout comes at 1 kHz; the simulated runs are already at the
+    # stimulus rate, as after MNE's own resampling (Info locks sfreq for that reason)
+    with info._unlock():
+        info["sfreq"] = sfreq
+        info["lowpass"] = sfreq / 2
+    return forward, info
+
+
 def _environment_modes(info):
     """Smooth spatial modes of environmental noise, each channel's row of unit norm."""
     positions = np.array([ch["loc"][:3] for ch in info["chs"]])
@@ -61,25 +95,35 @@ def _environment_modes(info):
     return modes / np.linalg.norm(modes, axis=1, keepdims=True)
 
 
-def meg_subject(experiment, index, system, spatial, courses):
-    """Forward, runs (story -> RawArray) and exact noise covariance of a subject."""
-    cnr = experiment.meg_cnr
-    info = read_meg_canonical_info(system)
-    dev_head_t = head_position(info, index)
-    forward = template_forward(
-        info, experiment.spacing, dev_head_t=dev_head_t, bem=experiment.bem
-    )
-    for s_fwd, s_src in zip(forward["src"], experiment.src, strict=True):
-        if not np.array_equal(s_fwd["vertno"], s_src["vertno"]):
-            raise RuntimeError("The template forward is not on the template sources.")
+def meg_runs(info, forward, spatial, courses, cnr, rngs):
+    """Simulate the runs of one MEG subject, with the exact noise covariance.
+
+    Parameters
+    ----------
+    info : mne.Info
+        The subject's info, with the channels of ``forward`` (see
+        :func:`meg_forward`).
+    forward : mne.Forward
+        The subject's fixed-orientation forward.
+    spatial : array, shape (n_sources, n_patches)
+        Spatial profiles of all patches.
+    courses : dict
+        Story -> tuple of arrays whose rows, concatenated, are the time courses of
+        the columns of ``spatial``.
+    cnr : float
+        Contrast-to-noise ratio; ``np.inf`` adds no noise.
+    rngs : list of numpy.random.Generator
+        One generator per story (in the order of ``courses``) for the noise.
+
+    Returns
+    -------
+    runs : dict
+        Story -> :class:`mne.io.RawArray`.
+    cov : mne.Covariance
+        The exact spatial covariance of the noise (that of ``cnr=1`` if ``cnr`` is
+        infinite).
+    """
     names = forward["sol"]["row_names"]
-    info = pick_info(info, [info.ch_names.index(name) for name in names])
-    info["dev_head_t"] = dev_head_t
-    # the canonical layout comes at 1 kHz; the simulated runs are already at the
-    # stimulus rate, as after MNE's own resampling (Info locks sfreq for that reason)
-    with info._unlock():
-        info["sfreq"] = experiment.sfreq
-        info["lowpass"] = experiment.sfreq / 2
     patterns = forward["sol"]["data"] @ spatial
     # two passes over the stories (the signal is cheap to recompute from the
     # factored sources) so that only the runs are held in memory
@@ -98,43 +142,18 @@ def meg_subject(experiment, index, system, spatial, courses):
         scale[:, None] * correlation * scale, list(names), [], [], nfree=n_total
     )
     runs = {}
-    for j, (story, parts) in enumerate(courses.items()):
+    for rng, (story, parts) in zip(rngs, courses.items(), strict=True):
         data = patterns @ np.concatenate(parts)
         if np.isfinite(cnr):
-            rng = seeded_rng(experiment.seed, "meg_noise", index, j)
             noise = np.sqrt(1 - share) * rng.standard_normal(data.shape)
             noise += (
                 np.sqrt(share)
                 * modes
-                @ pink_noise(rng, ENVIRONMENT_RANK, data.shape[1], experiment.sfreq)
+                @ pink_noise(rng, ENVIRONMENT_RANK, data.shape[1], info["sfreq"])
             )
             data += scale[:, None] * noise
         runs[story] = RawArray(data, info, verbose=False)
-    return forward, runs, cov
-
-
-def add_fmri_subjects(dataset, experiment, n_subjects, spatial, courses):
-    """Add fMRI subjects: the shared noiseless BOLD plus each subject's noise."""
-    bold = clean_bold(
-        spatial, courses, experiment.active_sources, experiment.sfreq, experiment.tr
-    )
-    smoother = _noise_smoother(experiment.src)
-    vertices = [s["vertno"] for s in experiment.src]
-    for k in range(n_subjects):
-        runs = {}
-        for j, (story, data) in enumerate(bold.items()):
-            if np.isfinite(experiment.fmri_cnr):
-                rng = seeded_rng(experiment.seed, "fmri_noise", k, j)
-                noise = _fmri_noise(rng, smoother, data.shape)
-                data = data + noise / experiment.fmri_cnr
-            runs[story] = SourceEstimate(
-                data,
-                vertices,
-                tmin=FMRI_DISCARD * experiment.tr,
-                tstep=experiment.tr,
-                subject="fsaverage",
-            )
-        dataset.add_fmri(f"fmri{k + 1:02d}", runs, experiment.tr)
+    return runs, cov
 
 
 def clean_bold(spatial, courses, active, sfreq, tr):
@@ -157,12 +176,48 @@ def clean_bold(spatial, courses, active, sfreq, tr):
     return {story: data / level for story, data in bold.items()}
 
 
-def _noise_smoother(src):
+def noise_smoother(src):
     """Return the operator averaging each source and its neighbours (unit rows)."""
     adjacency = spatial_src_adjacency(src, verbose=False).tocsr()
     smoother = ((adjacency + sparse.eye(adjacency.shape[0])) != 0).astype(float)
     norms = np.sqrt(np.asarray(smoother.sum(axis=1)).ravel())
     return sparse.diags(1.0 / norms) @ smoother
+
+
+def fmri_runs(bold, smoother, src, tr, cnr, rngs):
+    """Simulate the runs of one fMRI subject: the shared BOLD plus its own noise.
+
+    Parameters
+    ----------
+    bold : dict
+        Story -> noiseless BOLD (n_sources, n_kept_trs), see :func:`clean_bold`.
+    smoother : scipy.sparse.csr_array
+        The spatial smoothing of the noise, see :func:`noise_smoother`.
+    src : mne.SourceSpaces
+        The template source space.
+    tr : float
+        Repetition time in seconds.
+    cnr : float
+        Contrast-to-noise ratio: the noise has std ``1 / cnr`` (none if infinite).
+    rngs : list of numpy.random.Generator
+        The noise generator of each story, in the order of ``bold``.
+
+    Returns
+    -------
+    runs : dict
+        Story -> :class:`mne.SourceEstimate` with ``tstep = tr`` and
+        ``tmin = FMRI_DISCARD * tr``.
+    """
+    vertices = [s["vertno"] for s in src]
+    runs = {}
+    for rng, (story, data) in zip(rngs, bold.items(), strict=True):
+        if np.isfinite(cnr):
+            noise = _fmri_noise(rng, smoother, data.shape)
+            data = data + noise / cnr
+        runs[story] = SourceEstimate(
+            data, vertices, tmin=FMRI_DISCARD * tr, tstep=tr, subject="fsaverage"
+        )
+    return runs
 
 
 def _fmri_noise(rng, smoother, shape):

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import uniform_filter1d
 
-from .features import Features
+from ..features import Features
 
 # The 39 ARPAbet phonemes of the CMU pronouncing dictionary (stress marks stripped),
 # with a rough share of each in running English speech (percent) and its class.

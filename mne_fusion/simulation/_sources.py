@@ -14,7 +14,7 @@ from scipy.signal import lfilter
 from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
 
-from ._sim_stimuli import MEL_FLOOR, PHONEMES
+from ._stimuli import MEL_FLOOR, PHONEMES
 
 # Sites of the stimulus-driven patches: MNI305 coordinates (mm; fsaverage surface RAS),
 # the response each one carries and the latency of its response peak (s).
@@ -395,3 +395,36 @@ def make_truth(geometry, features_list, background, rng_model, rng):
             )
     profiles = np.array(bg_profiles).T.reshape(geometry.n_sources, len(bg_patches))
     return model, bg_patches, profiles, np.array(bg_amplitudes)
+
+
+def source_courses(model, features, background_amplitudes, rngs, sfreq):
+    """Compute the time courses of the patches of every story, in Am.
+
+    Parameters
+    ----------
+    model : ResponseModel
+        The calibrated response model of the active patches.
+    features : dict
+        Story -> :class:`~mne_fusion.features.Features`, all of the same length.
+    background_amplitudes : array, shape (n_background,)
+        Amplitude (Am) of each background patch.
+    rngs : list of numpy.random.Generator
+        One generator per story (in the order of ``features``) for the background
+        activity.
+    sfreq : float
+        Sampling rate in Hz.
+
+    Returns
+    -------
+    courses : dict
+        Story -> ``(drive, background)``: the stimulus-locked courses of the active
+        patches (n_patches, n_times) and the 1/f courses of the background patches
+        (n_background, n_times).
+    """
+    n_times = next(iter(features.values())).n_times
+    courses = {}
+    for rng, (story, story_features) in zip(rngs, features.items(), strict=True):
+        drive = model.time_courses(story_features)
+        noise = pink_noise(rng, len(background_amplitudes), n_times, sfreq)
+        courses[story] = (drive, background_amplitudes[:, np.newaxis] * noise)
+    return courses

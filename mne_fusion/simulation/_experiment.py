@@ -1,4 +1,10 @@
-"""Simulated naturalistic MEG + fMRI experiments whose cortical sources are known."""
+"""The simulated experiment: its parameters, random streams and assembly.
+
+:func:`simulate_naturalistic` checks its arguments, draws the stories
+(:mod:`._stimuli`), the cortical truth (:mod:`._sources`) and the recordings of each
+subject (:mod:`._recordings`), each from its own seeded random stream, and gathers
+them with the generative model in a :class:`SimulatedExperiment`.
+"""
 
 import time
 
@@ -7,24 +13,33 @@ from mne import SourceEstimate
 from mne.io import RawArray
 from mne.utils import logger, verbose
 
-from ._sim_recordings import (
-    FMRI_DISCARD,
-    add_fmri_subjects,
-    meg_subject,
-    seeded_rng,
-)
-from ._sim_sources import CortexGeometry, Patch, make_truth, pink_noise
-from ._sim_stimuli import make_language, make_story, story_features
-from .anatomy import template_source_space
-from .container import FusionDataset
-from .features import Features
-from .utils import _check_option, _check_positive, _validate_type, fill_doc
+from ..anatomy import template_source_space
+from ..container import FusionDataset
+from ..features import Features
+from ..utils import _check_option, _validate_type, fill_doc
+from ._checks import _check_counts, _check_levels, _check_systems
+from ._recordings import clean_bold, fmri_runs, meg_forward, meg_runs, noise_smoother
+from ._sources import CortexGeometry, make_truth, source_courses
+from ._stimuli import make_language, make_story, story_features
 
-__all__ = ["Patch", "SimulatedExperiment", "simulate_naturalistic"]
-
-MEG_SYSTEMS = ("neuromag", "ctf275")
 N_MEL = 16  # mel bands of the simulated spectrum
 N_EMBEDDING = 32  # dimensions of the simulated word embedding
+# Independent random streams, so that e.g. adding a subject changes no story.
+_STREAMS = {
+    "language": 1,
+    "story": 2,
+    "acoustics": 3,
+    "model": 4,
+    "background": 5,
+    "activity": 6,
+    "meg_noise": 7,
+    "fmri_noise": 8,
+}
+
+
+def seeded_rng(seed, stream, *keys):
+    """Return the random generator of one independent stream of a simulation."""
+    return np.random.default_rng([seed, _STREAMS[stream], *keys])
 
 
 class SimulatedExperiment:
@@ -312,25 +327,12 @@ def simulate_naturalistic(
     BOLD averaged over its acquisition window ``[t, t + tr)``. A story of duration
     ``d`` has ``floor(d / tr) - 5`` volumes.
     """
-    _check_args(
+    _check_counts(
         n_stories, story_duration, n_test_stories, n_meg_subjects, n_fmri_subjects
     )
-    meg_cnr = _check_positive(meg_cnr, "meg_cnr", allow_inf=True)
-    fmri_cnr = _check_positive(fmri_cnr, "fmri_cnr", allow_inf=True)
-    sfreq = _check_positive(sfreq, "sfreq")
-    if sfreq < 20:
-        raise ValueError(f"sfreq must be at least 20 Hz, got {sfreq}.")
-    tr = _check_positive(tr, "tr")
-    min_duration = (FMRI_DISCARD + 2) * tr
-    if story_duration < min_duration:
-        raise ValueError(
-            f"story_duration must cover {FMRI_DISCARD} discarded and 2 kept fMRI "
-            f"volumes ({min_duration} s at tr={tr}), got {story_duration}."
-        )
-    _validate_type(seed, "int", "seed")
-    if seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed}.")
-    background = _check_positive(background, "background", allow_zero=True)
+    meg_cnr, fmri_cnr, sfreq, tr, background = _check_levels(
+        meg_cnr, fmri_cnr, sfreq, tr, background, story_duration, seed
+    )
     _check_option("bem", bem, ("template", "sphere"))
     systems = _check_systems(meg_system, n_meg_subjects)
     start = time.perf_counter()
@@ -363,15 +365,9 @@ def simulate_naturalistic(
         seeded_rng(seed, "model"),
         seeded_rng(seed, "background"),
     )
-    n_times = next(iter(features.values())).n_times
     spatial = np.concatenate([model.spatial, background_profiles], axis=1)
-    courses = {}
-    for k, story in enumerate(names):
-        drive = model.time_courses(features[story])
-        noise = pink_noise(
-            seeded_rng(seed, "activity", k), len(background_patches), n_times, sfreq
-        )
-        courses[story] = (drive, background_amplitudes[:, np.newaxis] * noise)
+    rngs = [seeded_rng(seed, "activity", k) for k in range(n_stories)]
+    courses = source_courses(model, features, background_amplitudes, rngs, sfreq)
     active = np.any(model.spatial != 0, axis=1)
 
     experiment = SimulatedExperiment(
@@ -408,50 +404,22 @@ def simulate_naturalistic(
     experiment.forwards, experiment.noise_covs, experiment.meg_systems = {}, {}, {}
     for k, system in enumerate(systems):
         subject = f"meg{k + 1:02d}"
-        forward, runs, cov = meg_subject(experiment, k, system, spatial, courses)
+        forward, info = meg_forward(system, k, src, spacing, bem, sfreq)
+        rngs = [seeded_rng(seed, "meg_noise", k, j) for j in range(n_stories)]
+        runs, cov = meg_runs(info, forward, spatial, courses, meg_cnr, rngs)
         dataset.add_meg(subject, runs, forward)
         experiment.forwards[subject] = forward
         experiment.noise_covs[subject] = cov
         experiment.meg_systems[subject] = system
         logger.info(f"Simulated MEG subject {subject} ({system})")
     if n_fmri_subjects:
-        add_fmri_subjects(dataset, experiment, n_fmri_subjects, spatial, courses)
+        bold = clean_bold(spatial, courses, active, sfreq, tr)
+        smoother = noise_smoother(src)
+        for k in range(n_fmri_subjects):
+            rngs = [seeded_rng(seed, "fmri_noise", k, j) for j in range(n_stories)]
+            runs = fmri_runs(bold, smoother, src, tr, fmri_cnr, rngs)
+            dataset.add_fmri(f"fmri{k + 1:02d}", runs, tr)
     experiment.train = dataset.subset(experiment.train_stories)
     experiment.test = dataset.subset(test_stories)
     logger.info(f"Simulated {experiment!r} in {time.perf_counter() - start:.1f} s")
     return experiment
-
-
-def _check_args(n_stories, story_duration, n_test, n_meg, n_fmri):
-    n_stories = _check_positive(n_stories, "n_stories", integer=True)
-    if n_stories < 2:
-        raise ValueError(f"n_stories must be at least 2, got {n_stories}.")
-    _check_positive(story_duration, "story_duration")
-    if story_duration < 10:
-        raise ValueError(f"story_duration must be at least 10 s, got {story_duration}.")
-    n_test = _check_positive(n_test, "n_test_stories", integer=True)
-    if n_test >= n_stories:
-        raise ValueError(
-            f"n_test_stories must be less than n_stories ({n_stories}), got {n_test}."
-        )
-    n_meg = _check_positive(n_meg, "n_meg_subjects", allow_zero=True, integer=True)
-    n_fmri = _check_positive(n_fmri, "n_fmri_subjects", allow_zero=True, integer=True)
-    if n_meg + n_fmri == 0:
-        raise ValueError(
-            "n_meg_subjects and n_fmri_subjects are both 0; simulate at least one "
-            "subject."
-        )
-
-
-def _check_systems(meg_system, n_meg_subjects):
-    if isinstance(meg_system, str):
-        meg_system = [meg_system] * n_meg_subjects
-    _validate_type(meg_system, (str, list, tuple), "meg_system")
-    if len(meg_system) != n_meg_subjects:
-        raise ValueError(
-            f"meg_system must name one system per MEG subject ({n_meg_subjects}), got "
-            f"{len(meg_system)}."
-        )
-    for system in meg_system:
-        _check_option("meg_system", system, MEG_SYSTEMS)
-    return list(meg_system)
