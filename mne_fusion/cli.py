@@ -116,15 +116,15 @@ def main(argv=None):
 
         sys_info()
         return 0
-    from . import _benchmark
+    from .bench import run_bench, run_demo
 
     out = _check_out(parser, args.out)
     with use_log_level("INFO"):
         if args.command == "demo":
-            text = _benchmark.run_demo(out, seed=args.seed)
+            text = run_demo(out, seed=args.seed)
         else:
             seeds = args.seeds or _DEFAULT_SEEDS[args.config]
-            text = _benchmark.run_bench(args.config, out, seeds)
+            text = run_bench(args.config, out, seeds)
     sys.stdout.write(text + "\n")
     return 0
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from mne_fusion import _benchmark
-from mne_fusion._benchmark import METHODS, markdown_table
+from mne_fusion import bench
 from mne_fusion.baselines import minimum_norm
+from mne_fusion.bench import METHODS, markdown_table
 from mne_fusion.cli import main
 from mne_fusion.metrics import source_recovery
 from mne_fusion.simulation import simulate_naturalistic
@@ -84,7 +84,7 @@ def test_summary_table():
             tables={"stimulus": {"fusion": {"temporal_r": 0.2, "spatial_r": None}}},
         ),
     ]
-    assert _benchmark.summary_table(conditions).splitlines() == [
+    assert bench.summary_table(conditions).splitlines() == [
         "| method | MEG inf / fMRI 1.0 | MEG 0.1 / fMRI 1.0 |",
         "| --- | --- | --- |",
         "| fusion | 0.600 ± 0.100 / 0.300 | 0.200 / – |",
@@ -94,12 +94,12 @@ def test_summary_table():
 @pytest.fixture
 def tiny(monkeypatch):
     """The quick preset at one condition, for end-to-end runs."""
-    quick = dict(_benchmark.PRESETS["quick"], conditions=((1.0, 1.0),))
-    monkeypatch.setitem(_benchmark.PRESETS, "quick", quick)
+    quick = dict(bench.PRESETS["quick"], conditions=((1.0, 1.0),))
+    monkeypatch.setitem(bench.PRESETS, "quick", quick)
     monkeypatch.setitem(
-        _benchmark.PRESETS,
+        bench.PRESETS,
         "demo",
-        dict(quick, methods=_benchmark.PRESETS["demo"]["methods"]),
+        dict(quick, methods=bench.PRESETS["demo"]["methods"]),
     )
     return quick
 
@@ -151,7 +151,7 @@ def test_demo_end_to_end(tiny, tmp_path, capfd):
     (story,) = experiment.test_stories
     expected = []
     for name in experiment.test.meg_subjects:
-        raw = _benchmark._raw(experiment.test.meg(name), story)
+        raw = experiment.raw(name, story)
         fwd, cov = experiment.forwards[name], experiment.noise_covs[name]
         stc = minimum_norm(raw, fwd, cov, "sLORETA", snr=1.0)
         truth = experiment.sources[story]
@@ -193,7 +193,7 @@ def test_bench_end_to_end(tiny, tmp_path, capfd, monkeypatch):
     # the summary comes first and holds every method at every condition
     assert text.index("## Summary: temporal r / spatial r") < text.index("## MEG CNR")
     assert "## The methods" in text
-    summary = _benchmark.summary_table(results["conditions"])
+    summary = bench.summary_table(results["conditions"])
     assert summary in text
     rows = summary.splitlines()
     assert rows[0] == "| method | MEG 1.0 / fMRI 1.0 | MEG 1.0 / fMRI inf |"
@@ -219,14 +219,24 @@ def test_bench_shares_single_modality_encoders(tiny):
     )
     meg_only, messages = object(), []
     cache = {(0, ("meg",), 1.0, None): meg_only}
-    encoders = _benchmark._fit_encoders(
-        clean, ("fusion MEG-only",), tiny["encoder"], 0, messages.append, cache
+    encoders = bench.fit_encoders(
+        clean,
+        ("fusion MEG-only",),
+        tiny["encoder"],
+        seed=0,
+        progress=messages.append,
+        cache=cache,
     )
     assert encoders[("meg",)] is meg_only
     assert messages == ["Reusing the encoder fitted on MEG at the same noise level"]
     # another seed, or another MEG noise level, is another fit
-    encoders = _benchmark._fit_encoders(
-        clean, ("fusion MEG-only",), tiny["encoder"], 1, messages.append, cache
+    encoders = bench.fit_encoders(
+        clean,
+        ("fusion MEG-only",),
+        tiny["encoder"],
+        seed=1,
+        progress=messages.append,
+        cache=cache,
     )
     assert encoders[("meg",)] is not meg_only
     assert cache[(1, ("meg",), 1.0, None)] is encoders[("meg",)]
