@@ -9,8 +9,10 @@ from ._version import __version__
 _SUBMODULES = (
     "anatomy",
     "baselines",
+    "bench",
     "datasets",
     "features",
+    "inverse",
     "metrics",
     "simulation",
     "viz",

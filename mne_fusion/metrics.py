@@ -90,6 +90,10 @@ def inter_subject_r(runs, *, verbose=None):
     r : array, shape (n_targets,)
         Mean over subjects of the Pearson r (see :func:`prediction_r`) between the
         subject and the mean of the other subjects, per target.
+
+    See Also
+    --------
+    prediction_r : The correlation of one subject with the mean of the others.
     """
     runs = np.asarray(runs, dtype=np.float64)
     if runs.ndim != 3 or runs.shape[0] < 2:

@@ -227,3 +227,27 @@ def test_prediction_r_one_dimensional(rng):
     assert r.shape == ()
     assert r == pytest.approx(pearsonr(x, y)[0], abs=1e-12)
     assert prediction_r(x, np.ones(50)) == 0.0
+
+
+def test_inter_subject_r_is_the_leave_one_out_correlation(rng):
+    from mne_fusion.metrics import inter_subject_r
+
+    shared = rng.standard_normal((50, 4))
+    runs = shared + 0.5 * rng.standard_normal((3, 50, 4))
+    expected = np.mean(
+        [
+            [
+                np.corrcoef(runs[k, :, t], np.delete(runs, k, 0)[:, :, t].mean(0))[0, 1]
+                for t in range(4)
+            ]
+            for k in range(3)
+        ],
+        axis=0,
+    )
+    np.testing.assert_allclose(inter_subject_r(runs), expected, rtol=1e-12)
+    noise = rng.standard_normal((4, 2000, 3))
+    assert np.all(np.abs(inter_subject_r(noise)) < 0.1)
+    with pytest.raises(
+        ValueError, match="at least 2 subjects, got shape \\(1, 50, 4\\)"
+    ):
+        inter_subject_r(runs[:1])
