@@ -31,15 +31,6 @@ _METRIC_LABELS = {
     "relative_error": "relative error",
 }
 _LOWER_IS_BETTER = ("peak_error_mm", "spatial_deviation_mm", "relative_error")
-# The parameter every plot function documents, filled in before fill_doc's own.
-_SHOW_DOC = "show : bool\n        Show the figure."
-
-
-def _fill_show(func):
-    """Document the ``show`` parameter where the docstring says ``%(show)s``."""
-    if func.__doc__:  # None under python -OO
-        func.__doc__ = func.__doc__.replace("%(show)s", _SHOW_DOC)
-    return func
 
 
 @lru_cache(maxsize=1)
@@ -104,7 +95,6 @@ def _map_values(stc, index):
 
 @verbose
 @fill_doc
-@_fill_show
 def plot_source_maps(
     stcs,
     time="peak",
@@ -249,7 +239,6 @@ def _zscore(x):
 
 @verbose
 @fill_doc
-@_fill_show
 def plot_time_courses(
     stc_true,
     stc_est,
@@ -359,7 +348,6 @@ def _summary(value, name):
 
 @verbose
 @fill_doc
-@_fill_show
 def plot_metrics(table, metrics=None, *, show=True, verbose=None):
     """Bar chart of metrics by method.
 

@@ -12,6 +12,9 @@ src : mne.SourceSpaces
 spacing : str
     Decimation of the template cortex: ``"ico3"`` (642 sources per hemisphere),
     ``"ico4"`` (2562), ``"ico5"`` (10242) or ``"oct5"``/``"oct6"``.""",
+    "show": """
+show : bool
+    Whether to show the figure.""",
     "features_input": """
 features : Features | array, shape (n_times, n_features)
     Stimulus features. A plain array must be sampled at the encoder's ``sfreq``.""",
