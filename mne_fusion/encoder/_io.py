@@ -10,6 +10,8 @@ network is rebuilt from its saved configuration. This module knows the setups, n
 estimator: :func:`mne_fusion.read_fusion_encoder` assembles the estimator.
 """
 
+import os
+import pickle
 import tempfile
 from pathlib import Path
 
@@ -20,7 +22,7 @@ from mne.utils import logger
 from scipy import sparse
 
 from ..model import NetworkConfig
-from ..utils import _validate_type
+from ..utils import _validate_type, write_atomic
 from ._prepare import FMRISetup, MEGSetup
 
 FORMAT = "mne-fusion-encoder"
@@ -64,13 +66,15 @@ def write_encoder(
     """
     _validate_type(fname, "path-like", "fname")
     fname = Path(fname)
+    if fname.is_dir():
+        raise ValueError(f"fname must be a file name, got the folder {fname}.")
     if fname.exists() and not overwrite:
         raise FileExistsError(f"{fname} exists; use overwrite=True to replace it.")
     evidence = fitted["fmri_evidence"]
     state = {
         "format": FORMAT,
         "version": FORMAT_VERSION,
-        "params": params,
+        "params": {name: _plain(name, value) for name, value in params.items()},
         "network_config": config.to_dict(),
         "state_dict": {k: v.cpu() for k, v in state_dict.items()},
         "vertices": [torch.as_tensor(v) for v in fitted["vertices"]],
@@ -80,7 +84,13 @@ def write_encoder(
         "meg": {name: _meg_to_dict(setup) for name, setup in meg.items()},
         "fmri": {name: _fmri_to_dict(setup) for name, setup in fmri.items()},
     }
-    torch.save(state, fname)
+    try:
+        # a kill, a full disk or an error mid-write leaves any previous file intact
+        write_atomic(fname, lambda tmp: torch.save(state, tmp))
+    except (OSError, RuntimeError) as exc:
+        raise OSError(
+            f"Could not save the encoder to {fname}: {exc}; the file was not changed."
+        ) from exc
     logger.info(f"Saved the encoder to {fname}")
 
 
@@ -94,7 +104,21 @@ def read_encoder(fname):
         and ``fmri`` as given to :func:`write_encoder`.
     """
     _validate_type(fname, "path-like", "fname")
-    state = torch.load(fname, map_location="cpu", weights_only=True)
+    if Path(fname).is_dir():
+        raise ValueError(f"fname must be a file, got the folder {fname}.")
+    try:
+        state = torch.load(fname, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise ValueError(
+            f"{fname} was refused: it holds objects other than tensors, numbers and "
+            "strings, and reading them could run code (weights_only loading). "
+            f"{exc}"
+        ) from exc
+    except (EOFError, RuntimeError, KeyError, ValueError) as exc:
+        raise ValueError(
+            f"{fname} is not a FusionEncoder file: torch.load cannot read it "
+            f"({type(exc).__name__}: {exc})."
+        ) from exc
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ValueError(f"{fname} is not a FusionEncoder file.")
     if state.get("version") != FORMAT_VERSION:
@@ -105,18 +129,45 @@ def read_encoder(fname):
             "before the network's configuration was saved): fit and save the "
             "encoder again."
         )
-    evidence = state["fmri_evidence"]
-    fitted = {key: state[key] for key in (*_PLAIN, "feature_names")}
-    fitted["vertices"] = [v.numpy() for v in state["vertices"]]
-    fitted["fmri_evidence"] = None if evidence is None else evidence.numpy()
-    return {
-        "params": state["params"],
-        "config": NetworkConfig(**state["network_config"]),
-        "state_dict": state["state_dict"],
-        "fitted": fitted,
-        "meg": {name: _meg_from_dict(meta) for name, meta in state["meg"].items()},
-        "fmri": {name: _fmri_from_dict(meta) for name, meta in state["fmri"].items()},
-    }
+    try:
+        evidence = state["fmri_evidence"]
+        fitted = {key: state[key] for key in (*_PLAIN, "feature_names")}
+        fitted["vertices"] = [v.numpy() for v in state["vertices"]]
+        fitted["fmri_evidence"] = None if evidence is None else evidence.numpy()
+        return {
+            "params": state["params"],
+            "config": NetworkConfig(**state["network_config"]),
+            "state_dict": state["state_dict"],
+            "fitted": fitted,
+            "meg": {name: _meg_from_dict(m) for name, m in state["meg"].items()},
+            "fmri": {name: _fmri_from_dict(m) for name, m in state["fmri"].items()},
+        }
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(
+            f"{fname} is a damaged FusionEncoder file (version {FORMAT_VERSION}): "
+            f"{type(exc).__name__}: {exc}."
+        ) from exc
+
+
+def _plain(name, value):
+    """Return a parameter as a value that ``torch.load(weights_only=True)`` reads.
+
+    NumPy scalars become Python numbers and paths strings; anything else that is not
+    a number, a string or None (such as a ``RandomState``) is refused.
+    """
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, list | tuple):
+        return type(value)(_plain(name, item) for item in value)
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    raise ValueError(
+        f"The encoder cannot be saved with {name}={value!r}: saved parameters must be "
+        "None, numbers, strings, paths or lists of them (give random_state as an "
+        "int to save the encoder)."
+    )
 
 
 def _meg_to_dict(setup):

@@ -1,5 +1,6 @@
 """Utilities shared by all modules: checks, docs, configuration, system info."""
 
+from ._atomic import write_atomic
 from ._checks import (
     _check_finite,
     _check_option,
@@ -22,4 +23,5 @@ __all__ = [
     "get_data_root",
     "sys_info",
     "verbose_method",
+    "write_atomic",
 ]

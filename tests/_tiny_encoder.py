@@ -1,0 +1,71 @@
+"""A tiny MEG + fMRI experiment and encoder that fit in about a second (for tests)."""
+
+import mne
+import numpy as np
+import pytest
+from scipy import sparse
+
+from mne_fusion import FusionDataset
+from mne_fusion.anatomy import template_forward, template_source_space
+from mne_fusion.features import Features
+
+SFREQ = 50.0
+N_TIMES = 1000  # 20 s stories
+TINY = dict(
+    d_model=8,
+    n_heads=2,
+    n_layers=1,
+    dim_feedforward=16,
+    dropout=0.0,
+    context=2.0,
+    input_kernel=0.2,
+    spacing="ico3",
+    segment_length=10.0,
+    burn_in=4.0,
+    batch_size=4,
+    lr=3e-3,
+    max_epochs=2,
+    validation=["s2"],
+    random_state=0,
+)
+
+
+def make_experiment(tmp_path_factory):
+    """Three stories, one MEG subject (31 channels, ico3 sphere forward), fMRI on the
+    template vertices and fMRI through a mapping; MEG = 20 sources echoing feature 0
+    100 ms later, plus noise."""
+    root = tmp_path_factory.getbasetemp() / "mne_data"
+    root.mkdir(exist_ok=True)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MNE_DATA", str(root))
+        info = mne.pick_info(
+            mne.channels.read_meg_canonical_info("neuromag"), np.arange(0, 306, 10)
+        )
+        with info._unlock():
+            info["sfreq"] = SFREQ
+        fwd = template_forward(info, spacing="ico3", bem="sphere")
+        src = template_source_space("ico3")
+    rng = np.random.default_rng(0)
+    gain = fwd["sol"]["data"]
+    n_sources = gain.shape[1]
+    active = rng.choice(n_sources, 20, replace=False)
+    vertices = [s["vertno"] for s in src]
+    ds = FusionDataset()
+    raws, bolds, arrays = {}, {}, {}
+    mapping = sparse.random(7, n_sources, density=0.01, random_state=0, format="csr")
+    for k in range(3):
+        story = f"s{k}"
+        feats = rng.standard_normal((N_TIMES, 4))
+        ds.add_stimulus(story, Features(feats, SFREQ))
+        sources = np.zeros((n_sources, N_TIMES))
+        sources[active, 5:] = feats[:-5, 0] * 1e-8
+        meg = gain @ sources
+        meg += 0.5 * meg.std(axis=1, keepdims=True) * rng.standard_normal(meg.shape)
+        raws[story] = mne.io.RawArray(meg, info, verbose=False)
+        bold = rng.standard_normal((9, n_sources))
+        bolds[story] = mne.SourceEstimate(bold.T, vertices, tmin=2.0, tstep=2.0)
+        arrays[story] = rng.standard_normal((9, 7))
+    ds.add_meg("A", raws, fwd)
+    ds.add_fmri("F", bolds, tr=2.0)
+    ds.add_fmri("M", arrays, tr=2.0, mapping=mapping, tmin=1.0)
+    return dict(ds=ds, fwd=fwd, info=info, raws=raws, active=active, vertices=vertices)

@@ -1,0 +1,133 @@
+"""Saving and reading a FusionEncoder: nothing lost, nothing misread."""
+
+import copy
+import os
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from _tiny_encoder import TINY, make_experiment
+from numpy.testing import assert_allclose
+
+from mne_fusion import FusionEncoder, read_fusion_encoder
+
+
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory):
+    return make_experiment(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def fitted(experiment):
+    return FusionEncoder(**TINY).fit(experiment["ds"])
+
+
+def _same_predictions(a, b, experiment):
+    feats = experiment["ds"].stimulus("s2")
+    assert_allclose(a.apply_inverse(feats).data, b.apply_inverse(feats).data)
+
+
+def test_fit_leaves_the_global_random_state_alone(experiment):
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    FusionEncoder(**{**TINY, "max_epochs": 1}).fit(experiment["ds"])
+    assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_failed_save_leaves_the_old_file(fitted, experiment, tmp_path, monkeypatch):
+    fname = tmp_path / "enc.pt"
+    fitted.save(fname)
+    before = fname.read_bytes()
+
+    def broken_save(obj, path):
+        Path(path).write_bytes(b"PK\x03\x04 partial")
+        raise RuntimeError("[enforce fail at inline_container.cc:672] disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError, match="Could not save the encoder to .*enc.pt.*not"):
+        fitted.save(fname, overwrite=True)
+    monkeypatch.undo()
+    assert fname.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["enc.pt"]
+    _same_predictions(read_fusion_encoder(fname), fitted, experiment)
+
+
+def test_killed_saves_never_break_the_file(fitted, tmp_path):
+    """SIGKILL during overwriting saves, 20 times: the file always loads."""
+    fname = tmp_path / "enc.pt"
+    fitted.save(fname)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        pid = os.fork()
+        if pid == 0:  # the child saves in a loop until it is killed
+            try:
+                while True:
+                    fitted.save(fname, overwrite=True, verbose=False)
+            finally:
+                os._exit(1)
+        time.sleep(rng.uniform(0.01, 0.15))
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        enc = read_fusion_encoder(fname)
+        assert enc.history_ == fitted.history_
+    # the next save removes what killed writers left behind
+    fitted.save(fname, overwrite=True)
+    assert [p.name for p in tmp_path.iterdir()] == ["enc.pt"]
+
+
+def test_parameters_of_every_accepted_type_round_trip(fitted, experiment, tmp_path):
+    enc = copy.deepcopy(fitted).set_params(
+        lr=np.float64(3e-3),
+        max_epochs=np.int64(2),
+        dropout=np.float32(0.0),
+        subjects_dir=tmp_path,
+        validation=("s2",),
+        random_state=np.int64(0),
+        verbose="warning",
+        readout_snr=np.float64(2.0),
+    )
+    enc.save(tmp_path / "enc.pt")
+    back = read_fusion_encoder(tmp_path / "enc.pt")
+    params = back.get_params()
+    assert type(params["lr"]) is float
+    assert params["lr"] == 3e-3
+    assert type(params["max_epochs"]) is int
+    assert params["max_epochs"] == 2
+    assert params["subjects_dir"] == str(tmp_path)
+    assert params["validation"] == ("s2",)
+    assert params["random_state"] == 0
+    assert params["readout_snr"] == 2.0
+    _same_predictions(back, fitted, experiment)
+    enc.set_params(random_state=np.random.RandomState(0))
+    with pytest.raises(ValueError, match="random_state=RandomState.* as an int"):
+        enc.save(tmp_path / "other.pt")
+    assert not (tmp_path / "other.pt").exists()
+
+
+def test_unreadable_files_are_named(fitted, tmp_path):
+    (tmp_path / "empty.pt").write_bytes(b"")
+    (tmp_path / "text.pt").write_text("hello, not a model\n")
+    for name in ("empty.pt", "text.pt"):
+        with pytest.raises(ValueError, match=f"{name} is not a FusionEncoder file"):
+            read_fusion_encoder(tmp_path / name)
+    fitted.save(tmp_path / "enc.pt")
+    state = torch.load(tmp_path / "enc.pt", weights_only=True)
+    del state["state_dict"]
+    torch.save(state, tmp_path / "damaged.pt")
+    with pytest.raises(ValueError, match="damaged.pt is a damaged FusionEncoder file"):
+        read_fusion_encoder(tmp_path / "damaged.pt")
+    with pytest.raises(ValueError, match="fname must be a file, got the folder"):
+        read_fusion_encoder(tmp_path)
+    with pytest.raises(FileNotFoundError):
+        read_fusion_encoder(tmp_path / "missing.pt")
+
+
+def test_unwritable_targets_are_named(fitted, tmp_path):
+    with pytest.raises(ValueError, match="fname must be a file name, got the folder"):
+        fitted.save(tmp_path, overwrite=True)
+    target = Path("/proc/mne-fusion-test.pt")
+    with pytest.raises(OSError, match="Could not save the encoder to /proc"):
+        fitted.save(target)
