@@ -9,7 +9,7 @@ FusionEncoder variants on the training stories and scores, on the held-out story
 - source recovery (:func:`mne_fusion.metrics.source_recovery`) of the stimulus-driven
   estimate against the stimulus-driven truth, next to MNE
   (:func:`mne.minimum_norm.apply_inverse_raw` through
-  :func:`mne_fusion.baselines.minimum_norm`, true noise covariance) and dSPM on each
+  :func:`mne_fusion.inverse.minimum_norm`, true noise covariance) and dSPM on each
   MEG subject's test recording, and the encoder's data-informed estimate;
   the full truth (with spontaneous activity) is scored too.
 
@@ -41,7 +41,8 @@ import numpy as np
 import torch
 
 import mne_fusion as mf
-from mne_fusion.baselines import RidgeEncoder, minimum_norm
+from mne_fusion.baselines import RidgeEncoder
+from mne_fusion.inverse import minimum_norm
 from mne_fusion.metrics import prediction_r, source_recovery
 
 VARIANTS = {

@@ -90,7 +90,7 @@ print(stc_fusion)
 
 subject = exp.train.meg_subjects[0]
 raw = exp.raw(subject, story)
-stc_dspm = mf.baselines.minimum_norm(
+stc_dspm = mf.inverse.minimum_norm(
     raw, exp.forwards[subject], exp.noise_covs[subject], method="dSPM", verbose=False
 )
 

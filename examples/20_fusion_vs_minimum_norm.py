@@ -58,7 +58,7 @@ for cnr in cnrs:
     raw = exp.raw(subject, story)
     estimates = {"fusion": encoder.apply_inverse(exp.features[story])}
     for method in methods[1:]:
-        estimates[method] = mf.baselines.minimum_norm(
+        estimates[method] = mf.inverse.minimum_norm(
             raw,
             exp.forwards[subject],
             exp.noise_covs[subject],

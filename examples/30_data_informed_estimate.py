@@ -74,7 +74,7 @@ features = exp.features[story]
 estimates = {
     "stimulus-driven": encoder.apply_inverse(features),
     "data-informed": encoder.apply_inverse(features, inst=raw, subject=subject),
-    "MNE": mf.baselines.minimum_norm(
+    "MNE": mf.inverse.minimum_norm(
         raw, exp.forwards[subject], exp.noise_covs[subject], method="MNE", verbose=False
     ),
 }
