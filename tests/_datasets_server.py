@@ -6,6 +6,7 @@ Not collected by pytest (no ``test_`` prefix); imported by ``test_datasets*.py``
 import functools
 import hashlib
 import threading
+import time
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import quote
 
@@ -16,20 +17,41 @@ from mne_fusion.datasets._make_registry import write_registry
 class _Handler(SimpleHTTPRequestHandler):
     def do_GET(self):  # noqa: N802 (http.server's naming)
         self.server.requests.append(self.path)
-        super().do_GET()
+        if self.server.drip is None:
+            super().do_GET()
+        else:
+            self._drip(*self.server.drip)
+
+    def _drip(self, interval, n_bytes):
+        """Announce ``n_bytes`` but send one every ``interval`` s (a stalled server)."""
+        self.send_response(200)
+        self.send_header("Content-Length", str(n_bytes))
+        self.end_headers()
+        try:
+            for _ in range(n_bytes):
+                time.sleep(interval)
+                self.wfile.write(b"x")
+                self.wfile.flush()
+        except OSError:  # the client gave up
+            pass
 
     def log_message(self, *args):
         pass
 
 
 class LocalServer:
-    """Serve a folder on 127.0.0.1 at a free port and count the requests."""
+    """Serve a folder on 127.0.0.1 at a free port and count the requests.
+
+    Setting ``drip = (interval, n_bytes)`` makes every GET answer ``n_bytes`` bytes,
+    one every ``interval`` seconds, instead of the file.
+    """
 
     def __init__(self, folder):
         self.folder = folder
         handler = functools.partial(_Handler, directory=str(folder))
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.httpd.requests = []
+        self.httpd.drip = None
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(
             target=self.httpd.serve_forever, args=(0.05,), daemon=True
@@ -39,6 +61,14 @@ class LocalServer:
     @property
     def requests(self):
         return self.httpd.requests
+
+    @property
+    def drip(self):
+        return self.httpd.drip
+
+    @drip.setter
+    def drip(self, value):
+        self.httpd.drip = value
 
     def close(self):
         self.httpd.shutdown()

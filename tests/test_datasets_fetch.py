@@ -1,13 +1,18 @@
 """The OpenNeuro fetcher against a local HTTP server, and the shipped registries."""
 
 import gzip
+import os
+import signal
 import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 from _datasets_server import LocalServer, md5, serve_dataset
 
-from mne_fusion.datasets import _fetch, fetch_files, read_registry
+from mne_fusion.datasets import _download, _fetch, fetch_files, read_registry
 from mne_fusion.datasets._make_registry import (
     REGISTRY_DIR,
     read_reference_tsv,
@@ -184,6 +189,153 @@ def test_bad_input(server, registry_dir):
     with pytest.raises(TypeError, match="force_update must be an instance of bool"):
         fetch_files("ds003020", ["README"], force_update=1)
     assert server.requests == []
+
+
+@pytest.mark.parametrize("kind", ["parent", "nested parent", "detour", "absolute"])
+def test_registry_path_outside_the_folder_is_refused(
+    server, registry_dir, tmp_path, kind
+):
+    outside = tmp_path / "outside.txt"
+    bad = {
+        "parent": "../../../outside.txt",
+        "nested parent": "sub-01/../../../../outside.txt",
+        "detour": "sub-01/../outside.txt",
+        "absolute": str(outside),
+    }[kind]
+    files = {"README": FILES["README"], bad: b"written outside\n"}
+    serve_dataset(server, registry_dir, "ds003020", files, kinds={bad: "api-snapshot"})
+    root = get_data_root() / "ds003020"
+    with pytest.raises(ValueError, match="registry row") as excinfo:
+        fetch_files("ds003020", ["README", bad])
+    assert str(excinfo.value) == (
+        f"The ds003020 registry row {bad!r} points outside the data set folder "
+        f"{root}: a registry path must be relative and stay inside it (no '..', not "
+        f"absolute). Was {registry_dir / 'ds003020.tsv.gz'} modified? Nothing was "
+        "downloaded."
+    )
+    assert server.requests == []
+    assert not outside.exists()
+    assert not (tmp_path / "mne_data").exists()  # nothing written at all
+
+
+def test_stale_partial_downloads_are_removed(server, registry_dir):
+    serve_dataset(server, registry_dir, "ds003020", FILES, kinds=KINDS)
+    root = get_data_root() / "ds003020"
+    wav = "stimuli/story one.wav"
+    (root / "stimuli").mkdir(parents=True)
+    # left by a process killed during the download (kill -9), on this machine
+    killed = (root / wav).with_name(
+        f"story one.wav.{_download._HOST}-99999999.mne-fusion-part"
+    )
+    # left long ago by a process of another machine sharing the folder
+    old = (root / wav).with_name("story one.wav.other-host-1.mne-fusion-part")
+    # maybe being written right now by another machine: kept
+    recent = (root / wav).with_name("story one.wav.other-host-2.mne-fusion-part")
+    for partial in (killed, old, recent):
+        partial.write_bytes(FILES[wav][:100])
+    two_hours_ago = time.time() - 7200
+    os.utime(old, (two_hours_ago, two_hours_ago))
+    fetch_files("ds003020", [wav])
+    assert (root / wav).read_bytes() == FILES[wav]
+    assert not old.exists()
+    assert recent.exists()
+    if os.name == "posix":  # whether a process runs is only asked on POSIX
+        assert not killed.exists()
+    # a partial file left beside a file that is already verified goes too
+    os.utime(recent, (two_hours_ago, two_hours_ago))
+    fetch_files("ds003020", [wav])
+    assert not recent.exists()
+    assert len(server.requests) == 1
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="kill -9 is POSIX")
+def test_download_killed_then_fetched_again(server, registry_dir):
+    serve_dataset(server, registry_dir, "ds003020", FILES)
+    root = get_data_root() / "ds003020"
+    server.drip = (0.05, 1000)  # slow enough to be killed in the middle
+    code = (
+        "import sys; from pathlib import Path; from mne_fusion.datasets import _fetch; "
+        "_fetch.REGISTRY_DIR = Path(sys.argv[1]); "
+        "_fetch.fetch_files('ds003020', ['README'])"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code, str(registry_dir)])
+    try:
+        for _ in range(300):  # until the partial file appears (at most 30 s)
+            partials = list(root.glob("README.*.mne-fusion-part"))
+            if partials:
+                break
+            time.sleep(0.1)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert partials == [root / f"README.{_download._HOST}-{proc.pid}.mne-fusion-part"]
+    server.drip = None
+    fetch_files("ds003020", ["README"])
+    assert (root / "README").read_bytes() == FILES["README"]
+    assert _leftovers(root) == []
+
+
+def test_stalled_download_is_cut(server, registry_dir):
+    serve_dataset(server, registry_dir, "ds003020", FILES)
+    url = read_registry("ds003020")["README"].url
+    root = get_data_root() / "ds003020"
+    server.drip = (0.2, 100)  # a byte every 0.2 s: never silent, never done
+    start = time.monotonic()
+    with pytest.raises(TimeoutError) as excinfo:
+        fetch_files("ds003020", ["README"], stall_timeout=1)
+    assert time.monotonic() - start < 4
+    assert str(excinfo.value) == (
+        f"The download of README from {url} stalled: less than 1 KiB arrived in 1.0 "
+        "s (stall_timeout=1.0). Nothing was written for this file; calling again "
+        "resumes. On a slow connection pass a larger stall_timeout or set "
+        "MNE_FUSION_STALL_TIMEOUT."
+    )
+    assert not (root / "README").exists()
+    assert _leftovers(root) == []
+
+
+def test_silent_server_times_out(server, registry_dir, monkeypatch):
+    serve_dataset(server, registry_dir, "ds003020", FILES)
+    root = get_data_root() / "ds003020"
+    server.drip = (3.0, 5)  # nothing for 3 s
+    monkeypatch.setenv("MNE_FUSION_STALL_TIMEOUT", "0.5")
+    start = time.monotonic()
+    with pytest.raises(TimeoutError, match=r"README from .* stalled.*in 0.5 s"):
+        fetch_files("ds003020", ["README"])
+    assert time.monotonic() - start < 2.5
+    assert _leftovers(root) == []
+    assert not (root / "README").exists()
+
+
+def test_bad_stall_timeout(server, registry_dir, monkeypatch):
+    serve_dataset(server, registry_dir, "ds003020", FILES)
+    with pytest.raises(ValueError, match=r"^stall_timeout must be a positive finite"):
+        fetch_files("ds003020", ["README"], stall_timeout=0)
+    with pytest.raises(TypeError, match="stall_timeout must be an instance of"):
+        fetch_files("ds003020", ["README"], stall_timeout="60")
+    monkeypatch.setenv("MNE_FUSION_STALL_TIMEOUT", "soon")
+    with pytest.raises(ValueError, match=r"MNE_FUSION_STALL_TIMEOUT") as excinfo:
+        fetch_files("ds003020", ["README"])
+    assert str(excinfo.value) == (
+        "The MNE_FUSION_STALL_TIMEOUT configuration must be a positive finite number "
+        "of seconds, got 'soon'."
+    )
+    assert server.requests == []
+
+
+def test_data_path_passes_stall_timeout(monkeypatch, tmp_path):
+    from mne_fusion.datasets import _dataset, lebel2023
+
+    seen = {}
+
+    def fake_fetch_files(accession, files, path, **kwargs):
+        seen.update(kwargs)
+        return tmp_path
+
+    monkeypatch.setattr(_dataset, "fetch_files", fake_fetch_files)
+    lebel2023.data_path(tmp_path, stories=[], stall_timeout=5)
+    assert seen["stall_timeout"] == 5
+    assert "stall_timeout : float | None" in lebel2023.data_path.__doc__
 
 
 def test_shipped_registries_are_regenerated_exactly(tmp_path):

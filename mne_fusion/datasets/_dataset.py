@@ -38,6 +38,7 @@ Parameters
 ----------
 %(dataset_data_path)s
 {parameters}
+%(stall_timeout)s
 %(verbose)s
 
 Returns
@@ -141,6 +142,7 @@ class OpenNeuroDataset:
         download=True,
         *,
         kinds,
+        stall_timeout=None,
         **selection,
     ):
         """Fetch the files of a selection; the body of every ``data_path``.
@@ -151,6 +153,8 @@ class OpenNeuroDataset:
             As in ``data_path``, but ``update_path`` is False by default (loaders).
         kinds : str | list of str | None
             Kinds of files; None for all.
+        stall_timeout : float | None
+            As in ``data_path``.
         **selection
             The selection keywords of ``select``.
 
@@ -163,7 +167,12 @@ class OpenNeuroDataset:
         _validate_type(path, (None, "path-like"), "path")
         _validate_type(update_path, bool, "update_path")
         root = fetch_files(
-            self.accession, files, path, force_update=force_update, download=download
+            self.accession,
+            files,
+            path,
+            force_update=force_update,
+            download=download,
+            stall_timeout=stall_timeout,
         )
         if update_path and path is not None and mne.get_config("MNE_DATA") is None:
             location = str(Path(path).expanduser().resolve())
@@ -189,11 +198,13 @@ class OpenNeuroDataset:
         -------
         data_path : callable
             ``data_path(path=None, force_update=False, update_path=True,
-            download=True, *, <selections>=None, kinds=default_kinds, verbose=None)``.
+            download=True, *, <selections>=None, kinds=default_kinds,
+            stall_timeout=None, verbose=None)``.
         """
         keyword = [_P(name, _P.KEYWORD_ONLY, default=None) for name in self.selections]
         keyword += [
             _P("kinds", _P.KEYWORD_ONLY, default=self.default_kinds),
+            _P("stall_timeout", _P.KEYWORD_ONLY, default=None),
             _P("verbose", _P.KEYWORD_ONLY, default=None),
         ]
         signature = inspect.Signature(_DATA_PATH_PARAMETERS + keyword)

@@ -15,6 +15,12 @@ spacing : str
     "show": """
 show : bool
     Whether to show the figure.""",
+    "stall_timeout": """
+stall_timeout : float | None
+    Seconds after which a download that received less than 1 KiB in that time is
+    cut (:class:`TimeoutError`); it is not a limit on the whole download. If None,
+    the ``MNE_FUSION_STALL_TIMEOUT`` configuration (environment variable or
+    :func:`mne.set_config`) is used, then 60 s.""",
     "features_input": """
 features : Features | array, shape (n_times, n_features)
     Stimulus features. A plain array must be sampled at the encoder's ``sfreq``.""",
