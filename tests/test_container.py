@@ -275,6 +275,48 @@ def test_noise_ceiling(toy_forward, rng):
     )
 
 
+@pytest.mark.parametrize(
+    ("fill", "what"), [(0.0, "all zero"), (1e-12, "constant on every channel")]
+)
+def test_add_meg_flat_run_is_refused(ds, toy_forward, fill, what):
+    """An all-zero run used to give a source scale of 0 and all-NaN sources."""
+    raw = _raw(toy_forward)
+    flat = mne.io.RawArray(np.full((30, N_TIMES), fill), raw.info)
+    with pytest.raises(
+        ValueError, match=rf"^runs\['b'\] of MEG subject 'S1' is {what}: it holds no"
+    ):
+        ds.add_meg("S1", {"a": raw, "b": flat}, toy_forward)
+    epochs = mne.EpochsArray(np.full((2, 30, N_TIMES), fill), raw.info)
+    with pytest.raises(
+        ValueError, match=rf"^runs\['a'\] of MEG subject 'S1' is {what}"
+    ):
+        ds.add_meg("S1", {"a": epochs}, toy_forward)
+    assert ds.meg_subjects == []
+
+
+def test_add_meg_flat_channel_warns(ds, toy_forward):
+    raw = _raw(toy_forward)
+    raw._data[[2, 5]] = [[0.0], [3e-13]]  # a dead and a stuck channel
+    flat = [raw.ch_names[2], raw.ch_names[5]]
+    with pytest.warns(
+        RuntimeWarning,
+        match=(
+            r"^runs\['a'\] of MEG subject 'S1' has 2 flat \(constant\) channel\(s\): "
+            rf"\['{flat[0]}', '{flat[1]}'\]; mark them bad"
+        ),
+    ):
+        ds.add_meg("S1", {"a": raw}, toy_forward)
+    assert ds.meg("S1").gain.shape[0] == 30
+    # marked bad, they are left out without a warning
+    raw.info["bads"] = flat
+    ds.add_meg("S2", {"a": raw}, toy_forward)
+    assert ds.meg("S2").gain.shape[0] == 28
+    # a channel flat in one epoch but not in the other is not flat
+    data = np.stack([raw.get_data(), raw.get_data()[::-1]])
+    data[0, 2] = 0.0
+    ds.add_meg("S3", {"a": mne.EpochsArray(data, _info(toy_forward))}, toy_forward)
+
+
 # ---------------------------------------------------------------------- fMRI
 def test_add_fmri_stc(ds, toy_forward):
     stc_a = _stc(toy_forward, 10, tmin=1.0)
@@ -343,8 +385,10 @@ def test_add_fmri_errors(ds, toy_forward, rng):
         ds.add_fmri("F1", {"a": bold}, tr=2.0, mapping=sparse.eye(5, 84))
     with pytest.raises(ValueError, match=r"tmin has no value for the stories \['b'\]"):
         ds.add_fmri("F1", {"a": bold, "b": bold}, 2.0, mapping, tmin={"a": 0})
-    with pytest.raises(TypeError, match=r"tmin\['a'\] must be an instance of"):
+    with pytest.raises(TypeError, match=r"^tmin must be an instance of"):
         ds.add_fmri("F1", {"a": bold}, 2.0, mapping, tmin="0")
+    with pytest.raises(TypeError, match=r"^tmin\['a'\] must be an instance of"):
+        ds.add_fmri("F1", {"a": bold}, 2.0, mapping, tmin={"a": "0"})
     nan = bold.copy()
     nan[0, 0] = np.nan
     with pytest.raises(ValueError, match=r"runs\['a'\] contains 1 NaN"):
@@ -376,6 +420,64 @@ def test_add_fmri_tr_span(ds, n_trs, tmin, ok):
     else:
         with pytest.raises(ValueError, match=r"runs\['a'\] has TRs at .* lasts 0 to"):
             ds.add_fmri("F1", runs, 2.0, np.eye(3, 84), tmin=tmin)
+
+
+@pytest.mark.parametrize(
+    ("tmin", "name"),
+    [
+        (np.nan, "tmin"),
+        (np.inf, "tmin"),
+        ({"a": 0.0, "b": np.nan}, r"tmin\['b'\]"),
+        ({"a": -np.inf, "b": 0.0}, r"tmin\['a'\]"),
+    ],
+)
+def test_add_fmri_tmin_must_be_finite(ds, tmin, name):
+    """A NaN tmin used to be accepted: a subject with no TR in any segment."""
+    runs = {"a": np.ones((5, 3)), "b": np.ones((5, 3))}
+    with pytest.raises(ValueError, match=rf"^{name} must be a finite number \(the"):
+        ds.add_fmri("F1", runs, 2.0, np.eye(3, 84), tmin=tmin)
+    assert ds.fmri_subjects == []
+
+
+def test_add_fmri_stc_tmin_must_be_finite(ds, toy_forward):
+    stc = _stc(toy_forward, 5, data=np.ones((84, 5)))
+    stc.tmin = np.nan
+    with pytest.raises(ValueError, match=r"^runs\['a'\].tmin must be a finite number"):
+        ds.add_fmri("F1", {"a": stc}, tr=2.0)
+
+
+@pytest.mark.parametrize(("n_trs", "tmin"), [(1, -2.0), (1, 20.0), (2, 20.0)])
+def test_add_fmri_run_outside_the_stimulus_is_refused(ds, n_trs, tmin):
+    """TRs only in the slack before the onset or after the end train nothing."""
+    with pytest.raises(ValueError, match=r"^runs\['a'\] has no TR within the stimulus"):
+        ds.add_fmri("F1", {"a": np.ones((n_trs, 3))}, 2.0, np.eye(3, 84), tmin=tmin)
+    ds.add_fmri("F1", {"a": np.ones((2, 3))}, 2.0, np.eye(3, 84), tmin=-2.0)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_add_fmri_non_finite_arrays(ds, toy_forward, bad):
+    """Existing checks: every array given to add_fmri and add_meg must be finite."""
+    stc = _stc(toy_forward, 5)
+    stc.data[3, 1] = bad
+    with pytest.raises(ValueError, match=r"^runs\['a'\] contains 1 NaN or infinite"):
+        ds.add_fmri("F1", {"a": stc}, tr=2.0)
+    mapping = np.eye(3, 84)
+    mapping[0, 5] = bad
+    with pytest.raises(ValueError, match=r"^mapping contains 1 NaN or infinite"):
+        ds.add_fmri("F1", {"a": np.ones((5, 3))}, 2.0, mapping)
+    with pytest.raises(ValueError, match=r"^mapping contains 1 NaN or infinite"):
+        ds.add_fmri("F1", {"a": np.ones((5, 3))}, 2.0, sparse.csr_array(mapping))
+    ceiling = np.array([0.5, bad, 0.5])
+    with pytest.raises(ValueError, match=r"^noise_ceiling contains 1 NaN or infinite"):
+        ds.add_fmri(
+            "F1", {"a": np.ones((5, 3))}, 2.0, np.eye(3, 84), noise_ceiling=ceiling
+        )
+    raw = _raw(toy_forward)
+    raw._data[0, 7] = bad
+    with pytest.raises(ValueError, match=r"^runs\['a'\] contains 1 NaN or infinite"):
+        ds.add_meg("S1", {"a": raw}, toy_forward)
+    with pytest.raises(ValueError, match="^data contains 1 NaN or infinite"):
+        ds.add_stimulus("c", np.array([[0.0, 1.0], [bad, 2.0]]), sfreq=SFREQ)
 
 
 # ---------------------------------------------------------------------- views

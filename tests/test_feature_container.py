@@ -88,15 +88,38 @@ def test_concatenate_features(rng):
     ("kwargs", "exc", "match"),
     [
         ({"data": np.zeros((2, 2, 2))}, ValueError, "shape \\(n_times, n_features\\)"),
+        ({"data": "abc"}, TypeError, "^data must be an array of numbers, shape"),
+        ({"data": [[1.0], [1.0, 2.0]]}, TypeError, "^data must be an array of numbers"),
+        (
+            {"data": np.ones((3, 2), complex)},
+            TypeError,
+            "^data must .*ndarray: complex values are not features",
+        ),
         ({"data": np.array([[np.nan]])}, ValueError, "data contains 1 NaN"),
         ({"sfreq": 0}, ValueError, "sfreq must be a positive finite number"),
         ({"sfreq": "50"}, TypeError, "sfreq must be an instance of"),
         ({"names": ["a"]}, ValueError, "one name per column \\(2\\), got 1"),
         ({"extractors": ["a"]}, ValueError, "extractors must hold one name"),
         ({"tmin": "0"}, TypeError, "tmin must be an instance of"),
+        ({"tmin": np.nan}, ValueError, r"tmin must be a finite number \(s\), got nan"),
+        ({"tmin": -np.inf}, ValueError, "tmin must be a finite number .s., got -inf"),
     ],
 )
 def test_features_bad_input(kwargs, exc, match):
     params = {"data": np.zeros((4, 2)), "sfreq": 50.0, **kwargs}
     with pytest.raises(exc, match=match):
         Features(**params)
+
+
+@pytest.mark.parametrize("tmin", [np.nan, np.inf])
+def test_features_tmin_set_later_must_be_finite(rng, tmin):
+    """A NaN tmin used to become 0 in a dataset and NaN or a crash in the encoder."""
+    feats = _features(rng, tmin=0.5)
+    with pytest.raises(ValueError, match=r"^tmin must be a finite number \(s\), got"):
+        feats.tmin = tmin
+    assert feats.tmin == 0.5
+    with pytest.raises(TypeError, match="tmin must be an instance of"):
+        feats.tmin = None
+    feats.tmin = np.float32(-1)
+    assert feats.tmin == -1.0
+    assert type(feats.tmin) is float

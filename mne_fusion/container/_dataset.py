@@ -209,6 +209,7 @@ class FusionDataset:
             stimulus onset; each epoch is one presentation with time 0 at the onset
             (earlier samples are dropped). Runs must cover the story's features (one
             missing final sample is filled with the last one); longer runs are cropped.
+            A run flat (constant) on every channel is refused, flat channels warn.
         forward : mne.Forward
             Fixed-orientation forward solution on a two-hemisphere surface source space.
             Every good MEG channel of the runs must be in it; the channels used are the
@@ -261,15 +262,16 @@ class FusionDataset:
             template vertices for every story, its ``tmin`` being the stimulus time of
             the first TR; or story -> array, shape (n_trs, n_targets), with ``mapping``.
             All runs are of one kind. TRs may lie at most one TR before the stimulus
-            onset or after its end.
+            onset or after its end, and each run needs a TR within the stimulus.
         tr : float
             Repetition time in seconds.
         mapping : sparse matrix | array, shape (n_targets, n_sources) | None
             Read-out from the template's sources to the targets (voxels, parcels or
             subject vertices); required for array runs, None for SourceEstimates.
         tmin : float | dict | None
-            Stimulus time (s) of TR 0 of array runs, one value or story -> value; None
-            means 0. Must be None for SourceEstimates (their ``tmin`` is used).
+            Stimulus time (s) of TR 0 of array runs, one finite value or story ->
+            value; None means 0. Must be None for SourceEstimates (their ``tmin`` is
+            used).
         noise_ceiling : array, shape (n_targets,) | None
             Highest Pearson r a perfect model can reach per target (values in [0, 1]),
             if known, e.g. from repeated presentations.

@@ -55,7 +55,7 @@ def _fmri_subject(name, runs, tr, mapping, tmin, noise_ceiling, stimuli):
         arrays, tmins, mapping = _array_runs(runs, mapping, tmin)
         vertices = None
     for story, bold in arrays.items():
-        _check_tr_span(story, tmins[story], bold.shape[0], tr, stimuli[story].duration)
+        _check_tr_span(story, tmins[story], bold.shape[0], tr, stimuli[story])
     n_targets = next(iter(arrays.values())).shape[1]
     if noise_ceiling is not None:
         noise_ceiling = _check_ceiling(noise_ceiling, n_targets)
@@ -130,11 +130,14 @@ def _array_runs(runs, mapping, tmin):
         missing = sorted(set(runs) - set(tmin))
         if missing:
             raise ValueError(f"tmin has no value for the stories {missing}.")
+        names = {story: f"tmin[{story!r}]" for story in runs}
     else:
+        names = dict.fromkeys(runs, "tmin")
         tmin = dict.fromkeys(runs, tmin)
     arrays, tmins = {}, {}
     for story, bold in runs.items():
-        _validate_type(tmin[story], "numeric", f"tmin[{story!r}]")
+        _validate_type(tmin[story], "numeric", names[story])
+        _check_finite_time(tmin[story], names[story])
         if bold.ndim != 2 or bold.shape[0] == 0 or bold.shape[1] != n_targets:
             raise ValueError(
                 f"runs[{story!r}] must have shape (n_trs, n_targets) with n_targets = "
@@ -145,14 +148,36 @@ def _array_runs(runs, mapping, tmin):
     return arrays, tmins, mapping
 
 
-def _check_tr_span(story, tmin, n_trs, tr, duration):
-    """Raise if a run's TRs lie more than one TR outside ``[0, duration]``."""
+def _check_finite_time(tmin, name):
+    """Raise if the stimulus time ``tmin`` (s) of a first TR is NaN or infinite."""
+    if not np.isfinite(tmin):
+        raise ValueError(
+            f"{name} must be a finite number (the stimulus time of the first TR, "
+            f"in s), got {float(tmin)}."
+        )
+
+
+def _check_tr_span(story, tmin, n_trs, tr, features):
+    """Raise if a run's TRs lie more than one TR outside the story's features.
+
+    A run must also have a TR within them (``[0, duration)``, compared in samples as
+    :meth:`FusionDataset.segments` does): only those TRs are training data.
+    """
+    _check_finite_time(tmin, f"runs[{story!r}].tmin")
+    duration = features.duration
     first, last = tmin, tmin + (n_trs - 1) * tr
     if first < -tr * (1 + _RTOL) or last > duration + tr * (1 + _RTOL):
         raise ValueError(
             f"runs[{story!r}] has TRs at {first:.3f} to {last:.3f} s but the "
             f"stimulus lasts 0 to {duration:.3f} s (one TR, {tr} s, of slack); "
             "crop the run to the stimulus or fix its tmin."
+        )
+    samples = (tmin + np.arange(n_trs) * tr) * features.sfreq
+    if not np.any((samples >= -1e-6) & (samples < features.n_times - 1e-6)):
+        raise ValueError(
+            f"runs[{story!r}] has no TR within the stimulus (TRs at {first:.3f} to "
+            f"{last:.3f} s, stimulus 0 to {duration:.3f} s), so it gives no training "
+            "data; fix its tmin or leave it out."
         )
 
 

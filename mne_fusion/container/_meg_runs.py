@@ -11,7 +11,7 @@ import numpy as np
 from mne import BaseEpochs, Forward, pick_info, pick_types
 from mne.forward import is_fixed_orient
 from mne.io import BaseRaw
-from mne.utils import logger
+from mne.utils import logger, warn
 
 from ..metrics import prediction_r
 from ..utils import _check_finite, _validate_type
@@ -48,6 +48,8 @@ def _meg_subject(name, runs, forward, stimuli, sfreq):
         story: _meg_run(story, inst, names, sfreq, stimuli[story].n_times)
         for story, inst in runs.items()
     }
+    for story, data in arrays.items():
+        _check_flat(name, story, data, names)
     first = next(iter(runs.values()))
     info = pick_info(first.info, [first.ch_names.index(ch) for ch in names])
     return MEGSubject(
@@ -165,6 +167,41 @@ def _meg_run(story, inst, names, sfreq, n_times):
     data = data[..., :n_times]
     _check_finite(data, f"runs[{story!r}]")
     return data
+
+
+def _check_flat(subject, story, data, names):
+    """Raise if a run is flat on every channel, warn if on some.
+
+    A channel is flat when it is constant over time (in every epoch). A run of only
+    flat channels holds nothing to fit and would make the encoder's source scale 0
+    and every estimate NaN; a few flat channels are usually broken sensors.
+
+    Parameters
+    ----------
+    subject : str
+        The MEG subject, for messages.
+    story : str
+        The story of the run, for messages.
+    data : array, shape (n_channels, n_times) | (n_epochs, n_channels, n_times)
+        The run, from :func:`_meg_run`.
+    names : list of str
+        The channel names of the rows of ``data``.
+    """
+    span = np.ptp(data, axis=-1)
+    flat = (span.max(axis=0) if data.ndim == 3 else span) == 0
+    if flat.all():
+        what = "all zero" if not data.any() else "constant on every channel"
+        raise ValueError(
+            f"runs[{story!r}] of MEG subject {subject!r} is {what}: it holds no "
+            "signal to fit; check the recording or leave the story out."
+        )
+    if flat.any():
+        bad = [name for name, is_flat in zip(names, flat, strict=True) if is_flat]
+        warn(
+            f"runs[{story!r}] of MEG subject {subject!r} has {len(bad)} flat "
+            f"(constant) channel(s): {bad[:10]}; mark them bad in the run's "
+            "info['bads'] to leave them out of the fit."
+        )
 
 
 def _split_half_ceiling(arrays):

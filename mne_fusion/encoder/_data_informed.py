@@ -14,6 +14,7 @@ from mne.utils import logger
 
 from ..anatomy import morph_or_identity
 from ..inverse import fmri_weighted_mne, minimum_norm
+from ..utils import _check_finite, _validate_type
 
 
 def residual(inst, prediction, subject, names, forward, sfreq):
@@ -68,12 +69,39 @@ def residual(inst, prediction, subject, names, forward, sfreq):
             f"inst has {data.shape[-1]} samples from the stimulus onset but the "
             f"features have {n_times}; they must be aligned."
         )
+    _check_finite(data, "inst")
     diff = data - prediction
     if isinstance(inst, BaseRaw):
         return RawArray(diff, info, verbose=False)
     if isinstance(inst, mne.Evoked):
         return mne.EvokedArray(diff, info, tmin=0.0, nave=inst.nave, verbose=False)
     return mne.EpochsArray(diff, info, tmin=0.0, verbose=False)
+
+
+def check_noise_cov(noise_cov, names, subject):
+    """Raise unless ``noise_cov`` is a covariance of every channel of the fit.
+
+    Parameters
+    ----------
+    noise_cov : mne.Covariance | None
+        The covariance given to :meth:`FusionEncoder.apply_inverse`; None passes.
+    names : list of str
+        The channels of the fit.
+    subject : str
+        The MEG subject (for error messages).
+    """
+    if noise_cov is None:
+        return
+    _validate_type(noise_cov, (mne.Covariance, None), "noise_cov")
+    # MNE's inverse would silently use only the channels the covariance covers;
+    # the fit's whitener (mne.cov.compute_whitener) refuses such a covariance.
+    missing = [n for n in names if n not in noise_cov.ch_names]
+    if missing:
+        raise ValueError(
+            f"noise_cov lacks {len(missing)} of the {len(names)} channels subject "
+            f"{subject!r} was fitted on: {missing[:10]}; give a covariance of all of "
+            "them, as fit requires."
+        )
 
 
 def correction(resid, forward, noise_cov, src, evidence, fmri_prior, **kwargs):

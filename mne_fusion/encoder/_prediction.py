@@ -15,7 +15,7 @@ from ..container import FusionDataset
 from ..features import Features
 from ..metrics import prediction_r
 from ..model import tr_pooling
-from ..utils import _validate_type, fill_doc, verbose_method
+from ..utils import _check_finite, _validate_type, fill_doc, verbose_method
 from . import _data_informed
 from ._segments import HRF_TAPS
 from ._source_readout import hidden_features
@@ -70,6 +70,8 @@ class PredictionMixin:
             raise ValueError(
                 f"features must hold at least 2 samples, got {features.shape[0]}."
             )
+        # one NaN would spread through the attention to every output value
+        _check_finite(features, "features")
         return np.asarray(features, np.float32), float(tmin)
 
     def _hidden(self, features):
@@ -230,6 +232,7 @@ class PredictionMixin:
                 "the encoder."
             )
         _validate_type(forward, mne.Forward, "forward")
+        _data_informed.check_noise_cov(noise_cov, setup.info["ch_names"], subject)
         resid = _data_informed.residual(
             inst,
             self._meg_prediction(hidden, subject),

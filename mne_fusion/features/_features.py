@@ -46,7 +46,15 @@ class Features:
     """
 
     def __init__(self, data, sfreq, names=None, tmin=0.0, extractors=None):
-        data = np.asarray(data, dtype=np.float64)
+        try:
+            if np.iscomplexobj(data):
+                raise TypeError("complex values are not features")
+            data = np.asarray(data, dtype=np.float64)
+        except (TypeError, ValueError) as err:
+            raise TypeError(
+                f"data must be an array of numbers, shape (n_times, n_features), got "
+                f"{type(data).__name__}: {err}."
+            ) from None
         if data.ndim == 1:
             data = data[:, np.newaxis]
         if data.ndim != 2:
@@ -74,12 +82,23 @@ class Features:
                 f"extractors must hold one name per column ({n_features}), got "
                 f"{len(extractors)}."
             )
-        _validate_type(tmin, "numeric", "tmin")
+        self.tmin = tmin
         self.data = data
         self.sfreq = _check_positive(sfreq, "sfreq")
         self.names = names
-        self.tmin = float(tmin)
         self.extractors = extractors
+
+    @property
+    def tmin(self):
+        """Time of the first sample in seconds (a finite number)."""
+        return self._tmin
+
+    @tmin.setter
+    def tmin(self, tmin):
+        _validate_type(tmin, "numeric", "tmin")
+        if not np.isfinite(tmin):
+            raise ValueError(f"tmin must be a finite number (s), got {float(tmin)}.")
+        self._tmin = float(tmin)
 
     @property
     def n_times(self):

@@ -1,0 +1,115 @@
+"""Bad numbers given to a fitted FusionEncoder are refused, not turned into NaN."""
+
+import mne
+import numpy as np
+import pytest
+
+from mne_fusion import FusionDataset, FusionEncoder
+from mne_fusion.anatomy import template_forward
+from mne_fusion.features import Features
+
+SFREQ = 50.0
+N_TIMES = 500  # 10 s stories
+TINY = dict(
+    d_model=8,
+    n_heads=2,
+    n_layers=1,
+    dim_feedforward=16,
+    dropout=0.0,
+    context=2.0,
+    input_kernel=0.2,
+    spacing="ico3",
+    segment_length=10.0,
+    burn_in=4.0,
+    batch_size=4,
+    lr=3e-3,
+    max_epochs=1,
+    validation=None,
+    random_state=0,
+)
+
+
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory):
+    """Two stories of one MEG subject (31 channels, ico3 sphere forward), fitted."""
+    root = tmp_path_factory.getbasetemp() / "mne_data"
+    root.mkdir(exist_ok=True)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MNE_DATA", str(root))
+        info = mne.pick_info(
+            mne.channels.read_meg_canonical_info("neuromag"), np.arange(0, 306, 10)
+        )
+        with info._unlock():
+            info["sfreq"] = SFREQ
+        fwd = template_forward(info, spacing="ico3", bem="sphere")
+    rng = np.random.default_rng(0)
+    gain = fwd["sol"]["data"]
+    ds = FusionDataset()
+    raws = {}
+    for story in ("s0", "s1"):
+        feats = rng.standard_normal((N_TIMES, 3))
+        ds.add_stimulus(story, Features(feats, SFREQ))
+        sources = rng.standard_normal((gain.shape[1], N_TIMES)) * 1e-9
+        raws[story] = mne.io.RawArray(gain @ sources, info, verbose=False)
+    ds.add_meg("A", raws, fwd)
+    encoder = FusionEncoder(**TINY).fit(ds)
+    return dict(ds=ds, info=info, raw=raws["s0"], encoder=encoder)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+@pytest.mark.parametrize("method", ["predict", "apply_inverse"])
+def test_non_finite_features_are_refused(experiment, method, bad):
+    """One NaN or Inf in an array used to make every output value NaN."""
+    features = experiment["ds"].stimulus("s0").data.copy()
+    features[10, 1] = bad
+    call = getattr(experiment["encoder"], method)
+    args = (features, "A") if method == "predict" else (features,)
+    with pytest.raises(ValueError, match=r"^features contains 1 NaN or infinite"):
+        call(*args)
+
+
+def test_non_finite_stimulus_is_refused_by_score(experiment):
+    ds = FusionDataset()
+    ds.add_stimulus("s0", experiment["ds"].stimulus("s0").copy())
+    ds.add_meg("A", {"s0": experiment["raw"]}, experiment["ds"].meg("A").forward)
+    ds.stimulus("s0").data[0, 0] = np.nan  # changed after it was checked
+    with pytest.raises(ValueError, match=r"^features contains 1 NaN or infinite"):
+        experiment["encoder"].score(ds)
+
+
+def test_noise_cov_must_cover_the_fitted_channels(experiment):
+    """A covariance of some channels used to restrict the estimate to those."""
+    info, raw = experiment["info"], experiment["raw"]
+    feats = experiment["ds"].stimulus("s0")
+    partial = mne.make_ad_hoc_cov(mne.pick_info(info, np.arange(29)), verbose=False)
+    missing = info["ch_names"][29:]
+    with pytest.raises(
+        ValueError,
+        match=(
+            r"^noise_cov lacks 2 of the 31 channels subject 'A' was fitted on: "
+            + rf"\['{missing[0]}', '{missing[1]}'\]"
+        ),
+    ):
+        experiment["encoder"].apply_inverse(feats, raw, "A", noise_cov=partial)
+    # a covariance of all the channels (and more) is used as before
+    full = mne.make_ad_hoc_cov(info, verbose=False)
+    stc = experiment["encoder"].apply_inverse(feats, raw, "A", noise_cov=full)
+    assert np.isfinite(stc.data).all()
+
+
+@pytest.mark.parametrize("kind", ["raw", "epochs", "evoked"])
+def test_non_finite_inst_is_refused(experiment, kind):
+    """NaN in the recording used to fail deep in numpy with its own message."""
+    raw = experiment["raw"]
+    data = raw.get_data()
+    data[4, 20] = np.nan
+    if kind == "raw":
+        inst = mne.io.RawArray(data, raw.info, verbose=False)
+    else:
+        inst = mne.EpochsArray(data[None], raw.info, verbose=False)
+        if kind == "evoked":
+            inst = inst.average()
+    feats = experiment["ds"].stimulus("s0")
+    cov = mne.make_ad_hoc_cov(raw.info, verbose=False)
+    with pytest.raises(ValueError, match=r"^inst contains 1 NaN or infinite value"):
+        experiment["encoder"].apply_inverse(feats, inst, "A", noise_cov=cov)
