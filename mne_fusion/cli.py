@@ -10,12 +10,15 @@ from mne.utils import use_log_level
 __all__ = ["main"]
 
 _DEFAULT_SEEDS = {"quick": [0], "full": [0, 1, 2]}
+_COMMANDS = ("demo", "bench", "sys-info")
 
 
 class _Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line on stderr and exit code 2."""
 
     def error(self, message):
+        if message.endswith("required: COMMAND"):
+            message += f" ({', '.join(_COMMANDS[:-1])} or {_COMMANDS[-1]})"
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
@@ -106,10 +109,20 @@ def main(argv=None):
     Returns
     -------
     code : int
-        The exit code: 0 on success. Bad arguments exit with code 2 and a one-line
-        message on stderr.
+        The exit code: 0 on success, 130 when interrupted (Ctrl-C) and 1 when a
+        file cannot be written, each with a one-line message on stderr. Bad
+        arguments exit with code 2 and a one-line message on stderr.
     """
     parser = _build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # argparse checks the required command before unknown options: "--bogus" alone
+    # would read "arguments are required: COMMAND"
+    if argv and argv[0].startswith("-") and argv[0] not in ("-", "--", "-h", "--help"):
+        parser.error(
+            f"unrecognized arguments: {argv[0]} (the commands are "
+            f"{', '.join(_COMMANDS[:-1])} and {_COMMANDS[-1]}; options go after the "
+            "command)"
+        )
     args = parser.parse_args(argv)
     if args.command == "sys-info":
         from .utils import sys_info
@@ -119,12 +132,32 @@ def main(argv=None):
     from .bench import run_bench, run_demo
 
     out = _check_out(parser, args.out)
-    with use_log_level("INFO"):
-        if args.command == "demo":
-            text = run_demo(out, seed=args.seed)
-        else:
-            seeds = args.seeds or _DEFAULT_SEEDS[args.config]
-            text = run_bench(args.config, out, seeds)
+    try:
+        with use_log_level("INFO"):
+            if args.command == "demo":
+                text = run_demo(out, seed=args.seed)
+            else:
+                seeds = args.seeds or _DEFAULT_SEEDS[args.config]
+                text = run_bench(args.config, out, seeds)
+    except KeyboardInterrupt:
+        sys.stderr.write(
+            f"{parser.prog}: interrupted; {str(out)!r} may hold partial results.\n"
+        )
+        return 130
+    except PermissionError as err:
+        from .utils import get_data_root
+
+        hint = "Make it writable"
+        if Path(str(err.filename)).is_relative_to(get_data_root().parent):
+            hint += (
+                ", or point MNE_DATA (environment variable or mne.set_config) to a "
+                "writable folder"
+            )
+        sys.stderr.write(
+            f"{parser.prog}: error: cannot write {str(err.filename)!r}: "
+            f"{err.strerror}. {hint}.\n"
+        )
+        return 1
     sys.stdout.write(text + "\n")
     return 0
 

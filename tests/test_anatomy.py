@@ -1,5 +1,6 @@
 import inspect
 import shutil
+from pathlib import Path
 
 import mne
 import numpy as np
@@ -13,7 +14,7 @@ from scipy.spatial import cKDTree
 
 from mne_fusion import anatomy
 from mne_fusion.anatomy import _forward, _subjects_dir
-from mne_fusion.utils import get_cache_dir
+from mne_fusion.utils import config, get_cache_dir
 
 MNE_FSAVERAGE = _subjects_dir._MNE_FSAVERAGE
 TRANS = MNE_FSAVERAGE / "fsaverage-trans.fif"
@@ -218,6 +219,96 @@ def test_template_forward_sphere_matches_mne(neuromag, monkeypatch, tmp_path):
         kwargs = {"spacing": "ico3", "bem": "sphere", **kwargs}
         with pytest.raises(AssertionError, match="recomputed"):
             anatomy.template_forward(**kwargs)
+
+
+@pytest.fixture
+def read_only(monkeypatch):
+    """Make folders read-only; as root, where chmod stops no write, refuse writes.
+
+    Root ignores file modes, so there the cache's write function raises the
+    PermissionError that a read-only folder gives everyone else.
+    """
+    folders = []
+
+    def _make(folder):
+        for path in [folder, *folder.rglob("*")]:
+            if path.is_dir():
+                path.chmod(0o555)
+                folders.append(path)
+        probe = folder / ".probe"
+        try:
+            probe.touch()
+        except OSError:
+            return
+        probe.unlink()
+        write = _subjects_dir.write_atomic
+
+        def _refuse(fname, func):
+            if Path(fname).is_relative_to(folder):
+                raise PermissionError(13, "Permission denied", str(fname))
+            return write(fname, func)
+
+        for module in (_subjects_dir, _forward):
+            monkeypatch.setattr(module, "write_atomic", _refuse, raising=False)
+
+    yield _make
+    for folder in folders:
+        folder.chmod(0o755)
+
+
+def _no_recompute(*args, **kwargs):
+    raise AssertionError("recomputed")
+
+
+def test_read_only_cache(neuromag, monkeypatch, tmp_path, read_only):
+    """A cache that cannot be written is read, and new results are computed anyway."""
+    # a session of this test's own: no stand-in folder yet, nothing warned about
+    monkeypatch.setattr(config, "_SESSION", {}, raising=False)
+    monkeypatch.setattr(config, "_WARNED", set(), raising=False)
+    monkeypatch.setenv("MNE_DATA", str(tmp_path / "data"))
+    first = anatomy.template_forward(neuromag, "ico3", bem="sphere")
+    cached = sorted(get_cache_dir("forward").iterdir())
+    read_only(tmp_path / "data")
+    moved = mne.transforms.translation(0.0, 0.015, 0.045)
+    with pytest.warns(
+        RuntimeWarning,
+        match=r"cache folder '.*data/MNE-fusion-data/cache/forward' cannot be "
+        r"written \(Permission denied\); computed results are kept in a temporary",
+    ):
+        fwd = anatomy.template_forward(neuromag, "ico3", dev_head_t=moved, bem="sphere")
+    assert fwd["sol"]["data"].shape == (306, 1284)
+    assert np.abs(fwd["sol"]["data"] - first["sol"]["data"]).max() > 0
+    assert sorted(get_cache_dir("forward").iterdir()) == cached
+    # the old cache is still read, the new forward is kept for the session, and
+    # the warning is given once
+    monkeypatch.setattr(mne, "make_forward_solution", _no_recompute)
+    again = anatomy.template_forward(neuromag, "ico3", dev_head_t=moved, bem="sphere")
+    assert_array_equal(again["sol"]["data"], fwd["sol"]["data"])
+    old = anatomy.template_forward(neuromag, "ico3", bem="sphere")
+    assert_array_equal(old["sol"]["data"], first["sol"]["data"])
+
+
+def test_read_only_subjects_dir(monkeypatch, tmp_path, read_only):
+    """Without a writable cache the offline fsaverage is built in a temporary folder."""
+    # a session of this test's own: no stand-in folder yet, nothing warned about
+    monkeypatch.setattr(config, "_SESSION", {}, raising=False)
+    monkeypatch.setattr(config, "_WARNED", set(), raising=False)
+    monkeypatch.setenv("MNE_DATA", str(tmp_path / "data"))
+    (tmp_path / "data").mkdir()
+    read_only(tmp_path / "data")
+    with pytest.warns(RuntimeWarning, match="cannot be written"):
+        subjects_dir = _subjects_dir._offline_subjects_dir()
+    assert not subjects_dir.is_relative_to(tmp_path)
+    assert _subjects_dir._has_fsaverage(subjects_dir)
+    assert (subjects_dir / "fsaverage" / "bem" / "inner_skull.surf").is_file()
+    # MNE_DATA below a file: no cache folder can even be made
+    (tmp_path / "file.txt").write_text("not a folder")
+    monkeypatch.setenv("MNE_DATA", str(tmp_path / "file.txt" / "data"))
+    with pytest.warns(RuntimeWarning, match=r"file.txt.*cannot be written \(Not a"):
+        folder = get_cache_dir("forward")
+    assert folder.is_dir()
+    assert folder.name == "forward"
+    assert not folder.is_relative_to(tmp_path)
 
 
 def test_template_forward_bem_matches_mne(neuromag, tmp_path):

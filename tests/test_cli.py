@@ -40,6 +40,50 @@ def test_bad_arguments(capsys, tmp_path):
     assert str(blocker / "out") in err
 
 
+def test_unknown_option(capsys):
+    """An unknown option before the command is reported as such, with the commands."""
+    err = _fails(capsys, ["--bogus"])
+    assert err == (
+        "mne-fusion: error: unrecognized arguments: --bogus (the commands are demo, "
+        "bench and sys-info; options go after the command)\n"
+    )
+    err = _fails(capsys, ["--bogus", "demo"])
+    assert "unrecognized arguments: --bogus " in err
+    assert "required: COMMAND (demo, bench or sys-info)" in _fails(capsys, [])
+
+
+@pytest.mark.parametrize("command", ["demo", "bench"])
+def test_interrupt_and_unwritable_data(command, capsys, monkeypatch, tmp_path):
+    """Ctrl-C and an unwritable data folder end with one line, not a traceback."""
+    run = "run_demo" if command == "demo" else "run_bench"
+
+    def _interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(bench, run, _interrupt)
+    argv = [command, "--out", str(tmp_path / "out")]
+    assert main(argv) == 130
+    err = capsys.readouterr().err
+    out = str(tmp_path / "out")
+    assert err == f"mne-fusion: interrupted; {out!r} may hold partial results.\n"
+
+    def _read_only(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", "/ro/mne_data/MNE-fusion-data")
+
+    monkeypatch.setattr(bench, run, _read_only)
+    monkeypatch.setenv("MNE_DATA", "/ro/mne_data")
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err == (
+        "mne-fusion: error: cannot write '/ro/mne_data/MNE-fusion-data': Permission "
+        "denied. Make it writable, or point MNE_DATA (environment variable or "
+        "mne.set_config) to a writable folder.\n"
+    )
+    monkeypatch.setenv("MNE_DATA", str(tmp_path))
+    assert main(argv) == 1
+    assert capsys.readouterr().err.endswith("Permission denied. Make it writable.\n")
+
+
 def test_console_entry_point():
     """The installed command exits with code 2 and one line, not a traceback."""
     cmd = [sys.executable, "-m", "mne_fusion.cli", "bench", "--config", "huge"]

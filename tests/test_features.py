@@ -240,6 +240,27 @@ def test_audio_input(tmp_path, rng):
         Stimulus(np.array([0.0, np.nan]), 100.0)
 
 
+def test_bad_wav_files(tmp_path, rng):
+    """Empty, text, truncated and sample-less WAV files: errors name file and fault."""
+    good = tmp_path / "good.wav"
+    wavfile.write(good, 8000, rng.integers(-99, 99, 800, dtype=np.int16))
+    content = good.read_bytes()
+    cases = {
+        "empty.wav": (b"", r"is empty \(0 bytes\)"),
+        "text.wav": (b"onset offset word\n" * 4, "is not a WAV file"),
+        "short.wav": (content[:6], "is truncated"),
+        "header.wav": (content[:30], "is truncated"),
+        "data.wav": (content[: len(content) // 2], "is truncated"),
+    }
+    for name, (data, fault) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(ValueError, match=f"Audio file '.*{name}' {fault}"):
+            Stimulus(tmp_path / name)
+    wavfile.write(tmp_path / "none.wav", 8000, np.zeros(0, np.int16))
+    with pytest.raises(ValueError, match="Audio file '.*none.wav' holds no samples"):
+        Stimulus(tmp_path / "none.wav", words=[(0.1, 0.3, "so")])
+
+
 def test_audio_shorter_than_alignment():
     """Audio that ends before the alignment does is refused."""
     with pytest.raises(

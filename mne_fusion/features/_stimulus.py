@@ -1,6 +1,8 @@
 """Stimulus: the audio and the word/phone alignments of one story."""
 
+import os
 import re
+import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -177,6 +179,41 @@ def _read_textgrid(textgrid, tiers):
     return out, float(grid.maxTimestamp)
 
 
+def _read_wav(path):
+    """Return the rate and (memory-mapped) samples of a WAV file, or a clear error."""
+    where = f"Audio file {str(path)!r}"
+    with open(path, "rb") as fid:
+        head = fid.read(12)
+    if not head:
+        raise ValueError(f"{where} is empty (0 bytes).")
+    if not any(magic.startswith(head[:4]) for magic in (b"RIFF", b"RIFX", b"RF64")) or (
+        len(head) > 8 and not b"WAVE".startswith(head[8:])
+    ):
+        raise ValueError(
+            f"{where} is not a WAV file: it starts with {head[:12]!r}, expected a "
+            "RIFF/WAVE header."
+        )
+    try:
+        # memory-mapped, and mixed to mono before the float64 copy by the caller:
+        # stories last an hour at 44.1 kHz
+        file_sfreq, pcm = wavfile.read(path, mmap=True)
+    except (ValueError, struct.error) as err:
+        # scipy's messages for files that end early: a header cut in a field
+        # (struct.error), in a chunk ID or chunk, or data shorter than declared (mmap)
+        if isinstance(err, struct.error) or re.search(
+            r"end of file|Incomplete chunk|mmap length|RIFF form type is b'\w{0,3}'$",
+            str(err),
+        ):
+            raise ValueError(
+                f"{where} is truncated: the file ({os.path.getsize(path)} bytes) "
+                f"ends inside its header or before all the samples it declares ({err})."
+            ) from err
+        raise ValueError(f"{where} could not be read as a WAV file: {err}") from err
+    if pcm.size == 0:
+        raise ValueError(f"{where} holds no samples (its header is {file_sfreq} Hz).")
+    return file_sfreq, pcm
+
+
 def _read_audio(audio, audio_sfreq):
     """Return mono float64 audio and its sampling rate."""
     if isinstance(audio, str | Path):
@@ -188,9 +225,7 @@ def _read_audio(audio, audio_sfreq):
             )
         if not path.is_file():
             raise FileNotFoundError(f"Audio file {str(path)!r} does not exist.")
-        # memory-mapped, and mixed to mono before the float64 copy: stories last
-        # an hour at 44.1 kHz
-        file_sfreq, pcm = wavfile.read(path, mmap=True)
+        file_sfreq, pcm = _read_wav(path)
         if audio_sfreq is not None and float(audio_sfreq) != float(file_sfreq):
             raise ValueError(
                 f"audio_sfreq={audio_sfreq} does not match the {file_sfreq} Hz of "
