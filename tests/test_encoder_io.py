@@ -131,3 +131,13 @@ def test_unwritable_targets_are_named(fitted, tmp_path):
     target = Path("/proc/mne-fusion-test.pt")
     with pytest.raises(OSError, match="Could not save the encoder to /proc"):
         fitted.save(target)
+
+
+def test_subject_without_training_story_is_refused(experiment):
+    ds = experiment["ds"].subset(["s0", "s1", "s2"])
+    only_val = {"s2": ds.fmri("M").runs["s2"]}
+    ds.add_fmri("V", only_val, tr=2.0, mapping=ds.fmri("M").mapping, tmin=1.0)
+    with pytest.raises(
+        ValueError, match="fMRI subject 'V' has runs of \\['s2'\\] only"
+    ):
+        FusionEncoder(**TINY).fit(ds)

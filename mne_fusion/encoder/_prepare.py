@@ -128,6 +128,7 @@ def prepare(dataset, src, subjects_dir, stories, noise_cov, segment_length, over
     """
     train = stories["train"]
     fitted = set(train) | set(stories["validation"])
+    _check_trained(dataset, train)
     data = PreparedData(features={s: dataset.stimulus(s).data for s in train})
     meg, stats = {}, []
     for k, name in enumerate(dataset.meg_subjects):
@@ -177,6 +178,22 @@ def prepare(dataset, src, subjects_dir, stories, noise_cov, segment_length, over
             else []
         )
     return meg, fmri, data, source_scale(stats)
+
+
+def _check_trained(dataset, train):
+    """Refuse subjects that no training story would fit (they would seem fitted)."""
+    for kind, names, get in (
+        ("MEG", dataset.meg_subjects, dataset.meg),
+        ("fMRI", dataset.fmri_subjects, dataset.fmri),
+    ):
+        for name in names:
+            runs = list(get(name).runs)
+            if not set(runs) & set(train):
+                raise ValueError(
+                    f"{kind} subject {name!r} has runs of {runs} only, none of them a "
+                    f"training story ({train}): it would not be fitted. Give it a "
+                    "training story, change validation, or leave it out of X."
+                )
 
 
 def standardise(bold):
