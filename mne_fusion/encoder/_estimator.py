@@ -14,7 +14,6 @@ import numpy as np
 import torch
 from mne.utils import ProgressBar, logger
 from sklearn.base import BaseEstimator
-from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from ..anatomy import template_source_space
@@ -320,7 +319,7 @@ class FusionEncoder(PredictionMixin, BaseEstimator):
         self.n_features_in_ = len(X.feature_names)
         self.feature_names_in_ = np.array(X.feature_names, dtype=object)
         self.device_ = _params.resolve_device(self.device)
-        seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        seed = _params.fit_seed(self.random_state)
 
         stories = {"train": train_stories, "validation": val_stories}
         meg, fmri, data, self.source_scale_ = prepare(

@@ -38,6 +38,8 @@ _PLAIN = (
 )
 # Fitted attributes of the estimator (without the trailing underscore) in the file.
 FITTED = ("vertices", "fmri_evidence", *_PLAIN)
+# Largest size in a network configuration that is read (no network is that wide).
+_MAX_SIZE = 2**24
 
 
 def write_encoder(
@@ -114,7 +116,9 @@ def read_encoder(fname):
             "strings, and reading them could run code (weights_only loading). "
             f"{exc}"
         ) from exc
-    except (EOFError, RuntimeError, KeyError, ValueError) as exc:
+    except OSError:
+        raise
+    except Exception as exc:  # whatever torch.load raises on bytes it cannot parse
         raise ValueError(
             f"{fname} is not a FusionEncoder file: torch.load cannot read it "
             f"({type(exc).__name__}: {exc})."
@@ -130,23 +134,91 @@ def read_encoder(fname):
             "encoder again."
         )
     try:
-        evidence = state["fmri_evidence"]
-        fitted = {key: state[key] for key in (*_PLAIN, "feature_names")}
-        fitted["vertices"] = [v.numpy() for v in state["vertices"]]
-        fitted["fmri_evidence"] = None if evidence is None else evidence.numpy()
-        return {
-            "params": state["params"],
-            "config": NetworkConfig(**state["network_config"]),
-            "state_dict": state["state_dict"],
-            "fitted": fitted,
-            "meg": {name: _meg_from_dict(m) for name, m in state["meg"].items()},
-            "fmri": {name: _fmri_from_dict(m) for name, m in state["fmri"].items()},
-        }
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise ValueError(
-            f"{fname} is a damaged FusionEncoder file (version {FORMAT_VERSION}): "
-            f"{type(exc).__name__}: {exc}."
-        ) from exc
+        return _parts(state)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise damaged(fname, exc) from exc
+
+
+def damaged(fname, exc):
+    """Return the error for a file of the right format whose content is wrong."""
+    return ValueError(
+        f"{fname} is a damaged FusionEncoder file (version {FORMAT_VERSION}): "
+        f"{type(exc).__name__}: {exc}"
+    )
+
+
+def check_weights(expected, saved):
+    """Check that saved weights have the names and shapes of the rebuilt model."""
+    _expect(saved, dict, "state_dict")
+    missing = sorted(set(expected) - set(saved))
+    extra = sorted(set(saved) - set(expected))
+    if missing or extra:
+        raise KeyError(f"state_dict lacks {missing[:5]} and has unknown {extra[:5]}")
+    for key, tensor in expected.items():
+        _expect(saved[key], torch.Tensor, f"state_dict[{key!r}]")
+        if saved[key].shape != tensor.shape:
+            raise ValueError(
+                f"state_dict[{key!r}] has shape {tuple(saved[key].shape)}, the network "
+                f"of network_config {tuple(tensor.shape)}"
+            )
+
+
+def _parts(state):
+    """Check the types of a version-3 dict and turn it into the reader's parts."""
+    for key in ("params", "network_config", "meg", "fmri", "state_dict"):
+        _expect(state[key], dict, key)
+    for name, value in state["params"].items():
+        _plain(f"params[{name!r}]", value)
+    for key in ("feature_names", "train_stories", "validation_stories"):
+        _expect(state[key], list, key)
+        for item in state[key]:
+            _expect(item, str, f"an entry of {key}")
+    _expect(state["history"], list, "history")
+    _number(state["source_scale"], "source_scale")
+    for key in ("readout_snr", "readout_alpha"):
+        if state[key] is not None:
+            _number(state[key], key)
+    config = state["network_config"]
+    fields = set(NetworkConfig.__dataclass_fields__)
+    if set(config) != fields:
+        raise KeyError(
+            f"network_config has {sorted(config)}, expected {sorted(fields)}"
+        )
+    for key, value in config.items():
+        kind = float if key == "dropout" else int
+        _expect(value, kind, f"network_config[{key!r}]")
+        if not 0 <= value <= _MAX_SIZE or (
+            kind is int and value == 0 and "lag" not in key
+        ):
+            raise ValueError(f"network_config[{key!r}] is {value}")
+    vertices = [_tensor(v, "vertices").numpy() for v in state["vertices"]]
+    evidence = state["fmri_evidence"]
+    fitted = {key: state[key] for key in (*_PLAIN, "feature_names")}
+    fitted["vertices"] = vertices
+    fitted["fmri_evidence"] = None if evidence is None else _tensor(evidence).numpy()
+    return {
+        "params": state["params"],
+        "config": NetworkConfig(**config),
+        "state_dict": state["state_dict"],
+        "fitted": fitted,
+        "meg": {name: _meg_from_dict(m) for name, m in state["meg"].items()},
+        "fmri": {name: _fmri_from_dict(m) for name, m in state["fmri"].items()},
+    }
+
+
+def _expect(value, kind, what):
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise TypeError(f"{what} is {type(value).__name__}, expected {kind.__name__}")
+
+
+def _number(value, what):
+    if not isinstance(value, int | float) or not np.isfinite(value) or value <= 0:
+        raise ValueError(f"{what} is {value!r}, expected a positive finite number")
+
+
+def _tensor(value, what="fmri_evidence"):
+    _expect(value, torch.Tensor, what)
+    return value
 
 
 def _plain(name, value):
@@ -155,7 +227,9 @@ def _plain(name, value):
     NumPy scalars become Python numbers and paths strings; anything else that is not
     a number, a string or None (such as a ``RandomState``) is refused.
     """
-    if isinstance(value, np.generic):
+    if isinstance(value, np.generic | np.ndarray | torch.Tensor):
+        if np.ndim(value):
+            raise ValueError(f"{name} is an array of shape {np.shape(value)}")
         return value.item()
     if isinstance(value, os.PathLike):
         return os.fspath(value)
@@ -164,9 +238,9 @@ def _plain(name, value):
     if value is None or isinstance(value, bool | int | float | str):
         return value
     raise ValueError(
-        f"The encoder cannot be saved with {name}={value!r}: saved parameters must be "
-        "None, numbers, strings, paths or lists of them (give random_state as an "
-        "int to save the encoder)."
+        f"{name}={value!r} cannot be in a FusionEncoder file: its parameters are None, "
+        "numbers, strings, paths or lists of them (give random_state as an int to "
+        "save the encoder)."
     )
 
 
@@ -184,6 +258,7 @@ def _meg_to_dict(setup):
 
 
 def _meg_from_dict(meta):
+    _expect(meta["key"], str, "an MEG key")
     cov = meta["noise_cov"]
     return MEGSetup(
         key=meta["key"],
@@ -208,6 +283,8 @@ def _fmri_to_dict(setup):
 
 
 def _fmri_from_dict(meta):
+    _expect(meta["key"], str, "an fMRI key")
+    _number(meta["tr"], "an fMRI TR")
     return FMRISetup(
         key=meta["key"],
         tr=meta["tr"],
@@ -233,6 +310,7 @@ def _sparse_to_dict(matrix):
 def _sparse_from_dict(meta):
     if meta is None:
         return None
+    _expect(meta, dict, "a target map")
     return sparse.csr_array(
         (meta["data"].numpy(), (meta["row"].numpy(), meta["col"].numpy())),
         shape=tuple(meta["shape"]),

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from mne.utils import logger
 from scipy import sparse
+from sklearn.utils import check_random_state
 
 from ..model import NetworkConfig, Objective, TrainingConfig, laplacian
 from ..utils import _check_option, _check_positive, _validate_type
@@ -48,7 +49,7 @@ def check_params(est):
         value = getattr(est, name)
         _validate_type(value, "numeric", name)
         if not 0 <= value < 1:
-            raise ValueError(f"{name} must be in [0, 1), got {value}.")
+            raise ValueError(f"{name} must be a finite number in [0, 1), got {value}.")
     if est.burn_in >= est.segment_length:
         raise ValueError(
             f"burn_in ({est.burn_in} s) must be shorter than segment_length "
@@ -102,8 +103,21 @@ def training_config(est):
     )
 
 
+def fit_seed(random_state):
+    """Return the seed of a fit's own random streams, drawn from ``random_state``."""
+    try:
+        rng = check_random_state(random_state)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            "random_state must be None, an int in [0, 2**32 - 1] or a "
+            f"numpy.random.RandomState, got {random_state!r}."
+        ) from exc
+    return rng.randint(np.iinfo(np.int32).max)
+
+
 def resolve_device(device):
     """Return the torch device of ``device`` ("auto", "cpu", "cuda", "cuda:N")."""
+    _validate_type(device, str, "device")
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device != "cpu" and not device.startswith("cuda"):
@@ -132,7 +146,7 @@ def split_stories(stories, validation):
     else:
         if not 0 < validation < 1:
             raise ValueError(
-                f"validation must be a fraction in (0, 1), a list of stories or "
+                f"validation must be a finite fraction in (0, 1), a list of stories or "
                 f"None, got {validation}."
             )
         if len(stories) < 2:

@@ -1,6 +1,7 @@
 """Reading a saved FusionEncoder: the file's parts assembled into the estimator."""
 
 import numpy as np
+import torch
 from mne.utils import verbose
 
 from ..utils import fill_doc
@@ -30,6 +31,20 @@ def read_fusion_encoder(fname, *, verbose=None):
     FusionEncoder.save
     """
     parts = _io.read_encoder(fname)
+    try:
+        return _assemble(parts)
+    except (
+        KeyError,
+        TypeError,
+        ValueError,
+        IndexError,
+        AttributeError,
+        RuntimeError,
+    ) as exc:
+        raise _io.damaged(fname, exc) from exc
+
+
+def _assemble(parts):
     enc = FusionEncoder(**parts["params"])
     fitted = parts["fitted"]
     for key in _io.FITTED:
@@ -39,13 +54,17 @@ def read_fusion_encoder(fname, *, verbose=None):
     enc.device_ = _params.resolve_device(enc.device)
     enc._meg, enc._fmri = parts["meg"], parts["fmri"]
     enc.meg_subjects_, enc.fmri_subjects_ = list(enc._meg), list(enc._fmri)
-    enc.model_ = build_model(
+    args = (
         parts["config"],
         enc._meg,
         enc._fmri,
         enc.source_scale_,
         enc.loss == "correlation",
     )
+    # shapes are checked on a model without memory before one is allocated
+    with torch.device("meta"):
+        _io.check_weights(build_model(*args).state_dict(), parts["state_dict"])
+    enc.model_ = build_model(*args)
     enc.model_.load_state_dict(parts["state_dict"])
     enc.model_.to(enc.device_).eval()
     return enc
