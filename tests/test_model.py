@@ -402,3 +402,31 @@ def test_network_config_rebuilds_the_network_with_its_lagged_path():
     network.eval(), rebuilt.eval()
     assert_allclose(rebuilt(x).detach().numpy(), network(x).detach().numpy())
     assert rebuilt.sources.in_features == 8 + 3 * 4
+
+
+@pytest.mark.parametrize(
+    "loss", [correlation_loss, pattern_correlation_loss, gaussian_loss]
+)
+def test_losses_of_unscored_segments_have_finite_gradients(loss):
+    """A batch without a scored sample (mask all 0) gives a finite loss and gradient."""
+    pred = torch.randn(2, 6, 3, requires_grad=True)
+    target = torch.randn(2, 6, 3)
+    value = loss(pred, target, torch.zeros(2, 6))
+    value.backward()
+    assert torch.isfinite(value)
+    assert torch.isfinite(pred.grad).all()
+
+
+def test_diverging_training_stops_with_a_clear_error():
+    torch.manual_seed(0)
+    model = FusionModel(_network(), {"m0": MEGHead(np.ones((4, 11), np.float32))}, {})
+    items = [
+        SegmentArrays(
+            np.full((20, 3), np.inf, np.float32),
+            meg={"m0": (np.ones((20, 4), np.float32), np.ones(20, np.float32))},
+        )
+    ]
+    objective = Objective(kind="likelihood")
+    config = TrainingConfig(batch_size=1, max_epochs=1, device="cpu")
+    with pytest.raises(FloatingPointError, match="training loss is nan at epoch 1"):
+        train(model, items, [], objective, config, np.random.default_rng(0))

@@ -8,6 +8,16 @@ checked against its formula. Time runs along dims (0, 1) = (batch, n_times).
 import torch
 
 
+def _safe_sqrt(power):
+    """Square root of non-negative ``power``, 1 where it is 0.
+
+    Where a segment has no scored sample, prediction and target are 0 and so is the
+    covariance: the ratio is 0 either way, and the gradient stays finite (that of
+    ``sqrt`` at 0 is infinite, and infinite times 0 is NaN).
+    """
+    return torch.where(power > 0, power, torch.ones_like(power)).sqrt()
+
+
 def _masked_center(x, mask):
     """Subtract the masked mean over time of each (segment, channel)."""
     count = mask.sum(1, keepdim=True).clamp(min=1)
@@ -38,8 +48,8 @@ def pearson_r(pred, target, mask=None):
     pred = _masked_center(pred, mask)
     target = _masked_center(target, mask)
     cov = (pred * target).sum((0, 1))
-    norm = (pred.square().sum((0, 1)) * target.square().sum((0, 1))).sqrt()
-    return torch.where(norm > 0, cov / norm.clamp(min=1e-30), torch.zeros_like(cov))
+    power = pred.square().sum((0, 1)) * target.square().sum((0, 1))
+    return torch.where(power > 0, cov / _safe_sqrt(power), torch.zeros_like(cov))
 
 
 def _centred_pair(pred, target, mask):
@@ -126,8 +136,8 @@ def pattern_correlation_loss(pred, target, mask=None, weights=None):
     pred, target, _ = _centred_pair(pred, target, mask)
     if weights is not None:
         pred, target = pred * weights.sqrt(), target * weights.sqrt()
-    norm = (pred.square().sum() * target.square().sum()).sqrt().clamp(min=1e-30)
-    return 1.0 - (pred * target).sum() / norm
+    power = pred.square().sum() * target.square().sum()
+    return 1.0 - (pred * target).sum() / _safe_sqrt(power)
 
 
 def laplacian(edges, n_sources, dtype=None, device=None):

@@ -355,6 +355,12 @@ def train(
                 loss, terms = batch_loss(
                     model, batch, objective, fmri_on, channel_weights
                 )
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"The training loss is {float(loss.detach())} at epoch {epoch + 1} "
+                    f"({', '.join(f'{k} {v:.4g}' for k, v in terms.items())}): the fit "
+                    "diverged; lower lr or check the data for extreme values."
+                )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), config.clip)
