@@ -1,10 +1,13 @@
-"""Peak memory and time of the blocked local attention vs a windows-materialising one.
+"""Peak memory and time of the local attention's backends, side by side.
 
-Both compute the same causal attention over the last ``W`` samples with a learned bias
-per lag and head (checked on a small input first). The blocked version
-(:class:`mne_fusion.model.LocalCausalAttention`) runs query blocks against their key
-spans; the reference gathers every query's ``W`` keys into a (B, T, H, D, W) tensor,
-as a straightforward sliding-window implementation does.
+All compute the same causal attention over the last ``W`` samples with a learned bias
+per lag and head (checked against each other on a small input first). The backends of
+:class:`mne_fusion.model.LocalCausalAttention`: ``banded`` runs query blocks against
+their key spans (the CPU default), ``sdpa`` one scaled-dot-product call with a (T, T)
+mask, ``flex`` FlexAttention with a sliding-window block mask (compiled on CUDA; eager,
+forward only, on the CPU, so it is left out of CPU training runs). ``windowed`` is the
+reference that gathers every query's ``W`` keys into a (B, T, H, D, W) tensor, as a
+straightforward sliding-window implementation does.
 
 Each measurement runs in a fresh process; on CPU the peak is the growth of the
 resident set size (``ru_maxrss``) over the process's state after building the inputs,
@@ -14,7 +17,7 @@ Usage::
 
     python benchmarks/bench_attention.py [--n-times 4000] [--window 500]
         [--d-model 256] [--n-heads 4] [--mode train|inference] [--repeats 3]
-        [--out bench_attention.json]
+        [--backends banded sdpa flex windowed] [--out bench_attention.json]
 """
 
 import argparse
@@ -23,11 +26,15 @@ import multiprocessing
 import platform
 import resource
 import time
+import warnings
 
 import torch
 from torch.nn import functional as F
 
 from mne_fusion.model import LocalCausalAttention
+from mne_fusion.model.attention import flex_available
+
+KINDS = ("banded", "sdpa", "flex", "windowed")
 
 
 class WindowedAttention(LocalCausalAttention):
@@ -54,18 +61,46 @@ class WindowedAttention(LocalCausalAttention):
         return self.out(y.reshape(n_batch, n_times, d_model))
 
 
-def _check_equal(device):
+def _layer(kind, *args, **kwargs):
+    if kind == "windowed":
+        return WindowedAttention(*args, **kwargs)
+    return LocalCausalAttention(*args, backend=kind, **kwargs)
+
+
+def _skip_reason(kind, device, mode):
+    """Return why ``kind`` cannot run on ``device`` in ``mode``, or None."""
+    if kind != "flex":
+        return None
+    if device.type == "cpu":  # eager there: forward only, full score matrix
+        return "no FlexAttention backward on the CPU" if mode == "train" else None
+    return None if flex_available(device.type) else "FlexAttention cannot compile here"
+
+
+def _check_equal(kinds, device):
+    """Return each backend's largest difference from the windowed reference.
+
+    Float64 on the CPU; float32 elsewhere (compiled FlexAttention kernels), with heads
+    of 32 (compiled FlexAttention needs at least 16).
+    """
+    dtype, tol = (
+        (torch.float64, 1e-10) if device.type == "cpu" else (torch.float32, 1e-4)
+    )
     torch.manual_seed(0)
-    blocked = LocalCausalAttention(16, 2, 9, block_size=8).double().to(device)
+    ref = WindowedAttention(64, 2, 9).to(dtype).to(device)
     with torch.no_grad():
-        blocked.lag_bias.normal_()
-    windowed = WindowedAttention(16, 2, 9).double().to(device)
-    windowed.load_state_dict(blocked.state_dict())
-    x = torch.randn(2, 37, 16, dtype=torch.float64, device=device)
-    err = (blocked(x) - windowed(x)).abs().max().item()
-    if err > 1e-10:
-        raise RuntimeError(f"The two attentions differ by {err:.3g}.")
-    return err
+        ref.lag_bias.normal_()
+    x = torch.randn(2, 37, 64, dtype=dtype, device=device)
+    with torch.no_grad():
+        want = ref(x)
+    errors = {}
+    for kind in kinds:
+        layer = _layer(kind, 64, 2, 9, block_size=8).to(dtype).to(device)
+        layer.load_state_dict(ref.state_dict())
+        with torch.no_grad():
+            errors[kind] = (layer(x) - want).abs().max().item()
+        if errors[kind] > tol:
+            raise RuntimeError(f"{kind} differs from the reference by {errors[kind]}.")
+    return errors
 
 
 def _rss_bytes():
@@ -76,12 +111,18 @@ def _rss_bytes():
 def _measure(kind, args, queue):
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    cls = LocalCausalAttention if kind == "blocked" else WindowedAttention
+    warnings.filterwarnings("ignore", "flex_attention called without torch.compile")
     torch.manual_seed(0)
-    layer = cls(args.d_model, args.n_heads, args.window).to(device)
+    layer = _layer(kind, args.d_model, args.n_heads, args.window).to(device)
     x = torch.randn(1, args.n_times, args.d_model, device=device)
     x.requires_grad_(args.mode == "train")
     times, cpu = [], []
+    if args.warmup:  # compilation (flex on CUDA) and allocator warm-up, not timed
+        with torch.set_grad_enabled(args.mode == "train"):
+            y = layer(x)
+            if args.mode == "train":
+                y.square().mean().backward()
+        del y
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -125,12 +166,27 @@ def main():
     parser.add_argument(
         "--device", default="cuda" if torch.cuda.is_available() else "cpu"
     )
+    parser.add_argument("--backends", nargs="+", choices=KINDS, default=list(KINDS))
+    parser.add_argument(
+        "--warmup",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="one untimed step first (default: on CUDA only)",
+    )
     parser.add_argument("--out", default="bench_attention.json")
     args = parser.parse_args()
-    err = _check_equal(args.device)
+    device = torch.device(args.device)
+    if args.warmup is None:
+        args.warmup = device.type == "cuda"
+    skipped = {k: _skip_reason(k, device, args.mode) for k in args.backends}
+    kinds = [k for k in args.backends if skipped[k] is None]
+    skipped = {k: why for k, why in skipped.items() if why}
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "flex_attention called without torch.compile")
+        errors = _check_equal(kinds, device)
     context = multiprocessing.get_context("spawn")
     results = {}
-    for kind in ("blocked", "windowed"):
+    for kind in kinds:
         queue = context.Queue()
         proc = context.Process(target=_measure, args=(kind, args, queue))
         proc.start()
@@ -138,28 +194,33 @@ def main():
         if proc.exitcode:
             raise RuntimeError(f"The {kind} run failed (exit code {proc.exitcode}).")
         results[kind] = queue.get()
-    ratio = results["windowed"]["peak_mib"] / max(results["blocked"]["peak_mib"], 1e-9)
     print(
         f"Local attention, T={args.n_times}, W={args.window}, d_model={args.d_model}, "
         f"{args.n_heads} heads, {args.mode}, {args.device} ({args.threads} threads); "
-        f"max difference on a check input {err:.1e}"
+        f"max difference from the windowed reference on a check input "
+        f"{max(errors.values()):.1e}"
     )
-    print(f"{'version':<10} {'peak MiB':>10} {'time s':>8} {'CPU s':>8}")
+    print(
+        f"{'backend':<10} {'peak MiB':>10} {'time s':>8} {'CPU s':>8} {'vs banded':>10}"
+    )
+    base = results.get("banded", {}).get("time_s")
     for kind, res in results.items():
+        speed = f"{base / res['time_s']:.2f}x" if base else "-"
         print(
             f"{kind:<10} {res['peak_mib']:>10.1f} {res['time_s']:>8.3f} "
-            f"{res['cpu_s']:>8.3f}"
+            f"{res['cpu_s']:>8.3f} {speed:>10}"
         )
-    print(f"memory ratio windowed / blocked: {ratio:.1f}x")
+    for kind, why in skipped.items():
+        print(f"{kind:<10} skipped: {why}")
     with open(args.out, "w") as fid:
         json.dump(
             {
                 "config": vars(args),
                 "machine": platform.platform(),
                 "torch": torch.__version__,
-                "check_max_abs_diff": err,
+                "check_max_abs_diff": errors,
                 "results": results,
-                "memory_ratio": ratio,
+                "skipped": skipped,
             },
             fid,
             indent=2,
