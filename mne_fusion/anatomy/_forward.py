@@ -9,6 +9,8 @@ it (``_forward_key``; changing the key invalidates existing caches).
 """
 
 import hashlib
+import time
+from contextlib import contextmanager
 
 import mne
 import numpy as np
@@ -149,12 +151,22 @@ def _forward_key(info, dev_head_t, spacing, bem, origin):
     return digest.hexdigest()[:32]
 
 
+def _find_logged(fname, what):
+    """Return the cache file of ``what`` or None, saying which (hit or miss)."""
+    cached = _find_cache(fname)
+    if cached is not None:
+        logger.info("Loading the cached %s %s", what, cached)
+    else:
+        logger.info("Computing the %s (not cached yet)", what)
+    return cached
+
+
 def _template_bem():
     """Return the one-layer BEM solution of the template inner skull (cached)."""
     fname = (
         get_cache_dir("anatomy") / f"fsaverage-inner_skull-ico{_BEM_ICO}-bem-sol.fif"
     )
-    cached = _find_cache(fname)
+    cached = _find_logged(fname, f"one-layer ico{_BEM_ICO} BEM of the template")
     if cached is None:
         model = mne.make_bem_model(
             TEMPLATE_SUBJECT,
@@ -187,6 +199,20 @@ def _template_sphere():
     )
     # MEG needs only the centre; without shells no source is excluded.
     return mne.make_sphere_model(r0=center, head_radius=None)
+
+
+@contextmanager
+def _step(k, n_steps, what):
+    """Log one step of computing a forward, then how long it took."""
+    logger.info("Template forward, step %d/%d: %s", k, n_steps, what)
+    start = time.perf_counter()
+    yield
+    logger.info(
+        "Template forward, step %d/%d done in %0.1f s",
+        k,
+        n_steps,
+        time.perf_counter() - start,
+    )
 
 
 def _fixed_orientation(fwd):
@@ -262,21 +288,23 @@ def template_forward(
     target = get_cache_dir("forward") / (
         f"{_forward_key(info, dev_head_t, spacing, bem, origin)}-fwd.fif"
     )
-    fname = _find_cache(target)
-    if fname is not None:
-        logger.info("Loading the cached template forward %s", fname)
-    else:
+    fname = _find_logged(target, "template forward")
+    if fname is None:
         logger.info(
-            "Computing the template forward: %d MEG channels, %s, bem=%s",
+            "Template forward of %d MEG channels, %s, bem=%s",
             len(_meg_picks(info)),
             spacing,
             bem,
         )
-        src = template_source_space(spacing, subjects_dir)
-        head_model = _template_bem() if bem == "template" else _template_sphere()
-        fwd = mne.make_forward_solution(
-            info, _TRANS_FNAME, src, head_model, meg=True, eeg=False
-        )
+        # MNE gives no progress hook: log the steps (BEM and gains take minutes)
+        with _step(1, 4, f"{spacing} source space"):
+            src = template_source_space(spacing, subjects_dir)
+        with _step(2, 4, f"head model ({bem})"):
+            head_model = _template_bem() if bem == "template" else _template_sphere()
+        with _step(3, 4, "gains (mne.make_forward_solution)"):
+            fwd = mne.make_forward_solution(
+                info, _TRANS_FNAME, src, head_model, meg=True, eeg=False
+            )
         n_expected = sum(s["nuse"] for s in src)
         if fwd["nsource"] != n_expected:
             raise RuntimeError(
@@ -284,7 +312,10 @@ def template_forward(
                 "some lie outside the inner skull."
             )
         # MNE stores the free-orientation solution, so write it unconverted.
-        fname = _write_cache(target, lambda tmp: mne.write_forward_solution(tmp, fwd))
+        with _step(4, 4, "writing the cache"):
+            fname = _write_cache(
+                target, lambda tmp: mne.write_forward_solution(tmp, fwd)
+            )
         logger.info("Cached the template forward to %s", fname)
     # Reading back even after computing gives identical (float32-stored) gains on
     # the first and every later call.

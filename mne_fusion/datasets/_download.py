@@ -5,7 +5,8 @@ pooch's HTTP downloader and is moved into place only once its hash matches, so a
 interrupted or corrupted download leaves nothing behind; the partial file of a
 process killed meanwhile is recognised by its name and removed by a later fetch. A
 download that receives less than 1 KiB (one chunk) in ``stall_timeout`` seconds is cut,
-not one that merely takes long.
+not one that merely takes long. One bar (MNE's, silent below INFO) counts the bytes of
+all the files of a fetch.
 """
 
 import os
@@ -15,7 +16,7 @@ import time
 
 import mne
 import pooch
-from mne.utils import logger
+from mne.utils import ProgressBar, logger
 
 from ..utils import _check_positive
 
@@ -78,16 +79,51 @@ def _is_dead(host, pid):
     return False
 
 
+class _Progress:
+    """One progress bar over the bytes of all the files that a fetch downloads.
+
+    MNE's :class:`~mne.utils.ProgressBar` follows MNE's logging level: it is shown
+    at INFO and below, silent at WARNING.
+    """
+
+    def __init__(self, files, mesg):
+        self.done = 0  # bytes of the files completed so far
+        self.bar = ProgressBar(
+            sum(remote.size for remote in files),
+            mesg=mesg,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            which_tqdm=None if files else "off",  # nothing to download: no bar
+        )
+
+    def advance(self, n_bytes):
+        self.bar.update_with_increment_value(n_bytes)
+
+    def finish_file(self, size):
+        self.done += size
+        self.bar.update(self.done)
+
+    def rewind(self):
+        """Take back the bytes of a failed attempt (a retry counts them again)."""
+        self.bar.update(self.done)
+
+    def close(self):
+        self.bar._tqdm.close()  # ProgressBar closes only on deletion otherwise
+
+
 class _Watchdog:
     """A file for pooch's downloader that cuts the download when it stalls.
 
     pooch writes one chunk (1 KiB) at a time; when none arrives for ``timeout``
-    seconds, the socket is shut down, which ends the blocked read.
+    seconds, the socket is shut down, which ends the blocked read. The bytes written
+    advance ``progress``.
     """
 
-    def __init__(self, fid, timeout):
+    def __init__(self, fid, timeout, progress):
         self.fid = fid
         self.timeout = timeout
+        self.progress = progress
         self.last = time.monotonic()
         self.response = None
         self.cut = False
@@ -101,6 +137,7 @@ class _Watchdog:
 
     def write(self, data):
         self.last = time.monotonic()
+        self.progress.advance(len(data))
         return self.fid.write(data)
 
     def flush(self):
@@ -128,16 +165,17 @@ class _Watchdog:
         self._thread.join()
 
 
-def _stream(remote, local, timeout, progressbar):
+def _stream(remote, local, timeout, progress):
     """Download one file into a partial file, then move it into place if it verifies."""
     import requests  # pooch's own dependency; imported lazily like pooch does
 
     partial = local.with_name(f"{local.name}.{_HOST}-{os.getpid()}{_PARTIAL}")
-    logger.info(f"Downloading {remote.path} from {remote.url}")
+    # one line a file would break the overall bar: DEBUG only
+    logger.debug(f"Downloading {remote.path} from {remote.url}")
     try:
-        with open(partial, "wb") as fid, _Watchdog(fid, timeout) as watchdog:
+        with open(partial, "wb") as fid, _Watchdog(fid, timeout, progress) as watchdog:
             downloader = pooch.HTTPDownloader(
-                progressbar=progressbar,
+                progressbar=False,
                 timeout=timeout,
                 hooks={"response": watchdog.hook},
             )
@@ -157,11 +195,15 @@ def _stream(remote, local, timeout, progressbar):
             str(partial), remote.hash, strict=True, source=remote.path
         )
         os.replace(partial, local)
+    except BaseException:
+        progress.rewind()
+        raise
     finally:
         partial.unlink(missing_ok=True)
+    progress.finish_file(remote.size)
 
 
-def _download(remote, local, timeout, progressbar, retries):
+def _download(remote, local, timeout, progress, retries):
     """Download one file, tried again on failure; errors say what to do."""
     import requests
 
@@ -169,7 +211,7 @@ def _download(remote, local, timeout, progressbar, retries):
         local.parent.mkdir(parents=True, exist_ok=True)
         for attempt in range(retries + 1):
             try:
-                return _stream(remote, local, timeout, progressbar)
+                return _stream(remote, local, timeout, progress)
             except (TimeoutError, ValueError, requests.exceptions.RequestException):
                 if attempt == retries:
                     raise
@@ -194,12 +236,12 @@ def _download(remote, local, timeout, progressbar, retries):
         raise _unwritable(local.parent, err) from None
 
 
-def _replace(remote, local, timeout, progressbar, retries):
+def _replace(remote, local, timeout, progress, retries):
     """Download a file that exists again; the old copy comes back if that fails."""
     backup = local.with_name(f"{local.name}.mne-fusion-old")
     os.replace(local, backup)
     try:
-        _download(remote, local, timeout, progressbar, retries)
+        _download(remote, local, timeout, progress, retries)
     except BaseException:
         os.replace(backup, local)
         raise

@@ -16,7 +16,6 @@ hashes and requests nothing.
 import csv
 import gzip
 import json
-import logging
 import os
 import shutil
 import tempfile
@@ -31,6 +30,7 @@ from mne.utils import logger, sizeof_fmt, verbose
 from ..utils import _check_option, _validate_type, fill_doc, get_data_root
 from ._download import (
     _download,
+    _Progress,
     _remove_stale_partials,
     _replace,
     _stall_timeout,
@@ -278,13 +278,14 @@ def fetch_files(
         logger.info(
             f"Downloading {len(missing)} {accession} file(s) ({size}) to {root}"
         )
-    show_bar = logger.getEffectiveLevel() <= logging.INFO and _has_tqdm()
+    # one bar over the bytes of all the files, not one a file
+    progress = _Progress(missing, f"{accession}, {len(missing)} file(s)")
     try:
         for remote in todo:
             local = root / remote.path
             manifest.discard(remote)
             if local.is_file() and force_update:
-                _replace(remote, local, timeout, show_bar, _RETRIES)
+                _replace(remote, local, timeout, progress, _RETRIES)
             elif local.is_file():
                 # a present file that was never verified (or changed since): check it
                 # here so that a mismatch says "force_update" instead of downloading
@@ -293,16 +294,11 @@ def fetch_files(
                 ):
                     raise _local_mismatch(remote, local)
             else:
-                _download(remote, local, timeout, show_bar, _RETRIES)
+                _download(remote, local, timeout, progress, _RETRIES)
             manifest.add(local, remote)
     finally:
+        progress.close()
         manifest.save()
+    if missing:
+        logger.info(f"Downloaded and verified {len(missing)} {accession} file(s)")
     return root
-
-
-def _has_tqdm():
-    try:
-        import tqdm  # noqa: F401
-    except ImportError:
-        return False
-    return True

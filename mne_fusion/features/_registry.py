@@ -1,6 +1,7 @@
 """Registry of feature extractors: built-ins, then entry-point plugins."""
 
 import inspect
+import time
 from functools import cache
 from importlib.metadata import entry_points
 
@@ -198,4 +199,12 @@ def extract(
         if isinstance(extractor, str):
             extractor = get_extractor(extractor)
         instances.append(extractor)
-    return concatenate_features([ex.extract(stimulus, sfreq) for ex in instances])
+    parts = []
+    for k, extractor in enumerate(instances, 1):
+        start = time.perf_counter()
+        parts.append(extractor.extract(stimulus, sfreq))
+        logger.info(
+            f"Features {k}/{len(instances)} ({extractor.name!r}): "
+            f"{parts[-1].n_features} column(s) in {time.perf_counter() - start:0.1f} s"
+        )
+    return concatenate_features(parts)
