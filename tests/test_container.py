@@ -125,9 +125,9 @@ def test_add_meg_raw(ds, toy_forward):
     # Cropped to the features, sample 0 = onset regardless of first_samp, SI units.
     data = meg.runs["a"]
     assert data.shape == (29, N_TIMES)
-    assert data.dtype == np.float64
+    assert data.dtype == np.float32  # runs are stored in float32
     expected = raw.get_data(picks=names)[:, :N_TIMES]
-    np.testing.assert_array_equal(data, expected)
+    np.testing.assert_array_equal(data, expected.astype(np.float32))
     np.testing.assert_allclose(data[0, :3], [0, 1e-15, 2e-15])
     assert meg.noise_ceiling is None
     assert repr(meg) == "<MEGSubject 'S1' | 29 channels, 84 sources, 1 stories>"

@@ -444,7 +444,7 @@ def test_add_meg(toy_forward, meg_info, subject, data, forward_kind):
         assert meg.gain.shape[1] == sum(len(v) for v in meg.vertices)
         assert len(meg.info["ch_names"]) == n_channels
         for story, run in meg.runs.items():
-            assert run.dtype == np.float64
+            assert run.dtype == np.float32  # MEG runs are kept in float32
             assert run.shape[-2:] == (n_channels, N_TIMES)
             assert np.all(np.isfinite(run)), "a non-finite MEG run was stored"
             inst = runs[story]
@@ -455,7 +455,9 @@ def test_add_meg(toy_forward, meg_info, subject, data, forward_kind):
             else:
                 source = inst.get_data(picks=picks)
             m = min(N_TIMES, source.shape[-1])
-            np.testing.assert_array_equal(run[..., :m], source[..., :m])
+            np.testing.assert_array_equal(
+                run[..., :m], source[..., :m].astype(np.float32)
+            )
             assert np.any(run), "an all-zero MEG run was stored"
         if meg.noise_ceiling is not None:
             assert meg.noise_ceiling.shape == (n_channels,)

@@ -5,6 +5,6 @@ data sets, which live in :mod:`mne_fusion.datasets`).
 """
 
 from ._dataset import FusionDataset
-from ._subjects import FMRISubject, MEGSubject, Segment
+from ._subjects import FMRISubject, MEGSubject, Segment, SegmentSpan
 
-__all__ = ["FMRISubject", "FusionDataset", "MEGSubject", "Segment"]
+__all__ = ["FMRISubject", "FusionDataset", "MEGSubject", "Segment", "SegmentSpan"]

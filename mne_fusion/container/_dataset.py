@@ -15,11 +15,11 @@ from mne.io import BaseRaw
 from mne.utils import logger, verbose
 
 from ..features import Features
-from ..utils import _check_positive, _validate_type
+from ..utils import _validate_type
 from ._common import _lookup, _same
 from ._fmri_runs import _fmri_subject
 from ._meg_runs import _meg_subject
-from ._segments import _story_segments
+from ._segments import _cut, _story_segments, _story_spans
 from ._subjects import FMRISubject
 
 
@@ -347,31 +347,60 @@ class FusionDataset:
         -------
         segments : list of Segment
             Story by story, in time order.
+
+        See Also
+        --------
+        segment_spans : Where the same excerpts lie, without their data.
         """
+        per_story = self._spans(length, overlap, stories)
+        out = []
+        for spans in per_story:
+            story = spans[0].story
+            out.extend(
+                _story_segments(spans, self._stimuli[story], self._meg, self._fmri)
+            )
+        logger.info(f"Cut {len(per_story)} stories into {len(out)} segments")
+        return out
+
+    @verbose
+    def segment_spans(self, length=40.0, overlap=0.5, stories=None, *, verbose=None):
+        """Return where the excerpts of :meth:`segments` lie, without their data.
+
+        Parameters
+        ----------
+        length, overlap, stories
+            As for :meth:`segments`.
+        %(verbose)s
+
+        Returns
+        -------
+        spans : list of SegmentSpan
+            Story, samples, MEG subjects and fMRI TRs of each excerpt, in the order
+            of :meth:`segments`; a training set slices the data from the runs.
+        """
+        per_story = self._spans(length, overlap, stories)
+        out = [span for spans in per_story for span in spans]
+        logger.info(f"Cut {len(per_story)} stories into {len(out)} spans")
+        return out
+
+    def _spans(self, length, overlap, stories):
+        """Return the spans of each story (a list per story), arguments checked."""
         if self.sfreq is None:
             raise ValueError("The dataset has no story; call add_stimulus first.")
-        length = _check_positive(length, "length")
-        _validate_type(overlap, "numeric", "overlap")
-        if not 0 <= overlap < 1:
-            raise ValueError(f"overlap must be in [0, 1), got {overlap}.")
+        n_length, step = _cut(length, overlap, self.sfreq)
         stories = self.stories if stories is None else self._check_stories(stories)
-        n_length = max(1, round(length * self.sfreq))
-        step = max(1, round(n_length * (1 - overlap)))
-        out = []
-        for story in stories:
-            out.extend(
-                _story_segments(
-                    story,
-                    self._stimuli[story],
-                    self._meg,
-                    self._fmri,
-                    self.sfreq,
-                    n_length,
-                    step,
-                )
+        return [
+            _story_spans(
+                story,
+                self._stimuli[story].n_times,
+                self._meg,
+                self._fmri,
+                self.sfreq,
+                n_length,
+                step,
             )
-        logger.info(f"Cut {len(stories)} stories into {len(out)} segments")
-        return out
+            for story in stories
+        ]
 
     # ------------------------------------------------------------------ checks
     def _check_new_name(self, name, kind, existing):

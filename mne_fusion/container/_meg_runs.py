@@ -18,6 +18,9 @@ from ..utils import _check_finite, _validate_type
 from ._common import _same
 from ._subjects import MEGSubject
 
+# Values (channels x samples) read from a run at a time when converting it to float32.
+_CHUNK = 2**20
+
 
 def _meg_subject(name, runs, forward, stimuli, sfreq):
     """Build an MEG subject from checked runs and a forward model.
@@ -133,7 +136,9 @@ def _meg_run(story, inst, names, sfreq, n_times):
     Returns
     -------
     data : array, shape (n_channels, n_times) | (n_epochs, n_channels, n_times)
-        The run in float64; one missing final sample is filled with the last one.
+        The run in float32 (read in float64 a chunk at a time, so that the run is
+        never held twice in float64); one missing final sample is filled with the
+        last one.
     """
     run_sfreq = inst.info["sfreq"]
     if not _same(run_sfreq, sfreq):
@@ -152,20 +157,36 @@ def _meg_run(story, inst, names, sfreq, n_times):
             )
         if len(inst) == 0:
             raise ValueError(f"runs[{story!r}] (Epochs) has no epoch.")
-        data = inst.get_data(picks=picks)[..., onset:]
+        n_have = len(inst.times) - onset
+        shape = (len(inst), len(picks))
     else:
-        data = inst.get_data(picks=picks, stop=min(inst.n_times, n_times))
-    data = np.asarray(data, dtype=np.float64)
-    if data.shape[-1] < n_times - 1:
+        n_have = min(inst.n_times, n_times)
+        shape = (len(picks),)
+    if n_have < n_times - 1:
         raise ValueError(
-            f"runs[{story!r}] has {data.shape[-1]} samples from the stimulus onset "
+            f"runs[{story!r}] has {n_have} samples from the stimulus onset "
             f"but the story's features have {n_times}; the run must cover the "
             "story."
         )
-    if data.shape[-1] < n_times:
-        data = np.concatenate([data, data[..., -1:]], axis=-1)
-    data = data[..., :n_times]
-    _check_finite(data, f"runs[{story!r}]")
+    data = np.empty(shape + (n_times,), np.float32)
+    n_have = min(n_have, n_times)
+    if isinstance(inst, BaseEpochs):
+        for k in range(len(inst)):  # one epoch in float64 at a time
+            data[k, :, :n_have] = inst.get_data(picks=picks, item=[k])[
+                0, :, onset : onset + n_have
+            ]
+    else:
+        step = max(1, _CHUNK // len(picks))  # a few MB in float64 at a time
+        for start in range(0, n_have, step):
+            stop = min(start + step, n_have)
+            data[:, start:stop] = inst.get_data(picks=picks, start=start, stop=stop)
+    if n_have < n_times:
+        data[..., n_have:] = data[..., n_have - 1 : n_have]
+    # finite in float32 too, checked a block at a time (no mask of the whole run)
+    step = max(1, _CHUNK // max(1, data[..., 0].size))
+    for start in range(0, n_times, step):
+        if not np.isfinite(data[..., start : start + step]).all():
+            _check_finite(data, f"runs[{story!r}]")
     return data
 
 
@@ -219,7 +240,7 @@ def _split_half_ceiling(arrays):
         averages of the even and of the odd epochs, concatenated over stories.
     """
     halves = [
-        (data[0::2].mean(axis=0), data[1::2].mean(axis=0))
+        (data[0::2].mean(axis=0, dtype=float), data[1::2].mean(axis=0, dtype=float))
         for data in arrays.values()
         if data.ndim == 3 and data.shape[0] >= 2
     ]

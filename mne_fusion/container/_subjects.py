@@ -51,8 +51,9 @@ class MEGSubject(_Subject):
         ``gain``'s columns).
     runs : dict
         Story -> array, shape (n_channels, n_times) for a continuous run, or
-        (n_epochs, n_channels, n_times) for repeated presentations; SI units (T, T/m);
-        sample 0 is the stimulus onset and ``n_times`` equals the story's features.
+        (n_epochs, n_channels, n_times) for repeated presentations; SI units (T, T/m),
+        float32; sample 0 is the stimulus onset and ``n_times`` equals the story's
+        features.
     noise_ceiling : array, shape (n_channels,) | None
         Highest Pearson r a perfect model can reach on the epoch-averaged data, from
         split-half repeat correlations; None when no story has two or more epochs.
@@ -77,10 +78,13 @@ class MEGSubject(_Subject):
         Returns
         -------
         data : array, shape (n_channels, n_times)
-            The continuous run as it is, or the mean of the repeated presentations.
+            The continuous run as it is, or the mean of the repeated presentations
+            (summed in float64, returned in the type of the run).
         """
         run = self._run(story)
-        return run.mean(axis=0) if run.ndim == 3 else run
+        if run.ndim == 3:
+            return run.mean(axis=0, dtype=np.float64).astype(run.dtype, copy=False)
+        return run
 
     def _summary(self):
         return f"{self.gain.shape[0]} channels, {self.gain.shape[1]} sources"
@@ -137,6 +141,31 @@ class FMRISubject(_Subject):
         kind = "mapped targets" if self.mapping is not None else "vertices"
         n_targets = next(iter(self.runs.values())).shape[1]
         return f"{n_targets} {kind}, TR {self.tr:g} s"
+
+
+@dataclass(frozen=True, eq=False)
+class SegmentSpan:
+    """Where an excerpt lies, without its data: what :class:`Segment` holds but arrays.
+
+    Parameters
+    ----------
+    story : str
+        The story it is cut from.
+    start, stop : int
+        Its first sample and the one after its last, in the story's features.
+    meg : tuple of str
+        The MEG subjects with a run of the story.
+    fmri : dict
+        fMRI subject -> ``(tr_times, trs)``: the stimulus times (s) of the TRs
+        acquired in ``[start / sfreq, stop / sfreq)`` and the slice of the run's TRs
+        they are. Subjects without a TR in the excerpt are left out.
+    """
+
+    story: str
+    start: int
+    stop: int
+    meg: tuple
+    fmri: dict
 
 
 @dataclass(frozen=True, eq=False, repr=False)

@@ -15,6 +15,9 @@ from scipy import sparse
 
 from ..anatomy import morph_or_identity, same_vertices
 
+# Values (channels x samples) of a run converted to float64 at a time.
+_BLOCK = 2**22
+
 
 @dataclass(eq=False)
 class MEGSetup:
@@ -79,15 +82,20 @@ class PreparedData:
     Parameters
     ----------
     features : dict of str -> array
-        Story -> stimulus features (n_times, n_features).
+        Story -> stimulus features (n_times, n_features) of the training and
+        validation stories (the container's arrays, not copies).
     meg : dict of str -> dict of str -> array
-        Subject -> story -> whitened MEG (n_channels, n_times), epochs averaged.
+        Subject -> story -> whitened MEG (n_times, n_channels), epochs averaged,
+        float32 and C-contiguous (whitened in float64 one story at a time): the rows
+        of an excerpt are one contiguous block.
     bold : dict of str -> dict of str -> array
         Subject -> story -> standardised BOLD (n_trs, n_targets), float32.
     bold_tmin : dict of str -> dict of str -> float
         Subject -> story -> time of the first TR (s).
-    segments : dict of str -> list of Segment
-        ``"train"`` and ``"validation"`` -> the container's aligned excerpts.
+    segments : dict of str -> list of SegmentSpan
+        ``"train"`` and ``"validation"`` -> where the container's aligned excerpts
+        lie (:meth:`FusionDataset.segment_spans`); their data are cut from the runs
+        above when a training set asks for them.
     """
 
     features: dict
@@ -129,15 +137,17 @@ def prepare(dataset, src, subjects_dir, stories, noise_cov, segment_length, over
     train = stories["train"]
     fitted = set(train) | set(stories["validation"])
     _check_trained(dataset, train)
-    data = PreparedData(features={s: dataset.stimulus(s).data for s in train})
+    data = PreparedData(
+        features={s: dataset.stimulus(s).data for s in dataset.stories if s in fitted}
+    )
     meg, stats = {}, []
     for k, name in enumerate(dataset.meg_subjects):
         subject = dataset.meg(name)
         cov = noise_cov.get(name)
-        runs = {s: subject.average(s) for s in subject.runs}
         # statistics of the whitened data come from the training stories only
-        scaled = [runs[s] for s in train if s in runs] or [next(iter(runs.values()))]
-        whitener = _whitener(cov, subject.info, scaled)
+        scaled = [s for s in train if s in subject.runs] or [next(iter(subject.runs))]
+        moments = _channel_covariance(subject, scaled)
+        whitener = _whitener(cov, subject.info, moments)
         morph = morph_or_identity(
             src, subject.forward["src"], subjects_dir=subjects_dir, verbose=False
         )
@@ -151,11 +161,12 @@ def prepare(dataset, src, subjects_dir, stories, noise_cov, segment_length, over
             noise_cov=cov,
             weights=_weights(subject.noise_ceiling),
         )
-        white = whitener @ np.concatenate(scaled, axis=1)
-        stats.append(
-            (white.var(axis=1).mean(), np.square(whitener @ gain).sum(axis=1).mean())
-        )
-        data.meg[name] = {s: whitener @ runs[s] for s in runs if s in fitted}
+        # per-channel variance of the whitened data: diag(W C W')
+        white_var = np.einsum("ij,jk,ik->i", whitener, moments, whitener)
+        stats.append((white_var.mean(), np.square(whitener @ gain).sum(axis=1).mean()))
+        data.meg[name] = {
+            s: whiten(whitener, subject, s) for s in subject.runs if s in fitted
+        }
     vertices = [np.array(s["vertno"]) for s in src]
     fmri = {}
     for k, name in enumerate(dataset.fmri_subjects):
@@ -173,7 +184,7 @@ def prepare(dataset, src, subjects_dir, stories, noise_cov, segment_length, over
         data.bold_tmin[name] = dict(subject.tmin)
     for part in ("train", "validation"):
         data.segments[part] = (
-            dataset.segments(segment_length, overlap, stories[part], verbose=False)
+            dataset.segment_spans(segment_length, overlap, stories[part], verbose=False)
             if stories[part]
             else []
         )
@@ -221,9 +232,55 @@ def source_scale(stats):
     return float(np.sqrt(data_var / gain_power))
 
 
-def _whitener(cov, info, runs):
+def _blocks(subject, story):
+    """Yield the epoch-averaged run of ``story`` in float64, block by block.
+
+    A block is a few tens of MB of samples: no story is ever whole in float64.
+    """
+    run = subject.runs[story]
+    step = max(1, _BLOCK // len(run[..., 0].ravel()))
+    for start in range(0, run.shape[-1], step):
+        block = run[..., start : start + step]
+        if run.ndim == 3:
+            yield block.mean(axis=0, dtype=np.float64)
+        else:
+            yield block.astype(np.float64)
+
+
+def whiten(whitener, subject, story):
+    """Return the whitened run, (n_times, n_channels) float32 in C order."""
+    run = subject.runs[story]
+    out = np.empty((run.shape[-1], len(whitener)), np.float32)
+    start = 0
+    for block in _blocks(subject, story):
+        out[start : start + block.shape[1]] = (whitener @ block).T
+        start += block.shape[1]
+    return out
+
+
+def _channel_covariance(subject, stories):
+    """Covariance of the channels over the concatenated epoch-averaged runs.
+
+    Two passes over the stories (means, then centred products), a block of samples
+    in float64 at a time: never a float64 copy of all runs, nor of one.
+    """
+    n_times, total = 0, 0.0
+    for story in stories:
+        for block in _blocks(subject, story):
+            n_times += block.shape[1]
+            total = total + block.sum(axis=1)
+    mean = total / n_times
+    cov = 0.0
+    for story in stories:
+        for block in _blocks(subject, story):
+            block -= mean[:, None]
+            cov = cov + block @ block.T
+    return cov / n_times
+
+
+def _whitener(cov, info, moments):
     if cov is None:
-        std = np.concatenate(runs, axis=1).std(axis=1)
+        std = np.sqrt(np.diag(moments))
         return np.diag(1.0 / np.where(std > 0, std, 1.0))
     return mne.cov.compute_whitener(cov, info, pca=False, verbose=False)[0]
 

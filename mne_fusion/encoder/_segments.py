@@ -1,12 +1,16 @@
 """Training excerpts as the network takes them: whitened, standardised, float32.
 
-Each :class:`~mne_fusion.container.Segment` of the container becomes one
+Each excerpt of the container (a :class:`~mne_fusion.container.SegmentSpan`, or a
+:class:`~mne_fusion.container.Segment`) becomes one
 :class:`~mne_fusion.model.SegmentArrays`: the features, per MEG head the whitened data
 and the mask of scored samples, per fMRI head the pooling of the samples into TRs, the
-standardised BOLD and the mask of scored volumes.
+standardised BOLD and the mask of scored volumes. :class:`SegmentSet` cuts them one at
+a time from the prepared float32 runs, when training asks for them, so that the
+overlapping excerpts of hours of recordings are never all in memory at once.
 """
 
 import numpy as np
+import torch
 
 from ..model import SegmentArrays, tr_pooling
 
@@ -14,15 +18,16 @@ from ..model import SegmentArrays, tr_pooling
 HRF_TAPS = 10
 
 
-def segment_arrays(segments, data, meg, fmri, sfreq, burn_in):
-    """Return the network's arrays of ``segments``.
+class SegmentSet(torch.utils.data.Dataset):
+    """The training excerpts of a fit, each cut and converted when it is asked for.
 
     Parameters
     ----------
-    segments : list of Segment
-        Excerpts cut by :meth:`FusionDataset.segments`.
+    segments : list of SegmentSpan | list of Segment
+        Where the excerpts lie (:meth:`FusionDataset.segment_spans`); only their
+        story, samples, MEG subjects and TR times are read, never their data.
     data : PreparedData
-        Whitened MEG and standardised BOLD of the segments' stories.
+        Features, whitened MEG (float32) and standardised BOLD of their stories.
     meg, fmri : dict
         The :class:`MEGSetup` and :class:`FMRISetup` of each subject.
     sfreq : float
@@ -31,24 +36,45 @@ def segment_arrays(segments, data, meg, fmri, sfreq, burn_in):
         Seconds at the start of an excerpt (not the story's first) left unscored:
         the attention has not yet seen its context.
 
-    Returns
-    -------
-    items : list of SegmentArrays
-        One per segment.
+    Attributes
+    ----------
+    lengths : list of int
+        Number of samples of each excerpt, known without cutting it.
+
+    Notes
+    -----
+    An item's MEG arrays are read-only views of the prepared runs (the rows of an
+    excerpt are contiguous); the features, pooling, BOLD and masks are new arrays.
     """
-    n_burn = int(round(burn_in * sfreq))
-    items = []
-    for seg in segments:
+
+    def __init__(self, segments, data, meg, fmri, sfreq, burn_in):
+        self.segments = list(segments)
+        self.data, self.meg, self.fmri = data, meg, fmri
+        self.sfreq, self.burn_in = sfreq, burn_in
+        self.lengths = [seg.stop - seg.start for seg in self.segments]
+
+    def __len__(self):
+        return len(self.segments)
+
+    def __getitem__(self, index):
+        """Return excerpt ``index`` as a :class:`~mne_fusion.model.SegmentArrays`."""
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} segments")
+        seg = self.segments[index]
+        data, sfreq, burn_in = self.data, self.sfreq, self.burn_in
         n_times = seg.stop - seg.start
-        item = SegmentArrays(seg.features.astype(np.float32))
+        features = data.features[seg.story][seg.start : seg.stop]
+        item = SegmentArrays(np.asarray(features, np.float32))
         mask = np.ones(n_times, np.float32)
         if seg.start > 0:
-            mask[:n_burn] = 0
+            mask[: int(round(burn_in * sfreq))] = 0
+        mask.flags.writeable = False  # shared by the MEG heads
         for name in seg.meg:
-            white = data.meg[name][seg.story][:, seg.start : seg.stop]
-            item.meg[meg[name].key] = (np.ascontiguousarray(white.T, np.float32), mask)
+            white = data.meg[name][seg.story][seg.start : seg.stop]
+            white.flags.writeable = False
+            item.meg[self.meg[name].key] = (white, mask)
         for name, (tr_times, _) in seg.fmri.items():
-            setup = fmri[name]
+            setup = self.fmri[name]
             first = data.bold_tmin[name][seg.story]
             tr_index = np.rint((tr_times - first) / setup.tr).astype(int)
             bold = data.bold[name][seg.story][tr_index]
@@ -65,5 +91,7 @@ def segment_arrays(segments, data, meg, fmri, sfreq, burn_in):
                 bold,
                 scored.astype(np.float32),
             )
-        items.append(item)
-    return items
+        return item
+
+    def __repr__(self):
+        return f"<SegmentSet | {len(self)} segments, {sum(self.lengths)} samples>"

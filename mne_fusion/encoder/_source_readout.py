@@ -31,7 +31,7 @@ def solve_source_layer(network, data, meg, stories, prior, source_scale, snr):
     network : FusionNetwork
         The trained network.
     data : PreparedData
-        Features and whitened MEG of the training stories.
+        Features and whitened MEG (float32) of the training stories.
     meg : dict of str -> MEGSetup
         The MEG subjects.
     stories : list of str
@@ -58,7 +58,9 @@ def solve_source_layer(network, data, meg, stories, prior, source_scale, snr):
                 feats = np.asarray(data.features[story], np.float32)
                 # float32, as computed: hours of stimulus x ~900 columns
                 hidden[story] = hidden_features(network, feats)[0].cpu().numpy()
-        white[name] = {s: data.meg[name][s] for s in subject_stories}
+        # (n_channels, n_times) views of the float32 runs: the solver's sums are
+        # taken story by story, no float64 copy of all runs is made here
+        white[name] = {s: data.meg[name][s].T for s in subject_stories}
         gains[name] = setup.whitener @ setup.gain
     weight, bias, snr, alpha = map_source_readout(hidden, white, gains, prior, snr)
     with torch.no_grad():

@@ -29,7 +29,7 @@ class RidgeMoments:
         self.n = len(design)
         self.sx = design.sum(axis=0)
         self.xx = design.T @ design
-        self.sy = target.sum(axis=1)
+        self.sy = target.sum(axis=1, dtype=np.float64)
         self.xy = target @ design
 
     def _combine(self, other, sign):
