@@ -12,19 +12,20 @@ and heads), ``_source_readout`` (closed-form source layer), ``_prediction``
 import mne
 import numpy as np
 import torch
-from mne.utils import ProgressBar, logger
+from mne.utils import logger
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from ..anatomy import template_source_space
-from ..model import calibrate_fmri_gains, train
+from ..model import calibrate_fmri_gains
+from ..model.distributed import local_device, process_group
 from ..utils import fill_doc, verbose_method
-from . import _io, _params
+from . import _fit, _io, _params
 from ._network import build_model
 from ._prediction import PredictionMixin
 from ._prepare import prepare
 from ._prior import fmri_evidence, prior_variance
-from ._segments import segment_arrays
+from ._segments import SegmentSet
 from ._source_readout import lagged_scale, solve_source_layer
 
 
@@ -288,7 +289,7 @@ class FusionEncoder(PredictionMixin, BaseEstimator):
 
     @verbose_method
     @fill_doc
-    def fit(self, X, y=None, noise_cov=None, *, verbose=None):
+    def fit(self, X, y=None, noise_cov=None, *, checkpoint=None, verbose=None):
         """Fit the encoder to every MEG and fMRI subject of a dataset.
 
         Parameters
@@ -301,6 +302,13 @@ class FusionEncoder(PredictionMixin, BaseEstimator):
             Sensor noise covariance per MEG subject, used to whiten its data (and for
             :meth:`apply_inverse`). Subjects without one are scaled by each channel's
             standard deviation.
+        checkpoint : path-like | None
+            File where the whole training state is written (atomically) after every
+            epoch. When it exists as ``fit`` starts, training resumes from it; it
+            must come from a fit of the same data and parameters (``max_epochs``,
+            ``patience`` and ``verbose`` may differ). On the CPU, a resumed fit gives
+            the model of a fit run straight through. See :ref:`ug-scale`, also for
+            fits over several processes or GPUs (``torchrun``).
         %(verbose)s
 
         Returns
@@ -313,15 +321,22 @@ class FusionEncoder(PredictionMixin, BaseEstimator):
         noise_cov = _params.check_noise_cov(noise_cov, X.meg_subjects)
         src = template_source_space(self.spacing, self.subjects_dir, verbose=False)
         self.vertices_ = [np.array(s["vertno"]) for s in src]
-        n_sources = sum(len(v) for v in self.vertices_)
         train_stories, val_stories = _params.split_stories(X.stories, self.validation)
         self.train_stories_, self.validation_stories_ = train_stories, val_stories
         self.n_features_in_ = len(X.feature_names)
         self.feature_names_in_ = np.array(X.feature_names, dtype=object)
-        self.device_ = _params.resolve_device(self.device)
-        seed = _params.fit_seed(self.random_state)
+        self.device_ = local_device(_params.resolve_device(self.device))
+        with process_group(self.device_) as shard:
+            self._fit(X, noise_cov, src, readout_snr, checkpoint, shard)
+        return self
 
-        stories = {"train": train_stories, "validation": val_stories}
+    def _fit(self, X, noise_cov, src, readout_snr, checkpoint, shard):
+        """Prepare, train and read out, as this process of ``shard``."""
+        n_sources = sum(len(v) for v in self.vertices_)
+        train_stories = self.train_stories_
+        # every process of a data-parallel fit takes rank 0's seed
+        seed = shard.broadcast(_params.fit_seed(self.random_state))
+        stories = {"train": train_stories, "validation": self.validation_stories_}
         meg, fmri, data, self.source_scale_ = prepare(
             X,
             src,
@@ -336,7 +351,7 @@ class FusionEncoder(PredictionMixin, BaseEstimator):
         self.fmri_evidence_ = fmri_evidence(data, fmri, train_stories, n_sources)
         prior = prior_variance(self.fmri_evidence_, self.fmri_prior, n_sources)
         items = {
-            part: segment_arrays(segs, data, meg, fmri, self.sfreq, self.burn_in)
+            part: SegmentSet(segs, data, meg, fmri, self.sfreq, self.burn_in)
             for part, segs in data.segments.items()
         }
         logger.info(
@@ -364,17 +379,10 @@ class FusionEncoder(PredictionMixin, BaseEstimator):
                 [data.features[s] for s in train_stories],
             ).to(self.device_)
             network = self.model_.network
-            with ProgressBar(self.max_epochs, mesg="Fitting FusionEncoder") as bar:
-                self.history_ = train(
-                    self.model_,
-                    items["train"],
-                    items["validation"],
-                    objective,
-                    config,
-                    np.random.default_rng(seed),
-                    channel_weights=weights,
-                    callback=lambda record: _report(bar, record),
-                )
+            checkpoint = _fit.make_checkpoint(checkpoint, self, data, meg, fmri)
+            self.history_ = _fit.train_network(
+                self, items, objective, config, seed, weights, shard, checkpoint
+            )
             self.model_.eval()
             self.readout_snr_ = self.readout_alpha_ = None
             if self.readout == "map" and meg:
@@ -396,8 +404,10 @@ class FusionEncoder(PredictionMixin, BaseEstimator):
                     readout_snr,
                 )
                 if fmri:
-                    calibrate_fmri_gains(self.model_, items["train"], objective, config)
-        return self
+                    calibrate_fmri_gains(
+                        self.model_, items["train"], objective, config, shard
+                    )
+            shard.sync_state(self.model_)  # the same fitted model on every process
 
     @verbose_method
     @fill_doc
@@ -435,13 +445,3 @@ class FusionEncoder(PredictionMixin, BaseEstimator):
             fmri=self._fmri,
             overwrite=overwrite,
         )
-
-
-def _report(bar, record):
-    bar.update(record["epoch"])
-    val = ", ".join(f"{k} {v:.3f}" for k, v in record.get("val_r", {}).items())
-    logger.info(
-        f"Epoch {record['epoch']} ({record['phase']}): train loss "
-        f"{record['train_loss']:.4f}, validation loss "
-        f"{record.get('val_loss', float('nan')):.4f}, r: {val}"
-    )

@@ -4,7 +4,15 @@ Private: the public entry point is :class:`mne_fusion.FusionEncoder`.
 """
 
 from .attention import LocalCausalAttention
-from .batching import SegmentArrays, batches, collate
+from .batching import (
+    SegmentArrays,
+    batches,
+    collate,
+    load_batches,
+    segment_lengths,
+)
+from .checkpoint import Checkpoint, TrainingState
+from .distributed import Shard, process_group
 from .heads import FMRIHead, MEGHead, tr_pooling
 from .losses import (
     correlation_loss,
@@ -41,6 +49,7 @@ from .training import (
 
 __all__ = [
     "EncoderLayer",
+    "Checkpoint",
     "FMRIHead",
     "FusionModel",
     "FusionNetwork",
@@ -51,8 +60,10 @@ __all__ = [
     "NetworkConfig",
     "Objective",
     "SegmentArrays",
+    "Shard",
     "SourceLayer",
     "TrainingConfig",
+    "TrainingState",
     "batch_loss",
     "batches",
     "calibrate_fmri_gains",
@@ -60,12 +71,15 @@ __all__ = [
     "correlation_loss",
     "gaussian_loss",
     "laplacian",
+    "load_batches",
     "map_source_readout",
     "pattern_correlation_loss",
     "pearson_r",
     "predict_batch",
+    "process_group",
     "raised_cosines",
     "score_segments",
+    "segment_lengths",
     "sensor_map_snr",
     "ridge_sensor_maps",
     "tr_pooling",

@@ -90,28 +90,50 @@ def collate(items, device):
     return batch
 
 
-def batches(items, batch_size, rng=None):
-    """Group segments of equal length into batches, in random order if ``rng`` is given.
+def segment_lengths(items):
+    """Return the number of samples of each segment of ``items``.
 
     Parameters
     ----------
-    items : list of SegmentArrays
-        The segments.
+    items : sequence of SegmentArrays
+        A list, or a sequence that builds its segments on demand and has a
+        ``lengths`` attribute (then no segment is built).
+
+    Returns
+    -------
+    lengths : list of int
+        ``len(items[i].features)`` for each ``i``.
+    """
+    lengths = getattr(items, "lengths", None)
+    if lengths is None:
+        lengths = [len(item.features) for item in items]
+    return [int(n) for n in lengths]
+
+
+def batches(lengths, batch_size, rng=None):
+    """Group the indices of segments of equal length into batches.
+
+    Parameters
+    ----------
+    lengths : list of int
+        Samples of each segment (:func:`segment_lengths`).
     batch_size : int
         Most segments in a batch.
     rng : numpy.random.Generator | None
         Shuffles the segments, then the batches (two permutations, in that order);
-        None keeps the order of ``items``.
+        None keeps the order of the segments.
 
     Returns
     -------
-    groups : list of list of SegmentArrays
-        Each inner list holds at most ``batch_size`` segments of the same length.
+    groups : list of list of int
+        Each inner list holds the indices of at most ``batch_size`` segments of the
+        same length; the segments themselves are built batch by batch
+        (:func:`load_batches`).
     """
-    order = np.arange(len(items)) if rng is None else rng.permutation(len(items))
+    order = np.arange(len(lengths)) if rng is None else rng.permutation(len(lengths))
     by_length = {}
     for i in order:
-        by_length.setdefault(len(items[i].features), []).append(items[i])
+        by_length.setdefault(lengths[i], []).append(int(i))
     groups = [
         group[k : k + batch_size]
         for group in by_length.values()
@@ -120,3 +142,41 @@ def batches(items, batch_size, rng=None):
     if rng is not None:
         groups = [groups[i] for i in rng.permutation(len(groups))]
     return groups
+
+
+def _identity(items):
+    return items
+
+
+def load_batches(items, groups, num_workers=0):
+    """Yield the segments of each group of indices, built batch by batch.
+
+    Parameters
+    ----------
+    items : sequence of SegmentArrays
+        ``items[i]`` builds (or returns) segment ``i``.
+    groups : list of list of int
+        From :func:`batches`.
+    num_workers : int
+        0 builds the segments in this process; more builds them ahead in that many
+        worker processes of a :class:`torch.utils.data.DataLoader` (same segments,
+        same order; its seed comes from its own generator, never from torch's
+        global one).
+
+    Yields
+    ------
+    segments : list of SegmentArrays
+        The segments of one group.
+    """
+    if not num_workers:
+        for group in groups:
+            yield [items[i] for i in group]
+        return
+    loader = torch.utils.data.DataLoader(
+        items,
+        batch_sampler=groups,
+        collate_fn=_identity,
+        num_workers=num_workers,
+        generator=torch.Generator().manual_seed(0),
+    )
+    yield from loader

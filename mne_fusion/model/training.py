@@ -6,9 +6,10 @@ the loss (:class:`Objective`, :func:`batch_loss`), the scores of a set of segmen
 Why together: these all run the model; how segments become batches is
 :mod:`.batching`. Deterministic on the CPU: the only random draws are the batch
 permutations of :func:`.batching.batches` and the model's dropout, in a fixed order.
+A fit can be checkpointed after every epoch and resumed (:mod:`.checkpoint`) and run
+data-parallel over ``torchrun`` processes (:mod:`.distributed`).
 """
 
-import copy
 import time
 from dataclasses import dataclass, replace
 
@@ -16,13 +17,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from .batching import batches, collate
+from .batching import batches, collate, load_batches, segment_lengths
+from .checkpoint import TrainingState
+from .distributed import Shard
 from .losses import (
     _masked_center,
     correlation_loss,
     gaussian_loss,
     pattern_correlation_loss,
 )
+from .steps import optimizer_and_schedule, train_epoch
 
 
 class FusionModel(nn.Module):
@@ -41,6 +45,10 @@ class FusionModel(nn.Module):
         self.network = network
         self.meg_heads = nn.ModuleDict(meg_heads)
         self.fmri_heads = nn.ModuleDict(fmri_heads)
+
+    def forward(self, batch, objective, fmri_on=True, channel_weights=None):
+        """Return :func:`batch_loss` of ``batch`` (the call that DDP wraps)."""
+        return batch_loss(self, batch, objective, fmri_on, channel_weights)
 
 
 @dataclass
@@ -221,7 +229,9 @@ def _moments(pred, target, mask):
 
 
 @torch.no_grad()
-def score_segments(model, items, objective, batch_size, device, channel_weights=None):
+def score_segments(
+    model, items, objective, batch_size, device, channel_weights=None, shard=None
+):
     """Loss, Pearson r and gain of each head over segments (no dropout).
 
     The validation pass of :func:`train`; on the training segments it gives the gains
@@ -231,8 +241,8 @@ def score_segments(model, items, objective, batch_size, device, channel_weights=
     ----------
     model : FusionModel
         The model (set to evaluation mode).
-    items : list of SegmentArrays
-        The segments, in batches of their order.
+    items : sequence of SegmentArrays
+        The segments, in batches of their order (see :func:`.batching.segment_lengths`).
     objective : Objective
         The loss whose data terms are scored.
     batch_size : int
@@ -241,6 +251,9 @@ def score_segments(model, items, objective, batch_size, device, channel_weights=
         Where the batches go.
     channel_weights : dict of key -> Tensor | None
         Per-channel weights of each head's data term.
+    shard : Shard | None
+        In a data-parallel fit, this process scores its share of the batches and the
+        sums are added over processes (the same result on every process).
 
     Returns
     -------
@@ -252,9 +265,11 @@ def score_segments(model, items, objective, batch_size, device, channel_weights=
         Least-squares factor by which each head's (centred) predictions best match
         the data, all channels together.
     """
+    shard = shard or Shard()
     model.eval()
     sums, loss, count = {}, 0.0, 0
-    for group in batches(items, batch_size):
+    groups = shard.split(batches(segment_lengths(items), batch_size))
+    for group in load_batches(items, groups):
         batch = collate(group, device)
         _, meg, fmri = predict_batch(model, batch)
         for modality, preds in (("meg", meg), ("fmri", fmri)):
@@ -264,6 +279,7 @@ def score_segments(model, items, objective, batch_size, device, channel_weights=
                 loss += weight * float(term) * len(group)
                 sums[key] = sums.get(key, 0) + _moments(pred, target, mask)
         count += len(group)
+    sums, loss, count = shard.sum((sums, loss, count))
     r, gain = {}, {}
     for key, (cov, pp, tt) in sums.items():
         norm = (pp * tt).sqrt()
@@ -274,7 +290,12 @@ def score_segments(model, items, objective, batch_size, device, channel_weights=
 
 @dataclass
 class TrainingConfig:
-    """Optimisation settings of :func:`train`."""
+    """Optimisation settings of :func:`train`.
+
+    ``batch_size`` is the global batch: in a data-parallel fit each of the N
+    processes trains on ``batch_size / N`` of its segments. ``num_workers`` > 0
+    builds the segments ahead in worker processes (:func:`.batching.load_batches`).
+    """
 
     batch_size: int = 8
     lr: float = 1e-3
@@ -285,6 +306,7 @@ class TrainingConfig:
     joint_lr_factor: float = 0.2
     clip: float = 1.0
     device: str = "cpu"
+    num_workers: int = 0
 
 
 def train(
@@ -296,6 +318,10 @@ def train(
     rng,
     channel_weights=None,
     callback=None,
+    *,
+    checkpoint=None,
+    progress=None,
+    shard=None,
 ):
     """Fit ``model`` with AdamW, a plateau schedule, clipping and early stopping.
 
@@ -303,9 +329,10 @@ def train(
     ----------
     model : FusionModel
         The model; on return it holds the weights of the best validation epoch.
-    train_items, val_items : list of SegmentArrays
-        Training and validation segments; without validation segments the training
-        loss decides.
+    train_items, val_items : sequence of SegmentArrays
+        Training and validation segments (built on demand, see
+        :func:`.batching.segment_lengths`); without validation, the training loss
+        decides.
     objective : Objective
         The loss.
     config : TrainingConfig
@@ -316,68 +343,67 @@ def train(
         Per-channel weights of each head's data term.
     callback : callable | None
         Called with each epoch's record.
+    checkpoint : Checkpoint | None
+        Where the state is written after every epoch; when its file exists, the fit
+        resumes from it (``config.max_epochs`` and ``config.patience`` may differ).
+    progress : callable | None
+        Called after every batch with the batches done and ``max_epochs`` x those of
+        an epoch.
+    shard : Shard | None
+        This process's place in a data-parallel fit (None: a single process).
 
     Returns
     -------
     history : list of dict
         Per epoch: ``epoch``, ``phase`` ("meg" warm-up or "joint"), ``lr``,
-        ``train_loss``, the mean training terms, ``val_loss``, ``val_r`` (key -> mean
-        r), ``seconds``.
+        ``world_size``, ``train_loss``, the mean training terms, ``val_loss``,
+        ``val_r`` (key -> mean r), ``seconds``.
 
     Notes
     -----
     At the end, each fMRI head's gain is set by least squares on the training
-    segments, so that its predictions are in the units of the data.
+    segments (:func:`calibrate_fmri_gains`): its predictions get the data's units.
     """
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
-    )
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, factor=0.5, patience=3
-    )
-    use_amp = config.device.startswith("cuda")
-    has_fmri = any(item.fmri for item in train_items)
+    shard = shard or Shard()
+    optimizer, scheduler = optimizer_and_schedule(model, config)
+    # without fMRI heads no segment has fMRI: no segment is built to find out
+    has_fmri = bool(model.fmri_heads) and any(item.fmri for item in train_items)
     warmup = config.warmup_epochs if has_fmri else 0
-    best, best_state, stale, history = np.inf, None, 0, []
-    for epoch in range(config.max_epochs):
+    resumable = (model, optimizer, scheduler, rng, shard, config.device)
+    state = TrainingState() if checkpoint is None else checkpoint.restore(*resumable)
+    net = shard.wrap(model)
+    lengths = segment_lengths(train_items)
+    n_batches = len(batches(lengths, config.batch_size))
+    n_total = config.max_epochs * n_batches
+    for epoch in range(state.epoch, config.max_epochs):
+        if state.stale >= config.patience and epoch > warmup:
+            break  # early stopping (also of a resumed fit that had stopped)
         if epoch == warmup and warmup:
             # The joint phase starts from the MEG fit: a smaller step keeps it there.
             for group in optimizer.param_groups:
                 group["lr"] *= config.joint_lr_factor
-            best, stale = np.inf, 0
+            state.best, state.stale = np.inf, 0
         fmri_on = epoch >= warmup
         start = time.perf_counter()
-        model.train()
-        totals, terms_sum, n_seen = 0.0, {}, 0
-        for group in batches(train_items, config.batch_size, rng):
-            batch = collate(group, config.device)
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
-                loss, terms = batch_loss(
-                    model, batch, objective, fmri_on, channel_weights
-                )
-            if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"The training loss is {float(loss.detach())} at epoch {epoch + 1} "
-                    f"({', '.join(f'{k} {v:.4g}' for k, v in terms.items())}): the fit "
-                    "diverged; lower lr or check the data for extreme values."
-                )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), config.clip)
-            optimizer.step()
-            totals += float(loss.detach()) * len(group)
-            for key, value in terms.items():
-                terms_sum[key] = terms_sum.get(key, 0.0) + value * len(group)
-            n_seen += len(group)
+        net.train()
+        groups = batches(lengths, config.batch_size, rng)
+        step = progress and (lambda k, e=epoch: progress(e * n_batches + k, n_total))
+        losses = (objective, fmri_on, channel_weights)
+        totals, terms_sum, n_seen = shard.sum(
+            train_epoch(
+                net, optimizer, train_items, groups, losses, config, shard, epoch, step
+            )
+        )
         record = {
             "epoch": epoch + 1,
             "phase": "joint" if fmri_on else "meg",
             "lr": optimizer.param_groups[0]["lr"],
+            "world_size": shard.world_size,
             "train_loss": totals / n_seen,
             **{f"train_{k}": v / n_seen for k, v in terms_sum.items()},
         }
         eval_objective = objective if fmri_on else replace(objective, fmri_weight=0)
-        if val_items:
+        if len(val_items):
             val_loss, val_r, _ = score_segments(
                 model,
                 val_items,
@@ -385,37 +411,34 @@ def train(
                 config.batch_size,
                 config.device,
                 channel_weights,
+                shard,
             )
             record["val_loss"] = val_loss
             record["val_r"] = {k: float(np.mean(v)) for k, v in val_r.items()}
         monitored = record.get("val_loss", record["train_loss"])
         record["seconds"] = time.perf_counter() - start
-        history.append(record)
+        state.history.append(record)
         if callback is not None:
             callback(record)
         scheduler.step(monitored)
-        if monitored < best - 1e-6:
-            best, stale = monitored, 0
-            best_state = copy.deepcopy(model.state_dict())
-        else:
-            stale += 1
-            if stale >= config.patience and fmri_on:
-                break
-    if best_state is not None:
-        model.load_state_dict(best_state)
+        state.update(monitored, model)
+        if checkpoint is not None:
+            checkpoint.save(state, *resumable)
+    if state.best_state is not None:
+        model.load_state_dict(state.best_state)
     if has_fmri:
-        calibrate_fmri_gains(model, train_items, objective, config)
-    return history
+        calibrate_fmri_gains(model, train_items, objective, config, shard)
+    return state.history
 
 
-def calibrate_fmri_gains(model, items, objective, config):
+def calibrate_fmri_gains(model, items, objective, config, shard=None):
     """Set each fMRI head's gain by least squares on ``items``.
 
     Scale-free fMRI losses leave the gains alone; this puts the predictions in the
     data's units.
     """
     _, _, gain = score_segments(
-        model, items, objective, config.batch_size, config.device
+        model, items, objective, config.batch_size, config.device, shard=shard
     )
     with torch.no_grad():
         for key, head in model.fmri_heads.items():

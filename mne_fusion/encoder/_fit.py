@@ -1,0 +1,136 @@
+"""The training step of ``FusionEncoder.fit``: progress, checkpoints, Ctrl-C.
+
+What: :func:`train_network` runs :func:`mne_fusion.model.train` with a progress bar
+over the batches of all epochs and the epoch lines in the log, with the fit's
+checkpoint file (:class:`mne_fusion.model.checkpoint.Checkpoint`, written with
+:func:`mne_fusion.utils.write_atomic`) and, in a ``torchrun`` launch, this process's
+:class:`~mne_fusion.model.distributed.Shard`. :func:`fingerprint` names what a
+checkpoint was made for, so that a checkpoint of other data or parameters is refused.
+"""
+
+import hashlib
+import json
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+from mne.utils import ProgressBar, logger
+from scipy import sparse
+
+from ..model import batches, segment_lengths, train
+from ..model.checkpoint import Checkpoint
+from ..utils import write_atomic
+
+# Parameters that may change between a fit and its resumption from a checkpoint.
+RESUMABLE = ("max_epochs", "patience", "verbose")
+
+
+def _update(digest, array):
+    if sparse.issparse(array):
+        array = sparse.csr_array(array)
+        for part in (array.data, array.indices, array.indptr, array.shape):
+            _update(digest, np.asarray(part))
+        return
+    array = np.ascontiguousarray(array)
+    digest.update(f"{array.dtype.str}{array.shape}".encode())
+    digest.update(array.reshape(-1).view(np.uint8))
+
+
+def fingerprint(est, data, meg, fmri):
+    """Return what a checkpoint of this fit is made for: strings only.
+
+    The parameters (but :data:`RESUMABLE`), the stories and subjects, and a SHA-256
+    of the prepared data (features, whitened MEG, standardised BOLD), the excerpts'
+    positions and the subjects' lead fields, whiteners and target maps.
+    """
+    params = {
+        name: repr(value)
+        for name, value in sorted(est.get_params().items())
+        if name not in RESUMABLE
+    }
+    digest = hashlib.sha256()
+    for story in sorted(data.features):
+        _update(digest, data.features[story])
+    for runs in (*data.meg.values(), *data.bold.values()):
+        for story in sorted(runs):
+            _update(digest, runs[story])
+    for setup in meg.values():
+        _update(digest, setup.gain)
+        _update(digest, setup.whitener)
+    for setup in fmri.values():
+        if setup.target_map is not None:
+            _update(digest, setup.target_map)
+    for part in sorted(data.segments):
+        spans = [(seg.story, seg.start, seg.stop) for seg in data.segments[part]]
+        digest.update(json.dumps([part, spans]).encode())
+    stories = {"train": est.train_stories_, "validation": est.validation_stories_}
+    subjects = {"meg": list(meg), "fmri": list(fmri)}
+    return {
+        "parameters": params,
+        "stories": json.dumps(stories),
+        "subjects": json.dumps(subjects),
+        "data": digest.hexdigest(),
+    }
+
+
+def train_network(est, items, objective, config, seed, weights, shard, checkpoint):
+    """Train ``est.model_`` on ``items``; return the history.
+
+    ``checkpoint`` is None or a :class:`Checkpoint` (see :func:`make_checkpoint`).
+    Only rank 0 shows progress and logs the epochs. On Ctrl-C, one line names the
+    last complete checkpoint, then KeyboardInterrupt goes on.
+    """
+    show = shard.rank == 0
+    n_batches = len(batches(segment_lengths(items["train"]), config.batch_size))
+    if checkpoint is not None and checkpoint.fname.exists() and show:
+        logger.info(f"Resuming the fit from the checkpoint {checkpoint.fname}")
+    total = est.max_epochs * n_batches
+    bar = ProgressBar(total, mesg="Fitting FusionEncoder") if show else nullcontext()
+    try:
+        with bar:
+            return train(
+                est.model_,
+                items["train"],
+                items["validation"],
+                objective,
+                config,
+                np.random.default_rng(seed),
+                channel_weights=weights,
+                callback=_report if show else None,
+                checkpoint=checkpoint,
+                progress=(lambda done, _: bar.update(done)) if show else None,
+                shard=shard,
+            )
+    except KeyboardInterrupt:
+        if checkpoint is not None and show:
+            logger.warning(_interrupted(checkpoint))
+        raise
+
+
+def make_checkpoint(fname, est, data, meg, fmri):
+    """Return the :class:`Checkpoint` of ``fname`` for this fit (None for None)."""
+    if fname is None:
+        return None
+    return Checkpoint(Path(fname), fingerprint(est, data, meg, fmri), write_atomic)
+
+
+def _interrupted(checkpoint):
+    if checkpoint.saved_epoch is None:
+        return (
+            "Fit interrupted before its first epoch ended: no checkpoint written to "
+            f"{checkpoint.fname}"
+        )
+    return (
+        f"Fit interrupted: the last complete checkpoint (epoch "
+        f"{checkpoint.saved_epoch}) is {checkpoint.fname}; fit again with "
+        "checkpoint= to resume"
+    )
+
+
+def _report(record):
+    val = ", ".join(f"{k} {v:.3f}" for k, v in record.get("val_r", {}).items())
+    logger.info(
+        f"Epoch {record['epoch']} ({record['phase']}): train loss "
+        f"{record['train_loss']:.4f}, validation loss "
+        f"{record.get('val_loss', float('nan')):.4f}, r: {val}"
+    )

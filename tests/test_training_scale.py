@@ -1,0 +1,241 @@
+"""Training at scale: checkpoints and resumption, Ctrl-C, in-epoch progress, segments
+built on demand, and data-parallel fits under ``torchrun`` (gloo on the CPU)."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mne
+import numpy as np
+import pytest
+import torch
+from _tiny_encoder import TINY, make_experiment
+from numpy.testing import assert_array_equal
+from test_model import _toy_items, _toy_model
+
+from mne_fusion import FusionEncoder
+from mne_fusion.encoder import _fit
+from mne_fusion.model import (
+    Checkpoint,
+    Objective,
+    Shard,
+    TrainingConfig,
+    batches,
+    segment_lengths,
+    train,
+)
+from mne_fusion.utils import write_atomic
+
+# on the CPU: CUDA fits are not bit-reproducible
+CPU = {**TINY, "device": "cpu"}
+
+
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory):
+    return make_experiment(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def straight(experiment):
+    """A 4-epoch fit run straight through, without checkpoint."""
+    return FusionEncoder(**{**CPU, "max_epochs": 4}).fit(experiment["ds"])
+
+
+def _assert_same_fit(a, b, experiment):
+    for (name, x), y in zip(
+        a.model_.state_dict().items(), b.model_.state_dict().values(), strict=True
+    ):
+        assert torch.equal(x, y), name
+    feats = experiment["ds"].stimulus("s0").data
+    assert_array_equal(
+        a.predict(feats, "A").get_data(), b.predict(feats, "A").get_data()
+    )
+    assert_array_equal(a.predict(feats, "F").data, b.predict(feats, "F").data)
+    drop = "seconds"
+    assert [{k: v for k, v in r.items() if k != drop} for r in a.history_] == [
+        {k: v for k, v in r.items() if k != drop} for r in b.history_
+    ]
+
+
+def test_resumed_fit_is_the_fit_run_straight_through(experiment, straight, tmp_path):
+    """Acceptance: 2 epochs with a checkpoint, then 4 -> the straight 4-epoch fit."""
+    ckpt = tmp_path / "fit.ckpt"
+    global_torch, global_numpy = torch.get_rng_state(), np.random.get_state()  # noqa: NPY002
+    est = FusionEncoder(**{**CPU, "max_epochs": 2}).fit(
+        experiment["ds"], checkpoint=ckpt
+    )
+    content = torch.load(ckpt, weights_only=True)
+    assert content["epoch"] == 2
+    assert len(content["history"]) == 2
+    assert {"model", "optimizer", "scheduler", "best_state", "numpy_rng"} <= set(
+        content
+    )
+    assert not list(tmp_path.glob(".tmp-*"))
+    est.set_params(max_epochs=4)
+    est.fit(experiment["ds"], checkpoint=ckpt)
+    assert torch.load(ckpt, weights_only=True)["epoch"] == 4
+    _assert_same_fit(est, straight, experiment)
+    assert [r["world_size"] for r in est.history_] == [1] * 4
+    # the fit's own generators only
+    assert torch.equal(torch.get_rng_state(), global_torch)
+    assert np.random.get_state()[1].tolist() == global_numpy[1].tolist()  # noqa: NPY002
+
+
+def test_checkpoint_refuses_other_data_or_parameters(experiment, tmp_path):
+    ds, ckpt = experiment["ds"], tmp_path / "fit.ckpt"
+    FusionEncoder(**{**CPU, "max_epochs": 1}).fit(ds, checkpoint=ckpt)
+    with pytest.raises(ValueError, match=r"other data or other parameters.*lr"):
+        FusionEncoder(**{**CPU, "lr": 1e-2}).fit(ds, checkpoint=ckpt)
+    cov = {"A": mne.make_ad_hoc_cov(experiment["info"])}
+    with pytest.raises(ValueError, match=r"different: data\)"):
+        FusionEncoder(**CPU).fit(ds, noise_cov=cov, checkpoint=ckpt)
+    torch.save({"something": torch.zeros(1)}, tmp_path / "other.ckpt")
+    with pytest.raises(ValueError, match="not an mne-fusion training checkpoint"):
+        FusionEncoder(**CPU).fit(ds, checkpoint=tmp_path / "other.ckpt")
+    (tmp_path / "broken.ckpt").write_bytes(b"not a torch file")
+    with pytest.raises(ValueError, match="Cannot read the checkpoint"):
+        FusionEncoder(**CPU).fit(ds, checkpoint=tmp_path / "broken.ckpt")
+
+
+def test_ctrl_c_keeps_the_last_checkpoint(experiment, straight, tmp_path, monkeypatch):
+    ckpt = tmp_path / "fit.ckpt"
+    report = _fit._report
+
+    def interrupt(record):
+        report(record)
+        if record["epoch"] == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(_fit, "_report", interrupt)
+    est = FusionEncoder(**{**CPU, "max_epochs": 4})
+    with mne.utils.catch_logging() as log, pytest.raises(KeyboardInterrupt):
+        est.fit(experiment["ds"], checkpoint=ckpt, verbose="warning")
+    lines = log.getvalue().strip().splitlines()
+    assert len(lines) == 1
+    assert str(ckpt) in lines[0]
+    assert "epoch 1" in lines[0]
+    assert torch.load(ckpt, weights_only=True)["epoch"] == 1
+    monkeypatch.undo()
+    est.fit(experiment["ds"], checkpoint=ckpt)
+    _assert_same_fit(est, straight, experiment)
+
+
+class _Lazy:
+    """Segments built on demand, as a streaming training set gives them."""
+
+    def __init__(self, items):
+        self.items, self.lengths, self.built = (
+            items,
+            [len(i.features) for i in items],
+            0,
+        )
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, index):
+        self.built += 1
+        return self.items[index]
+
+
+def _toy_fit(items, **kwargs):
+    model = _toy_model(items["operator"])
+    config = TrainingConfig(batch_size=4, lr=1e-2, max_epochs=12, warmup_epochs=6)
+    config.patience = kwargs.pop("patience", config.patience)
+    config.num_workers = kwargs.pop("num_workers", 0)
+    objective = Objective(fmri_weight=0.1, source_prior=1e-3)
+    history = train(
+        model,
+        kwargs.pop("train_items", items["train"]),
+        items["val"],
+        objective,
+        config,
+        np.random.default_rng(0),
+        **kwargs,
+    )
+    return model, history
+
+
+@pytest.fixture(scope="module")
+def toy():
+    items, operator = _toy_items(np.random.default_rng(0), n_items=20)
+    return {"train": items[:16], "val": items[16:], "operator": operator}
+
+
+def _same_state(a, b):
+    return all(torch.equal(x, y) for x, y in zip(a.values(), b.values(), strict=True))
+
+
+def test_lazy_segments_workers_and_progress(toy):
+    reference, history = _toy_fit(toy)
+    lazy = _Lazy(toy["train"])
+    assert segment_lengths(lazy) == [len(item.features) for item in toy["train"]]
+    assert lazy.built == 0
+    calls = []
+    model, _ = _toy_fit(toy, train_items=lazy, progress=lambda *a: calls.append(a))
+    assert _same_state(model.state_dict(), reference.state_dict())
+    n_batches = len(batches(segment_lengths(toy["train"]), 4))
+    assert calls[-1] == (len(history) * n_batches, 12 * n_batches)
+    assert [done for done, _ in calls] == list(range(1, len(calls) + 1))
+    model, _ = _toy_fit(toy, train_items=_Lazy(toy["train"]), num_workers=1)
+    assert _same_state(model.state_dict(), reference.state_dict())
+
+
+def test_a_resumed_fit_that_had_stopped_stays_stopped(toy, tmp_path):
+    fingerprint = {"data": "toy"}
+    ckpt = Checkpoint(tmp_path / "toy.ckpt", fingerprint, write_atomic)
+    model, history = _toy_fit(toy, patience=3, checkpoint=ckpt)
+    assert len(history) == 11  # early stopping
+    assert ckpt.saved_epoch == len(history)
+    again = Checkpoint(tmp_path / "toy.ckpt", fingerprint)
+    resumed, history2 = _toy_fit(toy, patience=3, checkpoint=again)
+    assert history2 == history
+    assert _same_state(resumed.state_dict(), model.state_dict())
+    with pytest.raises(ValueError, match=r"different: data\)"):
+        _toy_fit(toy, checkpoint=Checkpoint(tmp_path / "toy.ckpt", {"data": "x"}))
+
+
+@pytest.mark.parametrize("world_size", [2, 3])
+def test_shares_of_a_global_batch(world_size):
+    for group in ([0, 1, 2, 3, 4], [5, 6], [7]):
+        shares = [Shard(r, world_size).share(group) for r in range(world_size)]
+        counted = [i for idx, n, _ in shares for i in idx[:n]]
+        assert sorted(counted) == group
+        # DDP averages over processes: the weights make it the global mean
+        assert np.mean([w for *_, w in shares]) == pytest.approx(1.0)
+    assert Shard().share([3, 4]) == ([3, 4], 2, 1.0)
+    assert Shard(1, world_size).split(list(range(6))) == list(range(6))[1::world_size]
+
+
+@pytest.mark.skipif(
+    not (
+        torch.distributed.is_available()
+        and torch.distributed.is_gloo_available()
+        and importlib.util.find_spec("torch.distributed.run")
+    ),
+    reason="torchrun (torch.distributed with gloo) is not available",
+)
+def test_torchrun_two_processes(experiment, tmp_path):
+    """Acceptance: DDP on 2 CPU processes = the same model on both ranks, and the
+    validation r of a one-process fit of the same global batch within 0.05."""
+    script = Path(__file__).parent / "_ddp_fit.py"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(name, None)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    cmd += ["--nproc_per_node", "2", str(script), str(tmp_path)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert ranks[0] == ranks[1]  # parameters after training and at the end, history
+    assert not ranks[0]["initialized"]  # the group it created is destroyed
+    history = ranks[0]["history"]
+    assert [r["world_size"] for r in history] == [2, 2, 2]
+    assert torch.load(tmp_path / "fit.ckpt", weights_only=True)["world_size"] == 2
+    single = FusionEncoder(**{**CPU, "max_epochs": 3})
+    single.fit(experiment["ds"])
+    for key, r in single.history_[-1]["val_r"].items():
+        assert abs(history[-1]["val_r"][key] - r) < 0.05, key
