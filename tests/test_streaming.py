@@ -12,9 +12,12 @@ from numpy.testing import assert_allclose, assert_array_equal
 from mne_fusion import FusionDataset
 from mne_fusion.anatomy import template_source_space
 from mne_fusion.container import SegmentSpan, _meg_runs
-from mne_fusion.encoder._prepare import prepare, standardise
+from mne_fusion.encoder import _prepare
+from mne_fusion.encoder._prepare import prepare, standardise, whiten
 from mne_fusion.encoder._segments import SegmentSet
+from mne_fusion.encoder._source_readout import _Whitened
 from mne_fusion.features import Features
+from mne_fusion.model.readout import ridge_sensor_maps
 
 
 @pytest.fixture(scope="module")
@@ -22,8 +25,8 @@ def experiment(tmp_path_factory):
     return make_experiment(tmp_path_factory)
 
 
-def _prepared(ds, length, overlap):
-    src = template_source_space("ico3", verbose=False)
+def _prepared(ds, length, overlap, src=None):
+    src = template_source_space("ico3", verbose=False) if src is None else src
     stories = {"train": ["s0", "s1"], "validation": ["s2"]}
     return prepare(ds, src, None, stories, {}, length, overlap)
 
@@ -64,8 +67,7 @@ def test_segment_set_items_are_the_segments_arrays(experiment):
             white, mask = item.meg["meg0"]
             assert white.dtype == np.float32
             assert white.flags.c_contiguous
-            assert not white.flags.writeable  # a view of the prepared run
-            # whitened in float64, stored in float32
+            # whitened in float64 when the item is cut, stored in float32
             expected = (setup.whitener @ seg.meg["A"].astype(float)).T
             assert_allclose(white, expected, rtol=1e-5, atol=1e-5)
             assert_array_equal(white, listed[k].meg["meg0"][0])
@@ -150,3 +152,93 @@ def test_add_meg_stores_float32_runs(experiment, monkeypatch):
     assert peak <= 0.6 * raw_bytes, (peak, raw_bytes)
     # one story in float32 only (no float64 copy, no averaged duplicate)
     assert subject.average("long") is subject.runs["long"]
+
+
+def _long_dataset(experiment, n_times, rng):
+    """One MEG subject on three long stories: two Raw runs and one of two epochs."""
+    info, fwd = experiment["info"], experiment["fwd"]
+    n_channels = len(info["ch_names"])
+    ds = FusionDataset()
+    runs = {}
+    for k in range(3):
+        story = f"s{k}"
+        ds.add_stimulus(story, Features(rng.standard_normal((n_times, 2)), SFREQ))
+        data = 1e-12 * rng.standard_normal((n_channels, n_times))
+        if k == 2:
+            data = data + 1e-12 * rng.standard_normal((2, n_channels, n_times))
+            runs[story] = mne.EpochsArray(data, info, verbose=False)
+        else:
+            runs[story] = mne.io.RawArray(data, info, verbose=False)
+    ds.add_meg("A", runs, fwd)
+    return ds
+
+
+def test_prepare_holds_no_whitened_copy(experiment, monkeypatch):
+    """prepare keeps references to the float32 runs; items whiten their excerpt."""
+    monkeypatch.setattr(_prepare, "_BLOCK", 2**14)  # blocks of ~500 samples
+    ds = _long_dataset(experiment, 20 * N_TIMES, np.random.default_rng(1))
+    subject = ds.meg("A")
+    run_bytes = sum(run.nbytes for run in subject.runs.values())
+    src = template_source_space("ico3", verbose=False)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        meg, fmri, data, _ = _prepared(ds, 10.0, 0.5, src)
+        gc.collect()
+        held, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    runs = data.meg["A"]
+    # continuous runs: the container's arrays themselves, not copies
+    assert runs["s0"] is subject.runs["s0"]
+    assert runs["s1"] is subject.runs["s1"]
+    # epochs: averaged once in float32, the only MEG array prepare allocates
+    average = runs["s2"]
+    assert average.dtype == np.float32
+    assert average.shape == subject.runs["s2"].shape[1:]
+    assert_array_equal(average, subject.average("s2"))
+    # held: the lead field, the whitener and that average; before, a whitened
+    # float32 copy of every run (run_bytes) was held besides
+    others = meg["A"].gain.nbytes + meg["A"].whitener.nbytes + average.nbytes
+    assert held - others < 0.05 * run_bytes, (held, others, run_bytes)
+    assert peak - others < 0.1 * run_bytes, (peak, others, run_bytes)
+    # the items equal the whitened epoch-averaged data (float64, then float32)
+    whitener = meg["A"].whitener
+    items = SegmentSet(data.segments["train"], data, meg, fmri, SFREQ, 4.0)
+    for span, item in zip(data.segments["train"], items, strict=True):
+        run = subject.average(span.story)[:, span.start : span.stop]
+        expected = (whitener @ run.astype(np.float64)).T
+        white = item.meg["meg0"][0]
+        assert white.dtype == np.float32
+        assert white.flags.c_contiguous
+        assert_allclose(white, expected, rtol=1e-5, atol=1e-6)
+    # whitened by blocks or a sample range at a time: the same float32 values
+    whole = whiten(whitener, runs["s0"])
+    assert whole.shape == (20 * N_TIMES, len(whitener))
+    assert_array_equal(whole[1234:2345], whiten(whitener, runs["s0"][:, 1234:2345]))
+
+
+def test_readout_reads_one_whitened_story_at_a_time(experiment):
+    """The read-out whitens a story when it reads it: same maps as whitened arrays."""
+    rng = np.random.default_rng(2)
+    ds = _long_dataset(experiment, 4 * N_TIMES, rng)
+    meg, _, data, _ = _prepared(ds, 10.0, 0.5)
+    whitener = meg["A"].whitener
+    runs = {s: data.meg["A"][s] for s in ("s0", "s1")}
+    hidden = {s: rng.standard_normal((4 * N_TIMES, 3)) for s in runs}
+    reads = []
+
+    class Counted(_Whitened):
+        def __getitem__(self, story):
+            reads.append(story)
+            return super().__getitem__(story)
+
+    lazy = Counted(whitener, runs)
+    assert list(lazy) == ["s0", "s1"]
+    assert len(lazy) == 2
+    whitened = {s: whiten(whitener, run).T for s, run in runs.items()}
+    got = ridge_sensor_maps(hidden, {"A": lazy})
+    want = ridge_sensor_maps(hidden, {"A": whitened})
+    assert reads == ["s0", "s1", "s0", "s1"]  # moments, then held-out errors
+    assert got[1:] == want[1:]
+    assert_array_equal(got[0]["A"], want[0]["A"])

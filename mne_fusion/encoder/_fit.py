@@ -40,7 +40,7 @@ def fingerprint(est, data, meg, fmri):
     """Return what a checkpoint of this fit is made for: strings only.
 
     The parameters (but :data:`RESUMABLE`), the stories and subjects, and a SHA-256
-    of the prepared data (features, whitened MEG, standardised BOLD), the excerpts'
+    of the prepared data (features, MEG runs, standardised BOLD), the excerpts'
     positions and the subjects' lead fields, whiteners and target maps.
     """
     params = {

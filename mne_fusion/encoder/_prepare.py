@@ -3,8 +3,9 @@
 ``prepare`` is the only place where the encoder reads a :class:`FusionDataset`. It
 returns what the network and its heads are built from (one :class:`MEGSetup` or
 :class:`FMRISetup` per subject: what prediction needs and what is saved) and the
-training data in the units the network sees (:class:`PreparedData`: whitened MEG,
-standardised BOLD, the segments of the training and validation stories).
+training data of the network (:class:`PreparedData`: the float32 MEG runs, whitened
+an excerpt at a time when training asks for them, standardised BOLD, the segments of
+the training and validation stories).
 """
 
 from dataclasses import dataclass, field
@@ -85,9 +86,10 @@ class PreparedData:
         Story -> stimulus features (n_times, n_features) of the training and
         validation stories (the container's arrays, not copies).
     meg : dict of str -> dict of str -> array
-        Subject -> story -> whitened MEG (n_times, n_channels), epochs averaged,
-        float32 and C-contiguous (whitened in float64 one story at a time): the rows
-        of an excerpt are one contiguous block.
+        Subject -> story -> MEG (n_channels, n_times), float32, epochs averaged: the
+        container's run itself for a continuous run (no copy), its average computed
+        once for a run of epochs. Not whitened: :func:`whiten` whitens an excerpt
+        when it is used, so that no whitened copy of hours of data is held.
     bold : dict of str -> dict of str -> array
         Subject -> story -> standardised BOLD (n_trs, n_targets), float32.
     bold_tmin : dict of str -> dict of str -> float
@@ -164,9 +166,7 @@ def prepare(dataset, src, subjects_dir, stories, noise_cov, segment_length, over
         # per-channel variance of the whitened data: diag(W C W')
         white_var = np.einsum("ij,jk,ik->i", whitener, moments, whitener)
         stats.append((white_var.mean(), np.square(whitener @ gain).sum(axis=1).mean()))
-        data.meg[name] = {
-            s: whiten(whitener, subject, s) for s in subject.runs if s in fitted
-        }
+        data.meg[name] = {s: _averaged(subject, s) for s in subject.runs if s in fitted}
     vertices = [np.array(s["vertno"]) for s in src]
     fmri = {}
     for k, name in enumerate(dataset.fmri_subjects):
@@ -247,14 +247,39 @@ def _blocks(subject, story):
             yield block.astype(np.float64)
 
 
-def whiten(whitener, subject, story):
-    """Return the whitened run, (n_times, n_channels) float32 in C order."""
+def _averaged(subject, story):
+    """Return the epoch-averaged run in float32: the stored run when continuous."""
     run = subject.runs[story]
-    out = np.empty((run.shape[-1], len(whitener)), np.float32)
+    if run.ndim == 2:
+        return run
+    out = np.empty(run.shape[1:], np.float32)
     start = 0
     for block in _blocks(subject, story):
-        out[start : start + block.shape[1]] = (whitener @ block).T
+        out[:, start : start + block.shape[1]] = block
         start += block.shape[1]
+    return out
+
+
+def whiten(whitener, run):
+    """Return whitened MEG, (n_times, n_channels) float32 in C order.
+
+    Parameters
+    ----------
+    whitener : array, shape (n_channels, n_channels)
+        The noise whitener (float64).
+    run : array, shape (n_channels, n_times)
+        A float32 run or excerpt of one (:attr:`PreparedData.meg`).
+
+    Notes
+    -----
+    Whitened in float64 a block of samples at a time: no float64 copy of a long
+    run is made.
+    """
+    out = np.empty((run.shape[1], len(whitener)), np.float32)
+    step = max(1, _BLOCK // max(1, len(run)))
+    for start in range(0, run.shape[1], step):
+        block = run[:, start : start + step].astype(np.float64)
+        out[start : start + block.shape[1]] = (whitener @ block).T
     return out
 
 

@@ -5,14 +5,16 @@ Each excerpt of the container (a :class:`~mne_fusion.container.SegmentSpan`, or 
 :class:`~mne_fusion.model.SegmentArrays`: the features, per MEG head the whitened data
 and the mask of scored samples, per fMRI head the pooling of the samples into TRs, the
 standardised BOLD and the mask of scored volumes. :class:`SegmentSet` cuts them one at
-a time from the prepared float32 runs, when training asks for them, so that the
-overlapping excerpts of hours of recordings are never all in memory at once.
+a time from the prepared float32 runs and whitens the MEG of each, when training asks
+for them, so that neither the overlapping excerpts of hours of recordings nor a
+whitened copy of the runs is ever in memory.
 """
 
 import numpy as np
 import torch
 
 from ..model import SegmentArrays, tr_pooling
+from ._prepare import whiten
 
 # HRF kernel length in TRs (20 s at a TR of 2 s), as in the reference model.
 HRF_TAPS = 10
@@ -27,7 +29,7 @@ class SegmentSet(torch.utils.data.Dataset):
         Where the excerpts lie (:meth:`FusionDataset.segment_spans`); only their
         story, samples, MEG subjects and TR times are read, never their data.
     data : PreparedData
-        Features, whitened MEG (float32) and standardised BOLD of their stories.
+        Features, MEG (float32, not whitened) and standardised BOLD of their stories.
     meg, fmri : dict
         The :class:`MEGSetup` and :class:`FMRISetup` of each subject.
     sfreq : float
@@ -43,8 +45,9 @@ class SegmentSet(torch.utils.data.Dataset):
 
     Notes
     -----
-    An item's MEG arrays are read-only views of the prepared runs (the rows of an
-    excerpt are contiguous); the features, pooling, BOLD and masks are new arrays.
+    All of an item's arrays are new: its MEG is whitened (in float64, stored as
+    float32) from the excerpt of the prepared run; its mask, shared by the MEG
+    heads, is read-only.
     """
 
     def __init__(self, segments, data, meg, fmri, sfreq, burn_in):
@@ -70,9 +73,9 @@ class SegmentSet(torch.utils.data.Dataset):
             mask[: int(round(burn_in * sfreq))] = 0
         mask.flags.writeable = False  # shared by the MEG heads
         for name in seg.meg:
-            white = data.meg[name][seg.story][seg.start : seg.stop]
-            white.flags.writeable = False
-            item.meg[self.meg[name].key] = (white, mask)
+            run = data.meg[name][seg.story][:, seg.start : seg.stop]
+            setup = self.meg[name]
+            item.meg[setup.key] = (whiten(setup.whitener, run), mask)
         for name, (tr_times, _) in seg.fmri.items():
             setup = self.fmri[name]
             first = data.bold_tmin[name][seg.story]

@@ -8,11 +8,33 @@ features (:class:`mne_fusion.model.LaggedFeatures`), scaled here to unit varianc
 the training stories so that one ridge penalty suits every column.
 """
 
+from collections.abc import Mapping
+
 import numpy as np
 import torch
 from mne.utils import logger
 
 from ..model.readout import map_source_readout
+from ._prepare import whiten
+
+
+class _Whitened(Mapping):
+    """Story -> whitened run (n_channels, n_times) float32, whitened when read.
+
+    The read-out reads a story at a time: no whitened copy of all runs is held.
+    """
+
+    def __init__(self, whitener, runs):
+        self.whitener, self.runs = whitener, runs
+
+    def __getitem__(self, story):
+        return whiten(self.whitener, self.runs[story]).T
+
+    def __iter__(self):
+        return iter(self.runs)
+
+    def __len__(self):
+        return len(self.runs)
 
 
 @torch.no_grad()
@@ -31,7 +53,7 @@ def solve_source_layer(network, data, meg, stories, prior, source_scale, snr):
     network : FusionNetwork
         The trained network.
     data : PreparedData
-        Features and whitened MEG (float32) of the training stories.
+        Features and MEG (float32, not whitened) of the training stories.
     meg : dict of str -> MEGSetup
         The MEG subjects.
     stories : list of str
@@ -58,9 +80,10 @@ def solve_source_layer(network, data, meg, stories, prior, source_scale, snr):
                 feats = np.asarray(data.features[story], np.float32)
                 # float32, as computed: hours of stimulus x ~900 columns
                 hidden[story] = hidden_features(network, feats)[0].cpu().numpy()
-        # (n_channels, n_times) views of the float32 runs: the solver's sums are
-        # taken story by story, no float64 copy of all runs is made here
-        white[name] = {s: data.meg[name][s].T for s in subject_stories}
+        # whitened when the solver reads a story: its sums are taken story by
+        # story, and neither a whitened nor a float64 copy of all runs is made
+        runs = {s: data.meg[name][s] for s in subject_stories}
+        white[name] = _Whitened(setup.whitener, runs)
         gains[name] = setup.whitener @ setup.gain
     weight, bias, snr, alpha = map_source_readout(hidden, white, gains, prior, snr)
     with torch.no_grad():

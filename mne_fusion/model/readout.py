@@ -23,7 +23,7 @@ map sharpens as the training data grow and stays smooth where the MEG is mostly 
 
 import numpy as np
 
-from .ridge import RidgeMoments, RidgeSolver, held_out_fits
+from .ridge import RidgeMoments, RidgeSolver
 
 # Ridge penalties tried by cross-validation, relative to the mean eigenvalue of H'H.
 RIDGE_ALPHAS = tuple(10.0 ** np.arange(-3.0, 3.5, 0.5))
@@ -31,22 +31,25 @@ RIDGE_ALPHAS = tuple(10.0 ** np.arange(-3.0, 3.5, 0.5))
 _MIN_FOLDS = 3
 
 
-def _blocks(hidden, data):
-    """Split the stories into cross-validation blocks of (design, targets).
+def _blocks(hidden, runs):
+    """Yield the cross-validation blocks of (design, targets, rows), a story at a time.
 
     A block is a story, or a contiguous part of one when there are fewer than
     ``_MIN_FOLDS`` stories. The targets are the subjects' channels, stacked in the
-    order of ``data``.
+    order of ``runs``; ``rows`` gives each subject's. Only one story's recordings are
+    read (and stacked) at a time: ``runs`` may whiten or load them when asked.
     """
-    stories = list(next(iter(data.values())))
+    stories = list(next(iter(runs.values())))
     n_parts = -(-_MIN_FOLDS // len(stories))
-    blocks = []
     for story in stories:
-        stacked = np.concatenate([runs[story] for runs in data.values()])
+        arrays = [recordings[story] for recordings in runs.values()]
+        edges = np.cumsum([0, *(len(a) for a in arrays)])
+        rows = dict(zip(runs, map(slice, edges[:-1], edges[1:]), strict=True))
+        stacked = np.concatenate(arrays)
+        del arrays
         for part in np.array_split(np.arange(len(hidden[story])), n_parts):
             if len(part):
-                blocks.append((hidden[story][part], stacked[:, part]))
-    return blocks
+                yield hidden[story][part], stacked[:, part], rows
 
 
 def _groups(data):
@@ -57,11 +60,28 @@ def _groups(data):
     return list(groups.values())
 
 
-def _channels(runs):
-    """Each subject's columns among the stacked targets of its group."""
-    sizes = [len(next(iter(stories.values()))) for stories in runs.values()]
-    edges = np.cumsum([0, *sizes])
-    return {s: slice(a, b) for s, a, b in zip(runs, edges[:-1], edges[1:], strict=True)}
+def _moments(hidden, runs):
+    """Return the moments of each block of a group, and each subject's rows."""
+    parts = []
+    for block in _blocks(hidden, runs):
+        parts.append(RidgeMoments(*block[:2]))
+    return parts, block[2]
+
+
+def _add_held_out_errors(errors, hidden, runs, parts, alphas):
+    """Add the squared errors of a group's held-out predictions to ``errors[k]``.
+
+    The recordings are read again a story at a time, in the order of ``parts``.
+    """
+    total = sum(parts[1:], parts[0])
+    blocks = _blocks(hidden, runs)
+    for (design, targets, rows), part in zip(blocks, parts, strict=True):
+        solver = RidgeSolver(total - part)
+        for k, alpha in enumerate(alphas):
+            coef, intercept = solver.solve(alpha, relative=True)
+            for cols in rows.values():
+                pred = coef[cols] @ design.T + intercept[cols][:, None]
+                errors[k] += np.square(targets[cols] - pred).sum()
 
 
 def ridge_sensor_maps(hidden, data, alpha="auto", alphas=RIDGE_ALPHAS):
@@ -71,8 +91,10 @@ def ridge_sensor_maps(hidden, data, alpha="auto", alphas=RIDGE_ALPHAS):
     ----------
     hidden : dict of str -> array, shape (n_times, d)
         Hidden features of each story (float32 or float64; sums are in float64).
-    data : dict of str -> dict of str -> array, shape (n_channels, n_times)
-        Each subject's recordings, by story.
+    data : dict of str -> mapping of str -> array, shape (n_channels, n_times)
+        Each subject's recordings, by story. A story is read (``runs[story]``) when
+        it is summed, one at a time, twice with ``alpha="auto"``: a mapping that
+        loads or whitens it then keeps one story in memory at a time.
     alpha : float | "auto"
         Ridge penalty relative to the mean eigenvalue of the centred ``H'H``, the
         same for every subject. ``"auto"`` (default) takes the value of ``alphas``
@@ -96,28 +118,19 @@ def ridge_sensor_maps(hidden, data, alpha="auto", alphas=RIDGE_ALPHAS):
     if alpha == "auto" and not len(alphas):
         raise ValueError(f"alphas must hold at least one value, got {alphas!r}.")
     groups = _groups(data)
-    blocks = [_blocks(hidden, runs) for runs in groups]
-    moments = [[RidgeMoments(*block) for block in group] for group in blocks]
-    totals = [sum(parts[1:], parts[0]) for parts in moments]
+    # the moments are summed a story at a time: never all recordings in one array
+    moments = [_moments(hidden, runs) for runs in groups]
     if alpha == "auto":
         errors = np.zeros(len(alphas))
-        for runs, group, parts, total in zip(
-            groups, blocks, moments, totals, strict=True
-        ):
-            channels = _channels(runs).values()
-            fits = held_out_fits(total, parts, alphas, relative=True)
-            for index, k, coef, intercept in fits:
-                design, targets = group[index]
-                for cols in channels:
-                    pred = coef[cols] @ design.T + intercept[cols][:, None]
-                    errors[k] += np.square(targets[cols] - pred).sum()
+        for runs, (parts, _) in zip(groups, moments, strict=True):
+            _add_held_out_errors(errors, hidden, runs, parts, alphas)
         alpha = float(alphas[int(np.argmin(errors))])
     maps, n_parameters = {}, []
-    for runs, total in zip(groups, totals, strict=True):
-        solver = RidgeSolver(total)
+    for parts, rows in moments:
+        solver = RidgeSolver(sum(parts[1:], parts[0]))
         coef, intercept = solver.solve(alpha, relative=True)
         dof = solver.n_parameters(alpha, relative=True)
-        for s, cols in _channels(runs).items():
+        for s, cols in rows.items():
             maps[s] = np.hstack([coef[cols], intercept[cols][:, None]])
             n_parameters += [dof + 1] * len(maps[s])
     return {s: maps[s] for s in data}, alpha, float(np.mean(n_parameters))
@@ -193,8 +206,9 @@ def map_source_readout(
     ----------
     hidden : dict of str -> array, shape (n_times, d)
         Hidden features of each story.
-    data : dict of str -> dict of str -> array, shape (n_channels, n_times)
-        Each MEG subject's whitened recordings, by story.
+    data : dict of str -> mapping of str -> array, shape (n_channels, n_times)
+        Each MEG subject's whitened recordings, by story, read one story at a time
+        (see :func:`ridge_sensor_maps`).
     gains : dict of str -> array, shape (n_channels, n_sources)
         Whitened lead fields on the template sources.
     prior_variance : array, shape (n_sources,)
