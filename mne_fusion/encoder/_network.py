@@ -38,9 +38,8 @@ def build_model(config, meg, fmri, source_scale, zscore, features=None):
     """
     network = FusionNetwork(config)
     if features is not None:
-        feats = np.concatenate(features)
-        std = feats.std(axis=0)
-        network.feature_mean.copy_(torch.as_tensor(feats.mean(axis=0)))
+        mean, std = _feature_stats(features)
+        network.feature_mean.copy_(torch.as_tensor(mean))
         network.feature_scale.copy_(torch.as_tensor(np.where(std > 0, std, 1.0)))
     meg_heads = {
         setup.key: MEGHead(
@@ -79,3 +78,15 @@ def canonical_hrf(tr, n_taps):
     hrf = glover_hrf(tr, oversampling=oversampling, time_length=n_taps * tr)
     kernel = hrf[: n_taps * oversampling].reshape(n_taps, oversampling).mean(axis=1)
     return kernel / kernel.max()
+
+
+def _feature_stats(features):
+    """Mean and standard deviation of the features over all stories, in float64.
+
+    Two passes over the stories, one at a time: hours of stimulus are never copied
+    into one array.
+    """
+    n_times = sum(len(f) for f in features)
+    mean = sum(np.sum(f, axis=0, dtype=np.float64) for f in features) / n_times
+    square = sum(np.sum(np.square(f - mean), axis=0) for f in features)
+    return mean, np.sqrt(square / n_times)
