@@ -3,57 +3,17 @@
 import mne
 import numpy as np
 import pytest
+from _tiny_encoder import TINY, make_experiment
 
 from mne_fusion import FusionDataset, FusionEncoder
-from mne_fusion.anatomy import template_forward
-from mne_fusion.features import Features
-
-SFREQ = 50.0
-N_TIMES = 500  # 10 s stories
-TINY = dict(
-    d_model=8,
-    n_heads=2,
-    n_layers=1,
-    dim_feedforward=16,
-    dropout=0.0,
-    context=2.0,
-    input_kernel=0.2,
-    spacing="ico3",
-    segment_length=10.0,
-    burn_in=4.0,
-    batch_size=4,
-    lr=3e-3,
-    max_epochs=1,
-    validation=None,
-    random_state=0,
-)
 
 
 @pytest.fixture(scope="module")
 def experiment(tmp_path_factory):
-    """Two stories of one MEG subject (31 channels, ico3 sphere forward), fitted."""
-    root = tmp_path_factory.getbasetemp() / "mne_data"
-    root.mkdir(exist_ok=True)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MNE_DATA", str(root))
-        info = mne.pick_info(
-            mne.channels.read_meg_canonical_info("neuromag"), np.arange(0, 306, 10)
-        )
-        with info._unlock():
-            info["sfreq"] = SFREQ
-        fwd = template_forward(info, spacing="ico3", bem="sphere")
-    rng = np.random.default_rng(0)
-    gain = fwd["sol"]["data"]
-    ds = FusionDataset()
-    raws = {}
-    for story in ("s0", "s1"):
-        feats = rng.standard_normal((N_TIMES, 3))
-        ds.add_stimulus(story, Features(feats, SFREQ))
-        sources = rng.standard_normal((gain.shape[1], N_TIMES)) * 1e-9
-        raws[story] = mne.io.RawArray(gain @ sources, info, verbose=False)
-    ds.add_meg("A", raws, fwd)
-    encoder = FusionEncoder(**TINY).fit(ds)
-    return dict(ds=ds, info=info, raw=raws["s0"], encoder=encoder)
+    """The tiny experiment of the encoder tests, fitted."""
+    exp = make_experiment(tmp_path_factory)
+    encoder = FusionEncoder(**TINY).fit(exp["ds"])
+    return dict(ds=exp["ds"], info=exp["info"], raw=exp["raws"]["s0"], encoder=encoder)
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
