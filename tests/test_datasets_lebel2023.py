@@ -1,6 +1,7 @@
 """LeBel 2023 (ds003020) loaders on a tiny copy of its layout, served locally."""
 
 import json
+from pathlib import Path
 
 import h5py
 import mne
@@ -174,7 +175,32 @@ def test_load_responses(lebel):
         lebel2023.load_responses("UTS02", "storyA")
     with pytest.raises(FileNotFoundError, match="download=True"):
         lebel2023.load_responses("UTS01", "storyA", path="/nonexistent", download=False)
-    assert_allclose(lebel2023.RESPONSE_TMIN, 10.045)
+
+
+# every task-*_bold.json of ds003020 (a copy of one, as stored in the data set)
+BOLD_JSON = (
+    '{"RepetitionTime": 2, "EchoTime": 0.0038, "FlipAngle": 71, '
+    '"MultibandAccelerationFactor": 2, "MagneticFieldStrength": 3, '
+    '"Manufacturer": "Siemens", "ManufacturersModelName": "Skyra", '
+    '"TaskName": "wheretheressmoke"}'
+)
+SKELETON = (
+    Path(__file__).resolve().parents[1].parent
+    / "shared/reference/datasets/skeletons/ds003020"
+)
+
+
+def test_timing():
+    """TR 2.0 s and row i = the TR [10 + 2 i, 12 + 2 i) s after the audio onset."""
+    sidecars = sorted(SKELETON.rglob("*_bold.json")) if SKELETON.is_dir() else []
+    trs = {json.loads(f.read_text())["RepetitionTime"] for f in sidecars}
+    assert trs | {json.loads(BOLD_JSON)["RepetitionTime"]} == {lebel2023.TR}
+    assert lebel2023.TR == 2.0
+    assert lebel2023.RESPONSE_TMIN == 10.0
+    # the authors' code: tr=2.0, start_time=10.0, features sampled at mid-TR
+    rows = np.arange(300)  # a 10-minute story: no drift
+    starts = lebel2023.RESPONSE_TMIN + rows * lebel2023.TR
+    assert_allclose(starts + lebel2023.TR / 2, 11.0 + 2.0 * rows)
 
 
 def test_surface_projection(lebel):
@@ -214,8 +240,8 @@ def test_fusion_dataset(lebel, space):
     assert ds.stories == ["storyA", "storyB"]
     assert ds.fmri_subjects == ["UTS01"]
     fmri = ds.fmri("UTS01")
-    assert_allclose(fmri.tr, 2.0045)
-    assert_allclose(fmri.tmin["storyB"], 10.045)
+    assert fmri.tr == 2.0
+    assert fmri.tmin["storyB"] == 10.0
     onsets = ds.stimulus("storyA").data[:, 0]
     assert_array_equal(np.flatnonzero(onsets), [5, 12])
     if space == "voxels":

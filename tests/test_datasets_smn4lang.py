@@ -1,7 +1,9 @@
 """SMN4Lang (ds004078) loaders on a tiny copy of its layout, served locally."""
 
 import io
+import json
 import warnings
+from pathlib import Path
 
 import mne
 import nibabel as nib
@@ -12,6 +14,7 @@ from numpy.testing import assert_allclose
 from scipy.io import savemat
 
 from mne_fusion.datasets import _fetch, smn4lang
+from mne_fusion.datasets._readers import read_table
 from mne_fusion.utils import get_data_root
 
 SFREQ = 200.0
@@ -22,6 +25,18 @@ EVENTS = (
     f"{BEG}\t0.0\tBeg\t1\t{int(BEG * SFREQ)}\n{END}\t0.0\tEnd\t2\t{int(END * SFREQ)}\n"
 ).encode()
 WORDS = ["你好", "，", "世界"]
+# the first three word starts of story_1's time_align file: scan time, 10.65 s before
+# the audio onset (README of ds004078)
+STARTS = [11.28, 11.45, 11.68]
+# a func/*_events.tsv of ds004078, as stored (CRLF line ends)
+FUNC_EVENTS = (
+    "onset\tduration\tstim_file\r\n10.650000\t406.416000\taudio/story_1.wav\r\n"
+    "425.066000\t2.000000\timages/hurryup.png\r\n"
+)
+SKELETON = (
+    Path(__file__).resolve().parents[1].parent
+    / "shared/reference/datasets/skeletons/ds004078"
+)
 
 
 def _raw(seed):
@@ -72,8 +87,8 @@ def _word_times(tmp_path):
     savemat(
         buffer,
         {
-            "start": np.array([[0.5, 1.0, 1.2]]),
-            "end": np.array([[0.9, 1.0, 1.6]]),  # "，" has no duration
+            "start": np.array([STARTS]),
+            "end": np.array([[11.45, 11.45, 12.0]]),  # "，" has no duration
             "word": np.array(WORDS, dtype=object),
         },
     )
@@ -153,8 +168,9 @@ def test_load_stimulus(smn):
     stimulus = smn4lang.load_stimulus("story_2")
     assert stimulus.name == "story_2"
     assert stimulus.words.label == ("你好", "世界")  # the zero-length "，" dropped
-    assert_allclose(stimulus.words.onset, [0.5, 1.2])
-    assert_allclose(stimulus.words.offset, [0.9, 1.6])
+    # time_align times count from the fMRI scan start, 10.65 s before the audio
+    assert_allclose(stimulus.words.onset, [0.63, 1.03])
+    assert_allclose(stimulus.words.offset, [0.8, 1.35])
     assert stimulus.transcript == "你好，世界"
     assert stimulus.phones is None
     assert_allclose(stimulus.duration, 16.0)
@@ -195,11 +211,43 @@ def _write_bold(subject, run, n_trs=5):
     return img
 
 
+def test_timing(tmp_path):
+    """Audio onset 10.65 s into the scan = 15 volumes; real sidecars when present."""
+    (tmp_path / "events.tsv").write_bytes(FUNC_EVENTS.encode())
+    events = [tmp_path / "events.tsv"]
+    bold = []
+    if SKELETON.is_dir():
+        events += sorted(SKELETON.glob("sub-*/func/*_events.tsv"))
+        bold = sorted(SKELETON.glob("sub-*/func/*_bold.json"))
+        assert len(events) > 60
+        assert len(bold) > 60
+    for fname in events:
+        rows = read_table(fname)
+        audio = [r for r in rows if r["stim_file"].startswith("audio/story_")]
+        assert [float(r["onset"]) for r in audio] == [smn4lang.AUDIO_ONSET]
+    for fname in bold:
+        assert json.loads(fname.read_text())["RepetitionTime"] == smn4lang.TR
+    assert_allclose(smn4lang.AUDIO_ONSET / smn4lang.TR, 15.0)
+    assert {"AUDIO_ONSET", "read_word_times"} <= set(smn4lang.__all__)
+
+
+def test_read_word_times(tmp_path):
+    fname = tmp_path / "story_1_word_time.mat"
+    fname.write_bytes(_word_times(tmp_path))
+    words = smn4lang.read_word_times(str(fname))
+    assert_allclose([w[0] for w in words], [0.63, 1.03])  # 11.28 - 10.65
+    assert [w[2] for w in words] == ["你好", "世界"]
+    # times already from the audio onset would be shifted before it: an error
+    savemat(fname, {"start": [[0.63]], "end": [[0.8]], "word": ["你好"]})
+    with pytest.raises(ValueError, match="before the audio onset"):
+        smn4lang.read_word_times(fname)
+
+
 def test_load_fmri(smn):
     from nilearn.datasets import load_fsaverage
     from nilearn.surface import vol_to_surf
 
-    img = _write_bold("sub-03", 2)
+    img = _write_bold("sub-03", 2, n_trs=20)
     src = mne.SourceSpaces(
         [
             dict(vertno=np.arange(12), type="surf"),
@@ -210,26 +258,30 @@ def test_load_fmri(smn):
     assert stc.subject == "fsaverage"
     assert_allclose(stc.tstep, 0.71, rtol=1e-6)
     assert stc.tmin == 0.0
-    assert stc.data.shape == (17, 5)
+    assert stc.data.shape == (17, 5)  # the 15 volumes before the audio dropped
     mesh = load_fsaverage("fsaverage5")
     expected = vol_to_surf(
         img, mesh["pial"].parts["right"], inner_mesh=mesh["white_matter"].parts["right"]
-    )[:5]
+    )[:5, 15:]
     assert_allclose(stc.data[12:], expected, rtol=1e-5)
     # a linear field: each vertex sees it near the middle of its cortical ribbon
     mid = (
         np.asarray(mesh["pial"].parts["left"].coordinates)[:12]
         + np.asarray(mesh["white_matter"].parts["left"].coordinates)[:12]
     ) / 2
-    assert_allclose(stc.data[:12, 0], mid @ [1.0, 2.0, 3.0], atol=15)
+    assert_allclose(stc.data[:12, 0], mid @ [1.0, 2.0, 3.0] + 1500, atol=15)
     assert_allclose(np.diff(stc.data, axis=1), 100.0, rtol=1e-4)
     with pytest.raises(FileNotFoundError, match="openneuro-py download"):
+        smn4lang.load_fmri("sub-03", "story_1", src)
+    _write_bold("sub-03", 1, n_trs=15)
+    with pytest.raises(ValueError, match="15 volumes of 0.71 s, none after the audio"):
         smn4lang.load_fmri("sub-03", "story_1", src)
 
 
 def test_fusion_dataset(smn):
-    _write_bold("sub-03", 1, n_trs=30)  # 21 s: TRs past the 16 s story are dropped
-    _write_bold("sub-03", 2)
+    # 15 volumes before the audio, then 25 s: TRs past the 16 s story are dropped
+    _write_bold("sub-03", 1, n_trs=50)
+    _write_bold("sub-03", 2, n_trs=38)  # 15 + 23 volumes: 0 ... 16.33 s
     ds = smn4lang.fusion_dataset(
         "sub-01",
         ["story_1", "story_2"],
@@ -244,8 +296,12 @@ def test_fusion_dataset(smn):
     assert ds.fmri_subjects == ["sub-03"]
     fmri = ds.fmri("sub-03")
     assert fmri.runs["story_1"].shape == (23, 1284)  # TRs at 0 ... 15.62 s
-    assert fmri.runs["story_2"].shape == (5, 1284)
+    assert fmri.runs["story_2"].shape == (23, 1284)
     assert_allclose(fmri.tr, 0.71, rtol=1e-6)
+    assert fmri.tmin["story_2"] == 0.0
+    # words at 0.63 and 1.03 s after the audio onset (time_align 11.28 and 11.68 s)
+    onsets = ds.stimulus("story_1").data[:, 0]
+    assert_allclose(np.flatnonzero(onsets) / 20.0, [0.63, 1.03], atol=0.03)
     meg = ds.meg("sub-01")
     n_times = ds.stimulus("story_1").n_times
     assert n_times == 320
@@ -259,3 +315,8 @@ def test_fusion_dataset(smn):
     assert r[0, 1] > 0.9  # one sample off gives 0.16
     with pytest.raises(ValueError, match="in meg_subjects and fmri_subjects"):
         smn4lang.fusion_dataset("sub-01", "story_1", fmri_subjects="sub-01")
+    _write_bold("sub-03", 2, n_trs=20)  # 5 volumes after the audio onset: 3.55 s
+    with pytest.raises(ValueError, match=r"story_2: .* short of the 16.00 s audio"):
+        smn4lang.fusion_dataset(
+            [], "story_2", ["word_onsets"], fmri_subjects="sub-03", spacing="ico3"
+        )

@@ -15,14 +15,15 @@ All 84 stories' stimuli are 9.7 GB. UTS01-UTS03 have responses to all 84 stories
 (20-24 GB per subject; about 0.25 GB per story, ``wheretheressmoke`` 2 GB),
 UTS04-UTS08 to 26-27 stories (about 9 GB per subject) and UTS09 to 54.
 
-Timing convention of the preprocessed responses (the Huth lab's own code): the story
-audio starts 10 s after the first volume, and the first 10 and last 5 volumes of each
-scan are not in the ``.hf5`` files. Row ``i`` of a response is therefore the volume
-acquired at ``(i + 10) * TR`` after the scan start, i.e. at the stimulus time
-``RESPONSE_TMIN + i * TR`` with ``TR = 2.0045`` s and ``RESPONSE_TMIN = 10 * TR - 10``
-(10.045 s). This is the ``tmin`` that :meth:`mne_fusion.FusionDataset.add_fmri` wants.
-(The authors' code lays the volumes on a 2.0 s grid instead, ``10 + 2 i`` s, which
-drifts from the scanner's 2.0045 s by about 1 s over a 10-minute story.)
+Timing convention of the preprocessed responses (every ``*_bold.json`` gives
+``"RepetitionTime": 2``; the Huth lab's encoding code uses ``tr=2.0``,
+``start_time=10.0``): the story audio starts 10 s after the first volume, and the first
+10 and last 5 volumes of each scan are not in the ``.hf5`` files. Row ``i`` of a
+response is the volume acquired during ``[10 + 2 i, 12 + 2 i)`` s after the audio onset,
+so its stimulus time (the start of its TR, the ``tmin`` convention of
+:meth:`mne_fusion.FusionDataset.add_fmri`) is ``RESPONSE_TMIN + i * TR`` with
+``TR = 2.0`` and ``RESPONSE_TMIN = 10.0`` s. (The authors sample their features at
+mid-TR, ``11 + 2 i`` s: the same volumes.)
 
 The voxel-to-surface maps use the data set's own pycortex database
 (``derivative/pycortex-db``: transform ``<subj>_auto``, its cortical mask and the
@@ -57,10 +58,12 @@ __all__ = [
 
 #: the nine fMRI subjects of the data set
 SUBJECTS = tuple(f"UTS0{k}" for k in range(1, 10))
-#: fMRI repetition time (s)
-TR = 2.0045
-#: stimulus time (s) of the first row of every preprocessed response
-RESPONSE_TMIN = 10 * TR - 10.0
+#: fMRI repetition time (s): ``RepetitionTime`` of every ``*_bold.json``, and the
+#: authors' ``tr=2.0`` (2.0045 is only a legacy default of their old code)
+TR = 2.0
+#: stimulus time (s) of the first row of every preprocessed response: the start of the
+#: TR ``[10, 12)`` s after the audio onset (the authors' ``start_time=10.0``)
+RESPONSE_TMIN = 10.0
 ACCESSION = "ds003020"
 _RESPONSE_KEYS = ("data", "resp")
 _TEXTGRIDS = "derivative/TextGrids/"

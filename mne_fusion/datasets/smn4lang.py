@@ -17,10 +17,11 @@ kind                         files                                         size
 All 60 stories' stimuli are 0.6 GB; one subject's 60 MEG runs 27 GB. Run ``R`` of a
 subject is story ``story_R`` (the authors' code pairs them this way). Each run's
 ``events.tsv`` marks the audio with the triggers ``Beg`` and ``End``; the word times
-of ``derivatives/annotations/time_align/word-level`` are seconds from the audio onset.
+of ``derivatives/annotations/time_align`` count from the fMRI scan start, 10.65 s
+(:data:`AUDIO_ONSET`) before the audio; :func:`read_word_times` counts from the audio.
 
 The preprocessed fMRI in MNI space (``derivatives/preprocessed_data/sub-XX/MNI/``,
-TR 0.71 s, its first volume at the audio onset as in the authors' code) is not in the
+TR 0.71 s; :func:`load_fmri` drops the 15 volumes before the audio) is not in the
 shipped registry (no verified hashes): :func:`load_fmri` reads it when present and
 projects it onto the template cortex with :func:`nilearn.surface.vol_to_surf`.
 """
@@ -29,16 +30,17 @@ from functools import partial
 from pathlib import Path
 
 import mne
-import numpy as np
-from mne.utils import logger, verbose
+from mne.utils import verbose
 
 from ..utils import _check_positive, _validate_type, fill_doc
+from . import _readers
 from ._dataset import OpenNeuroDataset, check_selection, require_local
 from ._fetch import read_registry
-from ._readers import crop_to_triggers, read_events_tsv, read_word_times
+from ._readers import crop_to_triggers, crop_volumes, read_bold, read_meg_run
 from ._surface import volume_to_template
 
 __all__ = [
+    "AUDIO_ONSET",
     "STORIES",
     "SUBJECTS",
     "TR",
@@ -48,6 +50,7 @@ __all__ = [
     "load_meg",
     "list_subjects",
     "load_stimulus",
+    "read_word_times",
 ]
 
 ACCESSION = "ds004078"
@@ -57,6 +60,9 @@ SUBJECTS = tuple(f"sub-{k:02d}" for k in range(1, 13))
 STORIES = tuple(f"story_{k}" for k in range(1, 61))
 #: fMRI repetition time (s)
 TR = 0.71
+#: seconds from the first fMRI volume to the audio onset (``func/*_events.tsv``: 10.650
+#: in all runs; README: the time_align times "were added by 10.65 seconds")
+AUDIO_ONSET = 10.65
 _ANNOTATIONS = "derivatives/annotations/"
 _MEG_FOLDERS = {
     "meg": "{subject}/meg/",
@@ -109,6 +115,31 @@ def list_subjects(kind="meg", *, verbose=None):
     """
     check_selection([kind], tuple(_MEG_FOLDERS), "kinds")
     return [s for s in SUBJECTS if "fif" in _meg_files(s, STORIES[0], kind)]
+
+
+@verbose
+@fill_doc
+def read_word_times(fname, *, verbose=None):
+    """Read a time_align ``.mat`` file's words, timed from the audio onset.
+
+    Parameters
+    ----------
+    fname : path-like
+        A ``*_word_time.mat`` file of ``derivatives/annotations/time_align``, timed
+        from the fMRI scan start (:data:`AUDIO_ONSET` before the audio).
+    %(verbose)s
+
+    Returns
+    -------
+    words : list of tuple
+        ``(onset, offset, word)`` in seconds from the audio onset, words of zero
+        duration dropped: a first ``start`` of 11.28 s gives an onset of 0.63 s.
+
+    See Also
+    --------
+    load_stimulus
+    """
+    return _readers.read_word_times(Path(fname), offset=AUDIO_ONSET)
 
 
 def _stimulus_files(story):
@@ -245,22 +276,7 @@ def load_meg(
     )
     files = _meg_files(subject, story, kind)
     fif, events = root / files["fif"], root / files["events"]
-    if preprocessed:
-        raw = mne.io.read_raw_fif(fif)
-        raw.set_annotations(read_events_tsv(events))
-    else:
-        from mne_bids import BIDSPath, read_raw_bids
-
-        bids_path = BIDSPath(
-            subject=subject[4:],
-            task="RDR",
-            run=_run(story),
-            datatype="meg",
-            suffix="meg",
-            extension=".fif",
-            root=root,
-        )
-        raw = read_raw_bids(bids_path)
+    raw = read_meg_run(fif, events, root, None if preprocessed else _run(story))
     if crop:
         crop_to_triggers(raw, "Beg", "End", Path(fif).name)
     return raw
@@ -295,15 +311,13 @@ def load_fmri(
     Returns
     -------
     stc : mne.SourceEstimate
-        BOLD on the template sources (subject ``"fsaverage"``), ``tstep = TR``
-        and ``tmin = 0`` (the first volume at the audio onset).
+        BOLD on the template sources (subject ``"fsaverage"``), ``tstep = TR``; the 15
+        volumes before the audio (:data:`AUDIO_ONSET`) dropped, so ``tmin = 0``.
 
     See Also
     --------
     fusion_dataset
     """
-    import nibabel as nib
-
     from ..anatomy import template_source_space
 
     subject = check_selection([subject], SUBJECTS, "subjects")[0]
@@ -316,17 +330,11 @@ def load_fmri(
         f"{subject}_task-RDR_run-{_run(story)}_bold.nii.gz"
     )
     root = require_local(ACCESSION, [fname], path, _HOW_TO_GET_FMRI)
-    img = nib.load(root / fname)
-    if img.ndim != 4:
-        raise ValueError(f"{fname} should be 4D (x, y, z, time), got {img.shape}.")
-    tr = float(img.header.get_zooms()[3])
-    if tr > 0 and not np.isclose(tr, TR, atol=1e-3):
-        logger.info(f"{fname}: the header's TR is {tr} s; using it")
-    tr = tr if tr > 0 else TR
+    img, tr, n_skip = read_bold(root / fname, TR, AUDIO_ONSET)
     return mne.SourceEstimate(
-        volume_to_template(img, src, subjects_dir, radius),
+        volume_to_template(img.slicer[..., n_skip:], src, subjects_dir, radius),
         [s["vertno"] for s in src],
-        tmin=0.0,
+        tmin=round(n_skip * tr - AUDIO_ONSET, 6),
         tstep=tr,
         subject="fsaverage",
     )
@@ -417,17 +425,11 @@ def fusion_dataset(
         stimulus = load_stimulus(story, path=path, download=download)
         feats[story] = extract(features, stimulus, sfreq)
         dataset.add_stimulus(story, feats[story])
+    kwargs = dict(preprocessed=preprocessed, crop=False, path=path, download=download)
     for subject in meg:
         runs = {}
         for story in stories:
-            raw = load_meg(
-                subject,
-                story,
-                preprocessed=preprocessed,
-                crop=False,
-                path=path,
-                download=download,
-            )
+            raw = load_meg(subject, story, **kwargs)
             runs[story] = crop_to_stimulus(
                 raw.pick("meg", exclude="bads"), feats[story], annotation="Beg"
             )
@@ -440,7 +442,6 @@ def fusion_dataset(
         runs = {}
         for story in stories:
             stc = load_fmri(subject, story, src, path=path, subjects_dir=subjects_dir)
-            last = stc.times[stc.times <= feats[story].duration + 1e-6][-1]
-            runs[story] = stc.crop(tmax=last)
+            runs[story] = crop_volumes(stc, feats[story].duration, story)
         dataset.add_fmri(subject, runs, runs[stories[0]].tstep)
     return dataset
