@@ -16,7 +16,7 @@ from mne.utils import logger, verbose
 
 from ..features import Features
 from ..utils import _validate_type
-from ._common import _lookup, _same
+from ._common import _check_new_name, _check_runs, _check_stories, _lookup, _same
 from ._fmri_runs import _fmri_subject
 from ._meg_runs import _meg_subject
 from ._segments import _cut, _story_segments, _story_spans
@@ -148,7 +148,7 @@ class FusionDataset:
         self : FusionDataset
             The dataset, for chaining.
         """
-        self._check_new_name(story, "story", self._stimuli)
+        _check_new_name(story, "story", self._stimuli)
         if isinstance(features, Features):
             if sfreq is not None and not _same(features.sfreq, sfreq):
                 raise ValueError(
@@ -229,8 +229,8 @@ class FusionDataset:
         set to 0): the highest Pearson r a noiseless model can reach on the average of
         all epochs.
         """
-        self._check_subject(subject)
-        runs = self._check_runs(runs, (BaseRaw, BaseEpochs))
+        _check_new_name(subject, "subject", {**self._meg, **self._fmri})
+        runs = _check_runs(runs, self._stimuli, (BaseRaw, BaseEpochs))
         meg = _meg_subject(subject, runs, forward, self._stimuli, self.sfreq)
         self._meg[subject] = meg
         logger.info(
@@ -282,8 +282,8 @@ class FusionDataset:
         self : FusionDataset
             The dataset, for chaining.
         """
-        self._check_subject(subject)
-        runs = self._check_runs(runs, (SourceEstimate, np.ndarray))
+        _check_new_name(subject, "subject", {**self._meg, **self._fmri})
+        runs = _check_runs(runs, self._stimuli, (SourceEstimate, np.ndarray))
         fmri = _fmri_subject(
             subject, runs, tr, mapping, tmin, noise_ceiling, self._stimuli
         )
@@ -312,7 +312,7 @@ class FusionDataset:
             A new dataset sharing (not copying) the arrays. Subjects without a run of
             the kept stories are left out.
         """
-        stories = self._check_stories(stories)
+        stories = _check_stories(stories, self._stimuli)
         out = FusionDataset()
         out._stimuli = {story: self._stimuli[story] for story in stories}
         for store, out_store in ((self._meg, out._meg), (self._fmri, out._fmri)):
@@ -388,7 +388,9 @@ class FusionDataset:
         if self.sfreq is None:
             raise ValueError("The dataset has no story; call add_stimulus first.")
         n_length, step = _cut(length, overlap, self.sfreq)
-        stories = self.stories if stories is None else self._check_stories(stories)
+        stories = (
+            self.stories if stories is None else _check_stories(stories, self._stimuli)
+        )
         return [
             _story_spans(
                 story,
@@ -401,44 +403,6 @@ class FusionDataset:
             )
             for story in stories
         ]
-
-    # ------------------------------------------------------------------ checks
-    def _check_new_name(self, name, kind, existing):
-        _validate_type(name, str, kind)
-        if not name:
-            raise ValueError(f"{kind} must be a non-empty string, got {name!r}.")
-        if name in existing:
-            raise ValueError(f"{kind} {name!r} was already added.")
-
-    def _check_subject(self, subject):
-        self._check_new_name(subject, "subject", {**self._meg, **self._fmri})
-
-    def _check_stories(self, stories):
-        if isinstance(stories, str):
-            stories = [stories]
-        _validate_type(stories, (list, tuple), "stories")
-        if not stories:
-            raise ValueError("stories must name at least one story, got none.")
-        for story in stories:
-            _lookup(self._stimuli, story, "story in stories")
-        if len(set(stories)) != len(stories):
-            raise ValueError(f"stories must not repeat a story, got {stories}.")
-        return list(stories)
-
-    def _check_runs(self, runs, types):
-        _validate_type(runs, dict, "runs")
-        if not runs:
-            raise ValueError("runs must hold at least one story, got an empty dict.")
-        if not self._stimuli:
-            raise ValueError("The dataset has no story; call add_stimulus first.")
-        for story, run in runs.items():
-            if story not in self._stimuli:
-                raise ValueError(
-                    f"runs has story {story!r} that was not added; known stories: "
-                    f"{self.stories}. Call add_stimulus first."
-                )
-            _validate_type(run, types, f"runs[{story!r}]")
-        return dict(runs)
 
     def __repr__(self):
         duration = sum(f.duration for f in self._stimuli.values())
