@@ -1,6 +1,7 @@
 """The OpenNeuro fetcher against a local HTTP server, and the shipped registries."""
 
 import gzip
+import json
 import os
 import signal
 import socket
@@ -9,10 +10,12 @@ import sys
 import time
 from pathlib import Path
 
+import mne
 import pytest
 from _datasets_server import LocalServer, md5, serve_dataset
 
 from mne_fusion.datasets import _download, _fetch, fetch_files, read_registry
+from mne_fusion.datasets._dataset import config_key, dataset_folder, require_local
 from mne_fusion.datasets._make_registry import (
     REGISTRY_DIR,
     read_reference_tsv,
@@ -323,7 +326,7 @@ def test_bad_stall_timeout(server, registry_dir, monkeypatch):
     assert server.requests == []
 
 
-def test_data_path_passes_stall_timeout(monkeypatch, tmp_path):
+def test_data_path_passes_stall_timeout(monkeypatch, tmp_path, mne_home):
     from mne_fusion.datasets import _dataset, lebel2023
 
     seen = {}
@@ -336,6 +339,115 @@ def test_data_path_passes_stall_timeout(monkeypatch, tmp_path):
     lebel2023.data_path(tmp_path, stories=[], stall_timeout=5)
     assert seen["stall_timeout"] == 5
     assert "stall_timeout : float | None" in lebel2023.data_path.__doc__
+
+
+SMN_METADATA = {
+    name: (Path(__file__).parent / "data/ds004078" / name).read_bytes()
+    for name in ("README", "dataset_description.json", "participants.tsv")
+}
+
+
+@pytest.fixture
+def mne_home(tmp_path, monkeypatch):
+    """An MNE configuration file of this test's own, with no data set key set."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("_MNE_FAKE_HOME_DIR", str(home))
+    for accession in _fetch.ACCESSIONS:
+        monkeypatch.delenv(config_key(accession), raising=False)
+    return home / ".mne/mne-python.json"
+
+
+def _config(fname):
+    return json.loads(fname.read_text()) if fname.exists() else {}
+
+
+def test_config_keys():
+    from mne_fusion.datasets import lebel2023, podcast_ecog, smn4lang
+
+    keys = [config_key(accession) for accession in _fetch.ACCESSIONS]
+    assert keys == [
+        "MNE_DATASETS_LEBEL2023_PATH",
+        "MNE_DATASETS_SMN4LANG_PATH",
+        "MNE_DATASETS_PODCAST_ECOG_PATH",
+    ]
+    for module, key in zip((lebel2023, smn4lang, podcast_ecog), keys, strict=True):
+        assert module.DATASET.config_key == key
+        assert f"store it as ``{key}``" in module.data_path.__doc__
+    with pytest.raises(ValueError, match="Invalid value for the 'accession' param"):
+        config_key("ds000001")
+
+
+def test_update_path_sets_the_data_set_key(
+    server, registry_dir, mne_home, tmp_path, monkeypatch
+):
+    from mne_fusion.datasets import smn4lang
+
+    serve_dataset(server, registry_dir, "ds004078", SMN_METADATA)
+    mne_data = mne.get_config("MNE_DATA")
+    where = tmp_path / "elsewhere"
+    root = smn4lang.data_path(where, kinds="stimuli", stories=[], update_path=False)
+    assert root == where / "MNE-fusion-data/ds004078"
+    assert _config(mne_home) == {}
+    assert smn4lang.data_path(where, kinds="stimuli", stories=[]) == root
+    assert _config(mne_home) == {"MNE_DATASETS_SMN4LANG_PATH": str(where.resolve())}
+    assert mne.get_config("MNE_DATA") == mne_data  # the global location untouched
+    # later calls without a path find the data set through its key, before MNE_DATA
+    assert len(server.requests) == 3
+    assert smn4lang.data_path(kinds="stimuli", stories=[]) == root
+    assert len(server.requests) == 3  # the verified copies were found there
+    assert dataset_folder("ds004078") == root
+    assert require_local("ds004078", ["README"], None, "") == root
+    assert fetch_files("ds004078", ["README"]) == root
+    assert not (Path(mne_data) / "MNE-fusion-data/ds004078").exists()
+    assert dataset_folder("ds003020") == Path(mne_data) / "MNE-fusion-data/ds003020"
+    # an environment variable of that name wins, as in MNE
+    (tmp_path / "env").mkdir()
+    monkeypatch.setenv("MNE_DATASETS_SMN4LANG_PATH", str(tmp_path / "env"))
+    assert dataset_folder("ds004078") == tmp_path / "env/MNE-fusion-data/ds004078"
+    # a call without a path stores nothing; another path replaces the stored one
+    env_root = smn4lang.data_path(kinds="stimuli", stories=[])
+    assert env_root == tmp_path / "env/MNE-fusion-data/ds004078"
+    assert _config(mne_home) == {"MNE_DATASETS_SMN4LANG_PATH": str(where.resolve())}
+    smn4lang.data_path(tmp_path / "env", kinds="stimuli", stories=[])
+    assert _config(mne_home) == {
+        "MNE_DATASETS_SMN4LANG_PATH": str((tmp_path / "env").resolve())
+    }
+
+
+def test_bad_location_changes_nothing(server, registry_dir, mne_home, tmp_path):
+    from mne_fusion.datasets import smn4lang
+
+    serve_dataset(server, registry_dir, "ds004078", SMN_METADATA)
+    where = tmp_path / "elsewhere"
+    with pytest.raises(TypeError, match="update_path must be an instance of bool"):
+        smn4lang.data_path(where, kinds="stimuli", stories=[], update_path="yes")
+    with pytest.raises(
+        TypeError,
+        match=r"^path must be an instance of None or path-like, got int \(3\)",
+    ):
+        smn4lang.data_path(3, kinds="stimuli", stories=[])
+    with pytest.raises(FileNotFoundError, match="call again with download=True"):
+        smn4lang.data_path(where, kinds="stimuli", stories=[], download=False)
+    assert _config(mne_home) == {}  # nothing fetched: nothing stored
+    gone = tmp_path / "unmounted"
+    with pytest.warns(RuntimeWarning, match="non-standard config type"):  # MNE's
+        mne.set_config("MNE_DATASETS_SMN4LANG_PATH", str(gone), set_env=False)
+    message = (
+        f"The MNE_DATASETS_SMN4LANG_PATH configuration points to {gone}, which is "
+        "not an existing folder. Mount or create it, pass path=..., or remove the "
+        "key with mne.set_config('MNE_DATASETS_SMN4LANG_PATH', None)."
+    )
+    with pytest.raises(FileNotFoundError) as excinfo:
+        smn4lang.data_path(kinds="stimuli", stories=[])
+    assert str(excinfo.value) == message
+    with pytest.raises(FileNotFoundError, match="MNE_DATASETS_SMN4LANG_PATH"):
+        smn4lang.load_fmri("sub-01", "story_1")
+    assert _config(mne_home) == {"MNE_DATASETS_SMN4LANG_PATH": str(gone)}
+    assert not where.exists()
+    assert not gone.exists()
+    assert not (tmp_path / "mne_data").exists()
+    assert server.requests == []
 
 
 def test_shipped_registries_are_regenerated_exactly(tmp_path):

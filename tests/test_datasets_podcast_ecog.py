@@ -11,12 +11,30 @@ from numpy.testing import assert_allclose, assert_array_equal
 from mne_fusion.datasets import _fetch, podcast_ecog
 
 CH_NAMES = ["G1", "G2", "G3", "D1"]
-# MNI millimetres; D1 has no position in the data set's table
-ELECTRODES = (
-    b"name\tx\ty\tz\tsize\n"
-    b"G1\t-50.0\t-20.0\t10.0\t2.3\nG2\t-52.5\t-20.0\t10.0\t2.3\n"
-    b"G3\t60.0\t10.0\t0.0\t2.3\nD1\tn/a\tn/a\tn/a\tn/a\n"
+# FreeSurfer's MNI305 -> MNI152 affine (CoordinateSystems documentation), in mm
+MNI305_TO_MNI152 = np.array(
+    [
+        [0.9975, -0.0073, 0.0176, -0.0429],
+        [0.0146, 1.0009, -0.0024, 1.5496],
+        [-0.0130, -0.0093, 0.9971, 1.1840],
+        [0, 0, 0, 1],
+    ]
 )
+# where the electrodes lie in fsaverage's MNI305 space (mm); D1 has no position
+MNI305 = {"G1": [-50.0, -20.0, 10.0], "G2": [-52.5, -20.0, 10.0], "G3": [60.0, 10, 0]}
+REAL = Path(__file__).parent / "data" / "ds005574" / "sub-01" / "ieeg"
+SPACE = "space-MNI152NLin2009aSym"
+
+
+def _table(positions):
+    """An electrodes.tsv holding the MNI152 coordinates (mm) of MNI305 positions."""
+    lines = ["name\tx\ty\tz\tsize"]
+    for name, xyz in positions.items():
+        mni152 = (MNI305_TO_MNI152 @ [*xyz, 1.0])[:3]
+        lines.append("\t".join([name, *(repr(float(v)) for v in mni152), "2.3"]))
+    return ("\n".join([*lines, "D1\tn/a\tn/a\tn/a\tn/a"]) + "\n").encode()
+
+
 TRANSCRIPT = (
     b"word,start,end\nSo,0.5,0.7\nthere,0.75,1.0\num,,\nwas,1.1,1.3\n,nan,nan\n"
 )
@@ -34,23 +52,34 @@ def _ecog_fif(tmp_path, scale):
 
 @pytest.fixture
 def podcast(tmp_path, monkeypatch):
+    yield from _serve(tmp_path, monkeypatch, _table(MNI305))
+
+
+@pytest.fixture
+def podcast_real(tmp_path, monkeypatch):
+    """The data set with sub-01's real electrode table."""
+    yield from _serve(
+        tmp_path, monkeypatch, (REAL / f"sub-01_{SPACE}_electrodes.tsv").read_bytes()
+    )
+
+
+def _serve(tmp_path, monkeypatch, electrodes):
     monkeypatch.setenv("MNE_DATA", str(tmp_path / "mne_data"))
     monkeypatch.setattr(_fetch, "_RETRIES", 0)
     served = tmp_path / "served"
     served.mkdir()
     server = LocalServer(served)
-    space = "space-MNI152NLin2009aSym"
+    space = SPACE
     files = {
         "README": b"Podcast\n",
         "dataset_description.json": b"{}",
         "participants.tsv": b"participant_id\nsub-01\n",
         "stimuli/podcast.wav": wav_bytes(20.0),
         "stimuli/podcast_transcript.csv": TRANSCRIPT,
-        f"sub-01/ieeg/sub-01_{space}_electrodes.tsv": ELECTRODES,
+        f"sub-01/ieeg/sub-01_{space}_electrodes.tsv": electrodes,
         f"sub-01/ieeg/sub-01_{space}_coordsystem.json": (
-            b'{"iEEGCoordinateSystem": "MNI152NLin2009aSym", '
-            b'"iEEGCoordinateUnits": "mm"}'
-        ),
+            REAL / f"sub-01_{space}_coordsystem.json"
+        ).read_bytes(),
     }
     prep = "derivatives/ecogprep/sub-01/ieeg/sub-01_task-podcast"
     files[f"{prep}_desc-highgamma_ieeg.fif"] = _ecog_fif(tmp_path, 1e-6)
@@ -81,7 +110,7 @@ def test_load_ecog(podcast, kind, scale):
     assert isinstance(raw, mne.io.BaseRaw)
     assert raw.ch_names == CH_NAMES
     assert_allclose(raw.get_data(), np.arange(8000.0).reshape(4, 2000) * scale)
-    # MNE keeps positions in head coordinates; fsaverage's trans gives MNI back
+    # MNE keeps positions in head coordinates; fsaverage's trans gives MNI305 back
     trans = mne.read_trans(
         Path(mne.__file__).parent / "data/fsaverage/fsaverage-trans.fif"
     )
@@ -98,8 +127,35 @@ def test_load_montage(podcast):
     positions = podcast_ecog.load_montage("sub-01").get_positions()
     assert positions["coord_frame"] == "mni_tal"
     assert sorted(positions["ch_pos"]) == ["G1", "G2", "G3"]
-    assert_allclose(positions["ch_pos"]["G2"], [-0.0525, -0.020, 0.010])
+    # the table holds MNI152 coordinates: G2 is at (-52.1, -19.3, 12.0) mm there
+    table = np.loadtxt(_table(MNI305).decode().splitlines()[2:3], usecols=(1, 2, 3))
+    assert_allclose(table, [-52.0897, -19.2589, 12.0235], atol=1e-4)
+    assert_allclose(positions["ch_pos"]["G2"], [-0.0525, -0.020, 0.010], atol=1e-12)
     assert positions["nasion"] is not None
+
+
+def test_load_montage_real_electrodes(podcast_real):
+    """sub-01's 103 real electrodes land in MNI305 by FreeSurfer's affine."""
+    table = np.genfromtxt(
+        REAL / f"sub-01_{SPACE}_electrodes.tsv",
+        delimiter="\t",
+        names=True,
+        dtype=None,
+        encoding="utf-8",
+    )
+    assert len(table) == 103
+    mni152 = np.column_stack([table["x"], table["y"], table["z"]])  # mm
+    expected = np.linalg.solve(
+        MNI305_TO_MNI152, np.column_stack([mni152, np.ones(len(mni152))]).T
+    )[:3].T
+    positions = podcast_ecog.load_montage("sub-01").get_positions()["ch_pos"]
+    assert list(positions) == list(table["name"])
+    got = np.array(list(positions.values())) * 1e3
+    assert_allclose(got, expected, atol=1e-9)
+    # G2, the first row, is (60.0, -1.333, -29.333) mm in MNI152
+    assert_allclose(got[0], [60.6920, -3.8372, -29.8506], atol=1e-4)
+    moved = np.linalg.norm(got - mni152, axis=1)
+    assert 2.0 < moved.min() < moved.max() < 2.7  # measured: 2.12 to 2.66 mm
 
 
 def test_load_stimulus(podcast):

@@ -9,11 +9,14 @@ it is used instead.
 """
 
 from ._forward import default_dev_head_t, template_forward
+from ._mni import mni152_to_mni305, mni305_to_mni152
 from ._morph import morph_matrix, morph_or_identity, same_vertices
 from ._source_space import source_positions, template_source_space
 
 __all__ = [
     "default_dev_head_t",
+    "mni152_to_mni305",
+    "mni305_to_mni152",
     "morph_matrix",
     "morph_or_identity",
     "same_vertices",

@@ -5,20 +5,23 @@ validate a selection (subjects, stories, ...) and, for each kind of file, which
 registry paths a selection needs. :class:`OpenNeuroDataset` holds that declaration and
 does the rest the same way for every data set: it checks the kinds, lists the small
 metadata files, fetches everything through :func:`~._fetch.fetch_files` (hash-checked
-downloads) and applies MNE's ``update_path`` convention. Its :meth:`~OpenNeuroDataset.
+downloads) and applies MNE's ``update_path`` convention: a data set's location is
+stored in, and looked up from, its own configuration key ``MNE_DATASETS_<NAME>_PATH``
+(:func:`config_key`), never the global ``MNE_DATA``. Its :meth:`~OpenNeuroDataset.
 make_data_path` writes the public ``data_path`` in MNE's form, so that its signature
 and its shared documentation exist once. Files that are not in a registry (no verified
 hash) are read only when present: :func:`require_local` says how to get them.
 """
 
 import inspect
+import warnings
 from pathlib import Path
 
 import mne
 from mne.utils import logger, verbose
 
-from ..utils import _validate_type, fill_doc, get_data_root
-from ._fetch import fetch_files
+from ..utils import _validate_type, fill_doc
+from ._fetch import config_key, dataset_folder, fetch_files
 
 _METADATA = ("README", "dataset_description.json", "participants.tsv")
 _P = inspect.Parameter
@@ -36,7 +39,20 @@ _DATA_PATH_DOC = """{summary}
 
 Parameters
 ----------
-%(dataset_data_path)s
+path : path-like | None
+    Where data sets live: files go to ``<path>/MNE-fusion-data/{accession}/``. If
+    None, the ``{key}`` configuration (environment variable or
+    :func:`mne.set_config`) is used, then ``MNE_DATA``, then ``~/mne_data``.
+force_update : bool
+    If True, download the requested files again even when verified copies exist.
+update_path : bool
+    If True and ``path`` is given, store it as ``{key}`` with
+    :func:`mne.set_config` once the files are fetched, so that later calls (and the
+    loaders) find the data without it, as MNE's own ``data_path`` functions do. The
+    global ``MNE_DATA`` is never changed. A call without ``path`` stores nothing:
+    its location already comes from the configuration.
+download : bool
+    If False, nothing is downloaded: missing files raise :class:`FileNotFoundError`.
 {parameters}
 %(stall_timeout)s
 %(verbose)s
@@ -111,6 +127,7 @@ class OpenNeuroDataset:
         self.kinds = dict(kinds)
         self.default_kinds = tuple(default_kinds)
         self.selections = tuple(inspect.signature(select).parameters)
+        self.config_key = config_key(accession)
 
     def files(self, kinds, **selection):
         """Return the registry paths of a selection, with the metadata files.
@@ -163,9 +180,8 @@ class OpenNeuroDataset:
         root : pathlib.Path
             The local folder of the data set.
         """
-        files = self.files(kinds, **selection)
-        _validate_type(path, (None, "path-like"), "path")
         _validate_type(update_path, bool, "update_path")
+        files = self.files(kinds, **selection)
         root = fetch_files(
             self.accession,
             files,
@@ -174,11 +190,21 @@ class OpenNeuroDataset:
             download=download,
             stall_timeout=stall_timeout,
         )
-        if update_path and path is not None and mne.get_config("MNE_DATA") is None:
-            location = str(Path(path).expanduser().resolve())
-            logger.info(f"Setting MNE_DATA to {location}")
-            mne.set_config("MNE_DATA", location)
+        if update_path and path is not None:
+            self._store_location(path)
         return root
+
+    def _store_location(self, path):
+        # as mne.datasets.utils._do_path_update: the config file, not the environment
+        location = str(Path(path).expanduser().resolve())
+        if mne.get_config(self.config_key, "", use_env=False) != location:
+            logger.info(f"Setting {self.config_key} to {location}")
+            with warnings.catch_warnings():
+                # MNE warns of keys it does not know; these are ours, by design
+                warnings.filterwarnings(
+                    "ignore", f'.*non-standard config type: "{self.config_key}"'
+                )
+                mne.set_config(self.config_key, location, set_env=False)
 
     def make_data_path(self, module, summary, parameters, see_also):
         """Return the public ``data_path`` of the data set, in MNE's form.
@@ -224,6 +250,7 @@ class OpenNeuroDataset:
             parameters=parameters.strip("\n"),
             accession=self.accession,
             see_also=see_also,
+            key=self.config_key,
         )
         # mne's verbose turns the declared signature into the function's real one
         return verbose(fill_doc(data_path))
@@ -242,7 +269,8 @@ def require_local(accession, paths, path, how):
     paths : list of str
         The files needed, relative to the data set folder.
     path : path-like | None
-        Where data sets live.
+        Where data sets live; None looks up the configuration as
+        :func:`dataset_folder` does.
     how : str
         How to get the files, for the error message.
 
@@ -251,7 +279,7 @@ def require_local(accession, paths, path, how):
     root : pathlib.Path
         The local folder of the data set.
     """
-    root = get_data_root(path) / accession
+    root = dataset_folder(accession, path)
     missing = [p for p in paths if not (root / p).is_file()]
     if missing:
         raise FileNotFoundError(

@@ -23,6 +23,39 @@ def row_normalize(matrix):
     return sparse.csr_array(sparse.diags_array(scale) @ matrix)
 
 
+def read_points(fname):
+    """Read the vertex coordinates of a pycortex surface, ``.gii`` or ``.npz``.
+
+    Parameters
+    ----------
+    fname : pathlib.Path
+        A GIFTI file (the pointset is its first data array) or a NumPy ``.npz``
+        archive with ``pts`` (coordinates) and ``polys`` (triangles), as pycortex
+        stores the surfaces of some subjects.
+
+    Returns
+    -------
+    points : array, shape (n_vertices, 3)
+        The coordinates, as float64.
+    """
+    if fname.suffix == ".npz":
+        with np.load(fname) as archive:
+            if "pts" not in archive.files:
+                raise ValueError(
+                    f"{fname} should hold the surface as arrays 'pts' and 'polys' "
+                    f"(pycortex's layout); found {sorted(archive.files)}."
+                )
+            points = np.asarray(archive["pts"], float)
+    else:
+        points = np.asarray(nib.load(fname).darrays[0].data, float)
+    if points.ndim != 2 or points.shape[1] != 3:
+        raise ValueError(
+            f"The vertices of {fname} should have shape (n_vertices, 3), got "
+            f"{points.shape}."
+        )
+    return points
+
+
 def ribbon_voxel_counts(white, pial, vox_from_surf, mask, n_depths):
     """Count how often each vertex's cortical ribbon samples each mask voxel.
 

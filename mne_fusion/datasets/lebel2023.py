@@ -17,19 +17,25 @@ UTS04-UTS08 to 26-27 stories (about 9 GB per subject) and UTS09 to 54.
 
 Timing convention of the preprocessed responses (every ``*_bold.json`` gives
 ``"RepetitionTime": 2``; the Huth lab's encoding code uses ``tr=2.0``,
-``start_time=10.0``): the story audio starts 10 s after the first volume, and the first
-10 and last 5 volumes of each scan are not in the ``.hf5`` files. Row ``i`` of a
+``start_time=10.0``): a story's response has ``respdict[story] - 20`` rows
+(``derivative/respdict.json`` gives each scan's length in volumes). Row ``i`` of a
 response is the volume acquired during ``[10 + 2 i, 12 + 2 i)`` s after the audio onset,
 so its stimulus time (the start of its TR, the ``tmin`` convention of
 :meth:`mne_fusion.FusionDataset.add_fmri`) is ``RESPONSE_TMIN + i * TR`` with
 ``TR = 2.0`` and ``RESPONSE_TMIN = 10.0`` s. (The authors sample their features at
 mid-TR, ``11 + 2 i`` s: the same volumes.)
 
+Every subject also heard ``wheretheressmoke`` several times (10 presentations for
+UTS01-UTS03, 5 for the others): :func:`noise_ceiling` estimates from them how well a
+perfect model can predict each voxel.
+
 The voxel-to-surface maps use the data set's own pycortex database
 (``derivative/pycortex-db``: transform ``<subj>_auto``, its cortical mask and the
-white/pial surfaces) and FreeSurfer spheres (``derivative/freesurfer_subjdir``), read
-with nibabel; pycortex is not needed. These files are not in the shipped registry
-(no verified hashes), so they are read from the data folder when present.
+white/pial surfaces, ``.gii`` or, for UTS02, ``.npz``) and FreeSurfer spheres
+(``derivative/freesurfer_subjdir``, UTS01-UTS08: UTS09 has none, so it has no
+template maps), read with nibabel; pycortex is not needed. These files are not in the
+shipped registry (no verified hashes), so they are read from the data folder when
+present.
 """
 
 import mne
@@ -38,12 +44,21 @@ from mne.utils import logger, verbose
 from scipy import sparse
 
 from ..utils import _check_option, _validate_type, fill_doc
-from ._dataset import OpenNeuroDataset, check_selection
-from ._fetch import read_registry
+from . import _lebel2023_files as _files
+from . import _lebel2023_responses as _responses
+from ._dataset import check_selection
 from ._lebel2023_anatomy import subject_maps, voxel_counts
+from ._lebel2023_files import DATASET, registry_stories
+from ._lebel2023_fusion import (
+    check_request,
+    load_response_file,
+    subject_ceiling,
+    subject_runs,
+)
 from ._surface import row_normalize
 
 __all__ = [
+    "N_VOXELS",
     "RESPONSE_TMIN",
     "SUBJECTS",
     "TR",
@@ -52,30 +67,22 @@ __all__ = [
     "list_stories",
     "load_responses",
     "load_stimulus",
+    "noise_ceiling",
     "surface_projection",
     "template_mapping",
 ]
 
 #: the nine fMRI subjects of the data set
-SUBJECTS = tuple(f"UTS0{k}" for k in range(1, 10))
+SUBJECTS = _files.SUBJECTS
 #: fMRI repetition time (s): ``RepetitionTime`` of every ``*_bold.json``, and the
 #: authors' ``tr=2.0`` (2.0045 is only a legacy default of their old code)
 TR = 2.0
 #: stimulus time (s) of the first row of every preprocessed response: the start of the
 #: TR ``[10, 12)`` s after the audio onset (the authors' ``start_time=10.0``)
 RESPONSE_TMIN = 10.0
-ACCESSION = "ds003020"
-_RESPONSE_KEYS = ("data", "resp")
-_TEXTGRIDS = "derivative/TextGrids/"
-_RESPONSES = "derivative/preprocessed_data/"
-
-
-def _registry_stories(prefix, suffix):
-    return sorted(
-        p[len(prefix) : -len(suffix)]
-        for p in read_registry(ACCESSION)
-        if p.startswith(prefix) and p.endswith(suffix) and "/" not in p[len(prefix) :]
-    )
+#: subject -> number of voxels, the columns of each of its responses (its pycortex
+#: ``mask_thick``; from the registry's file sizes)
+N_VOXELS = _responses.N_VOXELS
 
 
 @verbose
@@ -97,42 +104,11 @@ def list_stories(subject=None, *, verbose=None):
     --------
     data_path
     """
-    if subject is None:
-        return _registry_stories(_TEXTGRIDS, ".TextGrid")
-    subject = check_selection(subject, SUBJECTS, "subjects")[0]
-    return _registry_stories(f"{_RESPONSES}{subject}/", ".hf5")
+    if subject is not None:
+        subject = check_selection(subject, SUBJECTS, "subjects")[0]
+    return registry_stories(subject)
 
 
-def _select(subjects=None, stories=None):
-    # stories are checked per kind: all stories for stimuli, each subject's for
-    # responses
-    return dict(
-        subjects=check_selection(subjects, SUBJECTS, "subjects"), stories=stories
-    )
-
-
-def _stimulus_files(subjects, stories):
-    return [
-        fname
-        for story in check_selection(stories, list_stories(), "stories")
-        for fname in (f"stimuli/{story}.wav", f"{_TEXTGRIDS}{story}.TextGrid")
-    ]
-
-
-def _response_files(subjects, stories):
-    return [
-        f"{_RESPONSES}{subject}/{story}.hf5"
-        for subject in subjects
-        for story in check_selection(stories, list_stories(subject), "stories")
-    ]
-
-
-DATASET = OpenNeuroDataset(
-    ACCESSION,
-    _select,
-    {"stimuli": _stimulus_files, "responses": _response_files},
-    default_kinds=("stimuli", "responses"),
-)
 KINDS = tuple(DATASET.kinds)
 data_path = DATASET.make_data_path(
     __name__,
@@ -180,7 +156,7 @@ def load_stimulus(story, *, path=None, download=True, verbose=None):
     root = DATASET.fetch(path, download=download, kinds="stimuli", stories=story)
     return Stimulus(
         audio=root / "stimuli" / f"{story}.wav",
-        textgrid=root / f"{_TEXTGRIDS}{story}.TextGrid",
+        textgrid=root / f"{_files.TEXTGRIDS}{story}.TextGrid",
         name=story,
     )
 
@@ -202,38 +178,59 @@ def load_responses(subject, story, *, path=None, download=True, verbose=None):
     Returns
     -------
     responses : array, shape (n_trs, n_voxels)
-        The ``.hf5`` array as stored (z-scored per voxel by the authors). Row ``i``
-        is the volume at stimulus time ``RESPONSE_TMIN + i * TR`` (see the module
-        documentation); columns are the voxels of the subject's pycortex cortical
-        mask, in pycortex's order.
+        The ``.hf5`` array ``data`` as stored (z-scored per voxel by the authors),
+        checked to have ``respdict[story] - 20`` rows (``derivative/respdict.json``,
+        fetched with it). Row ``i`` is the volume at stimulus time
+        ``RESPONSE_TMIN + i * TR`` (see the module documentation); columns are the
+        voxels of the subject's pycortex cortical mask, in pycortex's order
+        (``N_VOXELS[subject]`` of them).
 
     See Also
     --------
-    template_mapping, surface_projection
+    template_mapping, surface_projection, noise_ceiling
     """
-    import h5py
-
     subject = check_selection(subject, SUBJECTS, "subjects")[0]
     check_selection([story], list_stories(subject), "stories")
-    root = DATASET.fetch(
-        path, download=download, kinds="responses", subjects=subject, stories=story
-    )
-    fname = root / f"{_RESPONSES}{subject}/{story}.hf5"
-    with h5py.File(fname, "r") as fid:
-        keys = [key for key in _RESPONSE_KEYS if key in fid]
-        if not keys:
-            raise ValueError(
-                f"{fname} holds no response array: expected one of "
-                f"{list(_RESPONSE_KEYS)}, found {list(fid)}."
-            )
-        responses = fid[keys[0]][()]
-    if responses.ndim != 2:
-        raise ValueError(
-            f"The responses in {fname} should be 2D (n_trs, n_voxels), got shape "
-            f"{responses.shape}."
-        )
+    responses, _ = load_response_file(subject, story, path, download)
     logger.info(f"{subject} {story}: {responses.shape[0]} TRs x {responses.shape[1]}")
     return responses
+
+
+@verbose
+@fill_doc
+def noise_ceiling(subject, *, path=None, download=True, verbose=None):
+    """Estimate each voxel's noise ceiling from the repeats of ``wheretheressmoke``.
+
+    The subject heard ``wheretheressmoke`` 10 (UTS01-UTS03) or 5 times; its
+    ``.hf5`` (1.3 to 2.4 GB) holds them as ``individual_repeats``, shape
+    ``(n_repeats, 291, n_voxels)``. The estimate is the mean pairwise Pearson
+    correlation ``r`` between the presentations, per voxel: the fraction of one
+    presentation's variance that the stimulus drives (an intraclass correlation, the
+    explainable variance of a single presentation). A perfect model's predictions
+    correlate with one presentation at ``sqrt(r)``, the ceiling returned (0 where
+    ``r < 0``); no Spearman-Brown step up is applied, because the other stories'
+    responses are single presentations. The presentations are read one at a time.
+
+    Parameters
+    ----------
+    subject : str
+        ``"UTS01"`` ... ``"UTS09"``.
+    %(dataset_loader_path)s
+    %(verbose)s
+
+    Returns
+    -------
+    ceiling : array, shape (n_voxels,)
+        Values in [0, 1], one per response column: the ``noise_ceiling`` of
+        :meth:`mne_fusion.FusionDataset.add_fmri` (pass ``ceiling[voxels]`` with the
+        ``voxels`` of :func:`template_mapping`).
+
+    See Also
+    --------
+    load_responses, fusion_dataset
+    """
+    subject = check_selection(subject, SUBJECTS, "subjects")[0]
+    return subject_ceiling(subject, path, download)
 
 
 @verbose
@@ -326,7 +323,9 @@ def template_mapping(
     """
     subject = check_selection(subject, SUBJECTS, "subjects")[0]
     _validate_type(src, (None, mne.SourceSpaces), "src")
-    counts, nearest = subject_maps(subject, src, path, mask, n_depths, subjects_dir)
+    counts, nearest, _ = subject_maps(
+        subject, src, path, mask, n_depths, subjects_dir, "template_mapping"
+    )
     mapping = row_normalize(counts) @ nearest
     voxels = np.flatnonzero(mapping.sum(axis=1))
     return sparse.csr_array(mapping[voxels]), voxels
@@ -347,6 +346,7 @@ def fusion_dataset(
     mask="thick",
     subjects_dir=None,
     dataset=None,
+    noise_ceiling=True,
     verbose=None,
 ):
     """Build a FusionDataset of LeBel fMRI subjects and their stories.
@@ -355,7 +355,8 @@ def fusion_dataset(
     ----------
     subjects : str | list of str
         fMRI subjects, ``"UTS01"`` ... ``"UTS08"`` (their anatomy must be present,
-        see the module documentation).
+        see the module documentation; UTS09 has no FreeSurfer spheres and is
+        refused).
     stories : str | list of str
         Stories heard by every subject (:func:`list_stories`).
     features : str | FeatureExtractor | list
@@ -379,6 +380,11 @@ def fusion_dataset(
     dataset : mne_fusion.FusionDataset | None
         Add to this data set (e.g. one holding another data set's subjects, with
         features of the same names and rate) instead of a new one.
+    noise_ceiling : bool
+        Whether to download each subject's ``wheretheressmoke`` (1.3 to 2.4 GB) and
+        pass the noise ceiling of :func:`noise_ceiling`, in the targets of
+        ``space`` (the ceiling of each source is computed from the repeats morphed
+        onto the sources), to :meth:`~mne_fusion.FusionDataset.add_fmri`.
     %(verbose)s
 
     Returns
@@ -389,7 +395,14 @@ def fusion_dataset(
 
     See Also
     --------
-    mne_fusion.datasets.smn4lang.fusion_dataset
+    noise_ceiling, mne_fusion.datasets.smn4lang.fusion_dataset
+
+    Notes
+    -----
+    The subjects, their stories, the names already in ``dataset`` and the local
+    anatomy are checked before anything is downloaded; every response must have
+    ``respdict[story] - 20`` rows and one column per voxel of ``mask``. Nothing is
+    added to ``dataset`` until all files are read and checked.
     """
     from ..anatomy import template_source_space
     from ..container import FusionDataset
@@ -397,39 +410,40 @@ def fusion_dataset(
 
     _check_option("space", space, ("voxels", "fsaverage"))
     _validate_type(src, (None, mne.SourceSpaces), "src")
-    subjects = check_selection(subjects, SUBJECTS, "subjects")
-    stories = check_selection(stories, list_stories(), "stories")
+    _validate_type(dataset, (None, FusionDataset), "dataset")
+    subjects, stories = check_request(subjects, stories, dataset, noise_ceiling)
     src = template_source_space("ico4") if src is None else src
     vertices = [s["vertno"] for s in src]
-    _validate_type(dataset, (None, FusionDataset), "dataset")
+    # anatomy first: it is local, so a missing file stops before any download
+    maps = {
+        subject: subject_maps(
+            subject, src, path, mask, 5, subjects_dir, "fusion_dataset"
+        )
+        for subject in subjects
+    }
+    options = dict(download=download, noise_ceiling=noise_ceiling)
+    fmri = {
+        subject: subject_runs(
+            subject,
+            stories,
+            maps[subject],
+            space,
+            vertices,
+            (TR, RESPONSE_TMIN),
+            path,
+            options,
+        )
+        for subject in subjects
+    }
+    extracted = {
+        story: extract(
+            features, load_stimulus(story, path=path, download=download), sfreq
+        )
+        for story in stories
+    }
     dataset = FusionDataset() if dataset is None else dataset
-    for story in stories:
-        stimulus = load_stimulus(story, path=path, download=download)
-        dataset.add_stimulus(story, extract(features, stimulus, sfreq))
-    for subject in subjects:
-        counts, nearest = subject_maps(subject, src, path, mask, 5, subjects_dir)
-        responses = {
-            story: load_responses(subject, story, path=path, download=download)
-            for story in stories
-        }
-        if space == "voxels":
-            mapping = row_normalize(counts) @ nearest
-            voxels = np.flatnonzero(mapping.sum(axis=1))
-            runs = {story: resp[:, voxels] for story, resp in responses.items()}
-            dataset.add_fmri(
-                subject, runs, TR, mapping=mapping[voxels], tmin=RESPONSE_TMIN
-            )
-        else:
-            morph = row_normalize(nearest.T) @ row_normalize(counts.T)
-            runs = {
-                story: mne.SourceEstimate(
-                    morph @ resp.T.astype(np.float64),
-                    vertices,
-                    tmin=RESPONSE_TMIN,
-                    tstep=TR,
-                    subject="fsaverage",
-                )
-                for story, resp in responses.items()
-            }
-            dataset.add_fmri(subject, runs, TR)
+    for story, story_features in extracted.items():
+        dataset.add_stimulus(story, story_features)
+    for subject, kwargs in fmri.items():
+        dataset.add_fmri(subject, **kwargs)
     return dataset

@@ -12,10 +12,12 @@ kind             files                                                 size
 ``"ieeg"``       ``derivatives/ecogprep``: cleaned broadband (FIF)     0.27-0.87 GB
 ===============  ====================================================  ============
 
-Each ECoG kind comes with the subject's electrode positions in MNI space
+Each ECoG kind comes with the subject's electrode positions in MNI152 space
 (``sub-XX/ieeg/*_space-MNI152NLin2009aSym_electrodes.tsv`` and its
-``coordsystem.json``). The recordings start at the podcast onset: time 0 of the FIF
-files is time 0 of the audio and of the transcript's word times.
+``coordsystem.json``), which are moved into fsaverage's MNI305 space when read
+(:func:`mne_fusion.anatomy.mni152_to_mni305`). The recordings start at the
+podcast onset: time 0 of the FIF files is time 0 of the audio and of the
+transcript's word times.
 
 ECoG is neither MEG (no lead field) nor BOLD, so it does not enter a
 :class:`mne_fusion.FusionDataset`; it is an independent check of estimated sources:
@@ -30,6 +32,7 @@ from mne.utils import logger, verbose
 from scipy import sparse
 from scipy.spatial import cKDTree
 
+from ..anatomy._mni import mni152_to_mni305
 from ..utils import _check_option, _check_positive, _validate_type, fill_doc
 from ._dataset import OpenNeuroDataset, check_selection
 from ._readers import read_table
@@ -100,7 +103,7 @@ def _subject_root(subject, kind, path, download):
 @verbose
 @fill_doc
 def load_montage(subject, *, path=None, download=True, verbose=None):
-    """Load a subject's electrode positions in MNI space as a montage.
+    """Load a subject's electrode positions in fsaverage (MNI305) space as a montage.
 
     Parameters
     ----------
@@ -112,9 +115,11 @@ def load_montage(subject, *, path=None, download=True, verbose=None):
     Returns
     -------
     montage : mne.channels.DigMontage
-        Electrode positions in metres, coordinate frame ``"mni_tal"`` (the data
-        set's MNI152NLin2009aSym space), with fsaverage's MNI fiducials so that it
-        can be set on a recording; electrodes without a position are left out.
+        Electrode positions in metres, coordinate frame ``"mni_tal"``: the data
+        set's MNI152NLin2009aSym positions moved into MNI305, fsaverage's MRI space
+        (:func:`mne_fusion.anatomy.mni152_to_mni305`, FreeSurfer's affine), with
+        fsaverage's MNI fiducials so that it can be set on a recording; electrodes
+        without a position are left out.
 
     See Also
     --------
@@ -126,12 +131,15 @@ def load_montage(subject, *, path=None, download=True, verbose=None):
     units = json.loads(files["coordsystem"].read_text()).get("iEEGCoordinateUnits")
     _check_option("iEEGCoordinateUnits", units, tuple(_UNITS))
     rows = read_table(files["electrodes"])
-    positions = {}
+    names, xyz = [], []
     for row in rows:
-        xyz = [row.get(axis, "n/a") for axis in "xyz"]
-        if "n/a" in xyz or "" in xyz:
+        coords = [row.get(axis, "n/a") for axis in "xyz"]
+        if "n/a" in coords or "" in coords:
             continue
-        positions[row["name"]] = np.array(xyz, float) * _UNITS[units]
+        names.append(row["name"])
+        xyz.append(np.array(coords, float) * _UNITS[units])
+    mni305 = mni152_to_mni305(np.reshape(xyz, (-1, 3)), units="m")
+    positions = dict(zip(names, mni305, strict=True))
     logger.info(f"{subject}: {len(positions)} of {len(rows)} electrodes have positions")
     montage = mne.channels.make_dig_montage(positions, coord_frame="mni_tal")
     montage.add_mni_fiducials()
@@ -152,9 +160,9 @@ def load_ecog(
     kind : ``"highgamma"`` | ``"ieeg"``
         High-gamma power or the cleaned broadband signal (``derivatives/ecogprep``).
     montage : bool
-        If True, set the MNI electrode positions of :func:`load_montage` (channels
+        If True, set the electrode positions of :func:`load_montage` (channels
         without a position keep none). MNE stores them in head coordinates;
-        ``trans="fsaverage"`` maps them back to fsaverage's MRI (= MNI) space.
+        ``trans="fsaverage"`` maps them back to fsaverage's MRI (MNI305) space.
     %(dataset_loader_path)s
     %(verbose)s
 
@@ -235,8 +243,9 @@ def electrode_mapping(
     subject : str
         ``"sub-01"`` ... ``"sub-09"``.
     src : mne.SourceSpaces | None
-        The template source space (MRI coordinates of fsaverage, which is in MNI
-        space); None uses :func:`mne_fusion.anatomy.template_source_space` (ico4).
+        The template source space (MRI coordinates of fsaverage: MNI305 space,
+        where :func:`load_montage` puts the electrodes); None uses
+        :func:`mne_fusion.anatomy.template_source_space` (ico4).
     radius : float
         Sources closer than this (metres) to an electrode contribute to it, with a
         weight falling linearly from 1 at the electrode to 0 at ``radius``.

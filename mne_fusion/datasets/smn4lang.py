@@ -16,9 +16,11 @@ kind                         files                                         size
 
 All 60 stories' stimuli are 0.6 GB; one subject's 60 MEG runs 27 GB. Run ``R`` of a
 subject is story ``story_R`` (the authors' code pairs them this way). Each run's
-``events.tsv`` marks the audio with the triggers ``Beg`` and ``End``; the word times
-of ``derivatives/annotations/time_align`` count from the fMRI scan start, 10.65 s
-(:data:`AUDIO_ONSET`) before the audio; :func:`read_word_times` counts from the audio.
+``events.tsv`` marks the audio with the triggers ``Beg`` and ``End`` (two runs lack
+``Beg``, which :func:`load_meg` then places at ``End`` minus the audio duration, as the
+data set's README says); the word times of ``derivatives/annotations/time_align``
+count from the fMRI scan start, 10.65 s (:data:`AUDIO_ONSET`) before the audio;
+:func:`read_word_times` counts from the audio.
 
 The preprocessed fMRI in MNI space (``derivatives/preprocessed_data/sub-XX/MNI/``,
 TR 0.71 s; :func:`load_fmri` drops the 15 volumes before the audio) is not in the
@@ -35,8 +37,16 @@ from mne.utils import verbose
 from ..utils import _check_positive, _validate_type, fill_doc
 from . import _readers
 from ._dataset import OpenNeuroDataset, check_selection, require_local
-from ._fetch import read_registry
 from ._readers import crop_to_triggers, crop_volumes, read_bold, read_meg_run
+from ._smn4lang_events import add_missing_beg, run_timing
+from ._smn4lang_files import (
+    ACCESSION,
+    MEG_FOLDERS,
+    fmri_files,
+    meg_files,
+    run_number,
+    stimulus_files,
+)
 from ._surface import volume_to_template
 
 __all__ = [
@@ -53,7 +63,6 @@ __all__ = [
     "read_word_times",
 ]
 
-ACCESSION = "ds004078"
 #: the 12 participants, each with MEG and fMRI of all 60 stories
 SUBJECTS = tuple(f"sub-{k:02d}" for k in range(1, 13))
 #: story names; run ``R`` of a subject is ``story_R``
@@ -63,35 +72,11 @@ TR = 0.71
 #: seconds from the first fMRI volume to the audio onset (``func/*_events.tsv``: 10.650
 #: in all runs; README: the time_align times "were added by 10.65 seconds")
 AUDIO_ONSET = 10.65
-_ANNOTATIONS = "derivatives/annotations/"
-_MEG_FOLDERS = {
-    "meg": "{subject}/meg/",
-    "meg-preprocessed": "derivatives/preprocessed_data/{subject}/MEG/",
-}
 _HOW_TO_GET_FMRI = (
     "Get them with 'openneuro-py download --dataset ds004078 --include "
     "derivatives/preprocessed_data/sub-01/MNI' (OpenNeuro's API serves the 1.0.4 "
     "snapshot; unversioned S3 keys of this data set are not reliable)."
 )
-
-
-def _run(story):
-    return int(story.split("_")[1])
-
-
-def _meg_files(subject, story, kind):
-    """Registry paths of one run: the FIF and the BIDS side files that exist."""
-    folder = _MEG_FOLDERS[kind].format(subject=subject)
-    stem = f"{folder}{subject}_task-RDR_run-{_run(story)}"
-    files = {
-        "fif": f"{stem}_meg.fif",
-        "events": f"{stem}_events.tsv",
-        "channels": f"{stem}_channels.tsv",
-        "sidecar": f"{stem}_meg.json",
-        "coordsystem": f"{folder}{subject}_coordsystem.json",
-    }
-    registry = read_registry(ACCESSION)
-    return {key: name for key, name in files.items() if name in registry}
 
 
 @verbose
@@ -113,8 +98,8 @@ def list_subjects(kind="meg", *, verbose=None):
     --------
     data_path
     """
-    check_selection([kind], tuple(_MEG_FOLDERS), "kinds")
-    return [s for s in SUBJECTS if "fif" in _meg_files(s, STORIES[0], kind)]
+    check_selection([kind], tuple(MEG_FOLDERS), "kinds")
+    return [s for s in SUBJECTS if "fif" in meg_files(s, STORIES[0], kind)]
 
 
 @verbose
@@ -142,21 +127,13 @@ def read_word_times(fname, *, verbose=None):
     return _readers.read_word_times(Path(fname), offset=AUDIO_ONSET)
 
 
-def _stimulus_files(story):
-    return [
-        f"stimuli/audio/{story}.wav",
-        f"{_ANNOTATIONS}time_align/word-level/{story}_word_time.mat",
-        f"{_ANNOTATIONS}scripts/{story}.txt",
-    ]
-
-
 def _select(subjects=None, stories=None):
     # subjects are checked per MEG kind, against the subjects it has
     return dict(subjects=subjects, stories=check_selection(stories, STORIES, "stories"))
 
 
 def _stimuli_kind(subjects, stories):
-    return [f for story in stories for f in _stimulus_files(story)]
+    return [f for story in stories for f in stimulus_files(story)]
 
 
 def _meg_kind(kind, subjects, stories):
@@ -164,14 +141,14 @@ def _meg_kind(kind, subjects, stories):
         fname
         for subject in check_selection(subjects, list_subjects(kind), "subjects")
         for story in stories
-        for fname in _meg_files(subject, story, kind).values()
+        for fname in meg_files(subject, story, kind).values()
     ]
 
 
 DATASET = OpenNeuroDataset(
     ACCESSION,
     _select,
-    {"stimuli": _stimuli_kind} | {k: partial(_meg_kind, k) for k in _MEG_FOLDERS},
+    {"stimuli": _stimuli_kind} | {k: partial(_meg_kind, k) for k in MEG_FOLDERS},
     default_kinds=("stimuli", "meg-preprocessed"),
 )
 KINDS = tuple(DATASET.kinds)
@@ -217,13 +194,18 @@ def load_stimulus(story, *, path=None, download=True, verbose=None):
 
     story = check_selection([story], STORIES, "stories")[0]
     root = DATASET.fetch(path, download=download, kinds="stimuli", stories=story)
-    audio, word_times, script = (root / f for f in _stimulus_files(story))
+    audio, word_times, script = (root / f for f in stimulus_files(story))
     return Stimulus(
         audio=audio,
         words=read_word_times(word_times),
         transcript=script.read_text(encoding="utf-8-sig"),
         name=story,
     )
+
+
+def _audio_duration(story, path, download):
+    # the duration of the story's wav, as Stimulus reads it (samples / rate)
+    return load_stimulus(story, path=path, download=download).duration
 
 
 @verbose
@@ -253,7 +235,11 @@ def load_meg(
     crop : bool
         If True, crop the run from the ``Beg`` to the ``End`` trigger, so that time 0
         is the audio onset; if False, keep the whole run (the triggers are
-        annotations ``"Beg"`` and ``"End"`` either way).
+        annotations ``"Beg"`` and ``"End"`` either way). A run without ``Beg``
+        (the data set's README: sub-08 run 16 and sub-09 run 7) gets it at ``End``
+        minus the duration of the story's WAV (as :func:`load_stimulus` reads it,
+        downloaded if needed), which is logged; a run with neither trigger raises
+        a :class:`ValueError` naming its file.
     %(dataset_loader_path)s
     %(verbose)s
 
@@ -274,9 +260,11 @@ def load_meg(
     root = DATASET.fetch(
         path, download=download, kinds=kind, subjects=subject, stories=story
     )
-    files = _meg_files(subject, story, kind)
+    files = meg_files(subject, story, kind)
     fif, events = root / files["fif"], root / files["events"]
-    raw = read_meg_run(fif, events, root, None if preprocessed else _run(story))
+    raw = read_meg_run(fif, events, root, None if preprocessed else run_number(story))
+    duration = partial(_audio_duration, story, path, download)
+    add_missing_beg(raw, duration, fif.name)
     if crop:
         crop_to_triggers(raw, "Beg", "End", Path(fif).name)
     return raw
@@ -313,6 +301,9 @@ def load_fmri(
     stc : mne.SourceEstimate
         BOLD on the template sources (subject ``"fsaverage"``), ``tstep = TR``; the 15
         volumes before the audio (:data:`AUDIO_ONSET`) dropped, so ``tmin = 0``.
+        Where the run's BIDS ``sub-XX/func/*_events.tsv`` and ``*_bold.json`` are
+        present, their audio onset and ``RepetitionTime`` are used (with a warning
+        if they differ from :data:`AUDIO_ONSET` and :data:`TR`).
 
     See Also
     --------
@@ -324,17 +315,15 @@ def load_fmri(
     story = check_selection([story], STORIES, "stories")[0]
     _validate_type(src, (None, mne.SourceSpaces), "src")
     radius = _check_positive(radius, "radius")
+    files = fmri_files(subject, story)
+    root = require_local(ACCESSION, [files["bold"]], path, _HOW_TO_GET_FMRI)
     src = template_source_space("ico4") if src is None else src
-    fname = (
-        f"derivatives/preprocessed_data/{subject}/MNI/"
-        f"{subject}_task-RDR_run-{_run(story)}_bold.nii.gz"
-    )
-    root = require_local(ACCESSION, [fname], path, _HOW_TO_GET_FMRI)
-    img, tr, n_skip = read_bold(root / fname, TR, AUDIO_ONSET)
+    onset, tr = run_timing(root, files, story, AUDIO_ONSET, TR)
+    img, tr, n_skip = read_bold(root / files["bold"], tr, onset)
     return mne.SourceEstimate(
         volume_to_template(img.slicer[..., n_skip:], src, subjects_dir, radius),
         [s["vertno"] for s in src],
-        tmin=round(n_skip * tr - AUDIO_ONSET, 6),
+        tmin=round(n_skip * tr - onset, 6),
         tstep=tr,
         subject="fsaverage",
     )

@@ -1,0 +1,131 @@
+"""The full fsaverage meshes surface fMRI comes on, and the template's place in them.
+
+fMRIPrep writes surface BOLD on ``fsaverage`` (163842 vertices per hemisphere),
+``fsaverage6`` (40962) or ``fsaverage5`` (10242). These meshes are nested: the first
+vertices of fsaverage are those of fsaverage6, whose first are those of fsaverage5,
+and the icosahedral template source spaces select the first 642, 2562 or 10242 of
+them. A run on a full mesh therefore holds the template's sources as columns, found
+here by vertex number. Volumes in MNI152 space are sampled on nilearn's fsaverage5
+pial and white surfaces, moved from MNI305 into MNI152 first.
+"""
+
+from functools import lru_cache
+
+import numpy as np
+
+from ._mni import mni305_to_mni152
+
+#: vertices per hemisphere of the fsaverage meshes surface fMRI comes on
+FSAVERAGE_MESHES = {"fsaverage": 163842, "fsaverage6": 40962, "fsaverage5": 10242}
+_N_FSAVERAGE = FSAVERAGE_MESHES["fsaverage"]
+
+
+def fsaverage_mesh(n_vertices, name):
+    """Return the name of the fsaverage mesh with ``n_vertices`` per hemisphere.
+
+    Parameters
+    ----------
+    n_vertices : tuple of int
+        Vertex count of the left and of the right hemisphere.
+    name : str
+        What the counts come from, for the error message.
+
+    Returns
+    -------
+    mesh : str
+        ``"fsaverage"``, ``"fsaverage6"`` or ``"fsaverage5"``.
+    """
+    sizes = {n: mesh for mesh, n in FSAVERAGE_MESHES.items()}
+    n_lh, n_rh = n_vertices
+    if n_lh != n_rh or n_lh not in sizes:
+        expected = ", ".join(f"{n} ({mesh})" for mesh, n in FSAVERAGE_MESHES.items())
+        raise ValueError(
+            f"{name} has {n_lh} left and {n_rh} right hemisphere vertices; both "
+            f"hemispheres must be on the same full mesh: {expected} vertices each."
+        )
+    return sizes[n_lh]
+
+
+def check_fsaverage_vertices(vertices, name):
+    """Raise unless ``vertices`` are sorted fsaverage vertex numbers of two hemispheres.
+
+    Parameters
+    ----------
+    vertices : list of array of int
+        ``[lh, rh]`` vertex numbers, e.g. ``stc.vertices``.
+    name : str
+        What they belong to, for the error message.
+    """
+    if len(vertices) != 2:
+        raise ValueError(
+            f"{name} must have vertices of two hemispheres (lh, rh), got "
+            f"{len(vertices)}."
+        )
+    for hemi, verts in zip(("left", "right"), vertices, strict=True):
+        verts = np.asarray(verts)
+        if not len(verts):
+            continue
+        if (
+            verts.min() < 0
+            or verts.max() >= _N_FSAVERAGE
+            or np.any(np.diff(verts) <= 0)
+        ):
+            raise ValueError(
+                f"{name} has {hemi} hemisphere vertices {verts.min()} to "
+                f"{verts.max()}; fsaverage vertex numbers (0 to {_N_FSAVERAGE - 1}, "
+                "increasing) were expected."
+            )
+
+
+def template_columns(vertices, template):
+    """Return where the template's sources are among the columns of a run.
+
+    Parameters
+    ----------
+    vertices : list of array of int
+        ``[lh, rh]`` fsaverage vertex numbers of the run's columns (left first).
+    template : list of array of int
+        ``[lh, rh]`` vertex numbers of the template source space.
+
+    Returns
+    -------
+    columns : array of int | None
+        Column of each template source, left then right hemisphere (the template's
+        source order); None when some template source is not among ``vertices``.
+    """
+    columns, offset = [], 0
+    for verts, tverts in zip(vertices, template, strict=True):
+        verts, tverts = np.asarray(verts), np.asarray(tverts)
+        index = np.searchsorted(verts, tverts)
+        if np.any(index >= len(verts)) or np.any(verts[index] != tverts):
+            return None
+        columns.append(index + offset)
+        offset += len(verts)
+    return np.concatenate(columns)
+
+
+@lru_cache(maxsize=1)
+def fsaverage5_mni152():
+    """Return nilearn's fsaverage5 pial and white surfaces in MNI152 space (mm).
+
+    Returns
+    -------
+    meshes : dict
+        ``"left"`` and ``"right"`` -> ``(pial, white)``, each a
+        :class:`nilearn.surface.InMemoryMesh` with the 10242 fsaverage5 vertices
+        (fsaverage vertex numbers 0 to 10241) moved by :func:`mni305_to_mni152`.
+    """
+    from nilearn.datasets import load_fsaverage
+    from nilearn.surface import InMemoryMesh
+
+    meshes = load_fsaverage("fsaverage5")
+    out = {}
+    for hemi in ("left", "right"):
+        out[hemi] = tuple(
+            InMemoryMesh(
+                mni305_to_mni152(np.asarray(part.coordinates, float)),
+                np.asarray(part.faces),
+            )
+            for part in (meshes[kind].parts[hemi] for kind in ("pial", "white_matter"))
+        )
+    return out
