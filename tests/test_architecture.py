@@ -16,11 +16,10 @@ def _layers():
     """Component -> layer index, from the numbered list of doc/architecture.rst."""
     text = (ROOT / "doc" / "architecture.rst").read_text()
     layers = {}
-    for line in text.splitlines():
-        match = re.match(r"^(\d+)\. (.*)$", line.strip())
-        if match:
-            for name in re.findall(r"``mne_fusion\.(\w+)``", match.group(2)):
-                layers[name] = int(match.group(1))
+    # an item runs from "N. " to the next line that is not indented
+    for number, item in re.findall(r"^(\d+)\. (.*(?:\n   .*)*)", text, re.M):
+        for name in re.findall(r"``mne_fusion\.(\w+)``", item):
+            layers[name] = int(number)
     return layers
 
 

@@ -170,11 +170,8 @@ def test_add_meg_errors(ds, toy_forward):
         ds.add_meg("S1", {"a": raw.get_data()}, toy_forward)
     with pytest.raises(TypeError, match="forward must be an instance of Forward"):
         ds.add_meg("S1", {"a": raw}, "fwd.fif")
-    free = mne.convert_forward_solution(toy_forward, force_fixed=False, surf_ori=False)
-    with pytest.raises(ValueError, match=r"forward must have fixed.*convert_forward_"):
-        ds.add_meg("S1", {"a": raw}, free)
-    fast = _raw(toy_forward, sfreq=100.0, n_times=2 * N_TIMES)
-    with pytest.raises(ValueError, match=r"100.0 Hz .* use raw.resample\(50.0\)"):
+    fast = _raw(toy_forward, sfreq=100.0, n_times=N_TIMES)  # half the story
+    with pytest.raises(ValueError, match=r"has 500 samples .*at 50 Hz.* have 1000;"):
         ds.add_meg("S1", {"a": fast}, toy_forward)
     nan = _raw(toy_forward)
     nan._data[2, 10] = np.nan
@@ -252,8 +249,14 @@ def test_add_meg_epochs(ds, toy_forward, rng):
     late = mne.EpochsArray(np.zeros((2, n_ch, N_TIMES)), _info(toy_forward), tmin=0.1)
     with pytest.raises(ValueError, match=r"must contain time 0.*0.100 to"):
         ds.add_meg("S2", {"a": late}, toy_forward)
-    with pytest.raises(ValueError, match=r"use epochs.resample"):
-        ds.add_meg("S2", {"a": epochs.copy().resample(100.0)}, toy_forward)
+    late = mne.EpochsArray(np.tile(signal, (2, 1, 1)), late.info, tmin=0.1)
+    ds.add_meg("S2", {"a": late}, toy_forward, stim_onset=0.1)
+    assert ds.meg("S2").runs["a"].shape == (2, n_ch, N_TIMES)
+    with pytest.raises(ValueError, match=r"must contain time 20.05, .*-0.200 to"):
+        ds.add_meg("S3", {"a": epochs}, toy_forward, stim_onset=0.05 + N_TIMES / 50)
+    fast = epochs.copy().resample(100.0)  # resampled back to 50 Hz
+    ds.add_meg("S3", {"a": fast}, toy_forward)
+    np.testing.assert_allclose(ds.meg("S3").runs["a"][0], signal, atol=1e-14)
 
 
 def test_noise_ceiling(toy_forward, rng):

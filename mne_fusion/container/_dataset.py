@@ -10,14 +10,14 @@ and the cutting into excerpts in :mod:`._segments`.
 import dataclasses
 
 import numpy as np
-from mne import BaseEpochs, SourceEstimate
-from mne.io import BaseRaw
+from mne import SourceEstimate
 from mne.utils import logger, verbose
 
 from ..features import Features
 from ..utils import _validate_type
 from ._common import _check_new_name, _check_runs, _check_stories, _lookup, _same
 from ._fmri_runs import _fmri_subject
+from ._meg_inputs import RUN_TYPES
 from ._meg_runs import _meg_subject
 from ._segments import _cut, _story_segments, _story_spans
 from ._subjects import FMRISubject
@@ -196,7 +196,7 @@ class FusionDataset:
         return self
 
     @verbose
-    def add_meg(self, subject, runs, forward, *, verbose=None):
+    def add_meg(self, subject, runs, forward, *, stim_onset=None, verbose=None):
         """Add an MEG subject.
 
         Parameters
@@ -204,16 +204,33 @@ class FusionDataset:
         subject : str
             A new subject name (not already an MEG or fMRI subject).
         runs : dict
-            Story -> :class:`mne.io.Raw` or :class:`mne.Epochs` at the stimulus sampling
-            rate. The first sample of a Raw's data (whatever its ``first_samp``) is the
-            stimulus onset; each epoch is one presentation with time 0 at the onset
-            (earlier samples are dropped). Runs must cover the story's features (one
-            missing final sample is filled with the last one); longer runs are cropped.
-            A run flat (constant) on every channel is refused, flat channels warn.
-        forward : mne.Forward
-            Fixed-orientation forward solution on a two-hemisphere surface source space.
-            Every good MEG channel of the runs must be in it; the channels used are the
-            forward's MEG channels that are good in every run.
+            Story -> :class:`mne.io.Raw`, :class:`mne.Epochs` or
+            :class:`mne_bids.BIDSPath` (read with :func:`mne_bids.read_raw_bids`).
+            Each epoch is one presentation with time 0 at the onset (earlier samples
+            are dropped). Runs at another rate than the stimulus are cut to the story
+            and resampled to it (:func:`scipy.signal.resample_poly`). Runs must cover
+            the story (one missing final sample is filled with the last one); longer
+            runs are cropped. Runs flat on every channel are refused, flat channels
+            warn. Samples of a Raw under an
+            annotation whose description starts with ``"BAD"`` (MNE's ``BAD_*``
+            convention, any case) are left out of the fit (see
+            :meth:`MEGSubject.bad_samples`); annotations of Epochs are not read.
+        forward : mne.Forward | dict
+            Forward solution on a two-hemisphere surface source space, or story ->
+            forward when the head position differs between runs (all on the same
+            source space). Free- and loose-orientation forwards are converted to
+            fixed surface-normal orientation as :mod:`mne.minimum_norm` does
+            (``mne.convert_forward_solution(fwd, surf_ori=True, force_fixed=True,
+            use_cps=True)``). Every good MEG channel of a run must be in its
+            forward; the channels used are the MEG channels of every forward that
+            are good in every run.
+        stim_onset : None | float | str | dict
+            Where the story starts in each run. None (default): at a Raw's first
+            sample (whatever its ``first_samp``) and at an epoch's time 0. A float:
+            seconds from a Raw's first sample, or the epoch time. A str: the
+            description of an annotation of a Raw (a BIDS ``trial_type`` such as
+            ``"Beg"``), the first of which gives the onset. A dict: story -> one of
+            these.
         %(verbose)s
 
         Returns
@@ -223,15 +240,21 @@ class FusionDataset:
 
         Notes
         -----
+        With one forward per story, the subject's lead field is the average of the
+        forwards' lead fields weighted by the number of samples of their stories:
+        an approximation, close when the head moved little between runs.
+
         The noise ceiling of a channel is the square root of the Spearman-Brown
         corrected correlation between the averages of the even and of the odd epochs
         (concatenated over every story with two or more epochs, negative correlations
         set to 0): the highest Pearson r a noiseless model can reach on the average of
         all epochs.
+        Runs are stored in float32, read a chunk at a time.
         """
         _check_new_name(subject, "subject", {**self._meg, **self._fmri})
-        runs = _check_runs(runs, self._stimuli, (BaseRaw, BaseEpochs))
-        meg = _meg_subject(subject, runs, forward, self._stimuli, self.sfreq)
+        runs = _check_runs(runs, self._stimuli, RUN_TYPES)
+        stimuli, sfreq = self._stimuli, self.sfreq
+        meg = _meg_subject(subject, runs, forward, stimuli, sfreq, stim_onset)
         self._meg[subject] = meg
         logger.info(
             f"Added MEG subject {subject!r}: {meg.gain.shape[0]} channels, "
@@ -244,7 +267,7 @@ class FusionDataset:
         self,
         subject,
         runs,
-        tr,
+        tr=None,
         mapping=None,
         tmin=None,
         *,
@@ -258,20 +281,23 @@ class FusionDataset:
         subject : str
             A new subject name (not already an MEG or fMRI subject).
         runs : dict
-            Story -> :class:`mne.SourceEstimate` with ``tstep == tr`` on the same
-            template vertices for every story, its ``tmin`` being the stimulus time of
-            the first TR; or story -> array, shape (n_trs, n_targets), with ``mapping``.
-            All runs are of one kind. TRs may lie at most one TR before the stimulus
-            onset or after its end, and each run needs a TR within the stimulus.
-        tr : float
-            Repetition time in seconds.
+            Story -> run, all of one kind: :class:`mne.SourceEstimate` (``tstep ==
+            tr``, ``tmin`` the stimulus time of TR 0) on the same fsaverage vertices
+            (template ones or a full fsaverage/6/5 mesh); fMRIPrep files: a (lh, rh)
+            pair of GIfTI paths on one such mesh, or a 4D MNI152 NIfTI path, sampled
+            on fsaverage5 (moved into MNI152 space); or arrays (n_trs, n_targets)
+            with ``mapping``. TRs may lie one TR before the stimulus or after its
+            end, and each run needs a TR within it.
+        tr : float | None
+            Repetition time (s). None reads the files' header (GIfTI ``TimeStep``,
+            NIfTI ``pixdim[4]``) or BIDS sidecar (``RepetitionTime``), or the
+            SourceEstimates' ``tstep``; a given value must agree. Required for arrays.
         mapping : sparse matrix | array, shape (n_targets, n_sources) | None
             Read-out from the template's sources to the targets (voxels, parcels or
-            subject vertices); required for array runs, None for SourceEstimates.
+            subject vertices); required for array runs, None otherwise.
         tmin : float | dict | None
-            Stimulus time (s) of TR 0 of array runs, one finite value or story ->
-            value; None means 0. Must be None for SourceEstimates (their ``tmin`` is
-            used).
+            Stimulus time (s) of TR 0 of array and file runs, one finite value or
+            story -> value; None means 0. Must be None for SourceEstimates.
         noise_ceiling : array, shape (n_targets,) | None
             Highest Pearson r a perfect model can reach per target (values in [0, 1]),
             if known, e.g. from repeated presentations.
@@ -283,7 +309,9 @@ class FusionDataset:
             The dataset, for chaining.
         """
         _check_new_name(subject, "subject", {**self._meg, **self._fmri})
-        runs = _check_runs(runs, self._stimuli, (SourceEstimate, np.ndarray))
+        runs = _check_runs(
+            runs, self._stimuli, (SourceEstimate, np.ndarray, "path-like", tuple, list)
+        )
         fmri = _fmri_subject(
             subject, runs, tr, mapping, tmin, noise_ceiling, self._stimuli
         )

@@ -1,20 +1,43 @@
-"""Turning fMRI runs (SourceEstimates, or arrays with a mapping) into an FMRISubject.
+"""Turning fMRI runs (SourceEstimates, files, or arrays with a mapping) into a subject.
 
-BOLD runs come either on template vertices (:class:`mne.SourceEstimate`, which carry
-their own TR and onset) or as plain arrays of voxels or parcels read out from the
-template's sources by a ``mapping`` matrix. Both end up as ``(n_trs, n_targets)``
-float arrays with the stimulus time of their first TR, checked here once when
-:meth:`FusionDataset.add_fmri` is called, together with the TR span and the noise
-ceiling.
+BOLD runs come either on fsaverage vertices (:class:`mne.SourceEstimate`, which carry
+their own TR and onset; fMRIPrep's files, read in :mod:`._fmri_files`) or as plain
+arrays of voxels or parcels read out from the template's sources by a ``mapping``
+matrix. All end up as ``(n_trs, n_targets)`` float arrays with the stimulus time of
+their first TR, checked here once when :meth:`FusionDataset.add_fmri` is called,
+together with the TR span and the noise ceiling.
 """
+
+from pathlib import Path
 
 import numpy as np
 from mne import SourceEstimate
 from scipy import sparse
 
+from ..anatomy._meshes import check_fsaverage_vertices
 from ..utils import _check_finite, _check_positive, _validate_type
 from ._common import _RTOL, _same
+from ._fmri_files import check_file_tr, read_file_run
 from ._subjects import FMRISubject
+
+_KINDS = {"stc": "SourceEstimate(s)", "array": "array(s)", "file": "file run(s)"}
+
+
+def _kind(run, story):
+    """Return the kind of a run: ``"stc"``, ``"array"`` or ``"file"``."""
+    if isinstance(run, SourceEstimate):
+        return "stc"
+    if isinstance(run, np.ndarray):
+        return "array"
+    if isinstance(run, tuple | list) and not all(
+        isinstance(path, str | Path) for path in run
+    ):
+        raise TypeError(
+            f"runs[{story!r}] must be an instance of SourceEstimate, ndarray, "
+            "path-like or a (lh, rh) pair of path-likes, got a "
+            f"{type(run).__name__} of {sorted({type(p).__name__ for p in run})}."
+        )
+    return "file"
 
 
 def _fmri_subject(name, runs, tr, mapping, tmin, noise_ceiling, stimuli):
@@ -25,13 +48,14 @@ def _fmri_subject(name, runs, tr, mapping, tmin, noise_ceiling, stimuli):
     name : str
         Name of the new subject.
     runs : dict
-        Story -> SourceEstimate or array; every story is one of ``stimuli``.
-    tr : float
-        Repetition time in seconds, checked here.
+        Story -> SourceEstimate, file run or array; every story is one of ``stimuli``.
+    tr : float | None
+        Repetition time in seconds, checked here; None takes it from the files or
+        the SourceEstimates.
     mapping : sparse matrix | array | None
         Read-out from template sources to targets, for array runs only.
     tmin : float | dict | None
-        Stimulus time of TR 0 of array runs; None for SourceEstimates.
+        Stimulus time of TR 0 of array and file runs; None for SourceEstimates.
     noise_ceiling : array | None
         Noise ceiling per target, checked here.
     stimuli : dict
@@ -42,16 +66,33 @@ def _fmri_subject(name, runs, tr, mapping, tmin, noise_ceiling, stimuli):
     subject : FMRISubject
         Runs as ``(n_trs, n_targets)`` arrays with their TR times and read-out.
     """
-    tr = _check_positive(tr, "tr")
-    n_stcs = sum(isinstance(run, SourceEstimate) for run in runs.values())
-    if 0 < n_stcs < len(runs):
+    kinds = {story: _kind(run, story) for story, run in runs.items()}
+    counts = {kind: list(kinds.values()).count(kind) for kind in _KINDS}
+    if max(counts.values()) < len(runs):
+        got = " and ".join(f"{n} {_KINDS[kind]}" for kind, n in counts.items() if n)
         raise TypeError(
-            "runs must be all SourceEstimates or all arrays, got "
-            f"{n_stcs} SourceEstimate(s) and {len(runs) - n_stcs} array(s)."
+            "runs must be all SourceEstimates or all arrays or all file runs (NIfTI "
+            f"paths or (lh, rh) GIfTI pairs), got {got}."
         )
-    if n_stcs:
-        arrays, tmins, vertices = _stc_runs(runs, tr, mapping, tmin)
+    kind = next(iter(kinds.values()))
+    if kind != "array" and mapping is not None:
+        raise ValueError(
+            f"mapping must be None for {_KINDS[kind]} (they are on fsaverage "
+            "vertices); pass arrays with a mapping instead."
+        )
+    if tr is not None:
+        tr = _check_positive(tr, "tr")
+    if kind == "file":
+        tmins = _run_tmins(runs, tmin)
+        read = {s: read_file_run(run, f"runs[{s!r}]") for s, run in runs.items()}
+        tr = check_file_tr(read, tr)
+        arrays, vertices = _file_runs(read)
+    elif kind == "stc":
+        tr = float(next(iter(runs.values())).tstep) if tr is None else tr
+        arrays, tmins, vertices = _stc_runs(runs, tr, tmin)
     else:
+        if tr is None:
+            raise ValueError("tr is required for array runs: their TR in s.")
         arrays, tmins, mapping = _array_runs(runs, mapping, tmin)
         vertices = None
     for story, bold in arrays.items():
@@ -70,13 +111,26 @@ def _fmri_subject(name, runs, tr, mapping, tmin, noise_ceiling, stimuli):
     )
 
 
-def _stc_runs(runs, tr, mapping, tmin):
-    """Return the arrays, first-TR times and shared vertices of SourceEstimate runs."""
-    if mapping is not None:
-        raise ValueError(
-            "mapping must be None for SourceEstimate runs (they are on template "
-            "vertices); pass arrays with a mapping instead."
-        )
+def _file_runs(read):
+    """Return the arrays and full-mesh vertices of file runs, all on one mesh."""
+    first = next(iter(read))
+    for story, run in read.items():
+        if run.mesh != read[first].mesh:
+            raise ValueError(
+                f"runs[{story!r}] is on {run.mesh} but runs[{first!r}] on "
+                f"{read[first].mesh}; every run must be on the same mesh."
+            )
+        _check_finite(run.bold, f"runs[{story!r}]")
+    n_vertices = read[first].bold.shape[1] // 2
+    vertices = [np.arange(n_vertices), np.arange(n_vertices)]
+    return {story: run.bold for story, run in read.items()}, vertices
+
+
+def _stc_runs(runs, tr, tmin):
+    """Return the arrays, first-TR times and shared vertices of SourceEstimate runs.
+
+    float32 data stay float32 (a full mesh is large); others become float64.
+    """
     if tmin is not None:
         raise ValueError(
             f"tmin must be None for SourceEstimate runs (their own tmin is used), got "
@@ -92,6 +146,7 @@ def _stc_runs(runs, tr, mapping, tmin):
             )
         if vertices is None:
             vertices = [np.array(v) for v in stc.vertices]
+            check_fsaverage_vertices(vertices, f"runs[{story!r}]")
         elif not all(
             np.array_equal(a, b) for a, b in zip(vertices, stc.vertices, strict=True)
         ):
@@ -99,7 +154,8 @@ def _stc_runs(runs, tr, mapping, tmin):
                 f"runs[{story!r}] has other vertices than the first run; every run "
                 "must be on the same vertices."
             )
-        data = np.array(stc.data.T, dtype=np.float64)
+        dtype = np.float32 if stc.data.dtype == np.float32 else np.float64
+        data = np.array(stc.data.T, dtype=dtype)
         _check_finite(data, f"runs[{story!r}]")
         arrays[story], tmins[story] = data, float(stc.tmin)
     return arrays, tmins, vertices
@@ -124,6 +180,20 @@ def _array_runs(runs, mapping, tmin):
             )
         mapping = sparse.csr_array(_check_finite(mapping, "mapping"), dtype=np.float64)
     n_targets = mapping.shape[0]
+    tmins = _run_tmins(runs, tmin)
+    arrays = {}
+    for story, bold in runs.items():
+        if bold.ndim != 2 or bold.shape[0] == 0 or bold.shape[1] != n_targets:
+            raise ValueError(
+                f"runs[{story!r}] must have shape (n_trs, n_targets) with n_targets = "
+                f"{n_targets} (mapping rows), got {bold.shape}."
+            )
+        arrays[story] = np.array(_check_finite(bold, f"runs[{story!r}]"), np.float64)
+    return arrays, tmins, mapping
+
+
+def _run_tmins(runs, tmin):
+    """Return story -> stimulus time of TR 0 from ``tmin`` (one value, dict or None)."""
     if tmin is None:
         tmin = 0.0
     if isinstance(tmin, dict):
@@ -134,18 +204,10 @@ def _array_runs(runs, mapping, tmin):
     else:
         names = dict.fromkeys(runs, "tmin")
         tmin = dict.fromkeys(runs, tmin)
-    arrays, tmins = {}, {}
-    for story, bold in runs.items():
+    for story in runs:
         _validate_type(tmin[story], "numeric", names[story])
         _check_finite_time(tmin[story], names[story])
-        if bold.ndim != 2 or bold.shape[0] == 0 or bold.shape[1] != n_targets:
-            raise ValueError(
-                f"runs[{story!r}] must have shape (n_trs, n_targets) with n_targets = "
-                f"{n_targets} (mapping rows), got {bold.shape}."
-            )
-        arrays[story] = np.array(_check_finite(bold, f"runs[{story!r}]"), np.float64)
-        tmins[story] = float(tmin[story])
-    return arrays, tmins, mapping
+    return {story: float(tmin[story]) for story in runs}
 
 
 def _check_finite_time(tmin, name):

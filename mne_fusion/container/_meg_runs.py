@@ -2,57 +2,73 @@
 
 The encoder needs, per subject, one channel set shared by the forward and every run, the
 matching lead field rows, and runs cut to the stimulus features sample for sample.
-Checking the forward, picking those channels, aligning each run to the stimulus onset
-and estimating the split-half noise ceiling from repeated epochs happen here, once, when
-:meth:`FusionDataset.add_meg` is called.
+Picking those channels, aligning each run to the stimulus onset (resampling it to the
+stimulus rate) and estimating the split-half noise ceiling from repeated epochs happen
+here, once, when :meth:`FusionDataset.add_meg` is called; what the user's runs and
+forwards may be is made uniform first by :mod:`._meg_inputs`.
 """
 
+import math
+from fractions import Fraction
+
 import numpy as np
-from mne import BaseEpochs, Forward, pick_info, pick_types
-from mne.forward import is_fixed_orient
-from mne.io import BaseRaw
+from mne import BaseEpochs, pick_info, pick_types
 from mne.utils import logger, warn
+from scipy.signal import resample_poly
 
 from ..metrics import prediction_r
-from ..utils import _check_finite, _validate_type
+from ..utils import _check_finite
 from ._common import _same
+from ._meg_inputs import _bad_samples, _check_forwards, _gain, _onsets, _read_bids
 from ._subjects import MEGSubject
 
 # Values (channels x samples) read from a run at a time when converting it to float32.
 _CHUNK = 2**20
 
 
-def _meg_subject(name, runs, forward, stimuli, sfreq):
-    """Build an MEG subject from checked runs and a forward model.
+def _meg_subject(name, runs, forward, stimuli, sfreq, stim_onset=None):
+    """Build an MEG subject from checked runs and forward models.
 
     Parameters
     ----------
     name : str
         Subject name.
     runs : dict
-        Story -> Raw or Epochs; every story is one of ``stimuli``.
-    forward : mne.Forward
-        The forward model, checked here.
+        Story -> Raw, Epochs or :class:`mne_bids.BIDSPath`; every story is one of
+        ``stimuli``.
+    forward : mne.Forward | dict of str -> mne.Forward
+        The forward model, or one per story; checked here.
     stimuli : dict
         Story -> Features of the dataset.
     sfreq : float
         Sampling rate (Hz) of the stimulus features.
+    stim_onset : None | float | str | dict
+        Where each story starts in its run (see :meth:`FusionDataset.add_meg`).
 
     Returns
     -------
     subject : MEGSubject
-        Gain, vertices, runs as arrays aligned to the features, and noise ceiling.
+        Gain, vertices, runs as arrays aligned to the features, bad samples and
+        noise ceiling.
     """
-    _check_forward(forward)
-    names = _meg_channels(runs, forward)
-    rows = [forward["sol"]["row_names"].index(ch) for ch in names]
-    gain = np.array(forward["sol"]["data"][rows], dtype=np.float64)
-    arrays = {
-        story: _meg_run(story, inst, names, sfreq, stimuli[story].n_times)
-        for story, inst in runs.items()
-    }
-    for story, data in arrays.items():
-        _check_flat(name, story, data, names)
+    runs = _read_bids(runs)
+    forwards = _check_forwards(forward, list(runs))
+    onsets = _onsets(stim_onset, runs)
+    names = _meg_channels(runs, forwards)
+    n_times = {story: stimuli[story].n_times for story in runs}
+    gain, forward = _gain(forwards, names, n_times)
+    arrays, bad = {}, {}
+    for story, inst in runs.items():
+        arrays[story] = _meg_run(
+            story, inst, names, sfreq, n_times[story], onsets[story]
+        )
+        _check_flat(name, story, arrays[story], names)
+        bad[story] = _bad_samples(inst, onsets[story], n_times[story], sfreq)
+        if bad[story] is not None:
+            logger.info(
+                f"runs[{story!r}]: {bad[story].sum()} of {n_times[story]} samples "
+                "under BAD annotations, left out of the fit"
+            )
     first = next(iter(runs.values()))
     info = pick_info(first.info, [first.ch_names.index(ch) for ch in names])
     return MEGSubject(
@@ -63,39 +79,31 @@ def _meg_subject(name, runs, forward, stimuli, sfreq):
         vertices=[np.array(s["vertno"]) for s in forward["src"]],
         runs=arrays,
         noise_ceiling=_split_half_ceiling(arrays),
+        bad=bad,
     )
 
 
-def _check_forward(forward):
-    """Raise unless ``forward`` is fixed-orientation on a two-hemisphere surface."""
-    _validate_type(forward, Forward, "forward")
-    if not is_fixed_orient(forward):
-        raise ValueError(
-            "forward must have fixed (surface-normal) source orientations; convert it "
-            "with mne.convert_forward_solution(forward, surf_ori=True, "
-            "force_fixed=True, use_cps=True)."
-        )
-    src = forward["src"]
-    if src.kind != "surface" or len(src) != 2:
-        raise ValueError(
-            f"forward must be on a surface source space with two hemispheres, got a "
-            f"{src.kind} source space with {len(src)} part(s)."
-        )
+def _meg_channels(runs, forwards):
+    """Return the MEG channels of every forward that are good in every run.
 
-
-def _meg_channels(runs, forward):
-    """Return the forward's MEG channels that are good in every run, in its order."""
-    fwd_meg = [
-        forward["info"]["ch_names"][k]
-        for k in pick_types(forward["info"], meg=True, ref_meg=False, exclude=())
-    ]
-    if not fwd_meg:
+    In the order of the first forward; each run's good MEG channels must be in its
+    story's forward.
+    """
+    meg = {
+        id(fwd): [
+            fwd["info"]["ch_names"][k]
+            for k in pick_types(fwd["info"], meg=True, ref_meg=False, exclude=())
+        ]
+        for fwd in forwards.values()
+    }
+    if not all(meg.values()):
         raise ValueError("forward has no MEG channel.")
+    common = set.intersection(*map(set, meg.values()))
     good = None
     for story, inst in runs.items():
-        meg = pick_types(inst.info, meg=True, ref_meg=False, exclude="bads")
-        run_good = [inst.ch_names[k] for k in meg]
-        missing = sorted(set(run_good) - set(fwd_meg))
+        picks = pick_types(inst.info, meg=True, ref_meg=False, exclude="bads")
+        run_good = [inst.ch_names[k] for k in picks]
+        missing = sorted(set(run_good) - set(meg[id(forwards[story])]))
         if missing:
             raise ValueError(
                 f"runs[{story!r}] has {len(missing)} good MEG channel(s) that are "
@@ -103,21 +111,22 @@ def _meg_channels(runs, forward):
                 "forward for this Info."
             )
         good = set(run_good) if good is None else good & set(run_good)
-    names = [name for name in fwd_meg if name in good]
+    fwd_meg = meg[id(next(iter(forwards.values())))]
+    names = [name for name in fwd_meg if name in good and name in common]
     if not names:
         raise ValueError(
             "runs and forward share no MEG channel that is good in every run."
         )
-    dropped = [name for name in fwd_meg if name not in good]
+    dropped = [name for name in fwd_meg if name not in names]
     if dropped:
         logger.info(
             f"Using {len(names)} of the forward's {len(fwd_meg)} MEG channels "
-            f"(bad or absent in a run: {dropped[:10]})"
+            f"(bad or absent in a run or forward: {dropped[:10]})"
         )
     return names
 
 
-def _meg_run(story, inst, names, sfreq, n_times):
+def _meg_run(story, inst, names, sfreq, n_times, onset=0.0):
     """Return the data of one run from the stimulus onset, ``n_times`` samples long.
 
     Parameters
@@ -129,9 +138,13 @@ def _meg_run(story, inst, names, sfreq, n_times):
     names : list of str
         Channels to pick, in this order.
     sfreq : float
-        Sampling rate (Hz) of the stimulus features; the run's must match.
+        Sampling rate (Hz) of the stimulus features; a run at another rate is cut to
+        the story with up to 1 s more on each side (against edge effects), then
+        resampled to it (see :func:`_resampler`).
     n_times : int
         Number of samples of the story's features.
+    onset : float
+        The stimulus onset: seconds from a Raw's first sample, or the epoch time.
 
     Returns
     -------
@@ -141,45 +154,58 @@ def _meg_run(story, inst, names, sfreq, n_times):
         last one.
     """
     run_sfreq = inst.info["sfreq"]
-    if not _same(run_sfreq, sfreq):
-        method = "raw" if isinstance(inst, BaseRaw) else "epochs"
-        raise ValueError(
-            f"runs[{story!r}] is sampled at {run_sfreq} Hz but the stimulus at "
-            f"{sfreq} Hz; use {method}.resample({sfreq})."
-        )
+    ratio = Fraction(1) if _same(run_sfreq, sfreq) else _ratio(sfreq, run_sfreq)
     picks = [inst.ch_names.index(name) for name in names]
     if isinstance(inst, BaseEpochs):
-        onset = int(np.argmin(np.abs(inst.times)))
-        if abs(inst.times[onset]) * run_sfreq >= 0.5:
-            raise ValueError(
-                f"runs[{story!r}] (Epochs) must contain time 0, the stimulus "
-                f"onset, got times {inst.times[0]:.3f} to {inst.times[-1]:.3f} s."
-            )
         if len(inst) == 0:
             raise ValueError(f"runs[{story!r}] (Epochs) has no epoch.")
-        n_have = len(inst.times) - onset
+        first = int(round((onset - inst.times[0]) * sfreq))
+        if not inst.times[0] - 0.5 / run_sfreq <= onset <= inst.times[-1]:
+            raise ValueError(
+                f"runs[{story!r}] (Epochs) must contain time {onset:g}, the stimulus "
+                f"onset, got times {inst.times[0]:.3f} to {inst.times[-1]:.3f} s."
+            )
+        n_have = _n_resampled(len(inst.times), ratio) - first
         shape = (len(inst), len(picks))
-    else:
-        n_have = min(inst.n_times, n_times)
+    else:  # read from ``first - pad`` to ``stop``: up to 1 s more on both sides
+        first = int(round(onset * run_sfreq))
+        margin = 0 if ratio == 1 else int(round(run_sfreq))
+        # whole output samples before the onset
+        pad = min(first, margin) // ratio.denominator * ratio.denominator
+        n_in = min(inst.n_times - first, math.ceil(n_times / ratio))
+        stop = min(inst.n_times, first + n_in + margin)
+        skip = int(pad * ratio)
+        n_have = min(_n_resampled(stop - first + pad, ratio) - skip, n_times)
         shape = (len(picks),)
     if n_have < n_times - 1:
         raise ValueError(
             f"runs[{story!r}] has {n_have} samples from the stimulus onset "
-            f"but the story's features have {n_times}; the run must cover the "
-            "story."
+            f"(at {sfreq:g} Hz) but the story's features have {n_times}; the run "
+            "must cover the story."
         )
     data = np.empty(shape + (n_times,), np.float32)
     n_have = min(n_have, n_times)
+    resample = _resampler(ratio)
     if isinstance(inst, BaseEpochs):
         for k in range(len(inst)):  # one epoch in float64 at a time
-            data[k, :, :n_have] = inst.get_data(picks=picks, item=[k])[
-                0, :, onset : onset + n_have
-            ]
-    else:
+            epoch = resample(inst.get_data(picks=picks, item=[k])[0])
+            data[k, :, :n_have] = epoch[:, first : first + n_have]
+    elif ratio == 1:
         step = max(1, _CHUNK // len(picks))  # a few MB in float64 at a time
         for start in range(0, n_have, step):
             stop = min(start + step, n_have)
-            data[:, start:stop] = inst.get_data(picks=picks, start=start, stop=stop)
+            data[:, start:stop] = inst.get_data(
+                picks=picks, start=first + start, stop=first + stop
+            )
+    else:  # a few channels of the whole story at a time: resampling needs it whole
+        step = max(1, 4 * _CHUNK // (stop - first + pad))
+        for start in range(0, len(picks), step):
+            block = inst.get_data(
+                picks=picks[start : start + step], start=first - pad, stop=stop
+            )
+            data[start : start + step, :n_have] = resample(block)[
+                :, skip : skip + n_have
+            ]
     if n_have < n_times:
         data[..., n_have:] = data[..., n_have - 1 : n_have]
     # finite in float32 too, checked a block at a time (no mask of the whole run)
@@ -188,6 +214,30 @@ def _meg_run(story, inst, names, sfreq, n_times):
         if not np.isfinite(data[..., start : start + step]).all():
             _check_finite(data, f"runs[{story!r}]")
     return data
+
+
+def _ratio(sfreq, run_sfreq):
+    """Return the resampling ratio from ``run_sfreq`` to ``sfreq`` as a fraction."""
+    return Fraction(sfreq / run_sfreq).limit_denominator(2**16)
+
+
+def _n_resampled(n_samples, ratio):
+    """Return the length of ``n_samples`` resampled by ``ratio`` (a Fraction)."""
+    return -(-n_samples * ratio.numerator // ratio.denominator)
+
+
+def _resampler(ratio):
+    """Return a function resampling (n_channels, n_samples) by ``ratio``.
+
+    :func:`scipy.signal.resample_poly` (anti-aliasing FIR, Kaiser window): output
+    sample ``j`` lies at input sample ``j / ratio`` whatever the length, unlike the
+    FFT resampling of :meth:`mne.io.Raw.resample`, which shifts by one input sample
+    for some lengths.
+    """
+    if ratio == 1:
+        return lambda data: data
+    up, down = ratio.numerator, ratio.denominator
+    return lambda data: resample_poly(data, up, down, axis=-1, padtype="line")
 
 
 def _check_flat(subject, story, data, names):

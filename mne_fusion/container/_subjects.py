@@ -5,7 +5,7 @@ features by :class:`~mne_fusion.container.FusionDataset`, so that the encoder, t
 baselines and the benchmarks read recordings without touching MNE objects again.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from mne import Forward, Info
@@ -57,6 +57,10 @@ class MEGSubject(_Subject):
     noise_ceiling : array, shape (n_channels,) | None
         Highest Pearson r a perfect model can reach on the epoch-averaged data, from
         split-half repeat correlations; None when no story has two or more epochs.
+    bad : dict
+        Story -> array of bool, shape (n_times,), True at the samples under a ``BAD*``
+        annotation of the run (left out of the fit), or None when none is; stories
+        missing have no bad sample.
     """
 
     name: str
@@ -66,6 +70,7 @@ class MEGSubject(_Subject):
     vertices: list
     runs: dict
     noise_ceiling: np.ndarray | None
+    bad: dict = field(default_factory=dict)
 
     def average(self, story):
         """Return the run of ``story`` averaged over its epochs.
@@ -85,6 +90,22 @@ class MEGSubject(_Subject):
         if run.ndim == 3:
             return run.mean(axis=0, dtype=np.float64).astype(run.dtype, copy=False)
         return run
+
+    def bad_samples(self, story):
+        """Return the samples of ``story`` that are left out of the fit.
+
+        Parameters
+        ----------
+        story : str
+            A story of :attr:`runs`.
+
+        Returns
+        -------
+        bad : array of bool, shape (n_times,) | None
+            True under a ``BAD*`` annotation of the run; None when no sample is bad.
+        """
+        self._run(story)
+        return self.bad.get(story)
 
     def _summary(self):
         return f"{self.gain.shape[0]} channels, {self.gain.shape[1]} sources"

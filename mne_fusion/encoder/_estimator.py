@@ -25,12 +25,13 @@ from ._network import build_model
 from ._prediction import PredictionMixin
 from ._prepare import prepare
 from ._prior import fmri_evidence, prior_variance
+from ._reading import ReadingMixin
 from ._segments import SegmentSet
 from ._source_readout import lagged_scale, solve_source_layer
 
 
 @fill_doc
-class FusionEncoder(PredictionMixin, BaseEstimator):
+class FusionEncoder(PredictionMixin, ReadingMixin, BaseEstimator):
     """Transformer encoding model fitted jointly to MEG and fMRI.
 
     Stimulus features go through a causal local-window transformer into the activity
@@ -76,7 +77,8 @@ class FusionEncoder(PredictionMixin, BaseEstimator):
     burn_in : float
         Seconds at the start of an excerpt that are not scored because the model
         lacks their context (excerpts that start at the stimulus onset are scored in
-        full). Must exceed the HRF's 10 TRs for fMRI to be scored fairly.
+        full). Should exceed ``hrf_length`` for fMRI to be scored fairly.
+    %(encoder_hrf_length)s
     batch_size : int
         Excerpts per optimisation step.
     lr : float
@@ -107,34 +109,9 @@ class FusionEncoder(PredictionMixin, BaseEstimator):
         inter-subject correlation of its BOLD (``fmri_evidence_``), as the source
         covariance of fMRI-weighted MNE (Liu et al. 1998). 0 gives the same prior
         everywhere; it needs two fMRI subjects with runs of the same story.
-    readout : "map" | "trained"
-        How the source layer is finally set. ``"map"`` (default): after training,
-        the linear source layer is re-solved in closed form as the maximum a
-        posteriori estimate for the trained hidden features, under the Gaussian
-        likelihood of the noise-whitened MEG of all MEG subjects and the source prior
-        above (variance ``1 - fmri_prior + fmri_prior * fmri_evidence_``): a ridge
-        read-out of each subject's MEG from the hidden features (its penalty chosen
-        by cross-validation over the training stories, ``readout_alpha_``), mapped to
-        the template by an fMRI-weighted minimum-norm operator of the stacked lead
-        fields.
-        Gradient descent only slowly reaches that optimum. ``"trained"`` keeps
-        the layer as trained. Without MEG subjects the layer is always as trained.
-    readout_snr : float | "auto"
-        Amplitude signal-to-noise ratio assumed by the ``"map"`` read-out; the
-        regularisation is ``1 / readout_snr ** 2``, as in
-        :func:`mne.minimum_norm.apply_inverse`. ``"auto"`` (default) uses the SNR of
-        the sensor read-outs that the operator maps, their predicted variance over
-        their estimation error (``mne_fusion.model.readout.sensor_map_snr``).
-    loss : "likelihood" | "correlation"
-        ``"likelihood"`` (default): Gaussian likelihood of noise-whitened MEG, and of
-        the BOLD with one gain per fMRI subject (``1 - r`` of the whole TR x target
-        pattern), with sources not z-scored before the fMRI head, so that the
-        amplitude of every source is constrained by both modalities.
-        ``"correlation"``: the reference model's ``1 - r`` per channel/vertex with
-        z-scored sources in the fMRI head, blind to amplitude (see Notes).
-    validation : float | list of str | None
-        Stories held out for early stopping: a fraction of the stories (at least one
-        when there are two or more), their names, or None to monitor the training loss.
+    %(encoder_readout)s
+    %(encoder_loss)s
+    %(encoder_validation)s
     device : str
         ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"`` or
         ``"cuda:N"``. Mixed precision (bfloat16) is used on CUDA, where fits are not
@@ -214,6 +191,7 @@ class FusionEncoder(PredictionMixin, BaseEstimator):
         segment_length=40.0,
         overlap=0.5,
         burn_in=20.0,
+        hrf_length=20.0,
         batch_size=8,
         lr=1e-3,
         weight_decay=1e-3,
@@ -249,6 +227,7 @@ class FusionEncoder(PredictionMixin, BaseEstimator):
         self.segment_length = segment_length
         self.overlap = overlap
         self.burn_in = burn_in
+        self.hrf_length = hrf_length
         self.batch_size = batch_size
         self.lr = lr
         self.weight_decay = weight_decay
@@ -321,7 +300,11 @@ class FusionEncoder(PredictionMixin, BaseEstimator):
         noise_cov = _params.check_noise_cov(noise_cov, X.meg_subjects)
         src = template_source_space(self.spacing, self.subjects_dir, verbose=False)
         self.vertices_ = [np.array(s["vertno"]) for s in src]
-        train_stories, val_stories = _params.split_stories(X.stories, self.validation)
+        runs = {"MEG": [set(X.meg(s).runs) for s in X.meg_subjects]}
+        runs["fMRI"] = [set(X.fmri(s).runs) for s in X.fmri_subjects]
+        train_stories, val_stories = _params.split_stories(
+            X.stories, self.validation, runs
+        )
         self.train_stories_, self.validation_stories_ = train_stories, val_stories
         self.n_features_in_ = len(X.feature_names)
         self.feature_names_in_ = np.array(X.feature_names, dtype=object)
@@ -351,7 +334,9 @@ class FusionEncoder(PredictionMixin, BaseEstimator):
         self.fmri_evidence_ = fmri_evidence(data, fmri, train_stories, n_sources)
         prior = prior_variance(self.fmri_evidence_, self.fmri_prior, n_sources)
         items = {
-            part: SegmentSet(segs, data, meg, fmri, self.sfreq, self.burn_in)
+            part: SegmentSet(
+                segs, data, meg, fmri, self.sfreq, self.burn_in, self.hrf_length
+            )
             for part, segs in data.segments.items()
         }
         logger.info(
@@ -377,6 +362,7 @@ class FusionEncoder(PredictionMixin, BaseEstimator):
                 self.source_scale_,
                 self.loss == "correlation",
                 [data.features[s] for s in train_stories],
+                self.hrf_length,
             ).to(self.device_)
             network = self.model_.network
             checkpoint = _fit.make_checkpoint(checkpoint, self, data, meg, fmri)

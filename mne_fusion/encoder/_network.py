@@ -11,10 +11,12 @@ import torch
 from nilearn.glm.first_level import glover_hrf
 
 from ..model import FMRIHead, FusionModel, FusionNetwork, MEGHead
-from ._segments import HRF_TAPS
+from ._segments import HRF_LENGTH, hrf_taps
 
 
-def build_model(config, meg, fmri, source_scale, zscore, features=None):
+def build_model(
+    config, meg, fmri, source_scale, zscore, features=None, hrf_length=HRF_LENGTH
+):
     """Return the network of ``config`` with a head per subject.
 
     Parameters
@@ -30,6 +32,8 @@ def build_model(config, meg, fmri, source_scale, zscore, features=None):
     features : list of array | None
         Training stimuli, to standardise the features with (None: as initialised,
         e.g. to load saved weights).
+    hrf_length : float
+        Span of each fMRI head's HRF kernel in seconds (:func:`hrf_taps` TRs).
 
     Returns
     -------
@@ -49,7 +53,7 @@ def build_model(config, meg, fmri, source_scale, zscore, features=None):
     }
     fmri_heads = {
         setup.key: FMRIHead(
-            canonical_hrf(setup.tr, HRF_TAPS).astype(np.float32),
+            canonical_hrf(setup.tr, hrf_taps(hrf_length, setup.tr)).astype(np.float32),
             config.n_sources,
             None if setup.target_map is None else setup.target_map.astype(np.float32),
             zscore=zscore,

@@ -23,7 +23,14 @@ LAG_SPACING = 0.08
 
 def check_params(est):
     """Check every parameter of a FusionEncoder; return the read-out SNR to use."""
-    for name in ("sfreq", "context", "segment_length", "lr", "input_kernel"):
+    for name in (
+        "sfreq",
+        "context",
+        "segment_length",
+        "lr",
+        "input_kernel",
+        "hrf_length",
+    ):
         _check_positive(getattr(est, name), name)
     for name in ("d_model", "n_heads", "n_layers", "dim_feedforward"):
         _check_positive(getattr(est, name), name, integer=True)
@@ -130,8 +137,31 @@ def resolve_device(device):
     return device
 
 
-def split_stories(stories, validation):
-    """Return the training and validation stories of ``validation``."""
+def split_stories(stories, validation, runs=None):
+    """Return the training and validation stories of ``validation``.
+
+    Parameters
+    ----------
+    stories : list of str
+        The stories of the dataset, in their order.
+    validation : float | list of str | None
+        The estimator's parameter.
+    runs : dict of str -> list of set of str | None
+        Modality (``"MEG"``, ``"fMRI"``) -> the stories of each of its subjects.
+
+    Returns
+    -------
+    train, validation : list of str
+        The stories of each part, in the order of ``stories``.
+
+    Notes
+    -----
+    A fraction holds out the last ``round(validation * len(stories))`` stories (at
+    least one) and then, for each modality none of them has, the last story with
+    that modality: early stopping sees every modality. A story is held out only
+    when every subject keeps a training story.
+    """
+    runs = {} if runs is None else runs
     if validation is None or (
         not isinstance(validation, list | tuple) and validation == 0
     ):
@@ -152,12 +182,46 @@ def split_stories(stories, validation):
         if len(stories) < 2:
             logger.info("One story only: no validation story, monitoring training")
             return stories, []
-        n_val = max(1, int(round(validation * len(stories))))
-        val = stories[-n_val:]
+        val = _held_out(stories, max(1, int(round(validation * len(stories)))), runs)
     train = [s for s in stories if s not in val]
     if not train:
         raise ValueError("validation leaves no story to train on.")
+    val = [s for s in stories if s in val]
+    by_modality = {
+        kind: [s for s in val if any(s in own for own in subjects)]
+        for kind, subjects in runs.items()
+        if subjects
+    }
+    logger.info(
+        f"Validation stories: {val}"
+        + "".join(f"; {kind}: {names}" for kind, names in by_modality.items())
+    )
     return train, val
+
+
+def _held_out(stories, n_val, runs):
+    """Return the validation stories of a fraction (see :func:`split_stories`)."""
+    subjects = [own for kind in runs.values() for own in kind]
+    val = []
+
+    def add(candidates):
+        for story in candidates:
+            if story not in val and all(own - {*val, story} for own in subjects):
+                val.append(story)
+                return True
+        return False
+
+    while len(val) < n_val and add(stories[::-1]):
+        pass
+    for kind, own in runs.items():
+        if own and not any(s in run for s in val for run in own):
+            having = [s for s in stories[::-1] if any(s in run for run in own)]
+            if not add(having):
+                logger.info(
+                    f"No {kind} validation story: every {kind} story is needed for "
+                    "training"
+                )
+    return val
 
 
 def network_config(est, n_features, n_sources):

@@ -11,14 +11,17 @@ from mne.io import BaseRaw, RawArray
 from sklearn.utils.validation import check_is_fitted
 
 from ..anatomy import template_source_space
+from ..anatomy._meshes import template_columns
 from ..container import FusionDataset
 from ..features import Features
 from ..metrics import prediction_r
 from ..model import tr_pooling
 from ..utils import _check_finite, _validate_type, fill_doc, verbose_method
-from . import _data_informed
-from ._segments import HRF_TAPS
+from . import _data_informed, _new_subject
+from ._segments import hrf_taps
 from ._source_readout import hidden_features
+
+NEW_SUBJECT_HINT = "; give the forward of a new MEG subject to predict it"
 
 
 class PredictionMixin:
@@ -37,7 +40,7 @@ class PredictionMixin:
                 f"{self.sfreq} Hz{hint}."
             )
 
-    def _check_subject(self, subject, kinds=("meg", "fmri")):
+    def _check_subject(self, subject, kinds=("meg", "fmri"), hint=""):
         known = [
             *(self.meg_subjects_ if "meg" in kinds else []),
             *(self.fmri_subjects_ if "fmri" in kinds else []),
@@ -46,9 +49,19 @@ class PredictionMixin:
         if subject not in known:
             raise ValueError(
                 f"Unknown subject {subject!r}; the encoder was fitted on: "
-                f"{', '.join(map(repr, known)) or 'none of that kind'}."
+                f"{', '.join(map(repr, known)) or 'none of that kind'}{hint}."
             )
         return subject
+
+    def _check_new_name(self, subject):
+        """Raise unless ``subject``, given with a forward, is a new name."""
+        _validate_type(subject, str, "subject")
+        if subject in (*self.meg_subjects_, *self.fmri_subjects_):
+            raise ValueError(
+                f"forward is for new MEG subjects, but the encoder was fitted on "
+                f"{subject!r}: leave forward out to use the fit's lead field, or "
+                "give the new subject another name."
+            )
 
     def _check_features(self, features):
         """Return the features as float32 array (n_times, n_features) and tmin."""
@@ -85,7 +98,11 @@ class PredictionMixin:
 
     def _meg_prediction(self, hidden, subject):
         """Predicted sensor data (T, T/m), array (n_channels, n_times)."""
-        operator = self._meg[subject].gain * self.source_scale_
+        return self._lead_field_prediction(hidden, self._meg[subject].gain)
+
+    def _lead_field_prediction(self, hidden, gain):
+        """``gain`` (n_channels, n_template_sources) times the sources."""
+        operator = gain * self.source_scale_
         operator = torch.as_tensor(operator, dtype=hidden.dtype, device=hidden.device)
         with torch.no_grad():
             pred = self.model_.network.sources.project(hidden, operator)[0]
@@ -95,12 +112,22 @@ class PredictionMixin:
         """Predicted BOLD (standardised units) at ``tr_times``, (n_trs, n_targets)."""
         setup = self._fmri[subject]
         n_times = hidden.shape[1]
-        pooling = tr_pooling(n_times, self.sfreq, 0, tr_times, setup.tr, HRF_TAPS)
+        n_taps = hrf_taps(self.hrf_length, setup.tr)
+        pooling = tr_pooling(n_times, self.sfreq, 0, tr_times, setup.tr, n_taps)
         pooling = torch.as_tensor(pooling, dtype=hidden.dtype, device=hidden.device)
         with torch.no_grad():
             sources = self.model_.network.sources(hidden)
             bold = self.model_.fmri_heads[setup.key](sources, pooling[None])[0]
         return bold.double().cpu().numpy()
+
+    def _new_meg_subject(self, subject, forward, bads=()):
+        """Return the fixed forward, channels (but ``bads``) and template lead field."""
+        forward = _new_subject.fixed_forward(forward, subject)
+        names = _new_subject.meg_channels(forward, subject)
+        names = [name for name in names if name not in bads]
+        src = template_source_space(self.spacing, self.subjects_dir, verbose=False)
+        gain = _new_subject.template_gain(forward, names, src, self.subjects_dir)
+        return forward, names, gain
 
     def _template_stc(self, data, tmin):
         return mne.SourceEstimate(
@@ -109,32 +136,60 @@ class PredictionMixin:
 
     @verbose_method
     @fill_doc
-    def predict(self, features, subject, *, verbose=None):
+    def predict(self, features, subject, *, forward=None, verbose=None):
         """Predict a subject's recording of a stimulus.
 
         Parameters
         ----------
         %(features_input)s
-        %(subject_name)s
+        subject : str
+            Name of a subject the encoder was fitted on, or of a new MEG subject
+            given with its ``forward``.
+        forward : mne.Forward | None
+            The forward of a new MEG subject (zero-shot prediction): any MEG
+            system, on the template's sources or, morphed from the template with
+            the encoder's ``subjects_dir``, on the subject's own cortex; free or
+            loose orientations are made fixed (normal to the cortex, with cortical
+            patch statistics). Not for a fitted subject, which is predicted with the
+            lead field of the fit (give another name to predict it as a new subject
+            with this forward).
         %(verbose)s
 
         Returns
         -------
         prediction : mne.io.RawArray | mne.SourceEstimate | array
-            MEG subject: a Raw with the subject's Info (channels used in the fit), in
-            T (T/m for gradiometers). fMRI subject: the BOLD at the stimulus times
+            MEG subject: a Raw with the subject's Info (channels used in the fit;
+            for a new subject the forward's MEG channels), in T (T/m for
+            gradiometers). fMRI subject: the BOLD at the stimulus times
             ``k * TR`` (k = 0, 1, ... within the features) in units of the run-wise
             standardised BOLD, as a SourceEstimate (``tstep = TR``) when the subject
             was given on template vertices, else an array (n_trs, n_targets).
+
+        Notes
+        -----
+        An MEG subject's prediction is its lead field (on the template sources)
+        times the stimulus-driven source estimate of :meth:`apply_inverse`, which is
+        the same for every subject. A new subject is predicted in the same way with
+        the lead field of its forward; what the fit keeps per subject besides the
+        lead field (noise whitener and covariance) only weighs that subject's data
+        in the fit and is not used to predict.
         """
         check_is_fitted(self, "model_")
-        self._check_subject(subject)
+        if forward is None:
+            self._check_subject(subject, hint=NEW_SUBJECT_HINT)
+        else:
+            self._check_new_name(subject)
         features, tmin = self._check_features(features)
         hidden = self._hidden(features)
+        first_samp = int(round(tmin * self.sfreq))
+        if forward is not None:
+            forward, names, gain = self._new_meg_subject(subject, forward)
+            info = _new_subject.prediction_info(forward, names, self.sfreq)
+            data = self._lead_field_prediction(hidden, gain)
+            return RawArray(data, info, first_samp=first_samp, verbose=False)
         if subject in self._meg:
             info = self._meg[subject].info.copy()
             data = self._meg_prediction(hidden, subject)
-            first_samp = int(round(tmin * self.sfreq))
             return RawArray(data, info, first_samp=first_samp, verbose=False)
         setup = self._fmri[subject]
         n_trs = int(np.floor(len(features) / self.sfreq / setup.tr + 1e-9))
@@ -169,18 +224,23 @@ class PredictionMixin:
         %(features_input)s
         inst : None | mne.io.Raw | mne.Epochs | mne.Evoked
             None (default) gives the stimulus-driven estimate. A recording of an MEG
-            subject the encoder was fitted on, aligned to ``features`` (sample 0 of a
-            Raw, time 0 of Epochs/Evoked = feature sample 0), gives the data-informed
+            subject, fitted or new, aligned to ``features`` (sample 0 of a Raw, time
+            0 of Epochs/Evoked = feature sample 0), gives the data-informed
             estimate ``s_enc + K (y - G s_enc)`` with ``K`` a minimum-norm operator
             (with the encoder's fMRI-relaxed source prior, see ``fmri_weighted``).
         subject : str | None
-            The MEG subject of ``inst``.
+            The MEG subject of ``inst``: a subject the encoder was fitted on, or a
+            new one given with its ``forward``.
         forward : mne.Forward | None
-            The subject's forward for ``K``; None uses the one it was fitted with
-            (not kept by :meth:`save`).
+            The subject's forward for ``K`` (free orientations are made fixed, as
+            in :meth:`predict`); None uses the one it was fitted with (not kept by
+            :meth:`save`). Required for a new subject, whose ``G s_enc`` is its
+            zero-shot prediction (:meth:`predict`) on the forward's MEG channels
+            that are not bad in ``inst``.
         noise_cov : mne.Covariance | None
             Noise covariance for ``K``; None uses the one given to :meth:`fit`, else
-            estimates it from the residual ``y - G s_enc``.
+            (and for a new subject) estimates it from the residual
+            ``y - G s_enc``.
         method : "MNE" | "dSPM" | "sLORETA" | "eLORETA"
             Inverse method of ``K``; only ``"MNE"`` gives estimates in A m that add
             to the encoder's.
@@ -223,30 +283,36 @@ class PredictionMixin:
         _validate_type(fmri_weighted, bool, "fmri_weighted")
         if subject is None:
             raise ValueError("subject is required when inst is given.")
-        self._check_subject(subject, kinds=("meg",))
-        setup = self._meg[subject]
-        forward = setup.forward if forward is None else forward
         if forward is None:
-            raise ValueError(
-                f"forward is required: the forward of {subject!r} is not saved with "
-                "the encoder."
+            self._check_subject(subject, kinds=("meg",), hint=NEW_SUBJECT_HINT)
+        elif subject not in self._meg:
+            self._check_new_name(subject)
+        if subject in self._meg:
+            setup = self._meg[subject]
+            forward = setup.forward if forward is None else forward
+            if forward is None:
+                raise ValueError(
+                    f"forward is required: the forward of {subject!r} is not saved "
+                    "with the encoder."
+                )
+            forward = _new_subject.fixed_forward(forward, subject)
+            names, fitted_cov = setup.info["ch_names"], setup.noise_cov
+            prediction = self._meg_prediction(hidden, subject)
+        else:
+            forward, names, gain = self._new_meg_subject(
+                subject, forward, inst.info["bads"]
             )
-        _validate_type(forward, mne.Forward, "forward")
-        _data_informed.check_noise_cov(noise_cov, setup.info["ch_names"], subject)
+            prediction, fitted_cov = self._lead_field_prediction(hidden, gain), None
+        _data_informed.check_noise_cov(noise_cov, names, subject)
         resid = _data_informed.residual(
-            inst,
-            self._meg_prediction(hidden, subject),
-            subject,
-            setup.info["ch_names"],
-            forward,
-            self.sfreq,
+            inst, prediction, subject, names, forward, self.sfreq
         )
         if snr is None:
             snr = 3.0 if isinstance(inst, mne.Evoked) else 1.0
         correction = _data_informed.correction(
             resid,
             forward,
-            setup.noise_cov if noise_cov is None else noise_cov,
+            fitted_cov if noise_cov is None else noise_cov,
             template_source_space(self.spacing, self.subjects_dir, verbose=False),
             self.fmri_evidence_ if fmri_weighted else None,
             self.fmri_prior,
@@ -304,8 +370,13 @@ class PredictionMixin:
             scores[name] = prediction_r(np.hstack(true), np.hstack(pred), axis=1)
         for name in X.fmri_subjects:
             subject = X.fmri(name)
+            columns = None
+            if subject.vertices is not None and self._fmri[name].vertices is not None:
+                # runs on a whole fsaverage mesh were fitted on the template's vertices
+                columns = template_columns(subject.vertices, self._fmri[name].vertices)
             true, pred = [], []
             for story, run in subject.runs.items():
+                run = run if columns is None else run[:, columns]
                 bold = self._bold_prediction(
                     hidden[story], name, subject.tr_times(story)
                 )

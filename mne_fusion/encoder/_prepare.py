@@ -15,6 +15,7 @@ import numpy as np
 from scipy import sparse
 
 from ..anatomy import morph_or_identity, same_vertices
+from ..anatomy._meshes import template_columns
 
 # Values (channels x samples) of a run converted to float64 at a time.
 _BLOCK = 2**22
@@ -94,6 +95,9 @@ class PreparedData:
         Subject -> story -> standardised BOLD (n_trs, n_targets), float32.
     bold_tmin : dict of str -> dict of str -> float
         Subject -> story -> time of the first TR (s).
+    meg_bad : dict of str -> dict of str -> array of bool | None
+        MEG subject -> story -> samples left out of the fit (``BAD*`` annotations,
+        :meth:`MEGSubject.bad_samples`), or None when none is.
     segments : dict of str -> list of SegmentSpan
         ``"train"`` and ``"validation"`` -> where the container's aligned excerpts
         lie (:meth:`FusionDataset.segment_spans`); their data are cut from the runs
@@ -104,6 +108,7 @@ class PreparedData:
     meg: dict = field(default_factory=dict)
     bold: dict = field(default_factory=dict)
     bold_tmin: dict = field(default_factory=dict)
+    meg_bad: dict = field(default_factory=dict)
     segments: dict = field(default_factory=dict)
 
 
@@ -150,10 +155,7 @@ def prepare(dataset, src, subjects_dir, stories, noise_cov, segment_length, over
         scaled = [s for s in train if s in subject.runs] or [next(iter(subject.runs))]
         moments = _channel_covariance(subject, scaled)
         whitener = _whitener(cov, subject.info, moments)
-        morph = morph_or_identity(
-            src, subject.forward["src"], subjects_dir=subjects_dir, verbose=False
-        )
-        gain = np.asarray((morph.T @ subject.gain.T).T)  # (n_channels, n_template)
+        gain = _template_gain(src, subject, subjects_dir)
         meg[name] = MEGSetup(
             key=f"meg{k}",
             info=subject.info,
@@ -167,19 +169,26 @@ def prepare(dataset, src, subjects_dir, stories, noise_cov, segment_length, over
         white_var = np.einsum("ij,jk,ik->i", whitener, moments, whitener)
         stats.append((white_var.mean(), np.square(whitener @ gain).sum(axis=1).mean()))
         data.meg[name] = {s: _averaged(subject, s) for s in subject.runs if s in fitted}
+        data.meg_bad[name] = {s: subject.bad.get(s) for s in data.meg[name]}
     vertices = [np.array(s["vertno"]) for s in src]
     fmri = {}
     for k, name in enumerate(dataset.fmri_subjects):
         subject = dataset.fmri(name)
+        target_map, targets, columns = _target_map(subject, vertices, name)
+        ceiling = subject.noise_ceiling
+        if columns is not None:  # a full mesh: only the template's vertices are kept
+            ceiling = None if ceiling is None else ceiling[columns]
         fmri[name] = FMRISetup(
             key=f"fmri{k}",
             tr=subject.tr,
-            vertices=subject.vertices,
-            target_map=_target_map(subject, vertices, name),
-            weights=_weights(subject.noise_ceiling),
+            vertices=targets,
+            target_map=target_map,
+            weights=_weights(ceiling),
         )
         data.bold[name] = {
-            s: standardise(run) for s, run in subject.runs.items() if s in fitted
+            s: standardise(run if columns is None else run[:, columns])
+            for s, run in subject.runs.items()
+            if s in fitted
         }
         data.bold_tmin[name] = dict(subject.tmin)
     for part in ("train", "validation"):
@@ -232,15 +241,44 @@ def source_scale(stats):
     return float(np.sqrt(data_var / gain_power))
 
 
-def _blocks(subject, story):
+def _template_gain(src, subject, subjects_dir):
+    """Return an MEG subject's lead field on the template sources.
+
+    A forward on at least half of the template's vertices and on no other (MNE
+    leaves sources out with ``mindist``) gets zero columns for the missing sources;
+    another source space is morphed to the template (:func:`morph_or_identity`).
+    """
+    template = [s["vertno"] for s in src]
+    pairs = list(zip(subject.vertices, template, strict=True))
+    cols = [np.searchsorted(t, v) for v, t in pairs]
+    n_template = sum(len(t) for t in template)
+    subset = all(  # every vertex is a template vertex
+        np.array_equal(t[np.minimum(c, len(t) - 1)], v)
+        for c, (v, t) in zip(cols, pairs, strict=True)
+    )
+    if not subset or 2 * subject.gain.shape[1] < n_template:
+        morph = morph_or_identity(
+            src, subject.forward["src"], subjects_dir=subjects_dir, verbose=False
+        )
+        return np.asarray((morph.T @ subject.gain.T).T)  # (n_channels, n_template)
+    gain = np.zeros((len(subject.gain), n_template))
+    gain[:, np.concatenate([cols[0], cols[1] + len(template[0])])] = subject.gain
+    return gain
+
+
+def _blocks(subject, story, skip_bad=False):
     """Yield the epoch-averaged run of ``story`` in float64, block by block.
 
     A block is a few tens of MB of samples: no story is ever whole in float64.
+    With ``skip_bad``, the samples under ``BAD*`` annotations are left out.
     """
     run = subject.runs[story]
+    bad = subject.bad.get(story) if skip_bad else None
     step = max(1, _BLOCK // len(run[..., 0].ravel()))
     for start in range(0, run.shape[-1], step):
         block = run[..., start : start + step]
+        if bad is not None:
+            block = block[..., ~bad[start : start + step]]
         if run.ndim == 3:
             yield block.mean(axis=0, dtype=np.float64)
         else:
@@ -287,17 +325,23 @@ def _channel_covariance(subject, stories):
     """Covariance of the channels over the concatenated epoch-averaged runs.
 
     Two passes over the stories (means, then centred products), a block of samples
-    in float64 at a time: never a float64 copy of all runs, nor of one.
+    in float64 at a time: never a float64 copy of all runs, nor of one. Samples
+    under ``BAD*`` annotations are left out.
     """
     n_times, total = 0, 0.0
     for story in stories:
-        for block in _blocks(subject, story):
+        for block in _blocks(subject, story, skip_bad=True):
             n_times += block.shape[1]
             total = total + block.sum(axis=1)
+    if n_times == 0:
+        raise ValueError(
+            f"MEG subject {subject.name!r} has no good sample in {stories}: every "
+            "sample is under a BAD annotation."
+        )
     mean = total / n_times
     cov = 0.0
     for story in stories:
-        for block in _blocks(subject, story):
+        for block in _blocks(subject, story, skip_bad=True):
             block -= mean[:, None]
             cov = cov + block @ block.T
     return cov / n_times
@@ -315,7 +359,18 @@ def _weights(ceiling):
 
 
 def _target_map(subject, template, name):
-    """Map from the template sources to an fMRI subject's targets (None: identity)."""
+    """Map from the template sources to an fMRI subject's targets.
+
+    Returns
+    -------
+    target_map : scipy.sparse.csr_array | None
+        The map; None for the identity.
+    vertices : list of array | None
+        Template vertices of the targets; None for a subject given with a mapping.
+    columns : array of int | None
+        The run columns that are targets, in the template's order, when the runs
+        hold every template vertex and more (a full fsaverage mesh); None: all.
+    """
     n_sources = sum(len(v) for v in template)
     if subject.vertices is None:
         if subject.mapping.shape[1] != n_sources:
@@ -324,9 +379,12 @@ def _target_map(subject, template, name):
                 f"{subject.mapping.shape[1]} columns but the template has "
                 f"{n_sources} sources."
             )
-        return subject.mapping
+        return subject.mapping, None, None
     if same_vertices(subject.vertices, template):
-        return None
+        return None, subject.vertices, None
+    columns = template_columns(subject.vertices, template)
+    if columns is not None:
+        return None, [np.array(v) for v in template], columns
     offsets = np.cumsum([0, len(template[0])])
     cols = []
     for hemi, (verts, tverts) in enumerate(
@@ -339,11 +397,14 @@ def _target_map(subject, template, name):
         if bad.any():
             raise ValueError(
                 f"fMRI subject {name!r} has vertices that are not template sources "
-                f"(hemisphere {hemi}: {verts[bad][:10]}); use a mapping instead."
+                f"(hemisphere {hemi}: {verts[bad][:10]}) and lacks some template "
+                "sources; give runs on template vertices or on a full fsaverage "
+                "mesh, or arrays with a mapping."
             )
         cols.append(index + offsets[hemi])
     cols = np.concatenate(cols)
-    return sparse.csr_array(
+    target_map = sparse.csr_array(
         (np.ones(len(cols)), (np.arange(len(cols)), cols)),
         shape=(len(cols), n_sources),
     )
+    return target_map, subject.vertices, None

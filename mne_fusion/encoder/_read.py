@@ -29,8 +29,16 @@ def read_fusion_encoder(fname, *, verbose=None):
     See Also
     --------
     FusionEncoder.save
+
+    Notes
+    -----
+    Files written before ``hrf_length`` was a parameter had HRF kernels of 10 TRs;
+    they are read with ``hrf_length`` of 10 TRs of their fMRI subjects (20 s at a
+    TR of 2 s), and refused when those subjects have several TRs.
     """
     parts = _io.read_encoder(fname)
+    if "hrf_length" not in parts["params"]:
+        parts["params"]["hrf_length"] = _legacy_hrf_length(fname, parts["fmri"])
     try:
         return _assemble(parts)
     except (
@@ -60,6 +68,8 @@ def _assemble(parts):
         enc._fmri,
         enc.source_scale_,
         enc.loss == "correlation",
+        None,
+        enc.hrf_length,
     )
     # shapes are checked on a model without memory before one is allocated
     with torch.device("meta"):
@@ -68,3 +78,20 @@ def _assemble(parts):
     enc.model_.load_state_dict(parts["state_dict"])
     enc.model_.to(enc.device_).eval()
     return enc
+
+
+def _legacy_hrf_length(fname, fmri):
+    """Return the HRF span of a file written before ``hrf_length`` was a parameter.
+
+    Those encoders had kernels of 10 TRs: 20 s (the default) at a TR of 2 s. With
+    fMRI subjects of one TR, the span is 10 TRs; subjects of several TRs had kernels
+    of different spans, which no ``hrf_length`` gives.
+    """
+    trs = sorted({setup.tr for setup in fmri.values()})
+    if len(trs) > 1:
+        raise ValueError(
+            f"{fname} was written before hrf_length was a parameter, when HRF "
+            f"kernels were 10 TRs long, with fMRI subjects of TRs {trs} s: no one "
+            "hrf_length spans 10 TRs of each; fit and save the encoder again."
+        )
+    return round(10 * trs[0], 9) if trs else 20.0

@@ -16,8 +16,28 @@ import torch
 from ..model import SegmentArrays, tr_pooling
 from ._prepare import whiten
 
-# HRF kernel length in TRs (20 s at a TR of 2 s), as in the reference model.
-HRF_TAPS = 10
+# Default span of the HRF kernel in seconds: 10 TRs at a TR of 2 s, as in the
+# reference model.
+HRF_LENGTH = 20.0
+
+
+def hrf_taps(hrf_length, tr):
+    """Return the number of TRs of an HRF kernel spanning ``hrf_length`` seconds.
+
+    Parameters
+    ----------
+    hrf_length : float
+        Span of the kernel in seconds.
+    tr : float
+        Repetition time in seconds.
+
+    Returns
+    -------
+    n_taps : int
+        ``hrf_length / tr`` rounded to the nearest integer, at least 1: 10 at a TR
+        of 2 s and 28 (19.9 s) at 0.71 s for the default 20 s.
+    """
+    return max(1, int(round(hrf_length / tr)))
 
 
 class SegmentSet(torch.utils.data.Dataset):
@@ -37,6 +57,9 @@ class SegmentSet(torch.utils.data.Dataset):
     burn_in : float
         Seconds at the start of an excerpt (not the story's first) left unscored:
         the attention has not yet seen its context.
+    hrf_length : float
+        Span of the HRF kernel in seconds (see :func:`hrf_taps`): the pooling of
+        each volume reaches that far back.
 
     Attributes
     ----------
@@ -50,10 +73,13 @@ class SegmentSet(torch.utils.data.Dataset):
     heads, is read-only.
     """
 
-    def __init__(self, segments, data, meg, fmri, sfreq, burn_in):
+    def __init__(
+        self, segments, data, meg, fmri, sfreq, burn_in, hrf_length=HRF_LENGTH
+    ):
         self.segments = list(segments)
         self.data, self.meg, self.fmri = data, meg, fmri
         self.sfreq, self.burn_in = sfreq, burn_in
+        self.hrf_length = hrf_length
         self.lengths = [seg.stop - seg.start for seg in self.segments]
 
     def __len__(self):
@@ -75,7 +101,9 @@ class SegmentSet(torch.utils.data.Dataset):
         for name in seg.meg:
             run = data.meg[name][seg.story][:, seg.start : seg.stop]
             setup = self.meg[name]
-            item.meg[setup.key] = (whiten(setup.whitener, run), mask)
+            bad = data.meg_bad.get(name, {}).get(seg.story)  # BAD* annotations
+            good = mask if bad is None else mask * ~bad[seg.start : seg.stop]
+            item.meg[setup.key] = (whiten(setup.whitener, run), good)
         for name, (tr_times, _) in seg.fmri.items():
             setup = self.fmri[name]
             first = data.bold_tmin[name][seg.story]
@@ -86,9 +114,8 @@ class SegmentSet(torch.utils.data.Dataset):
             scored = (elapsed + setup.tr <= n_times / sfreq + 1e-6) & (
                 (elapsed >= burn_in - 1e-6) | (seg.start == 0)
             )
-            pooling = tr_pooling(
-                n_times, sfreq, seg.start, tr_times, setup.tr, HRF_TAPS
-            )
+            n_taps = hrf_taps(self.hrf_length, setup.tr)
+            pooling = tr_pooling(n_times, sfreq, seg.start, tr_times, setup.tr, n_taps)
             item.fmri[setup.key] = (
                 pooling.astype(np.float32),
                 bold,

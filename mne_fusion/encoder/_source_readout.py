@@ -72,7 +72,7 @@ def solve_source_layer(network, data, meg, stories, prior, source_scale, snr):
     alpha : float
         The ridge penalty chosen by cross-validation.
     """
-    hidden, white, gains = {}, {}, {}
+    hidden, white, gains, bad = {}, {}, {}, {}
     for name, setup in meg.items():
         subject_stories = [s for s in stories if s in data.meg[name]]
         for story in subject_stories:
@@ -85,7 +85,11 @@ def solve_source_layer(network, data, meg, stories, prior, source_scale, snr):
         runs = {s: data.meg[name][s] for s in subject_stories}
         white[name] = _Whitened(setup.whitener, runs)
         gains[name] = setup.whitener @ setup.gain
-    weight, bias, snr, alpha = map_source_readout(hidden, white, gains, prior, snr)
+        # samples under BAD* annotations are left out of the sums
+        bad[name] = {s: data.meg_bad.get(name, {}).get(s) for s in subject_stories}
+    weight, bias, snr, alpha = map_source_readout(
+        hidden, white, gains, prior, snr, bad=bad
+    )
     with torch.no_grad():
         network.sources.weight.copy_(torch.as_tensor(weight / source_scale))
         network.sources.bias.copy_(torch.as_tensor(bias / source_scale))

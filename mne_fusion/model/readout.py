@@ -31,11 +31,12 @@ RIDGE_ALPHAS = tuple(10.0 ** np.arange(-3.0, 3.5, 0.5))
 _MIN_FOLDS = 3
 
 
-def _blocks(hidden, runs):
+def _blocks(hidden, runs, bad):
     """Yield the cross-validation blocks of (design, targets, rows), a story at a time.
 
     A block is a story, or a contiguous part of one when there are fewer than
-    ``_MIN_FOLDS`` stories. The targets are the subjects' channels, stacked in the
+    ``_MIN_FOLDS`` stories; the samples that ``bad[story]`` marks (shared by the
+    group) are left out. The targets are the subjects' channels, stacked in the
     order of ``runs``; ``rows`` gives each subject's. Only one story's recordings are
     read (and stacked) at a time: ``runs`` may whiten or load them when asked.
     """
@@ -48,33 +49,46 @@ def _blocks(hidden, runs):
         stacked = np.concatenate(arrays)
         del arrays
         for part in np.array_split(np.arange(len(hidden[story])), n_parts):
+            if bad.get(story) is not None:
+                part = part[~bad[story][part]]
             if len(part):
                 yield hidden[story][part], stacked[:, part], rows
 
 
-def _groups(data):
-    """Group the subjects by the stories they were recorded on."""
+def _groups(data, bad):
+    """Group the subjects by the stories they were recorded on and their bad samples.
+
+    Returns a list of (runs, bad) pairs: subject -> recordings, and story -> the
+    samples left out of every subject of the group (or None).
+    """
     groups = {}
     for subject, runs in data.items():
-        groups.setdefault(tuple(sorted(runs)), {})[subject] = runs
+        masks = {s: (bad.get(subject) or {}).get(s) for s in sorted(runs)}
+        key = tuple(
+            (s, None if m is None else np.packbits(m).tobytes())
+            for s, m in masks.items()
+        )
+        groups.setdefault(key, ({}, masks))[0][subject] = runs
     return list(groups.values())
 
 
-def _moments(hidden, runs):
+def _moments(hidden, runs, bad):
     """Return the moments of each block of a group, and each subject's rows."""
     parts = []
-    for block in _blocks(hidden, runs):
+    for block in _blocks(hidden, runs, bad):
         parts.append(RidgeMoments(*block[:2]))
+    if not parts:
+        raise ValueError(f"No good sample to fit subjects {list(runs)}.")
     return parts, block[2]
 
 
-def _add_held_out_errors(errors, hidden, runs, parts, alphas):
+def _add_held_out_errors(errors, hidden, runs, bad, parts, alphas):
     """Add the squared errors of a group's held-out predictions to ``errors[k]``.
 
     The recordings are read again a story at a time, in the order of ``parts``.
     """
     total = sum(parts[1:], parts[0])
-    blocks = _blocks(hidden, runs)
+    blocks = _blocks(hidden, runs, bad)
     for (design, targets, rows), part in zip(blocks, parts, strict=True):
         solver = RidgeSolver(total - part)
         for k, alpha in enumerate(alphas):
@@ -84,7 +98,7 @@ def _add_held_out_errors(errors, hidden, runs, parts, alphas):
                 errors[k] += np.square(targets[cols] - pred).sum()
 
 
-def ridge_sensor_maps(hidden, data, alpha="auto", alphas=RIDGE_ALPHAS):
+def ridge_sensor_maps(hidden, data, alpha="auto", alphas=RIDGE_ALPHAS, bad=None):
     """Least-squares maps (with intercept) from hidden features to recordings.
 
     Parameters
@@ -104,6 +118,9 @@ def ridge_sensor_maps(hidden, data, alpha="auto", alphas=RIDGE_ALPHAS):
         parts when there are fewer than three).
     alphas : sequence of float
         Penalties tried with ``alpha="auto"``.
+    bad : dict of str -> dict of str -> array of bool | None
+        Subject -> story -> samples left out of the sums (True), or None: all
+        samples count (default).
 
     Returns
     -------
@@ -117,13 +134,13 @@ def ridge_sensor_maps(hidden, data, alpha="auto", alphas=RIDGE_ALPHAS):
     """
     if alpha == "auto" and not len(alphas):
         raise ValueError(f"alphas must hold at least one value, got {alphas!r}.")
-    groups = _groups(data)
+    groups = _groups(data, bad or {})
     # the moments are summed a story at a time: never all recordings in one array
-    moments = [_moments(hidden, runs) for runs in groups]
+    moments = [_moments(hidden, runs, masks) for runs, masks in groups]
     if alpha == "auto":
         errors = np.zeros(len(alphas))
-        for runs, (parts, _) in zip(groups, moments, strict=True):
-            _add_held_out_errors(errors, hidden, runs, parts, alphas)
+        for (runs, masks), (parts, _) in zip(groups, moments, strict=True):
+            _add_held_out_errors(errors, hidden, runs, masks, parts, alphas)
         alpha = float(alphas[int(np.argmin(errors))])
     maps, n_parameters = {}, []
     for parts, rows in moments:
@@ -136,7 +153,7 @@ def ridge_sensor_maps(hidden, data, alpha="auto", alphas=RIDGE_ALPHAS):
     return {s: maps[s] for s in data}, alpha, float(np.mean(n_parameters))
 
 
-def sensor_map_snr(hidden, data, maps, n_parameters):
+def sensor_map_snr(hidden, data, maps, n_parameters, bad=None):
     """Amplitude SNR of least-squares sensor maps of whitened recordings.
 
     A map with ``p`` effective parameters fitted to ``n`` samples predicts each
@@ -155,6 +172,8 @@ def sensor_map_snr(hidden, data, maps, n_parameters):
         Each subject's sensor map (:func:`ridge_sensor_maps`).
     n_parameters : float
         Their effective number of parameters per channel.
+    bad : dict of str -> dict of str -> array of bool | None
+        Subject -> story -> samples left out (True), or None: all count (default).
 
     Returns
     -------
@@ -165,6 +184,9 @@ def sensor_map_snr(hidden, data, maps, n_parameters):
         n_channels += len(sensor_map)
         for story, y in data[subject].items():
             h = hidden[story]
+            skip = ((bad or {}).get(subject) or {}).get(story)
+            if skip is not None:
+                h, y = h[~skip], y[:, ~skip]
             prediction = h @ sensor_map[:, :-1].T + sensor_map[:, -1]
             predicted += len(h) * prediction.var(axis=0).sum()
             residual += len(h) * (y.T - prediction).var(axis=0).sum()
@@ -198,7 +220,14 @@ def weighted_minimum_norm(gain, prior_variance, snr=3.0):
 
 
 def map_source_readout(
-    hidden, data, gains, prior_variance, snr="auto", alpha="auto", alphas=RIDGE_ALPHAS
+    hidden,
+    data,
+    gains,
+    prior_variance,
+    snr="auto",
+    alpha="auto",
+    alphas=RIDGE_ALPHAS,
+    bad=None,
 ):
     """MAP source layer (weights and bias) for fixed hidden features.
 
@@ -220,6 +249,9 @@ def map_source_readout(
         Relative ridge penalty of the sensor maps (see :func:`ridge_sensor_maps`).
     alphas : sequence of float
         Penalties tried with ``alpha="auto"``.
+    bad : dict of str -> dict of str -> array of bool | None
+        Subject -> story -> samples left out of every sum (True, e.g. under a
+        ``BAD*`` annotation), or None: all samples count (default).
 
     Returns
     -------
@@ -232,10 +264,10 @@ def map_source_readout(
     """
     subjects = list(gains)
     maps, alpha, n_parameters = ridge_sensor_maps(
-        hidden, {s: data[s] for s in subjects}, alpha, alphas
+        hidden, {s: data[s] for s in subjects}, alpha, alphas, bad
     )
     if snr == "auto":
-        snr = sensor_map_snr(hidden, data, maps, n_parameters)
+        snr = sensor_map_snr(hidden, data, maps, n_parameters, bad)
     gain = np.vstack([gains[s] for s in subjects])
     stacked = np.vstack([maps[s] for s in subjects])
     layer = weighted_minimum_norm(gain, prior_variance, snr) @ stacked

@@ -27,6 +27,47 @@ features : Features | array, shape (n_times, n_features)
     "subject_name": """
 subject : str
     Name of a subject the encoder was fitted on.""",
+    "encoder_readout": """
+readout : "map" | "trained"
+    How the source layer is finally set. ``"map"`` (default): after training,
+    the linear source layer is re-solved in closed form as the maximum a
+    posteriori estimate for the trained hidden features, under the Gaussian
+    likelihood of the noise-whitened MEG of all MEG subjects and the source prior
+    above (variance ``1 - fmri_prior + fmri_prior * fmri_evidence_``): a ridge
+    read-out of each subject's MEG from the hidden features (its penalty chosen
+    by cross-validation over the training stories, ``readout_alpha_``), mapped to
+    the template by an fMRI-weighted minimum-norm operator of the stacked lead
+    fields.
+    Gradient descent only slowly reaches that optimum. ``"trained"`` keeps
+    the layer as trained. Without MEG subjects the layer is always as trained.
+readout_snr : float | "auto"
+    Amplitude signal-to-noise ratio assumed by the ``"map"`` read-out; the
+    regularisation is ``1 / readout_snr ** 2``, as in
+    :func:`mne.minimum_norm.apply_inverse`. ``"auto"`` (default) uses the SNR of
+    the sensor read-outs that the operator maps, their predicted variance over
+    their estimation error (``mne_fusion.model.readout.sensor_map_snr``).""",
+    "encoder_loss": """
+loss : "likelihood" | "correlation"
+    ``"likelihood"`` (default): Gaussian likelihood of noise-whitened MEG, and of
+    the BOLD with one gain per fMRI subject (``1 - r`` of the whole TR x target
+    pattern), with sources not z-scored before the fMRI head, so that the
+    amplitude of every source is constrained by both modalities.
+    ``"correlation"``: the reference model's ``1 - r`` per channel/vertex with
+    z-scored sources in the fMRI head, blind to amplitude (see Notes).""",
+    "encoder_validation": """
+validation : float | list of str | None
+    Stories held out for early stopping: a fraction of the stories, their names,
+    or None to monitor the training loss. A fraction holds out the last
+    ``round(validation * n_stories)`` stories (at least one when there are two or
+    more) and then, for each modality (MEG, fMRI) that none of them has, the last
+    story with that modality, so that early stopping sees every modality; a story
+    is held out only when every subject keeps a training story. The log names the
+    validation stories of each modality.""",
+    "encoder_hrf_length": """
+hrf_length : float
+    Span in seconds of each fMRI subject's HRF kernel (learned per source from
+    the canonical HRF): ``round(hrf_length / TR)`` TRs, so 10 TRs at a TR of 2 s
+    and 28 at 0.71 s for the default 20 s.""",
     "subjects_dir": """
 subjects_dir : path-like | None
     FreeSurfer subjects directory holding ``fsaverage``. If None (default), MNE's

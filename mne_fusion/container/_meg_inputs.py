@@ -1,0 +1,235 @@
+"""What :meth:`FusionDataset.add_meg` accepts of a user's own MEG, made uniform.
+
+Runs may be BIDS paths (read with :func:`mne_bids.read_raw_bids`), start the story at
+any time or annotation, and carry ``BAD_*`` annotations; forwards may be of any
+orientation, one per run, and leave out some sources. Here each of these is turned
+into what :mod:`._meg_runs` builds a subject from: Raw or Epochs, fixed-orientation
+forwards sharing one source space, an onset in seconds per run and a mask of bad
+samples per story.
+"""
+
+import numpy as np
+from mne import BaseEpochs, Forward, convert_forward_solution, pick_channels_forward
+from mne.forward import is_fixed_orient
+from mne.io import BaseRaw
+from mne.utils import logger
+from mne_bids import BIDSPath, read_raw_bids
+
+from ..utils import _validate_type
+
+# What a run given to add_meg may be.
+RUN_TYPES = (BaseRaw, BaseEpochs, BIDSPath)
+
+
+def _read_bids(runs):
+    """Return ``runs`` with each :class:`mne_bids.BIDSPath` read as a Raw (lazily)."""
+    out = {}
+    for story, run in runs.items():
+        if isinstance(run, BIDSPath):
+            logger.info(f"Reading runs[{story!r}] from {run.fpath}")
+            run = read_raw_bids(run, verbose=False)
+        out[story] = run
+    return out
+
+
+def _check_forwards(forward, stories):
+    """Return story -> fixed-orientation forward, all on one source space.
+
+    Parameters
+    ----------
+    forward : mne.Forward | dict of str -> mne.Forward
+        One forward for every run, or one per story of ``stories``.
+    stories : list of str
+        The stories of the runs.
+
+    Returns
+    -------
+    forwards : dict of str -> mne.Forward
+        Story -> forward, converted to fixed surface-normal orientation when it was
+        free or loose (a forward given for several stories is converted once).
+    """
+    _validate_type(forward, (Forward, dict), "forward")
+    if isinstance(forward, Forward):  # a dict too
+        forward = dict.fromkeys(stories, forward)
+    missing = [s for s in stories if s not in forward]
+    extra = [s for s in forward if s not in stories]
+    if missing or extra:
+        raise ValueError(
+            f"forward must hold one Forward per story of runs ({stories}), got "
+            f"stories {list(forward)} (missing {missing}, not in runs {extra})."
+        )
+    converted = {}
+    for story in stories:
+        fwd = forward[story]
+        _validate_type(fwd, Forward, f"forward[{story!r}]")
+        if id(fwd) not in converted:
+            converted[id(fwd)] = _fixed(fwd)
+    forwards = {story: converted[id(forward[story])] for story in stories}
+    first = stories[0]
+    reference = [s["vertno"] for s in forwards[first]["src"]]
+    for story, fwd in forwards.items():
+        vertices = [s["vertno"] for s in fwd["src"]]
+        if len(vertices) != len(reference) or any(
+            not np.array_equal(a, b) for a, b in zip(vertices, reference, strict=True)
+        ):
+            raise ValueError(
+                f"forward[{story!r}] has another source space than "
+                f"forward[{first!r}] ({[len(v) for v in vertices]} vs "
+                f"{[len(v) for v in reference]} sources per hemisphere); the forwards "
+                "of one subject must share the same source space."
+            )
+    return forwards
+
+
+def _fixed(forward):
+    """Return ``forward`` in fixed surface-normal orientation on a cortical surface."""
+    src = forward["src"]
+    if src.kind != "surface" or len(src) != 2:
+        raise ValueError(
+            f"forward must be on a surface source space with two hemispheres, got a "
+            f"{src.kind} source space with {len(src)} part(s)."
+        )
+    if is_fixed_orient(forward):
+        return forward
+    logger.info("Converting the forward to fixed surface-normal orientation")
+    return convert_forward_solution(
+        forward, surf_ori=True, force_fixed=True, use_cps=True, verbose=False
+    )
+
+
+def _gain(forwards, names, n_times):
+    """Return the lead field of channels ``names`` and the forward it belongs to.
+
+    With several forwards (head positions differing between runs), the gain is the
+    average of their rows weighted by the number of samples of each story, and the
+    forward returned is the first one picked to ``names`` with that gain.
+
+    Parameters
+    ----------
+    forwards : dict of str -> mne.Forward
+        Story -> fixed-orientation forward (from :func:`_check_forwards`).
+    names : list of str
+        Channels, in the order of the rows.
+    n_times : dict of str -> int
+        Story -> number of samples of its features.
+
+    Returns
+    -------
+    gain : array, shape (n_channels, n_sources)
+        float64.
+    forward : mne.Forward
+    """
+    weights = {}
+    for story, fwd in forwards.items():
+        weight, _ = weights.get(id(fwd), (0, fwd))
+        weights[id(fwd)] = (weight + n_times[story], fwd)
+    gain, total = 0.0, 0
+    for weight, fwd in weights.values():
+        rows = [fwd["sol"]["row_names"].index(ch) for ch in names]
+        gain = gain + weight * np.asarray(fwd["sol"]["data"][rows], np.float64)
+        total += weight
+    first = next(iter(forwards.values()))
+    if len(weights) == 1:
+        return np.array(gain / total), first
+    logger.info(
+        f"Averaging the lead fields of {len(weights)} forwards, weighted by the "
+        "length of their runs"
+    )
+    gain = gain / total
+    forward = pick_channels_forward(first, names, ordered=True, verbose=False)
+    forward["sol"]["data"] = gain.copy()
+    return gain, forward
+
+
+def _onsets(stim_onset, runs):
+    """Return story -> onset of the story in its run, in seconds.
+
+    For a Raw, seconds from its first sample; for Epochs, the epoch time.
+
+    Parameters
+    ----------
+    stim_onset : None | float | str | dict of str -> float | str
+        See :meth:`FusionDataset.add_meg`.
+    runs : dict of str -> Raw | Epochs
+        The runs.
+
+    Returns
+    -------
+    onsets : dict of str -> float
+    """
+    if isinstance(stim_onset, dict):
+        missing = [s for s in runs if s not in stim_onset]
+        if missing:
+            raise ValueError(
+                f"stim_onset has no onset for runs {missing}; give one per story "
+                f"of runs ({list(runs)}), or a single value."
+            )
+    else:
+        stim_onset = dict.fromkeys(runs, stim_onset)
+    return {s: _onset(s, inst, stim_onset[s]) for s, inst in runs.items()}
+
+
+def _onset(story, inst, value):
+    """Return the onset of one run (see :func:`_onsets`)."""
+    name = f"stim_onset for runs[{story!r}]"
+    if value is None:
+        return 0.0
+    _validate_type(value, ("numeric", str), name)
+    epochs = isinstance(inst, BaseEpochs)
+    if isinstance(value, str):
+        if epochs:
+            raise ValueError(
+                f"{name} is {value!r}, an annotation, but the run is Epochs: give the "
+                "onset as the epoch time in seconds (or None for time 0)."
+            )
+        found = list(inst.annotations.description)
+        if value not in found:
+            raise ValueError(
+                f"{name} is {value!r}, but the run has no annotation of that "
+                f"description; found: {sorted(set(found)) or 'none'}."
+            )
+        value = inst.annotations.onset[found.index(value)] - inst.first_time
+    value = float(value)
+    if not epochs and not 0 <= value <= inst.times[-1]:  # Epochs: see _meg_run
+        raise ValueError(
+            f"{name} is {value:.3f} s, outside the run's 0 to {inst.times[-1]:.3f} s "
+            "from its first sample."
+        )
+    return value
+
+
+def _bad_samples(inst, onset, n_times, sfreq):
+    """Return which samples of the story a ``BAD*`` annotation of the run covers.
+
+    Parameters
+    ----------
+    inst : Raw | Epochs
+        The run; annotations of Epochs are not read.
+    onset : float
+        Onset of the story in the run (s from its first sample).
+    n_times : int
+        Number of samples of the story's features.
+    sfreq : float
+        Their sampling rate (Hz).
+
+    Returns
+    -------
+    bad : array of bool, shape (n_times,) | None
+        True where an annotation whose description starts with "bad" (any case, as
+        MNE's ``reject_by_annotation``) lies; None when no sample is bad.
+    """
+    if not isinstance(inst, BaseRaw):
+        return None
+    annot = inst.annotations
+    is_bad = np.array([d.lower().startswith("bad") for d in annot.description], bool)
+    if not is_bad.any():
+        return None
+    starts = (annot.onset[is_bad] - inst.first_time - onset) * sfreq
+    stops = starts + annot.duration[is_bad] * sfreq
+    bad = np.zeros(n_times, bool)
+    for start, stop in zip(starts, stops, strict=True):
+        if (start < -1e-6 and stop < 1e-6) or start >= n_times - 1e-6:
+            continue
+        first = max(0, int(np.floor(start + 1e-6)))
+        bad[first : max(first + 1, int(np.ceil(stop - 1e-6)))] = True
+    return bad if bad.any() else None

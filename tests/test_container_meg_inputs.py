@@ -1,0 +1,275 @@
+"""A user's own MEG in add_meg: BIDS runs, stimulus onsets, resampling, BAD
+annotations, free-orientation and partial forwards, one forward per run, memory."""
+
+import gc
+import tracemalloc
+
+import mne
+import numpy as np
+import pytest
+from _tiny_encoder import N_TIMES, SFREQ, TINY, make_experiment
+from mne_bids import BIDSPath, write_raw_bids
+from numpy.testing import assert_allclose, assert_array_equal
+from scipy.signal import resample_poly
+
+from mne_fusion import FusionDataset, FusionEncoder
+from mne_fusion.anatomy import template_source_space
+from mne_fusion.encoder._prepare import _channel_covariance, prepare
+from mne_fusion.encoder._segments import SegmentSet
+from mne_fusion.features import Features
+
+STORIES = ("s0", "s1", "s2")
+
+
+@pytest.fixture(scope="module")
+def exp(tmp_path_factory):
+    return make_experiment(tmp_path_factory)
+
+
+def _stimuli(exp, extra=()):
+    """A dataset with the experiment's stories (and ``extra`` (name, n_times))."""
+    ds = FusionDataset()
+    for story in STORIES:
+        ds.add_stimulus(story, exp["ds"].stimulus(story), verbose=False)
+    for name, n_times in extra:
+        feats = np.zeros((n_times, 4))
+        ds.add_stimulus(name, Features(feats, SFREQ), verbose=False)
+    return ds
+
+
+def _padded(raw, pre, post=0.0, sfreq=SFREQ):
+    """``raw`` with ``pre`` s of noise before and ``post`` s after, at ``sfreq``."""
+    data = raw.get_data()
+    if sfreq != SFREQ:
+        data = mne.filter.resample(data, up=sfreq, down=SFREQ, npad="auto")
+    rng = np.random.default_rng(1)
+    n_pre, n_post = round(pre * sfreq), round(post * sfreq)
+    noise = data.std() * rng.standard_normal((len(data), n_pre + n_post))
+    data = np.hstack([noise[:, :n_pre], data, noise[:, n_pre:]])
+    info = raw.info.copy()
+    with info._unlock():
+        info["sfreq"] = sfreq
+    return mne.io.RawArray(data, info, verbose=False)
+
+
+def _fit(ds):
+    """A one-epoch fit of the tiny encoder (MEG only, no validation story)."""
+    return FusionEncoder(**{**TINY, "max_epochs": 1, "validation": []}).fit(ds)
+
+
+def _setups(ds):
+    src = template_source_space("ico3")
+    stories = {"train": list(STORIES), "validation": []}
+    return prepare(ds, src, None, stories, {}, TINY["segment_length"], 0.5)
+
+
+def test_bids_runs_with_stim_onset(exp, tmp_path):
+    """Runs written with write_raw_bids, the story starting 2 s in at "Beg"."""
+    paths = {}
+    for story in STORIES:
+        raw = _padded(exp["raws"][story], pre=2.0, post=1.0)
+        raw.set_meas_date(1e9)
+        raw.info["line_freq"] = 50.0
+        onset = raw.first_time + np.array([0.5, 2.0])
+        raw.set_annotations(mne.Annotations(onset, [0, 0], ["noise", "Beg"], 1e9))
+        paths[story] = BIDSPath(subject="01", task=story, datatype="meg", root=tmp_path)
+        write_raw_bids(
+            raw, paths[story], allow_preload=True, format="FIF", verbose=False
+        )
+    by_annotation = _stimuli(exp).add_meg("A", paths, exp["fwd"], stim_onset="Beg")
+    seconds = _stimuli(exp).add_meg("A", paths, exp["fwd"], stim_onset=2.0)
+    for story in STORIES:
+        want = exp["ds"].meg("A").runs[story]
+        got = by_annotation.meg("A").runs[story]
+        assert got.dtype == np.float32
+        assert_allclose(got, want, rtol=1e-6, atol=1e-6 * np.abs(want).max())
+        assert_array_equal(seconds.meg("A").runs[story], got)
+    with pytest.raises(ValueError, match=r"is 'End', .* found: \['Beg', 'noise'\]"):
+        _stimuli(exp).add_meg("B", paths, exp["fwd"], stim_onset="End")
+    enc = _fit(by_annotation)
+    assert enc.readout_alpha_ > 0
+    assert np.isfinite(enc.model_.network.sources.weight.detach().numpy()).all()
+
+
+def test_stim_onset_errors(exp):
+    raw = _padded(exp["raws"]["s0"], pre=1.0)  # 21 s
+    raw.set_annotations(mne.Annotations([0.2, 0.4], [0, 0], ["x", "y"]))
+    ds = _stimuli(exp)
+    for onset, match in (
+        ("Beg", r"stim_onset for runs\['s0'\] is 'Beg', .* found: \['x', 'y'\]"),
+        (-0.5, r"is -0.500 s, outside the run's 0 to 20.980 s from its first"),
+        (25.0, r"is 25.000 s, outside the run's 0 to 20.980 s"),
+        (1.5, r"has 975 samples from the stimulus onset .* features have 1000"),
+        ({"s1": 1.0}, r"stim_onset has no onset for runs \['s0'\]"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            ds.add_meg("A", {"s0": raw}, exp["fwd"], stim_onset=onset)
+    with pytest.raises(TypeError, match=r"stim_onset for runs\['s0'\] must be an"):
+        ds.add_meg("A", {"s0": raw}, exp["fwd"], stim_onset=[1.0])
+    epochs = mne.EpochsArray(raw.get_data()[None], raw.info, tmin=-1.0, verbose=False)
+    with pytest.raises(ValueError, match=r"'x', an annotation, but the run is Epochs"):
+        ds.add_meg("A", {"s0": epochs}, exp["fwd"], stim_onset="x")
+    ds.add_meg("A", {"s0": raw}, exp["fwd"], stim_onset={"s0": 1.0})
+    assert_array_equal(ds.meg("A").runs["s0"], exp["ds"].meg("A").runs["s0"])
+
+
+def _sines(times, rng, n_channels=31):
+    """Sums of 20 sines of 0.5 to 10 Hz per channel, 1e-12 T, at ``times`` (s)."""
+    freqs = rng.uniform(0.5, 10.0, (n_channels, 20, 1))
+    phases = rng.uniform(0, 2 * np.pi, (n_channels, 20, 1))
+    return 1e-12 * np.sin(2 * np.pi * freqs * times + phases).sum(axis=1)
+
+
+@pytest.mark.parametrize("n_after", [100, 133])  # an even and an odd length
+def test_resampled_run(exp, n_after):
+    """A run at twice the rate is cut to the story +- 1 s, then resampled."""
+    info = exp["info"].copy()
+    with info._unlock():
+        info["sfreq"] = 100.0
+    times = np.arange(-150, 2000 + n_after) / 100.0  # the story starts 1.5 s in
+    data = _sines(times, np.random.default_rng(0))
+    raw = mne.io.RawArray(data, info, verbose=False)
+    ds = _stimuli(exp).add_meg("A", {"s0": raw}, exp["fwd"], stim_onset=1.5)
+    got = ds.meg("A").runs["s0"]
+    assert got.dtype == np.float32
+    assert got.shape == (31, N_TIMES)
+    cropped = data[:, 50:2250]  # 1 s before and after the story
+    by_hand = resample_poly(cropped, 1, 2, axis=-1, padtype="line")[:, 50:-50]
+    assert_allclose(got, by_hand, rtol=1e-5, atol=1e-6 * np.abs(by_hand).max())
+    # the signal itself at 50 Hz: sample 0 is the onset
+    want = _sines(np.arange(N_TIMES) / SFREQ, np.random.default_rng(0))
+    assert np.abs(got - want).max() < 0.003 * np.abs(want).max()
+    if n_after == 100:
+        _fit(ds)
+
+
+def _with_bads(raw, garbage):
+    raw = raw.copy()
+    raw.set_annotations(
+        mne.Annotations([5.0, 12.3, 15.0], [1.0, 0.5, 1.0], ["BAD_blink", "bad", "x"])
+    )
+    if garbage:  # 5 to 6 s and 12.3 to 12.8 s
+        rng = np.random.default_rng(7)
+        for start, stop in ((250, 300), (615, 640)):
+            raw._data[:, start:stop] = 1e-9 * rng.standard_normal((31, stop - start))
+    return raw
+
+
+def test_bad_annotations_are_left_out(exp):
+    fits, covs = [], []
+    for garbage in (False, True):
+        runs = {s: _with_bads(exp["raws"][s], garbage and s != "s2") for s in STORIES}
+        runs["s2"].set_annotations(None)
+        ds = _stimuli(exp).add_meg("A", runs, exp["fwd"])
+        bad = ds.meg("A").bad_samples("s0")
+        assert_array_equal(np.flatnonzero(bad), np.r_[250:300, 615:640])
+        assert ds.meg("A").bad_samples("s2") is None
+        covs.append(_channel_covariance(ds.meg("A"), list(STORIES)))
+        meg, fmri, data, _ = _setups(ds)
+        segments = SegmentSet(data.segments["train"], data, meg, fmri, SFREQ, 4.0)
+        n_masked = 0
+        for seg, item in zip(segments.segments, segments, strict=True):
+            mask = item.meg["meg0"][1]
+            bad = ds.meg("A").bad_samples(seg.story)
+            if bad is not None:
+                assert not mask[bad[seg.start : seg.stop]].any()
+                n_masked += bad[seg.start : seg.stop].sum()
+        assert n_masked > 75  # overlapping segments see them more than once
+        enc = _fit(ds)
+        fits.append((enc.model_.network.sources.weight.detach().numpy(), enc))
+    assert_allclose(covs[1], covs[0], rtol=1e-10)
+    assert_allclose(fits[1][0], fits[0][0], rtol=1e-5, atol=1e-7)
+    assert fits[1][1].readout_snr_ == pytest.approx(fits[0][1].readout_snr_)
+
+
+def _cached_forward(exp, tmp_path_factory):
+    """The free-orientation forward that template_forward cached for the experiment."""
+    root = tmp_path_factory.getbasetemp() / "mne_data"
+    for fname in sorted(root.rglob("*-fwd.fif")):
+        fwd = mne.read_forward_solution(fname, verbose=False)
+        if fwd["sol"]["row_names"] == exp["fwd"]["sol"]["row_names"]:
+            return fwd
+    raise AssertionError(f"no cached template forward under {root}")
+
+
+def test_free_orientation_and_partial_forward(exp, tmp_path_factory):
+    fwd = exp["fwd"]
+    free = _cached_forward(exp, tmp_path_factory)
+    assert not mne.forward.is_fixed_orient(free)
+    ds = _stimuli(exp).add_meg("A", exp["raws"], free)
+    by_hand = mne.convert_forward_solution(
+        free, surf_ori=True, force_fixed=True, use_cps=True, verbose=False
+    )
+    assert_allclose(ds.meg("A").gain, by_hand["sol"]["data"], rtol=1e-12)
+    assert_allclose(ds.meg("A").gain, fwd["sol"]["data"], rtol=1e-6, atol=1e-20)
+    # sources left out, as MNE's mindist does: zero columns on the template
+    vertices = [v[np.arange(len(v)) % 10 != 3] for v in exp["vertices"]]
+    stc = mne.SourceEstimate(np.zeros((sum(map(len, vertices)), 1)), vertices, 0, 1)
+    partial = mne.forward.restrict_forward_to_stc(free, stc)
+    ds = _stimuli(exp).add_meg("A", exp["raws"], partial)
+    n_lh = len(exp["vertices"][0])
+    dropped = np.r_[np.arange(3, n_lh, 10), n_lh + np.arange(3, n_lh, 10)]
+    assert ds.meg("A").gain.shape == (31, 2 * n_lh - len(dropped))
+    gain = _setups(ds)[0]["A"].gain
+    assert_array_equal(gain[:, dropped], 0)
+    kept = np.setdiff1d(np.arange(gain.shape[1]), dropped)
+    assert_allclose(gain[:, kept], fwd["sol"]["data"][:, kept], rtol=1e-6, atol=1e-20)
+    enc = _fit(ds)
+    assert_array_equal(enc._meg["A"].gain[:, dropped], 0)
+
+
+def test_one_forward_per_run(exp):
+    fwd = exp["fwd"]
+    moved = fwd.copy()
+    moved["sol"] = dict(fwd["sol"], data=1.3 * fwd["sol"]["data"])
+    forwards = {"s0": fwd, "s1": moved, "s2": moved}
+    ds = _stimuli(exp).add_meg("A", exp["raws"], forwards)
+    # equal run lengths: weights 1/3 and 2/3
+    want = (1 + 2 * 1.3) / 3 * fwd["sol"]["data"]
+    assert_allclose(ds.meg("A").gain, want, rtol=1e-6)
+    assert_array_equal(ds.meg("A").forward["sol"]["data"], ds.meg("A").gain)
+    _fit(ds)
+    vertices = [v[1:] for v in exp["vertices"]]
+    stc = mne.SourceEstimate(np.zeros((sum(map(len, vertices)), 1)), vertices, 0, 1)
+    other = mne.forward.restrict_forward_to_stc(fwd, stc)
+    with pytest.raises(ValueError, match=r"forward\['s1'\] has another source space "):
+        _stimuli(exp).add_meg("B", exp["raws"], {**forwards, "s1": other})
+    with pytest.raises(ValueError, match=r"one Forward per story .*missing \['s2'\]"):
+        _stimuli(exp).add_meg("B", exp["raws"], {"s0": fwd, "s1": fwd})
+    with pytest.raises(TypeError, match=r"forward\['s2'\] must be an instance of"):
+        _stimuli(exp).add_meg("B", exp["raws"], {**forwards, "s2": "fwd.fif"})
+
+
+def _held_bytes(add):
+    """Bytes still allocated after ``add()`` built the dataset and dropped its runs."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        ds, raw_bytes = add()
+        gc.collect()
+        return tracemalloc.get_traced_memory()[0] - before, raw_bytes, ds
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("sfreq", [SFREQ, 2 * SFREQ])
+def test_memory_after_raw_deleted(exp, tmp_path, sfreq):
+    """The dataset holds the float32 runs: at most 0.6 x the Raw's float64 bytes."""
+    n_times = 60_000  # 20 minutes at 50 Hz
+    ds = _stimuli(exp, [("long", n_times)])
+    info = exp["info"].copy()
+    with info._unlock():
+        info["sfreq"] = sfreq
+
+    def add():
+        rng = np.random.default_rng(0)
+        data = 1e-12 * rng.standard_normal((31, round(n_times * sfreq / SFREQ)))
+        raw = mne.io.RawArray(data, info, verbose=False)
+        del data
+        ds.add_meg(f"A{sfreq:g}", {"long": raw}, exp["fwd"])
+        return ds, raw.get_data().nbytes * SFREQ / sfreq  # at the stimulus rate
+
+    held, raw_bytes, ds = _held_bytes(add)
+    assert ds.meg(f"A{sfreq:g}").runs["long"].nbytes == raw_bytes / 2
+    assert held <= 0.6 * raw_bytes, (held, raw_bytes)

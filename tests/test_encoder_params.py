@@ -1,0 +1,152 @@
+"""The HRF span in seconds and the choice of validation stories of FusionEncoder."""
+
+import mne
+import numpy as np
+import pytest
+import torch
+from _tiny_encoder import N_TIMES, SFREQ, TINY, make_experiment
+from numpy.testing import assert_allclose
+from scipy import sparse
+
+from mne_fusion import FusionDataset, FusionEncoder, read_fusion_encoder
+from mne_fusion.encoder._network import canonical_hrf
+from mne_fusion.encoder._params import split_stories
+from mne_fusion.encoder._segments import hrf_taps
+from mne_fusion.features import Features
+from mne_fusion.model import tr_pooling
+
+FAST = {**TINY, "max_epochs": 1}
+
+
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory):
+    return make_experiment(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def tiny(experiment):
+    return FusionEncoder(**FAST).fit(experiment["ds"])
+
+
+def _fast_tr_dataset(experiment, tr=0.71):
+    """The tiny stories with one fMRI subject (7 mapped targets) at ``tr``."""
+    ds, rng = experiment["ds"], np.random.default_rng(1)
+    fast = FusionDataset()
+    n_trs = int(N_TIMES / SFREQ / tr) - 1  # volumes from tmin = tr to the end
+    mapping = sparse.random(7, 1284, density=0.01, random_state=1, format="csr")
+    for story in ds.stories:
+        fast.add_stimulus(story, ds.stimulus(story))
+    runs = {s: rng.standard_normal((n_trs, 7)) for s in ds.stories}
+    fast.add_fmri("M", runs, tr=tr, mapping=mapping, tmin=tr)
+    return fast
+
+
+def test_hrf_taps_keep_ten_at_tr_2_and_span_20_s_at_fast_tr():
+    assert hrf_taps(20.0, 2.0) == 10  # the former fixed HRF_TAPS
+    assert hrf_taps(20.0, 0.71) == 28  # it was 10 TRs (7.1 s)
+    assert abs(hrf_taps(20.0, 0.71) * 0.71 - 20.0) <= 0.71 / 2
+    assert hrf_taps(10.0, 0.71) == 14
+    assert hrf_taps(0.2, 2.0) == 1  # never an empty kernel
+
+
+def test_hrf_length_sets_the_fmri_kernels(experiment, tiny, tmp_path):
+    # TR 2 s, default 20 s: 10 taps, the canonical HRF of before
+    assert tiny.hrf_length == 20.0
+    for head in tiny.model_.fmri_heads.values():
+        assert head.kernel.shape == (1284, 10)
+        assert_allclose(head.kernel_norm.item(), np.linalg.norm(canonical_hrf(2, 10)))
+    # TR 0.71 s: 28 taps, 19.9 s, in the heads, the excerpts and the predictions
+    fast = _fast_tr_dataset(experiment)
+    enc = FusionEncoder(**{**FAST, "validation": None}).fit(fast)
+    head = enc.model_.fmri_heads["fmri0"]
+    assert head.kernel.shape == (1284, 28)
+    assert_allclose(head.kernel_norm.item(), np.linalg.norm(canonical_hrf(0.71, 28)))
+    bold = enc.predict(fast.stimulus("s0"), "M")
+    assert bold.shape == (28, 7)
+    # the pooling of the first volume reaches 27 TRs back: 20 s of stimulus
+    pooling = tr_pooling(N_TIMES, SFREQ, 0, np.arange(28) * 0.71, 0.71, 28)
+    assert pooling.shape == (28 + 27, N_TIMES)
+    shorter = FusionEncoder(**{**FAST, "validation": None, "hrf_length": 10.0})
+    shorter.fit(fast)
+    assert shorter.model_.fmri_heads["fmri0"].kernel.shape == (1284, 14)
+    # saved and read with the encoder
+    enc.save(tmp_path / "fast.pt")
+    read = read_fusion_encoder(tmp_path / "fast.pt")
+    assert read.hrf_length == 20.0
+    assert_allclose(read.predict(fast.stimulus("s0"), "M"), bold, rtol=1e-6)
+    for bad in (0.0, -1.0, np.inf):
+        with pytest.raises(ValueError, match="hrf_length must be a positive finite"):
+            FusionEncoder(**{**FAST, "hrf_length": bad}).fit(fast)
+
+
+def test_files_without_hrf_length_read_with_ten_trs(experiment, tiny, tmp_path):
+    """Files of before hrf_length had 10-TR kernels: 20 s at TR 2, 7.1 s at 0.71."""
+    fast = _fast_tr_dataset(experiment)
+    enc = FusionEncoder(**{**FAST, "validation": None, "hrf_length": 7.1}).fit(fast)
+    assert enc.model_.fmri_heads["fmri0"].kernel.shape == (1284, 10)
+    enc.save(tmp_path / "enc.pt")
+    state = torch.load(tmp_path / "enc.pt", weights_only=True)
+    del state["params"]["hrf_length"]
+    torch.save(state, tmp_path / "old.pt")
+    old = read_fusion_encoder(tmp_path / "old.pt")
+    assert old.hrf_length == 7.1
+    features = fast.stimulus("s1")
+    assert_allclose(old.predict(features, "M"), enc.predict(features, "M"), rtol=1e-6)
+    # at TR 2 the default
+    tiny.save(tmp_path / "tiny.pt")
+    state = torch.load(tmp_path / "tiny.pt", weights_only=True)
+    del state["params"]["hrf_length"]
+    torch.save(state, tmp_path / "old_tiny.pt")
+    assert read_fusion_encoder(tmp_path / "old_tiny.pt").hrf_length == 20.0
+    # subjects of two TRs had kernels of two spans
+    state["fmri"]["M"]["tr"] = 1.0
+    torch.save(state, tmp_path / "two_trs.pt")
+    with pytest.raises(ValueError, match=r"TRs \[1.0, 2.0\] s: no one hrf_length"):
+        read_fusion_encoder(tmp_path / "two_trs.pt")
+
+
+def test_validation_fraction_gives_each_modality_a_story():
+    stories = [f"s{k}" for k in range(10)]
+    meg = [set(stories[:8])]
+    runs = {"MEG": meg, "fMRI": [set(stories)]}
+    # the last story is fMRI-only: the last MEG story joins it
+    with mne.utils.catch_logging(verbose="info") as log:
+        train, val = split_stories(stories, 0.1, runs)
+    assert val == ["s7", "s9"]
+    assert train == stories[:7] + ["s8"]
+    assert "Validation stories: ['s7', 's9']; MEG: ['s7']; fMRI: ['s7', 's9']" in (
+        log.getvalue()
+    )
+    # where the last stories have both, the choice is that of before
+    both = {"MEG": [set(stories)], "fMRI": [set(stories)]}
+    assert split_stories(stories, 0.1, both)[1] == ["s9"]
+    assert split_stories(stories, 0.3, None)[1] == ["s7", "s8", "s9"]
+    # stories without recordings count, but do not stand for a modality
+    assert split_stories(stories, 0.2, {"fMRI": meg})[1] == ["s7", "s8", "s9"]
+    # a named list is kept as given
+    assert split_stories(stories, ["s9"], runs) == (stories[:9], ["s9"])
+    # a subject's only story stays in training; a modality of one story has none
+    runs = {"MEG": [set(stories[:9])], "fMRI": [{"s9"}]}
+    with mne.utils.catch_logging(verbose="info") as log:
+        train, val = split_stories(stories, 0.1, runs)
+    assert (val, train[-1]) == (["s8"], "s9")
+    assert "No fMRI validation story: every fMRI story is needed" in log.getvalue()
+
+
+def test_fit_validates_on_meg_when_the_last_story_is_fmri_only(experiment):
+    ds, rng = experiment["ds"], np.random.default_rng(2)
+    mixed = FusionDataset()
+    for story in ds.stories:
+        mixed.add_stimulus(story, ds.stimulus(story))
+    mixed.add_stimulus("s3", Features(rng.standard_normal((N_TIMES, 4)), SFREQ))
+    mixed.add_meg("A", experiment["raws"], experiment["fwd"])
+    vertices = experiment["vertices"]
+    bold = {
+        s: mne.SourceEstimate(rng.standard_normal((1284, 9)), vertices, 2.0, 2.0)
+        for s in [*ds.stories, "s3"]
+    }
+    mixed.add_fmri("F", bold, tr=2.0)
+    enc = FusionEncoder(**{**FAST, "validation": 0.25}).fit(mixed)
+    assert enc.validation_stories_ == ["s2", "s3"]
+    assert enc.train_stories_ == ["s0", "s1"]
+    assert set(enc.history_[0]["val_r"]) == {"meg0", "fmri0"}
