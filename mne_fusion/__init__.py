@@ -20,6 +20,7 @@ _SUBMODULES = (
 _ATTRIBUTES = {
     "FusionDataset": "container",
     "FusionEncoder": "encoder",
+    "SourceReadout": "source_readout",
     "read_fusion_encoder": "encoder",
     "sys_info": "utils",
 }

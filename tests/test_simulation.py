@@ -471,3 +471,113 @@ def test_stimulus_response_errors(noisy):
         noisy.stimulus_response(feats.data[:, :5])
     with pytest.raises(ValueError, match="envelope"):
         noisy.stimulus_response(feats.pick(feats.names[1:]))
+
+
+@pytest.fixture(scope="module")
+def with_ecog():
+    return simulate_naturalistic(**SMALL, n_ecog_subjects=2)
+
+
+def test_ecog_subjects(with_ecog, noisy):
+    from mne.transforms import _get_trans, apply_trans, invert_transform
+
+    exp = with_ecog
+    assert repr(exp) == (
+        "<SimulatedExperiment | 3 stories (2 train, 1 test), 2 MEG + 2 fMRI + 2 ECoG "
+        "subjects, 1284 sources, MEG CNR 1, fMRI CNR 1>"
+    )
+    assert list(exp.ecog) == ["ecog01", "ecog02"]
+    assert exp.ecog_cnr == 1.0
+    assert noisy.ecog == {}
+    assert noisy.ecog_gains == {}
+    # adding ECoG subjects draws from streams of their own: nothing else changes
+    for story in exp.stories:
+        np.testing.assert_array_equal(
+            exp.sources[story].data, noisy.sources[story].data
+        )
+        for ds, ref in ((exp.train, noisy.train), (exp.test, noisy.test)):
+            if story not in ds.stories:
+                continue
+            for subject in ds.meg_subjects:
+                np.testing.assert_array_equal(
+                    ds.meg(subject).runs[story], ref.meg(subject).runs[story]
+                )
+            for subject in ds.fmri_subjects:
+                np.testing.assert_array_equal(
+                    ds.fmri(subject).runs[story], ref.fmri(subject).runs[story]
+                )
+    head_mri = invert_transform(_get_trans("fsaverage")[0])
+    points = np.concatenate([s["rr"][s["vertno"]] for s in exp.src])
+    for k, (subject, runs) in enumerate(exp.ecog.items()):
+        assert list(runs) == exp.stories
+        raw = runs["story02"]
+        assert isinstance(raw, mne.io.RawArray)
+        assert raw.get_channel_types() == ["ecog"] * 64
+        assert raw.ch_names[:2] == ["E01", "E02"]
+        assert raw.info["sfreq"] == 50.0
+        assert raw.n_times == 1000
+        positions = exp.ecog_positions[subject]
+        locs = np.array([ch["loc"][:3] for ch in raw.info["chs"]])
+        np.testing.assert_allclose(apply_trans(head_mri, locs), positions, atol=1e-6)
+        # left hemisphere for ecog01, right for ecog02; lateral temporal/frontal
+        sign = -1 if k == 0 else 1
+        assert np.all(sign * positions[:, 0] > 0.03)
+        assert np.all((positions[:, 1] > -0.09) & (positions[:, 1] < 0.065))
+        assert len(np.unique(positions.round(6), axis=0)) == 64
+        # each electrode is 5 mm above a source; the kernel h / (4 pi s (d2 + h2)^1.5)
+        gain = exp.ecog_gains[subject]
+        assert gain.shape == (64, 1284)
+        under = np.argmax(gain, axis=1)
+        np.testing.assert_allclose(
+            np.linalg.norm(positions - points[under], axis=1), 5e-3, rtol=1e-5
+        )
+        np.testing.assert_allclose(
+            gain.max(axis=1), 5e-3 / (4 * np.pi * 0.33 * 5e-3**3)
+        )
+        d = np.linalg.norm(points - points[under[0]], axis=1)
+        np.testing.assert_allclose(
+            gain[0], 5e-3 / (4 * np.pi * 0.33 * (d**2 + 25e-6) ** 1.5), rtol=1e-6
+        )
+    assert not np.array_equal(
+        exp.ecog_positions["ecog01"], exp.ecog_positions["ecog02"]
+    )
+    clean = simulate_naturalistic(
+        **{**SMALL, "n_meg_subjects": 1, "meg_system": "neuromag"},
+        n_ecog_subjects=1,
+        ecog_cnr=np.inf,
+    )
+    np.testing.assert_array_equal(
+        clean.ecog_positions["ecog01"], exp.ecog_positions["ecog01"]
+    )
+    # white noise at CNR 1 on top of the noiseless recording of the same seed
+    signal = np.concatenate(
+        [clean.ecog["ecog01"][s].get_data() for s in exp.stories], 1
+    )
+    data = np.concatenate([exp.ecog["ecog01"][s].get_data() for s in exp.stories], 1)
+    noise = data - signal
+    np.testing.assert_allclose(signal.std(1) / noise.std(1), 1.0, rtol=0.1)
+    assert abs(np.corrcoef(noise[:, 1:].ravel(), noise[:, :-1].ravel())[0, 1]) < 0.05
+    assert abs(np.corrcoef(noise[0], noise[1])[0, 1]) < 0.1
+    # microvolts, as the dipole potential of nAm sources
+    assert 1e-7 < signal.std() < 1e-4
+    # the same stimulus drive as the MEG subjects, but their own background
+    gain = clean.ecog_gains["ecog01"]
+    ecog = clean.ecog["ecog01"]["story01"].get_data()
+    drive = gain @ clean.stimulus_drive["story01"].data
+    own = ecog - drive
+    shared = gain @ clean.sources["story01"].data - drive
+    assert 0.5 < own.std() / shared.std() < 2.0
+    assert abs(np.corrcoef(own.ravel(), shared.ravel())[0, 1]) < 0.2
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match", "error"),
+    [
+        ({"n_ecog_subjects": -1}, "n_ecog_subjects must be a non-negative", ValueError),
+        ({"n_ecog_subjects": "2"}, "n_ecog_subjects must be an instance of", TypeError),
+        ({"ecog_cnr": 0.0}, "ecog_cnr must be a positive number, got 0.0", ValueError),
+    ],
+)
+def test_bad_ecog_arguments(kwargs, match, error):
+    with pytest.raises(error, match=match):
+        simulate_naturalistic(**SMALL, **kwargs)

@@ -9,16 +9,15 @@ them with the generative model in a :class:`SimulatedExperiment`.
 import time
 
 import numpy as np
-from mne import SourceEstimate
-from mne.io import RawArray
 from mne.utils import logger, verbose
 
 from ..anatomy import template_source_space
 from ..container import FusionDataset
-from ..features import Features
-from ..utils import _check_option, _validate_type, fill_doc
+from ..utils import _check_option, _check_positive, fill_doc
 from ._checks import _check_counts, _check_levels, _check_systems
+from ._ecog import ecog_gain, ecog_runs, electrode_layout
 from ._recordings import clean_bold, fmri_runs, meg_forward, meg_runs, noise_smoother
+from ._result import SimulatedExperiment
 from ._sources import CortexGeometry, make_truth, source_courses
 from ._stimuli import make_language, make_story, story_features
 
@@ -34,164 +33,16 @@ _STREAMS = {
     "activity": 6,
     "meg_noise": 7,
     "fmri_noise": 8,
+    # 9 is _recordings._HEAD_STREAM
+    "ecog_layout": 10,
+    "ecog_noise": 11,
+    "ecog_background": 12,
 }
 
 
 def seeded_rng(seed, stream, *keys):
     """Return the random generator of one independent stream of a simulation."""
     return np.random.default_rng([seed, _STREAMS[stream], *keys])
-
-
-class SimulatedExperiment:
-    """A simulated naturalistic MEG + fMRI experiment with its ground truth.
-
-    Made by :func:`simulate_naturalistic`; not meant to be built directly.
-
-    Parameters
-    ----------
-    **attributes : dict
-        The attributes below, and the generative model (``model``) that
-        :meth:`stimulus_response` applies.
-
-    Attributes
-    ----------
-    train, test : FusionDataset
-        The training and the held-out stories with every subject's recordings.
-    test_stories, train_stories : list of str
-        The story names of each split.
-    features : dict
-        Story -> :class:`~mne_fusion.features.Features` (all stories).
-    alignments : dict
-        Story -> word and phone intervals (``words``, ``phones``: lists of
-        ``(onset, offset, label)``; ``duration``), as a TextGrid would give them.
-    sources : dict
-        Story -> ground-truth :class:`mne.SourceEstimate` (Am) on ``src``: the
-        stimulus drive plus the background activity (all stories).
-    stimulus_drive : dict
-        Story -> the stimulus-locked part of ``sources``, i.e.
-        ``stimulus_response(features[story])``.
-    src : mne.SourceSpaces
-        The template (fsaverage) source space of every subject.
-    forwards : dict
-        MEG subject -> its fixed-orientation :class:`mne.Forward`.
-    noise_covs : dict
-        MEG subject -> :class:`mne.Covariance` of its sensor noise (exact, see
-        :func:`simulate_naturalistic`).
-    patches : list of Patch
-        The stimulus-driven patches.
-    background_patches : list of Patch
-        The patches with spontaneous (1/f, not stimulus-locked) activity.
-    active_sources : array of bool, shape (n_sources,)
-        True for the sources of ``patches``, in the source order (lh then rh).
-    meg_cnr, fmri_cnr, background, sfreq, tr, seed, spacing, bem : float | int | str
-        The parameters of the simulation.
-    meg_systems : dict
-        MEG subject -> its MEG system.
-
-    See Also
-    --------
-    simulate_naturalistic
-    """
-
-    def __init__(self, **attributes):
-        self._model = attributes.pop("model")
-        for name, value in attributes.items():
-            setattr(self, name, value)
-
-    @property
-    def n_sources(self):
-        """Number of template sources."""
-        return sum(len(s["vertno"]) for s in self.src)
-
-    @property
-    def stories(self):
-        """All story names, training stories first."""
-        return self.train_stories + self.test_stories
-
-    @verbose
-    @fill_doc
-    def stimulus_response(self, features, *, verbose=None):
-        """Apply the true generative model to stimulus features.
-
-        This is the oracle: the cortical activity that the simulated brain produces
-        for a stimulus, without spontaneous activity.
-
-        Parameters
-        ----------
-        features : Features | array, shape (n_times, n_features)
-            Stimulus features with the columns of ``features`` of this experiment
-            (at least those that the patches respond to), sampled at ``sfreq``; a
-            plain array must hold every column of this experiment's features, in
-            order.
-        %(verbose)s
-
-        Returns
-        -------
-        stc : mne.SourceEstimate
-            Activity (Am) of every source of ``src``, with the features' ``tmin``.
-            Stored in factored form (patch profiles x patch time courses); ``.data``
-            computes the full array on first access.
-
-        See Also
-        --------
-        simulate_naturalistic
-        """
-        _validate_type(features, (Features, np.ndarray), "features")
-        reference = self.features[self.stories[0]]
-        if isinstance(features, np.ndarray):
-            if features.ndim != 2 or features.shape[1] != reference.n_features:
-                raise ValueError(
-                    f"features as an array must have shape (n_times, "
-                    f"{reference.n_features}), got {features.shape}."
-                )
-            features = Features(
-                features, self.sfreq, reference.names, 0.0, reference.extractors
-            )
-        if not np.isclose(features.sfreq, self.sfreq):
-            raise ValueError(
-                f"features must be sampled at the simulation's sfreq ({self.sfreq} "
-                f"Hz), got {features.sfreq} Hz."
-            )
-        courses = self._model.time_courses(features)
-        return self._stc(self._model.spatial, courses, features.tmin)
-
-    def raw(self, subject, story):
-        """Return the MEG recording of a subject for a story.
-
-        Parameters
-        ----------
-        subject : str
-            An MEG subject.
-        story : str
-            A story.
-
-        Returns
-        -------
-        raw : mne.io.RawArray
-            A copy of the run with the subject's Info; sample 0 is the stimulus onset.
-        """
-        _check_option("story", story, self.stories)
-        dataset = self.test if story in self.test_stories else self.train
-        meg = dataset.meg(subject)
-        return RawArray(meg.runs[story], meg.info, copy="both", verbose=False)
-
-    def _stc(self, spatial, courses, tmin):
-        return SourceEstimate(
-            (spatial, courses),
-            [s["vertno"] for s in self.src],
-            tmin=tmin,
-            tstep=1.0 / self.sfreq,
-            subject="fsaverage",
-        )
-
-    def __repr__(self):
-        return (
-            f"<SimulatedExperiment | {len(self.stories)} stories "
-            f"({len(self.train_stories)} train, {len(self.test_stories)} test), "
-            f"{len(self.forwards)} MEG + {len(self.test.fmri_subjects)} fMRI "
-            f"subjects, {self.n_sources} sources, MEG CNR {self.meg_cnr:g}, "
-            f"fMRI CNR {self.fmri_cnr:g}>"
-        )
 
 
 @verbose
@@ -212,6 +63,8 @@ def simulate_naturalistic(
     seed=0,
     background=1.0,
     *,
+    n_ecog_subjects=0,
+    ecog_cnr=1.0,
     verbose=None,
 ):
     """Simulate MEG and fMRI subjects listening to stories, with known sources.
@@ -253,6 +106,12 @@ def simulate_naturalistic(
         that of the stimulus-driven patches (0 for none). With the default 1, the
         stimulus-locked part is about 15 percent of the brain signal's variance at a
         typical MEG channel, and most of it at temporal channels.
+    n_ecog_subjects : int
+        Number of ECoG subjects (default 0), 64 electrodes each; see Notes.
+    ecog_cnr : float
+        ECoG contrast-to-noise ratio, defined as for MEG: per electrode, the std of
+        the brain signal over all runs divided by the std of the noise. ``np.inf``
+        adds no noise.
     %(verbose)s
 
     Returns
@@ -326,6 +185,23 @@ def simulate_naturalistic(
     ``tmin = 5 * tr``: the volume at stimulus time ``t`` (``tmin + k * tr``) is the
     BOLD averaged over its acquisition window ``[t, t + tr)``. A story of duration
     ``d`` has ``floor(d / tr) - 5`` volumes.
+
+    **ECoG.** ECoG subjects are other people on the same template vertices, each
+    with 64 electrodes over the lateral temporal and frontal cortex of one
+    hemisphere (left for ``ecog01``, ``ecog03``, ..., right for the others), spread
+    by farthest-point sampling from a random first site. Their sources have the
+    same stimulus drive as everyone's but their own background activity (the MEG
+    and fMRI subjects share ``sources``). The lead field is local: an electrode
+    ``h = 5`` mm above the source under it sees a source at distance ``d`` from
+    that one with weight
+    ``h / (4 pi sigma (d ** 2 + h ** 2) ** 1.5)`` V per A m (``sigma = 0.33``
+    S/m), the potential of a dipole pointing at the electrode in an infinite
+    medium (``ecog_gains``). The noise is white and independent between
+    electrodes, with per-electrode std ``std(signal) / ecog_cnr``. ``ecog`` holds
+    every story of every ECoG subject as RawArrays of ``ecog`` channels (V) whose
+    montage has the electrode positions in MNI (= template MRI) coordinates. Layout
+    and noise come from their own random streams: adding ECoG subjects changes no
+    other output.
     """
     _check_counts(
         n_stories, story_duration, n_test_stories, n_meg_subjects, n_fmri_subjects
@@ -335,6 +211,10 @@ def simulate_naturalistic(
     )
     _check_option("bem", bem, ("template", "sphere"))
     systems = _check_systems(meg_system, n_meg_subjects)
+    n_ecog = _check_positive(
+        n_ecog_subjects, "n_ecog_subjects", allow_zero=True, integer=True
+    )
+    ecog_cnr = _check_positive(ecog_cnr, "ecog_cnr", allow_inf=True)
     start = time.perf_counter()
 
     src = template_source_space(spacing)
@@ -388,6 +268,7 @@ def simulate_naturalistic(
         seed=seed,
         spacing=spacing,
         bem=bem,
+        ecog_cnr=ecog_cnr,
     )
     experiment.sources = {
         story: experiment._stc(spatial, np.concatenate(courses[story]), 0.0)
@@ -419,6 +300,21 @@ def simulate_naturalistic(
             rngs = [seeded_rng(seed, "fmri_noise", k, j) for j in range(n_stories)]
             runs = fmri_runs(bold, smoother, src, tr, fmri_cnr, rngs)
             dataset.add_fmri(f"fmri{k + 1:02d}", runs, tr)
+    experiment.ecog, experiment.ecog_gains, experiment.ecog_positions = {}, {}, {}
+    for k in range(n_ecog):
+        subject = f"ecog{k + 1:02d}"
+        rows, positions = electrode_layout(
+            src, k % 2, seeded_rng(seed, "ecog_layout", k)
+        )
+        gain = experiment.ecog_gains[subject] = ecog_gain(src, rows)
+        experiment.ecog_positions[subject] = positions
+        # another person: the same stimulus drive, their own spontaneous activity
+        rngs = [seeded_rng(seed, "ecog_background", k, j) for j in range(n_stories)]
+        own = source_courses(model, features, background_amplitudes, rngs, sfreq)
+        rngs = [seeded_rng(seed, "ecog_noise", k, j) for j in range(n_stories)]
+        experiment.ecog[subject] = ecog_runs(
+            gain, positions, spatial, own, ecog_cnr, sfreq, rngs
+        )
     experiment.train = dataset.subset(experiment.train_stories)
     experiment.test = dataset.subset(test_stories)
     logger.info(f"Simulated {experiment!r} in {time.perf_counter() - start:.1f} s")

@@ -1,0 +1,370 @@
+"""The read-out estimator: lagged ridge from sources to a recording's channels."""
+
+import numpy as np
+from mne.io import BaseRaw, RawArray
+from mne.utils import logger
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.utils.validation import check_is_fitted
+
+from ..anatomy import template_source_space
+from ..baselines import _valid_slice
+from ..encoder import FusionEncoder
+from ..metrics import prediction_r
+from ..model.ridge import RidgeMoments, RidgeSolver, held_out_fits
+from ..utils import _check_positive, _validate_type, fill_doc
+from ._inputs import (
+    check_sources,
+    check_targets,
+    electrode_positions,
+    make_groups,
+)
+
+
+@fill_doc
+class SourceReadout(RegressorMixin, BaseEstimator):
+    """Lagged ridge read-out of a recording from estimated cortical sources.
+
+    Each channel of a new recording of the stories (MEG of a new subject, ECoG,
+    sEEG, fMRI voxels or parcels) is modelled as ``y[t] = sum_d S[t - d] W_d + b``,
+    ``S`` the template source activity (a **positive delay means the recording
+    follows the sources**), over the delays ``tmin`` to ``tmax``. Samples whose delays
+    reach outside a story are left out of fitting and scoring.
+
+    Parameters
+    ----------
+    encoder : FusionEncoder | None
+        A fitted encoder whose stimulus-driven sources
+        (:meth:`FusionEncoder.apply_inverse` without a recording) are read out when
+        ``X`` holds features. None: ``X`` must hold source estimates.
+    tmin, tmax : float
+        First and last delay in seconds.
+    alphas : array-like | None
+        Ridge penalties to try, relative to the mean eigenvalue of the lagged
+        design's centred Gram matrix (scale-free); None uses
+        ``np.logspace(-4, 3, 15)``.
+    n_components : int
+        Dimension of the sources before lagging: the leading principal components
+        of the source activity on the training stories (per electrode with
+        ``radius``), so that the design has ``n_components * n_delays`` columns.
+    radius : float | None
+        If a float, each channel is read from the sources within ``radius`` metres
+        of its position only (see :meth:`fit`); None reads every channel from all
+        sources.
+    cv : int
+        Number of contiguous blocks for cross-validation when ``X`` holds one story
+        (at least 2); with several stories each story is one fold.
+
+    Attributes
+    ----------
+    alpha_ : array, shape (n_targets,)
+        The selected penalty per channel.
+    cv_scores_ : array, shape (n_alphas, n_targets)
+        Mean validation Pearson r of every penalty over the folds.
+    validation_r_ : array, shape (n_targets,)
+        That of the selected penalty: a score of each channel from the training data
+        alone (e.g. to choose channels before testing).
+    delays_ : array of int
+        Delays in samples.
+    sfreq_ : float
+        Sampling rate of sources and recordings (Hz).
+    n_sources_ : int
+        Number of template sources.
+    n_components_ : array of int, shape (n_targets,)
+        Source components read by each channel.
+    source_mean_ : array, shape (n_sources,)
+        Mean activity of each source over the training samples.
+    ch_names_ : list of str | None
+        The channels, when ``y`` held Raw recordings (then :meth:`predict` returns
+        Raw recordings with their Info).
+
+    See Also
+    --------
+    mne_fusion.baselines.RidgeEncoder : The same ridge on stimulus features.
+    mne.decoding.ReceptiveField
+
+    Notes
+    -----
+    With a thousand or more sources and tens of delays, lagging every source would
+    give tens of thousands of regressors. The sources are first projected on their
+    ``n_components`` leading principal components over the training stories (with
+    ``radius``: those of the sources near each electrode, at most
+    ``n_components``); ridge on principal components equals ridge on the sources
+    restricted to the subspace of most variance. The weights in source space are
+    :attr:`coef_`.
+
+    Recordings are aligned by sample: sample ``k`` of ``y`` follows sample ``k`` of
+    the sources (sample 0 is the stimulus onset, as for the encoder).
+    """
+
+    def __init__(
+        self,
+        encoder=None,
+        tmin=0.0,
+        tmax=0.3,
+        alphas=None,
+        n_components=64,
+        radius=None,
+        cv=5,
+    ):
+        self.encoder = encoder
+        self.tmin = tmin
+        self.tmax = tmax
+        self.alphas = alphas
+        self.n_components = n_components
+        self.radius = radius
+        self.cv = cv
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.target_tags.multi_output = True
+        return tags
+
+    def __repr__(self):
+        delays = f"delays {self.tmin:g} to {self.tmax:g} s"
+        if not hasattr(self, "alpha_"):
+            return f"<SourceReadout | {delays}, not fitted>"
+        return (
+            f"<SourceReadout | {delays}, {self.n_sources_} sources -> "
+            f"{len(self.alpha_)} channels>"
+        )
+
+    def _check_params(self):
+        _validate_type(self.encoder, (None, FusionEncoder), "encoder")
+        if self.encoder is not None:
+            check_is_fitted(self.encoder, "model_")
+        _validate_type(self.tmin, "numeric", "tmin")
+        _validate_type(self.tmax, "numeric", "tmax")
+        if self.tmin > self.tmax:
+            raise ValueError(
+                f"tmin ({self.tmin}) must not be greater than tmax ({self.tmax})."
+            )
+        alphas = np.logspace(-4, 3, 15) if self.alphas is None else self.alphas
+        alphas = np.atleast_1d(np.asarray(alphas, dtype=float))
+        if alphas.ndim != 1 or not np.all(np.isfinite(alphas) & (alphas > 0)):
+            raise ValueError(
+                f"alphas must be positive finite numbers, got {self.alphas!r}."
+            )
+        _check_positive(self.n_components, "n_components", integer=True)
+        if self.radius is not None:
+            _check_positive(self.radius, "radius")
+        cv = _check_positive(self.cv, "cv", integer=True)
+        if cv < 2:
+            raise ValueError(f"cv must be at least 2, got {cv}.")
+        return alphas
+
+    def _folds(self, n_times):
+        """Story, slice of valid samples of each fold."""
+        valid = {story: _valid_slice(n, self.delays_) for story, n in n_times.items()}
+        if len(n_times) > 1:
+            return [(story, v) for story, v in valid.items()]
+        ((story, v),) = valid.items()
+        start, stop = v.start, v.stop
+        if stop - start < 2 * self.cv:
+            raise ValueError(
+                f"The story has {max(stop - start, 0)} valid samples, too few for "
+                f"cv={self.cv} blocks."
+            )
+        bounds = np.linspace(start, stop, self.cv + 1).round().astype(int)
+        return [
+            (story, slice(a, b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+        ]
+
+    def fit(self, X, y, *, positions=None, src=None):
+        """Fit the read-out on training stories.
+
+        Parameters
+        ----------
+        X : dict
+            Story -> :class:`~mne_fusion.features.Features` or array
+            (n_times, n_features) at the encoder's ``sfreq`` (the encoder's
+            stimulus-driven sources are read out), or -> :class:`mne.SourceEstimate`
+            (read out as given, e.g. minimum-norm estimates).
+        y : dict
+            Story -> :class:`mne.io.Raw` (channels x times, at the sources' rate) or
+            array of shape **(n_times, n_channels)**, one sample per sample of the
+            sources.
+        positions : array, shape (n_channels, 3) | None
+            With ``radius``: electrode positions in template (fsaverage) MRI
+            coordinates, in metres. None reads them from the channels' ``loc`` of
+            the Raw recordings (head coordinates are mapped to MRI with fsaverage's
+            head <-> MRI transform, as a montage in ``"mni_tal"`` with
+            ``add_mni_fiducials`` makes them).
+        src : mne.SourceSpaces | None
+            With ``radius``: the source space of the sources; None uses the
+            encoder's template (ico4 without encoder).
+
+        Returns
+        -------
+        self : SourceReadout
+            The fitted read-out.
+        """
+        alphas = self._check_params()
+        sources, sfreq = check_sources(X, self.encoder)
+        n_times = {story: data.shape[1] for story, data in sources.items()}
+        targets, info = check_targets(y, n_times, sfreq)
+        self.sfreq_ = sfreq
+        self.delays_ = np.arange(
+            int(round(self.tmin * sfreq)), int(round(self.tmax * sfreq)) + 1
+        )
+        self.n_sources_ = next(iter(sources.values())).shape[0]
+        self._info = None if info is None else info.copy()
+        self.ch_names_ = None if info is None else list(info["ch_names"])
+        folds = self._folds(n_times)
+        n_samples = sum(v.stop - v.start for _, v in folds)
+        if n_samples < 2:
+            raise ValueError(
+                f"Found {n_samples} valid sample(s) after removing the edges of the "
+                f"delays ({self.delays_[0]} to {self.delays_[-1]} samples)."
+            )
+        total = sum(d.shape[1] for d in sources.values())
+        self.source_mean_ = sum(d.sum(axis=1) for d in sources.values()) / total
+        centred = {s: d - self.source_mean_[:, None] for s, d in sources.items()}
+        cov = sum(d @ d.T for d in centred.values())
+        n_targets = next(iter(targets.values())).shape[1]
+        if self.radius is not None:
+            positions = electrode_positions(info, positions, n_targets)
+            if src is None:
+                encoder = self.encoder
+                spacing = "ico4" if encoder is None else encoder.spacing
+                subjects_dir = getattr(encoder, "subjects_dir", None)
+                src = template_source_space(spacing, subjects_dir, verbose=False)
+        self._fitted = make_groups(
+            cov, n_targets, self.n_components, self.radius, positions, src
+        )
+        self.cv_scores_ = np.zeros((len(alphas), n_targets))
+        self.alpha_ = np.zeros(n_targets)
+        logger.info(
+            f"SourceReadout: {n_samples} samples, {len(self._fitted)} design(s), "
+            f"{n_targets} channel(s), {len(alphas)} alpha(s), {len(folds)} folds"
+        )
+        for group in self._fitted:
+            self._fit_group(group, sources, targets, folds, alphas)
+        best = np.argmax(self.cv_scores_, axis=0)
+        self.validation_r_ = self.cv_scores_[best, np.arange(n_targets)]
+        self.n_components_ = np.zeros(n_targets, int)
+        for group in self._fitted:
+            self.n_components_[group.targets] = group.basis.shape[1]
+        return self
+
+    def _fit_group(self, group, sources, targets, folds, alphas):
+        designs = {
+            s: group.design(d, self.source_mean_, self.delays_)
+            for s, d in sources.items()
+        }
+        parts, tests = [], []
+        for story, rows in folds:
+            design = designs[story][rows]
+            target = targets[story][rows][:, group.targets]
+            parts.append(RidgeMoments(design, target.T))
+            tests.append((design, target))
+        total = sum(parts[1:], parts[0])
+        scores = np.zeros((len(alphas), len(group.targets)))
+        for index, k, coef, intercept in held_out_fits(total, parts, alphas, True):
+            design, target = tests[index]
+            scores[k] += prediction_r(target, design @ coef.T + intercept)
+        scores /= len(folds)
+        best = np.argmax(scores, axis=0)
+        group.coef, group.intercept = RidgeSolver(total).solve(alphas[best], True)
+        self.cv_scores_[:, group.targets] = scores
+        self.alpha_[group.targets] = alphas[best]
+
+    # -- results --------------------------------------------------------------------
+
+    @property
+    def coef_(self):
+        """Weights on the sources, array (n_targets, n_sources, n_delays).
+
+        ``y[t] = sum_d coef_[:, :, d] @ S[t - delays_[d]] + intercept_``; zero outside
+        each channel's sources with ``radius``.
+        """
+        check_is_fitted(self, "alpha_")
+        n_delays = len(self.delays_)
+        coef = np.zeros((len(self.alpha_), self.n_sources_, n_delays))
+        for group in self._fitted:
+            weights = group.coef.reshape(len(group.targets), -1, n_delays)
+            coef[np.ix_(group.targets, group.rows)] = np.einsum(
+                "sc,tcd->tsd", group.basis, weights
+            )
+        return coef
+
+    @property
+    def intercept_(self):
+        """Offsets of the channels in :attr:`coef_`'s terms, (n_targets,)."""
+        coef = self.coef_
+        intercept = np.zeros(len(self.alpha_))
+        for group in self._fitted:
+            intercept[group.targets] = group.intercept
+        return intercept - np.einsum("tsd,s->t", coef, self.source_mean_)
+
+    def predict(self, X):
+        """Predict the recording of stories.
+
+        Parameters
+        ----------
+        X : dict
+            Story -> features or source estimate, as in :meth:`fit`.
+
+        Returns
+        -------
+        y_pred : dict
+            Story -> array (n_times, n_channels), or :class:`mne.io.RawArray` with
+            the Info of the training recordings when ``y`` held Raw recordings. The
+            first samples, whose delays reach before the story, are computed as if
+            the sources were at their mean there.
+        """
+        check_is_fitted(self, "alpha_")
+        sources, sfreq = check_sources(X, self.encoder)
+        if abs(sfreq - self.sfreq_) > 1e-6 * self.sfreq_:
+            raise ValueError(
+                f"X is sampled at {sfreq} Hz but the read-out at {self.sfreq_} Hz."
+            )
+        n_sources = next(iter(sources.values())).shape[0]
+        if n_sources != self.n_sources_:
+            raise ValueError(
+                f"X has {n_sources} sources but the read-out was fitted on "
+                f"{self.n_sources_}."
+            )
+        out = {}
+        for story, data in sources.items():
+            pred = np.zeros((data.shape[1], len(self.alpha_)))
+            for group in self._fitted:
+                design = group.design(data, self.source_mean_, self.delays_)
+                pred[:, group.targets] = design @ group.coef.T + group.intercept
+            out[story] = pred
+            if self._info is not None:
+                out[story] = RawArray(pred.T, self._info, verbose=False)
+        return out
+
+    def score(self, X, y):
+        """Pearson r per channel between prediction and recording.
+
+        Parameters
+        ----------
+        X : dict
+            Story -> features or source estimate, as in :meth:`fit`.
+        y : dict
+            Story -> recording, as in :meth:`fit`.
+
+        Returns
+        -------
+        r : array, shape (n_channels,)
+            Over the valid samples of all stories concatenated, each story's
+            prediction and recording centred on their own means (so that offsets
+            between stories do not count).
+        """
+        check_is_fitted(self, "alpha_")
+        predictions = self.predict(X)
+        n_times = {
+            story: len(p.times) if isinstance(p, BaseRaw) else len(p)
+            for story, p in predictions.items()
+        }
+        targets, _ = check_targets(y, n_times, self.sfreq_, len(self.alpha_))
+        true, pred = [], []
+        for story, value in predictions.items():
+            value = value.get_data().T if isinstance(value, BaseRaw) else value
+            valid = _valid_slice(len(value), self.delays_)
+            for out, data in ((true, targets[story]), (pred, value)):
+                data = data[valid]
+                out.append(data - data.mean(axis=0))
+        return prediction_r(np.concatenate(true), np.concatenate(pred))

@@ -1,0 +1,184 @@
+"""Checks of the inputs of :class:`~mne_fusion.source_readout.SourceReadout`.
+
+Stories of sources and recordings become arrays here, with errors that name the
+story and the argument; the targets are split into groups that share one design (all
+channels, or one channel per electrode with a radius).
+"""
+
+from collections.abc import Mapping
+
+import mne
+import numpy as np
+from mne.io import BaseRaw
+from mne.transforms import _get_trans, apply_trans, invert_transform
+from scipy.spatial import cKDTree
+
+from ..anatomy import source_positions
+from ..baselines import _lag_matrix
+from ..features import Features
+from ..utils import _check_finite, _validate_type
+
+
+class Group:
+    """Targets that share one design: source rows, spatial basis and ridge fit."""
+
+    def __init__(self, targets, rows, basis):
+        self.targets, self.rows, self.basis = targets, rows, basis
+
+    def design(self, sources, mean, delays):
+        """Lagged component scores, (n_times, n_components * n_delays)."""
+        scores = self.basis.T @ (sources[self.rows] - mean[self.rows, np.newaxis])
+        return _lag_matrix(scores.T, delays)
+
+
+def top_components(cov, n_components):
+    """Leading eigenvectors of a covariance (largest first).
+
+    They are divided by the square root of the largest eigenvalue, so that the
+    component scores are of order one whatever the unit of the sources.
+    """
+    n = min(n_components, len(cov))
+    values, vectors = np.linalg.eigh(cov)
+    order = np.argsort(values)[::-1][:n]
+    scale = np.sqrt(max(values[order[0]], np.finfo(float).tiny))
+    return vectors[:, order] / scale
+
+
+def check_sources(X, encoder):
+    """Story -> source array (n_sources, n_times), and the sampling rate."""
+    _validate_type(X, Mapping, "X")
+    if not X:
+        raise ValueError("X must hold at least one story, got an empty mapping.")
+    out, rates = {}, set()
+    for story, value in X.items():
+        if isinstance(value, mne.SourceEstimate):
+            data, sfreq = value.data, 1.0 / value.tstep
+        elif isinstance(value, Features | np.ndarray):
+            if encoder is None:
+                raise TypeError(
+                    f"X[{story!r}] holds features but the SourceReadout has no "
+                    "encoder; pass encoder=FusionEncoder(...) (fitted) or give "
+                    "source estimates (mne.SourceEstimate)."
+                )
+            stc = encoder.apply_inverse(value, verbose=False)
+            data, sfreq = stc.data, encoder.sfreq
+        else:
+            _validate_type(
+                value,
+                (mne.SourceEstimate, Features, np.ndarray),
+                f"X[{story!r}]",
+            )
+        out[story] = _check_finite(np.asarray(data, np.float64), f"X[{story!r}]")
+        rates.add(round(float(sfreq), 6))
+    n_sources = {data.shape[0] for data in out.values()}
+    if len(n_sources) > 1 or len(rates) > 1:
+        raise ValueError(
+            "All stories of X must have the same sources and sampling rate, got "
+            f"{sorted(n_sources)} sources at {sorted(rates)} Hz."
+        )
+    return out, rates.pop()
+
+
+def check_targets(y, n_times, sfreq, n_fitted=None):
+    """Story -> target array (n_times, n_targets) and the Raw Info (or None)."""
+    _validate_type(y, Mapping, "y")
+    if set(y) != set(n_times):
+        raise ValueError(
+            f"y must hold the stories of X ({sorted(n_times)}), got {sorted(y)}."
+        )
+    out, infos = {}, []
+    for story, n in n_times.items():
+        value = y[story]
+        _validate_type(value, (BaseRaw, np.ndarray), f"y[{story!r}]")
+        if isinstance(value, BaseRaw):
+            if abs(value.info["sfreq"] - sfreq) > 1e-6 * sfreq:
+                raise ValueError(
+                    f"y[{story!r}] is sampled at {value.info['sfreq']} Hz but the "
+                    f"sources at {sfreq} Hz; resample the recording."
+                )
+            infos.append(value.info)
+            value = value.get_data().T
+        elif value.ndim != 2:
+            raise ValueError(
+                f"y[{story!r}] must be an array of shape (n_times, n_channels), "
+                f"got shape {value.shape}."
+            )
+        if len(value) != n:
+            raise ValueError(
+                f"y[{story!r}] has {len(value)} samples but the sources of that "
+                f"story have {n}; crop or pad the recording to the story."
+            )
+        out[story] = _check_finite(np.asarray(value, np.float64), f"y[{story!r}]")
+    if infos and len(infos) != len(out):
+        raise ValueError("y must hold only Raw recordings or only arrays.")
+    n_targets = {data.shape[1] for data in out.values()}
+    if len(n_targets) > 1:
+        raise ValueError(
+            "Every story of y must have the same number of channels, got "
+            f"{sorted(n_targets)}."
+        )
+    if n_fitted is not None and n_targets != {n_fitted}:
+        raise ValueError(
+            f"y has {n_targets.pop()} channels but the read-out was fitted on "
+            f"{n_fitted}."
+        )
+    if infos and any(info["ch_names"] != infos[0]["ch_names"] for info in infos):
+        raise ValueError("The Raw recordings of y must have the same channels.")
+    return out, (infos[0] if infos else None)
+
+
+def electrode_positions(info, positions, n_targets):
+    """Electrode positions (n_targets, 3) in template MRI coordinates (m)."""
+    if positions is None:
+        if info is None:
+            raise ValueError(
+                "radius needs electrode positions: give y as Raw recordings with "
+                "a montage, or positions=array of shape (n_channels, 3)."
+            )
+        head_mri = invert_transform(_get_trans("fsaverage")[0])
+        positions = np.array([ch["loc"][:3] for ch in info["chs"]])
+        frames = {ch["coord_frame"] for ch in info["chs"]}
+        if frames == {mne.io.constants.FIFF.FIFFV_COORD_HEAD}:
+            positions = apply_trans(head_mri, positions)
+    positions = np.asarray(positions, dtype=float)
+    if positions.shape != (n_targets, 3):
+        raise ValueError(
+            f"positions must have shape ({n_targets}, 3), got {positions.shape}."
+        )
+    missing = ~np.all(np.isfinite(positions), axis=1) | ~positions.any(axis=1)
+    if missing.any():
+        raise ValueError(
+            f"{int(missing.sum())} channel(s) have no position (e.g. channel "
+            f"{int(np.flatnonzero(missing)[0])}); set a montage on y or drop them."
+        )
+    return positions
+
+
+# -- fitting --------------------------------------------------------------------
+
+
+def make_groups(cov, n_targets, n_components, radius=None, positions=None, src=None):
+    """Split the targets into groups that share a source basis."""
+    if radius is None:
+        rows = np.arange(len(cov))
+        basis = top_components(cov, n_components)
+        return [Group(np.arange(n_targets), rows, basis)]
+    points = source_positions(src)
+    if len(points) != len(cov):
+        raise ValueError(
+            f"src has {len(points)} sources but the source estimates have "
+            f"{len(cov)}; pass the source space of the estimates as src."
+        )
+    near = cKDTree(points).query_ball_point(positions, radius)
+    empty = [k for k, hits in enumerate(near) if not hits]
+    if empty:
+        raise ValueError(
+            f"{len(empty)} channel(s) have no source within radius="
+            f"{radius} m (e.g. channel {empty[0]}); increase radius."
+        )
+    groups = []
+    for target, hits in enumerate(near):
+        rows = np.sort(hits)
+        basis = top_components(cov[np.ix_(rows, rows)], n_components)
+        groups.append(Group(np.array([target]), rows, basis))
+    return groups
