@@ -29,6 +29,10 @@ def _offline_mne_data(tmp_path_factory, monkeypatch):
     root = tmp_path_factory.getbasetemp() / "mne_data"
     root.mkdir(exist_ok=True)
     monkeypatch.setenv("MNE_DATA", str(root))
+    # mne.set_config writes to the home folder's config: a fake home per session
+    home = tmp_path_factory.getbasetemp() / "home"
+    home.mkdir(exist_ok=True)
+    monkeypatch.setenv("_MNE_FAKE_HOME_DIR", str(home))
 
 
 @pytest.fixture

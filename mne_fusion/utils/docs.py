@@ -113,21 +113,11 @@ stc_true : mne.SourceEstimate
     "stc_est": """
 stc_est : mne.SourceEstimate
     The estimate, on the same vertices and time samples as ``stc_true``.""",
-    "dataset_data_path": """
-path : path-like | None
-    Where data sets live: files go to ``<path>/MNE-fusion-data/<accession>/``. If
-    None, MNE's ``MNE_DATA`` configuration is used, then ``~/mne_data``.
-force_update : bool
-    If True, download the requested files again even when verified copies exist.
-update_path : bool
-    If True and ``path`` is given while MNE's ``MNE_DATA`` is not set at all, store
-    ``path`` as ``MNE_DATA`` (``mne.set_config``) so later calls find the data
-    without it. An existing ``MNE_DATA`` is never changed.
-download : bool
-    If False, nothing is downloaded: missing files raise :class:`FileNotFoundError`.""",
     "dataset_loader_path": """
 path : path-like | None
-    Where data sets live (see ``data_path``); None uses ``MNE_DATA``.
+    Where data sets live (see ``data_path``); None uses the data set's
+    ``MNE_DATASETS_<NAME>_PATH`` configuration, then ``MNE_DATA``, then
+    ``~/mne_data``.
 download : bool
     If True (default), download the files this needs when they are missing.""",
 }
