@@ -384,6 +384,10 @@ def test_add_fmri_errors(ds, toy_forward, rng):
         ds.add_fmri("F1", {"a": bold}, tr=2.0, mapping="eye")
     with pytest.raises(ValueError, match=r"mapping must be 2D"):
         ds.add_fmri("F1", {"a": bold}, tr=2.0, mapping=np.ones(6))
+    with pytest.raises(TypeError, match=r"mapping must hold real numbers, got dtype c"):
+        ds.add_fmri("F1", {"a": bold}, tr=2.0, mapping=np.ones((5, 84), complex))
+    with pytest.raises(ValueError, match=r"at least one row .*got shape \(0, 84\)"):
+        ds.add_fmri("F1", {"a": bold[:, :0]}, tr=2.0, mapping=np.ones((0, 84)))
     with pytest.raises(ValueError, match=r"n_targets = 5 \(mapping rows\), got \(10"):
         ds.add_fmri("F1", {"a": bold}, tr=2.0, mapping=sparse.eye(5, 84))
     with pytest.raises(ValueError, match=r"tmin has no value for the stories \['b'\]"):

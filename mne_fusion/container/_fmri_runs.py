@@ -168,6 +168,11 @@ def _array_runs(runs, mapping, tmin):
             "mapping is required for array runs: a matrix of shape (n_targets, "
             "n_template_sources)."
         )
+    if sparse.issparse(mapping) or isinstance(mapping, np.ndarray):
+        if mapping.dtype.kind not in "biuf":
+            raise TypeError(
+                f"mapping must hold real numbers, got dtype {mapping.dtype}."
+            )
     if sparse.issparse(mapping):
         mapping = sparse.csr_array(mapping, dtype=np.float64)
         _check_finite(mapping.data, "mapping")
@@ -180,6 +185,11 @@ def _array_runs(runs, mapping, tmin):
             )
         mapping = sparse.csr_array(_check_finite(mapping, "mapping"), dtype=np.float64)
     n_targets = mapping.shape[0]
+    if n_targets == 0:
+        raise ValueError(
+            f"mapping must have at least one row (one per target), got shape "
+            f"{mapping.shape}."
+        )
     tmins = _run_tmins(runs, tmin)
     arrays = {}
     for story, bold in runs.items():
