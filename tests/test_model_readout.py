@@ -3,10 +3,13 @@ import pytest
 from numpy.testing import assert_allclose
 
 from mne_fusion.model.readout import (
+    READOUT_SNRS,
     RIDGE_ALPHAS,
     map_source_readout,
+    reduce_rank,
     ridge_sensor_maps,
     sensor_map_snr,
+    subject_cv,
     weighted_minimum_norm,
 )
 from mne_fusion.model.ridge import RidgeMoments, RidgeSolver, held_out_fits
@@ -165,6 +168,83 @@ def test_readout_snr_is_prediction_over_estimation_error(rng):
     gains = {"a": rng.standard_normal((n_channels, 10))}
     *_, used, _ = map_source_readout(hidden, data, gains, np.ones(10), alpha=1e-12)
     assert_allclose(used, sensor_map_snr(hidden, data, readouts, n_parameters))
+
+
+def test_reduce_rank_removes_estimation_error(rng):
+    # 2 sources drive 2 subjects' 30 channels from 20 hidden features: the stacked
+    # maps have rank 2, the least-squares error spreads over every channel
+    d, n_times, rank = 20, 300, 2
+    gains = {"a": rng.standard_normal((14, 5)), "b": rng.standard_normal((16, 5))}
+    weight = np.zeros((5, d))
+    weight[[1, 3]] = rng.standard_normal((rank, d))
+    hidden = {f"s{k}": rng.standard_normal((n_times, d)) for k in range(3)}
+    data = {
+        subject: {
+            s: gain @ weight @ h.T + rng.standard_normal((len(gain), n_times))
+            for s, h in hidden.items()
+        }
+        for subject, gain in gains.items()
+    }
+    maps, _, n_parameters = ridge_sensor_maps(hidden, data, alpha=1e-12)
+    reduced, fraction = reduce_rank(maps, hidden, rank)
+    assert fraction == rank / 30
+    assert reduced["a"].shape == maps["a"].shape == (14, d + 1)
+    stacked = np.vstack([reduced[s][:, :-1] for s in gains])
+    assert np.linalg.matrix_rank(stacked, tol=1e-8) == rank
+    errors = [
+        np.linalg.norm(np.vstack([m[s][:, :-1] - gains[s] @ weight for s in gains]))
+        for m in (maps, reduced)
+    ]
+    assert errors[1] < 0.5 * errors[0]
+    # all the components: the maps themselves
+    full, fraction = reduce_rank(maps, hidden, 30)
+    assert fraction == 1.0
+    assert_allclose(full["b"], maps["b"], rtol=1e-8, atol=1e-10)
+    # the MAP read-out counts only the error that the projection keeps
+    args = (hidden, data, gains, np.ones(5))
+    *_, snr_full, _ = map_source_readout(*args, alpha=1e-12)
+    *_, snr_reduced, _ = map_source_readout(*args, alpha=1e-12, rank=rank)
+    assert snr_reduced > 3 * snr_full
+    with pytest.raises(ValueError, match="rank must be a positive integer, got 0"):
+        reduce_rank(maps, hidden, 0)
+
+
+def test_subject_cv_follows_the_noise(rng):
+    # three heads see two of 60 sources; the noisier their sensor maps, the
+    # smoother the source map that predicts a left-out head best
+    n_sources, d, n_times = 60, 6, 500
+    gains = {s: rng.standard_normal((20, n_sources)) for s in "abc"}
+    weight = np.zeros((n_sources, d))
+    weight[[5, 40]] = rng.standard_normal((2, d))
+    hidden = {"s0": rng.standard_normal((n_times, d))}
+    chosen = []
+    for noise in (0.01, 3.0):
+        maps = {
+            s: np.hstack([g @ weight, np.zeros((20, 1))])
+            + noise * rng.standard_normal((20, d + 1))
+            for s, g in gains.items()
+        }
+        chosen.append(subject_cv(maps, hidden, gains, np.ones(n_sources))[0])
+    assert chosen[0] > chosen[1]
+    assert chosen[0] == max(READOUT_SNRS)
+    # map_source_readout uses it with snr="cv"
+    data = {
+        s: {"s0": g @ weight @ hidden["s0"].T + rng.standard_normal((20, n_times))}
+        for s, g in gains.items()
+    }
+    *_, snr, _ = map_source_readout(hidden, data, gains, np.ones(n_sources), "cv")
+    assert snr in READOUT_SNRS
+    # the rank of the truth predicts a left-out head better than every component
+    snr, rank = subject_cv(maps, hidden, gains, np.ones(60), ranks=(2, None))
+    assert rank == 2
+    *_, snr, _ = map_source_readout(
+        hidden, data, gains, np.ones(n_sources), "cv", rank="cv"
+    )
+    assert snr in READOUT_SNRS
+    with pytest.raises(ValueError, match='rank="cv" needs snr="cv" or a number'):
+        map_source_readout(hidden, data, gains, np.ones(n_sources), rank="cv")
+    with pytest.raises(ValueError, match="at least 2 MEG subjects to leave one out"):
+        subject_cv({"a": maps["a"]}, hidden, {"a": gains["a"]}, np.ones(60))
 
 
 def test_ridge_solver_from_moments(rng):

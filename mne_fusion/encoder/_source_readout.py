@@ -45,7 +45,9 @@ def hidden_features(network, features):
     return network.encode(x)
 
 
-def solve_source_layer(network, data, meg, stories, prior, source_scale, snr):
+def solve_source_layer(
+    network, data, meg, stories, prior, source_scale, snr, rank=None
+):
     """Set the source layer to its closed-form MAP estimate.
 
     Parameters
@@ -62,8 +64,12 @@ def solve_source_layer(network, data, meg, stories, prior, source_scale, snr):
         Prior variance of each source.
     source_scale : float
         A m per unit of the network's sources.
-    snr : float | "auto"
-        SNR of the read-outs.
+    snr : float | "auto" | "cv"
+        SNR of the read-outs (see
+        :func:`~mne_fusion.model.readout.map_source_readout`).
+    rank : int | None
+        Components of the stacked sensor maps kept
+        (:func:`~mne_fusion.model.readout.reduce_rank`); None keeps them all.
 
     Returns
     -------
@@ -88,7 +94,7 @@ def solve_source_layer(network, data, meg, stories, prior, source_scale, snr):
         # samples under BAD* annotations are left out of the sums
         bad[name] = {s: data.meg_bad.get(name, {}).get(s) for s in subject_stories}
     weight, bias, snr, alpha = map_source_readout(
-        hidden, white, gains, prior, snr, bad=bad
+        hidden, white, gains, prior, snr, bad=bad, rank=rank
     )
     with torch.no_grad():
         network.sources.weight.copy_(torch.as_tensor(weight / source_scale))

@@ -27,6 +27,10 @@ from .ridge import RidgeMoments, RidgeSolver
 
 # Ridge penalties tried by cross-validation, relative to the mean eigenvalue of H'H.
 RIDGE_ALPHAS = tuple(10.0 ** np.arange(-3.0, 3.5, 0.5))
+# SNRs of the source map tried with ``snr="cv"`` (:func:`subject_cv_snr`).
+READOUT_SNRS = tuple(10.0 ** np.arange(0.0, 2.75, 0.25))
+# Ranks of the stacked sensor maps tried with ``rank="cv"`` (None: all of them).
+READOUT_RANKS = (8, 16, 32, 64, 128, None)
 # Cross-validation needs this many folds at least: stories are cut to reach it.
 _MIN_FOLDS = 3
 
@@ -195,6 +199,126 @@ def sensor_map_snr(hidden, data, maps, n_parameters, bad=None):
     return float(np.sqrt(predicted * n_times / (residual * n_parameters)))
 
 
+def reduce_rank(maps, hidden, rank):
+    """Keep the ``rank`` components of the stacked sensor maps that predict most.
+
+    Reduced-rank regression (Izenman 1975) for whitened recordings: the stacked
+    maps ``B`` (all subjects' channels) are projected onto the ``rank`` leading
+    eigenvectors ``U`` of the covariance of their predictions, ``B S B'`` with
+    ``S`` the covariance of the hidden features. A few cortical patches drive every
+    subject's sensors, so the stimulus-driven part of ``B`` has a low rank while
+    its estimation error spreads over all channels.
+
+    Parameters
+    ----------
+    maps : dict of str -> array, shape (n_channels, d + 1)
+        Each subject's sensor map (:func:`ridge_sensor_maps`).
+    hidden : dict of str -> array, shape (n_times, d)
+        Hidden features of the stories the maps were fitted on.
+    rank : int
+        Number of components kept, at least 1.
+
+    Returns
+    -------
+    maps : dict of str -> array, shape (n_channels, d + 1)
+        The projected maps (intercepts included).
+    fraction : float
+        ``rank`` over the number of stacked channels: the share of an isotropic
+        estimation error that the projection keeps.
+    """
+    if int(rank) != rank or rank < 1:
+        raise ValueError(f"rank must be a positive integer, got {rank!r}.")
+    subjects = list(maps)
+    stacked = np.vstack([maps[s] for s in subjects])
+    cov = _hidden_cov(hidden)
+    coef = stacked[:, :-1]
+    _, vecs = np.linalg.eigh(coef @ cov @ coef.T)
+    keep = vecs[:, -int(rank) :]
+    stacked = keep @ (keep.T @ stacked)
+    edges = np.cumsum([0, *(len(maps[s]) for s in subjects)])
+    out = {
+        s: stacked[a:b] for s, a, b in zip(subjects, edges[:-1], edges[1:], strict=True)
+    }
+    return out, min(1.0, rank / len(stacked))
+
+
+def _hidden_cov(hidden):
+    """Covariance of the hidden features over all stories, (d, d) float64."""
+    n_times, total, outer = 0, 0.0, 0.0
+    for h in hidden.values():
+        h = np.asarray(h, np.float64)
+        n_times += len(h)
+        total = total + h.sum(axis=0)
+        outer = outer + h.T @ h
+    mean = total / n_times
+    return outer / n_times - np.outer(mean, mean)
+
+
+def subject_cv(maps, hidden, gains, prior_variance, snrs=READOUT_SNRS, ranks=(None,)):
+    """SNR and rank of the source map that best predict a left-out subject's map.
+
+    Each MEG subject sees the same sources through its own lead field: the source
+    map estimated from the other subjects' sensor maps (reduced to each rank of
+    ``ranks`` as :func:`reduce_rank` does, then mapped by
+    :func:`weighted_minimum_norm` at each SNR of ``snrs``) predicts the left-out
+    subject's map through its lead field. The pair with the least squared error
+    of these predictions over the hidden features' covariance, summed over the
+    subjects left out, is chosen: a map too smooth mixes sources that another head
+    tells apart, one too sharp or of too high a rank fits the other subjects'
+    estimation error.
+
+    Parameters
+    ----------
+    maps : dict of str -> array, shape (n_channels, d + 1)
+        Each subject's sensor map of whitened recordings (:func:`ridge_sensor_maps`).
+    hidden : dict of str -> array, shape (n_times, d)
+        Hidden features of the stories the maps were fitted on.
+    gains : dict of str -> array, shape (n_channels, n_sources)
+        Whitened lead fields, at least two subjects.
+    prior_variance : array, shape (n_sources,)
+        Relative prior variance of each source.
+    snrs : sequence of float
+        The SNRs tried.
+    ranks : sequence of int | None
+        The ranks tried; None keeps every component.
+
+    Returns
+    -------
+    snr : float
+    rank : int | None
+    """
+    subjects = list(gains)
+    if len(subjects) < 2:
+        raise ValueError(
+            f"Cross-validation needs at least 2 MEG subjects to leave one out, got "
+            f"{len(subjects)}."
+        )
+    # the error over the hidden features' covariance: (B - G W) L with L L' = cov
+    evals, evecs = np.linalg.eigh(_hidden_cov(hidden))
+    root = evecs * np.sqrt(np.clip(evals, 0, None))
+    errors = np.zeros((len(ranks), len(snrs)))
+    for held in subjects:
+        rest = [s for s in subjects if s != held]
+        gain = np.vstack([gains[s] for s in rest])
+        stacked = np.vstack([maps[s][:, :-1] for s in rest]) @ root
+        target = maps[held][:, :-1] @ root
+        # the leading components of the other subjects' predictions
+        left, values, right = np.linalg.svd(stacked, full_matrices=False)
+        for j, snr in enumerate(snrs):
+            operator = gains[held] @ weighted_minimum_norm(gain, prior_variance, snr)
+            for i, rank in enumerate(ranks):
+                if rank is None:
+                    predicted = operator @ stacked
+                else:
+                    k = int(rank)
+                    predicted = (operator @ left[:, :k]) @ (
+                        values[:k, None] * right[:k]
+                    )
+                errors[i, j] += np.square(target - predicted).sum()
+    i, j = np.unravel_index(np.argmin(errors), errors.shape)
+    return float(snrs[j]), ranks[i]
+
+
 def weighted_minimum_norm(gain, prior_variance, snr=3.0):
     """Inverse operator ``R G' (G R G' + I / snr^2)^-1`` for whitened data.
 
@@ -228,6 +352,7 @@ def map_source_readout(
     alpha="auto",
     alphas=RIDGE_ALPHAS,
     bad=None,
+    rank=None,
 ):
     """MAP source layer (weights and bias) for fixed hidden features.
 
@@ -242,9 +367,10 @@ def map_source_readout(
         Whitened lead fields on the template sources.
     prior_variance : array, shape (n_sources,)
         Relative prior variance of each source.
-    snr : float | "auto"
+    snr : float | "auto" | "cv"
         Amplitude signal-to-noise ratio of the sensor maps; ``"auto"`` (default)
-        estimates it with :func:`sensor_map_snr`.
+        estimates it with :func:`sensor_map_snr`, ``"cv"`` chooses it by leaving
+        one MEG subject out (:func:`subject_cv`, two subjects at least).
     alpha : float | "auto"
         Relative ridge penalty of the sensor maps (see :func:`ridge_sensor_maps`).
     alphas : sequence of float
@@ -252,6 +378,13 @@ def map_source_readout(
     bad : dict of str -> dict of str -> array of bool | None
         Subject -> story -> samples left out of every sum (True, e.g. under a
         ``BAD*`` annotation), or None: all samples count (default).
+    rank : int | "cv" | None
+        Number of components of the stacked sensor maps kept
+        (:func:`reduce_rank`); None (default) keeps them all. With
+        ``snr="auto"`` the SNR of the reduced maps counts only the estimation
+        error that the projection keeps (the fraction ``rank / n_channels``).
+        ``"cv"`` chooses it from :data:`READOUT_RANKS` by leaving one MEG subject
+        out, with the SNR when ``snr="cv"`` (:func:`subject_cv`).
 
     Returns
     -------
@@ -266,8 +399,17 @@ def map_source_readout(
     maps, alpha, n_parameters = ridge_sensor_maps(
         hidden, {s: data[s] for s in subjects}, alpha, alphas, bad
     )
+    if "cv" in (snr, rank):
+        if snr == "auto":
+            raise ValueError('rank="cv" needs snr="cv" or a number, got "auto".')
+        snrs = READOUT_SNRS if snr == "cv" else (snr,)
+        ranks = READOUT_RANKS if rank == "cv" else (rank,)
+        snr, rank = subject_cv(maps, hidden, gains, prior_variance, snrs, ranks)
+    fraction = 1.0
+    if rank is not None:
+        maps, fraction = reduce_rank(maps, hidden, rank)
     if snr == "auto":
-        snr = sensor_map_snr(hidden, data, maps, n_parameters, bad)
+        snr = sensor_map_snr(hidden, data, maps, n_parameters * fraction, bad)
     gain = np.vstack([gains[s] for s in subjects])
     stacked = np.vstack([maps[s] for s in subjects])
     layer = weighted_minimum_norm(gain, prior_variance, snr) @ stacked
