@@ -150,3 +150,62 @@ def test_fit_validates_on_meg_when_the_last_story_is_fmri_only(experiment):
     assert enc.validation_stories_ == ["s2", "s3"]
     assert enc.train_stories_ == ["s0", "s1"]
     assert set(enc.history_[0]["val_r"]) == {"meg0", "fmri0"}
+
+
+def _two_meg_subjects(experiment):
+    """The tiny stories with subject A and a second subject B of other noise."""
+    ds, rng = experiment["ds"], np.random.default_rng(2)
+    two = FusionDataset()
+    for story in ds.stories:
+        two.add_stimulus(story, ds.stimulus(story))
+    two.add_meg("A", experiment["raws"], experiment["fwd"])
+    other = {}
+    for story, raw in experiment["raws"].items():
+        data = raw.get_data()
+        noise = 0.5 * data.std(axis=1, keepdims=True) * rng.standard_normal(data.shape)
+        other[story] = mne.io.RawArray(data + noise, raw.info, verbose=False)
+    two.add_meg("B", other, experiment["fwd"])
+    return two
+
+
+def test_readout_chosen_by_leaving_a_subject_out(experiment):
+    """readout_snr / readout_rank "cv" pick values of the model's grids."""
+    from mne_fusion.model.readout import READOUT_RANKS, READOUT_SNRS
+
+    two = _two_meg_subjects(experiment)
+    params = {**FAST, "validation": None, "readout_snr": "cv", "readout_rank": "cv"}
+    enc = FusionEncoder(**params).fit(two)
+    assert enc.readout_snr_ in READOUT_SNRS
+    fixed = FusionEncoder(**{**params, "readout_snr": 3.0, "readout_rank": 8}).fit(two)
+    assert fixed.readout_snr_ == 3.0
+
+    # rank 8 keeps 8 components of the sensor maps: the source layer, which reads
+    # 8 hidden features and 36 lagged ones, has rank 8 (all ranks without it)
+    def layer_rank(encoder):
+        weight = encoder.model_.network.sources.weight.detach().numpy()
+        assert weight.shape == (1284, 8 + 36)
+        return np.linalg.matrix_rank(weight, tol=1e-6 * np.abs(weight).max())
+
+    assert layer_rank(fixed) == 8
+    full = FusionEncoder(**{**params, "readout_snr": 3.0, "readout_rank": None})
+    assert layer_rank(full.fit(two)) > 8
+    assert set(READOUT_RANKS) >= {8, None}
+
+
+@pytest.mark.parametrize(
+    ("params", "error", "match"),
+    [
+        ({"readout_snr": "best"}, TypeError, 'readout_snr must be .*"auto" or "cv"'),
+        ({"readout_rank": 0}, ValueError, "readout_rank must be a positive"),
+        ({"readout_rank": 2.5}, TypeError, 'readout_rank must be .*"cv" or None'),
+        ({"readout_rank": "cv"}, ValueError, 'readout_rank="cv" chooses the rank'),
+    ],
+)
+def test_readout_choice_errors(experiment, params, error, match):
+    with pytest.raises(error, match=match):
+        FusionEncoder(**{**FAST, **params}).fit(experiment["ds"])
+
+
+def test_subject_cv_needs_two_meg_subjects(experiment):
+    with pytest.raises(ValueError, match=r'readout_snr="cv" leaves one MEG subject'):
+        FusionEncoder(**{**FAST, "readout_snr": "cv"}).fit(experiment["ds"])

@@ -206,6 +206,7 @@ class FusionEncoder(PredictionMixin, ReadingMixin, BaseEstimator):
         fmri_prior=0.99,
         readout="map",
         readout_snr="auto",
+        readout_rank=None,
         loss="likelihood",
         validation=0.1,
         device="auto",
@@ -242,6 +243,7 @@ class FusionEncoder(PredictionMixin, ReadingMixin, BaseEstimator):
         self.fmri_prior = fmri_prior
         self.readout = readout
         self.readout_snr = readout_snr
+        self.readout_rank = readout_rank
         self.loss = loss
         self.validation = validation
         self.device = device
@@ -331,6 +333,7 @@ class FusionEncoder(PredictionMixin, ReadingMixin, BaseEstimator):
         )
         self._meg, self._fmri = meg, fmri
         self.meg_subjects_, self.fmri_subjects_ = list(meg), list(fmri)
+        _params.check_subject_cv(self, readout_snr, len(meg))
         self.fmri_evidence_ = fmri_evidence(data, fmri, train_stories, n_sources)
         prior = prior_variance(self.fmri_evidence_, self.fmri_prior, n_sources)
         items = {
@@ -388,6 +391,7 @@ class FusionEncoder(PredictionMixin, ReadingMixin, BaseEstimator):
                     prior,
                     self.source_scale_,
                     readout_snr,
+                    rank=self.readout_rank,
                 )
                 if fmri:
                     calibrate_fmri_gains(

@@ -74,9 +74,20 @@ def check_params(est):
             stacklevel=3,
         )
         snr = est.snr
-    if not (isinstance(snr, str) and snr == "auto"):
-        _validate_type(snr, "numeric", "readout_snr", 'a positive number or "auto"')
+    if not (isinstance(snr, str) and snr in ("auto", "cv")):
+        _validate_type(
+            snr, "numeric", "readout_snr", 'a positive number, "auto" or "cv"'
+        )
         _check_positive(snr, "readout_snr")
+    rank = est.readout_rank
+    if rank is not None and not (isinstance(rank, str) and rank == "cv"):
+        _validate_type(rank, "int", "readout_rank", 'a positive int, "cv" or None')
+        _check_positive(rank, "readout_rank", integer=True)
+    if rank == "cv" and isinstance(snr, str) and snr == "auto":
+        raise ValueError(
+            'readout_rank="cv" chooses the rank with the SNR: use readout_snr="cv" '
+            'or a number, not "auto".'
+        )
     _validate_type(est.spacing, str, "spacing")
     _validate_type(est.device, str, "device")
     _validate_type(est.validation, (None, "numeric", list, tuple), "validation")
@@ -135,6 +146,22 @@ def resolve_device(device):
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device={device!r} but CUDA is not available.")
     return device
+
+
+def check_subject_cv(est, snr, n_meg):
+    """Refuse read-out choices by leaving one MEG subject out with fewer than two."""
+    if est.readout != "map" or n_meg == 0:
+        return
+    asked = [
+        name
+        for name, value in (("readout_snr", snr), ("readout_rank", est.readout_rank))
+        if isinstance(value, str) and value == "cv"
+    ]
+    if asked and n_meg < 2:
+        raise ValueError(
+            f'{" and ".join(asked)}="cv" leaves one MEG subject out, which needs two '
+            f"MEG subjects or more; X has {n_meg}. Use a number instead."
+        )
 
 
 def split_stories(stories, validation, runs=None):

@@ -31,9 +31,13 @@ from .network import (
     raised_cosines,
 )
 from .readout import (
+    READOUT_RANKS,
+    READOUT_SNRS,
     map_source_readout,
+    reduce_rank,
     ridge_sensor_maps,
     sensor_map_snr,
+    subject_cv,
     weighted_minimum_norm,
 )
 from .training import (
@@ -48,6 +52,8 @@ from .training import (
 )
 
 __all__ = [
+    "READOUT_RANKS",
+    "READOUT_SNRS",
     "EncoderLayer",
     "Checkpoint",
     "FMRIHead",
@@ -73,6 +79,7 @@ __all__ = [
     "laplacian",
     "load_batches",
     "map_source_readout",
+    "reduce_rank",
     "pattern_correlation_loss",
     "pearson_r",
     "predict_batch",
@@ -81,6 +88,7 @@ __all__ = [
     "score_segments",
     "segment_lengths",
     "sensor_map_snr",
+    "subject_cv",
     "ridge_sensor_maps",
     "tr_pooling",
     "train",

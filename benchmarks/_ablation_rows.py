@@ -1,0 +1,111 @@
+"""The rows of ``bench_ablation.py``: one change each against the default fit.
+
+A read-out row is a function of the run's context returning the inputs of the
+closed-form source read-out (``hidden`` features per story, ``prior`` variance per
+source, ``snr``) and of the data-informed correction ``K`` (``evidence``,
+``fmri_prior`` and optionally ``k_snr``). A fit row is a dict of FusionEncoder
+parameters changed from the bench's ``"full"`` preset.
+"""
+
+import numpy as np
+
+from mne_fusion.encoder._prior import prior_variance
+
+
+def _spec(ctx, **changes):
+    """Return the default fit's read-out inputs, with ``changes``."""
+    enc = ctx.fit()
+    spec = dict(
+        hidden=ctx.setup["hidden"],
+        prior=ctx.default_prior,
+        snr="auto",
+        evidence=enc.fmri_evidence_,
+        fmri_prior=enc.fmri_prior,
+    )
+    spec.update(changes)
+    return spec
+
+
+def _true_courses(ctx):
+    """Return the true stimulus-driven patch courses, unit std on training."""
+    exp = ctx.exp
+    courses = {s: exp._model.time_courses(exp.features[s]).T for s in exp.stories}
+    std = np.concatenate([courses[s] for s in ctx.train_stories]).std(axis=0)
+    return {s: c / np.where(std > 0, std, 1.0) for s, c in courses.items()}
+
+
+def _columns(ctx, part):
+    """Return the transformer's columns (``"transformer"``) or the lagged ones."""
+    d_model = ctx.fit().d_model
+    cols = slice(None, d_model) if part == "transformer" else slice(d_model, None)
+    return {s: h[:, cols] for s, h in ctx.setup["hidden"].items()}
+
+
+def _oracle_prior(ctx):
+    """Prior variance 1 on the truly active sources, ``1 - fmri_prior`` elsewhere."""
+    weight = ctx.fit().fmri_prior
+    return 1.0 - weight + weight * ctx.exp.active_sources
+
+
+def _fmri_prior(weight):
+    def row(ctx):
+        evidence = ctx.fit().fmri_evidence_
+        prior = prior_variance(evidence, weight, ctx.exp.n_sources)
+        return _spec(ctx, prior=prior, fmri_prior=weight)
+
+    return row
+
+
+def _snr(factor):
+    return lambda ctx: _spec(ctx, snr=factor * ctx.fit().readout_snr_)
+
+
+def _k_snr(factor):
+    return lambda ctx: _spec(ctx, k_snr=factor * ctx.k_snr)
+
+
+READOUT_ROWS = {
+    "default (re-solved)": _spec,
+    # (b) the read-out given the true temporal features
+    "oracle features": lambda ctx: _spec(ctx, hidden=_true_courses(ctx)),
+    # (c) the read-out given the true active-source mask as prior
+    "oracle prior": lambda ctx: _spec(
+        ctx,
+        prior=_oracle_prior(ctx),
+        evidence=ctx.exp.active_sources.astype(float),
+    ),
+    "oracle features + prior": lambda ctx: _spec(
+        ctx,
+        hidden=_true_courses(ctx),
+        prior=_oracle_prior(ctx),
+        evidence=ctx.exp.active_sources.astype(float),
+    ),
+    # (d) which part of the hidden features carries the estimate
+    "linear path only": lambda ctx: _spec(ctx, hidden=_columns(ctx, "lagged")),
+    "transformer only": lambda ctx: _spec(ctx, hidden=_columns(ctx, "transformer")),
+    # (f) the read-out's SNR and the weight of the fMRI prior
+    "readout SNR x0.5": _snr(0.5),
+    "readout SNR x2": _snr(2.0),
+    "readout SNR x5": _snr(5.0),
+    "fmri_prior 0.9": _fmri_prior(0.9),
+    "fmri_prior 0.999": _fmri_prior(0.999),
+    "K SNR x0.3": _k_snr(0.3),
+    "K SNR x3": _k_snr(3.0),
+    # step 3: reduced-rank sensor maps (model.readout.reduce_rank) and the SNR
+    # (and rank) chosen by leaving one MEG subject out (model.readout.subject_cv)
+    "rank 9": lambda ctx: _spec(ctx, rank=9),
+    "rank 16": lambda ctx: _spec(ctx, rank=16),
+    "rank 32": lambda ctx: _spec(ctx, rank=32),
+    "rank 64": lambda ctx: _spec(ctx, rank=64),
+    "readout SNR cv": lambda ctx: _spec(ctx, snr="cv"),
+    "rank 16 + SNR cv": lambda ctx: _spec(ctx, snr="cv", rank=16),
+    "rank 32 + SNR cv": lambda ctx: _spec(ctx, snr="cv", rank=32),
+    "rank 64 + SNR cv": lambda ctx: _spec(ctx, snr="cv", rank=64),
+    "rank cv + SNR cv": lambda ctx: _spec(ctx, snr="cv", rank="cv"),
+}
+
+# (e) more training or a wider transformer
+FIT_ROWS = {
+    "60 epochs + patience 15": dict(max_epochs=60, patience=15),
+    "wider (d_model 128 + ff 256)": dict(d_model=128, dim_feedforward=256),
+}

@@ -1,0 +1,392 @@
+"""Ablation of the fusion estimate: what limits its temporal and spatial r.
+
+Simulates the bench's ``"full"`` preset (``mne_fusion.bench.PRESETS["full"]``) at
+fMRI CNR 1 and MEG CNR inf, 1 and 0.1, fits the default FusionEncoder once per
+(seed, condition) and scores one change per row against the same fit, in the same
+run. Each cell holds the fusion estimate's temporal r / spatial r against the
+stimulus-driven sources (``exp.stimulus_drive``, as the bench scores it) and the
+data-informed estimate's temporal r, averaged over the test story and seeds.
+
+Two kinds of rows:
+
+- read-out rows re-solve the closed-form source layer of the default fit
+  (:func:`mne_fusion.model.readout.map_source_readout`, as
+  ``encoder/_source_readout.py`` calls it) with other hidden features, prior
+  variances or SNR: no new training, so they cost seconds. ``default (re-solved)``
+  checks that this path gives the default estimate;
+- fit rows train another encoder (other ``FusionEncoder`` parameters).
+
+The data-informed estimate of the read-out rows is ``s + K (y - G s)`` with the
+row's source prior in ``K`` (``encoder/_data_informed.py``'s ``correction``), SNR of
+``K`` as the bench's (``assumed_snr``) unless the row says otherwise.
+
+Usage::
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_ablation.py
+        [--rows "default,oracle features"] [--seeds 0 1] [--conditions inf 1 0.1]
+        [--n-stories 10]
+        [--cache /tmp/ablation_cache] [--out benchmarks/results/bench_ablation.json]
+
+With ``--out`` pointing to an existing file, its cells are kept and this run's are
+merged in (a row scored again replaces its old cells); ``--cache`` keeps fitted
+encoders on disk between runs.
+"""
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from _ablation_rows import FIT_ROWS, READOUT_ROWS
+
+from mne_fusion.anatomy import template_source_space
+from mne_fusion.bench import PRESETS
+from mne_fusion.bench._methods import assumed_snr, meg_r, meg_raw, one_blas_thread
+from mne_fusion.encoder import FusionEncoder
+from mne_fusion.encoder._data_informed import correction, residual
+from mne_fusion.encoder._new_subject import fixed_forward
+from mne_fusion.encoder._prepare import prepare
+from mne_fusion.encoder._read import read_fusion_encoder
+from mne_fusion.encoder._source_readout import _Whitened, hidden_features
+from mne_fusion.metrics import source_recovery
+from mne_fusion.model import readout as readout_module
+from mne_fusion.simulation import simulate_naturalistic
+
+FMRI_CNR = 1.0
+ROWS = ("default", *READOUT_ROWS, *FIT_ROWS)
+
+
+class Context:
+    """One simulation (seed, MEG CNR) and its default fit, with what rows share."""
+
+    def __init__(self, seed, meg_cnr, n_stories, cache_dir, log):
+        self.seed, self.meg_cnr, self.log = seed, meg_cnr, log
+        self.cache_dir = cache_dir
+        preset = PRESETS["full"]
+        sim = dict(preset["simulation"], n_stories=n_stories)
+        log(f"simulating seed {seed}, MEG CNR {meg_cnr:g} ({n_stories} stories)")
+        self.exp = simulate_naturalistic(
+            meg_cnr=meg_cnr, fmri_cnr=FMRI_CNR, seed=seed, verbose=False, **sim
+        )
+        self.params = dict(preset["encoder"])
+        self.src = template_source_space(self.exp.spacing, verbose=False)
+        self.k_snr = assumed_snr(meg_cnr)
+        self._fits, self._setup = {}, None
+
+    # -- fitting ---------------------------------------------------------------
+    def fit(self, name="default", **changes):
+        """Return the encoder fitted with the default parameters and ``changes``."""
+        if name in self._fits:
+            return self._fits[name]
+        fname = None
+        if self.cache_dir is not None:
+            tag = f"{name}_seed{self.seed}_meg{self.meg_cnr:g}_fmri{FMRI_CNR:g}"
+            fname = Path(self.cache_dir) / f"{tag}_n{len(self.exp.stories)}.pt"
+        if fname is not None and fname.exists():
+            self.log(f"reading the {name} fit from {fname}")
+            enc = read_fusion_encoder(fname, verbose=False)
+        else:
+            start = time.perf_counter()
+            enc = FusionEncoder(
+                sfreq=self.exp.sfreq,
+                spacing=self.exp.spacing,
+                random_state=self.seed,
+                **{**self.params, **changes},
+            )
+            enc.fit(self.exp.train, noise_cov=self.exp.noise_covs, verbose=False)
+            n_epochs = len(enc.history_)
+            self.log(
+                f"fitted {name} in {time.perf_counter() - start:.0f} s "
+                f"({n_epochs} epochs)"
+            )
+            if fname is not None:
+                fname.parent.mkdir(parents=True, exist_ok=True)
+                enc.save(fname, overwrite=True, verbose=False)
+        self._fits[name] = enc
+        return enc
+
+    @property
+    def setup(self):
+        """The default fit's MEG setups, training data and hidden features."""
+        if self._setup is None:
+            enc = self.fit()
+            stories = {
+                "train": enc.train_stories_,
+                "validation": enc.validation_stories_,
+            }
+            meg, _, data, _ = prepare(
+                self.exp.train, self.src, None, stories, self.exp.noise_covs,
+                enc.segment_length, enc.overlap,
+            )  # fmt: skip
+            network = enc.model_.network
+            hidden = {
+                s: hidden_features(network, np.asarray(f, np.float32))[0].numpy()
+                for s, f in self._all_features().items()
+            }
+            self._setup = dict(meg=meg, data=data, hidden=hidden)
+        return self._setup
+
+    def _all_features(self):
+        return {s: self.exp.features[s].data for s in self.exp.stories}
+
+    @property
+    def train_stories(self):
+        """The default fit's training stories."""
+        return self.fit().train_stories_
+
+    @property
+    def default_prior(self):
+        """The default fit's prior variance of the sources."""
+        from mne_fusion.encoder._prior import prior_variance
+
+        enc = self.fit()
+        return prior_variance(enc.fmri_evidence_, enc.fmri_prior, self.exp.n_sources)
+
+    # -- the read-out ----------------------------------------------------------
+    def readout(self, hidden, prior, snr="auto", rank=None):
+        """Closed-form source layer (A m per hidden unit) on the training stories."""
+        setup = self.setup
+        stories = self.train_stories
+        white, gains, bad = {}, {}, {}
+        for name, meg in setup["meg"].items():
+            runs = {s: setup["data"].meg[name][s] for s in stories}
+            white[name] = _Whitened(meg.whitener, runs)
+            gains[name] = meg.whitener @ meg.gain
+            bad[name] = {s: setup["data"].meg_bad.get(name, {}).get(s) for s in runs}
+        train = {s: hidden[s] for s in stories}
+        # record the rank that the read-out keeps (chosen by it with rank="cv")
+        kept, reduce = {}, readout_module.reduce_rank
+
+        def spy(maps, hidden, rank):
+            kept["rank"] = rank
+            return reduce(maps, hidden, rank)
+
+        readout_module.reduce_rank = spy
+        try:
+            with one_blas_thread():
+                weight, bias, snr, alpha = readout_module.map_source_readout(
+                    train, white, gains, prior, snr, bad=bad, rank=rank
+                )
+        finally:
+            readout_module.reduce_rank = reduce
+        self.kept_rank = kept.get("rank")
+        return weight, bias, snr, alpha
+
+    def estimate(self, story, weight, bias, hidden):
+        """Stimulus-driven estimate (n_sources, n_times) of a story, in A m."""
+        return weight @ hidden[story].T + bias[:, None]
+
+
+def _metrics(exp, story, data):
+    stc = exp.stimulus_drive[story].copy()
+    stc.data = np.asarray(data, float)
+    kw = dict(active=exp.active_sources, verbose=False)
+    out = source_recovery(exp.stimulus_drive[story], stc, exp.src, **kw)
+    full = source_recovery(exp.sources[story], stc, exp.src, **kw)
+    return out, full, stc
+
+
+def data_informed(ctx, story, sources, evidence, fmri_prior, snr):
+    """``s + K (y - G s)`` per test MEG subject; returns the list of estimates."""
+    exp, setup = ctx.exp, ctx.setup
+    out = []
+    for name in exp.test.meg_subjects:
+        meg = setup["meg"][name]
+        raw = meg_raw(exp.test.meg(name), story)
+        forward = fixed_forward(exp.forwards[name], name)
+        names = meg.info["ch_names"]
+        resid = residual(raw, meg.gain @ sources, name, names, forward, exp.sfreq)
+        with one_blas_thread():
+            corr = correction(
+                resid, forward, exp.noise_covs[name], ctx.src, evidence, fmri_prior,
+                method="MNE", snr=snr, depth=0.8, subjects_dir=None,
+            )  # fmt: skip
+        out.append(sources + corr.data)
+    return out
+
+
+def score(ctx, estimates):
+    """Metrics of a row's estimates on the test stories (mean over stories).
+
+    ``estimates`` maps a story to (stimulus-driven array, data-informed arrays).
+    """
+    rows = []
+    for story, (sources, informed) in estimates.items():
+        stim, _, stc = _metrics(ctx.exp, story, sources)
+        row = dict(
+            temporal_r=stim["temporal_r"],
+            spatial_r=stim["spatial_r"],
+            meg_r=meg_r(ctx.exp, stc, story),
+        )
+        di = [_metrics(ctx.exp, story, d)[:2] for d in informed]
+        row["di_temporal_r"] = float(np.mean([d[0]["temporal_r"] for d in di]))
+        row["di_spatial_r"] = float(np.mean([d[0]["spatial_r"] for d in di]))
+        row["di_full_spatial_r"] = float(np.mean([d[1]["spatial_r"] for d in di]))
+        rows.append(row)
+    return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+
+
+def score_default(ctx):
+    """Score the default fit through the public API, as the bench does."""
+    enc = ctx.fit()
+    estimates = {}
+    for story in ctx.exp.test_stories:
+        features = ctx.exp.features[story]
+        sources = enc.apply_inverse(features, verbose=False).data
+        informed = []
+        for name in ctx.exp.test.meg_subjects:
+            raw = meg_raw(ctx.exp.test.meg(name), story)
+            stc = enc.apply_inverse(
+                features,
+                inst=raw,
+                subject=name,
+                forward=ctx.exp.forwards[name],
+                snr=ctx.k_snr,
+                verbose=False,
+            )
+            informed.append(stc.data)
+        estimates[story] = (sources, informed)
+    out = score(ctx, estimates)
+    out.update(readout_snr=enc.readout_snr_, readout_alpha=enc.readout_alpha_)
+    out["n_epochs"] = len(enc.history_)
+    out["history_last"] = {
+        k: v for k, v in enc.history_[-1].items() if isinstance(v, int | float)
+    }
+    return out
+
+
+def score_fit(ctx, name, changes):
+    """Score a row that trains another encoder, like the default."""
+    saved = ctx._fits.get("default")
+    ctx._fits["default"] = ctx.fit(name, **changes)
+    setup, ctx._setup = ctx._setup, None
+    try:
+        return score_default(ctx)
+    finally:
+        ctx._fits["default"], ctx._setup = saved, setup
+
+
+def score_readout(ctx, row):
+    """Score a read-out row: ``row(ctx)`` gives the read-out's and K's inputs."""
+    spec = row(ctx)
+    weight, bias, snr, alpha = ctx.readout(
+        spec["hidden"], spec["prior"], spec["snr"], spec.get("rank")
+    )
+    estimates = {}
+    for story in ctx.exp.test_stories:
+        sources = ctx.estimate(story, weight, bias, spec["hidden"])
+        informed = data_informed(
+            ctx, story, sources, spec["evidence"], spec["fmri_prior"],
+            spec.get("k_snr", ctx.k_snr),
+        )  # fmt: skip
+        estimates[story] = (sources, informed)
+    out = score(ctx, estimates)
+    out.update(readout_snr=float(snr), readout_alpha=float(alpha))
+    out["readout_rank"] = ctx.kept_rank
+    return out
+
+
+def run_row(ctx, name):
+    """Score one row on one context."""
+    if name == "default":
+        return score_default(ctx)
+    if name in FIT_ROWS:
+        return score_fit(ctx, name, FIT_ROWS[name])
+    return score_readout(ctx, READOUT_ROWS[name])
+
+
+def _cell(values, key):
+    vals = [v[key] for v in values if v.get(key) is not None]
+    return f"{np.mean(vals):.3f}" if vals else "-"
+
+
+def markdown(results, rows, conditions, header):
+    """Return the table: one row per change, one column per MEG CNR."""
+    cols = [f"MEG {c}" for c in conditions]
+    lines = [header, "", "| row | " + " | ".join(cols) + " |"]
+    lines.append("| --- |" + " --- |" * len(cols))
+    for row in rows:
+        cells = []
+        for c in conditions:
+            cells_of = results.get(row, {}).get(c, {})
+            values = list(cells_of.values())
+            if not values:
+                cells.append("")
+                continue
+            t, s = _cell(values, "temporal_r"), _cell(values, "spatial_r")
+            di = _cell(values, "di_temporal_r")
+            seeds = "" if len(values) > 1 else f" [seed {next(iter(cells_of))}]"
+            cells.append(f"{t} / {s} ({di}){seeds}")
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main():
+    """Run the rows over conditions and seeds; write the JSON, print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", default=",".join(ROWS))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--conditions", nargs="+", default=["inf", "1", "0.1"])
+    parser.add_argument("--n-stories", type=int, default=10)
+    parser.add_argument("--cache", default=None)
+    parser.add_argument("--out", default="benchmarks/results/bench_ablation.json")
+    parser.add_argument(
+        "--report", action="store_true", help="only print the table of --out"
+    )
+    args = parser.parse_args()
+    rows = args.rows.split(",")
+    unknown = [r for r in rows if r not in ROWS]
+    if unknown:
+        parser.error(f"unknown rows {unknown}; choose from {list(ROWS)}")
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+
+    def log(message):
+        print(f"[{time.perf_counter() - start:7.1f} s] {message}", flush=True)
+
+    out = Path(args.out)
+    results = json.loads(out.read_text())["results"] if out.exists() else {}
+    for seed in [] if args.report else args.seeds:
+        for cond in args.conditions:
+            ctx = Context(seed, float(cond), args.n_stories, args.cache, log)
+            for row in rows:
+                t0 = time.perf_counter()
+                cell = run_row(ctx, row)
+                cell["elapsed_s"] = time.perf_counter() - t0
+                results.setdefault(row, {}).setdefault(cond, {})[str(seed)] = cell
+                log(
+                    f"{row:<28} MEG {cond:>3} seed {seed}: temporal r "
+                    f"{cell['temporal_r']:.3f}, spatial r {cell['spatial_r']:.3f}, "
+                    f"data-informed {cell['di_temporal_r']:.3f} / "
+                    f"{cell['di_spatial_r']:.3f}, SNR {cell['readout_snr']:.2f}, "
+                    f"rank {cell.get('readout_rank')}"
+                )
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_text(
+                    json.dumps(
+                        dict(
+                            n_stories=args.n_stories,
+                            fmri_cnr=FMRI_CNR,
+                            encoder=PRESETS["full"]["encoder"],
+                            platform=platform.platform(),
+                            results=results,
+                        ),
+                        indent=1,
+                    )
+                )
+            del ctx
+    all_rows = [r for r in ROWS if r in results]
+    conds = [c for c in ("inf", "1", "0.1") if any(c in results[r] for r in all_rows)]
+    n = json.loads(out.read_text())["n_stories"]
+    header = (
+        f"Fusion temporal r / spatial r (data-informed temporal r), fMRI CNR "
+        f"{FMRI_CNR:g}, {n} stories of 60 s (full preset: 10), mean over seeds"
+    )
+    print(markdown(results, all_rows, conds, header))
+
+
+if __name__ == "__main__":
+    main()
