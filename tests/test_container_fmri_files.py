@@ -319,3 +319,14 @@ def test_one_epoch_fit(experiment, tmp_path):
     scores = enc.score(ds)
     assert scores["S"].shape == scores["G"].shape == (1284,)
     assert np.isfinite(scores["S"]).mean() > 0.99
+
+
+def test_vertices_neither_within_nor_holding_the_template(experiment):
+    """Runs on vertices that are not template sources and miss some are refused."""
+    ds = _dataset(experiment)
+    vertices = [np.arange(700), np.arange(10)]  # ico3 has 642 per hemisphere
+    data = np.ones((710, N_TRS))
+    stc = mne.SourceEstimate(data, vertices, tmin=2.0, tstep=2.0)
+    ds.add_fmri("S", dict.fromkeys(STORIES, stc))
+    with pytest.raises(ValueError, match=r"not template sources \(lh: \[642 643"):
+        FusionEncoder(**{**TINY, "max_epochs": 1}).fit(ds)

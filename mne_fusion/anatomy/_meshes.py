@@ -77,31 +77,33 @@ def check_fsaverage_vertices(vertices, name):
             )
 
 
-def template_columns(vertices, template):
-    """Return where the template's sources are among the columns of a run.
+def vertex_index(vertices, among):
+    """Return where vertices stand among others, hemisphere by hemisphere.
 
     Parameters
     ----------
     vertices : list of array of int
-        ``[lh, rh]`` fsaverage vertex numbers of the run's columns (left first).
-    template : list of array of int
-        ``[lh, rh]`` vertex numbers of the template source space.
+        ``[lh, rh]`` vertex numbers to look up.
+    among : list of array of int
+        ``[lh, rh]`` increasing vertex numbers, e.g. a template's or a run's columns.
 
     Returns
     -------
-    columns : array of int | None
-        Column of each template source, left then right hemisphere (the template's
-        source order); None when some template source is not among ``vertices``.
+    index : array of int | None
+        Position of each of ``vertices`` in ``among``'s hemispheres laid end to end
+        (left first); None when some vertex is not among them.
     """
-    columns, offset = [], 0
-    for verts, tverts in zip(vertices, template, strict=True):
-        verts, tverts = np.asarray(verts), np.asarray(tverts)
-        index = np.searchsorted(verts, tverts)
-        if np.any(index >= len(verts)) or np.any(verts[index] != tverts):
+    index, offset = [], 0
+    for verts, pool in zip(vertices, among, strict=True):
+        verts, pool = np.asarray(verts), np.asarray(pool)
+        position = np.searchsorted(pool, verts)
+        found = position < len(pool)
+        found[found] = pool[position[found]] == verts[found]
+        if not found.all():
             return None
-        columns.append(index + offset)
-        offset += len(verts)
-    return np.concatenate(columns)
+        index.append(position + offset)
+        offset += len(pool)
+    return np.concatenate(index)
 
 
 @lru_cache(maxsize=1)

@@ -11,7 +11,7 @@ from mne.io import BaseRaw, RawArray
 from sklearn.utils.validation import check_is_fitted
 
 from ..anatomy import template_source_space
-from ..anatomy._meshes import template_columns
+from ..anatomy._meshes import vertex_index
 from ..container import FusionDataset
 from ..features import Features
 from ..metrics import prediction_r
@@ -373,7 +373,7 @@ class PredictionMixin:
             columns = None
             if subject.vertices is not None and self._fmri[name].vertices is not None:
                 # runs on a whole fsaverage mesh were fitted on the template's vertices
-                columns = template_columns(subject.vertices, self._fmri[name].vertices)
+                columns = vertex_index(self._fmri[name].vertices, subject.vertices)
             true, pred = [], []
             for story, run in subject.runs.items():
                 run = run if columns is None else run[:, columns]

@@ -15,7 +15,7 @@ import numpy as np
 from scipy import sparse
 
 from ..anatomy import morph_or_identity, same_vertices
-from ..anatomy._meshes import template_columns
+from ..anatomy._meshes import vertex_index
 
 # Values (channels x samples) of a run converted to float64 at a time.
 _BLOCK = 2**22
@@ -249,20 +249,15 @@ def _template_gain(src, subject, subjects_dir):
     another source space is morphed to the template (:func:`morph_or_identity`).
     """
     template = [s["vertno"] for s in src]
-    pairs = list(zip(subject.vertices, template, strict=True))
-    cols = [np.searchsorted(t, v) for v, t in pairs]
+    columns = vertex_index(subject.vertices, template)  # None: not a subset
     n_template = sum(len(t) for t in template)
-    subset = all(  # every vertex is a template vertex
-        np.array_equal(t[np.minimum(c, len(t) - 1)], v)
-        for c, (v, t) in zip(cols, pairs, strict=True)
-    )
-    if not subset or 2 * subject.gain.shape[1] < n_template:
+    if columns is None or 2 * subject.gain.shape[1] < n_template:
         morph = morph_or_identity(
             src, subject.forward["src"], subjects_dir=subjects_dir, verbose=False
         )
         return np.asarray((morph.T @ subject.gain.T).T)  # (n_channels, n_template)
     gain = np.zeros((len(subject.gain), n_template))
-    gain[:, np.concatenate([cols[0], cols[1] + len(template[0])])] = subject.gain
+    gain[:, columns] = subject.gain
     return gain
 
 
@@ -382,27 +377,21 @@ def _target_map(subject, template, name):
         return subject.mapping, None, None
     if same_vertices(subject.vertices, template):
         return None, subject.vertices, None
-    columns = template_columns(subject.vertices, template)
-    if columns is not None:
+    columns = vertex_index(template, subject.vertices)
+    if columns is not None:  # a whole mesh: keep the template's columns
         return None, [np.array(v) for v in template], columns
-    offsets = np.cumsum([0, len(template[0])])
-    cols = []
-    for hemi, (verts, tverts) in enumerate(
-        zip(subject.vertices, template, strict=True)
-    ):
-        index = np.searchsorted(tverts, verts)
-        bad = (index >= len(tverts)) | (
-            tverts[np.minimum(index, len(tverts) - 1)] != verts
+    cols = vertex_index(subject.vertices, template)
+    if cols is None:
+        outside = [
+            np.setdiff1d(v, t)[:10]
+            for v, t in zip(subject.vertices, template, strict=True)
+        ]
+        raise ValueError(
+            f"fMRI subject {name!r} has vertices that are not template sources "
+            f"(lh: {outside[0]}, rh: {outside[1]}) and lacks some template sources; "
+            "give runs on template vertices or on a full fsaverage mesh, or arrays "
+            "with a mapping."
         )
-        if bad.any():
-            raise ValueError(
-                f"fMRI subject {name!r} has vertices that are not template sources "
-                f"(hemisphere {hemi}: {verts[bad][:10]}) and lacks some template "
-                "sources; give runs on template vertices or on a full fsaverage "
-                "mesh, or arrays with a mapping."
-            )
-        cols.append(index + offsets[hemi])
-    cols = np.concatenate(cols)
     target_map = sparse.csr_array(
         (np.ones(len(cols)), (np.arange(len(cols)), cols)),
         shape=(len(cols), n_sources),
