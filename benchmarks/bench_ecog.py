@@ -88,27 +88,8 @@ FEATURE_LAGS = (0.0, 0.6)
 
 def _without(dataset, subject):
     """Return the dataset without one MEG subject (the encoder must not see it)."""
-    out = mf.FusionDataset()
-    for story in dataset.stories:
-        out.add_stimulus(story, dataset.stimulus(story))
-    for name in dataset.meg_subjects:
-        meg = dataset.meg(name)
-        if name != subject:
-            runs = {
-                s: mne.io.RawArray(r, meg.info, verbose=False)
-                for s, r in meg.runs.items()
-            }
-            out.add_meg(name, runs, meg.forward)
-    for name in dataset.fmri_subjects:
-        fmri = dataset.fmri(name)
-        runs = {
-            s: mne.SourceEstimate(
-                r.T, fmri.vertices, fmri.tmin[s], fmri.tr, "fsaverage"
-            )
-            for s, r in fmri.runs.items()
-        }
-        out.add_fmri(name, runs, fmri.tr)
-    return out
+    kept = [s for s in dataset.meg_subjects + dataset.fmri_subjects if s != subject]
+    return dataset.subset(subjects=kept)
 
 
 def _top25(test_r, validation_r):

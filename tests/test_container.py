@@ -589,6 +589,17 @@ def test_subset(toy_forward, rng):
         ds.subset([])
     with pytest.raises(TypeError, match="stories must be an instance of list"):
         ds.subset({"a"})
+    # subjects: all stories by default, the arrays shared
+    megs = ds.subset(subjects=["M2", "M1"])
+    assert megs.stories == ["a", "b", "c"]
+    assert megs.meg_subjects == ["M1", "M2"]  # in the dataset's order
+    assert megs.fmri_subjects == []
+    assert megs.meg("M2").runs["c"] is ds.meg("M2").runs["c"]
+    assert ds.subset(["a"], subjects=["F1"]).fmri("F1").tmin == {"a": 0.5}
+    with pytest.raises(ValueError, match=r"Unknown subject in subjects 'X'"):
+        ds.subset(subjects=["M1", "X"])
+    with pytest.raises(TypeError, match="subjects must be an instance of"):
+        ds.subset(subjects="M1")
 
 
 def test_meg_average_of_epochs_and_continuous_runs():

@@ -14,7 +14,6 @@ from mne.utils import logger, verbose
 from threadpoolctl import threadpool_limits
 
 from ..baselines import RidgeEncoder
-from ..container import FusionDataset
 from ..metrics import inter_subject_r, prediction_r
 from ..utils import fill_doc
 
@@ -73,30 +72,8 @@ def meg_raw(subject, story):
 
 def _one_modality(dataset, modality):
     """Return the dataset with only its MEG or only its fMRI subjects."""
-    out = FusionDataset()
-    for story in dataset.stories:
-        out.add_stimulus(story, dataset.stimulus(story), verbose=False)
-    if modality == "meg":
-        for name in dataset.meg_subjects:
-            subject = dataset.meg(name)
-            runs = {story: meg_raw(subject, story) for story in subject.runs}
-            out.add_meg(name, runs, subject.forward, verbose=False)
-        return out
-    for name in dataset.fmri_subjects:
-        subject = dataset.fmri(name)
-        if subject.vertices is None:
-            out.add_fmri(
-                name, subject.runs, subject.tr, subject.mapping, dict(subject.tmin)
-            )
-            continue
-        runs = {
-            story: mne.SourceEstimate(
-                run.T, subject.vertices, subject.tmin[story], subject.tr, "fsaverage"
-            )
-            for story, run in subject.runs.items()
-        }
-        out.add_fmri(name, runs, subject.tr, verbose=False)
-    return out
+    names = dataset.meg_subjects if modality == "meg" else dataset.fmri_subjects
+    return dataset.subset(subjects=names, verbose=False)
 
 
 @verbose

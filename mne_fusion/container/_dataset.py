@@ -325,13 +325,15 @@ class FusionDataset:
 
     # ------------------------------------------------------------------ views
     @verbose
-    def subset(self, stories, *, verbose=None):
-        """Return a dataset restricted to some stories.
+    def subset(self, stories=None, *, subjects=None, verbose=None):
+        """Return a dataset restricted to some stories and subjects.
 
         Parameters
         ----------
-        stories : str | list of str
-            Stories to keep, in this order.
+        stories : str | list of str | None
+            Stories to keep, in this order; None keeps them all.
+        subjects : list of str | None
+            MEG and fMRI subjects to keep; None keeps them all.
         %(verbose)s
 
         Returns
@@ -340,12 +342,19 @@ class FusionDataset:
             A new dataset sharing (not copying) the arrays. Subjects without a run of
             the kept stories are left out.
         """
+        stories = self.stories if stories is None else stories
         stories = _check_stories(stories, self._stimuli)
+        if subjects is not None:
+            _validate_type(subjects, (list, tuple), "subjects")
+            for name in subjects:
+                _lookup({**self._meg, **self._fmri}, name, "subject in subjects")
         out = FusionDataset()
         out._stimuli = {story: self._stimuli[story] for story in stories}
         for store, out_store in ((self._meg, out._meg), (self._fmri, out._fmri)):
             for name, subject in store.items():
                 kept = [s for s in stories if s in subject.runs]
+                if subjects is not None and name not in subjects:
+                    continue
                 if not kept:
                     logger.info(f"subset: subject {name!r} has none of the stories")
                     continue
