@@ -215,9 +215,34 @@ def _step(k, n_steps, what):
     )
 
 
-def _fixed_orientation(fwd):
+def fixed_surface_forward(forward, name="forward"):
+    """Return a forward in fixed surface-normal orientation on a cortical surface.
+
+    Parameters
+    ----------
+    forward : mne.Forward
+        A forward on a two-hemisphere surface source space, of any orientation;
+        free and loose ones are made fixed (surface normal, with cortical patch
+        statistics), as :mod:`mne.minimum_norm` does.
+    name : str
+        What ``forward`` is, for the error message.
+
+    Returns
+    -------
+    forward : mne.Forward
+        ``forward`` itself when it is fixed, else a fixed copy.
+    """
+    src = forward["src"]
+    if src.kind != "surface" or len(src) != 2:
+        raise ValueError(
+            f"{name} must be on a surface source space with two hemispheres, got a "
+            f"{src.kind} source space with {len(src)} part(s)."
+        )
+    if mne.forward.is_fixed_orient(forward):
+        return forward
+    logger.info(f"Converting {name} to fixed surface-normal orientation")
     return mne.convert_forward_solution(
-        fwd, surf_ori=True, force_fixed=True, use_cps=True
+        forward, surf_ori=True, force_fixed=True, use_cps=True, verbose=False
     )
 
 
@@ -319,6 +344,6 @@ def template_forward(
         logger.info("Cached the template forward to %s", fname)
     # Reading back even after computing gives identical (float32-stored) gains on
     # the first and every later call.
-    fwd = _fixed_orientation(mne.read_forward_solution(fname))
+    fwd = fixed_surface_forward(mne.read_forward_solution(fname))
     fwd["info"]["bads"] = [name for name in bads if name in fwd["info"]["ch_names"]]
     return fwd

@@ -9,12 +9,12 @@ samples per story.
 """
 
 import numpy as np
-from mne import BaseEpochs, Forward, convert_forward_solution, pick_channels_forward
-from mne.forward import is_fixed_orient
+from mne import BaseEpochs, Forward, pick_channels_forward
 from mne.io import BaseRaw
 from mne.utils import logger
 from mne_bids import BIDSPath, read_raw_bids
 
+from ..anatomy._forward import fixed_surface_forward
 from ..utils import _validate_type
 
 # What a run given to add_meg may be.
@@ -63,7 +63,7 @@ def _check_forwards(forward, stories):
         fwd = forward[story]
         _validate_type(fwd, Forward, f"forward[{story!r}]")
         if id(fwd) not in converted:
-            converted[id(fwd)] = _fixed(fwd)
+            converted[id(fwd)] = fixed_surface_forward(fwd)
     forwards = {story: converted[id(forward[story])] for story in stories}
     first = stories[0]
     reference = [s["vertno"] for s in forwards[first]["src"]]
@@ -79,22 +79,6 @@ def _check_forwards(forward, stories):
                 "of one subject must share the same source space."
             )
     return forwards
-
-
-def _fixed(forward):
-    """Return ``forward`` in fixed surface-normal orientation on a cortical surface."""
-    src = forward["src"]
-    if src.kind != "surface" or len(src) != 2:
-        raise ValueError(
-            f"forward must be on a surface source space with two hemispheres, got a "
-            f"{src.kind} source space with {len(src)} part(s)."
-        )
-    if is_fixed_orient(forward):
-        return forward
-    logger.info("Converting the forward to fixed surface-normal orientation")
-    return convert_forward_solution(
-        forward, surf_ori=True, force_fixed=True, use_cps=True, verbose=False
-    )
 
 
 def _gain(forwards, names, n_times):

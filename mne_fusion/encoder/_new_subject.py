@@ -13,9 +13,8 @@ from types import SimpleNamespace
 
 import mne
 import numpy as np
-from mne.forward import is_fixed_orient
-from mne.utils import logger
 
+from ..anatomy._forward import fixed_surface_forward
 from ..utils import _validate_type
 from ._prepare import _template_gain
 
@@ -38,22 +37,9 @@ def fixed_forward(forward, subject):
         ``forward`` itself when it is fixed, else a fixed copy.
     """
     _validate_type(forward, mne.Forward, "forward")
-    src = forward["src"]
-    if src.kind != "surface" or len(src) != 2:
-        raise ValueError(
-            f"forward of subject {subject!r} must be on a surface source space "
-            f"with two hemispheres, got a {src.kind} source space with {len(src)} "
-            "part(s)."
-        )
+    forward = fixed_surface_forward(forward, f"forward of subject {subject!r}")
     meg_channels(forward, subject)
-    if is_fixed_orient(forward):
-        return forward
-    logger.info(
-        f"Converting the forward of {subject!r} to fixed (surface-normal) orientation"
-    )
-    return mne.convert_forward_solution(
-        forward, surf_ori=True, force_fixed=True, use_cps=True, verbose=False
-    )
+    return forward
 
 
 def meg_channels(forward, subject):
