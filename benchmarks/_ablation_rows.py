@@ -18,7 +18,7 @@ def _spec(ctx, **changes):
     spec = dict(
         hidden=ctx.setup["hidden"],
         prior=ctx.default_prior,
-        snr="auto",
+        snr="maps",
         evidence=enc.fmri_evidence_,
         fmri_prior=enc.fmri_prior,
     )
@@ -65,7 +65,9 @@ def _k_snr(factor):
 
 
 READOUT_ROWS = {
-    "default (re-solved)": _spec,
+    # the default until readout_snr / readout_rank "auto" chose them by leaving one
+    # MEG subject out: the sensor maps' own SNR, every component
+    "readout_snr maps (previous default)": _spec,
     # (b) the read-out given the true temporal features
     "oracle features": lambda ctx: _spec(ctx, hidden=_true_courses(ctx)),
     # (c) the read-out given the true active-source mask as prior

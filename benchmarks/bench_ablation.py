@@ -1,19 +1,20 @@
 """Ablation of the fusion estimate: what limits its temporal and spatial r.
 
 Simulates the bench's ``"full"`` preset (``mne_fusion.bench.PRESETS["full"]``) at
-fMRI CNR 1 and MEG CNR inf, 1 and 0.1, fits the default FusionEncoder once per
-(seed, condition) and scores one change per row against the same fit, in the same
-run. Each cell holds the fusion estimate's temporal r / spatial r against the
-stimulus-driven sources (``exp.stimulus_drive``, as the bench scores it) and the
-data-informed estimate's temporal r, averaged over the test story and seeds.
+fMRI CNR 1 (``--fmri-cnr``) and MEG CNR inf, 1 and 0.1, fits the default
+FusionEncoder once per (seed, condition) and scores one change per row against the
+same fit, in the same run. Each cell holds the fusion estimate's temporal r /
+spatial r against the stimulus-driven sources (``exp.stimulus_drive``, as the bench
+scores it) and the data-informed estimate's temporal r, averaged over the test story
+and seeds.
 
 Two kinds of rows:
 
 - read-out rows re-solve the closed-form source layer of the default fit
   (:func:`mne_fusion.model.readout.map_source_readout`, as
   ``encoder/_source_readout.py`` calls it) with other hidden features, prior
-  variances or SNR: no new training, so they cost seconds. ``default (re-solved)``
-  checks that this path gives the default estimate;
+  variances or SNR: no new training, so they cost seconds (``rank cv + SNR cv``
+  is the default's read-out: it checks that this path gives the default estimate);
 - fit rows train another encoder (other ``FusionEncoder`` parameters).
 
 The data-informed estimate of the read-out rows is ``s + K (y - G s)`` with the
@@ -24,7 +25,7 @@ Usage::
 
     OMP_NUM_THREADS=1 python benchmarks/bench_ablation.py
         [--rows "default,oracle features"] [--seeds 0 1] [--conditions inf 1 0.1]
-        [--n-stories 10]
+        [--n-stories 10] [--fmri-cnr 1]
         [--cache /tmp/ablation_cache] [--out benchmarks/results/bench_ablation.json]
 
 With ``--out`` pointing to an existing file, its cells are kept and this run's are
@@ -52,24 +53,23 @@ from mne_fusion.encoder._prepare import prepare
 from mne_fusion.encoder._read import read_fusion_encoder
 from mne_fusion.encoder._source_readout import _Whitened, hidden_features
 from mne_fusion.metrics import source_recovery
-from mne_fusion.model import readout as readout_module
+from mne_fusion.model.readout import map_source_readout
 from mne_fusion.simulation import simulate_naturalistic
 
-FMRI_CNR = 1.0
 ROWS = ("default", *READOUT_ROWS, *FIT_ROWS)
 
 
 class Context:
     """One simulation (seed, MEG CNR) and its default fit, with what rows share."""
 
-    def __init__(self, seed, meg_cnr, n_stories, cache_dir, log):
-        self.seed, self.meg_cnr, self.log = seed, meg_cnr, log
+    def __init__(self, seed, meg_cnr, fmri_cnr, n_stories, cache_dir, log):
+        self.seed, self.meg_cnr, self.fmri_cnr, self.log = seed, meg_cnr, fmri_cnr, log
         self.cache_dir = cache_dir
         preset = PRESETS["full"]
         sim = dict(preset["simulation"], n_stories=n_stories)
         log(f"simulating seed {seed}, MEG CNR {meg_cnr:g} ({n_stories} stories)")
         self.exp = simulate_naturalistic(
-            meg_cnr=meg_cnr, fmri_cnr=FMRI_CNR, seed=seed, verbose=False, **sim
+            meg_cnr=meg_cnr, fmri_cnr=fmri_cnr, seed=seed, verbose=False, **sim
         )
         self.params = dict(preset["encoder"])
         self.src = template_source_space(self.exp.spacing, verbose=False)
@@ -83,7 +83,7 @@ class Context:
             return self._fits[name]
         fname = None
         if self.cache_dir is not None:
-            tag = f"{name}_seed{self.seed}_meg{self.meg_cnr:g}_fmri{FMRI_CNR:g}"
+            tag = f"{name}_seed{self.seed}_meg{self.meg_cnr:g}_fmri{self.fmri_cnr:g}"
             fname = Path(self.cache_dir) / f"{tag}_n{len(self.exp.stories)}.pt"
         if fname is not None and fname.exists():
             self.log(f"reading the {name} fit from {fname}")
@@ -146,8 +146,12 @@ class Context:
         return prior_variance(enc.fmri_evidence_, enc.fmri_prior, self.exp.n_sources)
 
     # -- the read-out ----------------------------------------------------------
-    def readout(self, hidden, prior, snr="auto", rank=None):
-        """Closed-form source layer (A m per hidden unit) on the training stories."""
+    def readout(self, hidden, prior, snr="maps", rank=None):
+        """Closed-form source layer (A m per hidden unit) on the training stories.
+
+        Returns the weights, bias, SNR, ridge penalty and rank of
+        :func:`mne_fusion.model.readout.map_source_readout`.
+        """
         setup = self.setup
         stories = self.train_stories
         white, gains, bad = {}, {}, {}
@@ -157,23 +161,10 @@ class Context:
             gains[name] = meg.whitener @ meg.gain
             bad[name] = {s: setup["data"].meg_bad.get(name, {}).get(s) for s in runs}
         train = {s: hidden[s] for s in stories}
-        # record the rank that the read-out keeps (chosen by it with rank="cv")
-        kept, reduce = {}, readout_module.reduce_rank
-
-        def spy(maps, hidden, rank):
-            kept["rank"] = rank
-            return reduce(maps, hidden, rank)
-
-        readout_module.reduce_rank = spy
-        try:
-            with one_blas_thread():
-                weight, bias, snr, alpha = readout_module.map_source_readout(
-                    train, white, gains, prior, snr, bad=bad, rank=rank
-                )
-        finally:
-            readout_module.reduce_rank = reduce
-        self.kept_rank = kept.get("rank")
-        return weight, bias, snr, alpha
+        with one_blas_thread():
+            return map_source_readout(
+                train, white, gains, prior, snr, bad=bad, rank=rank
+            )
 
     def estimate(self, story, weight, bias, hidden):
         """Stimulus-driven estimate (n_sources, n_times) of a story, in A m."""
@@ -251,6 +242,7 @@ def score_default(ctx):
         estimates[story] = (sources, informed)
     out = score(ctx, estimates)
     out.update(readout_snr=enc.readout_snr_, readout_alpha=enc.readout_alpha_)
+    out["readout_rank"] = getattr(enc, "readout_rank_", None)
     out["n_epochs"] = len(enc.history_)
     out["history_last"] = {
         k: v for k, v in enc.history_[-1].items() if isinstance(v, int | float)
@@ -272,7 +264,7 @@ def score_fit(ctx, name, changes):
 def score_readout(ctx, row):
     """Score a read-out row: ``row(ctx)`` gives the read-out's and K's inputs."""
     spec = row(ctx)
-    weight, bias, snr, alpha = ctx.readout(
+    weight, bias, snr, alpha, rank = ctx.readout(
         spec["hidden"], spec["prior"], spec["snr"], spec.get("rank")
     )
     estimates = {}
@@ -285,7 +277,7 @@ def score_readout(ctx, row):
         estimates[story] = (sources, informed)
     out = score(ctx, estimates)
     out.update(readout_snr=float(snr), readout_alpha=float(alpha))
-    out["readout_rank"] = ctx.kept_rank
+    out["readout_rank"] = rank
     return out
 
 
@@ -331,6 +323,9 @@ def main():
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--conditions", nargs="+", default=["inf", "1", "0.1"])
     parser.add_argument("--n-stories", type=int, default=10)
+    parser.add_argument(
+        "--fmri-cnr", type=float, default=1.0, help="fMRI CNR (inf for noiseless)"
+    )
     parser.add_argument("--cache", default=None)
     parser.add_argument("--out", default="benchmarks/results/bench_ablation.json")
     parser.add_argument(
@@ -351,7 +346,9 @@ def main():
     results = json.loads(out.read_text())["results"] if out.exists() else {}
     for seed in [] if args.report else args.seeds:
         for cond in args.conditions:
-            ctx = Context(seed, float(cond), args.n_stories, args.cache, log)
+            ctx = Context(
+                seed, float(cond), args.fmri_cnr, args.n_stories, args.cache, log
+            )
             for row in rows:
                 t0 = time.perf_counter()
                 cell = run_row(ctx, row)
@@ -369,7 +366,7 @@ def main():
                     json.dumps(
                         dict(
                             n_stories=args.n_stories,
-                            fmri_cnr=FMRI_CNR,
+                            fmri_cnr=args.fmri_cnr,
                             encoder=PRESETS["full"]["encoder"],
                             platform=platform.platform(),
                             results=results,
@@ -380,10 +377,11 @@ def main():
             del ctx
     all_rows = [r for r in ROWS if r in results]
     conds = [c for c in ("inf", "1", "0.1") if any(c in results[r] for r in all_rows)]
-    n = json.loads(out.read_text())["n_stories"]
+    saved = json.loads(out.read_text())
+    n, fmri_cnr = saved["n_stories"], saved.get("fmri_cnr", 1.0)
     header = (
         f"Fusion temporal r / spatial r (data-informed temporal r), fMRI CNR "
-        f"{FMRI_CNR:g}, {n} stories of 60 s (full preset: 10), mean over seeds"
+        f"{fmri_cnr:g}, {n} stories of 60 s (full preset: 10), mean over seeds"
     )
     print(markdown(results, all_rows, conds, header))
 

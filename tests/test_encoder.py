@@ -409,15 +409,18 @@ def test_map_readout_is_the_closed_form_layer(experiment, fitted):
     }
     hidden = {s: h.astype(float) for s, h in hidden.items()}
     data = {s: setup.whitener @ ds.meg("A").runs[s] for s in fitted.train_stories_}
-    weight, bias, snr, alpha = map_source_readout(
+    # "auto" with one MEG subject: the sensor maps' own SNR, every component
+    assert fitted.readout_snr == fitted.readout_rank == "auto"
+    weight, bias, snr, alpha, rank = map_source_readout(
         hidden,
         {"A": data},
         {"A": setup.whitener @ setup.gain},
         np.ones(1284),  # no two fMRI subjects share a TR grid: uniform prior
-        snr=fitted.readout_snr,
+        snr="maps",
     )
     assert alpha == fitted.readout_alpha_
-    assert fitted.readout_snr == "auto"
+    assert rank is None
+    assert fitted.readout_rank_ is None
     assert_allclose(fitted.readout_snr_, snr, rtol=1e-4)
     layer = fitted.model_.network.sources
     scale = fitted.source_scale_

@@ -168,7 +168,7 @@ def _two_meg_subjects(experiment):
     return two
 
 
-def test_readout_chosen_by_leaving_a_subject_out(experiment):
+def test_readout_chosen_by_leaving_a_subject_out(experiment, tmp_path):
     """readout_snr / readout_rank "cv" pick values of the model's grids."""
     from mne_fusion.model.readout import READOUT_RANKS, READOUT_SNRS
 
@@ -176,8 +176,23 @@ def test_readout_chosen_by_leaving_a_subject_out(experiment):
     params = {**FAST, "validation": None, "readout_snr": "cv", "readout_rank": "cv"}
     enc = FusionEncoder(**params).fit(two)
     assert enc.readout_snr_ in READOUT_SNRS
+    assert enc.readout_rank_ in READOUT_RANKS
+    # "auto" (default) chooses both that way with two MEG subjects
+    auto = FusionEncoder(**{**FAST, "validation": None}).fit(two)
+    assert auto.readout_snr == auto.readout_rank == "auto"
+    assert (auto.readout_snr_, auto.readout_rank_) == (
+        enc.readout_snr_,
+        enc.readout_rank_,
+    )
     fixed = FusionEncoder(**{**params, "readout_snr": 3.0, "readout_rank": 8}).fit(two)
-    assert fixed.readout_snr_ == 3.0
+    assert (fixed.readout_snr_, fixed.readout_rank_) == (3.0, 8)
+    # the rank kept is saved; files written before it was read as every component
+    fixed.save(tmp_path / "fixed.pt")
+    assert read_fusion_encoder(tmp_path / "fixed.pt").readout_rank_ == 8
+    state = torch.load(tmp_path / "fixed.pt", weights_only=True)
+    del state["readout_rank"]
+    torch.save(state, tmp_path / "older.pt")
+    assert read_fusion_encoder(tmp_path / "older.pt").readout_rank_ is None
 
     # rank 8 keeps 8 components of the sensor maps: the source layer, which reads
     # 8 hidden features and 36 lagged ones, has rank 8 (all ranks without it)
@@ -195,10 +210,18 @@ def test_readout_chosen_by_leaving_a_subject_out(experiment):
 @pytest.mark.parametrize(
     ("params", "error", "match"),
     [
-        ({"readout_snr": "best"}, TypeError, 'readout_snr must be .*"auto" or "cv"'),
+        (
+            {"readout_snr": "best"},
+            TypeError,
+            'readout_snr must be .*"auto", "maps" or "cv"',
+        ),
         ({"readout_rank": 0}, ValueError, "readout_rank must be a positive"),
         ({"readout_rank": 2.5}, TypeError, 'readout_rank must be .*"cv" or None'),
-        ({"readout_rank": "cv"}, ValueError, 'readout_rank="cv" chooses the rank'),
+        (
+            {"readout_snr": "maps", "readout_rank": "cv"},
+            ValueError,
+            'readout_rank="cv" chooses the rank',
+        ),
     ],
 )
 def test_readout_choice_errors(experiment, params, error, match):
@@ -209,3 +232,5 @@ def test_readout_choice_errors(experiment, params, error, match):
 def test_subject_cv_needs_two_meg_subjects(experiment):
     with pytest.raises(ValueError, match=r'readout_snr="cv" leaves one MEG subject'):
         FusionEncoder(**{**FAST, "readout_snr": "cv"}).fit(experiment["ds"])
+    with pytest.raises(ValueError, match=r'readout_rank="cv" leaves one MEG subj'):
+        FusionEncoder(**{**FAST, "readout_rank": "cv"}).fit(experiment["ds"])

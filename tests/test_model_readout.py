@@ -3,6 +3,7 @@ import pytest
 from numpy.testing import assert_allclose
 
 from mne_fusion.model.readout import (
+    READOUT_RANKS,
     READOUT_SNRS,
     RIDGE_ALPHAS,
     map_source_readout,
@@ -126,7 +127,7 @@ def test_map_source_readout_explains_the_data(rng):
     }
     prior = np.full(n_sources, 1e-3)
     prior[[3, 17]] = 1.0
-    est_weight, est_bias, snr, alpha = map_source_readout(
+    est_weight, est_bias, snr, alpha, _ = map_source_readout(
         hidden, data, gains, prior, snr=1e4
     )
     assert snr == 1e4
@@ -164,9 +165,9 @@ def test_readout_snr_is_prediction_over_estimation_error(rng):
     data = {"a": {"s0": mixing @ hidden["s0"].T}}
     data["a"]["s0"] += 2.0 * rng.standard_normal((n_channels, n_times))
     readouts, _, n_parameters = ridge_sensor_maps(hidden, data, 1e-12)
-    # "auto" in the MAP read-out uses it
+    # "maps" (default) in the MAP read-out uses it
     gains = {"a": rng.standard_normal((n_channels, 10))}
-    *_, used, _ = map_source_readout(hidden, data, gains, np.ones(10), alpha=1e-12)
+    *_, used, _, _ = map_source_readout(hidden, data, gains, np.ones(10), alpha=1e-12)
     assert_allclose(used, sensor_map_snr(hidden, data, readouts, n_parameters))
 
 
@@ -202,9 +203,11 @@ def test_reduce_rank_removes_estimation_error(rng):
     assert_allclose(full["b"], maps["b"], rtol=1e-8, atol=1e-10)
     # the MAP read-out counts only the error that the projection keeps
     args = (hidden, data, gains, np.ones(5))
-    *_, snr_full, _ = map_source_readout(*args, alpha=1e-12)
-    *_, snr_reduced, _ = map_source_readout(*args, alpha=1e-12, rank=rank)
+    *_, snr_full, _, kept = map_source_readout(*args, alpha=1e-12)
+    assert kept is None
+    *_, snr_reduced, _, kept = map_source_readout(*args, alpha=1e-12, rank=rank)
     assert snr_reduced > 3 * snr_full
+    assert kept == rank
     with pytest.raises(ValueError, match="rank must be a positive integer, got 0"):
         reduce_rank(maps, hidden, 0)
 
@@ -232,15 +235,17 @@ def test_subject_cv_follows_the_noise(rng):
         s: {"s0": g @ weight @ hidden["s0"].T + rng.standard_normal((20, n_times))}
         for s, g in gains.items()
     }
-    *_, snr, _ = map_source_readout(hidden, data, gains, np.ones(n_sources), "cv")
+    *_, snr, _, kept = map_source_readout(hidden, data, gains, np.ones(n_sources), "cv")
     assert snr in READOUT_SNRS
+    assert kept is None
     # the rank of the truth predicts a left-out head better than every component
     snr, rank = subject_cv(maps, hidden, gains, np.ones(60), ranks=(2, None))
     assert rank == 2
-    *_, snr, _ = map_source_readout(
+    *_, snr, _, kept = map_source_readout(
         hidden, data, gains, np.ones(n_sources), "cv", rank="cv"
     )
     assert snr in READOUT_SNRS
+    assert kept in READOUT_RANKS
     with pytest.raises(ValueError, match='rank="cv" needs snr="cv" or a number'):
         map_source_readout(hidden, data, gains, np.ones(n_sources), rank="cv")
     with pytest.raises(ValueError, match="at least 2 MEG subjects to leave one out"):

@@ -706,7 +706,9 @@ PARAM_VALUES = {
     "warmup_epochs": NUMBERS,
     "loss": st.sampled_from(["likelihood", "correlation", "mse", "", None, 1]),
     "readout": st.sampled_from(["map", "trained", "MAP", None, 0]),
-    "readout_snr": st.one_of(st.just("auto"), st.just("Auto"), NUMBERS, WRONG_TYPES),
+    "readout_snr": st.one_of(
+        st.sampled_from(["auto", "maps", "Auto"]), NUMBERS, WRONG_TYPES
+    ),
     "snr": st.one_of(st.none(), st.just("auto"), NUMBERS),
     "spacing": st.sampled_from(["ico3", "ico4", "oct5", "ico9", "", None, 4]),
     "device": st.sampled_from(["cpu", "auto", "cuda", "cuda:1", "gpu", "", None, 0]),
@@ -762,7 +764,7 @@ def _param_valid(params, stories):
     if p["readout"] not in ("map", "trained"):
         bad.add("readout")
     snr = p["snr"] if p["snr"] is not None else p["readout_snr"]
-    if not (snr == "auto" if isinstance(snr, str) else _positive(snr)):
+    if not (snr in ("auto", "maps") if isinstance(snr, str) else _positive(snr)):
         bad.add("snr" if p["snr"] is not None else "readout_snr")
     if p["spacing"] not in ("ico3", "ico4", "ico5", "oct5", "oct6"):
         bad.add("spacing")

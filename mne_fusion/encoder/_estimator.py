@@ -148,6 +148,9 @@ class FusionEncoder(PredictionMixin, ReadingMixin, BaseEstimator):
         The ridge penalty of the ``"map"`` read-out's sensor read-outs, relative to
         the mean eigenvalue of the hidden features' Gram matrix; None when the layer
         is as trained.
+    readout_rank_ : int | None
+        The number of components of the stacked sensor read-outs that the ``"map"``
+        read-out kept; None when it kept them all or the layer is as trained.
     fmri_evidence_ : array, shape (n_sources,) | None
         Leave-one-subject-out inter-subject correlation of the BOLD of each template
         source on the training stories, clipped at 0 and divided by its maximum;
@@ -206,7 +209,7 @@ class FusionEncoder(PredictionMixin, ReadingMixin, BaseEstimator):
         fmri_prior=0.99,
         readout="map",
         readout_snr="auto",
-        readout_rank=None,
+        readout_rank="auto",
         loss="likelihood",
         validation=0.1,
         device="auto",
@@ -333,7 +336,7 @@ class FusionEncoder(PredictionMixin, ReadingMixin, BaseEstimator):
         )
         self._meg, self._fmri = meg, fmri
         self.meg_subjects_, self.fmri_subjects_ = list(meg), list(fmri)
-        _params.check_subject_cv(self, readout_snr, len(meg))
+        readout_snr, readout_rank = _params.readout_choice(self, readout_snr, len(meg))
         self.fmri_evidence_ = fmri_evidence(data, fmri, train_stories, n_sources)
         prior = prior_variance(self.fmri_evidence_, self.fmri_prior, n_sources)
         items = {
@@ -373,7 +376,7 @@ class FusionEncoder(PredictionMixin, ReadingMixin, BaseEstimator):
                 self, items, objective, config, seed, weights, shard, checkpoint
             )
             self.model_.eval()
-            self.readout_snr_ = self.readout_alpha_ = None
+            self.readout_snr_ = self.readout_alpha_ = self.readout_rank_ = None
             if self.readout == "map" and meg:
                 if self.linear_lags:
                     network.add_lagged_path(
@@ -383,7 +386,7 @@ class FusionEncoder(PredictionMixin, ReadingMixin, BaseEstimator):
                         network, [data.features[s] for s in train_stories]
                     )
                     network.lagged.scale.copy_(scale)
-                self.readout_snr_, self.readout_alpha_ = solve_source_layer(
+                snr_alpha_rank = solve_source_layer(
                     network,
                     data,
                     meg,
@@ -391,7 +394,10 @@ class FusionEncoder(PredictionMixin, ReadingMixin, BaseEstimator):
                     prior,
                     self.source_scale_,
                     readout_snr,
-                    rank=self.readout_rank,
+                    rank=readout_rank,
+                )
+                self.readout_snr_, self.readout_alpha_, self.readout_rank_ = (
+                    snr_alpha_rank
                 )
                 if fmri:
                     calibrate_fmri_gains(

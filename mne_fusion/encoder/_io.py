@@ -35,6 +35,7 @@ _PLAIN = (
     "history",
     "readout_snr",
     "readout_alpha",
+    "readout_rank",
 )
 # Fitted attributes of the estimator (without the trailing underscore) in the file.
 FITTED = ("vertices", "fmri_evidence", *_PLAIN)
@@ -178,6 +179,10 @@ def _parts(state):
     for key in ("readout_snr", "readout_alpha"):
         if state[key] is not None:
             _number(state[key], key)
+    # version-3 files written before the rank was stored kept every component
+    rank = state.setdefault("readout_rank", None)
+    if rank is not None:
+        _expect(rank, int, "readout_rank")
     config = state["network_config"]
     fields = set(NetworkConfig.__dataclass_fields__)
     if set(config) != fields:

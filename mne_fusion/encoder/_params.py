@@ -74,19 +74,21 @@ def check_params(est):
             stacklevel=3,
         )
         snr = est.snr
-    if not (isinstance(snr, str) and snr in ("auto", "cv")):
+    if not (isinstance(snr, str) and snr in ("auto", "maps", "cv")):
         _validate_type(
-            snr, "numeric", "readout_snr", 'a positive number, "auto" or "cv"'
+            snr, "numeric", "readout_snr", 'a positive number, "auto", "maps" or "cv"'
         )
         _check_positive(snr, "readout_snr")
     rank = est.readout_rank
-    if rank is not None and not (isinstance(rank, str) and rank == "cv"):
-        _validate_type(rank, "int", "readout_rank", 'a positive int, "cv" or None')
+    if rank is not None and not (isinstance(rank, str) and rank in ("auto", "cv")):
+        _validate_type(
+            rank, "int", "readout_rank", 'a positive int, "auto", "cv" or None'
+        )
         _check_positive(rank, "readout_rank", integer=True)
-    if rank == "cv" and isinstance(snr, str) and snr == "auto":
+    if rank == "cv" and isinstance(snr, str) and snr == "maps":
         raise ValueError(
-            'readout_rank="cv" chooses the rank with the SNR: use readout_snr="cv" '
-            'or a number, not "auto".'
+            'readout_rank="cv" chooses the rank with the SNR: use readout_snr="cv", '
+            '"auto" or a number, not "maps".'
         )
     _validate_type(est.spacing, str, "spacing")
     _validate_type(est.device, str, "device")
@@ -148,20 +150,30 @@ def resolve_device(device):
     return device
 
 
-def check_subject_cv(est, snr, n_meg):
-    """Refuse read-out choices by leaving one MEG subject out with fewer than two."""
-    if est.readout != "map" or n_meg == 0:
-        return
+def readout_choice(est, snr, n_meg):
+    """Return the SNR and rank of the ``"map"`` read-out for ``n_meg`` MEG subjects.
+
+    ``"auto"`` chooses them by leaving one MEG subject out when there are two or
+    more (``"cv"``), else takes the sensor maps' own SNR (``"maps"``) and every
+    component. An explicit ``"cv"`` with fewer than two MEG subjects is refused.
+    """
+    rank = est.readout_rank
+    leave_one_out = n_meg >= 2
     asked = [
         name
-        for name, value in (("readout_snr", snr), ("readout_rank", est.readout_rank))
+        for name, value in (("readout_snr", snr), ("readout_rank", rank))
         if isinstance(value, str) and value == "cv"
     ]
-    if asked and n_meg < 2:
+    if asked and not leave_one_out and est.readout == "map" and n_meg:
         raise ValueError(
             f'{" and ".join(asked)}="cv" leaves one MEG subject out, which needs two '
             f"MEG subjects or more; X has {n_meg}. Use a number instead."
         )
+    if isinstance(snr, str) and snr == "auto":
+        snr = "cv" if leave_one_out else "maps"
+    if isinstance(rank, str) and rank == "auto":
+        rank = "cv" if leave_one_out and not snr == "maps" else None
+    return snr, rank
 
 
 def split_stories(stories, validation, runs=None):

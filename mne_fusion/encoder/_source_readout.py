@@ -67,7 +67,7 @@ def solve_source_layer(
     snr : float | "auto" | "cv"
         SNR of the read-outs (see
         :func:`~mne_fusion.model.readout.map_source_readout`).
-    rank : int | None
+    rank : int | "cv" | None
         Components of the stacked sensor maps kept
         (:func:`~mne_fusion.model.readout.reduce_rank`); None keeps them all.
 
@@ -77,6 +77,8 @@ def solve_source_layer(
         The SNR used.
     alpha : float
         The ridge penalty chosen by cross-validation.
+    rank : int | None
+        The rank kept (None: every component).
     """
     hidden, white, gains, bad = {}, {}, {}, {}
     for name, setup in meg.items():
@@ -93,7 +95,7 @@ def solve_source_layer(
         gains[name] = setup.whitener @ setup.gain
         # samples under BAD* annotations are left out of the sums
         bad[name] = {s: data.meg_bad.get(name, {}).get(s) for s in subject_stories}
-    weight, bias, snr, alpha = map_source_readout(
+    weight, bias, snr, alpha, rank = map_source_readout(
         hidden, white, gains, prior, snr, bad=bad, rank=rank
     )
     with torch.no_grad():
@@ -101,9 +103,10 @@ def solve_source_layer(
         network.sources.bias.copy_(torch.as_tensor(bias / source_scale))
     logger.info(
         f"Source layer re-solved in closed form from {len(hidden)} stories of "
-        f"{len(gains)} MEG subject(s), ridge alpha {alpha:g}, SNR {snr:.2f}"
+        f"{len(gains)} MEG subject(s), ridge alpha {alpha:g}, SNR {snr:.2f}, rank "
+        f"{'all' if rank is None else rank}"
     )
-    return snr, alpha
+    return snr, alpha, rank
 
 
 @torch.no_grad()

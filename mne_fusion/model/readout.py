@@ -348,7 +348,7 @@ def map_source_readout(
     data,
     gains,
     prior_variance,
-    snr="auto",
+    snr="maps",
     alpha="auto",
     alphas=RIDGE_ALPHAS,
     bad=None,
@@ -367,8 +367,8 @@ def map_source_readout(
         Whitened lead fields on the template sources.
     prior_variance : array, shape (n_sources,)
         Relative prior variance of each source.
-    snr : float | "auto" | "cv"
-        Amplitude signal-to-noise ratio of the sensor maps; ``"auto"`` (default)
+    snr : float | "maps" | "cv"
+        Amplitude signal-to-noise ratio of the sensor maps; ``"maps"`` (default)
         estimates it with :func:`sensor_map_snr`, ``"cv"`` chooses it by leaving
         one MEG subject out (:func:`subject_cv`, two subjects at least).
     alpha : float | "auto"
@@ -381,7 +381,7 @@ def map_source_readout(
     rank : int | "cv" | None
         Number of components of the stacked sensor maps kept
         (:func:`reduce_rank`); None (default) keeps them all. With
-        ``snr="auto"`` the SNR of the reduced maps counts only the estimation
+        ``snr="maps"`` the SNR of the reduced maps counts only the estimation
         error that the projection keeps (the fraction ``rank / n_channels``).
         ``"cv"`` chooses it from :data:`READOUT_RANKS` by leaving one MEG subject
         out, with the SNR when ``snr="cv"`` (:func:`subject_cv`).
@@ -394,23 +394,25 @@ def map_source_readout(
         The SNR used.
     alpha : float
         The ridge penalty used.
+    rank : int | None
+        The rank kept (None: every component).
     """
     subjects = list(gains)
     maps, alpha, n_parameters = ridge_sensor_maps(
         hidden, {s: data[s] for s in subjects}, alpha, alphas, bad
     )
     if "cv" in (snr, rank):
-        if snr == "auto":
-            raise ValueError('rank="cv" needs snr="cv" or a number, got "auto".')
+        if snr == "maps":
+            raise ValueError('rank="cv" needs snr="cv" or a number, got "maps".')
         snrs = READOUT_SNRS if snr == "cv" else (snr,)
         ranks = READOUT_RANKS if rank == "cv" else (rank,)
         snr, rank = subject_cv(maps, hidden, gains, prior_variance, snrs, ranks)
     fraction = 1.0
     if rank is not None:
         maps, fraction = reduce_rank(maps, hidden, rank)
-    if snr == "auto":
+    if snr == "maps":
         snr = sensor_map_snr(hidden, data, maps, n_parameters * fraction, bad)
     gain = np.vstack([gains[s] for s in subjects])
     stacked = np.vstack([maps[s] for s in subjects])
     layer = weighted_minimum_norm(gain, prior_variance, snr) @ stacked
-    return layer[:, :-1], layer[:, -1], snr, alpha
+    return layer[:, :-1], layer[:, -1], snr, alpha, rank

@@ -40,20 +40,24 @@ readout : "map" | "trained"
     fields.
     Gradient descent only slowly reaches that optimum. ``"trained"`` keeps
     the layer as trained. Without MEG subjects the layer is always as trained.
-readout_snr : float | "auto" | "cv"
+readout_snr : float | "auto" | "maps" | "cv"
     Amplitude signal-to-noise ratio assumed by the ``"map"`` read-out; the
     regularisation is ``1 / readout_snr ** 2``, as in
-    :func:`mne.minimum_norm.apply_inverse`. ``"auto"`` (default) uses the SNR of
-    the sensor read-outs that the operator maps, their predicted variance over
-    their estimation error (``mne_fusion.model.readout.sensor_map_snr``).
-    ``"cv"`` chooses it by leaving one MEG subject out: each subject's sensor
-    read-out is predicted from the source map of the others (two MEG subjects or
-    more; ``mne_fusion.model.readout.subject_cv``).
-readout_rank : int | "cv" | None
+    :func:`mne.minimum_norm.apply_inverse`. ``"cv"`` chooses it by leaving one MEG
+    subject out: each subject's sensor read-out is predicted from the source map
+    of the others (two MEG subjects or more;
+    ``mne_fusion.model.readout.subject_cv``). ``"maps"`` uses the SNR of the
+    sensor read-outs that the operator maps, their predicted variance over their
+    estimation error (``mne_fusion.model.readout.sensor_map_snr``). ``"auto"``
+    (default) is ``"cv"`` with two MEG subjects or more, else ``"maps"``; the
+    value used is ``readout_snr_``.
+readout_rank : int | "auto" | "cv" | None
     Number of leading components of the MEG subjects' stacked sensor read-outs
     that the ``"map"`` read-out keeps (the others are estimation noise); None
-    (default) keeps them all, ``"cv"`` chooses it with ``readout_snr`` by leaving
-    one MEG subject out (requires ``readout_snr="cv"`` or a number).""",
+    keeps them all, ``"cv"`` chooses it with ``readout_snr`` by leaving one MEG
+    subject out (not with ``readout_snr="maps"``). ``"auto"`` (default) is
+    ``"cv"`` when ``readout_snr`` is chosen that way or given as a number with two
+    MEG subjects or more, else None; the value kept is ``readout_rank_``.""",
     "encoder_loss": """
 loss : "likelihood" | "correlation"
     ``"likelihood"`` (default): Gaussian likelihood of noise-whitened MEG, and of
