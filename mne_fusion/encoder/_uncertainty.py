@@ -160,10 +160,9 @@ def source_std(encoder, X):
     sensor maps, with ``snr`` the read-out's ``readout_snr_``, ``v_res`` the
     residual variance of the whitened MEG around the ridge sensor maps (penalty
     ``readout_alpha_``), ``p`` their effective number of parameters and ``n`` the
-    samples per channel; when the read-out kept ``readout_rank_`` components of the
-    stacked maps, :math:`\sigma^2` is scaled by ``readout_rank_ / n_channels``, the
-    share of an isotropic error that they keep (an approximation: the kept error is
-    not isotropic). It is the same at every sample of a stimulus. A source
+    samples per channel (also when the read-out kept only ``readout_rank_``
+    components of the stacked maps: each kept component keeps its error). It is
+    the same at every sample of a stimulus. A source
     the lead fields do not resolve keeps its prior std; the std does not include
     the error of the hidden features themselves (what the transformer misses).
     """
@@ -177,9 +176,6 @@ def source_std(encoder, X):
         )
     noise = sensor_map_noise(encoder, X)
     gain = np.vstack([s.whitener @ s.gain for s in encoder._meg.values()])
-    if encoder.readout_rank_ is not None:
-        # the reduced maps keep this share of an isotropic estimation error
-        noise *= min(1.0, encoder.readout_rank_ / len(gain))
     n_sources = gain.shape[1]
     prior = prior_variance(encoder.fmri_evidence_, encoder.fmri_prior, n_sources)
     variance = posterior_variance(gain, prior, encoder.readout_snr_, noise)
