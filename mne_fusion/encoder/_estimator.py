@@ -386,7 +386,7 @@ class FusionEncoder(PredictionMixin, ReadingMixin, BaseEstimator):
                         network, [data.features[s] for s in train_stories]
                     )
                     network.lagged.scale.copy_(scale)
-                snr_alpha_rank = solve_source_layer(
+                chosen = solve_source_layer(
                     network,
                     data,
                     meg,
@@ -396,9 +396,7 @@ class FusionEncoder(PredictionMixin, ReadingMixin, BaseEstimator):
                     readout_snr,
                     rank=readout_rank,
                 )
-                self.readout_snr_, self.readout_alpha_, self.readout_rank_ = (
-                    snr_alpha_rank
-                )
+                self.readout_snr_, self.readout_alpha_, self.readout_rank_ = chosen
                 if fmri:
                     calibrate_fmri_gains(
                         self.model_, items["train"], objective, config, shard

@@ -172,7 +172,7 @@ def readout_choice(est, snr, n_meg):
     if isinstance(snr, str) and snr == "auto":
         snr = "cv" if leave_one_out else "maps"
     if isinstance(rank, str) and rank == "auto":
-        rank = "cv" if leave_one_out and not snr == "maps" else None
+        rank = "cv" if leave_one_out and snr != "maps" else None
     return snr, rank
 
 

@@ -64,7 +64,7 @@ def solve_source_layer(
         Prior variance of each source.
     source_scale : float
         A m per unit of the network's sources.
-    snr : float | "auto" | "cv"
+    snr : float | "maps" | "cv"
         SNR of the read-outs (see
         :func:`~mne_fusion.model.readout.map_source_readout`).
     rank : int | "cv" | None

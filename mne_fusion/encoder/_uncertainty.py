@@ -161,10 +161,10 @@ def source_std(encoder, X):
     residual variance of the whitened MEG around the ridge sensor maps (penalty
     ``readout_alpha_``), ``p`` their effective number of parameters and ``n`` the
     samples per channel (also when the read-out kept only ``readout_rank_``
-    components of the stacked maps: each kept component keeps its error). It is
-    the same at every sample of a stimulus. A source
-    the lead fields do not resolve keeps its prior std; the std does not include
-    the error of the hidden features themselves (what the transformer misses).
+    components of the stacked maps: each kept component keeps its error). It is the
+    same at every sample of a stimulus. A source the lead fields do not resolve keeps
+    its prior std; the std does not include the error of the hidden features
+    themselves (what the transformer misses).
     """
     check_is_fitted(encoder, "model_")
     _validate_type(X, FusionDataset, "X")
