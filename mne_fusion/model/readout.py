@@ -304,8 +304,12 @@ def subject_cv(maps, hidden, gains, prior_variance, snrs=READOUT_SNRS, ranks=(No
         target = maps[held][:, :-1] @ root
         # the leading components of the other subjects' predictions
         left, values, right = np.linalg.svd(stacked, full_matrices=False)
+        # one eigendecomposition of c G R G' serves every SNR (weighted_minimum_norm)
+        weighted, outer = _normalised_prior_gain(gain, prior_variance)
+        evals, evecs = np.linalg.eigh(outer)
+        mapped = (gains[held] @ weighted.T) @ evecs
         for j, snr in enumerate(snrs):
-            operator = gains[held] @ weighted_minimum_norm(gain, prior_variance, snr)
+            operator = (mapped / (evals + 1.0 / snr**2)) @ evecs.T
             for i, rank in enumerate(ranks):
                 if rank is None:
                     predicted = operator @ stacked
@@ -335,12 +339,20 @@ def weighted_minimum_norm(gain, prior_variance, snr=3.0):
     -------
     operator : array, shape (n_sources, n_channels)
     """
+    weighted, outer = _normalised_prior_gain(gain, prior_variance)
+    system = outer + np.eye(len(gain)) / snr**2
+    return np.linalg.solve(system, weighted).T
+
+
+def _normalised_prior_gain(gain, prior_variance):
+    """Return ``c G R`` and ``c G R G'``, with ``c`` such that ``trace(c G R G') = n``.
+
+    MNE's normalisation: the scaled prior explains unit variance per channel.
+    """
     weighted = gain * prior_variance
     outer = weighted @ gain.T
-    # MNE's normalisation: the scaled prior explains unit variance per channel.
     scale = len(gain) / np.trace(outer)
-    system = scale * outer + np.eye(len(gain)) / snr**2
-    return scale * np.linalg.solve(system, weighted).T
+    return scale * weighted, scale * outer
 
 
 def map_source_readout(
