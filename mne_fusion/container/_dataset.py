@@ -352,9 +352,9 @@ class FusionDataset:
         out._stimuli = {story: self._stimuli[story] for story in stories}
         for store, out_store in ((self._meg, out._meg), (self._fmri, out._fmri)):
             for name, subject in store.items():
-                kept = [s for s in stories if s in subject.runs]
                 if subjects is not None and name not in subjects:
                     continue
+                kept = [s for s in stories if s in subject.runs]
                 if not kept:
                     logger.info(f"subset: subject {name!r} has none of the stories")
                     continue
