@@ -3,8 +3,8 @@
 A read-out row is a function of the run's context returning the inputs of the
 closed-form source read-out (``hidden`` features per story, ``prior`` variance per
 source, ``snr``) and of the data-informed correction ``K`` (``evidence``,
-``fmri_prior`` and optionally ``k_snr``). A fit row is a dict of FusionEncoder
-parameters changed from the bench's ``"full"`` preset.
+``fmri_prior`` and optionally ``k_snr``, a number or ``"auto"``). A fit row is a
+dict of FusionEncoder parameters changed from the bench's ``"full"`` preset.
 """
 
 import numpy as np
@@ -104,6 +104,17 @@ READOUT_ROWS = {
     "rank 32 + SNR cv": lambda ctx: _spec(ctx, snr="cv", rank=32),
     "rank 64 + SNR cv": lambda ctx: _spec(ctx, snr="cv", rank=64),
     "rank cv + SNR cv": lambda ctx: _spec(ctx, snr="cv", rank="cv"),
+    # the data-informed correction K of the default read-out: its SNR measured on
+    # the residual (apply_inverse's snr="auto"), MNE's convention for raw data (1),
+    # and K without the fMRI prior (plain minimum norm), against the bench's matched
+    # min(CNR, 10) of the row above
+    "K SNR auto": lambda ctx: _spec(ctx, snr="cv", rank="cv", k_snr="auto"),
+    "K SNR 1 (MNE's convention)": lambda ctx: _spec(
+        ctx, snr="cv", rank="cv", k_snr=1.0
+    ),
+    "K SNR auto without fMRI prior": lambda ctx: _spec(
+        ctx, snr="cv", rank="cv", k_snr="auto", fmri_prior=0.0
+    ),
 }
 
 # (e) more training or a wider transformer

@@ -63,8 +63,10 @@ print(encoder)
 # also takes the subject's recording of the story (``inst``), aligned to the features
 # (sample 0 at the stimulus onset); :math:`K` is MNE-Python's minimum-norm operator for
 # the subject's forward model and the noise covariance given to ``fit``, with the
-# source variances of the encoder's read-out (``fmri_weighted=False`` drops them). The
-# plain minimum-norm estimate of the recording is the third.
+# source variances of the encoder's read-out (``fmri_weighted=False`` drops them) and
+# an SNR measured on the residual, its variance beyond that noise covariance
+# (``snr="auto"``, :func:`mne_fusion.inverse.whitened_snr`). The plain minimum-norm
+# estimate of the recording, at the SNR measured on the recording, is the third.
 
 story = exp.test_stories[0]
 subject = exp.train.meg_subjects[0]
@@ -75,7 +77,12 @@ estimates = {
     "stimulus-driven": encoder.apply_inverse(features),
     "data-informed": encoder.apply_inverse(features, inst=raw, subject=subject),
     "MNE": mf.inverse.minimum_norm(
-        raw, exp.forwards[subject], exp.noise_covs[subject], method="MNE", verbose=False
+        raw,
+        exp.forwards[subject],
+        exp.noise_covs[subject],
+        method="MNE",
+        snr="auto",
+        verbose=False,
     ),
 }
 

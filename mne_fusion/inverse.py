@@ -11,6 +11,7 @@ benchmark compares the encoder with them.
 
 import mne
 import numpy as np
+from mne.cov import compute_whitener
 from mne.forward import compute_depth_prior
 from mne.io.constants import FIFF
 from mne.minimum_norm import (
@@ -30,9 +31,12 @@ from .utils import (
     fill_doc,
 )
 
-__all__ = ["fmri_weighted_mne", "minimum_norm"]
+__all__ = ["fmri_weighted_mne", "minimum_norm", "whitened_snr"]
 
 MNE_METHODS = ("MNE", "dSPM", "sLORETA", "eLORETA")
+# The floor of whitened_snr: with nothing above the noise the estimate is then all
+# but zero (lambda2 = 1e4) rather than an inverse without regularisation.
+MIN_AUTO_SNR = 0.01
 
 
 def _check_inverse_inputs(inst, forward, noise_cov, method, snr, methods):
@@ -40,7 +44,83 @@ def _check_inverse_inputs(inst, forward, noise_cov, method, snr, methods):
     _validate_type(forward, mne.Forward, "forward")
     _validate_type(noise_cov, mne.Covariance, "noise_cov")
     _check_option("method", method, methods)
+    if isinstance(snr, str):
+        _check_option("snr", snr, ("auto",))
+        snr = whitened_snr(inst, noise_cov)
     return 1.0 / _check_positive(snr, "snr") ** 2
+
+
+def _blocks(inst, picks, block=10_000):
+    """Yield the data of ``picks`` in blocks of time (a Raw) or per epoch."""
+    if isinstance(inst, mne.io.BaseRaw):
+        for start in range(0, inst.n_times, block):
+            yield inst.get_data(picks=picks, start=start, stop=start + block)
+    elif isinstance(inst, mne.BaseEpochs):
+        for item in range(len(inst)):
+            yield inst.get_data(picks=picks, item=[item])[0]
+    else:
+        yield inst.data[picks]
+
+
+def _data_covariance(inst, picks):
+    """Covariance of the data about its mean, read block by block; and the samples."""
+    total, sums, n_samples = 0.0, 0.0, 0
+    for data in _blocks(inst, picks):
+        total = total + data @ data.T
+        sums = sums + data.sum(axis=1)
+        n_samples += data.shape[1]
+    mean = sums / n_samples
+    return total / n_samples - np.outer(mean, mean), n_samples
+
+
+@verbose
+def whitened_snr(inst, noise_cov, verbose=None):
+    """Amplitude SNR of a recording over its noise covariance, for ``snr="auto"``.
+
+    The data are whitened by ``noise_cov`` (divided by ``nave`` for an Evoked);
+    each eigenvalue ``l`` of its covariance above the Marchenko-Pastur edge
+    ``(1 + sqrt(rank / n_samples)) ** 2`` of pure noise counts ``l - 1`` as signal
+    variance, and ``snr ** 2`` is their sum over the whitener's rank: the signal
+    variance per whitened channel, as MNE's ``lambda2 = 1 / snr ** 2`` expects.
+    Directions where the covariance overstates the noise (eigenvalues below 1) do
+    not cancel the signal of others. The result is at least 0.01 (``lambda2 = 1e4``).
+
+    Parameters
+    ----------
+    inst : mne.io.Raw | mne.Epochs | mne.Evoked
+        The recording (Epochs are concatenated in time), its bad channels excluded.
+    noise_cov : mne.Covariance
+        The sensor noise covariance, estimated from other data (empty room, a
+        baseline): estimated from ``inst`` itself it leaves no signal to measure.
+    %(verbose)s
+
+    Returns
+    -------
+    snr : float
+        The amplitude SNR.
+
+    See Also
+    --------
+    minimum_norm : Its ``snr="auto"`` calls this function.
+    """
+    _validate_type(inst, (mne.io.BaseRaw, mne.BaseEpochs, mne.Evoked), "inst")
+    _validate_type(noise_cov, mne.Covariance, "noise_cov")
+    whitener, names, rank = compute_whitener(
+        noise_cov, inst.info, return_rank=True, verbose=False
+    )
+    picks = [inst.ch_names.index(name) for name in names]
+    cov, n_samples = _data_covariance(inst, picks)
+    if isinstance(inst, mne.Evoked):
+        cov = cov * inst.nave
+    white = whitener @ cov @ whitener.T
+    eigenvalues = np.linalg.eigvalsh(white)[-rank:]
+    edge = (1 + np.sqrt(rank / n_samples)) ** 2
+    signal = eigenvalues[eigenvalues > edge] - 1
+    snr = max(float(np.sqrt(signal.sum() / rank)), MIN_AUTO_SNR)
+    logger.info(
+        f"Whitened SNR {snr:.3g}: {signal.size} of {rank} components above the noise"
+    )
+    return snr
 
 
 def _is_fixed(forward):
@@ -171,9 +251,10 @@ def minimum_norm(
         The sensor noise covariance.
     method : str
         ``"MNE"``, ``"dSPM"`` (default), ``"sLORETA"`` or ``"eLORETA"``.
-    snr : float
+    snr : float | "auto"
         Assumed amplitude signal-to-noise ratio; the regularisation is
-        ``lambda2 = 1 / snr ** 2``.
+        ``lambda2 = 1 / snr ** 2``. ``"auto"`` measures it on ``inst`` with
+        :func:`whitened_snr`.
     loose : float
         Orientation constraint of a free forward, as in
         :func:`mne.minimum_norm.make_inverse_operator`; the default 0 (normal to the
@@ -290,8 +371,9 @@ def fmri_weighted_mne(
     method : str
         ``"MNE"`` (default, as in Liu et al.), ``"dSPM"`` or ``"sLORETA"``. eLORETA
         computes its own source weights and cannot take a prior.
-    snr : float
-        Assumed amplitude SNR; ``lambda2 = 1 / snr ** 2``.
+    snr : float | "auto"
+        Assumed amplitude SNR; ``lambda2 = 1 / snr ** 2``; ``"auto"`` as in
+        :func:`minimum_norm`.
     depth : float | None
         Depth-weighting exponent (None for none), computed from the unweighted gain
         with :func:`mne.forward.compute_depth_prior`.

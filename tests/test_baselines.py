@@ -21,6 +21,7 @@ from mne_fusion.baselines import (
     minimum_norm,
     oracle,
 )
+from mne_fusion.inverse import MIN_AUTO_SNR, whitened_snr
 
 SFREQ = 50.0
 
@@ -178,12 +179,62 @@ def test_fmri_weighted_accepts_stc(meg):
     assert_allclose(from_stc.data, from_array.data)
 
 
+def _known_snr_data(meg, signal_variance, n_components=3, n_times=20_000):
+    """Data whose whitened covariance is I plus signal of rank ``n_components``."""
+    rng = np.random.default_rng(7)
+    mixing = np.linalg.qr(rng.standard_normal((len(meg.info["ch_names"]), 3)))[0]
+    courses = rng.standard_normal((n_components, n_times)) * np.sqrt(signal_variance)
+    white_signal = mixing[:, :n_components] @ courses
+    white_noise = rng.standard_normal(white_signal.shape)
+    assert meg.noise_cov["diag"]  # ad hoc: the variances are the whitener
+    colour = np.sqrt(meg.noise_cov.data)[:, None]
+    return colour * white_signal, colour * white_noise
+
+
+def test_whitened_snr_recovers_the_signal_variance(meg):
+    """snr ** 2 is the signal variance per whitened channel, whatever the container."""
+    n_channels = len(meg.info["ch_names"])
+    signal, noise = _known_snr_data(meg, signal_variance=4.0)
+    expected = np.sqrt(3 * 4.0 / n_channels)
+    raw = mne.io.RawArray(signal + noise, meg.info, verbose=False)
+    assert_allclose(whitened_snr(raw, meg.noise_cov), expected, rtol=0.05)
+    # Epochs are concatenated in time: the same SNR
+    data = (signal + noise).reshape(n_channels, 40, -1).transpose(1, 0, 2)
+    epochs = mne.EpochsArray(data, meg.info, verbose=False)
+    assert_allclose(whitened_snr(epochs, meg.noise_cov), expected, rtol=0.05)
+    # an average of nave trials has nave times less noise variance
+    evoked = mne.EvokedArray(signal + noise / 2.0, meg.info, nave=4, verbose=False)
+    assert_allclose(whitened_snr(evoked, meg.noise_cov), 2 * expected, rtol=0.05)
+    # pure noise: the floor, not an inverse without regularisation
+    raw_noise = mne.io.RawArray(noise, meg.info, verbose=False)
+    assert whitened_snr(raw_noise, meg.noise_cov) == MIN_AUTO_SNR
+    # a covariance that overstates the noise in some directions (eigenvalues below
+    # 1) does not hide the signal in the others
+    quiet = mne.io.RawArray(signal + 0.5 * noise, meg.info, verbose=False)
+    half = np.sqrt(3 * (4.0 + 0.25 - 1.0) / n_channels)
+    assert_allclose(whitened_snr(quiet, meg.noise_cov), half, rtol=0.05)
+
+
+def test_minimum_norm_auto_snr(meg):
+    """snr="auto" is the inverse at the data's whitened SNR."""
+    args = (meg.raw, meg.forward, meg.noise_cov)
+    snr = whitened_snr(meg.raw, meg.noise_cov)
+    for function, extra in ((minimum_norm, ()), (fmri_weighted_mne, (np.ones(84),))):
+        auto = function(*args, *extra, method="MNE", snr="auto", verbose=False)
+        given = function(*args, *extra, method="MNE", snr=snr, verbose=False)
+        assert_allclose(auto.data, given.data, rtol=1e-10)
+
+
 def test_inverse_errors(meg):
     args = (meg.raw, meg.forward, meg.noise_cov)
     with pytest.raises(ValueError, match="'method' parameter.*'eLORETA'.*got 'LCMV'"):
         minimum_norm(*args, method="LCMV")
     with pytest.raises(ValueError, match="snr must be a positive"):
         minimum_norm(*args, snr=0)
+    with pytest.raises(ValueError, match="'snr' parameter.*'auto'.*got 'high'"):
+        minimum_norm(*args, snr="high")
+    with pytest.raises(TypeError, match="inst must be an instance of"):
+        whitened_snr(meg.raw.get_data(), meg.noise_cov)
     with pytest.raises(TypeError, match="inst must be an instance of"):
         minimum_norm(meg.raw.get_data(), meg.forward, meg.noise_cov)
     with pytest.raises(TypeError, match="noise_cov must be an instance of"):

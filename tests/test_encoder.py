@@ -10,6 +10,7 @@ from sklearn.exceptions import NotFittedError
 from mne_fusion import FusionDataset, FusionEncoder, read_fusion_encoder
 from mne_fusion.baselines import fmri_weighted_mne, minimum_norm
 from mne_fusion.features import Features
+from mne_fusion.inverse import whitened_snr
 from mne_fusion.metrics import prediction_r
 
 
@@ -116,14 +117,20 @@ def test_data_informed_equals_mne_when_encoder_predicts_zero(fitted, experiment)
     raw, fwd, info = experiment["raws"]["s1"], experiment["fwd"], experiment["info"]
     cov = mne.make_ad_hoc_cov(info, verbose=False)
     feats = experiment["ds"].stimulus("s1")
-    stc = enc.apply_inverse(feats, raw, "A", noise_cov=cov, depth=None)
+    stc = enc.apply_inverse(feats, raw, "A", noise_cov=cov, snr=None, depth=None)
     inverse = mne.minimum_norm.make_inverse_operator(
         raw.info, fwd, cov, loose=0.0, depth=None, verbose=False
     )
-    # single-trial data: MNE's SNR of 1 unless told otherwise
+    # snr=None: MNE's convention for single-trial data, an SNR of 1
     expected = mne.minimum_norm.apply_inverse_raw(raw, inverse, 1.0, "MNE")
     assert_allclose(stc.data, expected.data, rtol=1e-6, atol=1e-20)
     assert stc.subject == "fsaverage"
+    # the default "auto": the SNR the residual (here the raw) shows over cov
+    snr = whitened_snr(raw, cov)
+    assert snr > 1.0
+    stc = enc.apply_inverse(feats, raw, "A", noise_cov=cov, depth=None)
+    expected = mne.minimum_norm.apply_inverse_raw(raw, inverse, 1 / snr**2, "MNE")
+    assert_allclose(stc.data, expected.data, rtol=1e-6, atol=1e-20)
     # Epochs: one estimate per epoch, each MNE's
     epochs = mne.EpochsArray(np.stack([raw.get_data()] * 2), info, verbose=False)
     stcs = enc.apply_inverse(
@@ -134,11 +141,11 @@ def test_data_informed_equals_mne_when_encoder_predicts_zero(fitted, experiment)
     assert_allclose(stcs[1].data, expected[1].data, rtol=1e-6)
     # averaged data: MNE's SNR of 3
     evoked = epochs.average()
-    stc = enc.apply_inverse(feats, evoked, "A", noise_cov=cov, depth=None)
+    stc = enc.apply_inverse(feats, evoked, "A", noise_cov=cov, snr=None, depth=None)
     expected = mne.minimum_norm.apply_inverse(evoked, inverse, 1 / 9.0, "MNE")
     assert_allclose(stc.data, expected.data, rtol=1e-6, atol=1e-20)
     # default depth weighting: the package's minimum-norm baseline
-    stc = enc.apply_inverse(feats, raw, "A", noise_cov=cov)
+    stc = enc.apply_inverse(feats, raw, "A", noise_cov=cov, snr=1.0)
     expected = minimum_norm(raw, fwd, cov, "MNE", 1.0)
     assert_allclose(stc.data, expected.data, rtol=1e-6, atol=1e-20)
 
@@ -154,10 +161,13 @@ def test_data_informed_adds_mne_of_residual(fitted, experiment):
         mne.io.RawArray(residual, info, verbose=False), fwd, cov, "MNE", 2.0
     )
     assert_allclose(stc.data, s_enc + correction.data, rtol=1e-6, atol=1e-20)
-    # without noise_cov it is estimated from the residual: still an estimate
+    # without noise_cov it is estimated from the residual, which then shows no SNR
+    # of its own: snr "auto" takes MNE's convention for single trials, 1
     stc2 = fitted.apply_inverse(feats, raw, "A")
-    assert stc2.data.shape == stc.data.shape
-    assert np.isfinite(stc2.data).all()
+    resid = mne.io.RawArray(residual, info, verbose=False)
+    own_cov = mne.compute_raw_covariance(resid, verbose=False)
+    correction = minimum_norm(resid, fwd, own_cov, "MNE", 1.0)
+    assert_allclose(stc2.data, s_enc + correction.data, rtol=1e-6, atol=1e-20)
 
 
 def test_save_load_round_trip(fitted, experiment, tmp_path):

@@ -112,7 +112,8 @@ def test_data_informed_estimate_of_a_new_subject(fitted, experiment):
         verbose=False,
     )
     expected = fitted.apply_inverse(features).data
-    expected = expected + minimum_norm(residual, fwd, cov, "MNE", 1.0).data
+    # at the SNR the residual shows over cov (snr="auto", the default)
+    expected = expected + minimum_norm(residual, fwd, cov, "MNE", "auto").data
     assert_allclose(stc.data, expected, rtol=1e-6, atol=1e-7 * np.abs(expected).max())
     assert not np.allclose(stc.data, known.data, rtol=1e-3, atol=0)
 

@@ -212,7 +212,7 @@ class PredictionMixin:
         forward=None,
         noise_cov=None,
         method="MNE",
-        snr=None,
+        snr="auto",
         depth=0.8,
         fmri_weighted=True,
         verbose=None,
@@ -244,10 +244,13 @@ class PredictionMixin:
         method : "MNE" | "dSPM" | "sLORETA" | "eLORETA"
             Inverse method of ``K``; only ``"MNE"`` gives estimates in A m that add
             to the encoder's.
-        snr : float | None
-            Assumed SNR of ``K``; ``lambda2 = 1 / snr ** 2``. None uses MNE's
-            conventions: 3 for an Evoked (averaged data), 1 for Raw and Epochs
-            (single trials).
+        snr : "auto" | float | None
+            Amplitude SNR of ``K``; ``lambda2 = 1 / snr ** 2``. ``"auto"`` (default)
+            measures it on the residual: its variance beyond the noise covariance,
+            per whitened channel (:func:`mne_fusion.inverse.whitened_snr`); with a
+            noise covariance estimated from the residual itself, it and None use
+            MNE's conventions: 3 for an Evoked (averaged data), 1 for Raw and
+            Epochs (single trials).
         depth : float | None
             Depth weighting of ``K`` (None for none).
         fmri_weighted : bool
