@@ -115,6 +115,14 @@ READOUT_ROWS = {
     "K SNR auto without fMRI prior": lambda ctx: _spec(
         ctx, snr="cv", rank="cv", k_snr="auto", fmri_prior=0.0
     ),
+    # K's source prior alone (SNR matched): none (apply_inverse's default since), and
+    # the true stimulus-driven sources as fMRI evidence, what the fMRI subjects'
+    # shared BOLD marks when their spontaneous activity differs (in the simulation
+    # they share one background, which their BOLD then marks too)
+    "K without fMRI prior": lambda ctx: _spec(ctx, snr="cv", rank="cv", fmri_prior=0.0),
+    "K with the stimulus-driven sources as evidence": lambda ctx: _spec(
+        ctx, snr="cv", rank="cv", evidence=ctx.exp.active_sources.astype(float)
+    ),
 }
 
 # (e) more training or a wider transformer

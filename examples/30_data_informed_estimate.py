@@ -14,10 +14,9 @@ the encoder did not predict,
 
 .. math:: \hat{s} = s_{enc} + K \, (y - G \, s_{enc}),
 
-with :math:`G` the subject's lead field and :math:`K` a minimum-norm inverse operator
-with the encoder's own source prior (fMRI-weighted minimum norm). It keeps the
-encoder's estimate of the stimulus-driven activity and adds the rest with the
-resolution of a minimum-norm estimate. This example simulates strong spontaneous
+with :math:`G` the subject's lead field and :math:`K` a minimum-norm inverse operator.
+It keeps the encoder's estimate of the stimulus-driven activity and adds the rest with
+the resolution of a minimum-norm estimate. This example simulates strong spontaneous
 activity and compares the three estimates on it.
 """
 
@@ -62,11 +61,12 @@ print(encoder)
 # The stimulus-driven estimate needs only the features. The data-informed estimate
 # also takes the subject's recording of the story (``inst``), aligned to the features
 # (sample 0 at the stimulus onset); :math:`K` is MNE-Python's minimum-norm operator for
-# the subject's forward model and the noise covariance given to ``fit``, with the
-# source variances of the encoder's read-out (``fmri_weighted=False`` drops them) and
-# an SNR measured on the residual, its variance beyond that noise covariance
-# (``snr="auto"``, :func:`mne_fusion.inverse.whitened_snr`). The plain minimum-norm
-# estimate of the recording, at the SNR measured on the recording, is the third.
+# the subject's forward model and the noise covariance given to ``fit``, at the SNR
+# measured on the residual, its variance beyond that noise covariance (``snr="auto"``,
+# :func:`mne_fusion.inverse.whitened_snr`); ``fmri_weighted=True`` would give it the
+# source variances of the encoder's read-out, which the user guide advises against.
+# The plain minimum-norm estimate of the recording, at the SNR measured on the
+# recording, is the third.
 
 story = exp.test_stories[0]
 subject = exp.train.meg_subjects[0]
@@ -128,12 +128,11 @@ ax.legend()
 #
 # .. math:: \hat{s} = K y + (I - K G) \, s_{enc},
 #
-# the (fMRI-weighted) minimum-norm estimate of the recording plus the part of the
-# encoder's estimate that the same operator would not give back from its own field,
-# which is mostly what the sensors cannot see. It improves on the minimum-norm
-# estimate exactly as far as the encoder and its prior are right about that part,
-# which is what the fMRI subjects inform; with the small, briefly trained encoder of
-# this example that part is still rough.
+# the minimum-norm estimate of the recording plus the part of the encoder's estimate
+# that the same operator would not give back from its own field, which is mostly
+# what the sensors cannot see. It improves on the minimum-norm estimate exactly as
+# far as the encoder is right about that part, which the fMRI subjects inform; with
+# the small, briefly trained encoder of this example that part is still rough.
 #
 # Time courses at the strongest sources of the full truth:
 

@@ -74,7 +74,8 @@ def _data_covariance(inst, picks):
 
 
 @verbose
-def whitened_snr(inst, noise_cov, verbose=None):
+@fill_doc
+def whitened_snr(inst, noise_cov, *, verbose=None):
     """Amplitude SNR of a recording over its noise covariance, for ``snr="auto"``.
 
     The data are whitened by ``noise_cov`` (divided by ``nave`` for an Evoked);

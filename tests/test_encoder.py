@@ -308,7 +308,8 @@ def test_fmri_evidence_relaxes_prior(experiment, fitted, rng):
     assert_allclose(weights.mean(), 1.0, rtol=1e-6)
     # prior variance 1 - 0.99 + 0.99 * a: 100 times looser where a = 1 than at a = 0
     assert_allclose(weights[np.argmax(evidence)] / weights.max(), 0.01, rtol=1e-2)
-    # the data-informed estimate corrects with the same prior: fMRI-weighted MNE
+    # fmri_weighted=True: the data-informed estimate corrects with the same prior,
+    # fMRI-weighted MNE
     raw, fwd, info = experiment["raws"]["s1"], experiment["fwd"], experiment["info"]
     cov = mne.make_ad_hoc_cov(info, verbose=False)
     feats = ds.stimulus("s1")
@@ -317,11 +318,10 @@ def test_fmri_evidence_relaxes_prior(experiment, fitted, rng):
         raw.get_data() - enc.predict(feats, "A").get_data(), info, verbose=False
     )
     expected = fmri_weighted_mne(residual, fwd, cov, evidence, 0.99, "MNE", 2.0)
-    stc = enc.apply_inverse(feats, raw, "A", noise_cov=cov, snr=2.0)
+    stc = enc.apply_inverse(feats, raw, "A", noise_cov=cov, snr=2.0, fmri_weighted=True)
     assert_allclose(stc.data, s_enc + expected.data, rtol=1e-6, atol=1e-20)
-    plain = enc.apply_inverse(
-        feats, raw, "A", noise_cov=cov, snr=2.0, fmri_weighted=False
-    )
+    # the default: plain minimum norm
+    plain = enc.apply_inverse(feats, raw, "A", noise_cov=cov, snr=2.0)
     expected = minimum_norm(residual, fwd, cov, "MNE", 2.0)
     assert_allclose(plain.data, s_enc + expected.data, rtol=1e-6, atol=1e-20)
     with pytest.raises(TypeError, match="fmri_weighted must be an instance of bool"):

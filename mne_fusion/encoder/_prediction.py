@@ -214,7 +214,7 @@ class PredictionMixin:
         method="MNE",
         snr="auto",
         depth=0.8,
-        fmri_weighted=True,
+        fmri_weighted=False,
         verbose=None,
     ):
         """Estimate cortical sources from a stimulus, optionally with a recording.
@@ -227,7 +227,7 @@ class PredictionMixin:
             subject, fitted or new, aligned to ``features`` (sample 0 of a Raw, time
             0 of Epochs/Evoked = feature sample 0), gives the data-informed
             estimate ``s_enc + K (y - G s_enc)`` with ``K`` a minimum-norm operator
-            (with the encoder's fMRI-relaxed source prior, see ``fmri_weighted``).
+            (see ``fmri_weighted`` for its source prior).
         subject : str | None
             The MEG subject of ``inst``: a subject the encoder was fitted on, or a
             new one given with its ``forward``.
@@ -256,9 +256,12 @@ class PredictionMixin:
         fmri_weighted : bool
             Whether ``K`` uses the source prior of the read-out, variance
             ``1 - fmri_prior + fmri_prior * fmri_evidence_``
-            (:func:`mne_fusion.inverse.fmri_weighted_mne`), so that the correction
-            keeps the encoder's spatial prior; False, or an encoder without
-            ``fmri_evidence_``, gives plain minimum norm. Not with ``"eLORETA"``.
+            (:func:`mne_fusion.inverse.fmri_weighted_mne`). False (default), or an
+            encoder without ``fmri_evidence_``, gives plain minimum norm: the
+            residual is mostly activity no stimulus drives, which the fMRI
+            subjects' shared (stimulus-driven) BOLD does not locate, and the
+            fMRI-weighted operator pulls it into the stimulus-driven sources (see
+            :ref:`ug-interpretation`). Not with ``"eLORETA"``.
         %(verbose)s
 
         Returns
