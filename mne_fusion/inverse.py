@@ -51,10 +51,18 @@ def _check_inverse_inputs(inst, forward, noise_cov, method, snr, methods):
 
 
 def _blocks(inst, picks, block=10_000):
-    """Yield the data of ``picks`` in blocks of time (a Raw) or per epoch."""
+    """Yield the data of ``picks`` in blocks of time (a Raw) or per epoch.
+
+    Spans of a Raw annotated ``BAD_*`` are left out, as MNE's covariances do.
+    """
     if isinstance(inst, mne.io.BaseRaw):
         for start in range(0, inst.n_times, block):
-            yield inst.get_data(picks=picks, start=start, stop=start + block)
+            yield inst.get_data(
+                picks=picks,
+                start=start,
+                stop=start + block,
+                reject_by_annotation="omit",
+            )
     elif isinstance(inst, mne.BaseEpochs):
         for item in range(len(inst)):
             yield inst.get_data(picks=picks, item=[item])[0]
@@ -89,7 +97,8 @@ def whitened_snr(inst, noise_cov, *, verbose=None):
     Parameters
     ----------
     inst : mne.io.Raw | mne.Epochs | mne.Evoked
-        The recording (Epochs are concatenated in time), its bad channels excluded.
+        The recording (Epochs are concatenated in time), its bad channels and the
+        spans of a Raw annotated ``BAD_*`` left out.
     noise_cov : mne.Covariance
         The sensor noise covariance, estimated from other data (empty room, a
         baseline): estimated from ``inst`` itself it leaves no signal to measure.

@@ -205,6 +205,15 @@ def test_whitened_snr_recovers_the_signal_variance(meg):
     # an average of nave trials has nave times less noise variance
     evoked = mne.EvokedArray(signal + noise / 2.0, meg.info, nave=4, verbose=False)
     assert_allclose(whitened_snr(evoked, meg.noise_cov), 2 * expected, rtol=0.05)
+    # a span annotated BAD is left out: a huge artefact there changes nothing
+    bad = raw.copy()
+    bad._data[:, 1000:2000] *= 100.0
+    bad.set_annotations(mne.Annotations(1000 / SFREQ, 1000 / SFREQ, "BAD_jump"))
+    kept = np.delete(raw.get_data(), np.s_[1000:2000], axis=1)
+    kept = mne.io.RawArray(kept, meg.info, verbose=False)
+    assert_allclose(
+        whitened_snr(bad, meg.noise_cov), whitened_snr(kept, meg.noise_cov), rtol=1e-10
+    )
     # pure noise: the floor, not an inverse without regularisation
     raw_noise = mne.io.RawArray(noise, meg.info, verbose=False)
     assert whitened_snr(raw_noise, meg.noise_cov) == MIN_AUTO_SNR
