@@ -261,7 +261,7 @@ class PredictionMixin:
             residual is mostly activity no stimulus drives, which the fMRI
             subjects' shared (stimulus-driven) BOLD does not locate, and the
             fMRI-weighted operator pulls it into the stimulus-driven sources (see
-            :ref:`ug-interpretation`). Not with ``"eLORETA"``.
+            :ref:`ug-model`). Not with ``"eLORETA"``.
         %(verbose)s
 
         Returns
