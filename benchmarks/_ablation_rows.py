@@ -8,8 +8,11 @@ dict of FusionEncoder parameters changed from the bench's ``"full"`` preset.
 """
 
 import numpy as np
+import torch
 
+from mne_fusion.encoder._params import lag_shape
 from mne_fusion.encoder._prior import prior_variance
+from mne_fusion.model.network import LaggedFeatures
 
 
 def _spec(ctx, **changes):
@@ -39,6 +42,34 @@ def _columns(ctx, part):
     d_model = ctx.fit().d_model
     cols = slice(None, d_model) if part == "transformer" else slice(d_model, None)
     return {s: h[:, cols] for s, h in ctx.setup["hidden"].items()}
+
+
+def _linear_lags(seconds):
+    """Return the row of the default read-out with ``seconds`` of linear lags."""
+
+    def row(ctx):
+        enc = ctx.fit()
+        network = enc.model_.network
+        lagged = LaggedFeatures(
+            len(network.feature_mean), *lag_shape(seconds, enc.sfreq)
+        )
+        columns = {}
+        with torch.no_grad():
+            for story in ctx.exp.stories:
+                x = torch.as_tensor(ctx.exp.features[story].data, dtype=torch.float32)
+                z = (x[None] - network.feature_mean) / network.feature_scale
+                columns[story] = lagged(z)[0].numpy()
+        train = np.concatenate([columns[s] for s in ctx.train_stories])
+        std = train.std(axis=0)
+        std[std < 1e-6] = 1.0
+        transformer = _columns(ctx, "transformer")
+        hidden = {
+            s: np.concatenate([transformer[s], columns[s] / std], axis=1)
+            for s in ctx.exp.stories
+        }
+        return _spec(ctx, hidden=hidden, snr="cv", rank="cv")
+
+    return row
 
 
 def _oracle_prior(ctx):
@@ -104,6 +135,12 @@ READOUT_ROWS = {
     "rank 32 + SNR cv": lambda ctx: _spec(ctx, snr="cv", rank=32),
     "rank 64 + SNR cv": lambda ctx: _spec(ctx, snr="cv", rank=64),
     "rank cv + SNR cv": lambda ctx: _spec(ctx, snr="cv", rank="cv"),
+    # the span of the linear path's lags (linear_lags, 0.6 s by default), with the
+    # default read-out (0.6 s checks that this path gives the default)
+    "linear lags 0.4 s": _linear_lags(0.4),
+    "linear lags 0.6 s": _linear_lags(0.6),
+    "linear lags 1.0 s": _linear_lags(1.0),
+    "linear lags 1.5 s": _linear_lags(1.5),
     # the data-informed correction K of the default read-out: its SNR measured on
     # the residual (apply_inverse's snr="auto"), MNE's convention for raw data (1),
     # and K without the fMRI prior (plain minimum norm), against the bench's matched

@@ -8,14 +8,20 @@ spatial r against the stimulus-driven sources (``exp.stimulus_drive``, as the be
 scores it) and the data-informed estimate's temporal r, averaged over the test story
 and seeds.
 
-Two kinds of rows:
+Three kinds of rows:
 
 - read-out rows re-solve the closed-form source layer of the default fit
   (:func:`mne_fusion.model.readout.map_source_readout`, as
   ``encoder/_source_readout.py`` calls it) with other hidden features, prior
   variances or SNR: no new training, so they cost seconds (``rank cv + SNR cv``
   is the default's read-out: it checks that this path gives the default estimate);
-- fit rows train another encoder (other ``FusionEncoder`` parameters).
+- fit rows train another encoder (other ``FusionEncoder`` parameters);
+- the alternate row trains the default fit on through its frozen closed-form layer
+  (``_ablation_alternate.py``).
+
+The data-informed estimate of the default, fit and alternate rows is
+``apply_inverse``'s (plain minimum-norm K since ``fmri_weighted=False`` became its
+default).
 
 The data-informed estimate of the read-out rows is ``s + K (y - G s)`` with the
 row's source prior in ``K`` (``encoder/_data_informed.py``'s ``correction``), SNR of
@@ -41,6 +47,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _ablation_alternate import ALTERNATE_ROWS, alternate
 from _ablation_rows import FIT_ROWS, READOUT_ROWS
 
 from mne_fusion.anatomy import template_source_space
@@ -56,7 +63,7 @@ from mne_fusion.metrics import source_recovery
 from mne_fusion.model.readout import map_source_readout
 from mne_fusion.simulation import simulate_naturalistic
 
-ROWS = ("default", *READOUT_ROWS, *FIT_ROWS)
+ROWS = ("default", *READOUT_ROWS, *FIT_ROWS, *ALTERNATE_ROWS)
 
 
 class Context:
@@ -250,10 +257,10 @@ def score_default(ctx):
     return out
 
 
-def score_fit(ctx, name, changes):
-    """Score a row that trains another encoder, like the default."""
+def score_fit(ctx, name, changes=None, encoder=None):
+    """Score a row that trains another encoder (or gives one), like the default."""
     saved = ctx._fits.get("default")
-    ctx._fits["default"] = ctx.fit(name, **changes)
+    ctx._fits["default"] = encoder or ctx.fit(name, **changes)
     setup, ctx._setup = ctx._setup, None
     try:
         return score_default(ctx)
@@ -287,6 +294,9 @@ def run_row(ctx, name):
         return score_default(ctx)
     if name in FIT_ROWS:
         return score_fit(ctx, name, FIT_ROWS[name])
+    if name in ALTERNATE_ROWS:
+        encoder = alternate(ctx, *ALTERNATE_ROWS[name], ctx.log)
+        return score_fit(ctx, name, encoder=encoder)
     return score_readout(ctx, READOUT_ROWS[name])
 
 
