@@ -247,10 +247,10 @@ class PredictionMixin:
         snr : "auto" | float | None
             Amplitude SNR of ``K``; ``lambda2 = 1 / snr ** 2``. ``"auto"`` (default)
             measures it on the residual: its variance beyond the noise covariance,
-            per whitened channel (:func:`mne_fusion.inverse.whitened_snr`); with a
-            noise covariance estimated from the residual itself, it and None use
-            MNE's conventions: 3 for an Evoked (averaged data), 1 for Raw and
-            Epochs (single trials).
+            per whitened channel (:func:`mne_fusion.inverse.whitened_snr`). None
+            takes MNE's conventions, 3 for an Evoked (averaged data) and 1 for Raw
+            and Epochs (single trials), as ``"auto"`` does when the noise
+            covariance is estimated from the residual itself.
         depth : float | None
             Depth weighting of ``K`` (None for none).
         fmri_weighted : bool
