@@ -122,14 +122,11 @@ def correction(resid, forward, noise_cov, src, evidence, fmri_prior, **kwargs):
     fmri_prior : float
         Weight of the fMRI prior.
     **kwargs
-        ``method``, ``snr``, ``depth``, ``subjects_dir`` of the inverse; ``snr``
-        may be ``"auto"`` (:func:`mne_fusion.inverse.whitened_snr` of the
-        residual), which with ``noise_cov`` None takes MNE's conventions (3 for an
-        Evoked, else 1): a covariance of the residual leaves nothing beyond it.
+        ``method``, ``snr``, ``depth``, ``subjects_dir`` of the inverse (``snr``
+        may be ``"auto"``: :func:`mne_fusion.inverse.whitened_snr` of the
+        residual).
     """
     if noise_cov is None:
-        if kwargs.get("snr") == "auto":
-            kwargs["snr"] = 3.0 if isinstance(resid, mne.Evoked) else 1.0
         if isinstance(resid, mne.Evoked):
             raise ValueError("noise_cov is required for an Evoked inst.")
         logger.info("Estimating the noise covariance from the residual")

@@ -313,12 +313,15 @@ class PredictionMixin:
         resid = _data_informed.residual(
             inst, prediction, subject, names, forward, self.sfreq
         )
-        if snr is None:
+        noise_cov = fitted_cov if noise_cov is None else noise_cov
+        # "auto" compares the residual with a covariance estimated elsewhere; one
+        # estimated from the residual itself leaves nothing beyond it
+        if snr is None or (snr == "auto" and noise_cov is None):
             snr = 3.0 if isinstance(inst, mne.Evoked) else 1.0
         correction = _data_informed.correction(
             resid,
             forward,
-            fitted_cov if noise_cov is None else noise_cov,
+            noise_cov,
             template_source_space(self.spacing, self.subjects_dir, verbose=False),
             self.fmri_evidence_ if fmri_weighted else None,
             self.fmri_prior,
