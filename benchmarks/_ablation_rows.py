@@ -7,11 +7,13 @@ source, ``snr``) and of the data-informed correction ``K`` (``evidence``,
 dict of FusionEncoder parameters changed from the bench's ``"full"`` preset.
 """
 
+import copy
+
 import numpy as np
-import torch
 
 from mne_fusion.encoder._params import lag_shape
 from mne_fusion.encoder._prior import prior_variance
+from mne_fusion.encoder._source_readout import hidden_features, lagged_scale
 from mne_fusion.model.network import LaggedFeatures
 
 
@@ -49,23 +51,16 @@ def _linear_lags(seconds):
 
     def row(ctx):
         enc = ctx.fit()
-        network = enc.model_.network
-        lagged = LaggedFeatures(
-            len(network.feature_mean), *lag_shape(seconds, enc.sfreq)
-        )
-        columns = {}
-        with torch.no_grad():
-            for story in ctx.exp.stories:
-                x = torch.as_tensor(ctx.exp.features[story].data, dtype=torch.float32)
-                z = (x[None] - network.feature_mean) / network.feature_scale
-                columns[story] = lagged(z)[0].numpy()
-        train = np.concatenate([columns[s] for s in ctx.train_stories])
-        std = train.std(axis=0)
-        std[std < 1e-6] = 1.0
-        transformer = _columns(ctx, "transformer")
+        # the fitted network with another linear path, scaled as the fit scales it
+        network = copy.deepcopy(enc.model_.network)
+        lags = lag_shape(seconds, enc.sfreq)
+        network.lagged = LaggedFeatures(len(network.feature_mean), *lags)
+        features = {s: ctx.exp.features[s].data for s in ctx.exp.stories}
+        scale = lagged_scale(network, [features[s] for s in ctx.train_stories])
+        network.lagged.scale.copy_(scale)
         hidden = {
-            s: np.concatenate([transformer[s], columns[s] / std], axis=1)
-            for s in ctx.exp.stories
+            s: hidden_features(network, np.asarray(f, np.float32))[0].numpy()
+            for s, f in features.items()
         }
         return _spec(ctx, hidden=hidden, snr="cv", rank="cv")
 
