@@ -182,9 +182,10 @@ def test_fmri_weighted_accepts_stc(meg):
 def _known_snr_data(meg, signal_variance, n_components=3, n_times=20_000):
     """Data whose whitened covariance is I plus signal of rank ``n_components``."""
     rng = np.random.default_rng(7)
-    mixing = np.linalg.qr(rng.standard_normal((len(meg.info["ch_names"]), 3)))[0]
+    n_channels = len(meg.info["ch_names"])
+    mixing = np.linalg.qr(rng.standard_normal((n_channels, n_components)))[0]
     courses = rng.standard_normal((n_components, n_times)) * np.sqrt(signal_variance)
-    white_signal = mixing[:, :n_components] @ courses
+    white_signal = mixing @ courses
     white_noise = rng.standard_normal(white_signal.shape)
     assert meg.noise_cov["diag"]  # ad hoc: the variances are the whitener
     colour = np.sqrt(meg.noise_cov.data)[:, None]
