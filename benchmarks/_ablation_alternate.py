@@ -16,7 +16,6 @@ import numpy as np
 import torch
 
 from mne_fusion.encoder import _params
-from mne_fusion.encoder._prepare import prepare
 from mne_fusion.encoder._prior import prior_variance
 from mne_fusion.encoder._segments import SegmentSet
 from mne_fusion.encoder._source_readout import solve_source_layer
@@ -33,11 +32,7 @@ def alternate(ctx, rounds, max_epochs, lr_factor, log):
     """Return a copy of the context's default fit trained through its MAP layer."""
     enc = copy.deepcopy(ctx.fit())
     exp, src = ctx.exp, ctx.src
-    stories = {"train": enc.train_stories_, "validation": enc.validation_stories_}
-    meg, fmri, data, _ = prepare(
-        exp.train, src, None, stories, exp.noise_covs, enc.segment_length,
-        enc.overlap,
-    )  # fmt: skip
+    meg, fmri, data = (ctx.setup[key] for key in ("meg", "fmri", "data"))
     prior = prior_variance(enc.fmri_evidence_, enc.fmri_prior, exp.n_sources)
     items = {
         part: SegmentSet(segs, data, meg, fmri, enc.sfreq, enc.burn_in, enc.hrf_length)

@@ -117,14 +117,14 @@ class Context:
 
     @property
     def setup(self):
-        """The default fit's MEG setups, training data and hidden features."""
+        """The default fit's MEG and fMRI setups, training data and hidden features."""
         if self._setup is None:
             enc = self.fit()
             stories = {
                 "train": enc.train_stories_,
                 "validation": enc.validation_stories_,
             }
-            meg, _, data, _ = prepare(
+            meg, fmri, data, _ = prepare(
                 self.exp.train, self.src, None, stories, self.exp.noise_covs,
                 enc.segment_length, enc.overlap,
             )  # fmt: skip
@@ -133,7 +133,7 @@ class Context:
                 s: hidden_features(network, np.asarray(f, np.float32))[0].numpy()
                 for s, f in self._all_features().items()
             }
-            self._setup = dict(meg=meg, data=data, hidden=hidden)
+            self._setup = dict(meg=meg, fmri=fmri, data=data, hidden=hidden)
         return self._setup
 
     def _all_features(self):
