@@ -186,11 +186,19 @@ def process_group(device="cpu"):
             backend = "nccl" if str(device).startswith("cuda") else "gloo"
             dist.init_process_group(backend)
             created = True
+    shard = Shard()
+    if dist.is_available() and dist.is_initialized():
+        shard = Shard(dist.get_rank(), dist.get_world_size())
     try:
-        if dist.is_available() and dist.is_initialized():
-            yield Shard(dist.get_rank(), dist.get_world_size())
-        else:
-            yield Shard()
-    finally:
+        yield shard
+    except BaseException:
         if created:
             dist.destroy_process_group()
+        raise
+    if created:
+        # every rank done with its last collective before any closes its
+        # connections: a gloo peer torn down mid-broadcast aborts the other
+        # process ("terminate called without an active exception"); not after an
+        # error, where the other ranks may never reach the barrier
+        dist.barrier()
+        dist.destroy_process_group()
