@@ -421,16 +421,21 @@ def test_map_readout_is_the_closed_form_layer(experiment, fitted):
     data = {s: setup.whitener @ ds.meg("A").runs[s] for s in fitted.train_stories_}
     # "auto" with one MEG subject: the sensor maps' own SNR, every component
     assert fitted.readout_snr == fitted.readout_rank == "auto"
-    weight, bias, snr, alpha, rank = map_source_readout(
+    assert fitted.readout_reweight == 1
+    weight, bias, snr, alpha, rank, prior = map_source_readout(
         hidden,
         {"A": data},
         {"A": setup.whitener @ setup.gain},
         np.ones(1284),  # no two fMRI subjects share a TR grid: uniform prior
         snr="maps",
+        reweight=1,
     )
     assert alpha == fitted.readout_alpha_
     assert rank is None
     assert fitted.readout_rank_ is None
+    # the uniform prior, rescaled source by source by the sensor map
+    assert_allclose(fitted.readout_prior_, prior, rtol=1e-4)
+    assert prior.std() > 0.1 * prior.mean()
     assert_allclose(fitted.readout_snr_, snr, rtol=1e-4)
     layer = fitted.model_.network.sources
     scale = fitted.source_scale_

@@ -188,11 +188,19 @@ def test_readout_chosen_by_leaving_a_subject_out(experiment, tmp_path):
     assert (fixed.readout_snr_, fixed.readout_rank_) == (3.0, 8)
     # the rank kept is saved; files written before it was read as every component
     fixed.save(tmp_path / "fixed.pt")
-    assert read_fusion_encoder(tmp_path / "fixed.pt").readout_rank_ == 8
+    read = read_fusion_encoder(tmp_path / "fixed.pt")
+    assert read.readout_rank_ == 8
+    assert_allclose(read.readout_prior_, fixed.readout_prior_)
+    # files written before the rank and the read-out's prior were stored: every
+    # component, the fMRI prior as it was (no reweighting)
     state = torch.load(tmp_path / "fixed.pt", weights_only=True)
-    del state["readout_rank"]
+    del state["readout_rank"], state["readout_prior"]
+    del state["params"]["readout_reweight"]
     torch.save(state, tmp_path / "older.pt")
-    assert read_fusion_encoder(tmp_path / "older.pt").readout_rank_ is None
+    older = read_fusion_encoder(tmp_path / "older.pt")
+    assert older.readout_rank_ is None
+    assert older.readout_prior_ is None
+    assert older.readout_reweight == 0
 
     # rank 8 keeps 8 components of the sensor maps: the source layer, which reads
     # 8 hidden features and 36 lagged ones, has rank 8 (all ranks without it)
@@ -216,6 +224,12 @@ def test_readout_chosen_by_leaving_a_subject_out(experiment, tmp_path):
             'readout_snr must be .*"auto", "maps" or "cv"',
         ),
         ({"readout_rank": 0}, ValueError, "readout_rank must be a positive"),
+        (
+            {"readout_reweight": -1},
+            ValueError,
+            "readout_reweight must be a non-negative finite number, got -1",
+        ),
+        ({"readout_reweight": 1.5}, TypeError, "readout_reweight must be an inst"),
         ({"readout_rank": 2.5}, TypeError, 'readout_rank must be .*"cv" or None'),
         (
             {"readout_snr": "maps", "readout_rank": "cv"},
@@ -234,3 +248,18 @@ def test_subject_cv_needs_two_meg_subjects(experiment):
         FusionEncoder(**{**FAST, "readout_snr": "cv"}).fit(experiment["ds"])
     with pytest.raises(ValueError, match=r'readout_rank="cv" leaves one MEG subj'):
         FusionEncoder(**{**FAST, "readout_rank": "cv"}).fit(experiment["ds"])
+
+
+def test_readout_reweight(experiment, tiny):
+    """0 steps keep the fMRI prior; the default step changes the source layer."""
+    from mne_fusion.encoder._prior import prior_variance
+
+    kept = FusionEncoder(**{**FAST, "readout_reweight": 0}).fit(experiment["ds"])
+    n_sources = sum(map(len, kept.vertices_))
+    expected = prior_variance(kept.fmri_evidence_, kept.fmri_prior, n_sources)
+    assert_allclose(kept.readout_prior_, expected)
+    assert tiny.readout_reweight == 1
+    assert expected.std() == 0  # no two fMRI subjects share a TR grid
+    assert tiny.readout_prior_.std() > 0.1 * tiny.readout_prior_.mean()
+    weights = [e.model_.network.sources.weight.detach().numpy() for e in (kept, tiny)]
+    assert np.abs(weights[0] - weights[1]).max() > 0.1 * np.abs(weights[0]).max()

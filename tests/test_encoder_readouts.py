@@ -187,8 +187,8 @@ def test_posterior_variance_shrinks_with_snr(rng):
 
 
 def test_source_std(encoder, experiment):
-    """Positive, at most the prior std, and relatively smallest where the lead field
-    is strongest."""
+    """Positive, at most the prior std, and relatively smallest where the prior
+    lead field is strongest."""
     from scipy.stats import spearmanr
 
     from mne_fusion.encoder._uncertainty import sensor_map_noise
@@ -199,11 +199,15 @@ def test_source_std(encoder, experiment):
     assert std.min() > 0
     setup = encoder._meg["A"]
     gain = setup.whitener @ setup.gain
-    scale = len(gain) / np.sum(gain**2)  # uniform prior: no fMRI evidence
+    # no fMRI evidence: a uniform prior, reweighted by the sensor map
+    prior = encoder.readout_prior_
+    assert prior.std() > 0.1 * prior.mean()
+    scale = len(gain) / np.sum(gain**2 @ prior)
     noise = sensor_map_noise(encoder, ds)
-    prior_std = np.sqrt(encoder.readout_snr_**2 * noise * scale)
+    prior_std = np.sqrt(encoder.readout_snr_**2 * noise * scale * prior)
     assert np.all(std <= prior_std * (1 + 1e-9))
-    strength = np.linalg.norm(gain, axis=0)
+    # the data say most where the prior times the lead field's power is largest
+    strength = prior * np.square(gain).sum(axis=0)
     assert spearmanr(std / prior_std, strength).statistic < -0.5
     with pytest.raises(ValueError, match=r"training stories; \['s1'\] are missing"):
         encoder.source_std(ds.subset(["s0"]))

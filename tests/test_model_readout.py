@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
+from mne_fusion.model.prior import reweighted_prior
 from mne_fusion.model.readout import (
     READOUT_RANKS,
     READOUT_SNRS,
@@ -127,7 +128,7 @@ def test_map_source_readout_explains_the_data(rng):
     }
     prior = np.full(n_sources, 1e-3)
     prior[[3, 17]] = 1.0
-    est_weight, est_bias, snr, alpha, _ = map_source_readout(
+    est_weight, est_bias, snr, alpha, _, _ = map_source_readout(
         hidden, data, gains, prior, snr=1e4
     )
     assert snr == 1e4
@@ -167,7 +168,9 @@ def test_readout_snr_is_prediction_over_estimation_error(rng):
     readouts, _, n_parameters = ridge_sensor_maps(hidden, data, 1e-12)
     # "maps" (default) in the MAP read-out uses it
     gains = {"a": rng.standard_normal((n_channels, 10))}
-    *_, used, _, _ = map_source_readout(hidden, data, gains, np.ones(10), alpha=1e-12)
+    *_, used, _, _, _ = map_source_readout(
+        hidden, data, gains, np.ones(10), alpha=1e-12
+    )
     assert_allclose(used, sensor_map_snr(hidden, data, readouts, n_parameters))
 
 
@@ -203,9 +206,9 @@ def test_reduce_rank_removes_estimation_error(rng):
     assert_allclose(full["b"], maps["b"], rtol=1e-8, atol=1e-10)
     # the MAP read-out counts only the error that the projection keeps
     args = (hidden, data, gains, np.ones(5))
-    *_, snr_full, _, kept = map_source_readout(*args, alpha=1e-12)
+    *_, snr_full, _, kept, _ = map_source_readout(*args, alpha=1e-12)
     assert kept is None
-    *_, snr_reduced, _, kept = map_source_readout(*args, alpha=1e-12, rank=rank)
+    *_, snr_reduced, _, kept, _ = map_source_readout(*args, alpha=1e-12, rank=rank)
     assert snr_reduced > 3 * snr_full
     assert kept == rank
     with pytest.raises(ValueError, match="rank must be a positive integer, got 0"):
@@ -235,13 +238,14 @@ def test_subject_cv_follows_the_noise(rng):
         s: {"s0": g @ weight @ hidden["s0"].T + rng.standard_normal((20, n_times))}
         for s, g in gains.items()
     }
-    *_, snr, _, kept = map_source_readout(hidden, data, gains, np.ones(n_sources), "cv")
+    prior = np.ones(n_sources)
+    *_, snr, _, kept, _ = map_source_readout(hidden, data, gains, prior, "cv")
     assert snr in READOUT_SNRS
     assert kept is None
     # the rank of the truth predicts a left-out head better than every component
     snr, rank = subject_cv(maps, hidden, gains, np.ones(60), ranks=(2, None))
     assert rank == 2
-    *_, snr, _, kept = map_source_readout(
+    *_, snr, _, kept, _ = map_source_readout(
         hidden, data, gains, np.ones(n_sources), "cv", rank="cv"
     )
     assert snr in READOUT_SNRS
@@ -272,3 +276,57 @@ def test_ridge_solver_from_moments(rng):
     alone = RidgeSolver(RidgeMoments(X[30:], Y[:, 30:])).solve(2.0, relative=True)
     assert_allclose(fits[1][2], alone[0], rtol=1e-10)
     assert_allclose(fits[1][3], alone[1], rtol=1e-10)
+
+
+def _champagne_cost(gain, maps, variance, snr):
+    """log det S + mean_k b_k' S^-1 b_k, S = G R G' + I / snr^2 (float64)."""
+    model = (gain * variance) @ gain.T + np.eye(len(gain)) / snr**2
+    _, logdet = np.linalg.slogdet(model)
+    return logdet + np.trace(np.linalg.solve(model, maps @ maps.T)) / maps.shape[1]
+
+
+def test_reweighted_prior_finds_the_sources_the_maps_show(rng):
+    # three heads (20 channels each) see two of 100 sources through 8 columns
+    n_sources, snr = 100, 5.0
+    gain = rng.standard_normal((60, n_sources))
+    truth = np.zeros((n_sources, 8))
+    truth[[10, 70]] = rng.standard_normal((2, 8))
+    maps = gain @ truth + rng.standard_normal((60, 8)) / snr
+    # on the scale the update assumes: trace(G R G') = 60, power 1 + 1 / snr^2
+    maps *= np.sqrt((1 + snr**-2) / (np.square(maps).sum() / maps.size))
+    flat = np.full(n_sources, 60 / np.square(gain).sum())
+    assert_allclose(reweighted_prior(gain, maps, flat, snr, 0), flat)
+    # one step from the minimum-norm map M B and its resolution M G: the prior times
+    # the map's RMS over sqrt(prior * resolution), an sLORETA-like standardisation
+    operator = weighted_minimum_norm(gain, flat, snr)
+    rms = np.sqrt(np.mean(np.square(operator @ maps), axis=1))
+    resolution = np.einsum("ij,ji->i", operator, gain)
+    expected = flat * rms / np.sqrt(flat * resolution)
+    assert_allclose(reweighted_prior(gain, maps, flat, snr, 1), expected, rtol=1e-10)
+    # each step lowers the maps' negative log evidence
+    costs = [
+        _champagne_cost(gain, maps, reweighted_prior(gain, maps, flat, snr, n), snr)
+        for n in range(4)
+    ]
+    assert np.all(np.diff(costs) < 0), costs
+    # one step already puts the largest variance at the two sources, and the
+    # minimum-norm map with it is closer to the truth than with the flat prior
+    one = reweighted_prior(gain, maps, flat, snr, 1)
+    assert set(np.argsort(one)[-2:]) == {10, 70}
+
+    def error(variance):
+        estimate = weighted_minimum_norm(gain, variance, snr) @ maps
+        scale = np.sum(estimate * truth) / np.sum(estimate**2)
+        return np.linalg.norm(truth - scale * estimate) / np.linalg.norm(truth)
+
+    assert error(one) < 0.7 * error(flat)
+    # the MAP read-out uses it with reweight
+    hidden = {"s0": rng.standard_normal((400, 8))}
+    gains = {"a": gain[:20], "b": gain[20:40], "c": gain[40:]}
+    data = {s: {"s0": g @ truth @ hidden["s0"].T} for s, g in gains.items()}
+    *_, used = map_source_readout(hidden, data, gains, np.ones(n_sources), 5.0)
+    assert_allclose(used, np.ones(n_sources))
+    *_, used = map_source_readout(
+        hidden, data, gains, np.ones(n_sources), 5.0, reweight=2
+    )
+    assert set(np.argsort(used)[-2:]) == {10, 70}

@@ -151,6 +151,9 @@ class FusionEncoder(PredictionMixin, ReadingMixin, BaseEstimator):
     readout_rank_ : int | None
         The number of components of the stacked sensor read-outs that the ``"map"``
         read-out kept; None when it kept them all or the layer is as trained.
+    readout_prior_ : array, shape (n_sources,) | None
+        The source prior variance of the ``"map"`` read-out, after
+        ``readout_reweight`` steps; None when the layer is as trained.
     fmri_evidence_ : array, shape (n_sources,) | None
         Leave-one-subject-out inter-subject correlation of the BOLD of each template
         source on the training stories, clipped at 0 and divided by its maximum;
@@ -210,6 +213,7 @@ class FusionEncoder(PredictionMixin, ReadingMixin, BaseEstimator):
         readout="map",
         readout_snr="auto",
         readout_rank="auto",
+        readout_reweight=1,
         loss="likelihood",
         validation=0.1,
         device="auto",
@@ -247,6 +251,7 @@ class FusionEncoder(PredictionMixin, ReadingMixin, BaseEstimator):
         self.readout = readout
         self.readout_snr = readout_snr
         self.readout_rank = readout_rank
+        self.readout_reweight = readout_reweight
         self.loss = loss
         self.validation = validation
         self.device = device
@@ -377,6 +382,7 @@ class FusionEncoder(PredictionMixin, ReadingMixin, BaseEstimator):
             )
             self.model_.eval()
             self.readout_snr_ = self.readout_alpha_ = self.readout_rank_ = None
+            self.readout_prior_ = None
             if self.readout == "map" and meg:
                 if self.linear_lags:
                     network.add_lagged_path(
@@ -395,8 +401,10 @@ class FusionEncoder(PredictionMixin, ReadingMixin, BaseEstimator):
                     self.source_scale_,
                     readout_snr,
                     rank=readout_rank,
+                    reweight=self.readout_reweight,
                 )
-                self.readout_snr_, self.readout_alpha_, self.readout_rank_ = chosen
+                self.readout_snr_, self.readout_alpha_, self.readout_rank_ = chosen[:3]
+                self.readout_prior_ = chosen[3]
                 if fmri:
                     calibrate_fmri_gains(
                         self.model_, items["train"], objective, config, shard

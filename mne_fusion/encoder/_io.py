@@ -38,7 +38,9 @@ _PLAIN = (
     "readout_rank",
 )
 # Fitted attributes of the estimator (without the trailing underscore) in the file.
-FITTED = ("vertices", "fmri_evidence", *_PLAIN)
+# Fitted attributes that are an array per source or None.
+_ARRAYS = ("fmri_evidence", "readout_prior")
+FITTED = ("vertices", *_ARRAYS, *_PLAIN)
 # Largest size in a network configuration that is read (no network is that wide).
 _MAX_SIZE = 2**24
 
@@ -73,7 +75,6 @@ def write_encoder(
         raise ValueError(f"fname must be a file name, got the folder {fname}.")
     if fname.exists() and not overwrite:
         raise FileExistsError(f"{fname} exists; use overwrite=True to replace it.")
-    evidence = fitted["fmri_evidence"]
     state = {
         "format": FORMAT,
         "version": FORMAT_VERSION,
@@ -81,7 +82,10 @@ def write_encoder(
         "network_config": config.to_dict(),
         "state_dict": {k: v.cpu() for k, v in state_dict.items()},
         "vertices": [torch.as_tensor(v) for v in fitted["vertices"]],
-        "fmri_evidence": None if evidence is None else torch.as_tensor(evidence),
+        **{
+            key: None if fitted[key] is None else torch.as_tensor(fitted[key])
+            for key in _ARRAYS
+        },
         "feature_names": [str(n) for n in feature_names],
         **{key: fitted[key] for key in _PLAIN},
         "meg": {name: _meg_to_dict(setup) for name, setup in meg.items()},
@@ -197,10 +201,15 @@ def _parts(state):
         ):
             raise ValueError(f"network_config[{key!r}] is {value}")
     vertices = [_tensor(v, "vertices").numpy() for v in state["vertices"]]
-    evidence = state["fmri_evidence"]
+    # version-3 files written before the read-out's prior was stored used the fMRI
+    # prior as it is
+    state.setdefault("readout_prior", None)
+    if "readout_reweight" not in state["params"]:
+        state["params"]["readout_reweight"] = 0
     fitted = {key: state[key] for key in (*_PLAIN, "feature_names")}
     fitted["vertices"] = vertices
-    fitted["fmri_evidence"] = None if evidence is None else _tensor(evidence).numpy()
+    for key in _ARRAYS:
+        fitted[key] = None if state[key] is None else _tensor(state[key], key).numpy()
     return {
         "params": state["params"],
         "config": NetworkConfig(**config),
@@ -221,7 +230,7 @@ def _number(value, what):
         raise ValueError(f"{what} is {value!r}, expected a positive finite number")
 
 
-def _tensor(value, what="fmri_evidence"):
+def _tensor(value, what):
     _expect(value, torch.Tensor, what)
     return value
 

@@ -36,7 +36,8 @@ def check_params(est):
         _check_positive(getattr(est, name), name, integer=True)
     for name in ("batch_size", "max_epochs", "patience"):
         _check_positive(getattr(est, name), name, integer=True)
-    _check_positive(est.warmup_epochs, "warmup_epochs", allow_zero=True, integer=True)
+    for name in ("warmup_epochs", "readout_reweight"):
+        _check_positive(getattr(est, name), name, allow_zero=True, integer=True)
     for name in (
         "burn_in",
         "weight_decay",

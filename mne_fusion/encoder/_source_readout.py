@@ -46,7 +46,7 @@ def hidden_features(network, features):
 
 
 def solve_source_layer(
-    network, data, meg, stories, prior, source_scale, snr, rank=None
+    network, data, meg, stories, prior, source_scale, snr, rank=None, reweight=0
 ):
     """Set the source layer to its closed-form MAP estimate.
 
@@ -70,6 +70,9 @@ def solve_source_layer(
     rank : int | "cv" | None
         Components of the stacked sensor maps kept
         (:func:`~mne_fusion.model.readout.reduce_rank`); None keeps them all.
+    reweight : int
+        Steps that rescale ``prior`` by the sensor maps
+        (:func:`~mne_fusion.model.prior.reweighted_prior`).
 
     Returns
     -------
@@ -79,6 +82,8 @@ def solve_source_layer(
         The ridge penalty chosen by cross-validation.
     rank : int | None
         The rank kept (None: every component).
+    prior : array, shape (n_sources,)
+        The prior variance of the layer.
     """
     hidden, white, gains, bad = {}, {}, {}, {}
     for name, setup in meg.items():
@@ -95,8 +100,8 @@ def solve_source_layer(
         gains[name] = setup.whitener @ setup.gain
         # samples under BAD* annotations are left out of the sums
         bad[name] = {s: data.meg_bad.get(name, {}).get(s) for s in subject_stories}
-    weight, bias, snr, alpha, rank = map_source_readout(
-        hidden, white, gains, prior, snr, bad=bad, rank=rank
+    weight, bias, snr, alpha, rank, prior = map_source_readout(
+        hidden, white, gains, prior, snr, bad=bad, rank=rank, reweight=reweight
     )
     with torch.no_grad():
         network.sources.weight.copy_(torch.as_tensor(weight / source_scale))
@@ -104,9 +109,9 @@ def solve_source_layer(
     logger.info(
         f"Source layer re-solved in closed form from {len(hidden)} stories of "
         f"{len(gains)} MEG subject(s), ridge alpha {alpha:g}, SNR {snr:.2f}, rank "
-        f"{'all' if rank is None else rank}"
+        f"{'all' if rank is None else rank}, {reweight} prior reweighting step(s)"
     )
-    return snr, alpha, rank
+    return snr, alpha, rank, prior
 
 
 @torch.no_grad()

@@ -149,8 +149,8 @@ def source_std(encoder, X):
     Notes
     -----
     With ``M`` the read-out's weighted minimum-norm operator, ``G`` the stacked
-    whitened lead fields of the MEG subjects, ``R`` the source prior variance
-    (``1 - fmri_prior + fmri_prior * fmri_evidence_``) and ``c`` its MNE
+    whitened lead fields of the MEG subjects, ``R`` the read-out's source prior
+    variance (``readout_prior_``) and ``c`` its MNE
     normalisation (``trace(c G R G') = n_channels``),
 
     .. math:: v_s = \mathrm{snr}^2 \, \sigma^2 \, c R_s \, (1 - (M G)_{ss}),
@@ -177,7 +177,9 @@ def source_std(encoder, X):
     noise = sensor_map_noise(encoder, X)
     gain = np.vstack([s.whitener @ s.gain for s in encoder._meg.values()])
     n_sources = gain.shape[1]
-    prior = prior_variance(encoder.fmri_evidence_, encoder.fmri_prior, n_sources)
+    prior = encoder.readout_prior_
+    if prior is None:  # a file written before the read-out's prior was stored
+        prior = prior_variance(encoder.fmri_evidence_, encoder.fmri_prior, n_sources)
     variance = posterior_variance(gain, prior, encoder.readout_snr_, noise)
     logger.info(
         f"Posterior std of {n_sources} sources: sensor-map noise variance {noise:.3g}"

@@ -27,3 +27,62 @@ def source_prior_variance(evidence, weight):
     """
     evidence = np.asarray(evidence, dtype=np.float64)
     return 1.0 - weight + weight * (evidence / evidence.max())
+
+
+def reweighted_prior(gain, maps, prior_variance, snr, n_steps=1):
+    """Rescale each source's prior variance by what the sensor maps show of it.
+
+    The fMRI prior says where sources respond in the fMRI subjects; the MEG sensor
+    maps of the hidden features say it again, through every MEG subject's lead
+    field. Each step is the convex-bound update of sparse Bayesian learning
+    (Champagne; Wipf et al. 2010, NeuroImage 49:641) for the stacked maps ``B``
+    (columns ``b_k``),
+
+    ``r_i <- r_i * sqrt(mean_k (g_i' S^-1 b_k)^2 / (g_i' S^-1 g_i))``,
+    ``S = G R G' + I / snr^2``,
+
+    which lowers ``log det S + mean_k b_k' S^-1 b_k``, the maps' negative log
+    evidence, at every step. The prior starts at ``prior_variance`` scaled to
+    ``trace(G R G') = n_channels`` (MNE's normalisation) and the maps are scaled to
+    the power per channel that ``S`` then expects, ``1 + 1 / snr^2``. A few steps
+    sharpen the prior where the maps are strong; many steps converge to a sparse
+    prior that also fits the maps' estimation error.
+
+    Parameters
+    ----------
+    gain : array, shape (n_channels, n_sources)
+        Stacked whitened lead fields.
+    maps : array, shape (n_channels, n_columns)
+        Stacked sensor maps, each column weighted by the standard deviation of what
+        it reads (e.g. the maps times a square root of the hidden features'
+        covariance).
+    prior_variance : array, shape (n_sources,)
+        The prior variance to start from (e.g. :func:`source_prior_variance`).
+    snr : float
+        Amplitude SNR of the maps.
+    n_steps : int
+        Number of updates; 0 returns ``prior_variance`` unchanged.
+
+    Returns
+    -------
+    variance : array, shape (n_sources,)
+        The prior variance after ``n_steps``, on the scale of the normalised start.
+    """
+    gain = np.asarray(gain, np.float64)
+    maps = np.asarray(maps, np.float64)
+    variance = np.asarray(prior_variance, np.float64)
+    n_channels = len(gain)
+    power = np.square(maps).sum() / (maps.shape[1] * n_channels)
+    if n_steps == 0 or power == 0:
+        return variance
+    noise = 1.0 / snr**2
+    maps = maps * np.sqrt((1.0 + noise) / power)
+    variance = variance * n_channels / np.trace((gain * variance) @ gain.T)
+    for _ in range(n_steps):
+        model = (gain * variance) @ gain.T + noise * np.eye(n_channels)
+        whitened = np.linalg.solve(model, gain)  # S^-1 G
+        evidence = np.mean(np.square(whitened.T @ maps), axis=1)
+        norm = np.einsum("ij,ij->j", gain, whitened)
+        ratio = np.divide(evidence, norm, out=np.ones_like(norm), where=norm > 0)
+        variance = variance * np.sqrt(ratio)
+    return variance

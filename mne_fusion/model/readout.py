@@ -23,6 +23,7 @@ map sharpens as the training data grow and stays smooth where the MEG is mostly 
 
 import numpy as np
 
+from .prior import reweighted_prior
 from .ridge import RidgeMoments, RidgeSolver
 
 # Ridge penalties tried by cross-validation, relative to the mean eigenvalue of H'H.
@@ -254,6 +255,12 @@ def _hidden_cov(hidden):
     return outer / n_times - np.outer(mean, mean)
 
 
+def _hidden_root(hidden):
+    """Return ``L`` with ``L L'`` the hidden features' covariance."""
+    evals, evecs = np.linalg.eigh(_hidden_cov(hidden))
+    return evecs * np.sqrt(np.clip(evals, 0, None))
+
+
 def subject_cv(maps, hidden, gains, prior_variance, snrs=READOUT_SNRS, ranks=(None,)):
     """SNR and rank of the source map that best predict a left-out subject's map.
 
@@ -294,8 +301,7 @@ def subject_cv(maps, hidden, gains, prior_variance, snrs=READOUT_SNRS, ranks=(No
             f"{len(subjects)}."
         )
     # the error over the hidden features' covariance: (B - G W) L with L L' = cov
-    evals, evecs = np.linalg.eigh(_hidden_cov(hidden))
-    root = evecs * np.sqrt(np.clip(evals, 0, None))
+    root = _hidden_root(hidden)
     errors = np.zeros((len(ranks), len(snrs)))
     for held in subjects:
         rest = [s for s in subjects if s != held]
@@ -365,6 +371,7 @@ def map_source_readout(
     alphas=RIDGE_ALPHAS,
     bad=None,
     rank=None,
+    reweight=0,
 ):
     """MAP source layer (weights and bias) for fixed hidden features.
 
@@ -397,6 +404,10 @@ def map_source_readout(
         error that the projection keeps (the fraction ``rank / n_channels``).
         ``"cv"`` chooses it from :data:`READOUT_RANKS` by leaving one MEG subject
         out, with the SNR when ``snr="cv"`` (:func:`subject_cv`).
+    reweight : int
+        Steps of :func:`~mne_fusion.model.prior.reweighted_prior` that rescale
+        ``prior_variance`` by the stacked maps before the last step (0: none,
+        the default).
 
     Returns
     -------
@@ -408,6 +419,8 @@ def map_source_readout(
         The ridge penalty used.
     rank : int | None
         The rank kept (None: every component).
+    prior_variance : array, shape (n_sources,)
+        The prior variance of the map (``prior_variance`` when ``reweight=0``).
     """
     subjects = list(gains)
     maps, alpha, n_parameters = ridge_sensor_maps(
@@ -426,5 +439,8 @@ def map_source_readout(
         snr = sensor_map_snr(hidden, data, maps, n_parameters * fraction, bad)
     gain = np.vstack([gains[s] for s in subjects])
     stacked = np.vstack([maps[s] for s in subjects])
+    if reweight:
+        columns = stacked[:, :-1] @ _hidden_root(hidden)
+        prior_variance = reweighted_prior(gain, columns, prior_variance, snr, reweight)
     layer = weighted_minimum_norm(gain, prior_variance, snr) @ stacked
-    return layer[:, :-1], layer[:, -1], snr, alpha, rank
+    return layer[:, :-1], layer[:, -1], snr, alpha, rank, prior_variance

@@ -57,7 +57,15 @@ readout_rank : int | "auto" | "cv" | None
     keeps them all, ``"cv"`` chooses it with ``readout_snr`` by leaving one MEG
     subject out (not with ``readout_snr="maps"``). ``"auto"`` (default) is
     ``"cv"`` when ``readout_snr`` is chosen that way or given as a number with two
-    MEG subjects or more, else None; the value kept is ``readout_rank_``.""",
+    MEG subjects or more, else None; the value kept is ``readout_rank_``.
+readout_reweight : int
+    Steps that rescale the ``"map"`` read-out's source prior, source by source,
+    by what the MEG subjects' sensor read-outs show of each source (the
+    convex-bound update of sparse Bayesian learning, Champagne; Wipf et al.
+    2010), starting from the fMRI prior. 1 (default) sharpens the prior where the
+    MEG maps are strong; 0 keeps the fMRI prior; many steps converge to a sparse
+    prior that also fits the maps' estimation error. The prior used is
+    ``readout_prior_``.""",
     "encoder_loss": """
 loss : "likelihood" | "correlation"
     ``"likelihood"`` (default): Gaussian likelihood of noise-whitened MEG, and of
