@@ -201,6 +201,10 @@ def test_readout_chosen_by_leaving_a_subject_out(experiment, tmp_path):
     assert older.readout_rank_ is None
     assert older.readout_prior_ is None
     assert older.readout_reweight == 0
+    state["readout_prior"] = torch.ones(5)
+    torch.save(state, tmp_path / "wrong.pt")
+    with pytest.raises(ValueError, match=r"readout_prior has shape \(5,\), expected"):
+        read_fusion_encoder(tmp_path / "wrong.pt")
 
     # rank 8 keeps 8 components of the sensor maps: the source layer, which reads
     # 8 hidden features and 36 lagged ones, has rank 8 (all ranks without it)

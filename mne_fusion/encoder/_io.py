@@ -208,8 +208,16 @@ def _parts(state):
         state["params"]["readout_reweight"] = 0
     fitted = {key: state[key] for key in (*_PLAIN, "feature_names")}
     fitted["vertices"] = vertices
+    n_sources = sum(len(v) for v in vertices)
     for key in _ARRAYS:
-        fitted[key] = None if state[key] is None else _tensor(state[key], key).numpy()
+        if state[key] is not None:
+            fitted[key] = _tensor(state[key], key).numpy()
+            if fitted[key].shape != (n_sources,):
+                raise ValueError(
+                    f"{key} has shape {fitted[key].shape}, expected ({n_sources},)"
+                )
+        else:
+            fitted[key] = None
     return {
         "params": state["params"],
         "config": NetworkConfig(**config),
