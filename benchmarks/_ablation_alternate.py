@@ -56,10 +56,11 @@ def alternate(ctx, rounds, max_epochs, lr_factor, log):
     def resolve():
         chosen = solve_source_layer(
             enc.model_.network, data, meg, enc.train_stories_, prior,
-            enc.source_scale_, "cv", rank="cv",
+            enc.source_scale_, "cv", rank="cv", reweight=enc.readout_reweight,
         )  # fmt: skip
         calibrate_fmri_gains(enc.model_, items["train"], objective, config)
-        enc.readout_snr_, enc.readout_alpha_, enc.readout_rank_ = chosen
+        enc.readout_snr_, enc.readout_alpha_, enc.readout_rank_ = chosen[:3]
+        enc.readout_prior_ = chosen[3]
 
     resolve()
     for k in range(rounds):

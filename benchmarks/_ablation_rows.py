@@ -90,6 +90,11 @@ def _k_snr(factor):
     return lambda ctx: _spec(ctx, k_snr=factor * ctx.k_snr)
 
 
+def _reweight(n_steps):
+    """Return the row of the default read-out (plain K), ``n_steps`` reweightings."""
+    return lambda ctx: _spec(ctx, snr="cv", rank="cv", reweight=n_steps, fmri_prior=0.0)
+
+
 READOUT_ROWS = {
     # the default until readout_snr / readout_rank "auto" chose them by leaving one
     # MEG subject out: the sensor maps' own SNR, every component
@@ -155,6 +160,10 @@ READOUT_ROWS = {
     "K with the stimulus-driven sources as evidence": lambda ctx: _spec(
         ctx, snr="cv", rank="cv", evidence=ctx.exp.active_sources.astype(float)
     ),
+    # the read-out's prior rescaled source by source by the stacked sensor maps
+    # (model.prior.reweighted_prior, FusionEncoder's readout_reweight): 1 step is
+    # the default since; the rows above have none
+    **{f"reweight {n}": _reweight(n) for n in (1, 2, 3)},
 }
 
 # (e) more training or a wider transformer

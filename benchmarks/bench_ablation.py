@@ -153,10 +153,10 @@ class Context:
         return prior_variance(enc.fmri_evidence_, enc.fmri_prior, self.exp.n_sources)
 
     # -- the read-out ----------------------------------------------------------
-    def readout(self, hidden, prior, snr="maps", rank=None):
+    def readout(self, hidden, prior, snr="maps", rank=None, reweight=0):
         """Closed-form source layer (A m per hidden unit) on the training stories.
 
-        Returns the weights, bias, SNR, ridge penalty and rank of
+        Returns the weights, bias, SNR, ridge penalty, rank and prior of
         :func:`mne_fusion.model.readout.map_source_readout`.
         """
         setup = self.setup
@@ -170,8 +170,9 @@ class Context:
         train = {s: hidden[s] for s in stories}
         with one_blas_thread():
             return map_source_readout(
-                train, white, gains, prior, snr, bad=bad, rank=rank
-            )
+                train, white, gains, prior, snr, bad=bad, rank=rank,
+                reweight=reweight,
+            )  # fmt: skip
 
     def estimate(self, story, weight, bias, hidden):
         """Stimulus-driven estimate (n_sources, n_times) of a story, in A m."""
@@ -271,9 +272,10 @@ def score_fit(ctx, name, changes=None, encoder=None):
 def score_readout(ctx, row):
     """Score a read-out row: ``row(ctx)`` gives the read-out's and K's inputs."""
     spec = row(ctx)
-    weight, bias, snr, alpha, rank = ctx.readout(
-        spec["hidden"], spec["prior"], spec["snr"], spec.get("rank")
-    )
+    weight, bias, snr, alpha, rank, _ = ctx.readout(
+        spec["hidden"], spec["prior"], spec["snr"], spec.get("rank"),
+        spec.get("reweight", 0),
+    )  # fmt: skip
     estimates = {}
     for story in ctx.exp.test_stories:
         sources = ctx.estimate(story, weight, bias, spec["hidden"])
