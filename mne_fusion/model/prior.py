@@ -3,7 +3,9 @@
 Sources where the fMRI subjects' BOLD agrees (high evidence) keep prior variance 1;
 sources without evidence are shrunk to ``1 - weight``. The same variances weight the
 source penalty of the training loss, the closed-form source read-out and the
-minimum-norm operator of the data-informed estimate and of fMRI-weighted MNE.
+minimum-norm operator of the data-informed estimate and of fMRI-weighted MNE. The
+read-out then rescales them by what the MEG sensor maps show of each source
+(:func:`reweighted_prior`).
 """
 
 import numpy as np
