@@ -225,16 +225,27 @@ def test_torchrun_two_processes(experiment, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(name, None)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
-    cmd += ["--nproc_per_node", "2", str(script), str(tmp_path)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    # Known and open: now and then (about 1 run in 14 on 2 busy cores) a rank that
+    # has finished and written its results aborts at exit inside gloo ("terminate
+    # called without an active exception"); that one failure is run again once,
+    # in a new folder (the first run's checkpoint would be resumed). Any other
+    # failure, or that one twice, fails the test.
+    for attempt in range(2):
+        out = tmp_path / f"run{attempt}"
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+        cmd += ["--nproc_per_node", "2", str(script), str(out)]
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+        finished = all((out / f"rank{r}.json").exists() for r in (0, 1))
+        abort = "terminate called without an active exception" in proc.stderr
+        if proc.returncode == 0 or not (finished and abort) or attempt:
+            break
     assert proc.returncode == 0, proc.stderr[-3000:]
-    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert ranks[0] == ranks[1]  # parameters after training and at the end, history
     assert not ranks[0]["initialized"]  # the group it created is destroyed
     history = ranks[0]["history"]
     assert [r["world_size"] for r in history] == [2, 2, 2]
-    assert torch.load(tmp_path / "fit.ckpt", weights_only=True)["world_size"] == 2
+    assert torch.load(out / "fit.ckpt", weights_only=True)["world_size"] == 2
     single = FusionEncoder(**{**CPU, "max_epochs": 3})
     single.fit(experiment["ds"])
     for key, r in single.history_[-1]["val_r"].items():
