@@ -79,7 +79,8 @@ def reweighted_prior(gain, maps, prior_variance, snr, n_steps=1):
         return variance
     noise = 1.0 / snr**2
     maps = maps * np.sqrt((1.0 + noise) / power)
-    variance = variance * n_channels / np.trace((gain * variance) @ gain.T)
+    # trace(G R G') without forming it: the lead fields' power per source
+    variance = variance * n_channels / (np.square(gain).sum(axis=0) @ variance)
     for _ in range(n_steps):
         model = (gain * variance) @ gain.T + noise * np.eye(n_channels)
         whitened = np.linalg.solve(model, gain)  # S^-1 G
