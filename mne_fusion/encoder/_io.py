@@ -201,11 +201,8 @@ def _parts(state):
         ):
             raise ValueError(f"network_config[{key!r}] is {value}")
     vertices = [_tensor(v, "vertices").numpy() for v in state["vertices"]]
-    # version-3 files written before the read-out's prior was stored used the fMRI
-    # prior as it is
+    # version-3 files written before the read-out's prior was stored
     state.setdefault("readout_prior", None)
-    if "readout_reweight" not in state["params"]:
-        state["params"]["readout_reweight"] = 0
     fitted = {key: state[key] for key in (*_PLAIN, "feature_names")}
     fitted["vertices"] = vertices
     n_sources = sum(len(v) for v in vertices)

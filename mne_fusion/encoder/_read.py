@@ -39,6 +39,8 @@ def read_fusion_encoder(fname, *, verbose=None):
     parts = _io.read_encoder(fname)
     if "hrf_length" not in parts["params"]:
         parts["params"]["hrf_length"] = _legacy_hrf_length(fname, parts["fmri"])
+    # files written before readout_reweight used the fMRI prior as it is
+    parts["params"].setdefault("readout_reweight", 0)
     try:
         return _assemble(parts)
     except (
