@@ -243,7 +243,6 @@ def score_default(ctx):
                 inst=raw,
                 subject=name,
                 forward=ctx.exp.forwards[name],
-                snr=ctx.k_snr,
                 verbose=False,
             )
             informed.append(stc.data)

@@ -13,6 +13,7 @@ _SUBMODULES = (
     "datasets",
     "features",
     "inverse",
+    "inverse_sparse",
     "metrics",
     "simulation",
     "viz",

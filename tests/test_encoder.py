@@ -11,6 +11,7 @@ from mne_fusion import FusionDataset, FusionEncoder, read_fusion_encoder
 from mne_fusion.baselines import fmri_weighted_mne, minimum_norm
 from mne_fusion.features import Features
 from mne_fusion.inverse import whitened_snr
+from mne_fusion.inverse_sparse import champagne
 from mne_fusion.metrics import prediction_r
 
 
@@ -117,7 +118,9 @@ def test_data_informed_equals_mne_when_encoder_predicts_zero(fitted, experiment)
     raw, fwd, info = experiment["raws"]["s1"], experiment["fwd"], experiment["info"]
     cov = mne.make_ad_hoc_cov(info, verbose=False)
     feats = experiment["ds"].stimulus("s1")
-    stc = enc.apply_inverse(feats, raw, "A", noise_cov=cov, snr=None, depth=None)
+    stc = enc.apply_inverse(
+        feats, raw, "A", noise_cov=cov, method="MNE", snr=None, depth=None
+    )
     inverse = mne.minimum_norm.make_inverse_operator(
         raw.info, fwd, cov, loose=0.0, depth=None, verbose=False
     )
@@ -128,7 +131,7 @@ def test_data_informed_equals_mne_when_encoder_predicts_zero(fitted, experiment)
     # the default "auto": the SNR the residual (here the raw) shows over cov
     snr = whitened_snr(raw, cov)
     assert snr > 1.0
-    stc = enc.apply_inverse(feats, raw, "A", noise_cov=cov, depth=None)
+    stc = enc.apply_inverse(feats, raw, "A", noise_cov=cov, method="MNE", depth=None)
     expected = mne.minimum_norm.apply_inverse_raw(raw, inverse, 1 / snr**2, "MNE")
     assert_allclose(stc.data, expected.data, rtol=1e-6, atol=1e-20)
     # Epochs: one estimate per epoch, each MNE's
@@ -141,11 +144,13 @@ def test_data_informed_equals_mne_when_encoder_predicts_zero(fitted, experiment)
     assert_allclose(stcs[1].data, expected[1].data, rtol=1e-6)
     # averaged data: MNE's SNR of 3
     evoked = epochs.average()
-    stc = enc.apply_inverse(feats, evoked, "A", noise_cov=cov, snr=None, depth=None)
+    stc = enc.apply_inverse(
+        feats, evoked, "A", noise_cov=cov, method="MNE", snr=None, depth=None
+    )
     expected = mne.minimum_norm.apply_inverse(evoked, inverse, 1 / 9.0, "MNE")
     assert_allclose(stc.data, expected.data, rtol=1e-6, atol=1e-20)
     # default depth weighting: the package's minimum-norm baseline
-    stc = enc.apply_inverse(feats, raw, "A", noise_cov=cov, snr=1.0)
+    stc = enc.apply_inverse(feats, raw, "A", noise_cov=cov, method="MNE", snr=1.0)
     expected = minimum_norm(raw, fwd, cov, "MNE", 1.0)
     assert_allclose(stc.data, expected.data, rtol=1e-6, atol=1e-20)
 
@@ -154,7 +159,7 @@ def test_data_informed_adds_mne_of_residual(fitted, experiment):
     raw, fwd, info = experiment["raws"]["s1"], experiment["fwd"], experiment["info"]
     feats = experiment["ds"].stimulus("s1")
     cov = mne.make_ad_hoc_cov(info, verbose=False)
-    stc = fitted.apply_inverse(feats, raw, "A", noise_cov=cov, snr=2.0)
+    stc = fitted.apply_inverse(feats, raw, "A", noise_cov=cov, method="MNE", snr=2.0)
     s_enc = fitted.apply_inverse(feats).data
     residual = raw.get_data() - fitted.predict(feats, "A").get_data()
     correction = minimum_norm(
@@ -163,11 +168,27 @@ def test_data_informed_adds_mne_of_residual(fitted, experiment):
     assert_allclose(stc.data, s_enc + correction.data, rtol=1e-6, atol=1e-20)
     # without noise_cov it is estimated from the residual, which then shows no SNR
     # of its own: snr "auto" takes MNE's convention for single trials, 1
-    stc2 = fitted.apply_inverse(feats, raw, "A")
+    stc2 = fitted.apply_inverse(feats, raw, "A", method="MNE")
     resid = mne.io.RawArray(residual, info, verbose=False)
     own_cov = mne.compute_raw_covariance(resid, verbose=False)
     correction = minimum_norm(resid, fwd, own_cov, "MNE", 1.0)
     assert_allclose(stc2.data, s_enc + correction.data, rtol=1e-6, atol=1e-20)
+
+
+def test_data_informed_default_adds_champagne_of_residual(fitted, experiment):
+    raw, fwd, info = experiment["raws"]["s1"], experiment["fwd"], experiment["info"]
+    feats = experiment["ds"].stimulus("s1")
+    cov = mne.make_ad_hoc_cov(info, verbose=False)
+    stc = fitted.apply_inverse(feats, raw, "A", noise_cov=cov)
+    s_enc = fitted.apply_inverse(feats).data
+    residual = raw.get_data() - fitted.predict(feats, "A").get_data()
+    correction = champagne(mne.io.RawArray(residual, info, verbose=False), fwd, cov)
+    assert_allclose(stc.data, s_enc + correction.data, rtol=1e-6, atol=1e-20)
+    # Champagne learns the noise level and the variances: no SNR, no fMRI prior
+    with pytest.raises(ValueError, match=r"snr='auto' \(got 2.0\)"):
+        fitted.apply_inverse(feats, raw, "A", noise_cov=cov, snr=2.0)
+    with pytest.raises(ValueError, match=r"fmri_weighted=False \(got True\)"):
+        fitted.apply_inverse(feats, raw, "A", noise_cov=cov, fmri_weighted=True)
 
 
 def test_save_load_round_trip(fitted, experiment, tmp_path):
@@ -318,10 +339,12 @@ def test_fmri_evidence_relaxes_prior(experiment, fitted, rng):
         raw.get_data() - enc.predict(feats, "A").get_data(), info, verbose=False
     )
     expected = fmri_weighted_mne(residual, fwd, cov, evidence, 0.99, "MNE", 2.0)
-    stc = enc.apply_inverse(feats, raw, "A", noise_cov=cov, snr=2.0, fmri_weighted=True)
+    stc = enc.apply_inverse(
+        feats, raw, "A", noise_cov=cov, method="MNE", snr=2.0, fmri_weighted=True
+    )
     assert_allclose(stc.data, s_enc + expected.data, rtol=1e-6, atol=1e-20)
     # the default: plain minimum norm
-    plain = enc.apply_inverse(feats, raw, "A", noise_cov=cov, snr=2.0)
+    plain = enc.apply_inverse(feats, raw, "A", noise_cov=cov, method="MNE", snr=2.0)
     expected = minimum_norm(residual, fwd, cov, "MNE", 2.0)
     assert_allclose(plain.data, s_enc + expected.data, rtol=1e-6, atol=1e-20)
     with pytest.raises(TypeError, match="fmri_weighted must be an instance of bool"):

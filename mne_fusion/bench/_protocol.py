@@ -244,7 +244,7 @@ def score_condition(
                     scores.add("fMRI-weighted MNE", story, stc, keep)
                 if "data-informed fusion" in methods:
                     stc = encoders[("meg", "fmri")].apply_inverse(
-                        features, inst=raw, subject=name, snr=snr, verbose=False
+                        features, inst=raw, subject=name, verbose=False
                     )
                     scores.add("data-informed fusion", story, stc, keep)
                 if "ridge" in methods:

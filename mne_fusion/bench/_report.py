@@ -45,9 +45,11 @@ _METHOD_NOTES = """\
   The fMRI head sees source power, so fMRI alone cannot tell the sign of a source:
   the fMRI-only estimate scores near 0 on every signed metric (temporal r, spatial r,
   relative error) by construction; its ROC AUC shows what it localises.
-- **data-informed fusion**: fusion plus the minimum-norm estimate (MNE, the true
-  noise covariance and SNR) of what it does not predict in each MEG subject's test
-  recording (``apply_inverse(features, inst=raw, ...)``).
+- **data-informed fusion**: fusion plus the Champagne estimate (source variances and
+  noise level learnt from the residual, the true noise covariance) of what it does
+  not predict in each MEG subject's test recording
+  (``apply_inverse(features, inst=raw, ...)``). It estimates all activity: against
+  the stimulus-driven truth, the background it locates counts as error.
 - **MNE**, **dSPM**, **sLORETA**, **eLORETA**: minimum norm of each MEG subject's test
   recording with the true noise covariance and SNR (their best case).
 - **fMRI-weighted MNE**: MNE with the fMRI subjects' inter-subject correlation as

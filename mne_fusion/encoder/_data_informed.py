@@ -1,9 +1,11 @@
 """The data-informed estimate: the encoder's sources corrected by a recording.
 
 ``s_enc + K (y - G s_enc)``: what the stimulus-driven estimate does not explain of a
-subject's recording goes through a minimum-norm operator ``K`` (with the encoder's
-fMRI-relaxed source prior when there is fMRI evidence). By linearity it is MNE's own
-inverse (:func:`mne_fusion.inverse.minimum_norm` or
+subject's recording goes through an inverse ``K``: by default Champagne
+(:func:`mne_fusion.inverse_sparse.champagne`), whose source variances are learnt from
+the residual itself, else a minimum-norm operator (with the encoder's fMRI-relaxed
+source prior if asked). By linearity it is that inverse
+(:func:`mne_fusion.inverse.minimum_norm`,
 :func:`mne_fusion.inverse.fmri_weighted_mne`) applied to the residual.
 """
 
@@ -14,6 +16,7 @@ from mne.utils import logger
 
 from ..anatomy import morph_or_identity
 from ..inverse import fmri_weighted_mne, minimum_norm
+from ..inverse_sparse import champagne
 from ..utils import _check_finite, _validate_type
 
 
@@ -122,9 +125,10 @@ def correction(resid, forward, noise_cov, src, evidence, fmri_prior, **kwargs):
     fmri_prior : float
         Weight of the fMRI prior.
     **kwargs
-        ``method``, ``snr``, ``depth``, ``subjects_dir`` of the inverse (``snr``
-        may be ``"auto"``: :func:`mne_fusion.inverse.whitened_snr` of the
-        residual).
+        ``method`` (``"champagne"`` or a minimum-norm method), ``snr``, ``depth``
+        (of a minimum-norm method; ``snr`` may be ``"auto"``:
+        :func:`mne_fusion.inverse.whitened_snr` of the residual) and
+        ``subjects_dir``.
     """
     if noise_cov is None:
         if isinstance(resid, mne.Evoked):
@@ -134,6 +138,10 @@ def correction(resid, forward, noise_cov, src, evidence, fmri_prior, **kwargs):
             mne.compute_raw_covariance(resid, verbose=False)
             if isinstance(resid, BaseRaw)
             else mne.compute_covariance(resid, verbose=False)
+        )
+    if kwargs["method"] == "champagne":
+        return champagne(
+            resid, forward, noise_cov, src=src, subjects_dir=kwargs["subjects_dir"]
         )
     if evidence is None or fmri_prior == 0:
         return minimum_norm(resid, forward, noise_cov, src=src, verbose=False, **kwargs)

@@ -14,9 +14,16 @@ from ..anatomy import template_source_space
 from ..anatomy._meshes import vertex_index
 from ..container import FusionDataset
 from ..features import Features
+from ..inverse import MNE_METHODS
 from ..metrics import prediction_r
 from ..model import tr_pooling
-from ..utils import _check_finite, _validate_type, fill_doc, verbose_method
+from ..utils import (
+    _check_finite,
+    _check_option,
+    _validate_type,
+    fill_doc,
+    verbose_method,
+)
 from . import _data_informed, _new_subject
 from ._segments import hrf_taps
 from ._source_readout import hidden_features
@@ -211,7 +218,7 @@ class PredictionMixin:
         *,
         forward=None,
         noise_cov=None,
-        method="MNE",
+        method="champagne",
         snr="auto",
         depth=0.8,
         fmri_weighted=False,
@@ -226,8 +233,8 @@ class PredictionMixin:
             None (default) gives the stimulus-driven estimate. A recording of an MEG
             subject, fitted or new, aligned to ``features`` (sample 0 of a Raw, time
             0 of Epochs/Evoked = feature sample 0), gives the data-informed
-            estimate ``s_enc + K (y - G s_enc)`` with ``K`` a minimum-norm operator
-            (see ``fmri_weighted`` for its source prior).
+            estimate ``s_enc + K (y - G s_enc)`` with ``K`` the inverse of
+            ``method``.
         subject : str | None
             The MEG subject of ``inst``: a subject the encoder was fitted on, or a
             new one given with its ``forward``.
@@ -240,28 +247,36 @@ class PredictionMixin:
         noise_cov : mne.Covariance | None
             Noise covariance for ``K``; None uses the one given to :meth:`fit`, else
             (and for a new subject) estimates it from the residual
-            ``y - G s_enc``.
-        method : "MNE" | "dSPM" | "sLORETA" | "eLORETA"
-            Inverse method of ``K``; only ``"MNE"`` gives estimates in A m that add
-            to the encoder's.
+            ``y - G s_enc``, which then leaves Champagne nothing above the noise.
+        method : "champagne" | "MNE" | "dSPM" | "sLORETA" | "eLORETA"
+            Inverse of ``K``. ``"champagne"`` (default,
+            :func:`mne_fusion.inverse_sparse.champagne`) learns a variance per
+            source and the noise level from the residual: what no stimulus
+            explains (spontaneous activity, a model's errors) comes from a few
+            patches, which it locates where minimum norm blurs them (see
+            :ref:`ug-model`). The others are minimum norm
+            (:func:`mne_fusion.inverse.minimum_norm`); of them only ``"MNE"``
+            gives estimates in A m that add to the encoder's.
         snr : "auto" | float | None
-            Amplitude SNR of ``K``; ``lambda2 = 1 / snr ** 2``. ``"auto"`` (default)
-            measures it on the residual: its variance beyond the noise covariance,
-            per whitened channel (:func:`mne_fusion.inverse.whitened_snr`). None
-            takes MNE's conventions, 3 for an Evoked (averaged data) and 1 for Raw
-            and Epochs (single trials), as ``"auto"`` does when the noise
-            covariance is estimated from the residual itself.
+            Amplitude SNR of a minimum-norm ``K``; ``lambda2 = 1 / snr ** 2``.
+            ``"auto"`` (default) measures it on the residual: its variance beyond
+            the noise covariance, per whitened channel
+            (:func:`mne_fusion.inverse.whitened_snr`). None takes MNE's
+            conventions, 3 for an Evoked (averaged data) and 1 for Raw and Epochs
+            (single trials), as ``"auto"`` does when the noise covariance is
+            estimated from the residual itself. Champagne learns it: ``"auto"``.
         depth : float | None
-            Depth weighting of ``K`` (None for none).
+            Depth weighting of a minimum-norm ``K`` (None for none); Champagne's
+            learnt variances need none.
         fmri_weighted : bool
-            Whether ``K`` uses the source prior of the read-out, variance
-            ``1 - fmri_prior + fmri_prior * fmri_evidence_``
+            Whether a minimum-norm ``K`` uses the source prior of the read-out,
+            variance ``1 - fmri_prior + fmri_prior * fmri_evidence_``
             (:func:`mne_fusion.inverse.fmri_weighted_mne`). False (default), or an
             encoder without ``fmri_evidence_``, gives plain minimum norm: the
             residual is mostly activity no stimulus drives, which the fMRI
             subjects' shared (stimulus-driven) BOLD does not locate, and the
             fMRI-weighted operator pulls it into the stimulus-driven sources (see
-            :ref:`ug-model`). Not with ``"eLORETA"``.
+            :ref:`ug-model`). Not with ``"eLORETA"`` or ``"champagne"``.
         %(verbose)s
 
         Returns
@@ -272,8 +287,9 @@ class PredictionMixin:
 
         Notes
         -----
-        The correction is :func:`mne_fusion.inverse.fmri_weighted_mne` (or
-        :func:`mne_fusion.inverse.minimum_norm`; both are MNE's
+        The correction is :func:`mne_fusion.inverse_sparse.champagne`,
+        :func:`mne_fusion.inverse.minimum_norm` or
+        :func:`mne_fusion.inverse.fmri_weighted_mne` (all through MNE's
         ``make_inverse_operator`` and ``apply_inverse_raw``, ``apply_inverse_epochs``
         or ``apply_inverse``) applied to the residual, which by linearity equals
         ``K (y - G s_enc)``. With an encoder that predicts nothing it reduces to that
@@ -287,6 +303,14 @@ class PredictionMixin:
             return self._template_stc(sources, tmin)
         _validate_type(inst, (BaseRaw, mne.BaseEpochs, mne.Evoked), "inst")
         _validate_type(fmri_weighted, bool, "fmri_weighted")
+        _check_option("method", method, ("champagne", *MNE_METHODS))
+        if method == "champagne" and (fmri_weighted or snr not in ("auto", None)):
+            raise ValueError(
+                "method='champagne' learns the source variances and the noise level "
+                f"from the residual: use it with snr='auto' (got {snr!r}) and "
+                f"fmri_weighted=False (got {fmri_weighted!r}), or choose a "
+                "minimum-norm method."
+            )
         if subject is None:
             raise ValueError("subject is required when inst is given.")
         if forward is None:
