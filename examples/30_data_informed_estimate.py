@@ -9,15 +9,16 @@ The fusion encoder's estimate is a function of the stimulus: it holds the activi
 the stimulus predicts, the same for every listener and every presentation. Brains do
 more than that: spontaneous activity, lapses of attention, anything not locked to the
 stimulus. With a subject's own recording :math:`y` of a story, the data-informed
-estimate adds a minimum-norm estimate :footcite:p:`HamalainenIlmoniemi1994` of what
-the encoder did not predict,
+estimate adds an estimate of what the encoder did not predict,
 
 .. math:: \hat{s} = s_{enc} + K \, (y - G \, s_{enc}),
 
-with :math:`G` the subject's lead field and :math:`K` a minimum-norm inverse operator.
-It keeps the encoder's estimate of the stimulus-driven activity and adds the rest with
-the resolution of a minimum-norm estimate. This example simulates strong spontaneous
-activity and compares the three estimates on it.
+with :math:`G` the subject's lead field and :math:`K` an inverse operator: by default
+Champagne :footcite:p:`WipfEtAl2010`, minimum norm with a prior variance per source
+learnt from the residual. It keeps the encoder's estimate of the stimulus-driven
+activity and adds the rest where the recording says it is. This example simulates
+strong spontaneous activity and compares the estimates with a plain minimum-norm
+estimate :footcite:p:`HamalainenIlmoniemi1994` of the recording.
 """
 
 # %%
@@ -60,13 +61,13 @@ print(encoder)
 # -----------------------------------------
 # The stimulus-driven estimate needs only the features. The data-informed estimate
 # also takes the subject's recording of the story (``inst``), aligned to the features
-# (sample 0 at the stimulus onset); :math:`K` is MNE-Python's minimum-norm operator for
-# the subject's forward model and the noise covariance given to ``fit``, at the SNR
-# measured on the residual, its variance beyond that noise covariance (``snr="auto"``,
-# :func:`mne_fusion.inverse.whitened_snr`); ``fmri_weighted=True`` would give it the
-# source variances of the encoder's read-out, which the user guide advises against.
-# The plain minimum-norm estimate of the recording, at the SNR measured on the
-# recording, is the third.
+# (sample 0 at the stimulus onset); :math:`K` is Champagne
+# (:func:`mne_fusion.inverse_sparse.champagne`, ``method="champagne"``, the default)
+# for the subject's forward model and the noise covariance given to ``fit``: a prior
+# variance per source and the noise level, learnt from the residual, so that what the
+# stimulus does not explain is put back on the few patches it comes from.
+# ``method="MNE"`` would give a minimum-norm :math:`K` instead. The plain minimum-norm
+# estimate of the recording, at the SNR measured on the recording, is the third.
 
 story = exp.test_stories[0]
 subject = exp.train.meg_subjects[0]
@@ -105,7 +106,10 @@ for truth_name, (truth, active) in truths.items():
             truth, stc, exp.src, active=active, verbose=False
         )
         temporal_r[name][truth_name] = scores["temporal_r"]
-        print(f"{truth_name:>14} | {name:>15}: temporal r {scores['temporal_r']:.2f}")
+        print(
+            f"{truth_name:>14} | {name:>15}: temporal r {scores['temporal_r']:.2f}, "
+            f"spatial r {scores['spatial_r']:.2f}"
+        )
 
 fig, ax = plt.subplots(figsize=(6, 3.5), layout="constrained")
 width = 0.25
@@ -123,16 +127,21 @@ ax.legend()
 # The stimulus-driven estimate cannot follow the background: nothing in the stimulus
 # predicts it, so its temporal r with the background is near zero by construction.
 # The minimum-norm estimate follows everything the sensors see, blurred over the
-# cortex. The data-informed estimate sits between them, and the algebra says exactly
-# where: with :math:`K` linear,
+# cortex: it tracks the full truth in time but places it poorly (the lowest spatial
+# r). The data-informed estimate adds to the encoder's estimate the Champagne
+# estimate of what the encoder leaves unexplained, which here is mostly the
+# background: a few patches, which Champagne puts back near where they are (its
+# spatial r against the background and the full truth is far above minimum norm's),
+# without smearing them over the stimulus-driven sources. Against the stimulus
+# drive alone its spatial r falls below the encoder's, since the background it adds
+# is an error for that truth. With the learnt variances fixed :math:`K` is linear,
 #
 # .. math:: \hat{s} = K y + (I - K G) \, s_{enc},
 #
-# the minimum-norm estimate of the recording plus the part of the encoder's estimate
-# that the same operator would not give back from its own field, which is mostly
-# what the sensors cannot see. It improves on the minimum-norm estimate exactly as
-# far as the encoder is right about that part, which the fMRI subjects inform; with
-# the small, briefly trained encoder of this example that part is still rough.
+# the inverse of the recording plus the part of the encoder's estimate that the same
+# operator would not give back from its own field: it improves on an inverse of the
+# recording alone as far as the encoder is right about that part, which the fMRI
+# subjects inform.
 #
 # Time courses at the strongest sources of the full truth:
 

@@ -9,6 +9,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 from mne_fusion import FusionEncoder
 from mne_fusion.anatomy import morph_or_identity, template_source_space
 from mne_fusion.baselines import minimum_norm
+from mne_fusion.inverse_sparse import champagne
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +104,9 @@ def test_data_informed_estimate_of_a_new_subject(fitted, experiment):
     # bad channels of the recording are left out of the residual
     bad = raw.copy()
     bad.info["bads"] = [raw.ch_names[4]]
-    stc = fitted.apply_inverse(features, bad, "new", forward=fwd, noise_cov=cov)
+    stc = fitted.apply_inverse(
+        features, bad, "new", forward=fwd, noise_cov=cov, method="MNE"
+    )
     good = [name for name in raw.ch_names if name != raw.ch_names[4]]
     prediction = fitted.predict(features, "new", forward=fwd).get_data(picks=good)
     residual = mne.io.RawArray(
@@ -111,11 +114,16 @@ def test_data_informed_estimate_of_a_new_subject(fitted, experiment):
         mne.pick_info(info, mne.pick_channels(raw.ch_names, good)),
         verbose=False,
     )
-    expected = fitted.apply_inverse(features).data
+    s_enc = fitted.apply_inverse(features).data
     # at the SNR the residual shows over cov (snr="auto", the default)
-    expected = expected + minimum_norm(residual, fwd, cov, "MNE", "auto").data
+    expected = s_enc + minimum_norm(residual, fwd, cov, "MNE", "auto").data
     assert_allclose(stc.data, expected, rtol=1e-6, atol=1e-7 * np.abs(expected).max())
+    known = fitted.apply_inverse(features, raw, "A", noise_cov=cov, method="MNE")
     assert not np.allclose(stc.data, known.data, rtol=1e-3, atol=0)
+    # the default, Champagne, of the same residual
+    stc = fitted.apply_inverse(features, bad, "new", forward=fwd, noise_cov=cov)
+    expected = s_enc + champagne(residual, fwd, cov).data
+    assert_allclose(stc.data, expected, rtol=1e-6, atol=1e-7 * np.abs(expected).max())
 
 
 def test_new_subject_errors(fitted, experiment):

@@ -141,7 +141,12 @@ def correction(resid, forward, noise_cov, src, evidence, fmri_prior, **kwargs):
         )
     if kwargs["method"] == "champagne":
         return champagne(
-            resid, forward, noise_cov, src=src, subjects_dir=kwargs["subjects_dir"]
+            resid,
+            forward,
+            noise_cov,
+            src=src,
+            subjects_dir=kwargs["subjects_dir"],
+            verbose=False,
         )
     if evidence is None or fmri_prior == 0:
         return minimum_norm(resid, forward, noise_cov, src=src, verbose=False, **kwargs)
