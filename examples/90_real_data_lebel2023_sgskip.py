@@ -148,8 +148,9 @@ for subject, r in scores.items():
 # Cortical sources of a held-out story
 # ------------------------------------
 # The stimulus-driven estimate, then the estimate informed by the MEG recording of
-# that story (the encoder's prediction corrected by a minimum-norm estimate of what
-# the stimulus does not explain).
+# that story (the encoder's prediction corrected by the Champagne estimate of what
+# the stimulus does not explain; without a noise covariance given to ``fit``, with
+# MNE's ad hoc one, whose scale Champagne learns).
 features = test.stimulus(SMN_STORIES[-1])
 stc = encoder.apply_inverse(features)
 raw_test = mf.features.crop_to_stimulus(

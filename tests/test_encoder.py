@@ -173,6 +173,12 @@ def test_data_informed_adds_mne_of_residual(fitted, experiment):
     own_cov = mne.compute_raw_covariance(resid, verbose=False)
     correction = minimum_norm(resid, fwd, own_cov, "MNE", 1.0)
     assert_allclose(stc2.data, s_enc + correction.data, rtol=1e-6, atol=1e-20)
+    # Champagne, the default, takes MNE's ad hoc covariance instead: the residual's
+    # own would whiten its activity away
+    stc3 = fitted.apply_inverse(feats, raw, "A")
+    correction = champagne(resid, fwd, mne.make_ad_hoc_cov(info, verbose=False))
+    assert_allclose(stc3.data, s_enc + correction.data, rtol=1e-6, atol=1e-20)
+    assert np.linalg.norm(correction.data) > 10 * np.linalg.norm(s_enc)
 
 
 def test_data_informed_default_adds_champagne_of_residual(fitted, experiment):

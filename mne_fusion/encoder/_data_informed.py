@@ -117,7 +117,8 @@ def correction(resid, forward, noise_cov, src, evidence, fmri_prior, **kwargs):
     forward : mne.Forward
         The subject's forward.
     noise_cov : mne.Covariance | None
-        None estimates it from the residual.
+        None takes :func:`mne.make_ad_hoc_cov` for Champagne and estimates it from
+        the residual for minimum norm.
     src : mne.SourceSpaces
         The template source space.
     evidence : array, shape (n_template_sources,) | None
@@ -130,6 +131,11 @@ def correction(resid, forward, noise_cov, src, evidence, fmri_prior, **kwargs):
         :func:`mne_fusion.inverse.whitened_snr` of the residual) and
         ``subjects_dir``.
     """
+    if noise_cov is None and kwargs["method"] == "champagne":
+        # the residual's own covariance would whiten its activity away: MNE's ad hoc
+        # sensor noise instead, whose overall scale Champagne learns
+        logger.info("Using an ad hoc noise covariance (mne.make_ad_hoc_cov)")
+        noise_cov = mne.make_ad_hoc_cov(resid.info, verbose=False)
     if noise_cov is None:
         if isinstance(resid, mne.Evoked):
             raise ValueError("noise_cov is required for an Evoked inst.")

@@ -245,9 +245,11 @@ class PredictionMixin:
             zero-shot prediction (:meth:`predict`) on the forward's MEG channels
             that are not bad in ``inst``.
         noise_cov : mne.Covariance | None
-            Noise covariance for ``K``; None uses the one given to :meth:`fit`, else
-            (and for a new subject) estimates it from the residual
-            ``y - G s_enc``, which then leaves Champagne nothing above the noise.
+            Noise covariance for ``K``; None uses the one given to :meth:`fit`,
+            else (and for a new subject) MNE's ad hoc covariance
+            (:func:`mne.make_ad_hoc_cov`, whose overall scale Champagne learns)
+            for Champagne, and for minimum norm one estimated from the residual
+            ``y - G s_enc``.
         method : "champagne" | "MNE" | "dSPM" | "sLORETA" | "eLORETA"
             Inverse of ``K``. ``"champagne"`` (default,
             :func:`mne_fusion.inverse_sparse.champagne`) learns a variance per
