@@ -68,7 +68,7 @@ def test_updates_lower_the_negative_log_evidence(rng, learn_noise):
     assert 1 < n_iter < 300
 
 
-def test_noise_free_data_keep_the_noise_at_its_floor(rng):
+def test_noise_free_data_keep_the_noise_above_its_floor(rng):
     gain = rng.standard_normal((20, 60))
     truth = np.zeros((60, 500))
     truth[[3, 30]] = rng.standard_normal((2, 500))
@@ -78,7 +78,8 @@ def test_noise_free_data_keep_the_noise_at_its_floor(rng):
     variance, noise, _ = learn_variances(
         gain, covariance, start, max_iter=300, learn_noise=True
     )
-    assert_allclose(noise, MIN_NOISE * np.trace(covariance) / 20)
+    # the noise falls towards 0, but not below the floor that keeps S invertible
+    assert MIN_NOISE * np.trace(covariance) <= noise < 1e-6 * np.trace(covariance)
     assert np.isfinite(variance).all()
     assert set(np.argsort(variance)[-2:]) == {3, 30}
 

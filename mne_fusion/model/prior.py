@@ -11,10 +11,11 @@ convergence on the residual (:func:`mne_fusion.inverse_sparse.champagne`).
 
 import numpy as np
 
-#: The learnt noise variance of :func:`champagne` stays above this fraction of the
-#: data's power per channel: on noise-free data it would fall to 0, leaving the
-#: model covariance singular.
-MIN_NOISE = 1e-6
+#: The learnt noise variance of :func:`champagne` stays above this many times the
+#: number of channels times the data's power per channel: on noise-free data it
+#: would fall to 0, leaving the model covariance singular; this is where float64
+#: rounding of that covariance begins to dominate.
+MIN_NOISE = float(np.finfo(np.float64).eps)
 
 
 def source_prior_variance(evidence, weight):
@@ -124,7 +125,7 @@ def champagne(
         their sum (0: run ``max_iter`` updates).
     learn_noise : bool
         Whether the noise variance is updated too; it stays above
-        :data:`MIN_NOISE` times the data's power per channel.
+        :data:`MIN_NOISE` times ``trace(covariance)``.
 
     Returns
     -------
@@ -136,7 +137,7 @@ def champagne(
     gain = np.asarray(gain, np.float64)
     variance = np.asarray(variance, np.float64)
     identity = np.eye(len(gain))
-    floor = MIN_NOISE * np.trace(covariance) / len(gain)
+    floor = MIN_NOISE * np.trace(covariance)  # n_channels x power per channel
     n_iter = 0
     while n_iter < max_iter:
         n_iter += 1
