@@ -68,3 +68,16 @@ def toy_forward(tmp_path_factory):
     return mne.convert_forward_solution(
         fwd, surf_ori=True, force_fixed=True, use_cps=True
     )
+
+
+@pytest.fixture(scope="session")
+def toy_meg(toy_forward):
+    """The toy forward in float64, its channels' info at 50 Hz and ad hoc noise cov."""
+    forward = toy_forward.copy()
+    # float64 gains, so that MNE's results and ours agree to 1e-10, not float32 eps
+    forward["sol"]["data"] = forward["sol"]["data"].astype(np.float64)
+    info = mne.channels.read_meg_canonical_info("neuromag")
+    info = mne.pick_info(info, [info["ch_names"].index(n) for n in forward.ch_names])
+    with info._unlock():
+        info["sfreq"] = 50.0
+    return forward, info, mne.make_ad_hoc_cov(info)

@@ -27,17 +27,10 @@ SFREQ = 50.0
 
 
 @pytest.fixture(scope="module")
-def meg(toy_forward):
+def meg(toy_meg):
     """The toy fixed-orientation forward with matching noisy data at 50 Hz."""
-    forward = toy_forward.copy()
-    # float64 gains, so that MNE's results and ours agree to 1e-10, not float32 eps
-    forward["sol"]["data"] = forward["sol"]["data"].astype(np.float64)
-    info = mne.channels.read_meg_canonical_info("neuromag")
-    info = mne.pick_info(info, [info["ch_names"].index(n) for n in forward.ch_names])
-    with info._unlock():
-        info["sfreq"] = SFREQ
+    forward, info, noise_cov = toy_meg
     rng = np.random.default_rng(1)
-    noise_cov = mne.make_ad_hoc_cov(info)
     sources = rng.standard_normal((forward["nsource"], 60)) * 1e-9
     data = forward["sol"]["data"] @ sources
     data += rng.standard_normal(data.shape) * np.sqrt(noise_cov.data)[:, None]

@@ -10,20 +10,13 @@ from mne_fusion.inverse_sparse import champagne
 from mne_fusion.model.prior import MIN_NOISE
 from mne_fusion.model.prior import champagne as learn_variances
 
-SFREQ = 50.0
 ACTIVE = [3, 28, 40]
 
 
 @pytest.fixture(scope="module")
-def meg(toy_forward):
+def meg(toy_meg):
     """Three of the toy forward's 84 sources active, under noise of known variance."""
-    forward = toy_forward.copy()
-    forward["sol"]["data"] = forward["sol"]["data"].astype(np.float64)
-    info = mne.channels.read_meg_canonical_info("neuromag")
-    info = mne.pick_info(info, [info["ch_names"].index(n) for n in forward.ch_names])
-    with info._unlock():
-        info["sfreq"] = SFREQ
-    noise_cov = mne.make_ad_hoc_cov(info)
+    forward, info, noise_cov = toy_meg
     rng = np.random.default_rng(4)
     sources = np.zeros((forward["nsource"], 3000))
     sources[ACTIVE] = rng.standard_normal((3, 3000)) * 2e-8
