@@ -71,14 +71,21 @@ def _blocks(inst, picks, block=10_000):
 
 
 def _data_covariance(inst, picks):
-    """Covariance of the data about its mean, read block by block; and the samples."""
+    """Covariance of the data about its mean, read block by block; and the samples.
+
+    An Evoked's is multiplied by ``nave``: the covariance of one of the trials it
+    averages, on the scale of the noise covariance.
+    """
     total, sums, n_samples = 0.0, 0.0, 0
     for data in _blocks(inst, picks):
         total = total + data @ data.T
         sums = sums + data.sum(axis=1)
         n_samples += data.shape[1]
     mean = sums / n_samples
-    return total / n_samples - np.outer(mean, mean), n_samples
+    cov = total / n_samples - np.outer(mean, mean)
+    if isinstance(inst, mne.Evoked):
+        cov = cov * inst.nave
+    return cov, n_samples
 
 
 @verbose
@@ -120,8 +127,6 @@ def whitened_snr(inst, noise_cov, *, verbose=None):
     )
     picks = [inst.ch_names.index(name) for name in names]
     cov, n_samples = _data_covariance(inst, picks)
-    if isinstance(inst, mne.Evoked):
-        cov = cov * inst.nave
     white = whitener @ cov @ whitener.T
     eigenvalues = np.linalg.eigvalsh(white)[-rank:]
     edge = (1 + np.sqrt(rank / n_samples)) ** 2

@@ -26,7 +26,7 @@ _REPORTED_FRACTION = 0.01
 
 
 def _whitened_setup(inst, forward, noise_cov):
-    """Return the whitened gain and data covariance on the inverse's channels."""
+    """Whitened gain, square root of the whitened covariance, rank: on good channels."""
     usable = set(forward["sol"]["row_names"]) & set(noise_cov["names"])
     picks = [
         i
@@ -45,9 +45,9 @@ def _whitened_setup(inst, forward, noise_cov):
     rows = [forward["sol"]["row_names"].index(name) for name in names]
     gain = whitener @ forward["sol"]["data"][rows]
     covariance, _ = _data_covariance(inst, [inst.ch_names.index(n) for n in names])
-    if isinstance(inst, mne.Evoked):
-        covariance = covariance * inst.nave
-    return gain, whitener @ covariance @ whitener.T, rank
+    # a square root of the whitened covariance, for the updates
+    values, vectors = np.linalg.eigh(whitener @ covariance @ whitener.T)
+    return gain, vectors * np.sqrt(np.clip(values, 0, None)), rank
 
 
 @verbose
@@ -129,13 +129,13 @@ def champagne(
             "forward must have fixed source orientations for champagne; use "
             "mne.convert_forward_solution(forward, surf_ori=True, force_fixed=True)."
         )
-    gain, covariance, rank = _whitened_setup(inst, forward, noise_cov)
+    gain, factor, rank = _whitened_setup(inst, forward, noise_cov)
     # start where minimum norm would: one variance that explains the power above
     # the noise (at least 1 % of it)
-    excess = max(np.trace(covariance) / rank - 1.0, 0.01)
+    excess = max(np.square(factor).sum() / rank - 1.0, 0.01)
     start = np.full(gain.shape[1], excess * rank / np.square(gain).sum())
     variance, noise, n_iter = _learn_variances(
-        gain, covariance, start, max_iter=max_iter, tol=tol, learn_noise=learn_noise
+        gain, factor, start, max_iter=max_iter, tol=tol, learn_noise=learn_noise
     )
     prior = variance / noise
     n_on = int(np.sum(variance > _REPORTED_FRACTION * variance.max()))

@@ -40,24 +40,25 @@ def test_updates_lower_the_negative_log_evidence(rng, learn_noise):
     truth = np.zeros((60, 500))
     truth[[3, 30]] = rng.standard_normal((2, 500))
     data = gain @ truth + 2.0 * rng.standard_normal((20, 500))
-    covariance = data @ data.T / 500
+    factor = data / np.sqrt(500)
+    covariance = factor @ factor.T
     start = np.full(60, 0.1)
     costs = []
     for n in range(6):
         variance, noise, n_iter = learn_variances(
-            gain, covariance, start, 1.0, max_iter=n, learn_noise=learn_noise
+            gain, factor, start, 1.0, max_iter=n, learn_noise=learn_noise
         ) if n else (start, 1.0, 0)  # fmt: skip
         assert n_iter == n
         costs.append(_cost(gain, covariance, variance, noise))
     assert np.all(np.diff(costs) < 0), costs
     variance, noise, _ = learn_variances(
-        gain, covariance, start, 1.0, max_iter=300, learn_noise=learn_noise
+        gain, factor, start, 1.0, max_iter=300, learn_noise=learn_noise
     )
     assert set(np.argsort(variance)[-2:]) == {3, 30}
     # the noise is learnt: its true variance is 4, the start says 1
     assert noise == 1.0 if not learn_noise else abs(noise - 4.0) < 0.5
     # the tolerance stops the updates once the variances settle
-    *_, n_iter = learn_variances(gain, covariance, start, 1.0, max_iter=300, tol=1e-2)
+    *_, n_iter = learn_variances(gain, factor, start, 1.0, max_iter=300, tol=1e-2)
     assert 1 < n_iter < 300
 
 
@@ -65,11 +66,11 @@ def test_noise_free_data_keep_the_noise_above_its_floor(rng):
     gain = rng.standard_normal((20, 60))
     truth = np.zeros((60, 500))
     truth[[3, 30]] = rng.standard_normal((2, 500))
-    data = gain @ truth
-    covariance = data @ data.T / 500
+    factor = gain @ truth / np.sqrt(500)
+    covariance = factor @ factor.T
     start = np.full(60, 0.1)
     variance, noise, _ = learn_variances(
-        gain, covariance, start, max_iter=300, learn_noise=True
+        gain, factor, start, max_iter=300, learn_noise=True
     )
     # the noise falls towards 0, but not below the floor that keeps S invertible
     assert MIN_NOISE * np.trace(covariance) <= noise < 1e-6 * np.trace(covariance)
@@ -86,13 +87,13 @@ def test_champagne_is_the_minimum_norm_estimate_with_the_learnt_variances(meg):
     whitener, _ = mne.cov.compute_whitener(meg.noise_cov, meg.info, pca=True)
     gain = whitener @ meg.forward["sol"]["data"]
     data = whitener @ meg.raw.get_data()
-    centred = data - data.mean(axis=1, keepdims=True)
-    covariance = centred @ centred.T / data.shape[1]
+    factor = (data - data.mean(axis=1, keepdims=True)) / np.sqrt(data.shape[1])
+    covariance = factor @ factor.T
     start = np.full(
         gain.shape[1], (np.trace(covariance) / 30 - 1) * 30 / (gain**2).sum()
     )
     variance, noise, _ = learn_variances(
-        gain, covariance, start, max_iter=50, learn_noise=True
+        gain, factor, start, max_iter=50, learn_noise=True
     )
     kernel = (gain * variance).T @ np.linalg.inv(
         (gain * variance) @ gain.T + noise * np.eye(len(gain))

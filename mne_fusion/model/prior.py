@@ -88,22 +88,23 @@ def reweighted_prior(gain, maps, prior_variance, snr, n_steps=1):
     maps = maps * np.sqrt((1.0 + noise) / power)
     # trace(G R G') without forming it: the lead fields' power per source
     variance = variance * n_channels / (np.square(gain).sum(axis=0) @ variance)
-    covariance = maps @ maps.T / maps.shape[1]
-    return champagne(gain, covariance, variance, noise, max_iter=n_steps)[0]
+    # the maps' covariance is B B' / n_columns: its factor is B / sqrt(n_columns)
+    factor = maps / np.sqrt(maps.shape[1])
+    return champagne(gain, factor, variance, noise, max_iter=n_steps)[0]
 
 
 def champagne(
-    gain, covariance, variance, noise=1.0, *, max_iter=100, tol=0.0, learn_noise=False
+    gain, factor, variance, noise=1.0, *, max_iter=100, tol=0.0, learn_noise=False
 ):
     """Source variances (and noise) that maximise the evidence of a data covariance.
 
     Sparse Bayesian learning by the convex-bound updates of Champagne (Wipf et al.
     2010, NeuroImage 49:641; the noise update of Cai et al. 2021, NeuroImage
-    225:117411): with ``S = G diag(r) G' + noise I`` and ``C`` the data
+    225:117411): with ``S = G diag(r) G' + noise I`` and ``C = F F'`` the data
     covariance, each step
 
-    ``r_i <- r_i * sqrt(g_i' S^-1 C S^-1 g_i / g_i' S^-1 g_i)``,
-    ``noise <- noise * sqrt(trace(S^-1 C S^-1) / trace(S^-1))`` (if learnt),
+    ``r_i <- r_i * sqrt(||F' S^-1 g_i||^2 / g_i' S^-1 g_i)``,
+    ``noise <- noise * sqrt(||S^-1 F||^2 / trace(S^-1))`` (if learnt),
 
     lowers ``log det S + trace(S^-1 C)``, the negative log evidence per sample.
 
@@ -111,8 +112,10 @@ def champagne(
     ----------
     gain : array, shape (n_channels, n_sources)
         Whitened lead field.
-    covariance : array, shape (n_channels, n_channels)
-        Covariance of the whitened data.
+    factor : array, shape (n_channels, n_columns)
+        A square root ``F`` of the whitened data's covariance, ``C = F F'`` (e.g.
+        the data over the square root of their number of samples, or the
+        eigenvectors of ``C`` times the square roots of its eigenvalues).
     variance : array, shape (n_sources,)
         The variances to start from (positive).
     noise : float
@@ -125,7 +128,7 @@ def champagne(
         their sum (0: run ``max_iter`` updates).
     learn_noise : bool
         Whether the noise variance is updated too; it stays above
-        :data:`MIN_NOISE` times ``trace(covariance)``.
+        :data:`MIN_NOISE` times ``trace(C)``.
 
     Returns
     -------
@@ -135,27 +138,24 @@ def champagne(
         The updates made.
     """
     gain = np.asarray(gain, np.float64)
+    factor = np.asarray(factor, np.float64)
     variance = np.asarray(variance, np.float64)
     identity = np.eye(len(gain))
-    floor = MIN_NOISE * np.trace(covariance)  # n_channels x power per channel
+    floor = MIN_NOISE * np.square(factor).sum()  # n_channels x power per channel
     n_iter = 0
     while n_iter < max_iter:
         n_iter += 1
         model_inv = np.linalg.inv((gain * variance) @ gain.T + noise * identity)
         whitened = model_inv @ gain  # S^-1 G
-        # a covariance is positive semi-definite: rounding may say otherwise
-        evidence = np.clip(
-            np.einsum("ij,ij->j", whitened, covariance @ whitened), 0, None
-        )
+        evidence = np.square(whitened.T @ factor).sum(axis=1)
         norm = np.einsum("ij,ij->j", gain, whitened)
         ratio = np.divide(evidence, norm, out=np.ones_like(norm), where=norm > 0)
         previous, variance = variance, variance * np.sqrt(ratio)
         if learn_noise:
             # the noise as sources of identity gain sharing one variance, kept
             # above a floor so that S stays invertible on noise-free data
-            fit = np.sum(model_inv * (covariance @ model_inv))  # trace(S^-1 C S^-1)
-            noise *= float(np.sqrt(max(fit, 0.0) / np.trace(model_inv)))
-            noise = max(noise, floor)
+            fit = np.square(model_inv @ factor).sum()  # trace(S^-1 C S^-1)
+            noise = max(noise * float(np.sqrt(fit / np.trace(model_inv))), floor)
         if np.abs(variance - previous).sum() < tol * previous.sum():
             break
     return variance, noise, n_iter
