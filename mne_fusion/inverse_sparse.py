@@ -13,7 +13,7 @@ data-informed estimate corrects its prediction with it by default.
 import mne
 import numpy as np
 from mne.cov import compute_whitener
-from mne.utils import logger, verbose
+from mne.utils import logger, verbose, warn
 
 from .inverse import _data_covariance, _is_fixed, _to_template, _weighted_inverse
 from .model.prior import champagne as _learn_variances
@@ -57,7 +57,7 @@ def champagne(
     forward,
     noise_cov,
     *,
-    max_iter=100,
+    max_iter=1000,
     tol=1e-3,
     learn_noise=True,
     src=None,
@@ -88,7 +88,8 @@ def champagne(
         Most updates of the variances.
     tol : float
         Stop when the variances change by less than ``tol`` (summed absolute change
-        over their sum) in an update.
+        over their sum) in an update; a warning says when ``max_iter`` updates end
+        before that. 0 runs ``max_iter`` updates, without warning.
     learn_noise : bool
         Whether the noise variance is learnt (True, default) or taken as
         ``noise_cov`` says.
@@ -129,12 +130,32 @@ def champagne(
             "forward must have fixed source orientations for champagne; use "
             "mne.convert_forward_solution(forward, surf_ori=True, force_fixed=True)."
         )
+    stcs, _, converged = _learn_and_apply(
+        inst, forward, noise_cov, max_iter, tol, learn_noise, src, subjects_dir
+    )
+    if tol > 0 and not converged:
+        warn(
+            f"Champagne did not converge: the variances still changed by more than "
+            f"tol={tol:g} of their sum after max_iter={max_iter} updates; the "
+            "estimate is that of the last update (raise max_iter to go on)."
+        )
+    return stcs
+
+
+def _learn_and_apply(
+    inst, forward, noise_cov, max_iter, tol, learn_noise, src, subjects_dir
+):
+    """Return :func:`champagne`'s estimate, its updates and whether they converged.
+
+    Without the checks of the arguments and the warning: for callers that checked
+    them and choose their own stopping.
+    """
     gain, factor, rank = _whitened_setup(inst, forward, noise_cov)
     # start where minimum norm would: one variance that explains the power above
     # the noise (at least 1 % of it)
     excess = max(np.square(factor).sum() / rank - 1.0, 0.01)
     start = np.full(gain.shape[1], excess * rank / np.square(gain).sum())
-    variance, noise, n_iter = _learn_variances(
+    variance, noise, n_iter, converged = _learn_variances(
         gain, factor, start, max_iter=max_iter, tol=tol, learn_noise=learn_noise
     )
     prior = variance / noise
@@ -147,4 +168,4 @@ def champagne(
     # learnt variances in the units of the whitened noise
     lambda2 = rank / float(np.square(gain).sum(axis=0) @ prior)
     stcs = _weighted_inverse(inst, forward, noise_cov, "MNE", lambda2, prior)
-    return _to_template(stcs, forward, src, subjects_dir)
+    return _to_template(stcs, forward, src, subjects_dir), n_iter, converged

@@ -1,5 +1,7 @@
 """A tiny MEG + fMRI experiment and encoder that fit in about a second (for tests)."""
 
+import warnings
+
 import mne
 import numpy as np
 import pytest
@@ -7,7 +9,9 @@ from scipy import sparse
 
 from mne_fusion import FusionDataset
 from mne_fusion.anatomy import template_forward, template_source_space
+from mne_fusion.encoder._data_informed import CORRECTION_STOP
 from mne_fusion.features import Features
+from mne_fusion.inverse_sparse import champagne
 
 SFREQ = 50.0
 N_TIMES = 1000  # 20 s stories
@@ -69,3 +73,10 @@ def make_experiment(tmp_path_factory):
     ds.add_fmri("F", bolds, tr=2.0)
     ds.add_fmri("M", arrays, tr=2.0, mapping=mapping, tmin=1.0)
     return dict(ds=ds, fwd=fwd, info=info, raws=raws, active=active, vertices=vertices)
+
+
+def correction_champagne(resid, forward, noise_cov):
+    """Champagne stopped where the data-informed correction stops (no warning)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Champagne did not converge")
+        return champagne(resid, forward, noise_cov, max_iter=CORRECTION_STOP[0])

@@ -2,7 +2,13 @@ import mne
 import numpy as np
 import pytest
 import torch
-from _tiny_encoder import N_TIMES, SFREQ, TINY, make_experiment
+from _tiny_encoder import (
+    N_TIMES,
+    SFREQ,
+    TINY,
+    correction_champagne,
+    make_experiment,
+)
 from numpy.testing import assert_allclose
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
@@ -11,7 +17,6 @@ from mne_fusion import FusionDataset, FusionEncoder, read_fusion_encoder
 from mne_fusion.baselines import fmri_weighted_mne, minimum_norm
 from mne_fusion.features import Features
 from mne_fusion.inverse import whitened_snr
-from mne_fusion.inverse_sparse import champagne
 from mne_fusion.metrics import prediction_r
 
 
@@ -176,7 +181,8 @@ def test_data_informed_adds_mne_of_residual(fitted, experiment):
     # Champagne, the default, takes MNE's ad hoc covariance instead: the residual's
     # own would whiten its activity away
     stc3 = fitted.apply_inverse(feats, raw, "A")
-    correction = champagne(resid, fwd, mne.make_ad_hoc_cov(info, verbose=False))
+    ad_hoc = mne.make_ad_hoc_cov(info, verbose=False)
+    correction = correction_champagne(resid, fwd, ad_hoc)
     assert_allclose(stc3.data, s_enc + correction.data, rtol=1e-6, atol=1e-20)
     assert np.linalg.norm(correction.data) > 10 * np.linalg.norm(s_enc)
 
@@ -188,7 +194,8 @@ def test_data_informed_default_adds_champagne_of_residual(fitted, experiment):
     stc = fitted.apply_inverse(feats, raw, "A", noise_cov=cov)
     s_enc = fitted.apply_inverse(feats).data
     residual = raw.get_data() - fitted.predict(feats, "A").get_data()
-    correction = champagne(mne.io.RawArray(residual, info, verbose=False), fwd, cov)
+    resid = mne.io.RawArray(residual, info, verbose=False)
+    correction = correction_champagne(resid, fwd, cov)
     assert_allclose(stc.data, s_enc + correction.data, rtol=1e-6, atol=1e-20)
     # Champagne learns the noise level and the variances: no SNR, no fMRI prior
     with pytest.raises(ValueError, match=r"snr='auto' \(got 2.0\)"):

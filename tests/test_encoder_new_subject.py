@@ -3,13 +3,12 @@
 import mne
 import numpy as np
 import pytest
-from _tiny_encoder import SFREQ, TINY, make_experiment
+from _tiny_encoder import SFREQ, TINY, correction_champagne, make_experiment
 from numpy.testing import assert_allclose, assert_array_equal
 
 from mne_fusion import FusionEncoder
 from mne_fusion.anatomy import morph_or_identity, template_source_space
 from mne_fusion.baselines import minimum_norm
-from mne_fusion.inverse_sparse import champagne
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +121,7 @@ def test_data_informed_estimate_of_a_new_subject(fitted, experiment):
     assert not np.allclose(stc.data, known.data, rtol=1e-3, atol=0)
     # the default, Champagne, of the same residual
     stc = fitted.apply_inverse(features, bad, "new", forward=fwd, noise_cov=cov)
-    expected = s_enc + champagne(residual, fwd, cov).data
+    expected = s_enc + correction_champagne(residual, fwd, cov).data
     assert_allclose(stc.data, expected, rtol=1e-6, atol=1e-7 * np.abs(expected).max())
 
 

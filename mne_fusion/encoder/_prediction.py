@@ -256,7 +256,9 @@ class PredictionMixin:
             source and the noise level from the residual: what no stimulus
             explains (spontaneous activity, a model's errors) comes from a few
             patches, which it locates where minimum norm blurs them (see
-            :ref:`ug-model`). The others are minimum norm
+            :ref:`ug-model`); its updates stop at 100, before they settle on
+            noisy recordings, on purpose (early stopping measured in
+            ``benchmarks/bench_champagne_updates.py``). The others are minimum norm
             (:func:`mne_fusion.inverse.minimum_norm`); of them only ``"MNE"``
             gives estimates in A m that add to the encoder's.
         snr : "auto" | float | None

@@ -5,8 +5,9 @@ sources without evidence are shrunk to ``1 - weight``. The same variances weight
 source penalty of the training loss, the closed-form source read-out and the
 minimum-norm operator of fMRI-weighted MNE. The read-out then rescales them by what
 the MEG sensor maps show of each source (:func:`reweighted_prior`), one update of
-sparse Bayesian learning (:func:`champagne`), which the data-informed estimate runs to
-convergence on the residual (:func:`mne_fusion.inverse_sparse.champagne`).
+sparse Bayesian learning (:func:`champagne`), which
+:func:`mne_fusion.inverse_sparse.champagne` runs to convergence on a recording and the
+data-informed estimate for at most 100 updates on the residual.
 """
 
 import numpy as np
@@ -136,6 +137,8 @@ def champagne(
     noise : float
     n_iter : int
         The updates made.
+    converged : bool
+        Whether the updates stopped because the variances settled (within ``tol``).
     """
     gain = np.asarray(gain, np.float64)
     factor = np.asarray(factor, np.float64)
@@ -157,5 +160,5 @@ def champagne(
             fit = np.square(model_inv @ factor).sum()  # trace(S^-1 C S^-1)
             noise = max(noise * float(np.sqrt(fit / np.trace(model_inv))), floor)
         if np.abs(variance - previous).sum() < tol * previous.sum():
-            break
-    return variance, noise, n_iter
+            return variance, noise, n_iter, True
+    return variance, noise, n_iter, False
