@@ -88,6 +88,18 @@ def _data_covariance(inst, picks):
     return cov, n_samples
 
 
+def _whitened_covariance(inst, noise_cov, info, pca):
+    """Covariance of ``inst`` whitened by ``noise_cov`` on the channels of ``info``.
+
+    Returns it with the whitener, its channel names and rank, and the samples.
+    """
+    whitener, names, rank = compute_whitener(
+        noise_cov, info, pca=pca, return_rank=True, verbose=False
+    )
+    cov, n_samples = _data_covariance(inst, [inst.ch_names.index(n) for n in names])
+    return whitener @ cov @ whitener.T, whitener, names, rank, n_samples
+
+
 @verbose
 @fill_doc
 def whitened_snr(inst, noise_cov, *, verbose=None):
@@ -122,12 +134,9 @@ def whitened_snr(inst, noise_cov, *, verbose=None):
     """
     _validate_type(inst, (mne.io.BaseRaw, mne.BaseEpochs, mne.Evoked), "inst")
     _validate_type(noise_cov, mne.Covariance, "noise_cov")
-    whitener, names, rank = compute_whitener(
-        noise_cov, inst.info, return_rank=True, verbose=False
+    white, _, _, rank, n_samples = _whitened_covariance(
+        inst, noise_cov, inst.info, pca=False
     )
-    picks = [inst.ch_names.index(name) for name in names]
-    cov, n_samples = _data_covariance(inst, picks)
-    white = whitener @ cov @ whitener.T
     eigenvalues = np.linalg.eigvalsh(white)[-rank:]
     edge = (1 + np.sqrt(rank / n_samples)) ** 2
     signal = eigenvalues[eigenvalues > edge] - 1

@@ -12,10 +12,9 @@ data-informed estimate corrects its prediction with it by default.
 
 import mne
 import numpy as np
-from mne.cov import compute_whitener
 from mne.utils import logger, verbose, warn
 
-from .inverse import _data_covariance, _is_fixed, _to_template, _weighted_inverse
+from .inverse import _is_fixed, _to_template, _weighted_inverse, _whitened_covariance
 from .model.prior import champagne as _learn_variances
 from .utils import _check_positive, _validate_type, fill_doc
 
@@ -39,14 +38,13 @@ def _whitened_setup(inst, forward, noise_cov):
             f"{inst.ch_names[:10]}."
         )
     info = mne.pick_info(inst.info, picks)
-    whitener, names, rank = compute_whitener(
-        noise_cov, info, pca=True, return_rank=True, verbose=False
+    white, whitener, names, rank, _ = _whitened_covariance(
+        inst, noise_cov, info, pca=True
     )
     rows = [forward["sol"]["row_names"].index(name) for name in names]
     gain = whitener @ forward["sol"]["data"][rows]
-    covariance, _ = _data_covariance(inst, [inst.ch_names.index(n) for n in names])
     # a square root of the whitened covariance, for the updates
-    values, vectors = np.linalg.eigh(whitener @ covariance @ whitener.T)
+    values, vectors = np.linalg.eigh(white)
     return gain, vectors * np.sqrt(np.clip(values, 0, None)), rank
 
 
