@@ -11,10 +11,13 @@ import copy
 
 import numpy as np
 
+from mne_fusion.bench import PRESETS
 from mne_fusion.encoder._params import lag_shape
-from mne_fusion.encoder._prior import prior_variance
+from mne_fusion.encoder._prepare import prepare
+from mne_fusion.encoder._prior import fmri_evidence, prior_variance
 from mne_fusion.encoder._source_readout import hidden_features, lagged_scale
 from mne_fusion.model.network import LaggedFeatures
+from mne_fusion.simulation import simulate_naturalistic
 
 
 def _spec(ctx, **changes):
@@ -80,6 +83,51 @@ def _fmri_prior(weight):
         return _spec(ctx, prior=prior, fmri_prior=weight)
 
     return row
+
+
+def _evidence(ctx, train, stories):
+    """Return the fMRI evidence of ``train`` (a dataset) over ``stories``."""
+    enc = ctx.fit()
+    split = {"train": enc.train_stories_, "validation": enc.validation_stories_}
+    _, fmri, data, _ = prepare(
+        train, ctx.src, None, split, ctx.exp.noise_covs, enc.segment_length,
+        enc.overlap,
+    )  # fmt: skip
+    return fmri_evidence(data, fmri, list(stories), ctx.exp.n_sources)
+
+
+def _noise_free_evidence(ctx):
+    """Return the evidence the same fMRI subjects give without their fMRI noise.
+
+    The simulation's streams are separate, so the same seed at fMRI CNR inf has
+    the same sources, MEG and shared BOLD; only the fMRI noise is gone.
+    """
+    sim = dict(PRESETS["full"]["simulation"], n_stories=len(ctx.exp.stories))
+    clean = simulate_naturalistic(
+        meg_cnr=ctx.meg_cnr, fmri_cnr=np.inf, seed=ctx.seed, verbose=False, **sim
+    )
+    story = ctx.exp.stories[0]
+    same = clean.stimulus_drive[story].data == ctx.exp.stimulus_drive[story].data
+    assert same.all(), "fMRI CNR changed the simulated sources"
+    return _evidence(ctx, clean.train, ctx.train_stories)
+
+
+def _with_evidence(evidence_of):
+    """Return the default read-out's row with the prior of another evidence."""
+
+    def row(ctx):
+        evidence = evidence_of(ctx)
+        prior = prior_variance(evidence, ctx.fit().fmri_prior, ctx.exp.n_sources)
+        return _spec(ctx, prior=prior, snr="cv", rank="cv", reweight=1, fmri_prior=0)
+
+    return row
+
+
+def _fitted_stories_evidence(ctx):
+    """Return the evidence over the training and the validation stories."""
+    enc = ctx.fit()
+    stories = [*enc.train_stories_, *enc.validation_stories_]
+    return _evidence(ctx, ctx.exp.train, stories)
 
 
 def _snr(factor):
@@ -164,6 +212,13 @@ READOUT_ROWS = {
     # (model.prior.reweighted_prior, FusionEncoder's readout_reweight): 1 step is
     # the default since; the rows above have none
     **{f"reweight {n}": _reweight(n) for n in (1, 2, 3)},
+    # the fMRI evidence behind the default read-out's prior (reweight 1): without
+    # the fMRI noise (the same subjects' shared BOLD at fMRI CNR inf), and over the
+    # validation story too (the fit uses the training stories only)
+    "evidence without fMRI noise": _with_evidence(_noise_free_evidence),
+    "evidence over training + validation stories": _with_evidence(
+        _fitted_stories_evidence
+    ),
 }
 
 # (e) more training or a wider transformer
@@ -171,3 +226,7 @@ FIT_ROWS = {
     "60 epochs + patience 15": dict(max_epochs=60, patience=15),
     "wider (d_model 128 + ff 256)": dict(d_model=128, dim_feedforward=256),
 }
+
+# the variance of the fit: the estimates of this many fits that differ only in their
+# random_state (the default's seed, seed + 1000, seed + 2000), averaged
+ENSEMBLE_ROWS = {"average of 3 fits (random_state)": 3}
