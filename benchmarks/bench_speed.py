@@ -4,7 +4,11 @@ Measures, for every template spacing (source count) and sequence length:
 
 - ``train_step``: one optimisation step (forward, backward, AdamW) on a batch of
   ``--batch-size`` segments of that length, for one MEG and one fMRI subject;
-- ``apply_inverse``: the stimulus-driven source estimate of features of that length.
+- ``apply_inverse``: the stimulus-driven source estimate of features of that length;
+- ``apply_inverse_data``: the data-informed estimate of features and a recording of
+  that length (``apply_inverse(features, inst=raw, subject=...)``): its correction
+  learns Champagne's variances from the residual, and on random data it makes all
+  of its at most 100 updates, the most it costs.
 
 Each measurement runs in a fresh process so that its peak memory is its own: on CUDA
 torch's peak allocation during the operation, on CPU the rise of the process's peak
@@ -14,6 +18,8 @@ the set-up). Data are random: speed does not depend on them.
 Examples
 --------
 python benchmarks/bench_speed.py                        # CPU, ico3 + ico4
+python benchmarks/bench_speed.py --kinds apply_inverse_data --spacings ico3 ico4 \
+    ico5 --lengths 160 --repeats 1 --out bench_speed_data_informed_cpu.json
 python benchmarks/bench_speed.py --device cuda --spacings ico3 ico4 ico5 \
     --lengths 10 40 160 640 --out bench_speed_cuda.json
 """
@@ -31,6 +37,7 @@ import numpy as np
 SFREQ = 50.0
 N_FEATURES = 89  # the simulation's feature count
 TR = 2.0
+KINDS = ("train_step", "apply_inverse", "apply_inverse_data")
 
 
 def _peak_rss_mb():
@@ -105,14 +112,21 @@ def _measure(kind, spacing, seconds, batch_size, device, repeats):
         dataset = _dataset(spacing, 2 * min(seconds, 20.0), rng)
         encoder = _encoder(spacing, min(seconds, 20.0), 1, device, 1).fit(dataset)
         features = rng.standard_normal((int(round(seconds * SFREQ)), N_FEATURES))
-        encoder.apply_inverse(features[: int(SFREQ)])  # warm-up
+        kwargs, warm_up = {}, {}
+        if kind == "apply_inverse_data":
+            info = dataset.meg("meg").info
+            data = rng.standard_normal((len(info["ch_names"]), len(features))) * 1e-13
+            raw = mne.io.RawArray(data, info, verbose=False)
+            first = mne.io.RawArray(data[:, : int(SFREQ)], info, verbose=False)
+            kwargs, warm_up = dict(inst=raw, subject="meg"), dict(inst=first)
+        encoder.apply_inverse(features[: int(SFREQ)], **{**kwargs, **warm_up})
         before = _peak_rss_mb()
         if cuda:
             torch.cuda.reset_peak_memory_stats()
         times = []
         for _ in range(repeats):
             start = time.perf_counter()
-            stc = encoder.apply_inverse(features)
+            stc = encoder.apply_inverse(features, **kwargs)
             times.append(time.perf_counter() - start)
             del stc
     if cuda:
@@ -159,15 +173,22 @@ def main(argv=None):
         default=40.0,
         help="longest segment timed for training (seconds)",
     )
+    parser.add_argument(
+        "--kinds",
+        nargs="+",
+        default=list(KINDS),
+        choices=KINDS,
+        help="operations to time",
+    )
     parser.add_argument("--out", default="bench_speed.json")
     args = parser.parse_args(argv)
 
     rows = []
-    header = f"{'operation':<14}{'spacing':<8}{'sources':>8}{'samples':>9}"
+    header = f"{'operation':<20}{'spacing':<8}{'sources':>8}{'samples':>9}"
     header += f"{'batch':>6}{'time (s)':>10}{'memory (MB)':>13}"
     print(header)
     print("-" * len(header))
-    for kind in ("train_step", "apply_inverse"):
+    for kind in args.kinds:
         for spacing in args.spacings:
             for seconds in args.lengths:
                 if kind == "train_step" and seconds > args.max_train_length:
@@ -177,7 +198,7 @@ def main(argv=None):
                 )
                 rows.append(row)
                 print(
-                    f"{kind:<14}{spacing:<8}{row['n_sources']:>8}{row['n_times']:>9}"
+                    f"{kind:<20}{spacing:<8}{row['n_sources']:>8}{row['n_times']:>9}"
                     f"{row['batch_size']:>6}{row['time_s']:>10.3f}"
                     f"{row['peak_memory_mb']:>13.1f}",
                     flush=True,
