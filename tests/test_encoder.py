@@ -197,6 +197,12 @@ def test_data_informed_default_adds_champagne_of_residual(fitted, experiment):
     resid = mne.io.RawArray(residual, info, verbose=False)
     correction = correction_champagne(resid, fwd, cov)
     assert_allclose(stc.data, s_enc + correction.data, rtol=1e-6, atol=1e-20)
+    # two epochs of the same data: one set of variances, the covariance of the Raw's,
+    # so each epoch's estimate is the Raw's (s_enc added once to each)
+    epochs = mne.EpochsArray(np.stack([raw.get_data()] * 2), info, verbose=False)
+    stcs = fitted.apply_inverse(feats, epochs, "A", noise_cov=cov)
+    for each in stcs:
+        assert_allclose(each.data, stc.data, rtol=1e-6, atol=1e-20)
     # Champagne learns the noise level and the variances: no SNR, no fMRI prior
     with pytest.raises(ValueError, match=r"snr='auto' \(got 2.0\)"):
         fitted.apply_inverse(feats, raw, "A", noise_cov=cov, snr=2.0)

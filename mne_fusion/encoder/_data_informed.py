@@ -177,3 +177,14 @@ def correction(resid, forward, noise_cov, src, evidence, fmri_prior, **kwargs):
         verbose=False,
         **kwargs,
     )
+
+
+def corrected(sources, correction):
+    """Return ``sources + correction.data``, summed into the correction's array.
+
+    At 20k sources each array of a long recording takes gigabytes: the sum takes
+    none more.
+    """
+    data = correction.data
+    data += sources
+    return data

@@ -359,8 +359,11 @@ class PredictionMixin:
             subjects_dir=self.subjects_dir,
         )
         if isinstance(correction, list):
-            return [self._template_stc(sources + c.data, tmin) for c in correction]
-        return self._template_stc(sources + correction.data, tmin)
+            return [
+                self._template_stc(_data_informed.corrected(sources, c), tmin)
+                for c in correction
+            ]
+        return self._template_stc(_data_informed.corrected(sources, correction), tmin)
 
     @verbose_method
     @fill_doc
