@@ -11,7 +11,6 @@ import copy
 
 import numpy as np
 
-from mne_fusion.bench import PRESETS
 from mne_fusion.encoder._params import lag_shape
 from mne_fusion.encoder._prepare import prepare
 from mne_fusion.encoder._prior import fmri_evidence, prior_variance
@@ -102,9 +101,12 @@ def _noise_free_evidence(ctx):
     The simulation's streams are separate, so the same seed at fMRI CNR inf has
     the same sources, MEG and shared BOLD; only the fMRI noise is gone.
     """
-    sim = dict(PRESETS["full"]["simulation"], n_stories=len(ctx.exp.stories))
     clean = simulate_naturalistic(
-        meg_cnr=ctx.meg_cnr, fmri_cnr=np.inf, seed=ctx.seed, verbose=False, **sim
+        meg_cnr=ctx.meg_cnr,
+        fmri_cnr=np.inf,
+        seed=ctx.seed,
+        verbose=False,
+        **ctx.simulation,
     )
     story = ctx.exp.stories[0]
     same = clean.stimulus_drive[story].data == ctx.exp.stimulus_drive[story].data

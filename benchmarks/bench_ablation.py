@@ -34,7 +34,7 @@ Usage::
 
     OMP_NUM_THREADS=1 python benchmarks/bench_ablation.py
         [--rows "default,oracle features"] [--seeds 0 1] [--conditions inf 1 0.1]
-        [--n-stories 10] [--fmri-cnr 1]
+        [--n-stories 10] [--fmri-cnr 1] [--n-fmri-subjects 3]
         [--cache /tmp/ablation_cache] [--out benchmarks/results/bench_ablation.json]
 
 With ``--out`` pointing to an existing file, its cells are kept and this run's are
@@ -72,14 +72,22 @@ ROWS = ("default", *READOUT_ROWS, *FIT_ROWS, *ENSEMBLE_ROWS, *ALTERNATE_ROWS)
 class Context:
     """One simulation (seed, MEG CNR) and its default fit, with what rows share."""
 
-    def __init__(self, seed, meg_cnr, fmri_cnr, n_stories, cache_dir, log):
+    def __init__(
+        self, seed, meg_cnr, fmri_cnr, n_stories, cache_dir, log, n_fmri_subjects=None
+    ):
         self.seed, self.meg_cnr, self.fmri_cnr, self.log = seed, meg_cnr, fmri_cnr, log
         self.cache_dir = cache_dir
         preset = PRESETS["full"]
-        sim = dict(preset["simulation"], n_stories=n_stories)
+        self.simulation = dict(preset["simulation"], n_stories=n_stories)
+        if n_fmri_subjects is not None:
+            self.simulation["n_fmri_subjects"] = n_fmri_subjects
         log(f"simulating seed {seed}, MEG CNR {meg_cnr:g} ({n_stories} stories)")
         self.exp = simulate_naturalistic(
-            meg_cnr=meg_cnr, fmri_cnr=fmri_cnr, seed=seed, verbose=False, **sim
+            meg_cnr=meg_cnr,
+            fmri_cnr=fmri_cnr,
+            seed=seed,
+            verbose=False,
+            **self.simulation,
         )
         self.params = dict(preset["encoder"])
         self.src = template_source_space(self.exp.spacing, verbose=False)
@@ -94,6 +102,9 @@ class Context:
         fname = None
         if self.cache_dir is not None:
             tag = f"{name}_seed{self.seed}_meg{self.meg_cnr:g}_fmri{self.fmri_cnr:g}"
+            n_fmri = self.simulation["n_fmri_subjects"]
+            if n_fmri != PRESETS["full"]["simulation"]["n_fmri_subjects"]:
+                tag += f"_{n_fmri}fmri"
             fname = Path(self.cache_dir) / f"{tag}_n{len(self.exp.stories)}.pt"
         if fname is not None and fname.exists():
             self.log(f"reading the {name} fit from {fname}")
@@ -378,6 +389,12 @@ def main():
     parser.add_argument(
         "--fmri-cnr", type=float, default=1.0, help="fMRI CNR (inf for noiseless)"
     )
+    parser.add_argument(
+        "--n-fmri-subjects",
+        type=int,
+        default=None,
+        help="fMRI subjects simulated (the full preset's 3 by default)",
+    )
     parser.add_argument("--cache", default=None)
     parser.add_argument("--out", default="benchmarks/results/bench_ablation.json")
     parser.add_argument(
@@ -399,8 +416,9 @@ def main():
     for seed in [] if args.report else args.seeds:
         for cond in args.conditions:
             ctx = Context(
-                seed, float(cond), args.fmri_cnr, args.n_stories, args.cache, log
-            )
+                seed, float(cond), args.fmri_cnr, args.n_stories, args.cache, log,
+                args.n_fmri_subjects,
+            )  # fmt: skip
             for row in rows:
                 t0 = time.perf_counter()
                 cell = run_row(ctx, row)
@@ -419,6 +437,7 @@ def main():
                         dict(
                             n_stories=args.n_stories,
                             fmri_cnr=args.fmri_cnr,
+                            n_fmri_subjects=ctx.simulation["n_fmri_subjects"],
                             encoder=PRESETS["full"]["encoder"],
                             platform=platform.platform(),
                             results=results,
@@ -431,9 +450,13 @@ def main():
     conds = [c for c in ("inf", "1", "0.1") if any(c in results[r] for r in all_rows)]
     saved = json.loads(out.read_text())
     n, fmri_cnr = saved["n_stories"], saved.get("fmri_cnr", 1.0)
+    n_fmri = saved.get(
+        "n_fmri_subjects", PRESETS["full"]["simulation"]["n_fmri_subjects"]
+    )
     header = (
         f"Fusion temporal r / spatial r (data-informed temporal r), fMRI CNR "
-        f"{fmri_cnr:g}, {n} stories of 60 s (full preset: 10), mean over seeds"
+        f"{fmri_cnr:g}, {n_fmri} fMRI subjects, {n} stories of 60 s (full preset: 10), "
+        "mean over seeds"
     )
     print(markdown(results, all_rows, conds, header))
 
