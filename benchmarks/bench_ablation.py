@@ -15,10 +15,9 @@ Three kinds of rows:
   ``encoder/_source_readout.py`` calls it) with other hidden features, prior
   variances or SNR: no new training, so they cost seconds (``rank cv + SNR cv``
   is the default's read-out: it checks that this path gives the default estimate);
+  the ensemble row reads out several fits that differ only in their
+  ``random_state`` (fitted once, then cached) and averages their estimates;
 - fit rows train another encoder (other ``FusionEncoder`` parameters);
-- the ensemble row averages the estimates of fits that differ only in their
-  ``random_state`` (the variance of the fit), each with the default read-out
-  re-solved as the read-out rows do;
 - the alternate row trains the default fit on through its frozen closed-form layer
   (``_ablation_alternate.py``).
 
@@ -51,7 +50,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from _ablation_alternate import ALTERNATE_ROWS, alternate
-from _ablation_rows import ENSEMBLE_ROWS, FIT_ROWS, READOUT_ROWS
+from _ablation_rows import FIT_ROWS, READOUT_ROWS
 
 from mne_fusion.anatomy import template_source_space
 from mne_fusion.bench import PRESETS
@@ -66,7 +65,7 @@ from mne_fusion.metrics import source_recovery
 from mne_fusion.model.readout import map_source_readout
 from mne_fusion.simulation import simulate_naturalistic
 
-ROWS = ("default", *READOUT_ROWS, *FIT_ROWS, *ENSEMBLE_ROWS, *ALTERNATE_ROWS)
+ROWS = ("default", *READOUT_ROWS, *FIT_ROWS, *ALTERNATE_ROWS)
 
 
 class Context:
@@ -270,43 +269,6 @@ def score_default(ctx):
     return out
 
 
-def score_ensemble(ctx, n_fits):
-    """Score the mean of ``n_fits`` fits that differ only in their random_state.
-
-    Each fit's source layer is re-solved as the default read-out row ("reweight
-    1") does and the stimulus-driven estimates are averaged; the data-informed
-    estimate corrects the mean as that row's does. The first fit is the default.
-    """
-    spec = READOUT_ROWS["reweight 1"](ctx)
-    hidden = [spec["hidden"]]
-    for k in range(1, n_fits):
-        state = ctx.seed + 1000 * k
-        network = ctx.fit(f"random_state {state}", random_state=state).model_.network
-        hidden.append(
-            {
-                s: hidden_features(network, np.asarray(f, np.float32))[0].numpy()
-                for s, f in ctx._all_features().items()
-            }
-        )
-    layers, ranks = [], []
-    for features in hidden:
-        weight, bias, _, _, rank, _ = ctx.readout(
-            features, spec["prior"], spec["snr"], spec["rank"], spec["reweight"]
-        )
-        layers.append((weight, bias, features))
-        ranks.append(rank)
-    estimates = {}
-    for story in ctx.exp.test_stories:
-        sources = np.mean([ctx.estimate(story, *layer) for layer in layers], axis=0)
-        informed = data_informed(
-            ctx, story, sources, spec["evidence"], spec["fmri_prior"], ctx.k_snr
-        )
-        estimates[story] = (sources, informed)
-    out = score(ctx, estimates)
-    out.update(readout_snr=float("nan"), readout_rank=ranks)
-    return out
-
-
 def score_fit(ctx, name, changes=None, encoder=None):
     """Score a row that trains another encoder (or gives one), like the default."""
     saved = ctx._fits.get("default")
@@ -319,21 +281,40 @@ def score_fit(ctx, name, changes=None, encoder=None):
 
 
 def score_readout(ctx, row):
-    """Score a read-out row: ``row(ctx)`` gives the read-out's and K's inputs."""
+    """Score a read-out row: ``row(ctx)`` gives the read-out's and K's inputs.
+
+    ``spec["hidden"]`` may be a list of feature sets (of several fits): each is read
+    out alone and their estimates are averaged.
+    """
     spec = row(ctx)
-    weight, bias, snr, alpha, rank, _ = ctx.readout(
-        spec["hidden"], spec["prior"], spec["snr"], spec.get("rank"),
-        spec.get("reweight", 0),
-    )  # fmt: skip
+    hidden = spec["hidden"]
+    hidden = hidden if isinstance(hidden, list) else [hidden]
+    layers = [
+        ctx.readout(
+            features,
+            spec["prior"],
+            spec["snr"],
+            spec.get("rank"),
+            spec.get("reweight", 0),
+        )  # fmt: skip
+        for features in hidden
+    ]
     estimates = {}
     for story in ctx.exp.test_stories:
-        sources = ctx.estimate(story, weight, bias, spec["hidden"])
+        sources = np.mean(
+            [
+                ctx.estimate(story, *layer[:2], features)
+                for layer, features in zip(layers, hidden, strict=True)
+            ],
+            axis=0,
+        )
         informed = data_informed(
             ctx, story, sources, spec["evidence"], spec["fmri_prior"],
             spec.get("k_snr", ctx.k_snr),
         )  # fmt: skip
         estimates[story] = (sources, informed)
     out = score(ctx, estimates)
+    _, _, snr, alpha, rank, _ = layers[0]
     out.update(readout_snr=float(snr), readout_alpha=float(alpha))
     out["readout_rank"] = rank
     return out
@@ -345,8 +326,6 @@ def run_row(ctx, name):
         return score_default(ctx)
     if name in FIT_ROWS:
         return score_fit(ctx, name, FIT_ROWS[name])
-    if name in ENSEMBLE_ROWS:
-        return score_ensemble(ctx, ENSEMBLE_ROWS[name])
     if name in ALTERNATE_ROWS:
         encoder = alternate(ctx, *ALTERNATE_ROWS[name], ctx.log)
         return score_fit(ctx, name, encoder=encoder)
