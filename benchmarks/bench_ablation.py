@@ -296,7 +296,7 @@ def score_readout(ctx, row):
             spec["snr"],
             spec.get("rank"),
             spec.get("reweight", 0),
-        )  # fmt: skip
+        )
         for features in hidden
     ]
     estimates = {}
