@@ -16,6 +16,7 @@ from mne.utils import logger, verbose, warn
 
 from .inverse import _is_fixed, _to_template, _weighted_inverse, _whitened_covariance
 from .model.prior import champagne as _learn_variances
+from .model.prior import covariance_root
 from .utils import _check_positive, _validate_type, fill_doc
 
 __all__ = ["champagne"]
@@ -43,9 +44,7 @@ def _whitened_setup(inst, forward, noise_cov):
     )
     rows = [forward["sol"]["row_names"].index(name) for name in names]
     gain = whitener @ forward["sol"]["data"][rows]
-    # a square root of the whitened covariance, for the updates
-    values, vectors = np.linalg.eigh(white)
-    return gain, vectors * np.sqrt(np.clip(values, 0, None)), rank
+    return gain, covariance_root(white), rank
 
 
 @verbose

@@ -7,7 +7,7 @@ from numpy.testing import assert_allclose
 
 from mne_fusion.inverse import minimum_norm
 from mne_fusion.inverse_sparse import champagne
-from mne_fusion.model.prior import MIN_NOISE
+from mne_fusion.model.prior import MIN_NOISE, covariance_root
 from mne_fusion.model.prior import champagne as learn_variances
 
 ACTIVE = [3, 28, 40]
@@ -32,6 +32,16 @@ def _cost(gain, covariance, variance, noise):
     """log det S + trace(S^-1 C), S = G R G' + noise I: the negative log evidence."""
     model = (gain * variance) @ gain.T + noise * np.eye(len(gain))
     return np.linalg.slogdet(model)[1] + np.trace(np.linalg.solve(model, covariance))
+
+
+def test_covariance_root(rng):
+    # rank 3 of 5: rounding gives eigenvalues of about -1e-16, which count as 0
+    data = rng.standard_normal((5, 3))
+    covariance = data @ data.T
+    factor = covariance_root(covariance)
+    assert factor.shape == (5, 5)
+    assert np.isfinite(factor).all()
+    assert_allclose(factor @ factor.T, covariance, atol=1e-12)
 
 
 @pytest.mark.parametrize("learn_noise", [False, True])

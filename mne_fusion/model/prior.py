@@ -94,6 +94,16 @@ def reweighted_prior(gain, maps, prior_variance, snr, n_steps=1):
     return champagne(gain, factor, variance, noise, max_iter=n_steps)[0]
 
 
+def covariance_root(covariance):
+    """Return ``F`` with ``F F' = covariance``, for :func:`champagne`'s ``factor``.
+
+    The eigenvectors times the square roots of the eigenvalues; those that rounding
+    makes negative count as 0.
+    """
+    values, vectors = np.linalg.eigh(covariance)
+    return vectors * np.sqrt(np.clip(values, 0, None))
+
+
 def champagne(
     gain, factor, variance, noise=1.0, *, max_iter=100, tol=0.0, learn_noise=False
 ):

@@ -23,7 +23,7 @@ map sharpens as the training data grow and stays smooth where the MEG is mostly 
 
 import numpy as np
 
-from .prior import reweighted_prior
+from .prior import covariance_root, reweighted_prior
 from .ridge import RidgeMoments, RidgeSolver
 
 # Ridge penalties tried by cross-validation, relative to the mean eigenvalue of H'H.
@@ -257,8 +257,7 @@ def _hidden_cov(hidden):
 
 def _hidden_root(hidden):
     """Return ``L`` with ``L L'`` the hidden features' covariance."""
-    evals, evecs = np.linalg.eigh(_hidden_cov(hidden))
-    return evecs * np.sqrt(np.clip(evals, 0, None))
+    return covariance_root(_hidden_cov(hidden))
 
 
 def subject_cv(maps, hidden, gains, prior_variance, snrs=READOUT_SNRS, ranks=(None,)):
