@@ -85,7 +85,7 @@ def _fmri_prior(weight):
 
 
 def _evidence(ctx, train, stories):
-    """Return the fMRI evidence of ``train`` (a dataset) over ``stories``."""
+    """Return the fMRI evidence of ``train`` (another dataset) over ``stories``."""
     enc = ctx.fit()
     split = {"train": enc.train_stories_, "validation": enc.validation_stories_}
     _, fmri, data, _ = prepare(
@@ -129,7 +129,9 @@ def _fitted_stories_evidence(ctx):
     """Return the evidence over the training and the validation stories."""
     enc = ctx.fit()
     stories = [*enc.train_stories_, *enc.validation_stories_]
-    return _evidence(ctx, ctx.exp.train, stories)
+    # the setup already holds this dataset prepared with the fit's split
+    setup = ctx.setup
+    return fmri_evidence(setup["data"], setup["fmri"], stories, ctx.exp.n_sources)
 
 
 def _ensemble(n_fits):
