@@ -308,13 +308,48 @@ def test_single_modality(experiment):
 
 
 def _prior_weights(enc):
-    """The source-penalty weights of the training objective of a fitted encoder."""
+    """The source-penalty weights that the objective gives ``enc.fmri_evidence_``."""
     from mne_fusion.encoder._params import objective
     from mne_fusion.encoder._prior import prior_variance
 
     prior = prior_variance(enc.fmri_evidence_, enc.fmri_prior, 1284)
     weights = objective(enc, prior, np.zeros((2, 0), np.int64), 1284, "cpu")
     return None if weights.prior_weights is None else weights.prior_weights.numpy()
+
+
+def test_fmri_evidence_over_the_fitted_stories(experiment, rng):
+    """After early stopping the evidence is taken over every story of the fit."""
+    ds = experiment["ds"]
+    two = FusionDataset()
+    for story in ds.stories:
+        two.add_stimulus(story, ds.stimulus(story))
+    # the training stories share sources 0-19, the validation story sources 20-39
+    shared = {s: np.zeros((1284, 9)) for s in ds.stories}
+    for story, rows in shared.items():
+        start = 20 if story == TINY["validation"][0] else 0
+        rows[start : start + 20] = rng.standard_normal((20, 9)) * 3
+    for name in ("F1", "F2"):
+        runs = {
+            s: mne.SourceEstimate(
+                shared[s] + rng.standard_normal((1284, 9)),
+                experiment["vertices"],
+                tmin=2.0,
+                tstep=2.0,
+            )
+            for s in ds.stories
+        }
+        two.add_fmri(name, runs, tr=2.0)
+    two.add_meg("A", experiment["raws"], experiment["fwd"])
+    enc = FusionEncoder(**{**TINY, "max_epochs": 1}).fit(two)
+    assert enc.validation_stories_ == TINY["validation"]
+    assert len(ds.stories) == 3
+    # inter-subject r about 0.9 on one story of three against two of three: 1 / 2
+    medians = [
+        np.median(enc.fmri_evidence_[rows])
+        for rows in np.split(np.arange(1284), [20, 40])
+    ]
+    assert 0.35 < medians[1] / medians[0] < 0.65
+    assert medians[2] < 0.1 * medians[0]
 
 
 def test_fmri_evidence_relaxes_prior(experiment, fitted, rng):
@@ -427,16 +462,18 @@ def test_errors(fitted, experiment):
 
 
 def test_linear_path_of_the_readout(experiment, fitted):
-    """The MAP read-out adds lagged features, standardised on the training stories."""
+    """The MAP read-out adds lagged features, standardised on the fitted stories."""
     ds = experiment["ds"]
     network = fitted.model_.network
     # 0.6 s at 50 Hz: 31 taps, 9 kernels (one per 80 ms) for each of 4 features
     assert network.lagged.kernels.shape == (36, 1, 31)
     assert network.sources.in_features == TINY["d_model"] + 36
+    # the read-out is solved after early stopping: on the validation stories too
+    assert fitted.validation_stories_
     hidden = np.concatenate(
         [
             fitted._hidden(ds.stimulus(s).data.astype(np.float32))[0].cpu().numpy()
-            for s in fitted.train_stories_
+            for s in [*fitted.train_stories_, *fitted.validation_stories_]
         ]
     )
     assert_allclose(hidden[:, TINY["d_model"] :].std(axis=0), 1.0, rtol=1e-3)
@@ -455,12 +492,15 @@ def test_map_readout_is_the_closed_form_layer(experiment, fitted):
 
     ds = experiment["ds"]
     setup = fitted._meg["A"]
+    # solved after early stopping, on the validation stories too
+    stories = [*fitted.train_stories_, *fitted.validation_stories_]
+    assert fitted.validation_stories_
     hidden = {
         s: fitted._hidden(ds.stimulus(s).data.astype(np.float32))[0].cpu().numpy()
-        for s in fitted.train_stories_
+        for s in stories
     }
     hidden = {s: h.astype(float) for s, h in hidden.items()}
-    data = {s: setup.whitener @ ds.meg("A").runs[s] for s in fitted.train_stories_}
+    data = {s: setup.whitener @ ds.meg("A").runs[s] for s in stories}
     # "auto" with one MEG subject: the sensor maps' own SNR, every component
     assert fitted.readout_snr == fitted.readout_rank == "auto"
     assert fitted.readout_reweight == 1

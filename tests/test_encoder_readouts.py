@@ -209,7 +209,9 @@ def test_source_std(encoder, experiment):
     # the data say most where the prior times the lead field's power is largest
     strength = prior * np.square(gain).sum(axis=0)
     assert spearmanr(std / prior_std, strength).statistic < -0.5
-    with pytest.raises(ValueError, match=r"training stories; \['s1'\] are missing"):
+    with pytest.raises(
+        ValueError, match=r"and validation\); \['s1', 's2'\] are missing"
+    ):
         encoder.source_std(ds.subset(["s0"]))
 
 

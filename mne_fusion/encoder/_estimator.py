@@ -27,7 +27,7 @@ from ._prepare import prepare
 from ._prior import fmri_evidence, prior_variance
 from ._reading import ReadingMixin
 from ._segments import SegmentSet
-from ._source_readout import lagged_scale, solve_source_layer
+from ._source_readout import solve_source_layer
 
 
 @fill_doc
@@ -141,7 +141,7 @@ class FusionEncoder(PredictionMixin, ReadingMixin, BaseEstimator):
     feature_names_in_ : array of str
         Their names.
     train_stories_, validation_stories_ : list of str
-        Stories used for fitting and for early stopping.
+        Stories used for training and for early stopping (the read-out uses both).
     readout_snr_ : float | None
         The SNR of the ``"map"`` read-out; None when the layer is as trained.
     readout_alpha_ : float | None
@@ -156,8 +156,9 @@ class FusionEncoder(PredictionMixin, ReadingMixin, BaseEstimator):
         ``readout_reweight`` steps; None when the layer is as trained.
     fmri_evidence_ : array, shape (n_sources,) | None
         Leave-one-subject-out inter-subject correlation of the BOLD of each template
-        source on the training stories, clipped at 0 and divided by its maximum;
-        None without two fMRI subjects sharing a story.
+        source over the fitted stories (training and validation; the training loss
+        used the training stories'), clipped at 0 and divided by its maximum; None
+        without two fMRI subjects sharing a story.
 
     See Also
     --------
@@ -381,27 +382,27 @@ class FusionEncoder(PredictionMixin, ReadingMixin, BaseEstimator):
                 self, items, objective, config, seed, weights, shard, checkpoint
             )
             self.model_.eval()
+            # early stopping has chosen the epoch: the evidence and the closed-form
+            # layer solved from here on use every story the fit saw
+            stories = _params.fitted_stories(self)
+            self.fmri_evidence_ = fmri_evidence(data, fmri, stories, n_sources)
             self.readout_snr_ = self.readout_alpha_ = self.readout_rank_ = None
             self.readout_prior_ = None
             if self.readout == "map" and meg:
-                if self.linear_lags:
-                    network.add_lagged_path(
-                        *_params.lag_shape(self.linear_lags, self.sfreq)
-                    )
-                    scale = lagged_scale(
-                        network, [data.features[s] for s in train_stories]
-                    )
-                    network.lagged.scale.copy_(scale)
+                lags = self.linear_lags and _params.lag_shape(
+                    self.linear_lags, self.sfreq
+                )
                 chosen = solve_source_layer(
                     network,
                     data,
                     meg,
-                    train_stories,
-                    prior,
+                    stories,
+                    prior_variance(self.fmri_evidence_, self.fmri_prior, n_sources),
                     self.source_scale_,
                     readout_snr,
                     rank=readout_rank,
                     reweight=self.readout_reweight,
+                    lags=lags or None,
                 )
                 self.readout_snr_, self.readout_alpha_, self.readout_rank_ = chosen[:3]
                 self.readout_prior_ = chosen[3]

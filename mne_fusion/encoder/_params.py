@@ -177,6 +177,11 @@ def readout_choice(est, snr, n_meg):
     return snr, rank
 
 
+def fitted_stories(est):
+    """Return every story a fitted encoder saw: its training, then validation ones."""
+    return [*est.train_stories_, *est.validation_stories_]
+
+
 def split_stories(stories, validation, runs=None):
     """Return the training and validation stories of ``validation``.
 

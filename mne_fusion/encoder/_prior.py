@@ -24,7 +24,7 @@ def fmri_evidence(data, fmri, stories, n_sources):
     fmri : dict of str -> FMRISetup
         The fMRI subjects.
     stories : list of str
-        The training stories.
+        The stories to correlate over.
     n_sources : int
         Number of template sources.
 

@@ -16,6 +16,7 @@ from sklearn.utils.validation import check_is_fitted
 from ..anatomy import template_source_space
 from ..container import FusionDataset
 from ..utils import _check_positive, _validate_type
+from ._params import fitted_stories
 from ._trf import temporal_response_functions
 from ._uncertainty import source_std
 
@@ -179,7 +180,7 @@ def make_report(encoder, X=None, *, title=None, n_trfs=6):
     X : FusionDataset | None
         Data to score and map: per-subject scores (:meth:`FusionEncoder.score`)
         against the subjects' noise ceilings, the stimulus-driven sources of its
-        first story and, with the encoder's training stories in it, the posterior
+        first story and, with the stories the encoder was fitted on, the posterior
         std of the sources. None: training curves and TRFs only.
     title : str | None
         Title of the report; None names the encoder.
@@ -219,7 +220,7 @@ def make_report(encoder, X=None, *, title=None, n_trfs=6):
         story = X.stories[0]
         stc = encoder.apply_inverse(X.stimulus(story))
         maps = {f"RMS, {story}": np.sqrt(np.mean(stc.data**2, axis=1))}
-        if encoder.readout_snr_ is not None and set(encoder.train_stories_) <= set(
+        if encoder.readout_snr_ is not None and set(fitted_stories(encoder)) <= set(
             X.stories
         ):
             maps["posterior std"] = source_std(encoder, X).data[:, 0]

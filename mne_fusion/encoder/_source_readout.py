@@ -5,7 +5,7 @@ solution under the likelihood of the whitened MEG of all subjects and the
 fMRI-relaxed source prior (:func:`mne_fusion.model.readout.map_source_readout`). The
 layer reads the transformer's output and, with a linear path, the lagged stimulus
 features (:class:`mne_fusion.model.LaggedFeatures`), scaled here to unit variance on
-the training stories so that one ridge penalty suits every column.
+the fitted stories so that one ridge penalty suits every column.
 """
 
 from collections.abc import Mapping
@@ -46,7 +46,16 @@ def hidden_features(network, features):
 
 
 def solve_source_layer(
-    network, data, meg, stories, prior, source_scale, snr, rank=None, reweight=0
+    network,
+    data,
+    meg,
+    stories,
+    prior,
+    source_scale,
+    snr,
+    rank=None,
+    reweight=0,
+    lags=None,
 ):
     """Set the source layer to its closed-form MAP estimate.
 
@@ -59,7 +68,8 @@ def solve_source_layer(
     meg : dict of str -> MEGSetup
         The MEG subjects.
     stories : list of str
-        The training stories.
+        The stories the layer is solved on: every story of the fit (training and
+        validation), early stopping having chosen the network.
     prior : array, shape (n_sources,)
         Prior variance of each source.
     source_scale : float
@@ -73,6 +83,10 @@ def solve_source_layer(
     reweight : int
         Steps that rescale ``prior`` by the sensor maps
         (:func:`~mne_fusion.model.prior.reweighted_prior`).
+    lags : tuple of int | None
+        Kernels and taps of a linear path added to the network first
+        (:meth:`~mne_fusion.model.FusionNetwork.add_lagged_path`), its features
+        scaled to unit variance on ``stories``; None adds none.
 
     Returns
     -------
@@ -85,6 +99,10 @@ def solve_source_layer(
     prior : array, shape (n_sources,)
         The prior variance of the layer.
     """
+    if lags is not None:
+        network.add_lagged_path(*lags)
+        scale = lagged_scale(network, [data.features[s] for s in stories])
+        network.lagged.scale.copy_(scale)
     hidden, white, gains, bad = {}, {}, {}, {}
     for name, setup in meg.items():
         subject_stories = [s for s in stories if s in data.meg[name]]
@@ -116,7 +134,7 @@ def solve_source_layer(
 
 @torch.no_grad()
 def lagged_scale(network, stories):
-    """Return the standard deviation of each lagged feature on the training stories.
+    """Return the standard deviation of each lagged feature over ``stories``.
 
     ``network.lagged`` must still have unit scale. Accumulated story by story: the
     lagged features of hours of stimulus would not fit in memory at once.

@@ -28,6 +28,7 @@ from sklearn.utils.validation import check_is_fitted
 from ..container import FusionDataset
 from ..model.readout import ridge_sensor_maps, weighted_minimum_norm
 from ..utils import _validate_type
+from ._params import fitted_stories
 from ._prior import prior_variance
 from ._source_readout import _Whitened
 
@@ -99,18 +100,20 @@ def sensor_map_noise(encoder, X):
     encoder : FusionEncoder
         A fitted encoder with the ``"map"`` read-out.
     X : FusionDataset
-        Its training data: the stories ``encoder.train_stories_`` and MEG subjects.
+        Its data: the stories it was fitted on (training and validation) and its
+        MEG subjects.
 
     Returns
     -------
     noise_variance : float
         Per channel of the whitened MEG.
     """
-    stories = list(encoder.train_stories_)
+    stories = fitted_stories(encoder)
     absent = [s for s in stories if s not in X.stories]
     if absent:
         raise ValueError(
-            f"X must hold the encoder's training stories; {absent} are missing."
+            f"X must hold the stories the encoder was fitted on (training and "
+            f"validation); {absent} are missing."
         )
     hidden = {
         s: encoder._hidden(encoder._check_features(X.stimulus(s))[0])[0].cpu().numpy()
@@ -137,7 +140,8 @@ def source_std(encoder, X):
     encoder : FusionEncoder
         A fitted encoder with the ``"map"`` read-out (``readout_snr_`` set).
     X : FusionDataset
-        The data it was fitted on (at least its training stories and MEG subjects):
+        The data it was fitted on (at least its training and validation stories
+        and its MEG subjects):
         the noise variance is that of the residual of the sensor maps.
 
     Returns

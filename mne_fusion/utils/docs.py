@@ -35,9 +35,10 @@ readout : "map" | "trained"
     likelihood of the noise-whitened MEG of all MEG subjects and the source prior
     above (variance ``1 - fmri_prior + fmri_prior * fmri_evidence_``): a ridge
     read-out of each subject's MEG from the hidden features (its penalty chosen
-    by cross-validation over the training stories, ``readout_alpha_``), mapped to
-    the template by an fMRI-weighted minimum-norm operator of the stacked lead
-    fields.
+    by cross-validation over stories, ``readout_alpha_``), mapped to the template
+    by an fMRI-weighted minimum-norm operator of the stacked lead fields. Early
+    stopping having chosen the network, the read-out and ``fmri_evidence_`` use
+    every story of the fit, the validation stories too.
     Gradient descent only slowly reaches that optimum. ``"trained"`` keeps
     the layer as trained. Without MEG subjects the layer is always as trained.
 readout_snr : float | "auto" | "maps" | "cv"
