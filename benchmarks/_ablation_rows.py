@@ -134,6 +134,58 @@ def _fitted_stories_evidence(ctx):
     return fmri_evidence(setup["data"], setup["fmri"], stories, ctx.exp.n_sources)
 
 
+def _fitted_stories_readout(ctx):
+    """Return the default read-out solved over the training and validation stories.
+
+    As ``FusionEncoder.fit`` does since the validation stories joined the read-out:
+    the sensor maps, the fMRI evidence and the linear path's scale are taken over
+    every story of the fit (the cached fits were read out over the training ones).
+    """
+    enc = ctx.fit()
+    stories = [*enc.train_stories_, *enc.validation_stories_]
+    network = copy.deepcopy(enc.model_.network)
+    features = ctx._all_features()
+    network.lagged.scale.fill_(1.0)  # lagged_scale reads unscaled lagged features
+    scale = lagged_scale(network, [features[s] for s in stories])
+    network.lagged.scale.copy_(scale)
+    hidden = {
+        s: hidden_features(network, np.asarray(f, np.float32))[0].numpy()
+        for s, f in features.items()
+    }
+    evidence = _fitted_stories_evidence(ctx)
+    prior = prior_variance(evidence, enc.fmri_prior, ctx.exp.n_sources)
+    return _reweight(1)(ctx) | dict(hidden=hidden, prior=prior, stories=stories)
+
+
+def _noise_free_context(ctx):
+    """Return the context of the same seed at MEG CNR inf (its fit cached or made).
+
+    The simulation's streams are separate: the sources, the stimulus-driven MEG and
+    the fit's split are the same (checked), only the MEG noise is gone.
+    """
+    n_fmri = ctx.simulation["n_fmri_subjects"]
+    n_stories = len(ctx.exp.stories)
+    clean = type(ctx)(
+        ctx.seed, np.inf, ctx.fmri_cnr, n_stories, ctx.cache_dir, ctx.log, n_fmri
+    )
+    story = ctx.exp.stories[0]
+    same = clean.exp.stimulus_drive[story].data == ctx.exp.stimulus_drive[story].data
+    assert same.all(), "MEG CNR changed the simulated sources"
+    assert clean.train_stories == ctx.train_stories, "another split"
+    return clean
+
+
+def _noise_free_maps(ctx):
+    """Return the default read-out of this fit's features from noise-free MEG."""
+    return _reweight(1)(ctx) | dict(data_of=_noise_free_context(ctx))
+
+
+def _noise_free_features(ctx):
+    """Return the default read-out of this MEG by the MEG CNR inf fit's features."""
+    hidden = _noise_free_context(ctx).setup["hidden"]
+    return _reweight(1)(ctx) | dict(hidden=hidden)
+
+
 def _ensemble(n_fits):
     """Return the default read-out's row over ``n_fits`` fits, estimates averaged.
 
@@ -248,6 +300,13 @@ READOUT_ROWS = {
     "evidence over training + validation stories": _with_evidence(
         _fitted_stories_evidence
     ),
+    # the default read-out (reweight 1) over the training + validation stories: the
+    # sensor maps, the evidence and the lagged scale (the library's since)
+    "read-out over training + validation stories": _fitted_stories_readout,
+    # where the MEG noise costs (diagnosis, uses the noise-free MEG): in the sensor
+    # maps the read-out solves, or in the features the transformer learnt
+    "sensor maps from noise-free MEG": _noise_free_maps,
+    "features of the MEG CNR inf fit": _noise_free_features,
     # the variance of the fit: the same read-out of fits differing in random_state
     "average of 3 fits (random_state)": _ensemble(3),
 }

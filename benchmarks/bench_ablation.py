@@ -165,14 +165,15 @@ class Context:
         return prior_variance(enc.fmri_evidence_, enc.fmri_prior, self.exp.n_sources)
 
     # -- the read-out ----------------------------------------------------------
-    def readout(self, hidden, prior, snr="maps", rank=None, reweight=0):
-        """Closed-form source layer (A m per hidden unit) on the training stories.
+    def readout(self, hidden, prior, snr="maps", rank=None, reweight=0, stories=None):
+        """Closed-form source layer (A m per hidden unit) on ``stories``.
 
+        ``stories`` None: the training stories, as the cached fits were read out.
         Returns the weights, bias, SNR, ridge penalty, rank and prior of
         :func:`mne_fusion.model.readout.map_source_readout`.
         """
         setup = self.setup
-        stories = self.train_stories
+        stories = stories or self.train_stories
         white, gains, bad = {}, {}, {}
         for name, meg in setup["meg"].items():
             runs = {s: setup["data"].meg[name][s] for s in stories}
@@ -289,13 +290,15 @@ def score_readout(ctx, row):
     spec = row(ctx)
     hidden = spec["hidden"]
     hidden = hidden if isinstance(hidden, list) else [hidden]
+    # a row may read out another context's MEG (same seed and split)
     layers = [
-        ctx.readout(
+        spec.get("data_of", ctx).readout(
             features,
             spec["prior"],
             spec["snr"],
             spec.get("rank"),
             spec.get("reweight", 0),
+            spec.get("stories"),
         )
         for features in hidden
     ]
