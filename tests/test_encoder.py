@@ -317,17 +317,12 @@ def _prior_weights(enc):
     return None if weights.prior_weights is None else weights.prior_weights.numpy()
 
 
-def test_fmri_evidence_over_the_fitted_stories(experiment, rng):
-    """After early stopping the evidence is taken over every story of the fit."""
+def _with_shared_bold(experiment, shared, rng):
+    """The tiny dataset's MEG with two fMRI subjects: ``shared[story]`` plus noise."""
     ds = experiment["ds"]
     two = FusionDataset()
     for story in ds.stories:
         two.add_stimulus(story, ds.stimulus(story))
-    # the training stories share sources 0-19, the validation story sources 20-39
-    shared = {s: np.zeros((1284, 9)) for s in ds.stories}
-    for story, rows in shared.items():
-        start = 20 if story == TINY["validation"][0] else 0
-        rows[start : start + 20] = rng.standard_normal((20, 9)) * 3
     for name in ("F1", "F2"):
         runs = {
             s: mne.SourceEstimate(
@@ -340,6 +335,18 @@ def test_fmri_evidence_over_the_fitted_stories(experiment, rng):
         }
         two.add_fmri(name, runs, tr=2.0)
     two.add_meg("A", experiment["raws"], experiment["fwd"])
+    return two
+
+
+def test_fmri_evidence_over_the_fitted_stories(experiment, rng):
+    """After early stopping the evidence is taken over every story of the fit."""
+    ds = experiment["ds"]
+    # the training stories share sources 0-19, the validation story sources 20-39
+    shared = {s: np.zeros((1284, 9)) for s in ds.stories}
+    for story, rows in shared.items():
+        start = 20 if story == TINY["validation"][0] else 0
+        rows[start : start + 20] = rng.standard_normal((20, 9)) * 3
+    two = _with_shared_bold(experiment, shared, rng)
     enc = FusionEncoder(**{**TINY, "max_epochs": 1}).fit(two)
     assert enc.validation_stories_ == TINY["validation"]
     assert len(ds.stories) == 3
@@ -357,21 +364,7 @@ def test_fmri_evidence_relaxes_prior(experiment, fitted, rng):
     ds = experiment["ds"]
     shared = np.zeros((1284, 9))
     shared[:20] = rng.standard_normal((20, 9)) * 3
-    two = FusionDataset()
-    for story in ds.stories:
-        two.add_stimulus(story, ds.stimulus(story))
-    for name in ("F1", "F2"):
-        runs = {
-            s: mne.SourceEstimate(
-                shared + rng.standard_normal((1284, 9)),
-                experiment["vertices"],
-                tmin=2.0,
-                tstep=2.0,
-            )
-            for s in ds.stories
-        }
-        two.add_fmri(name, runs, tr=2.0)
-    two.add_meg("A", experiment["raws"], experiment["fwd"])
+    two = _with_shared_bold(experiment, dict.fromkeys(ds.stories, shared), rng)
     enc = FusionEncoder(**{**TINY, "max_epochs": 1}).fit(two)
     evidence = enc.fmri_evidence_
     assert evidence.shape == (1284,)
