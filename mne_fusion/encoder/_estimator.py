@@ -389,9 +389,9 @@ class FusionEncoder(PredictionMixin, ReadingMixin, BaseEstimator):
             self.readout_snr_ = self.readout_alpha_ = self.readout_rank_ = None
             self.readout_prior_ = None
             if self.readout == "map" and meg:
-                lags = self.linear_lags and _params.lag_shape(
-                    self.linear_lags, self.sfreq
-                )
+                lags = None
+                if self.linear_lags:
+                    lags = _params.lag_shape(self.linear_lags, self.sfreq)
                 chosen = solve_source_layer(
                     network,
                     data,
@@ -402,7 +402,7 @@ class FusionEncoder(PredictionMixin, ReadingMixin, BaseEstimator):
                     readout_snr,
                     rank=readout_rank,
                     reweight=self.readout_reweight,
-                    lags=lags or None,
+                    lags=lags,
                 )
                 self.readout_snr_, self.readout_alpha_, self.readout_rank_ = chosen[:3]
                 self.readout_prior_ = chosen[3]

@@ -141,8 +141,8 @@ def source_std(encoder, X):
         A fitted encoder with the ``"map"`` read-out (``readout_snr_`` set).
     X : FusionDataset
         The data it was fitted on (at least its training and validation stories
-        and its MEG subjects):
-        the noise variance is that of the residual of the sensor maps.
+        and its MEG subjects): the noise variance is that of the residual of the
+        sensor maps.
 
     Returns
     -------
