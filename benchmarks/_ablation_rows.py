@@ -8,13 +8,14 @@ dict of FusionEncoder parameters changed from the bench's ``"full"`` preset.
 """
 
 import copy
+from functools import lru_cache
 
 import numpy as np
 
-from mne_fusion.encoder._params import lag_shape
+from mne_fusion.encoder._params import fitted_stories, lag_shape
 from mne_fusion.encoder._prepare import prepare
 from mne_fusion.encoder._prior import fmri_evidence, prior_variance
-from mne_fusion.encoder._source_readout import hidden_features, lagged_scale
+from mne_fusion.encoder._source_readout import lagged_scale
 from mne_fusion.model.network import LaggedFeatures
 from mne_fusion.simulation import simulate_naturalistic
 
@@ -48,6 +49,17 @@ def _columns(ctx, part):
     return {s: h[:, cols] for s, h in ctx.setup["hidden"].items()}
 
 
+def _rescaled_hidden(ctx, network, stories):
+    """Return ``network``'s hidden features, its lagged path scaled over ``stories``.
+
+    ``network`` is changed: pass a copy of the fit's.
+    """
+    network.lagged.scale.fill_(1.0)  # lagged_scale reads unscaled lagged features
+    features = ctx._all_features()
+    network.lagged.scale.copy_(lagged_scale(network, [features[s] for s in stories]))
+    return ctx.hidden_of(network)
+
+
 def _linear_lags(seconds):
     """Return the row of the default read-out with ``seconds`` of linear lags."""
 
@@ -57,13 +69,7 @@ def _linear_lags(seconds):
         network = copy.deepcopy(enc.model_.network)
         lags = lag_shape(seconds, enc.sfreq)
         network.lagged = LaggedFeatures(len(network.feature_mean), *lags)
-        features = {s: ctx.exp.features[s].data for s in ctx.exp.stories}
-        scale = lagged_scale(network, [features[s] for s in ctx.train_stories])
-        network.lagged.scale.copy_(scale)
-        hidden = {
-            s: hidden_features(network, np.asarray(f, np.float32))[0].numpy()
-            for s, f in features.items()
-        }
+        hidden = _rescaled_hidden(ctx, network, ctx.train_stories)
         return _spec(ctx, hidden=hidden, snr="cv", rank="cv")
 
     return row
@@ -127,8 +133,7 @@ def _with_evidence(evidence_of):
 
 def _fitted_stories_evidence(ctx):
     """Return the evidence over the training and the validation stories."""
-    enc = ctx.fit()
-    stories = [*enc.train_stories_, *enc.validation_stories_]
+    stories = fitted_stories(ctx.fit())
     # the setup already holds this dataset prepared with the fit's split
     setup = ctx.setup
     return fmri_evidence(setup["data"], setup["fmri"], stories, ctx.exp.n_sources)
@@ -142,21 +147,14 @@ def _fitted_stories_readout(ctx):
     every story of the fit (the cached fits were read out over the training ones).
     """
     enc = ctx.fit()
-    stories = [*enc.train_stories_, *enc.validation_stories_]
-    network = copy.deepcopy(enc.model_.network)
-    features = ctx._all_features()
-    network.lagged.scale.fill_(1.0)  # lagged_scale reads unscaled lagged features
-    scale = lagged_scale(network, [features[s] for s in stories])
-    network.lagged.scale.copy_(scale)
-    hidden = {
-        s: hidden_features(network, np.asarray(f, np.float32))[0].numpy()
-        for s, f in features.items()
-    }
+    stories = fitted_stories(enc)
+    hidden = _rescaled_hidden(ctx, copy.deepcopy(enc.model_.network), stories)
     evidence = _fitted_stories_evidence(ctx)
     prior = prior_variance(evidence, enc.fmri_prior, ctx.exp.n_sources)
     return _reweight(1)(ctx) | dict(hidden=hidden, prior=prior, stories=stories)
 
 
+@lru_cache(maxsize=1)  # both rows below, one context at a time
 def _noise_free_context(ctx):
     """Return the context of the same seed at MEG CNR inf (its fit cached or made).
 
@@ -197,15 +195,8 @@ def _ensemble(n_fits):
         hidden = [ctx.setup["hidden"]]
         for k in range(1, n_fits):
             state = ctx.seed + 1000 * k
-            network = ctx.fit(
-                f"random_state {state}", random_state=state
-            ).model_.network
-            hidden.append(
-                {
-                    s: hidden_features(network, np.asarray(f, np.float32))[0].numpy()
-                    for s, f in ctx._all_features().items()
-                }
-            )
+            enc = ctx.fit(f"random_state {state}", random_state=state)
+            hidden.append(ctx.hidden_of(enc.model_.network))
         return _reweight(1)(ctx) | dict(hidden=hidden)
 
     return row

@@ -140,13 +140,16 @@ class Context:
                 self.exp.train, self.src, None, stories, self.exp.noise_covs,
                 enc.segment_length, enc.overlap,
             )  # fmt: skip
-            network = enc.model_.network
-            hidden = {
-                s: hidden_features(network, np.asarray(f, np.float32))[0].numpy()
-                for s, f in self._all_features().items()
-            }
+            hidden = self.hidden_of(enc.model_.network)
             self._setup = dict(meg=meg, fmri=fmri, data=data, hidden=hidden)
         return self._setup
+
+    def hidden_of(self, network):
+        """Return what ``network``'s source layer reads of every story."""
+        return {
+            s: hidden_features(network, np.asarray(f, np.float32))[0].numpy()
+            for s, f in self._all_features().items()
+        }
 
     def _all_features(self):
         return {s: self.exp.features[s].data for s in self.exp.stories}
