@@ -14,6 +14,7 @@ from mne.utils import catch_logging
 from numpy.testing import assert_allclose
 from scipy.io import savemat
 
+from mne_fusion.anatomy import mni305_to_mni152
 from mne_fusion.datasets import _fetch, smn4lang
 from mne_fusion.datasets._readers import read_events_tsv, read_table
 from mne_fusion.datasets._smn4lang_events import (
@@ -330,7 +331,7 @@ def test_read_word_times(tmp_path):
 
 def test_load_fmri(smn):
     from nilearn.datasets import load_fsaverage
-    from nilearn.surface import vol_to_surf
+    from nilearn.surface import InMemoryMesh, vol_to_surf
 
     img = _write_bold("sub-03", 2, n_trs=20)
     src = mne.SourceSpaces(
@@ -344,17 +345,23 @@ def test_load_fmri(smn):
     assert_allclose(stc.tstep, 0.71, rtol=1e-6)
     assert stc.tmin == 0.0
     assert stc.data.shape == (17, 5)  # the 15 volumes before the audio dropped
+    # the volume is in MNI152 space, fsaverage's surfaces in MNI305: moved first
     mesh = load_fsaverage("fsaverage5")
-    expected = vol_to_surf(
-        img, mesh["pial"].parts["right"], inner_mesh=mesh["white_matter"].parts["right"]
-    )[:5, 15:]
+    pial, white = (
+        {
+            hemi: InMemoryMesh(
+                mni305_to_mni152(np.asarray(part.coordinates)), part.faces
+            )
+            for hemi, part in mesh[kind].parts.items()
+        }
+        for kind in ("pial", "white_matter")
+    )
+    expected = vol_to_surf(img, pial["right"], inner_mesh=white["right"])[:5, 15:]
     assert_allclose(stc.data[12:], expected, rtol=1e-5)
-    # a linear field: each vertex sees it near the middle of its cortical ribbon
-    mid = (
-        np.asarray(mesh["pial"].parts["left"].coordinates)[:12]
-        + np.asarray(mesh["white_matter"].parts["left"].coordinates)[:12]
-    ) / 2
-    assert_allclose(stc.data[:12, 0], mid @ [1.0, 2.0, 3.0] + 1500, atol=15)
+    # a linear field: each vertex sees it at the middle of its cortical ribbon, in
+    # MNI152 (in MNI305 it would be off by 5-10)
+    mid = (pial["left"].coordinates[:12] + white["left"].coordinates[:12]) / 2
+    assert_allclose(stc.data[:12, 0], mid @ [1.0, 2.0, 3.0] + 1500, atol=1e-6)
     assert_allclose(np.diff(stc.data, axis=1), 100.0, rtol=1e-4)
     with pytest.raises(FileNotFoundError, match="openneuro-py download"):
         smn4lang.load_fmri("sub-03", "story_1", src)

@@ -11,6 +11,8 @@ import numpy as np
 from scipy import sparse
 from scipy.spatial import cKDTree
 
+from ..anatomy import mni305_to_mni152
+
 HEMIS = ("lh", "rh")
 _NILEARN_HEMIS = {"lh": "left", "rh": "right"}
 
@@ -160,12 +162,17 @@ def template_meshes(kind, subjects_dir):
 
 
 def volume_to_template(img, src, subjects_dir, radius):
-    """Sample a 4D MNI volume between the template's white and pial surfaces.
+    """Sample a 4D MNI152 volume between the template's white and pial surfaces.
+
+    fsaverage's surfaces are in MNI305 space, a few millimetres from MNI152 (1.5 to
+    2.8 mm on fsaverage5's pial surface): they are moved into MNI152 first
+    (:func:`mne_fusion.anatomy.mni305_to_mni152`), as for the volumes
+    :meth:`mne_fusion.FusionDataset.add_fmri` reads.
 
     Parameters
     ----------
     img : nibabel image
-        The 4D (x, y, z, time) volume in MNI space.
+        The 4D (x, y, z, time) volume in MNI152 space.
     src : mne.SourceSpaces
         The template source space.
     subjects_dir : path-like | None
@@ -195,11 +202,10 @@ def volume_to_template(img, src, subjects_dir, radius):
                 f"has {len(pial[hemi][0])} vertices; pass subjects_dir holding the "
                 "full FreeSurfer fsaverage."
             )
-        texture = vol_to_surf(
-            img,
-            InMemoryMesh(*pial[hemi]),
-            inner_mesh=InMemoryMesh(*white[hemi]),
-            radius=radius,
+        outer, inner = (
+            InMemoryMesh(mni305_to_mni152(coords), faces)
+            for coords, faces in (pial[hemi], white[hemi])
         )
+        texture = vol_to_surf(img, outer, inner_mesh=inner, radius=radius)
         data.append(texture[vertno])
     return np.concatenate(data)

@@ -25,7 +25,10 @@ count from the fMRI scan start, 10.65 s (:data:`AUDIO_ONSET`) before the audio;
 The preprocessed fMRI in MNI space (``derivatives/preprocessed_data/sub-XX/MNI/``,
 TR 0.71 s; :func:`load_fmri` drops the 15 volumes before the audio) is not in the
 shipped registry (no verified hashes): :func:`load_fmri` reads it when present and
-projects it onto the template cortex with :func:`nilearn.surface.vol_to_surf`.
+projects it onto the template cortex with :func:`nilearn.surface.vol_to_surf`. It is in
+MNI152 space (HCP minimal preprocessing, the data set's README), fsaverage's surfaces
+in MNI305: they are moved into MNI152 first
+(:func:`mne_fusion.anatomy.mni305_to_mni152`).
 """
 
 from functools import partial
