@@ -105,22 +105,22 @@ class Context:
             if n_fmri != PRESETS["full"]["simulation"]["n_fmri_subjects"]:
                 tag += f"_{n_fmri}fmri"
             fname = Path(self.cache_dir) / f"{tag}_n{len(self.exp.stories)}.pt"
+        params = {"random_state": self.seed, **self.params, **changes}
+        enc = None
         if fname is not None and fname.exists():
             self.log(f"reading the {name} fit from {fname}")
             enc = read_fusion_encoder(fname, verbose=False)
-        else:
+            # a cache made with other parameters (e.g. an older preset) is refitted
+            if any(enc.get_params()[k] != v for k, v in params.items()):
+                self.log(f"{fname} was fitted with other parameters: fitting again")
+                enc = None
+        if enc is None:
             start = time.perf_counter()
-            enc = FusionEncoder(
-                sfreq=self.exp.sfreq,
-                spacing=self.exp.spacing,
-                **{"random_state": self.seed, **self.params, **changes},
-            )
-            enc.fit(self.exp.train, noise_cov=self.exp.noise_covs, verbose=False)
-            n_epochs = len(enc.history_)
-            self.log(
-                f"fitted {name} in {time.perf_counter() - start:.0f} s "
-                f"({n_epochs} epochs)"
-            )
+            exp = self.exp
+            enc = FusionEncoder(sfreq=exp.sfreq, spacing=exp.spacing, **params)
+            enc.fit(exp.train, noise_cov=exp.noise_covs, verbose=False)
+            elapsed = time.perf_counter() - start
+            self.log(f"fitted {name} in {elapsed:.0f} s ({len(enc.history_)} epochs)")
             if fname is not None:
                 fname.parent.mkdir(parents=True, exist_ok=True)
                 enc.save(fname, overwrite=True, verbose=False)
