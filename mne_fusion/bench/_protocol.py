@@ -50,19 +50,8 @@ _SIMULATION = dict(
 _RIDGE = dict(tmin=0.0, tmax=0.6, cv=5)
 _DEMO_RIDGE = dict(_RIDGE, cv=3, alphas=tuple(10.0**k for k in range(2, 7)))
 # benchmarks/bench_encoder.py's settings for the 5-minute acceptance fit
-# dropout 0.5, not FusionEncoder's 0.1: with minutes of MEG the transformer fits some
-# of the training stories' noise, which the read-out's sensor maps then learn;
-# seeds 0-1 of the full preset, fMRI CNR 1, 0.1 -> 0.5: temporal / spatial r +0.008 /
-# +0.009 and MEG prediction r +2 % at MEG CNR 1, spatial r +0.02 and prediction +4 %
-# at CNR inf (temporal r -0.002), equal at 0.1 (benchmarks/bench_ablation.py)
 _ENCODER = dict(
-    context=10.0,
-    d_model=64,
-    n_layers=2,
-    dim_feedforward=128,
-    batch_size=4,
-    lr=2e-3,
-    dropout=0.5,
+    context=10.0, d_model=64, n_layers=2, dim_feedforward=128, batch_size=4, lr=2e-3
 )
 # The runs' sizes, by name: ``"demo"`` (``mne-fusion demo``), ``"quick"`` and
 # ``"full"`` (``mne-fusion bench --config``). Each holds the keyword arguments of
