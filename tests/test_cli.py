@@ -204,6 +204,20 @@ def test_demo_end_to_end(tiny, tmp_path, capfd):
     for metric in ("temporal_r", "spatial_r", "roc_auc"):
         want = np.mean([e[metric] for e in expected])
         assert_allclose(full["sLORETA"][metric], want, rtol=1e-10)
+    # every MEG prediction is scored on the ridge's samples: after its longest delay
+    first = round(tiny["ridge"]["tmax"] * experiment.sfreq)
+    assert first > 0
+    want = []
+    for name in experiment.test.meg_subjects:
+        subject = experiment.test.meg(name)
+        pred = subject.gain @ experiment.stimulus_drive[story].data
+        rec = subject.average(story)
+        r = [
+            np.corrcoef(a[first:], b[first:])[0, 1]
+            for a, b in zip(rec, pred, strict=True)
+        ]
+        want.append(np.mean(r))
+    assert_allclose(table["oracle"]["meg_r"], np.mean(want), rtol=1e-6)
 
 
 def test_bench_end_to_end(tiny, tmp_path, capfd, monkeypatch):

@@ -215,6 +215,9 @@ def score_condition(
         scores = Scores(experiment, methods)
         for k, story in enumerate(experiment.test_stories):
             features = experiment.features[story]
+            # every method's MEG prediction is scored where the ridge's delays lie
+            # inside the story, the only samples the ridge is scored on
+            valid = None
             if "ridge" in methods:
                 predicted = meg_ridge.predict(features.data)
                 valid = _valid_slice(len(predicted), meg_ridge.delays_)
@@ -222,12 +225,12 @@ def score_condition(
                 if method in methods and method != "data-informed fusion":
                     progress(f"{story}: {method} estimate")
                     stc = encoders[modalities].apply_inverse(features, verbose=False)
-                    r = meg_r(experiment, stc, story)
+                    r = meg_r(experiment, stc, story, valid)
                     scores.add(method, story, stc, k == 0, meg_r=r)
             if "oracle" in methods:
                 progress(f"{story}: oracle")
                 stc = oracle(experiment, story, verbose=False)
-                r = meg_r(experiment, stc, story)
+                r = meg_r(experiment, stc, story, valid)
                 scores.add("oracle", story, stc, k == 0, meg_r=r)
             for j, name in enumerate(test.meg_subjects):
                 progress(f"{story}: estimates from the recording of {name}")

@@ -11,7 +11,9 @@ Scoring conventions (the same for every method):
   and averaged, as are all metrics over the test stories;
 - ``meg_r`` is the held-out MEG prediction r (mean over channels and subjects) of
   stimulus-driven models: ``G @ stc`` for the encoders and the oracle, the ridge
-  prediction for ridge; estimates computed from the test recording itself have none.
+  prediction for ridge, all on the same samples: those where the ridge's delays lie
+  inside the story (all samples in a bench without the ridge); estimates computed
+  from the test recording itself have none.
   ``fmri_r`` is the same for BOLD (encoders and ridge with fMRI subjects).
 
 Kept apart from the protocol so that the reports and figures, which read these
