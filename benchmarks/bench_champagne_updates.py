@@ -8,16 +8,26 @@ this script scores the correction stopped there and run on (up to ``--max-iter``
 on the ablation's default fits (``bench_ablation.Context``, the full preset, fMRI
 CNR 1), side by side in one run.
 
+``--gains`` scales the correction: ``s + f K (y - G s)``, with ``f`` a number, or
+chosen from the residual's own statistics: ``cv``, the gain that best predicts
+whitened channels the correction did not see (:func:`channel_cv_gain`), or ``snr``,
+the Wiener factor ``snr ** 2 / (1 + snr ** 2)`` of the residual's whitened SNR
+(:func:`mne_fusion.inverse.whitened_snr`, as a minimum-norm correction's
+``snr="auto"``).
+
 Each cell: the data-informed estimate's temporal r / spatial r against the
 stimulus-driven sources, spatial r / relative error against all sources (what the
-estimate is for), and the updates made (mean over the test subjects), averaged over
-the test story and the seeds.
+estimate is for), and the updates made (mean over the test subjects; the mean gain
+for ``cv`` and ``snr``), averaged over the test story and the seeds.
 
 Usage::
 
     OMP_NUM_THREADS=1 python benchmarks/bench_champagne_updates.py --seeds 0 1 \
         --conditions inf 1 0.1 --cache /tmp/ablation_cache \
         --out benchmarks/results/bench_champagne_updates.json
+    OMP_NUM_THREADS=1 python benchmarks/bench_champagne_updates.py --seeds 0 1 \
+        --conditions 0.1 1 --max-iter 100 --gains 0 0.25 0.5 1 cv snr \
+        --cache /tmp/ablation_cache --out benchmarks/results/bench_champagne_gain.json
 """
 
 import argparse
@@ -32,19 +42,60 @@ from bench_ablation import Context, _metrics
 
 from mne_fusion.bench._methods import meg_raw, one_blas_thread
 from mne_fusion.encoder import _data_informed
+from mne_fusion.inverse import whitened_snr
+from mne_fusion.inverse_sparse import _whitened_setup
+from mne_fusion.model.prior import champagne
 
 METRICS = ("temporal_r", "spatial_r", "full_spatial_r", "full_relative_error")
 LEARN_AND_APPLY = _data_informed._learn_and_apply
 
 
-def _recording_updates(n_updates):
-    """Make the correction stop after ``n_updates``; return the list of its counts."""
+def channel_cv_gain(resid, forward, noise_cov, max_iter, n_folds=2, seed=0):
+    """Gain of the correction that best predicts the whitened channels left out.
+
+    The noise-whitened channels (independent noise of unit variance) are split into
+    ``n_folds``; Champagne learns the variances and noise from the others, as the
+    correction does, and its posterior mean predicts the left-out ones. The gain is
+    the least-squares scale of these predictions, from the whitened covariance alone.
+    """
+    gain, factor, _ = _whitened_setup(resid, forward, noise_cov)
+    rows = np.random.default_rng(seed).permutation(len(gain))
+    fit = power = 0.0
+    for held in np.array_split(rows, n_folds):
+        kept = np.setdiff1d(rows, held)
+        g, f = gain[kept], factor[kept]
+        excess = max(np.square(f).sum() / len(kept) - 1.0, 0.01)
+        start = np.full(gain.shape[1], excess * len(kept) / np.square(g).sum())
+        variance, noise, *_ = champagne(
+            g, f, start, max_iter=max_iter, tol=1e-3, learn_noise=True
+        )
+        model = (g * variance) @ g.T + noise * np.eye(len(kept))
+        # prediction of the held-out rows from the kept ones: M y_kept
+        m = np.linalg.solve(model, (g * variance) @ gain[held].T).T
+        fit += np.trace(m @ f @ factor[held].T)
+        power += np.square(m @ f).sum()
+    return fit / power
+
+
+def _recording_updates(n_updates, gain):
+    """Make the correction stop after ``n_updates``, scaled by ``gain``.
+
+    Returns the list of the updates made (the gains for ``"cv"`` and ``"snr"``).
+    """
     counts = []
 
     def counted(*args):
         with one_blas_thread():
             out = LEARN_AND_APPLY(*args)
-        counts.append(out[1])
+            if gain == "cv":
+                scale = channel_cv_gain(*args[:4])
+            elif gain == "snr":
+                snr = whitened_snr(args[0], args[2], verbose=False)
+                scale = snr**2 / (1 + snr**2)
+            else:
+                scale = float(gain)
+        out[0].data *= scale
+        counts.append(out[1] if gain not in ("cv", "snr") else scale)
         return out
 
     _data_informed._learn_and_apply = counted
@@ -52,10 +103,10 @@ def _recording_updates(n_updates):
     return counts
 
 
-def score(ctx, n_updates):
+def score(ctx, n_updates, gain="1"):
     """Score the data-informed estimate with the correction stopped at ``n_updates``."""
     enc, exp = ctx.fit(), ctx.exp
-    counts = _recording_updates(n_updates)
+    counts = _recording_updates(n_updates, gain)
     cells = []
     for story in exp.test_stories:
         features = exp.features[story]
@@ -85,6 +136,7 @@ def main():
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--conditions", nargs="+", default=["inf", "1", "0.1"])
     parser.add_argument("--max-iter", type=int, nargs="+", default=[100, 1000])
+    parser.add_argument("--gains", nargs="+", default=["1"])
     parser.add_argument("--cache", default=None)
     parser.add_argument(
         "--out", default="benchmarks/results/bench_champagne_updates.json"
@@ -97,22 +149,23 @@ def main():
         for seed in args.seeds:
             ctx = Context(seed, float(cond), 1.0, 10, args.cache, lambda _: None)
             for n_updates in args.max_iter:
-                cell = score(ctx, n_updates)
-                results.setdefault(str(n_updates), {}).setdefault(cond, {})[
-                    str(seed)
-                ] = cell
-                print(
-                    f"[{time.perf_counter() - start:6.0f} s] MEG CNR {cond} seed "
-                    f"{seed} max_iter {n_updates}: {cell}",
-                    flush=True,
-                )
+                for gain in args.gains:
+                    cell = score(ctx, n_updates, gain)
+                    row = str(n_updates) + ("" if gain == "1" else f", gain {gain}")
+                    results.setdefault(row, {}).setdefault(cond, {})[str(seed)] = cell
+                    print(
+                        f"[{time.perf_counter() - start:6.0f} s] MEG CNR {cond} seed "
+                        f"{seed} max_iter {n_updates} gain {gain}: {cell}",
+                        flush=True,
+                    )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(
         json.dumps(dict(platform=platform.platform(), results=results), indent=1)
     )
     print(
         "\nData-informed estimate, fMRI CNR 1: temporal r / spatial r (stimulus-"
-        "driven truth), spatial r / rel. error (all sources), updates; mean over "
+        "driven truth), spatial r / rel. error (all sources), updates (gain for "
+        "cv and snr); mean over "
         f"seeds {args.seeds}\n"
     )
     print("| max_iter | " + " | ".join(f"MEG CNR {c}" for c in args.conditions) + " |")
@@ -125,7 +178,7 @@ def main():
             cells.append(
                 f"{mean['temporal_r']:.3f} / {mean['spatial_r']:.3f}, "
                 f"{mean['full_spatial_r']:.3f} / {mean['full_relative_error']:.3f}, "
-                f"{updates:.0f}"
+                f"{updates:.3g}"
             )
         print(f"| {n_updates} | " + " | ".join(cells) + " |")
 
