@@ -43,7 +43,7 @@ from bench_ablation import Context, _metrics
 from mne_fusion.bench._methods import meg_raw, one_blas_thread
 from mne_fusion.encoder import _data_informed
 from mne_fusion.inverse import whitened_snr
-from mne_fusion.inverse_sparse import _whitened_setup
+from mne_fusion.inverse_sparse import _minimum_norm_start, _whitened_setup
 from mne_fusion.model.prior import champagne
 
 METRICS = ("temporal_r", "spatial_r", "full_spatial_r", "full_relative_error")
@@ -64,8 +64,7 @@ def channel_cv_gain(resid, forward, noise_cov, max_iter, n_folds=2, seed=0):
     for held in np.array_split(rows, n_folds):
         kept = np.setdiff1d(rows, held)
         g, f = gain[kept], factor[kept]
-        excess = max(np.square(f).sum() / len(kept) - 1.0, 0.01)
-        start = np.full(gain.shape[1], excess * len(kept) / np.square(g).sum())
+        start = _minimum_norm_start(g, f, len(kept))
         variance, noise, *_ = champagne(
             g, f, start, max_iter=max_iter, tol=1e-3, learn_noise=True
         )

@@ -139,6 +139,16 @@ def champagne(
     return stcs
 
 
+def _minimum_norm_start(gain, factor, rank):
+    """Champagne's start, where minimum norm would be: one variance per source.
+
+    It explains the whitened power above the noise (at least 1 % of it) over the
+    ``rank`` whitened channels.
+    """
+    excess = max(np.square(factor).sum() / rank - 1.0, 0.01)
+    return np.full(gain.shape[1], excess * rank / np.square(gain).sum())
+
+
 def _learn_and_apply(
     inst, forward, noise_cov, max_iter, tol, learn_noise, src, subjects_dir
 ):
@@ -148,10 +158,7 @@ def _learn_and_apply(
     them and choose their own stopping.
     """
     gain, factor, rank = _whitened_setup(inst, forward, noise_cov)
-    # start where minimum norm would: one variance that explains the power above
-    # the noise (at least 1 % of it)
-    excess = max(np.square(factor).sum() / rank - 1.0, 0.01)
-    start = np.full(gain.shape[1], excess * rank / np.square(gain).sum())
+    start = _minimum_norm_start(gain, factor, rank)
     variance, noise, n_iter, converged = _learn_variances(
         gain, factor, start, max_iter=max_iter, tol=tol, learn_noise=learn_noise
     )

@@ -263,13 +263,12 @@ def fmri_activation(dataset):
     return np.clip(inter_subject_r(np.array(bold), verbose=False), 0, None)
 
 
-def meg_r(experiment, stc, story, samples=None):
+def meg_r(experiment, stc, story, samples=slice(None)):
     """Held-out MEG prediction r of ``G @ stc``, mean over channels and subjects.
 
-    ``samples`` (a slice; None for all) are the samples scored, so that every method
+    ``samples`` (a slice, default all) are the samples scored, so that every method
     is scored on the same ones.
     """
-    samples = slice(None) if samples is None else samples
     scores = []
     for name in experiment.test.meg_subjects:
         subject = experiment.test.meg(name)

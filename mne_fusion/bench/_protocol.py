@@ -217,7 +217,7 @@ def score_condition(
             features = experiment.features[story]
             # every method's MEG prediction is scored where the ridge's delays lie
             # inside the story, the only samples the ridge is scored on
-            valid = None
+            valid = slice(None)
             if "ridge" in methods:
                 predicted = meg_ridge.predict(features.data)
                 valid = _valid_slice(len(predicted), meg_ridge.delays_)
