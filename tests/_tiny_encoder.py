@@ -75,6 +75,11 @@ def make_experiment(tmp_path_factory):
     return dict(ds=ds, fwd=fwd, info=info, raws=raws, active=active, vertices=vertices)
 
 
+def source_weights(encoder):
+    """The fitted source layer's weights as a NumPy array, wherever the model lives."""
+    return encoder.model_.network.sources.weight.detach().cpu().numpy()
+
+
 def correction_champagne(resid, forward, noise_cov):
     """Champagne stopped where the data-informed correction stops (no warning)."""
     with warnings.catch_warnings():

@@ -4,7 +4,7 @@ import mne
 import numpy as np
 import pytest
 import torch
-from _tiny_encoder import N_TIMES, SFREQ, TINY, make_experiment
+from _tiny_encoder import N_TIMES, SFREQ, TINY, make_experiment, source_weights
 from numpy.testing import assert_allclose
 from scipy import sparse
 
@@ -209,7 +209,7 @@ def test_readout_chosen_by_leaving_a_subject_out(experiment, tmp_path):
     # rank 8 keeps 8 components of the sensor maps: the source layer, which reads
     # 8 hidden features and 36 lagged ones, has rank 8 (all ranks without it)
     def layer_rank(encoder):
-        weight = encoder.model_.network.sources.weight.detach().numpy()
+        weight = source_weights(encoder)
         assert weight.shape == (1284, 8 + 36)
         return np.linalg.matrix_rank(weight, tol=1e-6 * np.abs(weight).max())
 
@@ -265,5 +265,5 @@ def test_readout_reweight(experiment, tiny):
     assert tiny.readout_reweight == 1
     assert expected.std() == 0  # no two fMRI subjects share a TR grid
     assert tiny.readout_prior_.std() > 0.1 * tiny.readout_prior_.mean()
-    weights = [e.model_.network.sources.weight.detach().numpy() for e in (kept, tiny)]
+    weights = [source_weights(e) for e in (kept, tiny)]
     assert np.abs(weights[0] - weights[1]).max() > 0.1 * np.abs(weights[0]).max()

@@ -61,8 +61,8 @@ def test_trf_equals_hand_set_kernel(encoder, rng):
     for name in ("f0", "f2", "f3"):
         assert np.abs(trfs[name].data).max() == 0
     # impulse response: one std of feature 1 at sample 100 on a constant stimulus
-    mean = network.feature_mean.numpy().astype(float)
-    scale = network.feature_scale.numpy().astype(float)
+    mean = network.feature_mean.cpu().numpy().astype(float)
+    scale = network.feature_scale.cpu().numpy().astype(float)
     flat = np.tile(mean, (300, 1))
     impulse = flat.copy()
     impulse[100, 1] += scale[1]
