@@ -5,8 +5,8 @@ fMRIPrep writes surface BOLD on ``fsaverage`` (163842 vertices per hemisphere),
 vertices of fsaverage are those of fsaverage6, whose first are those of fsaverage5,
 and the icosahedral template source spaces select the first 642, 2562 or 10242 of
 them. A run on a full mesh therefore holds the template's sources as columns, found
-here by vertex number. Volumes in MNI152 space are sampled on nilearn's fsaverage5
-pial and white surfaces, moved from MNI305 into MNI152 first.
+here by vertex number. Volumes in MNI152 space are sampled on the template's pial
+and white surfaces, moved from MNI305 into MNI152 first.
 """
 
 from functools import lru_cache
@@ -18,6 +18,7 @@ from ._mni import mni305_to_mni152
 #: vertices per hemisphere of the fsaverage meshes surface fMRI comes on
 FSAVERAGE_MESHES = {"fsaverage": 163842, "fsaverage6": 40962, "fsaverage5": 10242}
 _N_FSAVERAGE = FSAVERAGE_MESHES["fsaverage"]
+_HEMIS = {"lh": "left", "rh": "right"}  # FreeSurfer's and nilearn's names
 
 
 def fsaverage_mesh(n_vertices, name):
@@ -106,28 +107,67 @@ def vertex_index(vertices, among):
     return np.concatenate(index)
 
 
-@lru_cache(maxsize=1)
-def fsaverage5_mni152():
-    """Return nilearn's fsaverage5 pial and white surfaces in MNI152 space (mm).
+def template_meshes(kind, subjects_dir=None):
+    """Return the coordinates (mm) and faces of the fsaverage ``kind`` surface.
+
+    Parameters
+    ----------
+    kind : str
+        ``"white"``, ``"pial"`` or ``"sphere"`` (FreeSurfer's ``sphere.reg``).
+    subjects_dir : path-like | None
+        A FreeSurfer subjects directory holding ``fsaverage`` (all its vertices);
+        None reads nilearn's packaged fsaverage5 (the first 10242 vertices of
+        fsaverage), offline.
 
     Returns
     -------
-    meshes : dict
-        ``"left"`` and ``"right"`` -> ``(pial, white)``, each a
-        :class:`nilearn.surface.InMemoryMesh` with the 10242 fsaverage5 vertices
-        (fsaverage vertex numbers 0 to 10241) moved by :func:`mni305_to_mni152`.
+    meshes : list of tuple
+        ``(coordinates, faces)`` of the left, then the right hemisphere, in MNI305.
     """
+    if subjects_dir is not None:
+        import nibabel
+
+        name = {"sphere": "sphere.reg"}.get(kind, kind)
+        surf = f"{subjects_dir}/fsaverage/surf"
+        return [nibabel.freesurfer.read_geometry(f"{surf}/{h}.{name}") for h in _HEMIS]
     from nilearn.datasets import load_fsaverage
+
+    mesh = load_fsaverage("fsaverage5")[{"white": "white_matter"}.get(kind, kind)]
+    return [
+        (
+            np.asarray(mesh.parts[hemi].coordinates, float),
+            np.asarray(mesh.parts[hemi].faces, int),
+        )
+        for hemi in _HEMIS.values()
+    ]
+
+
+@lru_cache(maxsize=2)
+def template_mni152(subjects_dir=None):
+    """Return the fsaverage pial and white surfaces moved into MNI152 space (mm).
+
+    fsaverage's surfaces are in MNI305, a few millimetres from the MNI152 space of
+    fMRIPrep's and HCP's volumes (1.5 to 2.8 mm on fsaverage5's pial surface): every
+    projection of an MNI152 volume onto the template samples these.
+
+    Parameters
+    ----------
+    subjects_dir : path-like | None
+        As in :func:`template_meshes`.
+
+    Returns
+    -------
+    meshes : tuple of tuple
+        ``(pial, white)`` of the left, then the right hemisphere, each a
+        :class:`nilearn.surface.InMemoryMesh` moved by :func:`mni305_to_mni152`.
+    """
     from nilearn.surface import InMemoryMesh
 
-    meshes = load_fsaverage("fsaverage5")
-    out = {}
-    for hemi in ("left", "right"):
-        out[hemi] = tuple(
-            InMemoryMesh(
-                mni305_to_mni152(np.asarray(part.coordinates, float)),
-                np.asarray(part.faces),
-            )
-            for part in (meshes[kind].parts[hemi] for kind in ("pial", "white_matter"))
+    pial, white = (template_meshes(kind, subjects_dir) for kind in ("pial", "white"))
+    return tuple(
+        tuple(
+            InMemoryMesh(mni305_to_mni152(np.asarray(coords, float)), faces)
+            for coords, faces in surfaces
         )
-    return out
+        for surfaces in zip(pial, white, strict=True)
+    )

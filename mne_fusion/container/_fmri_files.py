@@ -7,7 +7,7 @@ array per volume, and volume BOLD as a 4D NIfTI in MNI152 space
 ``(n_trs, 2 * n_vertices)`` float32 array on a full fsaverage mesh, left hemisphere
 first, with the TR found in the file's header or in its BIDS sidecar. Volumes are
 sampled between nilearn's fsaverage5 pial and white surfaces, moved into MNI152
-space first (:func:`mne_fusion.anatomy._meshes.fsaverage5_mni152`).
+space first (:func:`mne_fusion.anatomy._meshes.template_mni152`).
 """
 
 import json
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..anatomy._meshes import FSAVERAGE_MESHES, fsaverage5_mni152, fsaverage_mesh
+from ..anatomy._meshes import FSAVERAGE_MESHES, fsaverage_mesh, template_mni152
 from ..utils import _validate_type
 from ._common import _same
 
@@ -194,7 +194,7 @@ def _read_nifti(path, name):
     bold = np.empty((n_trs, 2 * n_vertices), np.float32)
     for start in range(0, n_trs, _CHUNK):
         chunk = nibabel.Nifti1Image(data[..., start : start + _CHUNK], img.affine)
-        for k, (pial, white) in enumerate(fsaverage5_mni152().values()):
+        for k, (pial, white) in enumerate(template_mni152()):
             with warnings.catch_warnings():  # NaN where no sample is in the image
                 warnings.simplefilter("ignore", RuntimeWarning)
                 texture = vol_to_surf(chunk, pial, inner_mesh=white, depth=_DEPTHS)

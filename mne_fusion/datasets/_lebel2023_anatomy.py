@@ -15,15 +15,10 @@ import json
 import numpy as np
 from mne.utils import logger
 
+from ..anatomy._meshes import template_meshes
 from ..utils import _check_positive, _validate_type
 from ._dataset import dataset_folder, require_local
-from ._surface import (
-    HEMIS,
-    read_points,
-    ribbon_voxel_counts,
-    sphere_nearest,
-    template_meshes,
-)
+from ._surface import HEMIS, read_points, ribbon_voxel_counts, sphere_nearest
 
 _ACCESSION = "ds003020"
 _HOW_TO_GET_ANATOMY = (

@@ -11,10 +11,9 @@ import numpy as np
 from scipy import sparse
 from scipy.spatial import cKDTree
 
-from ..anatomy import mni305_to_mni152
+from ..anatomy._meshes import template_mni152
 
 HEMIS = ("lh", "rh")
-_NILEARN_HEMIS = {"lh": "left", "rh": "right"}
 
 
 def row_normalize(matrix):
@@ -139,35 +138,12 @@ def sphere_nearest(subject_spheres, template_spheres, template_vertices):
     )
 
 
-def template_meshes(kind, subjects_dir):
-    """Coordinates (mm) and faces of the fsaverage ``white``/``pial``/``sphere``.
-
-    From ``subjects_dir/fsaverage/surf`` when given (all fsaverage vertices), else from
-    nilearn's packaged fsaverage5 (the first 10242 vertices of fsaverage), offline.
-    """
-    if subjects_dir is not None:
-        name = {"sphere": "sphere.reg"}.get(kind, kind)
-        surf = f"{subjects_dir}/fsaverage/surf"
-        return [nib.freesurfer.read_geometry(f"{surf}/{h}.{name}") for h in HEMIS]
-    from nilearn.datasets import load_fsaverage
-
-    mesh = load_fsaverage("fsaverage5")[{"white": "white_matter"}.get(kind, kind)]
-    return [
-        (
-            np.asarray(mesh.parts[_NILEARN_HEMIS[h]].coordinates, float),
-            np.asarray(mesh.parts[_NILEARN_HEMIS[h]].faces, int),
-        )
-        for h in HEMIS
-    ]
-
-
 def volume_to_template(img, src, subjects_dir, radius):
     """Sample a 4D MNI152 volume between the template's white and pial surfaces.
 
-    fsaverage's surfaces are in MNI305 space, a few millimetres from MNI152 (1.5 to
-    2.8 mm on fsaverage5's pial surface): they are moved into MNI152 first
-    (:func:`mne_fusion.anatomy.mni305_to_mni152`), as for the volumes
-    :meth:`mne_fusion.FusionDataset.add_fmri` reads.
+    The surfaces are those the volumes :meth:`mne_fusion.FusionDataset.add_fmri`
+    reads are sampled on: moved from MNI305 into MNI152 first
+    (:func:`mne_fusion.anatomy._meshes.template_mni152`).
 
     Parameters
     ----------
@@ -187,25 +163,18 @@ def volume_to_template(img, src, subjects_dir, radius):
     data : array, shape (n_sources, n_times)
         The volume at the sources, left then right hemisphere.
     """
-    from nilearn.surface import InMemoryMesh, vol_to_surf
+    from nilearn.surface import vol_to_surf
 
-    white, pial = (
-        template_meshes("white", subjects_dir),
-        template_meshes("pial", subjects_dir),
-    )
     data = []
-    for hemi in range(len(HEMIS)):
-        vertno = src[hemi]["vertno"]
-        if vertno.max() >= len(pial[hemi][0]):
+    for vertno, (pial, white) in zip(
+        (s["vertno"] for s in src), template_mni152(subjects_dir), strict=True
+    ):
+        if vertno.max() >= len(pial.coordinates):
             raise ValueError(
                 f"The source space uses vertex {vertno.max()} but the template mesh "
-                f"has {len(pial[hemi][0])} vertices; pass subjects_dir holding the "
+                f"has {len(pial.coordinates)} vertices; pass subjects_dir holding the "
                 "full FreeSurfer fsaverage."
             )
-        outer, inner = (
-            InMemoryMesh(mni305_to_mni152(coords), faces)
-            for coords, faces in (pial[hemi], white[hemi])
-        )
-        texture = vol_to_surf(img, outer, inner_mesh=inner, radius=radius)
+        texture = vol_to_surf(img, pial, inner_mesh=white, radius=radius)
         data.append(texture[vertno])
     return np.concatenate(data)
