@@ -95,7 +95,8 @@ PRESETS = {
     ),
     "full": dict(
         # 11 encoder fits per seed (the single-modality ones are shared between
-        # conditions): 48 minutes for three seeds on 2 CPU cores
+        # conditions): 58-82 min per seed, three seeds run as three processes
+        # sharing 2 CPU cores (benchmarks/results/bench_full)
         simulation=dict(_SIMULATION, n_stories=10, story_duration=60.0),
         encoder=dict(_ENCODER, max_epochs=30, patience=8),
         ridge=_RIDGE,
