@@ -11,7 +11,6 @@ benchmark compares the encoder with them.
 
 import mne
 import numpy as np
-from mne.cov import compute_whitener
 from mne.forward import compute_depth_prior
 from mne.io.constants import FIFF
 from mne.minimum_norm import (
@@ -22,6 +21,7 @@ from mne.minimum_norm import (
 )
 from mne.utils import logger, verbose
 
+from ._sensor_data import _check_recording, _whitened_covariance
 from .model.prior import source_prior_variance
 from .utils import (
     _check_finite,
@@ -44,60 +44,11 @@ def _check_inverse_inputs(inst, forward, noise_cov, method, snr, methods):
     _validate_type(forward, mne.Forward, "forward")
     _validate_type(noise_cov, mne.Covariance, "noise_cov")
     _check_option("method", method, methods)
+    _check_recording(inst, noise_cov, forward)
     if isinstance(snr, str):
         _check_option("snr", snr, ("auto",))
-        snr = whitened_snr(inst, noise_cov)
+        snr = _whitened_snr(inst, noise_cov)
     return 1.0 / _check_positive(snr, "snr") ** 2
-
-
-def _blocks(inst, picks, block=10_000):
-    """Yield the data of ``picks`` in blocks of time (a Raw) or per epoch.
-
-    Spans of a Raw annotated ``BAD_*`` are left out, as MNE's covariances do.
-    """
-    if isinstance(inst, mne.io.BaseRaw):
-        for start in range(0, inst.n_times, block):
-            yield inst.get_data(
-                picks=picks,
-                start=start,
-                stop=start + block,
-                reject_by_annotation="omit",
-            )
-    elif isinstance(inst, mne.BaseEpochs):
-        for item in range(len(inst)):
-            yield inst.get_data(picks=picks, item=[item])[0]
-    else:
-        yield inst.data[picks]
-
-
-def _data_covariance(inst, picks):
-    """Covariance of the data about its mean, read block by block; and the samples.
-
-    An Evoked's is multiplied by ``nave``: the covariance of one of the trials it
-    averages, on the scale of the noise covariance.
-    """
-    total, sums, n_samples = 0.0, 0.0, 0
-    for data in _blocks(inst, picks):
-        total = total + data @ data.T
-        sums = sums + data.sum(axis=1)
-        n_samples += data.shape[1]
-    mean = sums / n_samples
-    cov = total / n_samples - np.outer(mean, mean)
-    if isinstance(inst, mne.Evoked):
-        cov = cov * inst.nave
-    return cov, n_samples
-
-
-def _whitened_covariance(inst, noise_cov, info, pca):
-    """Covariance of ``inst`` whitened by ``noise_cov`` on the channels of ``info``.
-
-    Returns it with the whitener, its channel names and rank, and the samples.
-    """
-    whitener, names, rank = compute_whitener(
-        noise_cov, info, pca=pca, return_rank=True, verbose=False
-    )
-    cov, n_samples = _data_covariance(inst, [inst.ch_names.index(n) for n in names])
-    return whitener @ cov @ whitener.T, whitener, names, rank, n_samples
 
 
 @verbose
@@ -134,6 +85,11 @@ def whitened_snr(inst, noise_cov, *, verbose=None):
     """
     _validate_type(inst, (mne.io.BaseRaw, mne.BaseEpochs, mne.Evoked), "inst")
     _validate_type(noise_cov, mne.Covariance, "noise_cov")
+    _check_recording(inst, noise_cov)
+    return _whitened_snr(inst, noise_cov)
+
+
+def _whitened_snr(inst, noise_cov):
     white, _, _, rank, n_samples = _whitened_covariance(
         inst, noise_cov, inst.info, pca=False
     )

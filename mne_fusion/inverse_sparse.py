@@ -14,7 +14,8 @@ import mne
 import numpy as np
 from mne.utils import logger, verbose, warn
 
-from .inverse import _is_fixed, _to_template, _weighted_inverse, _whitened_covariance
+from ._sensor_data import _check_recording, _whitened_covariance
+from .inverse import _is_fixed, _to_template, _weighted_inverse
 from .model.prior import champagne as _learn_variances
 from .model.prior import covariance_root
 from .utils import _check_positive, _validate_type, fill_doc
@@ -127,6 +128,7 @@ def champagne(
             "forward must have fixed source orientations for champagne; use "
             "mne.convert_forward_solution(forward, surf_ori=True, force_fixed=True)."
         )
+    _check_recording(inst, noise_cov, forward)
     stcs, _, converged = _learn_and_apply(
         inst, forward, noise_cov, max_iter, tol, learn_noise, src, subjects_dir
     )

@@ -259,6 +259,37 @@ def test_inverse_errors(meg):
         fmri_weighted_mne(meg.raw, free, meg.noise_cov, good)
 
 
+def test_inverses_refuse_partial_noise_cov_and_nan(meg):
+    """MNE would use only the channels the covariance covers, and NaN spreads."""
+    from mne_fusion.inverse_sparse import champagne
+
+    names = meg.noise_cov.ch_names
+    partial = mne.pick_channels_cov(meg.noise_cov, include=names[:5], verbose=False)
+    n = len(names)
+    lacks = rf"noise_cov lacks {n - 5} of the {n} channels of inst that the inverse"
+    good = np.ones(meg.forward["nsource"])
+    calls = [
+        lambda raw, cov: minimum_norm(raw, meg.forward, cov),
+        lambda raw, cov: fmri_weighted_mne(raw, meg.forward, cov, good),
+        lambda raw, cov: champagne(raw, meg.forward, cov, max_iter=2),
+        whitened_snr,
+    ]
+    nan = meg.raw.copy().load_data()
+    nan._data[3, 10] = np.nan
+    for call in calls:
+        with pytest.raises(ValueError, match=lacks):
+            call(meg.raw, partial)
+        with pytest.raises(ValueError, match=r"inst contains 1 NaN or infinite"):
+            call(nan, meg.noise_cov)
+    # a channel the recording marks bad needs neither a covariance nor finite data
+    nan.info["bads"] = [nan.ch_names[3]]
+    without = mne.pick_channels_cov(
+        meg.noise_cov, exclude=[nan.ch_names[3]], verbose=False
+    )
+    stc = minimum_norm(nan, meg.forward, without, method="MNE")
+    assert np.isfinite(stc.data).all()
+
+
 def _reference_lagged(X, delays):
     """Lag by explicit indexing: row t, column (feature, delay) = X[t - delay]."""
     n_times, n_features = X.shape

@@ -55,6 +55,13 @@ def test_noise_cov_must_cover_the_fitted_channels(experiment):
     full = mne.make_ad_hoc_cov(info, verbose=False)
     stc = experiment["encoder"].apply_inverse(feats, raw, "A", noise_cov=full)
     assert np.isfinite(stc.data).all()
+    # fit refuses it by name before anything is prepared
+    with pytest.raises(
+        ValueError,
+        match=rf"^noise_cov\['A'\] lacks 2 of the 31 channels of MEG subject 'A': "
+        rf"\['{missing[0]}', '{missing[1]}'\]",
+    ):
+        FusionEncoder(**TINY).fit(experiment["ds"], noise_cov={"A": partial})
 
 
 @pytest.mark.parametrize("kind", ["raw", "epochs", "evoked"])

@@ -14,6 +14,7 @@ import numpy as np
 from mne.io import BaseRaw, RawArray
 from mne.utils import logger, use_log_level
 
+from .._sensor_data import check_covers
 from ..anatomy import morph_or_identity
 from ..inverse import fmri_weighted_mne, minimum_norm
 from ..inverse_sparse import _learn_and_apply
@@ -104,15 +105,7 @@ def check_noise_cov(noise_cov, names, subject):
     if noise_cov is None:
         return
     _validate_type(noise_cov, (mne.Covariance, None), "noise_cov")
-    # MNE's inverse would silently use only the channels the covariance covers;
-    # the fit's whitener (mne.cov.compute_whitener) refuses such a covariance.
-    missing = [n for n in names if n not in noise_cov.ch_names]
-    if missing:
-        raise ValueError(
-            f"noise_cov lacks {len(missing)} of the {len(names)} channels subject "
-            f"{subject!r} was fitted on: {missing[:10]}; give a covariance of all of "
-            "them, as fit requires."
-        )
+    check_covers(noise_cov, names, "noise_cov", f"subject {subject!r} was fitted on")
 
 
 def correction(resid, forward, noise_cov, src, evidence, fmri_prior, **kwargs):

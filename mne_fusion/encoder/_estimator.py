@@ -308,7 +308,7 @@ class FusionEncoder(PredictionMixin, ReadingMixin, BaseEstimator):
         """
         readout_snr = _params.check_params(self)
         self._check_dataset(X, fitting=True)
-        noise_cov = _params.check_noise_cov(noise_cov, X.meg_subjects)
+        noise_cov = _params.check_noise_cov(noise_cov, X)
         src = template_source_space(self.spacing, self.subjects_dir, verbose=False)
         self.vertices_ = [np.array(s["vertno"]) for s in src]
         runs = {"MEG": [set(X.meg(s).runs) for s in X.meg_subjects]}

@@ -14,6 +14,7 @@ from mne.utils import logger
 from scipy import sparse
 from sklearn.utils import check_random_state
 
+from .._sensor_data import check_covers
 from ..model import NetworkConfig, Objective, TrainingConfig, laplacian
 from ..utils import _check_option, _check_positive, _validate_type
 
@@ -97,10 +98,11 @@ def check_params(est):
     return snr
 
 
-def check_noise_cov(noise_cov, subjects):
+def check_noise_cov(noise_cov, dataset):
     """Return the noise covariances by MEG subject (an empty dict for None)."""
     noise_cov = {} if noise_cov is None else noise_cov
     _validate_type(noise_cov, dict, "noise_cov")
+    subjects = dataset.meg_subjects
     for name, cov in noise_cov.items():
         if name not in subjects:
             raise ValueError(
@@ -108,6 +110,10 @@ def check_noise_cov(noise_cov, subjects):
                 f"({subjects})."
             )
         _validate_type(cov, mne.Covariance, f"noise_cov[{name!r}]")
+        info = dataset.meg(name).info
+        picks = mne.pick_types(info, meg=True, eeg=True, ref_meg=False, exclude="bads")
+        names = [info.ch_names[p] for p in picks]
+        check_covers(cov, names, f"noise_cov[{name!r}]", f"of MEG subject {name!r}")
     return noise_cov
 
 

@@ -1,0 +1,98 @@
+"""A recording's sensor data as the inverses read them: checked, block by block.
+
+The minimum-norm and Champagne inverses and the SNR estimate read the good MEG and
+EEG channels of a Raw, Epochs or Evoked block by block (a Raw's ``BAD_*`` spans left
+out) and whiten them by a noise covariance. MNE's inverse silently uses only the
+channels a covariance covers, and NaN in the data gives NaN estimates: both are
+refused here, before anything is computed.
+"""
+
+import mne
+import numpy as np
+from mne.cov import compute_whitener
+
+
+def check_covers(noise_cov, names, name, whose):
+    """Raise unless ``noise_cov`` holds every channel of ``names``.
+
+    MNE's inverse would silently use only the channels the covariance covers, and its
+    whitener refuses such a covariance without naming the argument.
+    """
+    missing = [n for n in names if n not in noise_cov.ch_names]
+    if missing:
+        raise ValueError(
+            f"{name} lacks {len(missing)} of the {len(names)} channels {whose}: "
+            f"{missing[:10]}; give a covariance of all of them."
+        )
+
+
+def _check_recording(inst, noise_cov, forward=None):
+    """Refuse a covariance without some channel the inverse uses, and NaN data.
+
+    The channels used are the good MEG and EEG channels of ``inst`` (in ``forward``
+    when given).
+    """
+    picks = mne.pick_types(inst.info, meg=True, eeg=True, ref_meg=False, exclude="bads")
+    names = [inst.ch_names[p] for p in picks]
+    if forward is not None:
+        names = [n for n in names if n in forward["sol"]["row_names"]]
+    check_covers(noise_cov, names, "noise_cov", "of inst that the inverse uses")
+    picks = [inst.ch_names.index(n) for n in names]
+    n_bad = sum(
+        int(d.size - np.count_nonzero(np.isfinite(d))) for d in _blocks(inst, picks)
+    )
+    if n_bad:
+        raise ValueError(
+            f"inst contains {n_bad} NaN or infinite value(s) in the channels the "
+            "inverse uses."
+        )
+
+
+def _blocks(inst, picks, block=10_000):
+    """Yield the data of ``picks`` in blocks of time (a Raw) or per epoch.
+
+    Spans of a Raw annotated ``BAD_*`` are left out, as MNE's covariances do.
+    """
+    if isinstance(inst, mne.io.BaseRaw):
+        for start in range(0, inst.n_times, block):
+            yield inst.get_data(
+                picks=picks,
+                start=start,
+                stop=start + block,
+                reject_by_annotation="omit",
+            )
+    elif isinstance(inst, mne.BaseEpochs):
+        for item in range(len(inst)):
+            yield inst.get_data(picks=picks, item=[item])[0]
+    else:
+        yield inst.data[picks]
+
+
+def _data_covariance(inst, picks):
+    """Covariance of the data about its mean, read block by block; and the samples.
+
+    An Evoked's is multiplied by ``nave``: the covariance of one of the trials it
+    averages, on the scale of the noise covariance.
+    """
+    total, sums, n_samples = 0.0, 0.0, 0
+    for data in _blocks(inst, picks):
+        total = total + data @ data.T
+        sums = sums + data.sum(axis=1)
+        n_samples += data.shape[1]
+    mean = sums / n_samples
+    cov = total / n_samples - np.outer(mean, mean)
+    if isinstance(inst, mne.Evoked):
+        cov = cov * inst.nave
+    return cov, n_samples
+
+
+def _whitened_covariance(inst, noise_cov, info, pca):
+    """Covariance of ``inst`` whitened by ``noise_cov`` on the channels of ``info``.
+
+    Returns it with the whitener, its channel names and rank, and the samples.
+    """
+    whitener, names, rank = compute_whitener(
+        noise_cov, info, pca=pca, return_rank=True, verbose=False
+    )
+    cov, n_samples = _data_covariance(inst, [inst.ch_names.index(n) for n in names])
+    return whitener @ cov @ whitener.T, whitener, names, rank, n_samples
