@@ -7,6 +7,8 @@
 - :func:`oracle`, the true generative model of a simulation (the ceiling).
 """
 
+import numbers
+
 import numpy as np
 from mne.utils import logger, verbose
 from sklearn.base import BaseEstimator, RegressorMixin
@@ -19,7 +21,14 @@ from .inverse import fmri_weighted_mne as fmri_weighted_mne
 from .inverse import minimum_norm as minimum_norm
 from .metrics import prediction_r
 from .model.ridge import RidgeMoments, RidgeSolver, held_out_fits
-from .utils import _check_option, _check_positive, _validate_type, fill_doc
+from .utils import (
+    _check_alphas,
+    _check_option,
+    _check_positive,
+    _check_span,
+    _validate_type,
+    fill_doc,
+)
 
 __all__ = ["RidgeEncoder", "oracle"]
 
@@ -184,12 +193,7 @@ class RidgeEncoder(RegressorMixin, BaseEstimator):
 
     def _delays(self):
         sfreq = _check_positive(self.sfreq, "sfreq")
-        _validate_type(self.tmin, "numeric", "tmin")
-        _validate_type(self.tmax, "numeric", "tmax")
-        if self.tmin > self.tmax:
-            raise ValueError(
-                f"tmin ({self.tmin}) must not be greater than tmax ({self.tmax})."
-            )
+        _check_span(self.tmin, self.tmax)
         return np.arange(
             int(round(self.tmin * sfreq)), int(round(self.tmax * sfreq)) + 1
         )
@@ -220,12 +224,7 @@ class RidgeEncoder(RegressorMixin, BaseEstimator):
             The fitted estimator.
         """
         self.delays_ = self._delays()
-        alphas = np.logspace(-2, 8, 11) if self.alphas is None else self.alphas
-        alphas = np.atleast_1d(np.asarray(alphas, dtype=float))
-        if alphas.ndim != 1 or not np.all(np.isfinite(alphas) & (alphas > 0)):
-            raise ValueError(
-                f"alphas must be positive finite numbers, got {self.alphas!r}."
-            )
+        alphas = _check_alphas(self.alphas, np.logspace(-2, 8, 11))
         X, y = self._check_Xy(X, y)
         single_output = y[0].ndim == 1
         y = [yy.reshape(len(yy), -1).astype(float) for yy in y]
@@ -252,6 +251,11 @@ class RidgeEncoder(RegressorMixin, BaseEstimator):
         )
         if len(alphas) == 1:
             best = np.zeros(target.shape[1], dtype=int)
+        elif isinstance(self.cv, numbers.Integral) and self.cv < 2:
+            raise ValueError(
+                f"cv must be at least 2 folds to choose among {len(alphas)} alphas, "
+                f"got {self.cv!r}."
+            )
         else:
             self.cv_scores_ = self._cross_validate(design, target, alphas)
             best = np.argmax(self.cv_scores_, axis=0)
@@ -318,9 +322,22 @@ class RidgeEncoder(RegressorMixin, BaseEstimator):
         r : float
             Pearson r averaged over targets.
         """
+        if _is_stories(X) != _is_stories(y):
+            raise ValueError(
+                "X and y must both be arrays or both be lists of per-story arrays."
+            )
         y_pred = self.predict(X)
         if not _is_stories(y):
             y, y_pred = [np.asarray(y)], [y_pred]
+        if len(y) != len(y_pred):
+            raise ValueError(
+                f"X holds {len(y_pred)} stories but y holds {len(y)}; they must match."
+            )
+        for k, (yy, pred) in enumerate(zip(y, y_pred, strict=True)):
+            if len(yy) != len(pred):
+                raise ValueError(
+                    f"Story {k}: X has {len(pred)} samples but y has {len(yy)}."
+                )
         valid = [_valid_slice(len(yy), self.delays_) for yy in y]
         y = np.concatenate([np.asarray(yy)[v] for yy, v in zip(y, valid, strict=True)])
         y_pred = np.concatenate([p[v] for p, v in zip(y_pred, valid, strict=True)])

@@ -396,7 +396,20 @@ def test_ridge_errors(rng):
         RidgeEncoder().fit([X, X[:, :1]], [y, y])
     with pytest.raises(ValueError, match="Found 0 valid sample"):
         RidgeEncoder(sfreq=100.0, tmax=0.6).fit(X, y)
+    with pytest.raises(ValueError, match=r"alphas must be positive finite.*\[\]"):
+        RidgeEncoder(alphas=[]).fit(X, y)
+    with pytest.raises(ValueError, match="tmax must be a finite number"):
+        RidgeEncoder(tmax=np.nan).fit(X, y)
+    with pytest.raises(ValueError, match="cv must be at least 2 folds.*got 1"):
+        RidgeEncoder(sfreq=10.0, tmax=0.2, cv=1).fit(X, y)
     est = RidgeEncoder(sfreq=10.0, tmax=0.2, alphas=[1.0]).fit(X, y)
+    # a response of other samples is refused, not scored on the first of them
+    with pytest.raises(ValueError, match="Story 0: X has 50 samples but y has 40"):
+        est.score(X, y[:40])
+    with pytest.raises(ValueError, match="X holds 2 stories but y holds 1"):
+        est.score([X, X], [y])
+    with pytest.raises(ValueError, match="both be arrays or both be lists"):
+        est.score([X], y)
     with pytest.raises(ValueError, match="expecting 2 features"):
         est.predict([X[:, :1]])
     assert repr(est) == (

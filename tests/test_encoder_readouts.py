@@ -135,6 +135,14 @@ def test_word_locked_response(encoder, experiment):
         encoder.word_locked_response(stimulus, [0.0])
     with pytest.raises(ValueError, match=r"onsets has no onset times .*'s0'"):
         encoder.word_locked_response({"s0": stimulus}, {"s1": [1.0]})
+    with pytest.raises(
+        ValueError, match=r"tmin must be a finite number \(s\), got nan"
+    ):
+        encoder.word_locked_response(stimulus, [2.0], tmin=np.nan)
+    with pytest.raises(ValueError, match=r"tmin \(0.5\) must not be greater than"):
+        encoder.word_locked_response(stimulus, [2.0], tmin=0.5, tmax=0.1)
+    with pytest.raises(TypeError, match=r"baseline\[0\] must be an instance of"):
+        encoder.word_locked_response(stimulus, [2.0], baseline=("a", None))
 
 
 def test_label_time_courses(encoder, experiment):

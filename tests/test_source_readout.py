@@ -219,6 +219,11 @@ def test_errors(known, tiny):
         SourceReadout(tmin=0.5, tmax=0.1).fit(X, y)
     with pytest.raises(ValueError, match="alphas must be positive"):
         SourceReadout(alphas=[1.0, -1.0]).fit(X, y)
+    for alphas in ([], "a"):
+        with pytest.raises(ValueError, match="alphas must be positive finite"):
+            SourceReadout(alphas=alphas).fit(X, y)
+    with pytest.raises(ValueError, match=r"tmin must be a finite number \(s\)"):
+        SourceReadout(tmin=np.nan).fit(X, y)
     with pytest.raises(ValueError, match="n_components must be a positive"):
         SourceReadout(n_components=0).fit(X, y)
     with pytest.raises(ValueError, match="radius must be a positive"):

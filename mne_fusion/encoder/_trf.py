@@ -22,7 +22,7 @@ from ..anatomy import template_source_space
 from ..container import FusionDataset
 from ..features import Features
 from ..model.network import raised_cosines
-from ..utils import _check_option, _validate_type
+from ..utils import _check_number, _check_option, _check_span, _validate_type
 
 WORD_ONSET = "word_onset"  # the column of mne_fusion.features.WordOnsets
 
@@ -211,11 +211,8 @@ def word_locked_response(
     epochs : list of mne.SourceEstimate
         Each epoch, in story and onset order; only with ``return_epochs=True``.
     """
-    _validate_type(tmin, "numeric", "tmin")
-    _validate_type(tmax, "numeric", "tmax")
+    tmin, tmax = _check_span(tmin, tmax)
     first, last = round(tmin * encoder.sfreq), round(tmax * encoder.sfreq)
-    if last < first:
-        raise ValueError(f"tmax ({tmax}) must not be below tmin ({tmin}).")
     offsets = np.arange(first, last + 1)
     window = np.ones(len(offsets), bool)
     if baseline is not None:
@@ -223,8 +220,12 @@ def word_locked_response(
         if len(baseline) != 2:
             raise ValueError(f"baseline must be (start, end) in s, got {baseline!r}.")
         lags, half = offsets / encoder.sfreq, 0.5 / encoder.sfreq
-        low = lags[0] if baseline[0] is None else baseline[0]
-        high = lags[-1] if baseline[1] is None else baseline[1]
+        low, high = (
+            default if edge is None else _check_number(edge, f"baseline[{k}]")
+            for k, (edge, default) in enumerate(
+                zip(baseline, lags[[0, -1]], strict=True)
+            )
+        )
         window = (lags >= low - half) & (lags <= high + half)
         if not window.any():
             raise ValueError(

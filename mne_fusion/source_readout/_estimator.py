@@ -11,7 +11,13 @@ from ..baselines import _valid_slice
 from ..encoder import FusionEncoder
 from ..metrics import prediction_r
 from ..model.ridge import RidgeMoments, RidgeSolver, held_out_fits
-from ..utils import _check_positive, _validate_type, fill_doc
+from ..utils import (
+    _check_alphas,
+    _check_positive,
+    _check_span,
+    _validate_type,
+    fill_doc,
+)
 from ._inputs import (
     check_sources,
     check_targets,
@@ -133,18 +139,8 @@ class SourceReadout(RegressorMixin, BaseEstimator):
         _validate_type(self.encoder, (None, FusionEncoder), "encoder")
         if self.encoder is not None:
             check_is_fitted(self.encoder, "model_")
-        _validate_type(self.tmin, "numeric", "tmin")
-        _validate_type(self.tmax, "numeric", "tmax")
-        if self.tmin > self.tmax:
-            raise ValueError(
-                f"tmin ({self.tmin}) must not be greater than tmax ({self.tmax})."
-            )
-        alphas = np.logspace(-4, 3, 15) if self.alphas is None else self.alphas
-        alphas = np.atleast_1d(np.asarray(alphas, dtype=float))
-        if alphas.ndim != 1 or not np.all(np.isfinite(alphas) & (alphas > 0)):
-            raise ValueError(
-                f"alphas must be positive finite numbers, got {self.alphas!r}."
-            )
+        _check_span(self.tmin, self.tmax)
+        alphas = _check_alphas(self.alphas, np.logspace(-4, 3, 15))
         _check_positive(self.n_components, "n_components", integer=True)
         if self.radius is not None:
             _check_positive(self.radius, "radius")

@@ -2,9 +2,12 @@
 
 from ._atomic import write_atomic
 from ._checks import (
+    _check_alphas,
     _check_finite,
+    _check_number,
     _check_option,
     _check_positive,
+    _check_span,
     _validate_type,
 )
 from ._logging import verbose_method
@@ -13,7 +16,10 @@ from .docs import docdict, fill_doc
 from .sys_info import sys_info
 
 __all__ = [
+    "_check_alphas",
     "_check_finite",
+    "_check_number",
+    "_check_span",
     "_check_option",
     "_check_positive",
     "_validate_type",

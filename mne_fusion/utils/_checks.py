@@ -90,3 +90,34 @@ def _check_finite(array, name):
         n_bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
         raise ValueError(f"{name} contains {n_bad} NaN or infinite value(s).")
     return array
+
+
+def _check_number(value, name, unit="s"):
+    """Return ``value`` as a float after checking it is a finite number."""
+    _validate_type(value, "numeric", name)
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be a finite number ({unit}), got {value!r}.")
+    return float(value)
+
+
+def _check_span(tmin, tmax):
+    """Return ``(tmin, tmax)`` in s after checking they are finite and ordered."""
+    tmin, tmax = _check_number(tmin, "tmin"), _check_number(tmax, "tmax")
+    if tmin > tmax:
+        raise ValueError(f"tmin ({tmin:g}) must not be greater than tmax ({tmax:g}).")
+    return tmin, tmax
+
+
+def _check_alphas(alphas, default):
+    """Return ridge penalties as a 1D float array (``default`` for None)."""
+    try:
+        values = np.atleast_1d(np.asarray(default if alphas is None else alphas, float))
+    except (TypeError, ValueError):
+        values = np.array([np.nan])
+    if (
+        values.ndim != 1
+        or not values.size
+        or not np.all(np.isfinite(values) & (values > 0))
+    ):
+        raise ValueError(f"alphas must be positive finite numbers, got {alphas!r}.")
+    return values
