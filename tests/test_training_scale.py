@@ -100,6 +100,24 @@ def test_checkpoint_refuses_other_data_or_parameters(experiment, tmp_path):
         FusionEncoder(**CPU).fit(ds, checkpoint=tmp_path / "broken.ckpt")
 
 
+def test_checkpoint_path_is_checked_before_training(experiment, tmp_path, monkeypatch):
+    """A path that cannot be written used to fail at the end of the first epoch."""
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(_fit, "train_network", no_training)
+    ds = experiment["ds"]
+    missing = tmp_path / "nodir" / "fit.ckpt"
+    with pytest.raises(FileNotFoundError, match=r"its folder .*nodir' does not exist"):
+        FusionEncoder(**CPU).fit(ds, checkpoint=missing)
+    with pytest.raises(TypeError, match="checkpoint must be an instance of path-like, got int"):
+        FusionEncoder(**CPU).fit(ds, checkpoint=3)
+    with pytest.raises(ValueError, match="checkpoint must be a file path, got the"):
+        FusionEncoder(**CPU).fit(ds, checkpoint=tmp_path)
+    assert not missing.parent.exists()
+
+
 def test_ctrl_c_keeps_the_last_checkpoint(experiment, straight, tmp_path, monkeypatch):
     ckpt = tmp_path / "fit.ckpt"
     report = _fit._report

@@ -309,6 +309,7 @@ class FusionEncoder(PredictionMixin, ReadingMixin, BaseEstimator):
         readout_snr = _params.check_params(self)
         self._check_dataset(X, fitting=True)
         noise_cov = _params.check_noise_cov(noise_cov, X)
+        checkpoint = _params.check_checkpoint(checkpoint)
         src = template_source_space(self.spacing, self.subjects_dir, verbose=False)
         self.vertices_ = [np.array(s["vertno"]) for s in src]
         runs = {"MEG": [set(X.meg(s).runs) for s in X.meg_subjects]}
@@ -332,14 +333,9 @@ class FusionEncoder(PredictionMixin, ReadingMixin, BaseEstimator):
         seed = shard.broadcast(_params.fit_seed(self.random_state))
         stories = {"train": train_stories, "validation": self.validation_stories_}
         meg, fmri, data, self.source_scale_ = prepare(
-            X,
-            src,
-            self.subjects_dir,
-            stories,
-            noise_cov,
-            self.segment_length,
-            self.overlap,
-        )
+            X, src, self.subjects_dir, stories, noise_cov,
+            self.segment_length, self.overlap,
+        )  # fmt: skip
         self._meg, self._fmri = meg, fmri
         self.meg_subjects_, self.fmri_subjects_ = list(meg), list(fmri)
         readout_snr, readout_rank = _params.readout_choice(self, readout_snr, len(meg))

@@ -5,7 +5,9 @@ functions check them when ``fit`` starts and turn them into the network's
 configuration and training objective.
 """
 
+import os
 import warnings
+from pathlib import Path
 
 import mne
 import numpy as np
@@ -96,6 +98,29 @@ def check_params(est):
     _validate_type(est.device, str, "device")
     _validate_type(est.validation, (None, "numeric", list, tuple), "validation")
     return snr
+
+
+def check_checkpoint(checkpoint):
+    """Refuse a checkpoint path that cannot be written, before anything is fitted."""
+    if checkpoint is None:
+        return None
+    _validate_type(checkpoint, "path-like", "checkpoint")
+    fname = Path(checkpoint).expanduser()
+    if fname.is_dir():
+        raise ValueError(
+            f"checkpoint must be a file path, got the folder {str(fname)!r}."
+        )
+    if not fname.parent.is_dir():
+        raise FileNotFoundError(
+            f"checkpoint {str(fname)!r}: its folder {str(fname.parent)!r} does not "
+            "exist; create it first."
+        )
+    if not os.access(fname.parent, os.W_OK):
+        raise PermissionError(
+            f"checkpoint {str(fname)!r}: its folder {str(fname.parent)!r} is not "
+            "writable."
+        )
+    return fname
 
 
 def check_noise_cov(noise_cov, dataset):
