@@ -40,6 +40,14 @@ def test_features_pick_crop_copy(rng):
         feats.pick("z")
     with pytest.raises(ValueError, match="leaves no sample"):
         feats.crop(10.0, 11.0)
+    with pytest.raises(TypeError, match="names must be an instance of str, list"):
+        feats.pick(0)
+    with pytest.raises(TypeError, match=r"names\[1\] must be an instance of str"):
+        feats.pick(["a", None])
+    with pytest.raises(TypeError, match="tmin must be an instance of"):
+        feats.crop("a")
+    with pytest.raises(ValueError, match=r"tmax must be a finite number \(s\)"):
+        feats.crop(0.0, np.nan)
 
 
 def test_features_resample_preserves_slow_signal():
@@ -52,6 +60,16 @@ def test_features_resample_preserves_slow_signal():
     expected = np.sin(2 * np.pi * 0.5 * down.times)
     # away from the edges the polyphase filter is exact for a 0.5 Hz sine
     assert_allclose(down.data[50:-50, 0], expected[50:-50], atol=1e-3)
+
+
+def test_features_resample_keeps_time_at_any_rate():
+    """49.97 Hz from 50 Hz: a ratio limited to terms of 1000 drifted 12 samples."""
+    times = np.arange(30000) / 50.0  # 10 min
+    slow = np.sin(2 * np.pi * 0.3 * times)
+    down = Features(slow, 50.0).resample(49.97)
+    assert down.n_times == int(np.ceil(30000 * 49.97 / 50.0))  # 29982
+    expected = np.sin(2 * np.pi * 0.3 * down.times)
+    assert_allclose(down.data[100:-100, 0], expected[100:-100], atol=2e-3)
 
 
 def test_features_to_raw(rng):

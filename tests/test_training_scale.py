@@ -111,7 +111,9 @@ def test_checkpoint_path_is_checked_before_training(experiment, tmp_path, monkey
     missing = tmp_path / "nodir" / "fit.ckpt"
     with pytest.raises(FileNotFoundError, match=r"its folder .*nodir' does not exist"):
         FusionEncoder(**CPU).fit(ds, checkpoint=missing)
-    with pytest.raises(TypeError, match="checkpoint must be an instance of path-like, got int"):
+    with pytest.raises(
+        TypeError, match="checkpoint must be an instance of path-like, got int"
+    ):
         FusionEncoder(**CPU).fit(ds, checkpoint=3)
     with pytest.raises(ValueError, match="checkpoint must be a file path, got the"):
         FusionEncoder(**CPU).fit(ds, checkpoint=tmp_path)

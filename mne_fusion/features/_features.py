@@ -6,7 +6,7 @@ from mne.io import RawArray
 from mne.utils import verbose
 from scipy.signal import resample_poly
 
-from ..utils import _check_finite, _check_positive, _validate_type
+from ..utils import _check_finite, _check_number, _check_positive, _validate_type
 
 
 class Features:
@@ -149,7 +149,10 @@ class Features:
         features : Features
             The picked columns.
         """
+        _validate_type(names, (str, list, tuple), "names")
         names = [names] if isinstance(names, str) else list(names)
+        for k, name in enumerate(names):
+            _validate_type(name, str, f"names[{k}]")
         missing = [n for n in names if n not in self.names]
         if missing:
             raise ValueError(
@@ -177,6 +180,9 @@ class Features:
         features : Features
             The cropped features, with ``tmin`` the time of their first sample.
         """
+        for name, value in (("tmin", tmin), ("tmax", tmax)):
+            if value is not None:
+                _check_number(value, name)
         times = self.times
         keep = np.ones(self.n_times, bool)
         if tmin is not None:
@@ -216,7 +222,12 @@ class Features:
             return self.copy()
         from fractions import Fraction
 
-        ratio = Fraction(sfreq / self.sfreq).limit_denominator(1000)
+        # the polyphase filter grows with the ratio's terms: small ones unless they
+        # move the last sample by half a sample or more (49.97 Hz from 50 Hz)
+        exact = sfreq / self.sfreq
+        ratio = Fraction(exact).limit_denominator(1000)
+        if abs(float(ratio) - exact) * self.n_times >= 0.5:
+            ratio = Fraction(exact).limit_denominator(100_000)
         data = resample_poly(self.data, ratio.numerator, ratio.denominator, axis=0)
         return Features(data, sfreq, list(self.names), self.tmin, list(self.extractors))
 
