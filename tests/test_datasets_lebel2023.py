@@ -437,11 +437,12 @@ def test_fusion_dataset_refuses_before_downloading(lebel):
     other.add_stimulus(STORY_A, Features(np.zeros((50, 1)), 10.0, ["word_onset"]))
     with pytest.raises(ValueError, match=r"dataset already holds \['sweetaspie'\]"):
         lebel2023.fusion_dataset("UTS01", STORY_A, src=_src(), dataset=other)
-    # UTS03 has no anatomy: refused before its responses are fetched
-    with pytest.raises(FileNotFoundError, match="freesurfer_subjdir/UTS03"):
-        lebel2023.fusion_dataset(
-            ["UTS01", "UTS03"], [], src=_src(), noise_ceiling=False
-        )
+    with pytest.raises(ValueError, match="stories must name at least one story"):
+        lebel2023.fusion_dataset("UTS01", [], src=_src(), noise_ceiling=False)
+    with pytest.raises(ValueError, match=r"Unknown feature extractor 'nope'"):
+        lebel2023.fusion_dataset("UTS01", STORY_A, ["nope"], src=_src())
+    with pytest.raises(ValueError, match="sfreq must be a positive"):
+        lebel2023.fusion_dataset("UTS01", STORY_A, src=_src(), sfreq=0)
     with pytest.raises(TypeError, match="noise_ceiling must be an instance of bool"):
         lebel2023.fusion_dataset("UTS01", STORY_A, src=_src(), noise_ceiling=1)
     assert lebel.requests == []

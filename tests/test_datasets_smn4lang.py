@@ -14,6 +14,7 @@ from mne.utils import catch_logging
 from numpy.testing import assert_allclose
 from scipy.io import savemat
 
+from mne_fusion import FusionDataset
 from mne_fusion.anatomy import mni305_to_mni152
 from mne_fusion.datasets import _fetch, smn4lang
 from mne_fusion.datasets._readers import read_events_tsv, read_table
@@ -24,6 +25,7 @@ from mne_fusion.datasets._smn4lang_events import (
     run_timing,
 )
 from mne_fusion.datasets._smn4lang_files import fmri_files
+from mne_fusion.features import Features
 from mne_fusion.utils import get_data_root
 
 DATA = Path(__file__).parent / "data/ds004078"  # real side files of ds004078 1.0.4
@@ -327,6 +329,36 @@ def test_read_word_times(tmp_path):
     savemat(fname, {"start": [[0.63]], "end": [[0.8]], "word": ["你好"]})
     with pytest.raises(ValueError, match="before the audio onset"):
         smn4lang.read_word_times(fname)
+    with pytest.raises(FileNotFoundError, match=r"fname: no such file .*nope.mat"):
+        smn4lang.read_word_times(tmp_path / "nope.mat")
+    with pytest.raises(TypeError, match="fname must be an instance of path-like"):
+        smn4lang.read_word_times(3)
+    (tmp_path / "text.mat").write_text("not a MATLAB file")
+    with pytest.raises(ValueError, match="text.mat is not a MATLAB file of word"):
+        smn4lang.read_word_times(tmp_path / "text.mat")
+
+
+def test_fusion_dataset_refuses_before_downloading(smn):
+    """Options are checked first: nothing is fetched, the dataset is left alone."""
+    calls = [
+        (dict(features=["nope"]), ValueError, "Unknown feature extractor 'nope'"),
+        (dict(sfreq=-1.0), ValueError, "sfreq must be a positive"),
+        (dict(spacing="ico9"), ValueError, "'spacing' parameter"),
+        (dict(bem="nope"), ValueError, "'bem' parameter"),
+        (dict(preprocessed=1), TypeError, "preprocessed must be an instance of bool"),
+        (dict(stories=[]), ValueError, "stories must name at least one story"),
+    ]
+    for kwargs, kind, match in calls:
+        kwargs = {"stories": "story_1", **kwargs}
+        with pytest.raises(kind, match=match):
+            smn4lang.fusion_dataset("sub-01", **kwargs)
+    held = FusionDataset()
+    held.add_stimulus("story_1", Features(np.zeros((50, 1)), 10.0, ["word_onset"]))
+    with pytest.raises(ValueError, match=r"dataset already holds \['story_1'\]"):
+        smn4lang.fusion_dataset("sub-01", "story_1", dataset=held)
+    assert held.stories == ["story_1"]
+    assert held.meg_subjects == []
+    assert smn.requests == []
 
 
 def test_load_fmri(smn):

@@ -493,6 +493,12 @@ def test_extract_front_end(tmp_path):
     np.testing.assert_array_equal(feats.pick("word_rate").data, alone.data)
     assert get_extractor("mel", n_bands=8).parameters["n_bands"] == 8
     with pytest.raises(
+        TypeError, match=r"'envelope' takes the parameters none; got \['foo'\]"
+    ):
+        get_extractor("envelope", foo=1)
+    with pytest.raises(TypeError, match=r"'mel' takes the parameters \['n_bands'"):
+        get_extractor("mel", bands=8)
+    with pytest.raises(
         ValueError, match=r"Unknown feature extractor 'pitch'.*'envelope'"
     ):
         extract(["pitch"], stim)

@@ -20,7 +20,7 @@ from pathlib import Path
 import mne
 from mne.utils import logger, verbose
 
-from ..utils import _validate_type, fill_doc
+from ..utils import _check_positive, _validate_type, fill_doc
 from ._fetch import config_key, dataset_folder, fetch_files
 
 _METADATA = ("README", "dataset_description.json", "participants.tsv")
@@ -66,6 +66,70 @@ See Also
 --------
 {see_also}
 """
+
+
+def check_loader_options(stories, subjects, features, sfreq, dataset, src):
+    """Check what a ``fusion_dataset`` loader needs before it downloads anything.
+
+    Parameters
+    ----------
+    stories, subjects : list of str
+        The stories and subjects asked for (after :func:`check_selection`); a
+        subject given twice (as MEG and fMRI subject) is refused.
+    features, sfreq
+        What the features are computed with (see :func:`mne_fusion.features.extract`).
+    dataset : FusionDataset | None
+        The data set to add to: it must not hold these stories or subjects yet.
+    src : mne.SourceSpaces | None
+        The template source space.
+
+    Returns
+    -------
+    extractors : list of FeatureExtractor
+        The extractors ``features`` names.
+    sfreq : float
+        The feature rate.
+    """
+    from ..container import FusionDataset
+    from ..features._registry import resolve_extractors
+
+    if not stories:
+        raise ValueError("stories must name at least one story, got none.")
+    twice = sorted({s for s in subjects if subjects.count(s) > 1})
+    if twice:
+        raise ValueError(
+            f"{twice} are in meg_subjects and fmri_subjects; a FusionDataset subject "
+            "has one modality, so give each person once."
+        )
+    _validate_type(src, (None, mne.SourceSpaces), "src")
+    _validate_type(dataset, (None, FusionDataset), "dataset")
+    if dataset is not None:
+        held = dataset.stories + dataset.meg_subjects + dataset.fmri_subjects
+        taken = [name for name in [*stories, *subjects] if name in held]
+        if taken:
+            raise ValueError(
+                f"dataset already holds {taken}; fusion_dataset adds new stories and "
+                "subjects only (pass another dataset, or leave these out)."
+            )
+    return resolve_extractors(features), _check_positive(sfreq, "sfreq")
+
+
+def add_to_dataset(dataset, features, meg, fmri):
+    """Add what a loader read and checked to ``dataset`` (None: a new one).
+
+    ``features`` maps each story to its features; ``meg`` and ``fmri`` map each
+    subject to the keyword arguments of ``add_meg`` / ``add_fmri``.
+    """
+    from ..container import FusionDataset
+
+    dataset = FusionDataset() if dataset is None else dataset
+    for story, story_features in features.items():
+        dataset.add_stimulus(story, story_features)
+    for subject, kwargs in meg.items():
+        dataset.add_meg(subject, **kwargs)
+    for subject, kwargs in fmri.items():
+        dataset.add_fmri(subject, **kwargs)
+    return dataset
 
 
 def check_selection(value, allowed, name):

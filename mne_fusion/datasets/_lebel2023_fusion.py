@@ -35,28 +35,18 @@ from ._lebel2023_responses import (
 from ._surface import row_normalize
 
 
-def check_request(subjects, stories, dataset, noise_ceiling):
+def check_request(subjects, stories, noise_ceiling):
     """Check a ``fusion_dataset`` request offline; return its subjects and stories.
 
-    Everything that needs no download is checked here: the subjects (with anatomy),
-    the stories of each (with ``wheretheressmoke`` for the noise ceiling) and the
-    names already in ``dataset``.
+    The subjects (with anatomy) and the stories of each (with ``wheretheressmoke``
+    for the noise ceiling) need no download; nor do the options of
+    :func:`~mne_fusion.datasets._dataset.check_loader_options`.
     """
     _validate_type(noise_ceiling, bool, "noise_ceiling")
     subjects = check_selection(subjects, SUBJECTS, "subjects")
     check_anatomy_subjects(subjects, "fusion_dataset")
     stories = check_selection(stories, registry_stories(), "stories")
     check_subject_stories(subjects, stories + [REPEATED_STORY] * noise_ceiling)
-    if dataset is not None:
-        taken = [s for s in stories if s in dataset.stories]
-        taken += [
-            s for s in subjects if s in dataset.meg_subjects + dataset.fmri_subjects
-        ]
-        if taken:
-            raise ValueError(
-                f"dataset already holds {taken}; fusion_dataset adds new stories and "
-                "subjects only (pass another dataset, or leave these out)."
-            )
     return subjects, stories
 
 

@@ -7,10 +7,13 @@ same way, so the data set modules only say which file means what.
 """
 
 import csv
+from pathlib import Path
 
 import mne
 import numpy as np
 from mne.utils import logger
+
+from ..utils import _validate_type
 
 
 def read_table(fname, delimiter="\t"):
@@ -60,7 +63,7 @@ def read_word_times(fname, offset=0.0):
 
     Parameters
     ----------
-    fname : pathlib.Path
+    fname : path-like
         The file, with the variables ``start``, ``end`` (s) and ``word``.
     offset : float
         Seconds subtracted from the file's times (where they count from an earlier
@@ -72,8 +75,18 @@ def read_word_times(fname, offset=0.0):
         ``(onset, offset, word)`` of the words that last longer than zero.
     """
     from scipy.io import loadmat
+    from scipy.io.matlab import MatReadError
 
-    mat = loadmat(fname, simplify_cells=True)
+    _validate_type(fname, "path-like", "fname")
+    fname = Path(fname)
+    if not fname.is_file():
+        raise FileNotFoundError(f"fname: no such file {str(fname)!r}.")
+    try:
+        mat = loadmat(fname, simplify_cells=True)
+    except (MatReadError, ValueError, OSError) as exc:
+        raise ValueError(
+            f"{fname.name} is not a MATLAB file of word times ({exc})."
+        ) from None
     missing = [key for key in ("start", "end", "word") if key not in mat]
     if missing:
         raise ValueError(f"{fname} lacks the variables {missing}.")

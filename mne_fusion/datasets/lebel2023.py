@@ -46,7 +46,7 @@ from scipy import sparse
 from ..utils import _check_option, _validate_type, fill_doc
 from . import _lebel2023_files as _files
 from . import _lebel2023_responses as _responses
-from ._dataset import check_selection
+from ._dataset import add_to_dataset, check_loader_options, check_selection
 from ._lebel2023_anatomy import subject_maps, voxel_counts
 from ._lebel2023_files import DATASET, registry_stories
 from ._lebel2023_fusion import (
@@ -399,19 +399,19 @@ def fusion_dataset(
 
     Notes
     -----
-    The subjects, their stories, the names already in ``dataset`` and the local
-    anatomy are checked before anything is downloaded; every response must have
+    The subjects, their stories, the names already in ``dataset``, the features,
+    ``sfreq`` and the local anatomy are checked before anything is downloaded; every response must have
     ``respdict[story] - 20`` rows and one column per voxel of ``mask``. Nothing is
     added to ``dataset`` until all files are read and checked.
     """
     from ..anatomy import template_source_space
-    from ..container import FusionDataset
     from ..features import extract
 
     _check_option("space", space, ("voxels", "fsaverage"))
-    _validate_type(src, (None, mne.SourceSpaces), "src")
-    _validate_type(dataset, (None, FusionDataset), "dataset")
-    subjects, stories = check_request(subjects, stories, dataset, noise_ceiling)
+    subjects, stories = check_request(subjects, stories, noise_ceiling)
+    extractors, sfreq = check_loader_options(
+        stories, subjects, features, sfreq, dataset, src
+    )
     src = template_source_space("ico4") if src is None else src
     vertices = [s["vertno"] for s in src]
     # anatomy first: it is local, so a missing file stops before any download
@@ -437,13 +437,8 @@ def fusion_dataset(
     }
     extracted = {
         story: extract(
-            features, load_stimulus(story, path=path, download=download), sfreq
+            extractors, load_stimulus(story, path=path, download=download), sfreq
         )
         for story in stories
     }
-    dataset = FusionDataset() if dataset is None else dataset
-    for story, story_features in extracted.items():
-        dataset.add_stimulus(story, story_features)
-    for subject, kwargs in fmri.items():
-        dataset.add_fmri(subject, **kwargs)
-    return dataset
+    return add_to_dataset(dataset, extracted, {}, fmri)

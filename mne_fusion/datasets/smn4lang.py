@@ -37,9 +37,15 @@ from pathlib import Path
 import mne
 from mne.utils import verbose
 
-from ..utils import _check_positive, _validate_type, fill_doc
+from ..utils import _check_option, _check_positive, _validate_type, fill_doc
 from . import _readers
-from ._dataset import OpenNeuroDataset, check_selection, require_local
+from ._dataset import (
+    OpenNeuroDataset,
+    add_to_dataset,
+    check_loader_options,
+    check_selection,
+    require_local,
+)
 from ._readers import crop_to_triggers, crop_volumes, read_bold, read_meg_run
 from ._smn4lang_events import add_missing_beg, run_timing
 from ._smn4lang_files import (
@@ -127,7 +133,7 @@ def read_word_times(fname, *, verbose=None):
     --------
     load_stimulus
     """
-    return _readers.read_word_times(Path(fname), offset=AUDIO_ONSET)
+    return _readers.read_word_times(fname, offset=AUDIO_ONSET)
 
 
 def _select(subjects=None, stories=None):
@@ -397,43 +403,48 @@ def fusion_dataset(
     mne_fusion.datasets.lebel2023.fusion_dataset
     """
     from ..anatomy import template_forward, template_source_space
-    from ..container import FusionDataset
+    from ..anatomy._forward import BEMS
+    from ..anatomy._source_space import SPACINGS
     from ..features import crop_to_stimulus, extract
 
     stories = check_selection(stories, STORIES, "stories")
     kind = "meg-preprocessed" if preprocessed else "meg"
     meg = check_selection(meg_subjects, list_subjects(kind), "meg_subjects")
     fmri = check_selection(fmri_subjects, SUBJECTS, "fmri_subjects")
-    both = sorted(set(meg) & set(fmri))
-    if both:
-        raise ValueError(
-            f"{both} are in meg_subjects and fmri_subjects; a FusionDataset subject "
-            "has one modality, so give each person once."
-        )
-    _validate_type(dataset, (None, FusionDataset), "dataset")
-    dataset = FusionDataset() if dataset is None else dataset
-    feats = {}
-    for story in stories:
-        stimulus = load_stimulus(story, path=path, download=download)
-        feats[story] = extract(features, stimulus, sfreq)
-        dataset.add_stimulus(story, feats[story])
+    # every option is checked before anything is downloaded or added to dataset
+    extractors, sfreq = check_loader_options(
+        stories, meg + fmri, features, sfreq, dataset, src
+    )
+    _validate_type(preprocessed, bool, "preprocessed")
+    _check_option("spacing", spacing, SPACINGS)
+    _check_option("bem", bem, BEMS)
+    feats = {
+        s: extract(extractors, load_stimulus(s, path=path, download=download), sfreq)
+        for s in stories
+    }
     kwargs = dict(preprocessed=preprocessed, crop=False, path=path, download=download)
+    meg_runs = {}
     for subject in meg:
-        runs = {}
-        for story in stories:
-            raw = load_meg(subject, story, **kwargs)
-            runs[story] = crop_to_stimulus(
-                raw.pick("meg", exclude="bads"), feats[story], annotation="Beg"
+        runs = {
+            s: crop_to_stimulus(
+                load_meg(subject, s, **kwargs).pick("meg", exclude="bads"),
+                feats[s],
+                annotation="Beg",
             )
-        info = runs[stories[0]].info
-        forward = template_forward(info, spacing=spacing, bem=bem)
-        dataset.add_meg(subject, runs, forward)
-    if fmri:
-        src = template_source_space(spacing) if src is None else src
+            for s in stories
+        }
+        forward = template_forward(runs[stories[0]].info, spacing=spacing, bem=bem)
+        meg_runs[subject] = dict(runs=runs, forward=forward)
+    src = template_source_space(spacing) if fmri and src is None else src
+    fmri_runs = {}
     for subject in fmri:
-        runs = {}
-        for story in stories:
-            stc = load_fmri(subject, story, src, path=path, subjects_dir=subjects_dir)
-            runs[story] = crop_volumes(stc, feats[story].duration, story)
-        dataset.add_fmri(subject, runs, runs[stories[0]].tstep)
-    return dataset
+        runs = {
+            s: crop_volumes(
+                load_fmri(subject, s, src, path=path, subjects_dir=subjects_dir),
+                feats[s].duration,
+                s,
+            )
+            for s in stories
+        }
+        fmri_runs[subject] = dict(runs=runs, tr=runs[stories[0]].tstep)
+    return add_to_dataset(dataset, feats, meg_runs, fmri_runs)

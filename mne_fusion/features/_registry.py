@@ -125,7 +125,45 @@ def get_extractor(name, *, verbose=None, **params):
             f"Unknown feature extractor {name!r}; the available ones are "
             f"{list(registry)}."
         )
+    signature = inspect.signature(registry[name])
+    try:
+        signature.bind(**params)
+    except TypeError as exc:
+        raise TypeError(
+            f"The feature extractor {name!r} takes the parameters "
+            f"{list(signature.parameters) or 'none'}; got {sorted(params)} ({exc})."
+        ) from None
     return registry[name](**params)
+
+
+def resolve_extractors(extractors):
+    """Return the extractor instances that ``extractors`` names, checked.
+
+    Loaders that compute features after downloading call this first, so that a wrong
+    name fails before anything is fetched.
+
+    Parameters
+    ----------
+    extractors : str | FeatureExtractor | list of str or FeatureExtractor
+        As in :func:`extract`.
+
+    Returns
+    -------
+    instances : list of FeatureExtractor
+        One per item, names created with their default parameters.
+    """
+    if isinstance(extractors, str | FeatureExtractor):
+        extractors = [extractors]
+    _validate_type(extractors, (list, tuple), "extractors")
+    if not extractors:
+        raise ValueError("extractors must name at least one extractor, got none.")
+    instances = []
+    for k, extractor in enumerate(extractors):
+        _validate_type(extractor, (str, FeatureExtractor), f"extractors[{k}]")
+        instances.append(
+            get_extractor(extractor) if isinstance(extractor, str) else extractor
+        )
+    return instances
 
 
 @verbose
@@ -188,17 +226,7 @@ def extract(
                 f"Give either a stimulus or its parts, not both; got a stimulus and "
                 f"{given}."
             )
-    if isinstance(extractors, str | FeatureExtractor):
-        extractors = [extractors]
-    _validate_type(extractors, (list, tuple), "extractors")
-    if not extractors:
-        raise ValueError("extractors must name at least one extractor, got none.")
-    instances = []
-    for k, extractor in enumerate(extractors):
-        _validate_type(extractor, (str, FeatureExtractor), f"extractors[{k}]")
-        if isinstance(extractor, str):
-            extractor = get_extractor(extractor)
-        instances.append(extractor)
+    instances = resolve_extractors(extractors)
     parts = []
     for k, extractor in enumerate(instances, 1):
         start = time.perf_counter()
