@@ -39,11 +39,13 @@ MNE_METHODS = ("MNE", "dSPM", "sLORETA", "eLORETA")
 MIN_AUTO_SNR = 0.01
 
 
-def _check_inverse_inputs(inst, forward, noise_cov, method, snr, methods):
+def _check_inverse_inputs(inst, forward, noise_cov, method, snr, methods, depth):
     _validate_type(inst, (mne.io.BaseRaw, mne.BaseEpochs, mne.Evoked), "inst")
     _validate_type(forward, mne.Forward, "forward")
     _validate_type(noise_cov, mne.Covariance, "noise_cov")
     _check_option("method", method, methods)
+    if depth is not None and _check_positive(depth, "depth", allow_zero=True) > 1:
+        raise ValueError(f"depth must be None or a number in [0, 1], got {depth!r}.")
     _check_recording(inst, noise_cov, forward)
     if isinstance(snr, str):
         _check_option("snr", snr, ("auto",))
@@ -263,7 +265,15 @@ def minimum_norm(
     fmri_weighted_mne : The same with an fMRI-informed source-variance prior.
     mne.minimum_norm.apply_inverse_raw
     """
-    lambda2 = _check_inverse_inputs(inst, forward, noise_cov, method, snr, MNE_METHODS)
+    lambda2 = _check_inverse_inputs(
+        inst, forward, noise_cov, method, snr, MNE_METHODS, depth
+    )
+    loose = _check_positive(loose, "loose", allow_zero=True)
+    if loose > 1 or (loose and _is_fixed(forward)):
+        raise ValueError(
+            f"loose must be in [0, 1], and 0 for a fixed-orientation forward; got "
+            f"{loose!r}."
+        )
     logger.info(f"Applying {method} (lambda2 = {lambda2:g})")
     if _is_fixed(forward) and depth is not None and method != "eLORETA":
         prior = _depth_prior(inst.info, forward, noise_cov, depth)
@@ -378,7 +388,9 @@ def fmri_weighted_mne(
     simulations. PNAS 95(15), 8945-8950, 1998.
     """
     methods = MNE_METHODS[:3]
-    lambda2 = _check_inverse_inputs(inst, forward, noise_cov, method, snr, methods)
+    lambda2 = _check_inverse_inputs(
+        inst, forward, noise_cov, method, snr, methods, depth
+    )
     weight = _check_positive(weight, "weight", allow_zero=True)
     if weight > 1:
         raise ValueError(f"weight must be between 0 and 1, got {weight!r}.")

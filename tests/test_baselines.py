@@ -242,6 +242,13 @@ def test_inverse_errors(meg):
         minimum_norm(meg.raw.get_data(), meg.forward, meg.noise_cov)
     with pytest.raises(TypeError, match="noise_cov must be an instance of"):
         minimum_norm(meg.raw, meg.forward, None)
+    for depth in (-1, 2):
+        with pytest.raises(ValueError, match=r"depth must be .*got"):
+            minimum_norm(*args, depth=depth)
+    with pytest.raises(TypeError, match="depth must be an instance of"):
+        fmri_weighted_mne(*args, np.ones(meg.forward["nsource"]), depth="x")
+    with pytest.raises(ValueError, match=r"loose must be in \[0, 1\], and 0 for a"):
+        minimum_norm(*args, loose=0.2)
     good = np.ones(meg.forward["nsource"])
     with pytest.raises(ValueError, match="'method' parameter.*got 'eLORETA'"):
         fmri_weighted_mne(*args, good, method="eLORETA")

@@ -400,9 +400,9 @@ def fusion_dataset(
     Notes
     -----
     The subjects, their stories, the names already in ``dataset``, the features,
-    ``sfreq`` and the local anatomy are checked before anything is downloaded; every response must have
-    ``respdict[story] - 20`` rows and one column per voxel of ``mask``. Nothing is
-    added to ``dataset`` until all files are read and checked.
+    ``sfreq`` and the local anatomy are checked before anything is downloaded; every
+    response must have ``respdict[story] - 20`` rows and one column per voxel of
+    ``mask``. Nothing is added to ``dataset`` until all files are read and checked.
     """
     from ..anatomy import template_source_space
     from ..features import extract
