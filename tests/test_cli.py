@@ -133,6 +133,32 @@ def test_summary_table():
         "| --- | --- | --- |",
         "| fusion | 0.600 ± 0.100 / 0.300 | 0.200 / – |",
     ]
+    with pytest.raises(ValueError, match="'truth' parameter.*got 'bogus'"):
+        bench.summary_table(conditions, truth="bogus")
+    with pytest.raises(ValueError, match="conditions must hold at least one"):
+        bench.summary_table([])
+
+
+def test_run_arguments_are_checked_first(tmp_path, monkeypatch):
+    """A bad preset, folder or seed is named before anything is simulated."""
+
+    def no_simulation(*args, **kwargs):
+        raise AssertionError("simulated")
+
+    monkeypatch.setattr(bench._protocol, "_simulate", no_simulation)
+    with pytest.raises(ValueError, match="'preset' parameter.*got 'bogus'"):
+        bench.run_demo(tmp_path, preset="bogus")
+    with pytest.raises(ValueError, match="'config' parameter.*got 'bogus'"):
+        bench.run_bench("bogus", tmp_path, [0])
+    with pytest.raises(FileNotFoundError, match="out must be an existing folder"):
+        bench.run_bench("quick", tmp_path / "missing", [0])
+    with pytest.raises(TypeError, match="seeds must be an instance of"):
+        bench.run_bench("quick", tmp_path, 0)
+    with pytest.raises(ValueError, match="seeds must hold at least one seed"):
+        bench.run_bench("quick", tmp_path, [])
+    with pytest.raises(TypeError, match="seed must be an instance of int"):
+        bench.run_demo(tmp_path, seed=0.5)
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.fixture

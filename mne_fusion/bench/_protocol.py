@@ -16,7 +16,7 @@ from mne.utils import logger, verbose
 from ..baselines import RidgeEncoder, _valid_slice, oracle
 from ..inverse import fmri_weighted_mne, minimum_norm
 from ..metrics import prediction_r
-from ..utils import fill_doc
+from ..utils import _check_option, _validate_type, fill_doc
 from ._figures import condition_figures, demo_figures, plot_conditions
 from ._methods import (
     ENCODERS,
@@ -106,6 +106,21 @@ PRESETS = {
         methods=METHODS,
     ),
 }
+
+
+def _check_run(out, preset, name, seeds):
+    """Return the output folder and the preset, checked before anything runs."""
+    _validate_type(out, "path-like", "out")
+    out = Path(out)
+    if not out.is_dir():
+        raise FileNotFoundError(f"out must be an existing folder, got {str(out)!r}.")
+    _check_option(name, preset, tuple(PRESETS))
+    _validate_type(seeds, (list, tuple, range), "seeds")
+    if not len(seeds):
+        raise ValueError("seeds must hold at least one seed, got none.")
+    for k, seed in enumerate(seeds):
+        _validate_type(seed, "int", f"seeds[{k}]")
+    return out, PRESETS[preset]
 
 
 class _Progress:
@@ -302,9 +317,9 @@ def run_demo(out, seed=0, *, preset="demo", verbose=None):
     --------
     run_bench, score_condition
     """
-    out = Path(out)
+    _validate_type(seed, "int", "seed")
+    out, config = _check_run(out, preset, "preset", [seed])
     progress = _Progress()
-    config = PRESETS[preset]
     ((meg_cnr, fmri_cnr),) = config["conditions"][:1]
     experiment = _simulate(config, meg_cnr, fmri_cnr, seed, progress)
     tables, kept = score_condition(experiment, config, seed=seed, progress=progress)
@@ -360,9 +375,8 @@ def run_bench(config, out, seeds, *, verbose=None):
     --------
     run_demo, score_condition, summary_table
     """
-    out = Path(out)
+    out, preset = _check_run(out, config, "config", seeds)
     progress = _Progress()
-    preset = PRESETS[config]
     conditions, condition_sections, cache = [], [], {}
     for meg_cnr, fmri_cnr in preset["conditions"]:
         per_seed = []

@@ -11,7 +11,7 @@ import math
 import numpy as np
 from mne.utils import verbose
 
-from ..utils import fill_doc
+from ..utils import _check_option, _validate_type, fill_doc
 from ._scoring import METRICS, TRUTHS
 
 LABELS = {
@@ -131,6 +131,10 @@ def summary_table(conditions, truth="stimulus", *, verbose=None):
     --------
     run_bench, markdown_table
     """
+    _check_option("truth", truth, TRUTHS)
+    _validate_type(conditions, (list, tuple), "conditions")
+    if not conditions:
+        raise ValueError("conditions must hold at least one condition, got none.")
     header = [f"MEG {c['meg_cnr']} / fMRI {c['fmri_cnr']}" for c in conditions]
     lines = [
         "| method | " + " | ".join(header) + " |",
