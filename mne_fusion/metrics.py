@@ -6,7 +6,7 @@ from mne.utils import logger, verbose
 from scipy.spatial import cKDTree
 from sklearn.metrics import roc_auc_score
 
-from .utils import _check_finite, _validate_type, fill_doc
+from .utils import _check_finite, _float_array, _validate_type, fill_doc
 
 __all__ = ["inter_subject_r", "prediction_r", "source_recovery"]
 
@@ -44,8 +44,8 @@ def prediction_r(y_true, y_pred, axis=0, *, verbose=None):
     scipy.stats.pearsonr : The same correlation for one pair of vectors.
     source_recovery : Metrics of a source estimate against the truth.
     """
-    y_true = _check_finite(np.asarray(y_true, dtype=np.float64), "y_true")
-    y_pred = _check_finite(np.asarray(y_pred, dtype=np.float64), "y_pred")
+    y_true = _check_finite(_float_array(y_true, "y_true"), "y_true")
+    y_pred = _check_finite(_float_array(y_pred, "y_pred"), "y_pred")
     if y_true.shape != y_pred.shape:
         raise ValueError(
             f"y_pred must have the shape of y_true {y_true.shape}, got {y_pred.shape}."
@@ -95,7 +95,15 @@ def inter_subject_r(runs, *, verbose=None):
     --------
     prediction_r : The correlation of one subject with the mean of the others.
     """
-    runs = np.asarray(runs, dtype=np.float64)
+    if isinstance(runs, list | tuple):
+        for k, run in enumerate(runs[1:], 1):
+            if np.shape(run) != np.shape(runs[0]):
+                raise ValueError(
+                    f"runs[{k}] has shape {np.shape(run)} but runs[0] has "
+                    f"{np.shape(runs[0])}: every subject must be on the same time "
+                    "grid and targets."
+                )
+    runs = _check_finite(_float_array(runs, "runs"), "runs")
     if runs.ndim != 3 or runs.shape[0] < 2:
         raise ValueError(
             "runs must have shape (n_subjects, n_times, n_targets) with at least 2 "

@@ -7,7 +7,7 @@ from mne.simulation.metrics import (
 )
 from scipy.stats import pearsonr
 
-from mne_fusion.metrics import prediction_r, source_recovery
+from mne_fusion.metrics import inter_subject_r, prediction_r, source_recovery
 
 
 # ---------------------------------------------------------------------- prediction_r
@@ -45,6 +45,24 @@ def test_prediction_r_errors():
         prediction_r(np.ones((5, 2)), np.ones((5, 2)), axis=0.0)
     with pytest.raises(ValueError, match="y_true contains 1 NaN"):
         prediction_r([np.nan, 1.0, 2.0], [0.0, 1.0, 2.0])
+    with pytest.raises(TypeError, match="y_true must be an array of real numbers"):
+        prediction_r(None, [0.0, 1.0])
+    with pytest.raises(TypeError, match="y_true must be an array of real numbers"):
+        prediction_r(np.ones(3) * 1j, np.ones(3))
+    with pytest.raises(ValueError, match="y_pred must be an array of real numbers"):
+        prediction_r([1.0, 2.0], ["a", "b"])
+
+
+def test_inter_subject_r_errors():
+    a = np.arange(30.0).reshape(10, 3)
+    with pytest.raises(ValueError, match=r"runs\[1\] has shape \(5, 3\) but runs\[0\]"):
+        inter_subject_r([a, a[:5]])
+    bad = a.copy()
+    bad[2, 1] = np.nan
+    with pytest.raises(ValueError, match="runs contains 1 NaN"):
+        inter_subject_r([a, bad])
+    with pytest.raises(ValueError, match="at least 2 subjects"):
+        inter_subject_r([a])
 
 
 # ---------------------------------------------------------------------- source_recovery
@@ -230,7 +248,6 @@ def test_prediction_r_one_dimensional(rng):
 
 
 def test_inter_subject_r_is_the_leave_one_out_correlation(rng):
-    from mne_fusion.metrics import inter_subject_r
 
     shared = rng.standard_normal((50, 4))
     runs = shared + 0.5 * rng.standard_normal((3, 50, 4))

@@ -8,6 +8,7 @@ from ._checks import (
     _check_option,
     _check_positive,
     _check_span,
+    _float_array,
     _validate_type,
 )
 from ._logging import verbose_method
@@ -20,6 +21,7 @@ __all__ = [
     "_check_finite",
     "_check_number",
     "_check_span",
+    "_float_array",
     "_check_option",
     "_check_positive",
     "_validate_type",

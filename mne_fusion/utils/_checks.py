@@ -121,3 +121,15 @@ def _check_alphas(alphas, default):
     ):
         raise ValueError(f"alphas must be positive finite numbers, got {alphas!r}.")
     return values
+
+
+def _float_array(value, name):
+    """Return ``value`` as a float64 array; name it when it holds no real numbers."""
+    if value is None or isinstance(value, str) or np.iscomplexobj(value):
+        raise TypeError(
+            f"{name} must be an array of real numbers, got {type(value).__name__}."
+        )
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be an array of real numbers ({exc}).") from None
