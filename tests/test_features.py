@@ -200,6 +200,8 @@ def test_alignment_tables():
         Stimulus(phones=[(-0.1, 0.2, "AA")])
     with pytest.raises(ValueError, match="triples"):
         Stimulus(words=[(0.1, 0.2)])
+    with pytest.raises(ValueError, match=r"words must hold \(onset, offset, label\)"):
+        Stimulus(words=[("hello", 0.1, 0.4)])
     with pytest.raises(ValueError, match="audio or at least one non-empty"):
         Stimulus(words=[(0.1, 0.2, "sp")])
 

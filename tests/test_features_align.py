@@ -113,6 +113,9 @@ def test_onset_errors():
         ValueError, match=r"onset \(onset=-1 s, sample -1000\) lies out"
     ):
         crop_to_stimulus(raw, feats, onset=-1)
+    for onset in (np.nan, np.inf):
+        with pytest.raises(ValueError, match=r"onset must be a finite number \(s\)"):
+            align_to_recording(feats, raw, onset=onset)
     with pytest.raises(ValueError, match=r"recording ends 2.3.. s before the stimulus"):
         crop_to_stimulus(raw, _features(duration=12.0), onset=ONSET)
     with pytest.raises(ValueError, match="must start at the stimulus onset"):

@@ -13,7 +13,7 @@ from mne import find_events
 from mne.io import BaseRaw
 from mne.utils import logger, verbose
 
-from ..utils import _validate_type, fill_doc
+from ..utils import _check_number, _validate_type, fill_doc
 from ._features import Features
 
 
@@ -42,9 +42,9 @@ def _onset_sample(raw, features, onset, annotation, event_id, stim_channel):
         )
     sfreq = raw.info["sfreq"]
     if onset is not None:
-        _validate_type(onset, "numeric", "onset")
-        sample, hits = int(round(float(onset) * sfreq)), [onset]
-        where = f"onset={onset} s"
+        onset = _check_number(onset, "onset")
+        sample, hits = int(round(onset * sfreq)), [onset]
+        where = f"onset={onset:g} s"
     elif annotation is not None:
         _validate_type(annotation, str, "annotation")
         hits = np.flatnonzero(raw.annotations.description == annotation)

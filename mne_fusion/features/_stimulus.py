@@ -60,10 +60,17 @@ class Alignment:
 
 def _make_alignment(onset, offset, label, name):
     """Validate and sort interval columns; drop silences and non-speech labels."""
-    onset = _check_finite(np.asarray(onset, dtype=np.float64).ravel(), f"{name} onsets")
-    offset = _check_finite(
-        np.asarray(offset, dtype=np.float64).ravel(), f"{name} offsets"
-    )
+    try:
+        onset, offset = (
+            np.asarray(t, dtype=np.float64).ravel() for t in (onset, offset)
+        )
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"{name} must hold (onset, offset, label) with onsets and offsets in "
+            f"seconds ({exc})."
+        ) from None
+    onset = _check_finite(onset, f"{name} onsets")
+    offset = _check_finite(offset, f"{name} offsets")
     label = [str(lab).strip() for lab in label]
     if not len(onset) == len(offset) == len(label):
         raise ValueError(
