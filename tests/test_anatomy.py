@@ -417,6 +417,8 @@ def test_morph_matrix():
         anatomy.morph_matrix(src3, src4, subject_from=None)
     with pytest.raises(TypeError, match="src_to must be an instance of SourceSpaces"):
         anatomy.morph_matrix(src3, src4[0])
+    with pytest.raises(ValueError, match="smooth must be a positive finite number"):
+        anatomy.morph_matrix(src3, src4, smooth=-1)
     with pytest.raises(TypeError, match="src must be an instance of SourceSpaces"):
         anatomy.source_positions([src3[0]["rr"]])
     discrete = mne.setup_volume_source_space(

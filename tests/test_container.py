@@ -495,6 +495,10 @@ def test_accessor_errors(ds):
         ds.meg("S1")
     with pytest.raises(ValueError, match="Unknown subject 'S1'"):
         ds.fmri("S1")
+    with pytest.raises(
+        TypeError, match=r"subject must be an instance of str, got list"
+    ):
+        ds.meg(["A"])
 
 
 def _full_dataset(toy_forward, rng):

@@ -125,6 +125,8 @@ def test_mni_transforms():
         mni152_to_mni305(np.ones((4, 2)))
     with pytest.raises(ValueError, match="'units' parameter"):
         mni152_to_mni305(points, units="cm")
+    with pytest.raises(ValueError, match="coords contains 1 NaN or infinite"):
+        mni152_to_mni305([[np.nan, 1.0, 1.0]])
 
 
 def test_gifti_pairs(experiment, tmp_path):

@@ -10,7 +10,7 @@ and nowhere else.
 import numpy as np
 from mne.utils import verbose
 
-from ..utils import _check_option, _validate_type, fill_doc
+from ..utils import _check_finite, _check_option, _float_array, _validate_type, fill_doc
 
 #: MNI305 -> MNI152 affine (mm, RAS), as published in FreeSurfer's
 #: CoordinateSystems documentation (https://surfer.nmr.mgh.harvard.edu/fswiki/
@@ -31,7 +31,7 @@ _UNITS = {"mm": 1.0, "m": 1e-3}
 def _apply(affine, coords, units):
     _check_option("units", units, tuple(_UNITS))
     _validate_type(coords, "array-like", "coords")
-    coords = np.asarray(coords, dtype=np.float64)
+    coords = _check_finite(_float_array(coords, "coords"), "coords")
     if coords.shape[-1:] != (3,):
         raise ValueError(
             f"coords must have shape (..., 3) (x, y, z in {units}), got {coords.shape}."

@@ -11,7 +11,7 @@ import numpy as np
 from mne.utils import logger, verbose
 from scipy import sparse
 
-from ..utils import _validate_type, fill_doc
+from ..utils import _check_positive, _validate_type, fill_doc
 from ._source_space import _check_surface_src
 from ._subjects_dir import TEMPLATE_SUBJECT, _template_anatomy
 
@@ -101,6 +101,8 @@ def morph_matrix(
     _check_surface_src(src_to, "src_to")
     _validate_type(subject_from, str, "subject_from")
     _validate_type(subject_to, (None, str), "subject_to")
+    if smooth is not None:
+        _check_positive(smooth, "smooth", integer=True)
     if subject_to is None:
         subject_to = src_to[0].get("subject_his_id") or subject_from
     if subject_from == subject_to and same_vertices(src_from, src_to):

@@ -29,6 +29,7 @@ def _lookup(store, name, kind):
     value : object
         ``store[name]``.
     """
+    _validate_type(name, str, kind)
     if name not in store:
         known = ", ".join(repr(k) for k in store) or "none"
         raise ValueError(f"Unknown {kind} {name!r}; available: {known}.")
