@@ -13,12 +13,21 @@ import mne
 import numpy as np
 from mne.utils import logger, verbose
 
-from .utils import _check_option, _check_positive, _validate_type, fill_doc
+from .utils import (
+    _check_finite,
+    _check_number,
+    _check_option,
+    _check_positive,
+    _validate_type,
+    fill_doc,
+)
 
 __all__ = ["plot_metrics", "plot_source_maps", "plot_time_courses"]
 
 _SIDES = {"lh": "left", "rh": "right"}
 _N_FSAVERAGE5 = 10242
+# the named views of nilearn.plotting.plot_surf
+_VIEWS = ("lateral", "medial", "dorsal", "ventral", "anterior", "posterior")
 # Metric labels for plot titles; lower is better for the last three.
 _METRIC_LABELS = {
     "temporal_r": "temporal r",
@@ -52,6 +61,7 @@ def _nearest_source(hemi, vertno):
 
 def _check_stc(stc, name):
     _validate_type(stc, mne.SourceEstimate, name)
+    _check_finite(stc.data, f"{name}.data")
     for hemi, vertno in zip(_SIDES, stc.vertices, strict=True):
         if len(vertno) and vertno.max() >= _N_FSAVERAGE5:
             raise ValueError(
@@ -155,6 +165,8 @@ def plot_source_maps(
         raise ValueError("hemis and views must each name at least one item.")
     for hemi in hemis:
         _check_option("hemis", hemi, tuple(_SIDES))
+    for view in views:
+        _check_option("views", view, _VIEWS)
     _check_positive(threshold, "threshold", allow_zero=True)
     if threshold >= 1:
         raise ValueError(f"threshold must be below 1, got {threshold!r}.")
@@ -286,8 +298,10 @@ def plot_time_courses(
     from .metrics import prediction_r
 
     _validate_type(stc_true, mne.SourceEstimate, "stc_true")
+    _check_finite(stc_true.data, "stc_true.data")
     stc_est = _check_estimates(stc_est, "stc_est")
     for name, stc in stc_est.items():
+        _check_finite(stc.data, f"stc_est[{name!r}].data")
         if stc.data.shape != stc_true.data.shape or not np.allclose(
             stc.times, stc_true.times
         ):
@@ -300,6 +314,9 @@ def plot_time_courses(
         picks = _strongest_distinct(stc_true.data, n_sources)
     else:
         picks = _check_picks(picks, stc_true.data.shape[0])
+    for name, value in (("tmin", tmin), ("tmax", tmax)):
+        if value is not None:
+            _check_number(value, name)
     times = stc_true.times
     window = np.ones(len(times), bool)
     if tmin is not None:

@@ -78,6 +78,12 @@ def test_plot_source_maps_errors(stc):
     oct6 = mne.SourceEstimate(np.ones((2, 1)), [np.array([12000]), np.array([3])], 0, 1)
     with pytest.raises(ValueError, match="lh vertex 12000.*below 10242"):
         plot_source_maps(oct6, show=False)
+    with pytest.raises(ValueError, match="'views' parameter.*got 'foo'"):
+        plot_source_maps(stc, views=("foo",), show=False)
+    nan = stc.copy()
+    nan.data[:] = np.nan
+    with pytest.raises(ValueError, match=r"stcs\['stc'\].data contains \d+ NaN"):
+        plot_source_maps({"stc": nan}, show=False)
 
 
 def test_plot_time_courses(stc, rng):
@@ -113,6 +119,14 @@ def test_plot_time_courses_errors(stc):
         plot_time_courses(stc, stc, picks=[0.5], show=False)
     with pytest.raises(ValueError, match="fewer than 2 samples"):
         plot_time_courses(stc, stc, tmin=10.0, show=False)
+    with pytest.raises(TypeError, match="tmin must be an instance of"):
+        plot_time_courses(stc, stc, tmin="x", show=False)
+    nan = stc.copy()
+    nan.data[0, 0] = np.nan
+    with pytest.raises(ValueError, match=r"stc_est\['a'\].data contains 1 NaN"):
+        plot_time_courses(stc, {"a": nan}, show=False)
+    with pytest.raises(ValueError, match=r"tmax must be a finite number \(s\)"):
+        plot_time_courses(stc, stc, tmax=np.nan, show=False)
     with pytest.raises(ValueError, match="n_sources must be a positive"):
         plot_time_courses(stc, stc, n_sources=0, show=False)
 
