@@ -88,6 +88,27 @@ def _is_stories(X):
     )
 
 
+def _check_same_kind(X, y):
+    """Return whether X holds stories, after checking that y is of the same kind."""
+    stories = _is_stories(X)
+    if stories != _is_stories(y):
+        raise ValueError(
+            "X and y must both be arrays or both be lists of per-story arrays."
+        )
+    return stories
+
+
+def _check_lengths(X, y):
+    """Raise unless X and y hold as many stories, each of as many samples."""
+    if len(X) != len(y):
+        raise ValueError(
+            f"X holds {len(X)} stories but y holds {len(y)}; they must match."
+        )
+    for k, (x, yy) in enumerate(zip(X, y, strict=True)):
+        if len(x) != len(yy):
+            raise ValueError(f"Story {k}: X has {len(x)} samples but y has {len(yy)}.")
+
+
 class RidgeEncoder(RegressorMixin, BaseEstimator):
     """Time-lagged ridge encoding model with a cross-validated alpha per target.
 
@@ -169,26 +190,14 @@ class RidgeEncoder(RegressorMixin, BaseEstimator):
         return [validate_data(self, X, reset=reset)]
 
     def _check_Xy(self, X, y):
-        stories = _is_stories(X)
-        if stories != _is_stories(y):
-            raise ValueError(
-                "X and y must both be arrays or both be lists of per-story arrays."
-            )
+        stories = _check_same_kind(X, y)
         if not stories:
             X, y = validate_data(self, X, y, multi_output=True, y_numeric=True)
             X, y = [X], [y]
         else:
             X = self._check_X(X, reset=True)
             y = [check_array(yy, ensure_2d=False) for yy in y]
-            if len(X) != len(y):
-                raise ValueError(
-                    f"X holds {len(X)} stories but y holds {len(y)}; they must match."
-                )
-        for k, (x, yy) in enumerate(zip(X, y, strict=True)):
-            if len(x) != len(yy):
-                raise ValueError(
-                    f"Story {k}: X has {len(x)} samples but y has {len(yy)}."
-                )
+        _check_lengths(X, y)
         return X, y
 
     def _delays(self):
@@ -322,22 +331,11 @@ class RidgeEncoder(RegressorMixin, BaseEstimator):
         r : float
             Pearson r averaged over targets.
         """
-        if _is_stories(X) != _is_stories(y):
-            raise ValueError(
-                "X and y must both be arrays or both be lists of per-story arrays."
-            )
+        _check_same_kind(X, y)
         y_pred = self.predict(X)
         if not _is_stories(y):
             y, y_pred = [np.asarray(y)], [y_pred]
-        if len(y) != len(y_pred):
-            raise ValueError(
-                f"X holds {len(y_pred)} stories but y holds {len(y)}; they must match."
-            )
-        for k, (yy, pred) in enumerate(zip(y, y_pred, strict=True)):
-            if len(yy) != len(pred):
-                raise ValueError(
-                    f"Story {k}: X has {len(pred)} samples but y has {len(yy)}."
-                )
+        _check_lengths(y_pred, y)
         valid = [_valid_slice(len(yy), self.delays_) for yy in y]
         y = np.concatenate([np.asarray(yy)[v] for yy, v in zip(y, valid, strict=True)])
         y_pred = np.concatenate([p[v] for p, v in zip(y_pred, valid, strict=True)])
