@@ -95,10 +95,7 @@ class Features:
 
     @tmin.setter
     def tmin(self, tmin):
-        _validate_type(tmin, "numeric", "tmin")
-        if not np.isfinite(tmin):
-            raise ValueError(f"tmin must be a finite number (s), got {float(tmin)}.")
-        self._tmin = float(tmin)
+        self._tmin = _check_number(tmin, "tmin")
 
     @property
     def n_times(self):
