@@ -434,6 +434,8 @@ def test_same_vertices_and_morph_or_identity():
     vertices = [s["vertno"] for s in src3]
     assert anatomy.same_vertices(src3, anatomy.template_source_space("ico3"))
     assert anatomy.same_vertices(src3, vertices)
+    with pytest.raises(TypeError, match="b must be an instance of SourceSpaces or"):
+        anatomy.same_vertices(src3, "b")
     assert anatomy.same_vertices([v.copy() for v in vertices], vertices)
     assert not anatomy.same_vertices(src3, src4)
     assert not anatomy.same_vertices(src3, vertices[:1])

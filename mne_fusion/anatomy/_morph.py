@@ -43,6 +43,10 @@ def same_vertices(a, b, *, verbose=None):
     --------
     morph_or_identity
     """
+    for name, value in (("a", a), ("b", b)):
+        _validate_type(
+            value, (mne.SourceSpaces, list, tuple), name, "SourceSpaces or a list"
+        )
     a, b = _vertices(a), _vertices(b)
     return len(a) == len(b) and all(
         np.array_equal(x, y) for x, y in zip(a, b, strict=True)
