@@ -4,7 +4,8 @@ The minimum-norm and Champagne inverses and the SNR estimate read the good MEG a
 EEG channels of a Raw, Epochs or Evoked block by block (a Raw's ``BAD_*`` spans left
 out) and whiten them by a noise covariance. MNE's inverse silently uses only the
 channels a covariance covers, and NaN in the data gives NaN estimates: both are
-refused here, before anything is computed.
+refused here, before any estimate is made, NaN in the pass that reads the data for
+the covariance where there is one.
 """
 
 import mne
@@ -26,26 +27,43 @@ def check_covers(noise_cov, names, name, whose):
         )
 
 
+def data_channels(info):
+    """Return the good MEG and EEG channels of ``info``: those an inverse whitens."""
+    picks = mne.pick_types(info, meg=True, eeg=True, ref_meg=False, exclude="bads")
+    return [info.ch_names[p] for p in picks]
+
+
 def _check_recording(inst, noise_cov, forward=None):
-    """Refuse a covariance without some channel the inverse uses, and NaN data.
+    """Refuse a covariance without some channel the inverse uses; return those.
 
     The channels used are the good MEG and EEG channels of ``inst`` (in ``forward``
-    when given).
+    when given). NaN in them is refused where they are read: by
+    :func:`_data_covariance`, or by :func:`_check_finite_data` for an inverse that
+    computes no covariance.
     """
-    picks = mne.pick_types(inst.info, meg=True, eeg=True, ref_meg=False, exclude="bads")
-    names = [inst.ch_names[p] for p in picks]
+    names = data_channels(inst.info)
     if forward is not None:
         names = [n for n in names if n in forward["sol"]["row_names"]]
     check_covers(noise_cov, names, "noise_cov", "of inst that the inverse uses")
-    picks = [inst.ch_names.index(n) for n in names]
-    n_bad = sum(
-        int(d.size - np.count_nonzero(np.isfinite(d))) for d in _blocks(inst, picks)
-    )
+    return names
+
+
+def _n_non_finite(data):
+    return int(data.size - np.count_nonzero(np.isfinite(data)))
+
+
+def _raise_non_finite(n_bad):
     if n_bad:
         raise ValueError(
             f"inst contains {n_bad} NaN or infinite value(s) in the channels the "
             "inverse uses."
         )
+
+
+def _check_finite_data(inst, names):
+    """Refuse NaN or infinite values of ``inst`` in the channels ``names``."""
+    picks = [inst.ch_names.index(n) for n in names]
+    _raise_non_finite(sum(_n_non_finite(d) for d in _blocks(inst, picks)))
 
 
 def _blocks(inst, picks, block=10_000):
@@ -71,14 +89,17 @@ def _blocks(inst, picks, block=10_000):
 def _data_covariance(inst, picks):
     """Covariance of the data about its mean, read block by block; and the samples.
 
-    An Evoked's is multiplied by ``nave``: the covariance of one of the trials it
-    averages, on the scale of the noise covariance.
+    NaN or infinite data are refused. An Evoked's is multiplied by ``nave``: the
+    covariance of one of the trials it averages, on the scale of the noise
+    covariance.
     """
-    total, sums, n_samples = 0.0, 0.0, 0
+    total, sums, n_samples, n_bad = 0.0, 0.0, 0, 0
     for data in _blocks(inst, picks):
+        n_bad += _n_non_finite(data)
         total = total + data @ data.T
         sums = sums + data.sum(axis=1)
         n_samples += data.shape[1]
+    _raise_non_finite(n_bad)
     mean = sums / n_samples
     cov = total / n_samples - np.outer(mean, mean)
     if isinstance(inst, mne.Evoked):

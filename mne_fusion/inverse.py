@@ -21,7 +21,7 @@ from mne.minimum_norm import (
 )
 from mne.utils import logger, verbose
 
-from ._sensor_data import _check_recording, _whitened_covariance
+from ._sensor_data import _check_finite_data, _check_recording, _whitened_covariance
 from .model.prior import source_prior_variance
 from .utils import (
     _check_finite,
@@ -46,10 +46,12 @@ def _check_inverse_inputs(inst, forward, noise_cov, method, snr, methods, depth)
     _check_option("method", method, methods)
     if depth is not None and _check_positive(depth, "depth", allow_zero=True) > 1:
         raise ValueError(f"depth must be None or a number in [0, 1], got {depth!r}.")
-    _check_recording(inst, noise_cov, forward)
+    names = _check_recording(inst, noise_cov, forward)
     if isinstance(snr, str):
         _check_option("snr", snr, ("auto",))
-        snr = _whitened_snr(inst, noise_cov)
+        snr = _whitened_snr(inst, noise_cov)  # its pass over the data refuses NaN
+    else:
+        _check_finite_data(inst, names)
     return 1.0 / _check_positive(snr, "snr") ** 2
 
 

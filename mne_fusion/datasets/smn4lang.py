@@ -407,6 +407,7 @@ def fusion_dataset(
     from ..anatomy._source_space import SPACINGS
     from ..features import crop_to_stimulus, extract
 
+    _validate_type(preprocessed, bool, "preprocessed")
     stories = check_selection(stories, STORIES, "stories")
     kind = "meg-preprocessed" if preprocessed else "meg"
     meg = check_selection(meg_subjects, list_subjects(kind), "meg_subjects")
@@ -415,7 +416,6 @@ def fusion_dataset(
     extractors, sfreq = check_loader_options(
         stories, meg + fmri, features, sfreq, dataset, src
     )
-    _validate_type(preprocessed, bool, "preprocessed")
     _check_option("spacing", spacing, SPACINGS)
     _check_option("bem", bem, BEMS)
     feats = {

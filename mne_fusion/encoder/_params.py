@@ -16,7 +16,7 @@ from mne.utils import logger
 from scipy import sparse
 from sklearn.utils import check_random_state
 
-from .._sensor_data import check_covers
+from .._sensor_data import check_covers, data_channels
 from ..model import NetworkConfig, Objective, TrainingConfig, laplacian
 from ..utils import _check_option, _check_positive, _validate_type
 
@@ -135,9 +135,7 @@ def check_noise_cov(noise_cov, dataset):
                 f"({subjects})."
             )
         _validate_type(cov, mne.Covariance, f"noise_cov[{name!r}]")
-        info = dataset.meg(name).info
-        picks = mne.pick_types(info, meg=True, eeg=True, ref_meg=False, exclude="bads")
-        names = [info.ch_names[p] for p in picks]
+        names = data_channels(dataset.meg(name).info)
         check_covers(cov, names, f"noise_cov[{name!r}]", f"of MEG subject {name!r}")
     return noise_cov
 
