@@ -1,8 +1,9 @@
 """The source read-out: the source layer re-solved in closed form after training.
 
-With the transformer fixed, the linear source layer has an exact maximum a posteriori
-solution under the likelihood of the whitened MEG of all subjects and the
-fMRI-relaxed source prior (:func:`mne_fusion.model.readout.map_source_readout`). The
+With the transformer fixed, the linear source layer has a closed-form maximum a
+posteriori solution under the likelihood of the whitened MEG of all subjects and the
+fMRI-relaxed source prior, solved in two steps
+(:func:`mne_fusion.model.readout.map_source_readout`). The
 layer reads the transformer's output and, with a linear path, the lagged stimulus
 features (:class:`mne_fusion.model.LaggedFeatures`), scaled here to unit variance on
 the fitted stories so that one ridge penalty suits every column.

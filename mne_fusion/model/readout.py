@@ -2,10 +2,11 @@
 
 Trained by gradient descent, the linear source layer only slowly forgets the parts of
 the source space that the lead fields cannot see, and nothing in the loss says which
-sources should be silent. For fixed hidden features ``H`` the layer has an exact
-optimum under a Gaussian likelihood on noise-whitened MEG and a Gaussian source prior
-of variance ``r`` (one value per source, relaxed where fMRI says a source responds):
-a two-step solution that is exact when all MEG subjects heard the same stories,
+sources should be silent. For fixed hidden features ``H`` the layer is solved in
+closed form under a Gaussian likelihood on noise-whitened MEG and a Gaussian source
+prior of variance ``r`` (one value per source, relaxed where fMRI says a source
+responds), in two steps, each regularised its own way (the joint optimum of one
+Gaussian prior on every direction of ``H`` reads out worse; bench_ablation.md),
 
 1. a ridge map of each subject's whitened MEG from the hidden features (a sensor
    map), ``B_s = Y_s H (H'H + alpha I)^-1``, with one ``alpha`` for all subjects
