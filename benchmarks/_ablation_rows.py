@@ -11,6 +11,15 @@ import copy
 from functools import lru_cache
 
 import numpy as np
+from _ablation_readouts import (
+    joint_map,
+    residual_whitened,
+    scaled_ridge,
+    shrunk_maps,
+    story_cv,
+    subject_cv_ridge,
+    wider_snr_grid,
+)
 
 from mne_fusion.encoder._params import fitted_stories, lag_shape
 from mne_fusion.encoder._prepare import prepare
@@ -215,6 +224,11 @@ def _reweight(n_steps):
     return lambda ctx: _spec(ctx, snr="cv", rank="cv", reweight=n_steps, fmri_prior=0.0)
 
 
+def _solver(solver):
+    """Return the row of the library's read-out solved by ``solver``."""
+    return lambda ctx: _fitted_stories_readout(ctx) | dict(solver=solver)
+
+
 READOUT_ROWS = {
     # the default until readout_snr / readout_rank "auto" chose them by leaving one
     # MEG subject out: the sensor maps' own SNR, every component
@@ -300,6 +314,25 @@ READOUT_ROWS = {
     "features of the MEG CNR inf fit": _noise_free_features,
     # the variance of the fit: the same read-out of fits differing in random_state
     "average of 3 fits (random_state)": _ensemble(3),
+    # other solvers of the library's read-out (_ablation_readouts.py): the sensor
+    # maps' ridge penalty against the one cross-validated for held-out MEG, one MAP
+    # solution of all recordings instead of two steps, the maps whitened by their
+    # residual's covariance
+    **{
+        f"sensor maps' ridge penalty x{f:g}": _solver(scaled_ridge(f)) for f in (0.1, 3)
+    },
+    "joint MAP of all recordings": _solver(joint_map),
+    "maps whitened by their residual": _solver(residual_whitened),
+    "maps' singular values shrunk": _solver(shrunk_maps),
+    "maps' singular values shrunk + reweight 2": lambda ctx: (
+        _solver(shrunk_maps)(ctx) | dict(reweight=2)
+    ),
+    "ridge penalty by leaving one MEG subject out": _solver(subject_cv_ridge),
+    "ridge penalty by leaving out one subject's story": _solver(story_cv()),
+    "ridge penalty by leaving out a story of the read-out": _solver(
+        story_cv(leave_subject=False, penalty_only=True)
+    ),
+    "SNRs from 0.1 tried": _solver(wider_snr_grid),
 }
 
 # (e) more training or a wider transformer

@@ -13,7 +13,8 @@ Three kinds of rows:
 - read-out rows re-solve the closed-form source layer of the default fit
   (:func:`mne_fusion.model.readout.map_source_readout`, as
   ``encoder/_source_readout.py`` calls it) with other hidden features, prior
-  variances or SNR: no new training, so they cost seconds (``rank cv + SNR cv``
+  variances or SNR, or with another solver (``_ablation_readouts.py``): no new
+  training, so they cost seconds (``rank cv + SNR cv``
   is the default's read-out: it checks that this path gives the default estimate);
   the ensemble row reads out several fits that differ only in their
   ``random_state`` (fitted once, then cached) and averages their estimates;
@@ -168,12 +169,16 @@ class Context:
         return prior_variance(enc.fmri_evidence_, enc.fmri_prior, self.exp.n_sources)
 
     # -- the read-out ----------------------------------------------------------
-    def readout(self, hidden, prior, snr="maps", rank=None, reweight=0, stories=None):
+    def readout(
+        self, hidden, prior, snr="maps", rank=None, reweight=0, stories=None,
+        solver=map_source_readout,
+    ):  # fmt: skip
         """Closed-form source layer (A m per hidden unit) on ``stories``.
 
         ``stories`` None: the training stories, as the cached fits were read out.
-        Returns the weights, bias, SNR, ridge penalty, rank and prior of
-        :func:`mne_fusion.model.readout.map_source_readout`.
+        Returns the weights, bias, SNR, ridge penalty, rank and prior of ``solver``:
+        :func:`mne_fusion.model.readout.map_source_readout` or one of
+        ``_ablation_readouts.py``.
         """
         setup = self.setup
         stories = stories or self.train_stories
@@ -185,7 +190,7 @@ class Context:
             bad[name] = {s: setup["data"].meg_bad.get(name, {}).get(s) for s in runs}
         train = {s: hidden[s] for s in stories}
         with one_blas_thread():
-            return map_source_readout(
+            return solver(
                 train, white, gains, prior, snr, bad=bad, rank=rank,
                 reweight=reweight,
             )  # fmt: skip
@@ -302,6 +307,7 @@ def score_readout(ctx, row):
             spec.get("rank"),
             spec.get("reweight", 0),
             spec.get("stories"),
+            spec.get("solver", map_source_readout),
         )
         for features in hidden
     ]
