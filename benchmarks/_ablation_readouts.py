@@ -25,6 +25,7 @@ from mne_fusion.model.readout import (
     READOUT_RANKS,
     READOUT_SNRS,
     _hidden_root,
+    _subject_cv_errors,
     map_source_readout,
     reduce_rank,
     ridge_sensor_maps,
@@ -41,6 +42,21 @@ def _samples(hidden, runs, bad):
         if skip is not None:
             h, y = h[~skip], y[:, ~skip]
         yield h, y
+
+
+def _map_layer(maps, gains, hidden, prior_variance, snr, reweight):
+    """Return the weights, bias, SNR and prior of the map of the stacked ``maps``.
+
+    Step 2 of :func:`~mne_fusion.model.readout.map_source_readout`, with its
+    reweighting of the prior.
+    """
+    gain = np.vstack(list(gains.values()))
+    stacked = np.vstack([maps[s] for s in gains])
+    if reweight:
+        columns = stacked[:, :-1] @ _hidden_root(hidden)
+        prior_variance = reweighted_prior(gain, columns, prior_variance, snr, reweight)
+    layer = weighted_minimum_norm(gain, prior_variance, snr) @ stacked
+    return layer[:, :-1], layer[:, -1], snr, prior_variance
 
 
 def scaled_ridge(factor):
@@ -140,13 +156,10 @@ def residual_whitened(
     snr, rank = subject_cv(maps, hidden, gains, prior_variance, snrs, ranks)
     if rank is not None:
         maps, _ = reduce_rank(maps, hidden, rank)
-    gain = np.vstack([gains[s] for s in subjects])
-    stacked = np.vstack([maps[s] for s in subjects])
-    if reweight:
-        columns = stacked[:, :-1] @ _hidden_root(hidden)
-        prior_variance = reweighted_prior(gain, columns, prior_variance, snr, reweight)
-    layer = weighted_minimum_norm(gain, prior_variance, snr) @ stacked
-    return layer[:, :-1], layer[:, -1], snr, alpha, rank, prior_variance
+    weight, bias, snr, prior_variance = _map_layer(
+        maps, gains, hidden, prior_variance, snr, reweight
+    )
+    return weight, bias, snr, alpha, rank, prior_variance
 
 
 def _marchenko_pastur_median(ratio):
@@ -196,43 +209,10 @@ def shrunk_maps(hidden, data, gains, prior_variance, snr, bad=None, reweight=0, 
         maps[s] = np.hstack([coef[a:b], intercept[:, None]])
     print(f"shrinkage kept {int(above.sum())} of {len(sing)} components", flush=True)
     snr, _ = subject_cv(maps, hidden, gains, prior_variance, READOUT_SNRS, (None,))
-    gain = np.vstack([gains[s] for s in subjects])
-    stacked = np.vstack([maps[s] for s in subjects])
-    if reweight:
-        columns = stacked[:, :-1] @ _hidden_root(hidden)
-        prior_variance = reweighted_prior(gain, columns, prior_variance, snr, reweight)
-    layer = weighted_minimum_norm(gain, prior_variance, snr) @ stacked
-    return (
-        layer[:, :-1],
-        layer[:, -1],
-        snr,
-        float("nan"),
-        int(above.sum()),
-        prior_variance,
+    weight, bias, snr, prior_variance = _map_layer(
+        maps, gains, hidden, prior_variance, snr, reweight
     )
-
-
-def _subject_cv_error(maps, targets, root, gains, prior_variance, snrs, ranks):
-    """Errors (ranks x snrs) of predicting each subject's target from the others."""
-    from mne_fusion.model.readout import _normalised_prior_gain
-
-    errors = np.zeros((len(ranks), len(snrs)))
-    for held in gains:
-        rest = [s for s in gains if s != held]
-        gain = np.vstack([gains[s] for s in rest])
-        stacked = np.vstack([maps[s][:, :-1] for s in rest]) @ root
-        target = targets[held][:, :-1] @ root
-        left, values, right = np.linalg.svd(stacked, full_matrices=False)
-        weighted, outer = _normalised_prior_gain(gain, prior_variance)
-        evals, evecs = np.linalg.eigh(outer)
-        mapped = (gains[held] @ weighted.T) @ evecs
-        for j, snr in enumerate(snrs):
-            operator = (mapped / (evals + 1.0 / snr**2)) @ evecs.T
-            for i, rank in enumerate(ranks):
-                k = len(values) if rank is None else int(rank)
-                predicted = (operator @ left[:, :k]) @ (values[:k, None] * right[:k])
-                errors[i, j] += np.square(target - predicted).sum()
-    return errors
+    return weight, bias, snr, float("nan"), int(above.sum()), prior_variance
 
 
 def subject_cv_ridge(
@@ -262,12 +242,11 @@ def subject_cv_ridge(
         return maps
 
     targets = maps_at(1e-6)
-    root = _hidden_root(hidden)
     best = None
     for alpha in RIDGE_ALPHAS:
         maps = maps_at(alpha)
-        errors = _subject_cv_error(
-            maps, targets, root, gains, prior_variance, READOUT_SNRS, READOUT_RANKS
+        errors = _subject_cv_errors(
+            maps, hidden, gains, prior_variance, READOUT_SNRS, READOUT_RANKS, targets
         )
         i, j = np.unravel_index(np.argmin(errors), errors.shape)
         if best is None or errors[i, j] < best[0]:

@@ -7,6 +7,7 @@ from mne_fusion.model.readout import (
     READOUT_RANKS,
     READOUT_SNRS,
     RIDGE_ALPHAS,
+    _subject_cv_errors,
     map_source_readout,
     reduce_rank,
     ridge_sensor_maps,
@@ -254,6 +255,48 @@ def test_subject_cv_follows_the_noise(rng):
         map_source_readout(hidden, data, gains, np.ones(n_sources), rank="cv")
     with pytest.raises(ValueError, match="at least 2 MEG subjects to leave one out"):
         subject_cv({"a": maps["a"]}, hidden, {"a": gains["a"]}, np.ones(60))
+
+
+def test_subject_cv_errors_are_the_left_out_recordings(rng):
+    # scored against each subject's least-squares map, the errors of two sets of
+    # maps differ as the squared errors of the left-out subject's recording do
+    n_sources, d, n_times = 30, 5, 400
+    gains = {s: rng.standard_normal((12, n_sources)) for s in "abc"}
+    weight = rng.standard_normal((n_sources, d))
+    h = rng.standard_normal((n_times, d))
+    hidden = {"s0": h - h.mean(axis=0)}  # centred, as are the recordings below
+    data = {}
+    for s, g in gains.items():
+        y = g @ weight @ hidden["s0"].T + 5 * rng.standard_normal((12, n_times))
+        data[s] = {"s0": y - y.mean(axis=1, keepdims=True)}
+    targets = ridge_sensor_maps(hidden, data, alpha=0.0)[0]
+    prior, snrs = np.ones(n_sources), (1.0, 10.0)
+    grids, direct = [], []
+    for alpha in (0.01, 30.0):
+        maps = ridge_sensor_maps(hidden, data, alpha=alpha)[0]
+        grids.append(
+            _subject_cv_errors(maps, hidden, gains, prior, snrs, (None,), targets)
+        )
+        errors = []
+        for snr in snrs:
+            total = 0.0
+            for held in gains:
+                rest = [s for s in gains if s != held]
+                operator = weighted_minimum_norm(
+                    np.vstack([gains[s] for s in rest]), prior, snr
+                )
+                predicted = gains[held] @ operator @ np.vstack([maps[s] for s in rest])
+                fitted = predicted[:, :-1] @ hidden["s0"].T + predicted[:, -1:]
+                total += np.square(data[held]["s0"] - fitted).sum()
+            errors.append(total)
+        direct.append(errors)
+    # the errors are per sample; the recordings' share the least-squares residual
+    difference = (grids[1] - grids[0])[0] * n_times
+    assert_allclose(difference, np.subtract(*direct[::-1]), rtol=1e-6)
+    assert_allclose(
+        _subject_cv_errors(targets, hidden, gains, prior, snrs, (None,)),
+        _subject_cv_errors(targets, hidden, gains, prior, snrs, (None,), targets),
+    )
 
 
 def test_ridge_solver_from_moments(rng):

@@ -29,7 +29,7 @@ from .ridge import RidgeMoments, RidgeSolver
 
 # Ridge penalties tried by cross-validation, relative to the mean eigenvalue of H'H.
 RIDGE_ALPHAS = tuple(10.0 ** np.arange(-3.0, 3.5, 0.5))
-# SNRs of the source map tried with ``snr="cv"`` (:func:`subject_cv_snr`).
+# SNRs of the source map tried with ``snr="cv"`` (:func:`subject_cv`).
 READOUT_SNRS = tuple(10.0 ** np.arange(0.0, 2.75, 0.25))
 # Ranks of the stacked sensor maps tried with ``rank="cv"`` (None: all of them).
 READOUT_RANKS = (8, 16, 32, 64, 128, None)
@@ -294,20 +294,30 @@ def subject_cv(maps, hidden, gains, prior_variance, snrs=READOUT_SNRS, ranks=(No
     snr : float
     rank : int | None
     """
-    subjects = list(gains)
-    if len(subjects) < 2:
+    if len(gains) < 2:
         raise ValueError(
             f"Cross-validation needs at least 2 MEG subjects to leave one out, got "
-            f"{len(subjects)}."
+            f"{len(gains)}."
         )
+    errors = _subject_cv_errors(maps, hidden, gains, prior_variance, snrs, ranks)
+    i, j = np.unravel_index(np.argmin(errors), errors.shape)
+    return float(snrs[j]), ranks[i]
+
+
+def _subject_cv_errors(maps, hidden, gains, prior_variance, snrs, ranks, targets=None):
+    """Return :func:`subject_cv`'s errors (len(ranks), len(snrs)) against ``targets``.
+
+    ``targets`` (default ``maps``): each subject's least-squares map makes the errors
+    its recording's, up to a constant, comparable between sets of ``maps``.
+    """
     # the error over the hidden features' covariance: (B - G W) L with L L' = cov
     root = _hidden_root(hidden)
     errors = np.zeros((len(ranks), len(snrs)))
-    for held in subjects:
-        rest = [s for s in subjects if s != held]
+    for held in gains:
+        rest = [s for s in gains if s != held]
         gain = np.vstack([gains[s] for s in rest])
         stacked = np.vstack([maps[s][:, :-1] for s in rest]) @ root
-        target = maps[held][:, :-1] @ root
+        target = (targets or maps)[held][:, :-1] @ root
         # the leading components of the other subjects' predictions
         left, values, right = np.linalg.svd(stacked, full_matrices=False)
         # one eigendecomposition of c G R G' serves every SNR (weighted_minimum_norm)
@@ -317,16 +327,10 @@ def subject_cv(maps, hidden, gains, prior_variance, snrs=READOUT_SNRS, ranks=(No
         for j, snr in enumerate(snrs):
             operator = (mapped / (evals + 1.0 / snr**2)) @ evecs.T
             for i, rank in enumerate(ranks):
-                if rank is None:
-                    predicted = operator @ stacked
-                else:
-                    k = int(rank)
-                    predicted = (operator @ left[:, :k]) @ (
-                        values[:k, None] * right[:k]
-                    )
+                k = len(values) if rank is None else int(rank)
+                predicted = (operator @ left[:, :k]) @ (values[:k, None] * right[:k])
                 errors[i, j] += np.square(target - predicted).sum()
-    i, j = np.unravel_index(np.argmin(errors), errors.shape)
-    return float(snrs[j]), ranks[i]
+    return errors
 
 
 def weighted_minimum_norm(gain, prior_variance, snr=3.0):
