@@ -15,12 +15,17 @@ solution (ridge sensor maps, then a minimum-norm map of them) for another:
   out MEG subject's recording;
 - :func:`residual_whitened`: the two steps with each subject's sensor maps and lead
   field whitened again by the covariance of its maps' residual (background activity
-  and what the features miss are not white after the sensor-noise whitening).
+  and what the features miss are not white after the sensor-noise whitening);
+- :func:`shrunk_maps`: least-squares maps, their singular values shrunk, in place of
+  the penalty and the rank;
+- :func:`subject_cv_ridge` and :func:`story_cv`: the penalty chosen by leaving out a
+  subject, a subject's story or a story of the read-out;
+- :func:`wider_snr_grid`: the library's read-out with SNRs from 0.1 tried.
 """
 
 import numpy as np
 
-from mne_fusion.model.prior import covariance_root, reweighted_prior
+from mne_fusion.model.prior import reweighted_prior
 from mne_fusion.model.readout import (
     READOUT_RANKS,
     READOUT_SNRS,
@@ -32,6 +37,7 @@ from mne_fusion.model.readout import (
     subject_cv,
     weighted_minimum_norm,
 )
+from mne_fusion.model.ridge import RidgeMoments, RidgeSolver
 
 
 def _samples(hidden, runs, bad):
@@ -45,7 +51,7 @@ def _samples(hidden, runs, bad):
 
 
 def _map_layer(maps, gains, hidden, prior_variance, snr, reweight):
-    """Return the weights, bias, SNR and prior of the map of the stacked ``maps``.
+    """Return the weights, bias and prior of the map of the stacked ``maps``.
 
     Step 2 of :func:`~mne_fusion.model.readout.map_source_readout`, with its
     reweighting of the prior.
@@ -56,7 +62,7 @@ def _map_layer(maps, gains, hidden, prior_variance, snr, reweight):
         columns = stacked[:, :-1] @ _hidden_root(hidden)
         prior_variance = reweighted_prior(gain, columns, prior_variance, snr, reweight)
     layer = weighted_minimum_norm(gain, prior_variance, snr) @ stacked
-    return layer[:, :-1], layer[:, -1], snr, prior_variance
+    return layer[:, :-1], layer[:, -1], prior_variance
 
 
 def scaled_ridge(factor):
@@ -72,19 +78,24 @@ def scaled_ridge(factor):
     return solver
 
 
+def _story_moments(hidden, runs, bad):
+    """Return story -> :class:`~mne_fusion.model.ridge.RidgeMoments` of a subject."""
+    return {
+        story: RidgeMoments(*next(_samples(hidden, {story: y}, bad)))
+        for story, y in runs.items()
+    }
+
+
 def _moments(hidden, runs, bad):
-    """Return n, the means and the centred ``H'H`` and ``Y H`` of one subject."""
-    n, sum_h, sum_y, outer, cross = 0, 0.0, 0.0, 0.0, 0.0
-    for h, y in _samples(hidden, runs, bad):
-        n += len(h)
-        sum_h, sum_y = sum_h + h.sum(axis=0), sum_y + y.sum(axis=1)
-        outer, cross = outer + h.T @ h, cross + y @ h
-    mean_h, mean_y = sum_h / n, sum_y / n
+    """Return the means and the centred ``H'H`` and ``Y H`` of one subject."""
+    parts = list(_story_moments(hidden, runs, bad).values())
+    total = sum(parts[1:], parts[0])
+    mean_h, mean_y = total.sx / total.n, total.sy / total.n
     return dict(
         mean_h=mean_h,
         mean_y=mean_y,
-        outer=outer - n * np.outer(mean_h, mean_h),
-        cross=cross - n * np.outer(mean_y, mean_h),
+        outer=total.xx - total.n * np.outer(mean_h, mean_h),
+        cross=total.xy - total.n * np.outer(mean_y, mean_h),
     )
 
 
@@ -156,7 +167,7 @@ def residual_whitened(
     snr, rank = subject_cv(maps, hidden, gains, prior_variance, snrs, ranks)
     if rank is not None:
         maps, _ = reduce_rank(maps, hidden, rank)
-    weight, bias, snr, prior_variance = _map_layer(
+    weight, bias, prior_variance = _map_layer(
         maps, gains, hidden, prior_variance, snr, reweight
     )
     return weight, bias, snr, alpha, rank, prior_variance
@@ -209,7 +220,7 @@ def shrunk_maps(hidden, data, gains, prior_variance, snr, bad=None, reweight=0, 
         maps[s] = np.hstack([coef[a:b], intercept[:, None]])
     print(f"shrinkage kept {int(above.sum())} of {len(sing)} components", flush=True)
     snr, _ = subject_cv(maps, hidden, gains, prior_variance, READOUT_SNRS, (None,))
-    weight, bias, snr, prior_variance = _map_layer(
+    weight, bias, prior_variance = _map_layer(
         maps, gains, hidden, prior_variance, snr, reweight
     )
     return weight, bias, snr, float("nan"), int(above.sum()), prior_variance
@@ -223,14 +234,14 @@ def subject_cv_ridge(
     The penalty, rank and SNR together: the least error against the left-out
     subject's least-squares map (its recording's error, up to a constant).
     """
-    from mne_fusion.model.readout import RIDGE_ALPHAS, _groups, _moments
-    from mne_fusion.model.ridge import RidgeSolver
+    from mne_fusion.model.readout import RIDGE_ALPHAS, _groups
+    from mne_fusion.model.readout import _moments as group_moments
 
     subjects = list(gains)
     groups = _groups({s: data[s] for s in subjects}, bad or {})
     solvers = []
     for runs, masks in groups:
-        parts, rows = _moments(hidden, runs, masks)
+        parts, rows = group_moments(hidden, runs, masks)
         solvers.append((RidgeSolver(sum(parts[1:], parts[0])), rows))
 
     def maps_at(alpha):
@@ -259,31 +270,6 @@ def subject_cv_ridge(
     )  # fmt: skip
 
 
-def _story_moments(hidden, runs, bad):
-    """Per story: n, sum h~, h~'h~ and Y h~ with h~ = [h, 1] (intercept)."""
-    out = {}
-    for story in runs:
-        (h, y), *_ = _samples(hidden, {story: runs[story]}, bad)
-        h = np.hstack([h, np.ones((len(h), 1))])
-        out[story] = (h.T @ h, y @ h)
-    return out
-
-
-def _ridge_maps(outer, cross, alpha):
-    """Return the maps (intercept last) of summed ``h~'h~`` and ``Y h~``."""
-    n = outer[-1, -1]
-    mean_h = outer[-1, :-1] / n
-    centred = outer[:-1, :-1] - n * np.outer(mean_h, mean_h)
-    values, vectors = np.linalg.eigh(centred)
-    mean_y = cross[:, -1] / n
-    c = cross[:, :-1] - n * np.outer(mean_y, mean_h)
-    penalty = alpha * max(values.mean(), 0.0)
-    coef = (c @ vectors / np.clip(values + penalty, 1e-12 * values.max(), None)) @ (
-        vectors.T
-    )
-    return np.hstack([coef, (mean_y - coef @ mean_h)[:, None]])
-
-
 def story_cv(leave_subject=True, penalty_only=False):
     """Return the two-step solver with its penalty chosen by leaving out a story.
 
@@ -306,45 +292,56 @@ def story_cv(leave_subject=True, penalty_only=False):
     return solver
 
 
+def _augmented(part):
+    """Return ``h~'h~`` and ``Y h~`` of moments, ``h~ = [h, 1]`` (the intercept)."""
+    outer = np.block([[part.xx, part.sx[:, None]], [part.sx[None], part.n]])
+    return outer, np.hstack([part.xy, part.sy[:, None]])
+
+
 def _story_cv_choice(hidden, data, gains, prior_variance, bad, leave_subject):
     """Return the penalty, rank and SNR of the least error on left-out stories."""
     from mne_fusion.model.readout import RIDGE_ALPHAS, _normalised_prior_gain
 
     subjects = list(gains)
     moments = {s: _story_moments(hidden, data[s], (bad or {}).get(s)) for s in subjects}
-    stories = list(next(iter(moments.values())))
-    ranks = READOUT_RANKS
-    errors = np.zeros((len(RIDGE_ALPHAS), len(ranks), len(READOUT_SNRS)))
-    for held in subjects:
-        rest = [s for s in subjects if s != held or not leave_subject]
+    totals = {
+        s: sum(list(m.values())[1:], next(iter(m.values()))) for s, m in moments.items()
+    }
+    rests = {h: [s for s in subjects if s != h or not leave_subject] for h in subjects}
+    operators = {}  # held subject -> minimum-norm operator of its rest, per SNR
+    for held, rest in rests.items():
         gain = np.vstack([gains[s] for s in rest])
         weighted, outer = _normalised_prior_gain(gain, prior_variance)
         evals, evecs = np.linalg.eigh(outer)
         mapped = (gains[held] @ weighted.T) @ evecs
-        operators = [(mapped / (evals + 1.0 / v**2)) @ evecs.T for v in READOUT_SNRS]
-        for story in stories:
-            others = [t for t in stories if t != story]
-            sums = {
-                s: [sum(moments[s][t][i] for t in others) for i in (0, 1)] for s in rest
-            }
-            test_outer, test_cross = moments[held][story]
-            for a, alpha in enumerate(RIDGE_ALPHAS):
-                stacked = np.vstack([_ridge_maps(*sums[s], alpha) for s in rest])
-                n = sums[rest[0]][0][-1, -1]
-                cov = sums[rest[0]][0][:-1, :-1] / n
-                mean_h = sums[rest[0]][0][-1, :-1] / n
-                cov = cov - np.outer(mean_h, mean_h)
-                left, _, _ = np.linalg.svd(
-                    stacked[:, :-1] @ covariance_root(cov), full_matrices=False
-                )
+        operators[held] = [
+            (mapped / (evals + 1 / v**2)) @ evecs.T for v in READOUT_SNRS
+        ]
+    ranks = READOUT_RANKS
+    errors = np.zeros((len(RIDGE_ALPHAS), len(ranks), len(READOUT_SNRS)))
+    for story in next(iter(moments.values())):
+        # each subject's maps on the other stories: one eigendecomposition each
+        solvers = {s: RidgeSolver(totals[s] - moments[s][story]) for s in subjects}
+        solver = solvers[subjects[0]]  # the features' covariance, for the rank
+        root = solver.evecs * np.sqrt(solver.evals / solver.n)
+        tests = {h: _augmented(moments[h][story]) for h in subjects}
+        for a, alpha in enumerate(RIDGE_ALPHAS):
+            maps = {}
+            for s, solver in solvers.items():
+                coef, intercept = solver.solve(alpha, relative=True)
+                maps[s] = np.hstack([coef, intercept[:, None]])
+            for held, rest in rests.items():
+                stacked = np.vstack([maps[s] for s in rest])
+                left = np.linalg.svd(stacked[:, :-1] @ root, full_matrices=False)[0]
                 reduced = left.T @ stacked  # (r, d + 1)
+                test_outer, test_cross = tests[held]
                 t1 = reduced @ test_cross.T  # (r, n_ch_held)
                 t2 = reduced @ test_outer @ reduced.T
-                for j, operator in enumerate(operators):
+                for j, operator in enumerate(operators[held]):
                     m = operator @ left  # (n_ch_held, r)
                     for i, k in enumerate(ranks):
-                        k = len(left.T) if k is None else min(int(k), len(left.T))
-                        mk = m[:, :k]
+                        mk = m[:, : len(left.T) if k is None else int(k)]
+                        k = mk.shape[1]
                         errors[a, i, j] += -2 * np.sum(mk * t1[:k].T)
                         errors[a, i, j] += np.sum((mk @ t2[:k, :k]) * mk)
     a, i, j = np.unravel_index(np.argmin(errors), errors.shape)
