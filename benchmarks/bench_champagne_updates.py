@@ -26,7 +26,7 @@ Usage::
         --conditions inf 1 0.1 --cache /tmp/ablation_cache \
         --out benchmarks/results/bench_champagne_updates.json
     OMP_NUM_THREADS=1 python benchmarks/bench_champagne_updates.py --seeds 0 1 \
-        --conditions 0.1 1 --max-iter 100 --gains 0 0.25 0.5 1 cv snr \
+        --conditions inf 1 0.1 --max-iter 100 --gains 0 0.25 0.5 1 cv snr \
         --cache /tmp/ablation_cache --out benchmarks/results/bench_champagne_gain.json
 """
 
