@@ -20,10 +20,15 @@ from _ablation_readouts import (
     subject_cv_ridge,
     wider_snr_grid,
 )
+from scipy.stats import false_discovery_control, norm
 
 from mne_fusion.encoder._params import fitted_stories, lag_shape
 from mne_fusion.encoder._prepare import prepare
-from mne_fusion.encoder._prior import fmri_evidence, prior_variance
+from mne_fusion.encoder._prior import (
+    fmri_evidence,
+    mean_inter_subject_r,
+    prior_variance,
+)
 from mne_fusion.encoder._source_readout import lagged_scale
 from mne_fusion.model.network import LaggedFeatures
 from mne_fusion.simulation import simulate_naturalistic
@@ -148,7 +153,37 @@ def _fitted_stories_evidence(ctx):
     return fmri_evidence(setup["data"], setup["fmri"], stories, ctx.exp.n_sources)
 
 
-def _fitted_stories_readout(ctx):
+def _isc_and_null_spread(ctx):
+    """Return the ISC per source over the fit's stories and the spread of its null.
+
+    A source's ISC is its stimulus-driven correlation plus an estimation error; the
+    error's spread is estimated from the negative ISCs, which only the error makes.
+    """
+    setup, stories = ctx.setup, fitted_stories(ctx.fit())
+    isc = mean_inter_subject_r(setup["data"], setup["fmri"], stories, ctx.exp.n_sources)
+    sigma = float(np.sqrt(np.mean(np.square(isc[isc < 0])))) if (isc < 0).any() else 0
+    ctx.log(f"null ISC spread {sigma:.3f}")
+    return isc, sigma
+
+
+def _debiased_evidence(ctx):
+    """Return ``sqrt(max(isc ** 2 - sigma ** 2, 0))`` of the positive ISCs, max 1."""
+    isc, sigma = _isc_and_null_spread(ctx)
+    evidence = np.sqrt(np.clip(np.square(np.clip(isc, 0, None)) - sigma**2, 0, None))
+    return evidence / evidence.max()
+
+
+def _significant_evidence(ctx):
+    """Return 1 where a source's ISC is significant, 0 elsewhere.
+
+    Benjamini-Hochberg at 5 % against a normal null of the spread of
+    :func:`_isc_and_null_spread`.
+    """
+    isc, sigma = _isc_and_null_spread(ctx)
+    return (false_discovery_control(norm.sf(isc / sigma)) < 0.05).astype(float)
+
+
+def _fitted_stories_readout(ctx, evidence_of=None):
     """Return the default read-out solved over the training and validation stories.
 
     As ``FusionEncoder.fit`` does since the validation stories joined the read-out:
@@ -158,7 +193,7 @@ def _fitted_stories_readout(ctx):
     enc = ctx.fit()
     stories = fitted_stories(enc)
     hidden = _rescaled_hidden(ctx, copy.deepcopy(enc.model_.network), stories)
-    evidence = _fitted_stories_evidence(ctx)
+    evidence = (evidence_of or _fitted_stories_evidence)(ctx)
     prior = prior_variance(evidence, enc.fmri_prior, ctx.exp.n_sources)
     return _reweight(1)(ctx) | dict(hidden=hidden, prior=prior, stories=stories)
 
@@ -333,6 +368,12 @@ READOUT_ROWS = {
         story_cv(leave_subject=False, penalty_only=True)
     ),
     "SNRs from 0.1 tried": _solver(wider_snr_grid),
+    "evidence less the null ISC spread": lambda ctx: _fitted_stories_readout(
+        ctx, _debiased_evidence
+    ),
+    "evidence: ISC significant (FDR 5 %)": lambda ctx: _fitted_stories_readout(
+        ctx, _significant_evidence
+    ),
 }
 
 # (e) more training or a wider transformer

@@ -34,6 +34,20 @@ def fmri_evidence(data, fmri, stories, n_sources):
         Clipped at 0 and scaled to a maximum of 1; None when no two fMRI subjects
         heard a story on the same TR grid.
     """
+    isc = mean_inter_subject_r(data, fmri, stories, n_sources)
+    if isc is None:
+        logger.info("No two fMRI subjects share a story: uniform source prior")
+        return None
+    evidence = np.clip(isc, 0, None)
+    return evidence / evidence.max() if evidence.max() > 0 else evidence
+
+
+def mean_inter_subject_r(data, fmri, stories, n_sources):
+    """Inter-subject correlation per template source, weighted by TRs and subjects.
+
+    The parameters are those of :func:`fmri_evidence`. Returns None when no two fMRI
+    subjects heard a story on the same TR grid.
+    """
     groups = {}
     for name, setup in fmri.items():
         for story in stories:
@@ -51,11 +65,7 @@ def fmri_evidence(data, fmri, stories, n_sources):
             continue
         total += len(runs[0]) * len(runs) * inter_subject_r(runs)
         weight += len(runs[0]) * len(runs)
-    if not weight:
-        logger.info("No two fMRI subjects share a story: uniform source prior")
-        return None
-    evidence = np.clip(total / weight, 0, None)
-    return evidence / evidence.max() if evidence.max() > 0 else evidence
+    return total / weight if weight else None
 
 
 def prior_variance(evidence, fmri_prior, n_sources):
