@@ -344,6 +344,14 @@ def run_row(ctx, name):
     return score_readout(ctx, READOUT_ROWS[name])
 
 
+def write_results(path, results, **fields):
+    """Write ``fields``, the platform and ``results`` to the JSON file ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    info = dict(**fields, platform=platform.platform(), results=results)
+    path.write_text(json.dumps(info, indent=1))
+
+
 def _cell(values, key):
     vals = [v[key] for v in values if v.get(key) is not None]
     return f"{np.mean(vals):.3f}" if vals else "-"
@@ -422,19 +430,13 @@ def main():
                     f"{cell['di_spatial_r']:.3f}, SNR {cell['readout_snr']:.2f}, "
                     f"rank {cell.get('readout_rank')}"
                 )
-                out.parent.mkdir(parents=True, exist_ok=True)
-                out.write_text(
-                    json.dumps(
-                        dict(
-                            n_stories=args.n_stories,
-                            fmri_cnr=args.fmri_cnr,
-                            n_fmri_subjects=ctx.simulation["n_fmri_subjects"],
-                            encoder=PRESETS["full"]["encoder"],
-                            platform=platform.platform(),
-                            results=results,
-                        ),
-                        indent=1,
-                    )
+                write_results(
+                    out,
+                    results,
+                    n_stories=args.n_stories,
+                    fmri_cnr=args.fmri_cnr,
+                    n_fmri_subjects=ctx.simulation["n_fmri_subjects"],
+                    encoder=PRESETS["full"]["encoder"],
                 )
             del ctx
     all_rows = [r for r in ROWS if r in results]

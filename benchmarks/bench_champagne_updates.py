@@ -31,14 +31,11 @@ Usage::
 """
 
 import argparse
-import json
-import platform
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
-from bench_ablation import Context, _metrics
+from bench_ablation import Context, _metrics, write_results
 
 from mne_fusion.bench._methods import meg_raw, one_blas_thread
 from mne_fusion.encoder import _data_informed
@@ -157,10 +154,7 @@ def main():
                         f"{seed} max_iter {n_updates} gain {gain}: {cell}",
                         flush=True,
                     )
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(
-        json.dumps(dict(platform=platform.platform(), results=results), indent=1)
-    )
+    write_results(args.out, results)
     print(
         "\nData-informed estimate, fMRI CNR 1: temporal r / spatial r (stimulus-"
         "driven truth), spatial r / rel. error (all sources), updates (gain for "

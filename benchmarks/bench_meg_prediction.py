@@ -24,14 +24,11 @@ Usage::
 """
 
 import argparse
-import json
-import platform
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
-from bench_ablation import Context
+from bench_ablation import Context, write_results
 
 from mne_fusion.baselines import RidgeEncoder, _valid_slice, oracle
 from mne_fusion.bench import PRESETS
@@ -124,10 +121,7 @@ def main():
                 + ", ".join(f"{row} {value:.4f}" for row, value in cell.items()),
                 flush=True,
             )
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(
-        json.dumps(dict(platform=platform.platform(), results=results), indent=1)
-    )
+    write_results(args.out, results)
     print(
         "\nHeld-out MEG prediction r (x the time-lagged ridge), fMRI CNR 1, mean over "
         f"seeds {args.seeds}\n"
