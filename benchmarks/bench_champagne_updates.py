@@ -30,12 +30,11 @@ Usage::
         --cache /tmp/ablation_cache --out benchmarks/results/bench_champagne_gain.json
 """
 
-import argparse
 import time
 
 import numpy as np
-import torch
-from bench_ablation import Context, _metrics, write_results
+from _cached_fits import contexts, parser
+from bench_ablation import _metrics, write_results
 
 from mne_fusion.bench._methods import meg_raw, one_blas_thread
 from mne_fusion.encoder import _data_informed
@@ -128,32 +127,25 @@ def score(ctx, n_updates, gain="1"):
 
 def main():
     """Score each stopping over seeds and conditions; write the JSON, print a table."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--conditions", nargs="+", default=["inf", "1", "0.1"])
-    parser.add_argument("--max-iter", type=int, nargs="+", default=[100, 1000])
-    parser.add_argument("--gains", nargs="+", default=["1"])
-    parser.add_argument("--cache", default=None)
-    parser.add_argument(
-        "--out", default="benchmarks/results/bench_champagne_updates.json"
+    cli = parser(
+        __doc__.splitlines()[0], "benchmarks/results/bench_champagne_updates.json"
     )
-    args = parser.parse_args()
-    torch.set_num_threads(1)
+    cli.add_argument("--max-iter", type=int, nargs="+", default=[100, 1000])
+    cli.add_argument("--gains", nargs="+", default=["1"])
+    args = cli.parse_args()
     start = time.perf_counter()
     results = {}
-    for cond in args.conditions:
-        for seed in args.seeds:
-            ctx = Context(seed, float(cond), 1.0, 10, args.cache, lambda _: None)
-            for n_updates in args.max_iter:
-                for gain in args.gains:
-                    cell = score(ctx, n_updates, gain)
-                    row = str(n_updates) + ("" if gain == "1" else f", gain {gain}")
-                    results.setdefault(row, {}).setdefault(cond, {})[str(seed)] = cell
-                    print(
-                        f"[{time.perf_counter() - start:6.0f} s] MEG CNR {cond} seed "
-                        f"{seed} max_iter {n_updates} gain {gain}: {cell}",
-                        flush=True,
-                    )
+    for cond, seed, ctx in contexts(args):
+        for n_updates in args.max_iter:
+            for gain in args.gains:
+                cell = score(ctx, n_updates, gain)
+                row = str(n_updates) + ("" if gain == "1" else f", gain {gain}")
+                results.setdefault(row, {}).setdefault(cond, {})[str(seed)] = cell
+                print(
+                    f"[{time.perf_counter() - start:6.0f} s] MEG CNR {cond} seed "
+                    f"{seed} max_iter {n_updates} gain {gain}: {cell}",
+                    flush=True,
+                )
     write_results(args.out, results)
     print(
         "\nData-informed estimate, fMRI CNR 1: temporal r / spatial r (stimulus-"

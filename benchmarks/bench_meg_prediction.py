@@ -23,12 +23,11 @@ Usage::
         --out benchmarks/results/bench_meg_prediction.json
 """
 
-import argparse
 import time
 
 import numpy as np
-import torch
-from bench_ablation import Context, write_results
+from _cached_fits import contexts, parser
+from bench_ablation import write_results
 
 from mne_fusion.baselines import RidgeEncoder, _valid_slice, oracle
 from mne_fusion.bench import PRESETS
@@ -101,26 +100,20 @@ def score(ctx):
 
 def main():
     """Score every row over seeds and conditions; write the JSON, print a table."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--conditions", nargs="+", default=["inf", "1", "0.1"])
-    parser.add_argument("--cache", default=None)
-    parser.add_argument("--out", default="benchmarks/results/bench_meg_prediction.json")
-    args = parser.parse_args()
-    torch.set_num_threads(1)
+    args = parser(
+        __doc__.splitlines()[0], "benchmarks/results/bench_meg_prediction.json"
+    ).parse_args()
     start = time.perf_counter()
     results = {}
-    for cond in args.conditions:
-        for seed in args.seeds:
-            ctx = Context(seed, float(cond), 1.0, 10, args.cache, lambda _: None)
-            cell = score(ctx)
-            for row, value in cell.items():
-                results.setdefault(row, {}).setdefault(cond, {})[str(seed)] = value
-            print(
-                f"[{time.perf_counter() - start:6.0f} s] MEG CNR {cond} seed {seed}: "
-                + ", ".join(f"{row} {value:.4f}" for row, value in cell.items()),
-                flush=True,
-            )
+    for cond, seed, ctx in contexts(args):
+        cell = score(ctx)
+        for row, value in cell.items():
+            results.setdefault(row, {}).setdefault(cond, {})[str(seed)] = value
+        print(
+            f"[{time.perf_counter() - start:6.0f} s] MEG CNR {cond} seed {seed}: "
+            + ", ".join(f"{row} {value:.4f}" for row, value in cell.items()),
+            flush=True,
+        )
     write_results(args.out, results)
     print(
         "\nHeld-out MEG prediction r (x the time-lagged ridge), fMRI CNR 1, mean over "
