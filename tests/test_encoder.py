@@ -1,3 +1,5 @@
+from types import SimpleNamespace
+
 import mne
 import numpy as np
 import pytest
@@ -15,6 +17,7 @@ from sklearn.exceptions import NotFittedError
 
 from mne_fusion import FusionDataset, FusionEncoder, read_fusion_encoder
 from mne_fusion.baselines import fmri_weighted_mne, minimum_norm
+from mne_fusion.encoder._prior import fmri_evidence, mean_inter_subject_r
 from mne_fusion.features import Features
 from mne_fusion.inverse import whitened_snr
 from mne_fusion.metrics import prediction_r
@@ -357,6 +360,34 @@ def test_fmri_evidence_over_the_fitted_stories(experiment, rng):
     ]
     assert 0.35 < medians[1] / medians[0] < 0.65
     assert medians[2] < 0.1 * medians[0]
+
+
+def test_mean_inter_subject_r_keeps_the_sign(rng):
+    """The ISC per source, weighted by TRs, before fmri_evidence clips and scales it."""
+    n_sources, shared = 6, 2 * rng.standard_normal((2, 40, 6))
+    bold = {"a": {}, "b": {}}
+    for k, story in enumerate(("s1", "s2")):
+        noise = rng.standard_normal((2, 40, 6))
+        bold["a"][story] = shared[k] + noise[0]
+        bold["b"][story] = shared[k] * [1, 1, 1, -1, -1, 0] + noise[1]
+    data = SimpleNamespace(
+        bold=bold, bold_tmin={n: {"s1": 0.0, "s2": 0.0} for n in bold}
+    )
+    fmri = {n: SimpleNamespace(target_map=None, tr=2.0) for n in bold}
+    isc = mean_inter_subject_r(data, fmri, ["s1", "s2"], n_sources)
+    expected = np.mean(
+        [prediction_r(bold["a"][s], bold["b"][s]) for s in ("s1", "s2")], axis=0
+    )
+    assert_allclose(isc, expected, rtol=1e-12)
+    # shared signal 4 times the noise's variance: r about 0.8, or -0.8
+    assert (isc[:3] > 0.5).all()
+    assert (isc[3:5] < -0.5).all()
+    evidence = fmri_evidence(data, fmri, ["s1", "s2"], n_sources)
+    assert_allclose(evidence, np.clip(isc, 0, None) / isc.max(), rtol=1e-12)
+    # subjects on different TR grids share nothing
+    fmri["b"].tr = 1.0
+    assert mean_inter_subject_r(data, fmri, ["s1", "s2"], n_sources) is None
+    assert fmri_evidence(data, fmri, ["s1", "s2"], n_sources) is None
 
 
 def test_fmri_evidence_relaxes_prior(experiment, fitted, rng):
