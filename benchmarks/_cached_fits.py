@@ -12,10 +12,11 @@ from bench_ablation import Context
 
 
 def parser(description, out):
-    """Return a parser with ``--seeds``, ``--conditions``, ``--cache`` and ``--out``."""
+    """Return the scripts' parser: seeds, conditions, stories, cache and output."""
     parsed = argparse.ArgumentParser(description=description)
     parsed.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parsed.add_argument("--conditions", nargs="+", default=["inf", "1", "0.1"])
+    parsed.add_argument("--n-stories", type=int, default=10)
     parsed.add_argument("--cache", default=None)
     parsed.add_argument("--out", default=out)
     return parsed
@@ -26,4 +27,5 @@ def contexts(args):
     torch.set_num_threads(1)
     for cond in args.conditions:
         for seed in args.seeds:
-            yield cond, seed, Context(seed, float(cond), 1.0, 10, args.cache, print)
+            ctx = Context(seed, float(cond), 1.0, args.n_stories, args.cache, print)
+            yield cond, seed, ctx
