@@ -114,10 +114,10 @@ def main():
             + ", ".join(f"{row} {value:.4f}" for row, value in cell.items()),
             flush=True,
         )
-    write_results(args.out, results)
+    write_results(args.out, results, n_stories=args.n_stories)
     print(
-        "\nHeld-out MEG prediction r (x the time-lagged ridge), fMRI CNR 1, mean over "
-        f"seeds {args.seeds}\n"
+        "\nHeld-out MEG prediction r (x the time-lagged ridge), fMRI CNR 1, "
+        f"{args.n_stories} stories of 60 s, mean over seeds {args.seeds}\n"
     )
     print("| row | " + " | ".join(f"MEG CNR {c}" for c in args.conditions) + " |")
     print("| --- |" + " --- |" * len(args.conditions))
