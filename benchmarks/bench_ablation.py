@@ -180,20 +180,29 @@ class Context:
         :func:`mne_fusion.model.readout.map_source_readout` or one of
         ``_ablation_readouts.py``.
         """
-        setup = self.setup
         stories = stories or self.train_stories
-        white, gains, bad = {}, {}, {}
-        for name, meg in setup["meg"].items():
-            runs = {s: setup["data"].meg[name][s] for s in stories}
-            white[name] = _Whitened(meg.whitener, runs)
-            gains[name] = meg.whitener @ meg.gain
-            bad[name] = {s: setup["data"].meg_bad.get(name, {}).get(s) for s in runs}
+        white, bad = self.whitened_meg(stories)
+        gains = {n: m.whitener @ m.gain for n, m in self.setup["meg"].items()}
         train = {s: hidden[s] for s in stories}
         with one_blas_thread():
             return solver(
                 train, white, gains, prior, snr, bad=bad, rank=rank,
                 reweight=reweight,
             )  # fmt: skip
+
+    def whitened_meg(self, stories):
+        """Return each MEG subject's whitened recordings of ``stories``, bad samples.
+
+        As the read-out reads them: subject -> story -> data, and subject -> story
+        -> samples left out (or None).
+        """
+        setup = self.setup
+        white, bad = {}, {}
+        for name, meg in setup["meg"].items():
+            runs = {s: setup["data"].meg[name][s] for s in stories}
+            white[name] = _Whitened(meg.whitener, runs)
+            bad[name] = {s: setup["data"].meg_bad.get(name, {}).get(s) for s in runs}
+        return white, bad
 
     def estimate(self, story, weight, bias, hidden):
         """Stimulus-driven estimate (n_sources, n_times) of a story, in A m."""

@@ -32,7 +32,7 @@ from bench_ablation import write_results
 from mne_fusion.baselines import RidgeEncoder, _valid_slice, oracle
 from mne_fusion.bench import PRESETS
 from mne_fusion.bench._methods import fit_meg_ridge, meg_r, one_blas_thread
-from mne_fusion.encoder._source_readout import _Whitened
+from mne_fusion.encoder._params import fitted_stories
 from mne_fusion.metrics import prediction_r
 from mne_fusion.model.readout import ridge_sensor_maps
 
@@ -46,15 +46,12 @@ def sensor_map_predictions(ctx, story):
     units (the maps are solved on whitened data, as the read-out's are).
     """
     enc, setup = ctx.fit(), ctx.setup
-    stories = [*enc.train_stories_, *enc.validation_stories_]
+    stories = fitted_stories(enc)
     hidden = setup["hidden"]
-    white = {
-        name: _Whitened(meg.whitener, {s: setup["data"].meg[name][s] for s in stories})
-        for name, meg in setup["meg"].items()
-    }
+    white, bad = ctx.whitened_meg(stories)
     with one_blas_thread():
         maps, _, _ = ridge_sensor_maps(
-            {s: hidden[s] for s in stories}, white, alpha=enc.readout_alpha_
+            {s: hidden[s] for s in stories}, white, enc.readout_alpha_, bad=bad
         )
     out = {}
     for name, meg in setup["meg"].items():
