@@ -33,11 +33,11 @@ from mne_fusion.model.readout import (
     _subject_cv_errors,
     map_source_readout,
     reduce_rank,
-    ridge_sensor_maps,
     subject_cv,
     weighted_minimum_norm,
 )
 from mne_fusion.model.ridge import RidgeMoments, RidgeSolver
+from mne_fusion.model.sensor_maps import ridge_sensor_maps
 
 
 def _samples(hidden, runs, bad):
@@ -234,8 +234,8 @@ def subject_cv_ridge(
     The penalty, rank and SNR together: the least error against the left-out
     subject's least-squares map (its recording's error, up to a constant).
     """
-    from mne_fusion.model.readout import RIDGE_ALPHAS, _groups
-    from mne_fusion.model.readout import _moments as group_moments
+    from mne_fusion.model.sensor_maps import RIDGE_ALPHAS, _groups
+    from mne_fusion.model.sensor_maps import _moments as group_moments
 
     subjects = list(gains)
     groups = _groups({s: data[s] for s in subjects}, bad or {})
@@ -300,7 +300,8 @@ def _augmented(part):
 
 def _story_cv_choice(hidden, data, gains, prior_variance, bad, leave_subject):
     """Return the penalty, rank and SNR of the least error on left-out stories."""
-    from mne_fusion.model.readout import RIDGE_ALPHAS, _normalised_prior_gain
+    from mne_fusion.model.readout import _normalised_prior_gain
+    from mne_fusion.model.sensor_maps import RIDGE_ALPHAS
 
     subjects = list(gains)
     moments = {s: _story_moments(hidden, data[s], (bad or {}).get(s)) for s in subjects}

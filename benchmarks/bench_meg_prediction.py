@@ -10,7 +10,7 @@ the bench (those after the ridge's delays):
 - ``ridge``: the bench's time-lagged ridge of the stimulus features (the baseline);
 - ``fusion``: the library's prediction, ``G B h``;
 - ``sensor maps``: each subject's own ridge map of the same hidden features ``h``
-  (:func:`mne_fusion.model.readout.ridge_sensor_maps`, with the penalty the read-out
+  (:func:`mne_fusion.model.sensor_maps.ridge_sensor_maps`, with the penalty the read-out
   chose, over the stories the read-out is solved on): the prediction without the
   source layer;
 - ``oracle``: the lead field times the true stimulus-driven sources, the ceiling of
@@ -34,7 +34,7 @@ from mne_fusion.bench import PRESETS
 from mne_fusion.bench._methods import fit_meg_ridge, meg_r, one_blas_thread
 from mne_fusion.encoder._params import fitted_stories
 from mne_fusion.metrics import prediction_r
-from mne_fusion.model.readout import ridge_sensor_maps
+from mne_fusion.model.sensor_maps import ridge_sensor_maps
 
 ROWS = ("ridge", "fusion", "sensor maps", "oracle")
 

@@ -6,16 +6,14 @@ from mne_fusion.model.prior import reweighted_prior
 from mne_fusion.model.readout import (
     READOUT_RANKS,
     READOUT_SNRS,
-    RIDGE_ALPHAS,
     _subject_cv_errors,
     map_source_readout,
     reduce_rank,
-    ridge_sensor_maps,
-    sensor_map_snr,
     subject_cv,
     weighted_minimum_norm,
 )
 from mne_fusion.model.ridge import RidgeMoments, RidgeSolver, held_out_fits
+from mne_fusion.model.sensor_maps import RIDGE_ALPHAS, ridge_sensor_maps, sensor_map_snr
 
 
 def _linear_data(rng, n_stories=3, n_times=300, d=4, n_channels=5, noise=0.0):

@@ -17,7 +17,7 @@ from mne_fusion.encoder._prepare import prepare, standardise, whiten
 from mne_fusion.encoder._segments import SegmentSet
 from mne_fusion.encoder._source_readout import _Whitened
 from mne_fusion.features import Features
-from mne_fusion.model.readout import ridge_sensor_maps
+from mne_fusion.model.sensor_maps import ridge_sensor_maps
 
 
 @pytest.fixture(scope="module")

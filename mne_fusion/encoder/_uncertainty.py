@@ -17,7 +17,7 @@ covariance is ``tau^2 (c R - M G c R)``, whose diagonal is
 the prior variance times one minus the diagonal of the resolution matrix ``M G``.
 ``sigma^2`` is the estimation error of the sensor maps, ``v_res p / n`` (residual
 variance of the whitened MEG, effective number of parameters of the ridge maps,
-samples per channel; as :func:`mne_fusion.model.readout.sensor_map_snr`), and
+samples per channel; as :func:`mne_fusion.model.sensor_maps.sensor_map_snr`), and
 ``tau^2 = snr^2 sigma^2`` follows from the SNR the read-out used.
 """
 
@@ -26,7 +26,8 @@ from mne.utils import logger
 from sklearn.utils.validation import check_is_fitted
 
 from ..container import FusionDataset
-from ..model.readout import ridge_sensor_maps, weighted_minimum_norm
+from ..model.readout import weighted_minimum_norm
+from ..model.sensor_maps import ridge_sensor_maps
 from ..utils import _validate_type
 from ._params import fitted_stories
 from ._prior import prior_variance

@@ -35,11 +35,10 @@ from .readout import (
     READOUT_SNRS,
     map_source_readout,
     reduce_rank,
-    ridge_sensor_maps,
-    sensor_map_snr,
     subject_cv,
     weighted_minimum_norm,
 )
+from .sensor_maps import ridge_sensor_maps, sensor_map_snr
 from .training import (
     FusionModel,
     Objective,

@@ -49,7 +49,7 @@ readout_snr : float | "auto" | "maps" | "cv"
     of the others (two MEG subjects or more;
     ``mne_fusion.model.readout.subject_cv``). ``"maps"`` uses the SNR of the
     sensor read-outs that the operator maps, their predicted variance over their
-    estimation error (``mne_fusion.model.readout.sensor_map_snr``). ``"auto"``
+    estimation error (``mne_fusion.model.sensor_maps.sensor_map_snr``). ``"auto"``
     (default) is ``"cv"`` with two MEG subjects or more, else ``"maps"``; the
     value used is ``readout_snr_``.
 readout_rank : int | "auto" | "cv" | None
