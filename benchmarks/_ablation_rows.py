@@ -383,4 +383,10 @@ FIT_ROWS = {
     # less fit to the training stories' noise (the read-out's maps learn it)
     "dropout 0.3": dict(dropout=0.3),
     "dropout 0.5": dict(dropout=0.5),
+    # AdamW's decoupled decay multiplies every weight by 1 - lr x weight_decay at
+    # each step (the default 1e-3 hardly acts): a prior pulling the transformer
+    # towards small weights, against the noise of its training stories
+    "weight decay 0.1": dict(weight_decay=0.1),
+    "weight decay 1": dict(weight_decay=1.0),
+    "weight decay 10": dict(weight_decay=10.0),
 }
