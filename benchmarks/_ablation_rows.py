@@ -8,9 +8,10 @@ dict of FusionEncoder parameters changed from the bench's ``"full"`` preset.
 """
 
 import copy
-from functools import lru_cache
+from functools import lru_cache, partial
 
 import numpy as np
+from _ablation_distill import distilled_network
 from _ablation_readouts import (
     joint_map,
     residual_whitened,
@@ -259,6 +260,22 @@ def _reweight(n_steps):
     return lambda ctx: _spec(ctx, snr="cv", rank="cv", reweight=n_steps, fmri_prior=0.0)
 
 
+def _distilled(ctx, from_fit=False):
+    """Return the library's read-out of a network trained on the source estimates."""
+    network = distilled_network(ctx, ctx.log, from_fit=from_fit)
+    hidden = _rescaled_hidden(ctx, network, fitted_stories(ctx.fit()))
+    return _fitted_stories_readout(ctx) | dict(hidden=hidden)
+
+
+def _with_distilled(ctx):
+    """Return the library's read-out of the fit's and the distilled features."""
+    spec = _distilled(ctx)
+    d_model = ctx.fit().d_model
+    fit = _fitted_stories_readout(ctx)["hidden"]
+    hidden = {s: np.hstack([h[:, :d_model], spec["hidden"][s]]) for s, h in fit.items()}
+    return spec | dict(hidden=hidden)
+
+
 def _solver(solver):
     """Return the row of the library's read-out solved by ``solver``."""
     return lambda ctx: _fitted_stories_readout(ctx) | dict(solver=solver)
@@ -368,6 +385,11 @@ READOUT_ROWS = {
         story_cv(leave_subject=False, penalty_only=True)
     ),
     "SNRs from 0.1 tried": _solver(wider_snr_grid),
+    "transformer trained on the data-informed estimate": _distilled,
+    "the fit's and that transformer's features together": _with_distilled,
+    "the fit's transformer trained on the data-informed estimate": partial(
+        _distilled, from_fit=True
+    ),
     "evidence less the null ISC spread": lambda ctx: _fitted_stories_readout(
         ctx, _debiased_evidence
     ),

@@ -1,14 +1,16 @@
-"""Command line and loop of the scripts that score the ablation's cached default fits.
+"""Command line, loop and table of the scripts that score the ablation's cached fits.
 
-``bench_champagne_updates.py`` and ``bench_meg_prediction.py`` score other read-outs
-of the fits ``bench_ablation.py`` makes (the full preset at fMRI CNR 1), one
-``bench_ablation.Context`` per MEG CNR and seed.
+``bench_champagne_updates.py``, ``bench_meg_prediction.py`` and
+``bench_feature_probe.py`` score the fits ``bench_ablation.py`` makes (the full preset
+at fMRI CNR 1) in other ways, one ``bench_ablation.Context`` per MEG CNR and seed.
 """
 
 import argparse
+import time
 
+import numpy as np
 import torch
-from bench_ablation import Context
+from bench_ablation import Context, write_results
 
 
 def parser(description, out):
@@ -29,3 +31,38 @@ def contexts(args):
         for seed in args.seeds:
             ctx = Context(seed, float(cond), 1.0, args.n_stories, args.cache, print)
             yield cond, seed, ctx
+
+
+def collect(args, score, **fields):
+    """Return row -> condition -> seed -> ``score(context)[row]``, written to JSON.
+
+    Each cell is printed as it is scored; the results go to ``args.out`` with
+    ``fields`` and the number of stories.
+    """
+    start = time.perf_counter()
+    results = {}
+    for cond, seed, ctx in contexts(args):
+        cell = score(ctx)
+        for row, value in cell.items():
+            results.setdefault(row, {}).setdefault(cond, {})[str(seed)] = value
+        print(
+            f"[{time.perf_counter() - start:6.0f} s] MEG CNR {cond} seed {seed}: "
+            + ", ".join(f"{row} {value:.4f}" for row, value in cell.items()),
+            flush=True,
+        )
+    write_results(args.out, results, n_stories=args.n_stories, **fields)
+    return results
+
+
+def print_table(results, args, header, first, cell):
+    """Print ``header`` and a table of ``results``: a row each, a column per CNR.
+
+    ``cell(row, cond, value)`` formats the mean over seeds of a cell.
+    """
+    print(f"\n{header}, mean over seeds {args.seeds}\n")
+    print(f"| {first} | " + " | ".join(f"MEG CNR {c}" for c in args.conditions) + " |")
+    print("| --- |" + " --- |" * len(args.conditions))
+    for row, cells in results.items():
+        means = {c: np.mean(list(cells[c].values())) for c in args.conditions}
+        formatted = [cell(row, c, value) for c, value in means.items()]
+        print(f"| {row} | " + " | ".join(formatted) + " |")

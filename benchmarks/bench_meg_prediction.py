@@ -23,11 +23,8 @@ Usage::
         --out benchmarks/results/bench_meg_prediction.json
 """
 
-import time
-
 import numpy as np
-from _cached_fits import contexts, parser
-from bench_ablation import write_results
+from _cached_fits import collect, parser, print_table
 
 from mne_fusion.baselines import RidgeEncoder, _valid_slice, oracle
 from mne_fusion.bench import PRESETS
@@ -100,31 +97,17 @@ def main():
     args = parser(
         __doc__.splitlines()[0], "benchmarks/results/bench_meg_prediction.json"
     ).parse_args()
-    start = time.perf_counter()
-    results = {}
-    for cond, seed, ctx in contexts(args):
-        cell = score(ctx)
-        for row, value in cell.items():
-            results.setdefault(row, {}).setdefault(cond, {})[str(seed)] = value
-        print(
-            f"[{time.perf_counter() - start:6.0f} s] MEG CNR {cond} seed {seed}: "
-            + ", ".join(f"{row} {value:.4f}" for row, value in cell.items()),
-            flush=True,
-        )
-    write_results(args.out, results, n_stories=args.n_stories)
-    print(
-        "\nHeld-out MEG prediction r (x the time-lagged ridge), fMRI CNR 1, "
-        f"{args.n_stories} stories of 60 s, mean over seeds {args.seeds}\n"
+    results = collect(args, score)
+
+    def cell(row, cond, value):
+        ridge = np.mean(list(results["ridge"][cond].values()))
+        return f"{value:.4f} ({value / ridge:.3f} x)"
+
+    header = (
+        "Held-out MEG prediction r (x the time-lagged ridge), fMRI CNR 1, "
+        f"{args.n_stories} stories of 60 s"
     )
-    print("| row | " + " | ".join(f"MEG CNR {c}" for c in args.conditions) + " |")
-    print("| --- |" + " --- |" * len(args.conditions))
-    for row in ROWS:
-        cells = []
-        for cond in args.conditions:
-            value = np.mean(list(results[row][cond].values()))
-            base = np.mean(list(results["ridge"][cond].values()))
-            cells.append(f"{value:.4f} ({value / base:.3f} x)")
-        print(f"| {row} | " + " | ".join(cells) + " |")
+    print_table(results, args, header, "row", cell)
 
 
 if __name__ == "__main__":
