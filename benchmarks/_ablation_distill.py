@@ -29,11 +29,14 @@ SEGMENT, BURN_IN = 20.0, 5.0
 BATCH, STEPS_PER_EPOCH, MAX_EPOCHS, PATIENCE = 4, 30, 60, 8
 
 
-def source_targets(ctx):
+def source_targets(ctx, prior_weighted=False):
     """Return story -> the data-informed estimate (n_times, n_sources), unit std.
 
     The estimate of each training and validation story, averaged over the MEG
     subjects; scaled by one number, its standard deviation over the training stories.
+    ``prior_weighted``: each source's course is scaled by the square root of the
+    read-out's prior variance (``readout_prior_``), which weighs the squared error
+    of the sources the fMRI and the sensor maps call active more.
     """
     enc, exp = ctx.fit(), ctx.exp
     targets = {}
@@ -49,6 +52,8 @@ def source_targets(ctx):
             for name in exp.train.meg_subjects
         ]
         targets[story] = np.mean(estimates, axis=0).T
+        if prior_weighted:
+            targets[story] *= np.sqrt(enc.readout_prior_ / enc.readout_prior_.mean())
     scale = np.concatenate([targets[s] for s in enc.train_stories_]).std()
     return {s: (t / scale).astype(np.float32) for s, t in targets.items()}
 
@@ -80,16 +85,18 @@ def _loss(network, features, targets, stories):
         )
 
 
-def distilled_network(ctx, log, targets=None, from_fit=False):
+def distilled_network(ctx, log, targets=None, from_fit=False, prior_weighted=False):
     """Return a network of the fit's shape trained to predict ``targets``.
 
     ``targets``: story -> array (n_times, n_outputs) of every training and
-    validation story; None for :func:`source_targets`. ``from_fit``: start from the
-    fit's transformer (its source layer new) instead of a fresh one.
+    validation story; None for :func:`source_targets` (``prior_weighted`` passed on).
+    ``from_fit``: start from the fit's transformer (its source layer new) instead of
+    a fresh one.
     """
     enc = ctx.fit()
     fitted = enc.model_.network
-    targets = source_targets(ctx) if targets is None else targets
+    if targets is None:
+        targets = source_targets(ctx, prior_weighted)
     targets = {s: torch.as_tensor(t, dtype=torch.float32) for s, t in targets.items()}
     n_outputs = next(iter(targets.values())).shape[1]
     features = {s: np.asarray(f, np.float32) for s, f in ctx._all_features().items()}

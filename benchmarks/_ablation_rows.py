@@ -260,9 +260,9 @@ def _reweight(n_steps):
     return lambda ctx: _spec(ctx, snr="cv", rank="cv", reweight=n_steps, fmri_prior=0.0)
 
 
-def _distilled(ctx, from_fit=False):
+def _distilled(ctx, **options):
     """Return the library's read-out of a network trained on the source estimates."""
-    network = distilled_network(ctx, ctx.log, from_fit=from_fit)
+    network = distilled_network(ctx, ctx.log, **options)
     hidden = _rescaled_hidden(ctx, network, fitted_stories(ctx.fit()))
     return _fitted_stories_readout(ctx) | dict(hidden=hidden)
 
@@ -389,6 +389,9 @@ READOUT_ROWS = {
     "the fit's and that transformer's features together": _with_distilled,
     "the fit's transformer trained on the data-informed estimate": partial(
         _distilled, from_fit=True
+    ),
+    "transformer trained on the prior-weighted data-informed estimate": partial(
+        _distilled, prior_weighted=True
     ),
     "evidence less the null ISC spread": lambda ctx: _fitted_stories_readout(
         ctx, _debiased_evidence
