@@ -260,19 +260,25 @@ def _reweight(n_steps):
     return lambda ctx: _spec(ctx, snr="cv", rank="cv", reweight=n_steps, fmri_prior=0.0)
 
 
-def _distilled(ctx, **options):
-    """Return the library's read-out of a network trained on the source estimates."""
+def _distilled(ctx, base=None, **options):
+    """Return the library's read-out of a network trained on the source estimates.
+
+    ``base``: the row "read-out over training + validation stories", if made.
+    """
     network = distilled_network(ctx, ctx.log, **options)
     hidden = _rescaled_hidden(ctx, network, fitted_stories(ctx.fit()))
-    return _fitted_stories_readout(ctx) | dict(hidden=hidden)
+    return (base or _fitted_stories_readout(ctx)) | dict(hidden=hidden)
 
 
 def _with_distilled(ctx):
     """Return the library's read-out of the fit's and the distilled features."""
-    spec = _distilled(ctx)
+    base = _fitted_stories_readout(ctx)
+    spec = _distilled(ctx, base)
     d_model = ctx.fit().d_model
-    fit = _fitted_stories_readout(ctx)["hidden"]
-    hidden = {s: np.hstack([h[:, :d_model], spec["hidden"][s]]) for s, h in fit.items()}
+    hidden = {
+        s: np.hstack([h[:, :d_model], spec["hidden"][s]])
+        for s, h in base["hidden"].items()
+    }
     return spec | dict(hidden=hidden)
 
 
