@@ -420,4 +420,7 @@ FIT_ROWS = {
     "weight decay 0.1": dict(weight_decay=0.1),
     "weight decay 1": dict(weight_decay=1.0),
     "weight decay 10": dict(weight_decay=10.0),
+    # FusionEncoder's second pass: the transformer trained again on the
+    # prior-weighted data-informed estimate of the fitted stories, read out again
+    "second pass (source_refit=True)": dict(source_refit=True),
 }

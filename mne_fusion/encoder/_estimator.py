@@ -27,7 +27,8 @@ from ._prepare import prepare
 from ._prior import fmri_evidence, prior_variance
 from ._reading import ReadingMixin
 from ._segments import SegmentSet
-from ._source_readout import solve_source_layer
+from ._source_readout import read_out
+from ._source_refit import refit_network
 
 
 @fill_doc
@@ -215,6 +216,7 @@ class FusionEncoder(PredictionMixin, ReadingMixin, BaseEstimator):
         readout_snr="auto",
         readout_rank="auto",
         readout_reweight=1,
+        source_refit=False,
         loss="likelihood",
         validation=0.1,
         device="auto",
@@ -253,6 +255,7 @@ class FusionEncoder(PredictionMixin, ReadingMixin, BaseEstimator):
         self.readout_snr = readout_snr
         self.readout_rank = readout_rank
         self.readout_reweight = readout_reweight
+        self.source_refit = source_refit
         self.loss = loss
         self.validation = validation
         self.device = device
@@ -308,6 +311,11 @@ class FusionEncoder(PredictionMixin, ReadingMixin, BaseEstimator):
         """
         readout_snr = _params.check_params(self)
         self._check_dataset(X, fitting=True)
+        if self.source_refit and not X.meg_subjects:
+            raise ValueError(
+                "source_refit=True trains on the data-informed estimate of MEG "
+                "recordings, but X has no MEG subject."
+            )
         noise_cov = _params.check_noise_cov(noise_cov, X)
         checkpoint = _params.check_checkpoint(checkpoint)
         src = template_source_space(self.spacing, self.subjects_dir, verbose=False)
@@ -372,7 +380,6 @@ class FusionEncoder(PredictionMixin, ReadingMixin, BaseEstimator):
                 [data.features[s] for s in train_stories],
                 self.hrf_length,
             ).to(self.device_)
-            network = self.model_.network
             checkpoint = _fit.make_checkpoint(checkpoint, self, data, meg, fmri)
             self.history_ = _fit.train_network(
                 self, items, objective, config, seed, weights, shard, checkpoint
@@ -385,23 +392,10 @@ class FusionEncoder(PredictionMixin, ReadingMixin, BaseEstimator):
             self.readout_snr_ = self.readout_alpha_ = self.readout_rank_ = None
             self.readout_prior_ = None
             if self.readout == "map" and meg:
-                lags = None
-                if self.linear_lags:
-                    lags = _params.lag_shape(self.linear_lags, self.sfreq)
-                chosen = solve_source_layer(
-                    network,
-                    data,
-                    meg,
-                    stories,
-                    prior_variance(self.fmri_evidence_, self.fmri_prior, n_sources),
-                    self.source_scale_,
-                    readout_snr,
-                    rank=readout_rank,
-                    reweight=self.readout_reweight,
-                    lags=lags,
-                )
-                self.readout_snr_, self.readout_alpha_, self.readout_rank_ = chosen[:3]
-                self.readout_prior_ = chosen[3]
+                read_out(self, data, meg, stories, readout_snr, readout_rank)
+                if self.source_refit:
+                    self.model_.network = refit_network(self, X, data.features, seed)
+                    read_out(self, data, meg, stories, readout_snr, readout_rank)
                 if fmri:
                     calibrate_fmri_gains(
                         self.model_, items["train"], objective, config, shard

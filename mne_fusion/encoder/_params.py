@@ -69,6 +69,12 @@ def check_params(est):
         )
     _check_option("loss", est.loss, ("likelihood", "correlation"))
     _check_option("readout", est.readout, ("map", "trained"))
+    _validate_type(est.source_refit, bool, "source_refit")
+    if est.source_refit and est.readout != "map":
+        raise ValueError(
+            "source_refit=True reads the retrained transformer out with the 'map' "
+            f"read-out; got readout={est.readout!r}."
+        )
     snr = est.readout_snr
     if est.snr is not None:
         warnings.warn(

@@ -41,6 +41,8 @@ def read_fusion_encoder(fname, *, verbose=None):
         parts["params"]["hrf_length"] = _legacy_hrf_length(fname, parts["fmri"])
     # files written before readout_reweight used the fMRI prior as it is
     parts["params"].setdefault("readout_reweight", 0)
+    # and before the second pass was a parameter, without one
+    parts["params"].setdefault("source_refit", False)
     try:
         return _assemble(parts)
     except (

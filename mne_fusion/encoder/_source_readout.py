@@ -16,7 +16,9 @@ import torch
 from mne.utils import logger
 
 from ..model.readout import map_source_readout
+from ._params import lag_shape
 from ._prepare import whiten
+from ._prior import prior_variance
 
 
 class _Whitened(Mapping):
@@ -36,6 +38,31 @@ class _Whitened(Mapping):
 
     def __len__(self):
         return len(self.runs)
+
+
+def read_out(est, data, meg, stories, snr, rank):
+    """Solve the source layer of ``est.model_.network``; set ``est.readout_*_``.
+
+    The estimator's read-out parameters (prior, reweighting, linear path) with the
+    SNR and rank of :func:`~mne_fusion.encoder._params.readout_choice`; see
+    :func:`solve_source_layer` for the other arguments.
+    """
+    n_sources = sum(len(v) for v in est.vertices_)
+    lags = lag_shape(est.linear_lags, est.sfreq) if est.linear_lags else None
+    est.readout_snr_, est.readout_alpha_, est.readout_rank_, est.readout_prior_ = (
+        solve_source_layer(
+            est.model_.network,
+            data,
+            meg,
+            stories,
+            prior_variance(est.fmri_evidence_, est.fmri_prior, n_sources),
+            est.source_scale_,
+            snr,
+            rank=rank,
+            reweight=est.readout_reweight,
+            lags=lags,
+        )
+    )
 
 
 @torch.no_grad()

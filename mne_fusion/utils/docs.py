@@ -66,7 +66,20 @@ readout_reweight : int
     2010), starting from the fMRI prior. 1 (default) sharpens the prior where the
     MEG maps are strong; 0 keeps the fMRI prior; many steps converge to a sparse
     prior that also fits the maps' estimation error. The prior used is
-    ``readout_prior_``.""",
+    ``readout_prior_``.
+source_refit : bool
+    Whether the fit makes a second pass (needs ``readout="map"``): the
+    data-informed estimate of every fitted story (:meth:`apply_inverse` with the
+    MEG subjects' own recordings: the first pass's sources plus the Champagne
+    correction of the residual, averaged over the subjects, each source weighted
+    by the square root of ``readout_prior_``) becomes the least-squares target of
+    a fresh transformer of the same shape (20-s excerpts, early stopping on the
+    validation stories), which the ``"map"`` read-out then reads out. The sensors
+    mix every source through the lead fields and weigh each by how well they see
+    it; the estimate is a training signal in source space, without any truth. It
+    about doubles the fit's time and holds the estimates of all fitted stories
+    in memory (``n_times x n_sources`` float32 each). False (default) keeps the
+    first pass.""",
     "encoder_loss": """
 loss : "likelihood" | "correlation"
     ``"likelihood"`` (default): Gaussian likelihood of noise-whitened MEG, and of

@@ -1,0 +1,132 @@
+"""Training a network to predict given source courses (the fit's second pass).
+
+Trained on the sensors, the transformer's loss mixes every source through the lead
+fields, weighs each by how strongly the sensors see it and carries the brain's
+background activity. A source-space version of the same recordings (the
+data-informed estimate of the fitted stories) is a more direct training signal:
+:func:`train_to_targets` fits a network to it by least squares on random excerpts,
+stopping early on whole validation stories. Plain PyTorch and NumPy.
+"""
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class TargetTraining:
+    """How :func:`train_to_targets` trains.
+
+    Attributes
+    ----------
+    segment : int
+        Samples of each training excerpt.
+    burn_in : int
+        First samples of an excerpt left out of the loss (the causal context fills
+        up); at most half an excerpt.
+    lr, weight_decay : float
+        AdamW's step size and decoupled weight decay.
+    batch_size : int
+        Excerpts per step.
+    steps_per_epoch : int
+        Steps between two validations.
+    max_epochs, patience : int
+        At most ``max_epochs`` epochs; stop after ``patience`` epochs without a
+        lower validation error.
+    """
+
+    segment: int
+    burn_in: int
+    lr: float
+    weight_decay: float
+    max_epochs: int
+    patience: int
+    batch_size: int = 4
+    steps_per_epoch: int = 30
+
+
+def _masked_error(output, target):
+    """Mean squared error over the finite values of ``target`` (NaN: no target)."""
+    valid = torch.isfinite(target)
+    error = torch.where(valid, output - target.nan_to_num(), 0.0)
+    return error.square().sum() / valid.sum().clamp(min=1)
+
+
+def _excerpts(features, targets, stories, length, rng, batch_size):
+    """Return ``batch_size`` random excerpts of ``length`` samples, stacked."""
+    xs, ys = [], []
+    for _ in range(batch_size):
+        story = stories[rng.integers(len(stories))]
+        start = rng.integers(0, len(features[story]) - length + 1)
+        xs.append(features[story][start : start + length])
+        ys.append(targets[story][start : start + length])
+    return torch.as_tensor(np.stack(xs)), torch.as_tensor(np.stack(ys))
+
+
+@torch.no_grad()
+def _validation_error(network, features, targets, stories):
+    """Mean over ``stories`` of :func:`_masked_error` on each whole story."""
+    network.eval()
+    device = network.feature_mean.device
+    errors = [
+        _masked_error(
+            network(torch.as_tensor(features[s], device=device)[None])[0].cpu(),
+            torch.as_tensor(targets[s]),
+        )
+        for s in stories
+    ]
+    return float(np.mean([e.item() for e in errors]))
+
+
+def train_to_targets(network, features, targets, train, validation, config, rng):
+    """Train ``network`` to predict ``targets`` from ``features``; keep its best state.
+
+    Parameters
+    ----------
+    network : FusionNetwork
+        Its sources are the outputs (``n_sources`` = the targets' columns).
+    features, targets : dict of str -> array
+        Story -> float32 arrays (n_times, n_features) and (n_times, n_sources); NaN
+        in a target leaves that value out of the loss.
+    train, validation : list of str
+        Stories the steps sample excerpts from, and those early stopping scores
+        (empty: the training stories', which only keeps the best epoch).
+    config : TargetTraining
+        Excerpts, optimiser and stopping.
+    rng : numpy.random.Generator
+        Draws the excerpts.
+
+    Returns
+    -------
+    errors : list of float
+        The validation error after each epoch; the network keeps the state of the
+        lowest.
+    """
+    device = network.feature_mean.device
+    length = min(config.segment, *(len(features[s]) for s in train))
+    burn_in = min(config.burn_in, length // 2)
+    validation = validation or train
+    optimizer = torch.optim.AdamW(
+        network.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
+    errors, best = [], None
+    for _epoch in range(config.max_epochs):
+        network.train()
+        for _ in range(config.steps_per_epoch):
+            x, y = _excerpts(features, targets, train, length, rng, config.batch_size)
+            output = network(x.to(device))[:, burn_in:]
+            loss = _masked_error(output, y[:, burn_in:].to(device))
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(network.parameters(), 1.0)
+            optimizer.step()
+        errors.append(_validation_error(network, features, targets, validation))
+        if errors[-1] == min(errors):
+            best = copy.deepcopy(network.state_dict())
+        elif len(errors) - 1 - int(np.argmin(errors)) >= config.patience:
+            break
+    network.load_state_dict(best)
+    network.eval()
+    return errors

@@ -1,0 +1,167 @@
+"""The fit's second pass: a transformer trained on the data-informed estimate."""
+
+import mne
+import numpy as np
+import pytest
+import torch
+from _tiny_encoder import TINY, make_experiment
+from numpy.testing import assert_allclose
+
+from mne_fusion import FusionDataset, FusionEncoder, read_fusion_encoder
+from mne_fusion.encoder._source_refit import source_targets
+from mne_fusion.model import FusionNetwork, NetworkConfig
+from mne_fusion.model.source_training import (
+    TargetTraining,
+    _masked_error,
+    _validation_error,
+    train_to_targets,
+)
+
+
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory):
+    return make_experiment(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def two_subjects(experiment):
+    """MEG subject A, and B: A's runs with more noise, a BAD span in story s0."""
+    rng = np.random.default_rng(1)
+    ds = FusionDataset()
+    for story in experiment["ds"].stories:
+        ds.add_stimulus(story, experiment["ds"].stimulus(story))
+    ds.add_meg("A", experiment["raws"], experiment["fwd"])
+    raws = {}
+    for story, raw in experiment["raws"].items():
+        data = raw.get_data()
+        data = data + 0.5 * data.std(axis=1, keepdims=True) * rng.standard_normal(
+            data.shape
+        )
+        raws[story] = mne.io.RawArray(data, raw.info, verbose=False)
+    raws["s0"].set_annotations(mne.Annotations([4.0], [2.0], ["BAD_movement"]))
+    ds.add_meg("B", raws, experiment["fwd"])
+    return ds
+
+
+def test_masked_error_is_the_mean_over_finite_values(rng):
+    output = rng.standard_normal((2, 30, 5))
+    target = rng.standard_normal((2, 30, 5))
+    target[0, 3:9] = np.nan
+    finite = np.isfinite(target)
+    expected = np.mean(np.square(output - target)[finite])
+    got = _masked_error(torch.as_tensor(output), torch.as_tensor(target))
+    assert_allclose(got.item(), expected, rtol=1e-12)
+
+
+def _tiny_network(n_outputs):
+    config = NetworkConfig(
+        n_features=3, n_sources=n_outputs, d_model=16, n_heads=2, n_layers=1,
+        dim_feedforward=32, window=20, input_kernel=5, dropout=0.0,
+    )  # fmt: skip
+    return FusionNetwork(config)
+
+
+def test_train_to_targets_learns_and_keeps_the_best_state(rng):
+    """Targets a causal, nonlinear function of the features: the error falls far
+    below the untrained network's, and the network keeps its best epoch."""
+    features, targets = {}, {}
+    for story in ("a", "b", "c"):
+        x = rng.standard_normal((400, 3)).astype(np.float32)
+        y = np.zeros((400, 2), np.float32)
+        y[3:, 0] = x[:-3, 0]
+        y[:, 1] = np.abs(x[:, 1]) - 0.8
+        y[:50, 1] = np.nan  # no target there: left out of the loss
+        features[story], targets[story] = x, y
+    torch.manual_seed(0)
+    network = _tiny_network(2)
+    before = _validation_error(network, features, targets, ["c"])
+    config = TargetTraining(
+        segment=100, burn_in=10, lr=3e-3, weight_decay=0.0, max_epochs=12,
+        patience=3, steps_per_epoch=20,
+    )  # fmt: skip
+    errors = train_to_targets(
+        network, features, targets, ["a", "b"], ["c"], config, np.random.default_rng(0)
+    )
+    after = _validation_error(network, features, targets, ["c"])
+    assert np.isfinite(errors).all()
+    assert 1 <= len(errors) <= 12
+    assert after == pytest.approx(min(errors), rel=1e-6)
+    assert after < 0.5 * before
+    assert not network.training
+
+
+def test_source_targets_average_the_subjects_good_samples(two_subjects):
+    """The target is each subject's data-informed estimate averaged over the subjects
+    whose sample is not under a BAD annotation, weighted by sqrt(readout_prior_),
+    divided by its std over the training stories (numpy in float64)."""
+    enc = FusionEncoder(**{**TINY, "max_epochs": 1}).fit(two_subjects)
+    features = {s: two_subjects.stimulus(s).data for s in two_subjects.stories}
+    targets = source_targets(enc, two_subjects, features, two_subjects.stories)
+    weights = np.sqrt(enc.readout_prior_ / enc.readout_prior_.mean())
+    expected = {}
+    for story in two_subjects.stories:
+        each = []
+        for name in ("A", "B"):
+            subject = two_subjects.meg(name)
+            raw = mne.io.RawArray(subject.average(story), subject.info, verbose=False)
+            stc = enc.apply_inverse(features[story], inst=raw, subject=name)
+            data = stc.data.T.copy()
+            if subject.bad_samples(story) is not None:
+                data[subject.bad_samples(story)] = np.nan
+            each.append(data)
+        expected[story] = np.nanmean(each, axis=0) * weights
+    scale = np.concatenate([expected[s] for s in enc.train_stories_]).std()
+    bad = two_subjects.meg("B").bad_samples("s0")
+    assert bad.sum() == 100  # 2 s at 50 Hz
+    for story, target in targets.items():
+        assert target.dtype == np.float32
+        assert target.shape == (1000, 1284)
+        assert_allclose(target, expected[story] / scale, rtol=1e-4, atol=1e-5)
+    # where B is bad, the target is A's estimate alone
+    only_a = enc.apply_inverse(
+        features["s0"],
+        inst=mne.io.RawArray(
+            two_subjects.meg("A").average("s0"), two_subjects.meg("A").info
+        ),
+        subject="A",
+    ).data.T
+    assert_allclose(
+        targets["s0"][bad], (only_a * weights / scale)[bad], rtol=1e-4, atol=1e-5
+    )
+
+
+def test_source_refit_trains_a_second_transformer(experiment, tmp_path):
+    """The first pass is the plain fit; the second trains another transformer of the
+    same shape, read out again; it is saved and read back."""
+    ds = experiment["ds"]
+    plain = FusionEncoder(**TINY).fit(ds)
+    refit = FusionEncoder(**TINY, source_refit=True).fit(ds)
+    assert [r["train_loss"] for r in refit.history_] == [
+        r["train_loss"] for r in plain.history_
+    ]
+    assert refit.model_.network.config == plain.model_.network.config
+    first = dict(plain.model_.network.named_parameters())
+    second = dict(refit.model_.network.named_parameters())
+    assert first.keys() == second.keys()
+    assert all(not torch.equal(first[k], second[k]) for k in first)
+    stc = refit.apply_inverse(ds.stimulus("s1"))
+    assert stc.data.shape == (1284, 1000)
+    assert np.isfinite(stc.data).all()
+    first_stc = plain.apply_inverse(ds.stimulus("s1")).data
+    assert np.abs(stc.data - first_stc).max() > 0.1 * np.abs(first_stc).max()
+    assert refit.readout_prior_.shape == (1284,)
+    refit.save(tmp_path / "refit.pt")
+    back = read_fusion_encoder(tmp_path / "refit.pt")
+    assert back.source_refit is True
+    assert_allclose(back.apply_inverse(ds.stimulus("s1")).data, stc.data)
+
+
+def test_source_refit_bad_input(experiment):
+    ds = experiment["ds"]
+    with pytest.raises(TypeError, match="source_refit must be an instance of bool"):
+        FusionEncoder(**TINY, source_refit="yes").fit(ds)
+    with pytest.raises(ValueError, match="source_refit=True reads .* got readout"):
+        FusionEncoder(**TINY, source_refit=True, readout="trained").fit(ds)
+    fmri_only = ds.subset(subjects=ds.fmri_subjects, verbose=False)
+    with pytest.raises(ValueError, match="X has no MEG subject"):
+        FusionEncoder(**TINY, source_refit=True).fit(fmri_only)
