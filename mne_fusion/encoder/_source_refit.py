@@ -106,8 +106,11 @@ def refit_network(est, dataset, features, seed):
         for s in fitted_stories(est)
         if any(s in dataset.meg(name).runs for name in est.meg_subjects_)
     ]
+    n_sources = sum(len(v) for v in est.vertices_)
+    size = 4 * n_sources * sum(len(features[s]) for s in stories) / 2**30
     logger.info(
-        f"Second pass: data-informed estimates of {len(stories)} stories as targets"
+        f"Second pass: data-informed estimates of {len(stories)} stories as targets "
+        f"({size:.2f} GiB)"
     )
     targets = source_targets(est, dataset, features, stories)
     fitted = est.model_.network
