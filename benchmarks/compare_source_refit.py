@@ -5,14 +5,17 @@ pass (source_refit=True)", ``results/bench_ablation_source_refit.json``, the ful
 preset's simulation and encoder at fMRI CNR 1), the full comparison's default
 (``results/bench_full/results.json``, the same simulations, seeds and first-pass
 fits) and the time-lagged ridge's MEG prediction r on the same samples
-(``results/bench_meg_prediction.json``). Prints, per MEG CNR and seed and as the
-mean over seeds, fusion temporal r / spatial r, the data-informed temporal r and the
-MEG prediction r over the ridge's::
+(``results/bench_meg_prediction.json``; the ridge reads no fMRI). Prints, per MEG
+CNR and seed and as the mean over seeds, fusion temporal r / spatial r, the
+data-informed temporal r and the MEG prediction r over the ridge's; another results
+file of the row (e.g. at fMRI CNR inf) is named as the argument::
 
     python benchmarks/compare_source_refit.py
+    python benchmarks/compare_source_refit.py bench_ablation_source_refit_fmri_inf.json
 """
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,11 +24,11 @@ RESULTS = Path(__file__).parent / "results"
 ROW = "second pass (source_refit=True)"
 
 
-def _default(full, meg_cnr, seed):
-    """Return the full bench's fusion and data-informed cells at fMRI CNR 1."""
+def _default(full, meg_cnr, fmri_cnr, seed):
+    """Return the full bench's fusion and data-informed cells of one condition."""
     for condition in full["conditions"]:
         if float(condition["meg_cnr"]) == float(meg_cnr) and (
-            float(condition["fmri_cnr"]) == 1.0
+            float(condition["fmri_cnr"]) == float(fmri_cnr)
         ):
             table = condition["tables"]["stimulus"]
             fusion, informed = table["fusion"], table["data-informed fusion"]
@@ -35,7 +38,7 @@ def _default(full, meg_cnr, seed):
                 di_temporal_r=informed["temporal_r"][seed],
                 meg_r=fusion["meg_r"][seed],
             )
-    raise KeyError(f"no MEG CNR {meg_cnr} / fMRI CNR 1 in the full bench")
+    raise KeyError(f"no MEG CNR {meg_cnr} / fMRI CNR {fmri_cnr} in the full bench")
 
 
 def _line(label, cells, ridge):
@@ -46,9 +49,9 @@ def _line(label, cells, ridge):
     )
 
 
-def main():
-    """Print the table."""
-    refit = json.loads((RESULTS / "bench_ablation_source_refit.json").read_text())
+def main(name="bench_ablation_source_refit.json"):
+    """Print the table of the results file ``name`` (in ``results/``)."""
+    refit = json.loads((RESULTS / name).read_text())
     full = json.loads((RESULTS / "bench_full" / "results.json").read_text())
     ridge = json.loads((RESULTS / "bench_meg_prediction.json").read_text())
     ridge = ridge["results"]["ridge"]
@@ -57,7 +60,7 @@ def main():
     for meg_cnr, seeds in refit["results"][ROW].items():
         names = sorted(seeds)
         ridges = [ridge[meg_cnr][s] for s in names]
-        default = [_default(full, meg_cnr, int(s)) for s in names]
+        default = [_default(full, meg_cnr, refit["fmri_cnr"], int(s)) for s in names]
         second = [{k: seeds[s][k] for k in default[0]} for s in names]
         print(_line(f"{meg_cnr}, {' '.join(names)}: default", default, ridges))
         print(_line(f"{meg_cnr}, {' '.join(names)}: source_refit", second, ridges))
@@ -67,4 +70,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    main(*sys.argv[1:])
