@@ -63,9 +63,8 @@ def source_targets(est, dataset, features, stories):
             stc = est.apply_inverse(
                 features[story], inst=raw, subject=name, verbose=False
             )
-            good = np.ones(stc.shape[1], bool)
-            if subject.bad_samples(story) is not None:
-                good = ~subject.bad_samples(story)
+            bad = subject.bad_samples(story)
+            good = np.ones(stc.shape[1], bool) if bad is None else ~bad
             total = total + np.where(good[:, None], stc.data.T, 0.0)
             count = count + good
         with np.errstate(invalid="ignore", divide="ignore"):

@@ -74,10 +74,10 @@ def _validation_error(network, features, targets, stories):
         _masked_error(
             network(torch.as_tensor(features[s], device=device)[None])[0].cpu(),
             torch.as_tensor(targets[s]),
-        )
+        ).item()
         for s in stories
     ]
-    return float(np.mean([e.item() for e in errors]))
+    return float(np.mean(errors))
 
 
 def train_to_targets(network, features, targets, train, validation, config, rng):
