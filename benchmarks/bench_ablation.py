@@ -115,6 +115,11 @@ class Context:
             if any(enc.get_params()[k] != v for k, v in params.items()):
                 self.log(f"{fname} was fitted with other parameters: fitting again")
                 enc = None
+            else:
+                # a saved encoder holds no forwards; the second pass's targets
+                # (apply_inverse with a recording) need them
+                for name, setup in enc._meg.items():
+                    setup.forward = self.exp.forwards[name]
         if enc is None:
             start = time.perf_counter()
             exp = self.exp
