@@ -66,3 +66,17 @@ def print_table(results, args, header, first, cell):
         means = {c: np.mean(list(cells[c].values())) for c in args.conditions}
         formatted = [cell(row, c, value) for c, value in means.items()]
         print(f"| {row} | " + " | ".join(formatted) + " |")
+
+
+def score_and_print(doc, out, score, header, first, digits=3, **fields):
+    """Run a script's command line: :func:`collect` every cell, then its table.
+
+    ``doc``'s first line describes the script; ``out`` is the default output;
+    ``header`` and ``first`` go to :func:`print_table`, each mean printed with
+    ``digits`` decimals; ``fields`` to the JSON.
+    """
+    args = parser(doc.splitlines()[0], out).parse_args()
+    results = collect(args, score, **fields)
+    print_table(
+        results, args, header, first, lambda row, cond, value: f"{value:.{digits}f}"
+    )

@@ -23,7 +23,7 @@ import copy
 import numpy as np
 from _ablation_distill import distilled_network
 from _ablation_rows import _rescaled_hidden, _true_courses
-from _cached_fits import collect, parser, print_table
+from _cached_fits import score_and_print
 from sklearn.linear_model import RidgeCV
 
 from mne_fusion.encoder._params import fitted_stories
@@ -85,12 +85,11 @@ def score(ctx):
 
 def main():
     """Score every row over seeds and conditions; write the JSON, print a table."""
-    args = parser(
-        __doc__.splitlines()[0], "benchmarks/results/bench_feature_probe.json"
-    ).parse_args()
-    results = collect(args, score)
-    header = "Probe r of the features (test story, mean over patches), fMRI CNR 1"
-    print_table(results, args, header, "features", lambda row, c, v: f"{v:.3f}")
+    score_and_print(
+        __doc__, "benchmarks/results/bench_feature_probe.json", score,
+        "Probe r of the features (test story, mean over patches), fMRI CNR 1",
+        "features",
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ import copy
 
 import numpy as np
 import torch
-from _cached_fits import collect, parser, print_table
+from _cached_fits import score_and_print
 from bench_ablation import _metrics
 
 from mne_fusion.encoder._params import fitted_stories, readout_choice
@@ -92,15 +92,10 @@ def score(ctx):
 
 def main():
     """Score every cell, write the JSON and print the table."""
-    args = parser(__doc__.splitlines()[0], "bench_second_pass.json").parse_args()
-    results = collect(args, score, fmri_cnr=1.0)
-    print_table(
-        results,
-        args,
-        "Second-pass variants, fMRI CNR 1",
-        "row: metric",
-        lambda row, cond, value: f"{value:.3f}",
-    )
+    score_and_print(
+        __doc__, "bench_second_pass.json", score,
+        "Second-pass variants, fMRI CNR 1", "row: metric", fmri_cnr=1.0,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ Usage (about 2 min of one core per cell)::
 """
 
 import numpy as np
-from _cached_fits import collect, parser, print_table
+from _cached_fits import score_and_print
 
 from mne_fusion.encoder._params import fitted_stories
 from mne_fusion.encoder._source_refit import source_targets
@@ -41,15 +41,11 @@ def score(ctx):
 
 def main():
     """Score every cell, write the JSON and print the table."""
-    args = parser(__doc__.splitlines()[0], "bench_target_rank.json").parse_args()
-    results = collect(args, score, fmri_cnr=1.0, ranks=RANKS)
-    print_table(
-        results,
-        args,
+    score_and_print(
+        __doc__, "bench_target_rank.json", score,
         "Share of the second pass's target energy in the leading components",
-        "components",
-        lambda row, cond, value: f"{value:.4f}",
-    )
+        "components", digits=4, fmri_cnr=1.0, ranks=RANKS,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":
