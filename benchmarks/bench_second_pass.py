@@ -16,7 +16,8 @@ story by the stimulus-driven truth's temporal r and spatial r:
 - ``first and second pass averaged``: the default fit's estimate and the second
   pass's, averaged.
 
-Usage (about 20 min of one core per cell; one process per seed)::
+Usage (about 16 min of one core per cell, 20 when the default fit is not cached;
+one process per seed)::
 
     OMP_NUM_THREADS=1 python benchmarks/bench_second_pass.py --seeds 0 \
         --conditions inf 1 0.1 --cache /tmp/ablation_cache \
