@@ -34,6 +34,14 @@ from mne_fusion.model.source_training import TargetTraining, train_to_targets
 MAX_EPOCHS, PATIENCE = 60, 8
 
 
+class _Whole(dict):
+    """Story -> whole target rows, read as ``train_to_targets`` reads LowRankRows."""
+
+    def rows(self, key, start=None, stop=None):
+        """Return rows ``start:stop`` of story ``key``."""
+        return self[key][start:stop]
+
+
 def source_targets(ctx, prior_weighted=False):
     """Return story -> the data-informed estimate (n_times, n_sources), unit std.
 
@@ -42,7 +50,12 @@ def source_targets(ctx, prior_weighted=False):
     """
     enc = ctx.fit()
     stories = fitted_stories(enc)
-    targets = weighted_targets(enc, ctx.exp.train, ctx._all_features(), stories)
+    # held whole (every component), as these rows were measured
+    rows, _ = weighted_targets(
+        enc, ctx.exp.train, ctx._all_features(), stories, energy=1.0,
+        size=ctx.exp.n_sources,
+    )  # fmt: skip
+    targets = {s: rows.rows(s) for s in stories}
     if prior_weighted:
         return targets
     weights = np.sqrt(enc.readout_prior_ / enc.readout_prior_.mean())
@@ -91,7 +104,7 @@ def distilled_network(ctx, log, targets=None, from_fit=False, prior_weighted=Fal
     errors = train_to_targets(
         network,
         features,
-        targets,
+        _Whole(targets),
         enc.train_stories_,
         enc.validation_stories_,
         training,

@@ -38,15 +38,16 @@ from mne_fusion.encoder._source_refit import refit_network
 METRICS = ("temporal_r", "spatial_r")
 
 
-def next_pass(ctx, enc, seed):
+def next_pass(ctx, enc, seed, targets=None):
     """Return ``enc`` with the network of a further pass, read out, and the network.
 
     As ``FusionEncoder.fit`` does with ``source_refit=True``, from the fitted
-    ``enc`` (the first pass or a later one).
+    ``enc`` (the first pass or a later one); ``targets`` as ``refit_network``'s.
     """
     setup = ctx.setup
     snr, rank = readout_choice(enc, enc.readout_snr, len(setup["meg"]))
-    network = refit_network(enc, ctx.exp.train, ctx._all_features(), seed)
+    features = ctx._all_features()
+    network = refit_network(enc, ctx.exp.train, features, seed, targets)
     new = copy.deepcopy(enc)
     new.model_.network = network
     # the read-out adds the linear path to the network: keep the trained one apart

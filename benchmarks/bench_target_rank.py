@@ -1,14 +1,15 @@
 r"""How many components the second pass's targets need: their energy by rank.
 
-``source_refit=True`` holds the data-informed estimate of every fitted story as a
-dense target (``n_times x n_sources`` float32): 0.13 GiB on the bench, tens of GiB
+Whole, the data-informed estimate of every fitted story that ``source_refit=True``
+trains on takes ``n_times x n_sources`` float32: 0.13 GiB on the bench, tens of GiB
 at 20 484 sources and hours of stories. The read-out replaces the trained source
-layer, so only the targets' leading components need to teach the features. On the
-ablation's cached default fits (``bench_ablation.Context``, the full preset, fMRI
-CNR 1): the package's targets of the training stories
-(``mne_fusion.encoder._source_refit.source_targets``), and the share of their sum of
-squares (NaN samples left out) that the leading ``k`` principal directions over the
-sources hold (squared singular values, no centring).
+layer, so only the targets' leading components need to teach the features (the
+package now holds those: ``bench_low_rank_targets.py``). On the ablation's cached
+default fits (``bench_ablation.Context``, the full preset, fMRI CNR 1): the package's
+targets of the training stories held whole
+(``mne_fusion.encoder._source_refit.source_targets`` with every component), and the
+share of their sum of squares (NaN samples left out) that the leading ``k`` principal
+directions over the sources hold (squared singular values, no centring).
 
 Usage (about 2 min of one core per cell)::
 
@@ -29,10 +30,11 @@ RANKS = (8, 16, 32, 64, 128)
 def score(ctx):
     """Return ``"top k"`` -> the share of the targets' energy in ``k`` components."""
     enc = ctx.fit()
-    targets = source_targets(
-        enc, ctx.exp.train, ctx._all_features(), fitted_stories(enc)
-    )
-    stacked = np.concatenate([targets[s] for s in enc.train_stories_])
+    targets, _ = source_targets(
+        enc, ctx.exp.train, ctx._all_features(), fitted_stories(enc), energy=1.0,
+        size=ctx.exp.n_sources,
+    )  # fmt: skip
+    stacked = np.concatenate([targets.rows(s) for s in enc.train_stories_])
     stacked = stacked[np.isfinite(stacked).all(axis=1)].astype(np.float64)
     energy = np.linalg.svd(stacked, compute_uv=False) ** 2
     share = np.cumsum(energy) / energy.sum()

@@ -9,7 +9,10 @@ the template sources. Each source's course is weighted by the square root of the
 read-out's prior variance (``readout_prior_``: fMRI evidence reweighted by the sensor
 maps), so the sources the fMRI and the sensors call silent count less. On the
 simulation it lifted temporal and spatial r and the MEG prediction at every MEG CNR
-(``benchmarks/results/bench_ablation.md``).
+(``benchmarks/results/bench_ablation.md``). The estimates are read one story at a
+time and held as their leading components (:mod:`mne_fusion.model.low_rank`): whole,
+they take ``n_times x n_sources`` float32, tens of GiB at 20 484 sources and hours of
+stories.
 """
 
 import dataclasses
@@ -20,6 +23,7 @@ import torch
 from mne.utils import logger
 
 from ..model import FusionNetwork
+from ..model.low_rank import RowSketch
 from ..model.source_training import TargetTraining, train_to_targets
 from ._params import fitted_stories
 
@@ -28,10 +32,14 @@ from ._params import fitted_stories
 # them per epoch let early stopping act within minutes). Its epochs stop as the
 # first pass's do (max_epochs, patience).
 SEGMENT, BURN_IN = 20.0, 5.0
+# The targets' leading components: those holding 99.9 % of their sum of squares, at
+# most 256. On the bench 32 components hold 99.3-99.8 %
+# (benchmarks/results/bench_target_rank.json).
+ENERGY, SKETCH = 0.999, 256
 
 
-def source_targets(est, dataset, features, stories):
-    """Return story -> the prior-weighted data-informed estimate, unit std.
+def source_targets(est, dataset, features, stories, energy=ENERGY, size=SKETCH):
+    """Return the prior-weighted data-informed estimate of ``stories``, unit std.
 
     Parameters
     ----------
@@ -43,18 +51,27 @@ def source_targets(est, dataset, features, stories):
         Story -> features (n_times, n_features) at the encoder's rate.
     stories : list of str
         The stories to estimate; each must have an MEG run.
+    energy : float
+        Share of the estimates' sum of squares the components kept must hold.
+    size : int
+        The most components kept (at most the number of sources; equal to it,
+        the targets are exact).
 
     Returns
     -------
-    targets : dict of str -> array, shape (n_times, n_sources)
-        float32; the mean over the MEG subjects with a run of the story, NaN where
-        every one of them is under a ``BAD*`` annotation. One scale for all: the
-        standard deviation over the training stories.
+    targets : LowRankRows
+        Story -> (n_times, n_sources) rows: the mean over the MEG subjects with a
+        run of the story, NaN where every one of them is under a ``BAD*``
+        annotation; one scale for all, the standard deviation over the training
+        stories.
+    share : float
+        The share of the sum of squares the components hold.
     """
     weights = np.sqrt(est.readout_prior_ / est.readout_prior_.mean())
-    targets = {}
+    sketch = RowSketch(len(weights), min(size, len(weights)), np.random.default_rng(0))
+    n_values, total, square = 0, 0.0, 0.0
     for story in stories:
-        total, count = 0.0, 0
+        summed, count = 0.0, 0
         for name in est.meg_subjects_:
             subject = dataset.meg(name)
             if story not in subject.runs:
@@ -65,21 +82,24 @@ def source_targets(est, dataset, features, stories):
             )
             bad = subject.bad_samples(story)
             good = np.ones(stc.shape[1], bool) if bad is None else ~bad
-            total = total + np.where(good[:, None], stc.data.T, 0.0)
+            summed = summed + np.where(good[:, None], stc.data.T, 0.0)
             count = count + good
         with np.errstate(invalid="ignore", divide="ignore"):
-            targets[story] = (total / np.asarray(count)[:, None] * weights).astype(
-                np.float32
-            )
-    train = [targets[s] for s in est.train_stories_ if s in targets]
-    n_values = sum(np.isfinite(t).sum() for t in train)
-    mean = sum(np.nansum(t, dtype=np.float64) for t in train) / n_values
-    square = sum(np.nansum(np.square(t - mean), dtype=np.float64) for t in train)
-    scale = np.float32(np.sqrt(square / n_values))
-    return {s: t / scale for s, t in targets.items()}
+            target = summed / np.asarray(count)[:, None] * weights
+        if story in est.train_stories_:
+            finite = target[np.isfinite(target)]
+            n_values += finite.size
+            total += finite.sum()
+            square += np.square(finite).sum()
+        sketch.add(story, target)
+    targets, share = sketch.approximation(energy)
+    # the std of the training stories' values, from their sums
+    scale = np.float32(np.sqrt(square / n_values - (total / n_values) ** 2))
+    targets.scores = {s: score / scale for s, score in targets.scores.items()}
+    return targets, share
 
 
-def refit_network(est, dataset, features, seed):
+def refit_network(est, dataset, features, seed, targets=None):
     """Return a fresh network of the fit's shape trained on :func:`source_targets`.
 
     Parameters
@@ -92,6 +112,9 @@ def refit_network(est, dataset, features, seed):
         Story -> features of every fitted story.
     seed : int
         Seeds the network's initial weights, its dropout and the excerpts.
+    targets : LowRankRows | None
+        :func:`source_targets` of the stories some MEG subject heard, if computed
+        already.
 
     Returns
     -------
@@ -99,19 +122,20 @@ def refit_network(est, dataset, features, seed):
         Without a linear path (the read-out adds it); feature standardisation as
         the fit's.
     """
-    # the stories some MEG subject heard: the others have no estimate
-    stories = [
-        s
-        for s in fitted_stories(est)
-        if any(s in dataset.meg(name).runs for name in est.meg_subjects_)
-    ]
-    n_sources = sum(len(v) for v in est.vertices_)
-    size = 4 * n_sources * sum(len(features[s]) for s in stories) / 2**30
-    logger.info(
-        f"Second pass: data-informed estimates of {len(stories)} stories as targets "
-        f"({size:.2f} GiB)"
-    )
-    targets = source_targets(est, dataset, features, stories)
+    if targets is None:
+        # the stories some MEG subject heard: the others have no estimate
+        stories = [
+            s
+            for s in fitted_stories(est)
+            if any(s in dataset.meg(name).runs for name in est.meg_subjects_)
+        ]
+        targets, share = source_targets(est, dataset, features, stories)
+        logger.info(
+            f"Second pass: data-informed estimates of {len(stories)} stories as "
+            f"targets, {targets.rank} components ({100 * share:.1f} % of their sum of "
+            f"squares, {targets.nbytes / 2**20:.0f} MiB)"
+        )
+    stories = list(targets.scores)
     fitted = est.model_.network
     config = dataclasses.replace(fitted.config, lag_kernels=0, lag_taps=0)
     torch.manual_seed(seed)
@@ -130,8 +154,8 @@ def refit_network(est, dataset, features, seed):
         network,
         {s: np.asarray(features[s], np.float32) for s in stories},
         targets,
-        [s for s in est.train_stories_ if s in targets],
-        [s for s in est.validation_stories_ if s in targets],
+        [s for s in est.train_stories_ if s in targets.scores],
+        [s for s in est.validation_stories_ if s in targets.scores],
         training,
         np.random.default_rng(seed),
     )

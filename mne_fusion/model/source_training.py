@@ -5,7 +5,9 @@ fields, weighs each by how strongly the sensors see it and carries the brain's
 background activity. A source-space version of the same recordings (the
 data-informed estimate of the fitted stories) is a more direct training signal:
 :func:`train_to_targets` fits a network to it by least squares on random excerpts,
-stopping early on whole validation stories. Plain PyTorch and NumPy.
+stopping early on whole validation stories; the targets are held as their leading
+components (:class:`~mne_fusion.model.low_rank.LowRankRows`) and rebuilt an excerpt
+at a time. Plain PyTorch and NumPy.
 """
 
 import copy
@@ -61,7 +63,7 @@ def _excerpts(features, targets, stories, length, rng, batch_size):
         story = stories[rng.integers(len(stories))]
         start = rng.integers(0, len(features[story]) - length + 1)
         xs.append(features[story][start : start + length])
-        ys.append(targets[story][start : start + length])
+        ys.append(targets.rows(story, start, start + length))
     return torch.as_tensor(np.stack(xs)), torch.as_tensor(np.stack(ys))
 
 
@@ -73,7 +75,7 @@ def _validation_error(network, features, targets, stories):
     errors = [
         _masked_error(
             network(torch.as_tensor(features[s], device=device)[None])[0].cpu(),
-            torch.as_tensor(targets[s]),
+            torch.as_tensor(targets.rows(s)),
         ).item()
         for s in stories
     ]
@@ -87,9 +89,11 @@ def train_to_targets(network, features, targets, train, validation, config, rng)
     ----------
     network : FusionNetwork
         Its sources are the outputs (``n_sources`` = the targets' columns).
-    features, targets : dict of str -> array
-        Story -> float32 arrays (n_times, n_features) and (n_times, n_sources); NaN
-        in a target leaves that value out of the loss.
+    features : dict of str -> array
+        Story -> float32 array (n_times, n_features).
+    targets : LowRankRows
+        Story -> (n_times, n_sources) rows, held as components (NaN leaves a value
+        out of the loss).
     train, validation : list of str
         Stories the steps sample excerpts from, and those early stopping scores
         (empty: the training stories', which only keeps the best epoch).

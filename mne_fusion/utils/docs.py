@@ -77,9 +77,9 @@ source_refit : bool
     validation stories), which the ``"map"`` read-out then reads out. The sensors
     mix every source through the lead fields and weigh each by how well they see
     it; the estimate is a training signal in source space, without any truth. It
-    about doubles the fit's time and holds the estimates of all fitted stories
-    in memory (``n_times x n_sources`` float32 each). False (default) keeps the
-    first pass.""",
+    about doubles the fit's time; the estimates of all fitted stories are read
+    once and held as their leading components (those holding 99.9 % of their sum
+    of squares, at most 256). False (default) keeps the first pass.""",
     "encoder_loss": """
 loss : "likelihood" | "correlation"
     ``"likelihood"`` (default): Gaussian likelihood of noise-whitened MEG, and of
