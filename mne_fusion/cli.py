@@ -62,13 +62,13 @@ def _build_parser():
         help="the full comparison over MEG and fMRI CNRs and seeds",
         description=(
             "Every method at MEG CNR inf/1/0.1 x fMRI CNR inf/1 over several seeds: "
-            "results.json (every value), results.md (mean ± std) and figures."
+            "results.json (every value), results.md (mean ± std) and figures; "
+            "--merge joins runs made over other seeds."
         ),
     )
     bench.add_argument(
         "--config",
         choices=("quick", "full"),
-        default="full",
         help="'full' (default) or 'quick' (tiny sizes, a smoke test)",
     )
     bench.add_argument(
@@ -82,6 +82,14 @@ def _build_parser():
         type=_seed,
         nargs="+",
         help="random seeds (default: 0 for quick, 0 1 2 for full)",
+    )
+    bench.add_argument(
+        "--merge",
+        type=Path,
+        nargs="+",
+        metavar="FOLDER",
+        help="merge the output folders of runs over other seeds into --out "
+        "(no --config or --seeds)",
     )
     commands.add_parser("sys-info", help="versions of mne-fusion and its dependencies")
     return parser
@@ -129,16 +137,26 @@ def main(argv=None):
 
         sys_info()
         return 0
-    from .bench import run_bench, run_demo
+    from .bench import merge_bench, run_bench, run_demo
 
+    if args.command == "bench" and args.merge and (args.config or args.seeds):
+        parser.error("argument --merge: not allowed with --config or --seeds")
+    existed = args.out.is_dir()
     out = _check_out(parser, args.out)
     try:
         with use_log_level("INFO"):
             if args.command == "demo":
                 text = run_demo(out, seed=args.seed)
+            elif args.merge:
+                try:
+                    text = merge_bench(args.merge, out)
+                except (ValueError, FileNotFoundError) as err:
+                    if not existed:
+                        out.rmdir()  # bad input leaves nothing behind
+                    parser.error(f"argument --merge: {err}")
             else:
-                seeds = args.seeds or _DEFAULT_SEEDS[args.config]
-                text = run_bench(args.config, out, seeds)
+                config = args.config or "full"
+                text = run_bench(config, out, args.seeds or _DEFAULT_SEEDS[config])
     except KeyboardInterrupt:
         sys.stderr.write(
             f"{parser.prog}: interrupted; {str(out)!r} may hold partial results.\n"

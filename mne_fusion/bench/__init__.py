@@ -6,18 +6,21 @@ oracle), estimate the held-out stories' sources with every method, and score eac
 estimate against the truth; then write ``results.json``, ``results.md`` and figures.
 
 - :func:`run_demo` and :func:`run_bench` are the two commands' runs;
+  :func:`merge_bench` merges bench runs made over different seeds;
 - :func:`score_condition` scores every method on one simulation (one condition, one
   seed), :func:`fit_encoders` fits the encoders it needs;
 - :func:`markdown_table` and :func:`summary_table` format the results;
 - :data:`PRESETS`, :data:`METHODS`, :data:`METRICS` and :data:`TRUTHS` describe what
   is run and scored.
 
-The modules: ``_protocol`` (presets, one condition, the runs), ``_methods`` (fitting
-and scoring each method), ``_scoring`` (truths and metrics), ``_report`` (markdown and
-JSON) and ``_figures``.
+The modules: ``_protocol`` (presets, one condition, the runs), ``_merge`` (runs
+merged), ``_methods`` (fitting and scoring each method), ``_scoring`` (truths and
+metrics), ``_report`` (markdown and JSON) and ``_figures`` (figures and the bench's
+report).
 """
 
 from . import _methods, _protocol, _scoring
+from ._merge import merge_bench
 from ._methods import fit_encoders
 from ._protocol import run_bench, run_demo, score_condition
 from ._report import markdown_table, summary_table
@@ -43,6 +46,7 @@ __all__ = [
     "TRUTHS",
     "fit_encoders",
     "markdown_table",
+    "merge_bench",
     "run_bench",
     "run_demo",
     "score_condition",

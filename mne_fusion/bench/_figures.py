@@ -7,7 +7,7 @@ drawing, keeping ``import mne_fusion.bench`` light.
 
 import numpy as np
 
-from ._report import LABELS, cnr
+from ._report import LABELS, bench_markdown, cnr, sections
 from ._scoring import MAP_METHODS, TRACE_METHODS, TRUTHS
 
 
@@ -84,3 +84,20 @@ def plot_conditions(conditions, out):
             ax.set(xlabel="MEG CNR", title=f"{LABELS[metric]}, {truth} truth")
     axes[0, -1].legend(fontsize="x-small", loc="center left", bbox_to_anchor=(1, 0.5))
     _save(fig, out / "bench_cnr.png")
+
+
+def condition_report(tables, meg_cnr, fmri_cnr, out):
+    """Draw one bench condition's figures; return its section of ``results.md``."""
+    condition_figures(tables, meg_cnr, fmri_cnr, out)
+    return (
+        f"## MEG CNR {meg_cnr:g}, fMRI CNR {fmri_cnr:g}\n\n"
+        f"{sections(tables, '###', notes=True)}"
+    )
+
+
+def bench_report(config, seeds, conditions, condition_sections, out):
+    """Draw the CNR curves and write the bench's ``results.md``; return its text."""
+    plot_conditions(conditions, out)
+    text = bench_markdown(config, seeds, conditions, condition_sections)
+    (out / "results.md").write_text(text)
+    return text

@@ -17,7 +17,7 @@ from ..baselines import RidgeEncoder, _valid_slice, oracle
 from ..inverse import fmri_weighted_mne, minimum_norm
 from ..metrics import prediction_r
 from ..utils import _check_option, _validate_type, fill_doc
-from ._figures import condition_figures, demo_figures, plot_conditions
+from ._figures import bench_report, condition_report, demo_figures
 from ._methods import (
     ENCODERS,
     METHODS,
@@ -34,7 +34,7 @@ from ._methods import (
     meg_raw,
     one_blas_thread,
 )
-from ._report import bench_markdown, cnr, demo_markdown, sections, write_json
+from ._report import cnr, demo_markdown, write_json
 from ._scoring import METRICS, TRUTHS, Scores
 
 _SIMULATION = dict(
@@ -396,11 +396,7 @@ def run_bench(config, out, seeds, *, verbose=None):
         conditions.append(
             dict(meg_cnr=cnr(meg_cnr), fmri_cnr=cnr(fmri_cnr), tables=tables)
         )
-        condition_figures(tables, meg_cnr, fmri_cnr, out)
-        condition_sections.append(
-            f"## MEG CNR {meg_cnr:g}, fMRI CNR {fmri_cnr:g}\n\n"
-            f"{sections(tables, '###', notes=True)}"
-        )
+        condition_sections.append(condition_report(tables, meg_cnr, fmri_cnr, out))
         write_json(
             out / "results.json",
             dict(
@@ -414,8 +410,6 @@ def run_bench(config, out, seeds, *, verbose=None):
                 elapsed_s=progress.elapsed,
             ),
         )
-    plot_conditions(conditions, out)
-    text = bench_markdown(config, seeds, conditions, condition_sections)
-    (out / "results.md").write_text(text)
+    text = bench_report(config, seeds, conditions, condition_sections, out)
     progress(f"Done: results in {out}")
     return text

@@ -1,0 +1,157 @@
+"""One comparison from bench runs made over different seeds.
+
+The full bench fits every method at six conditions per seed: on a few CPU cores its
+seeds are best run as separate processes, or on separate days
+(``mne-fusion bench --seeds 0 --out a``, ``... --seeds 1 --out b``), then merged
+(``mne-fusion bench --merge a b --out all``) into the ``results.json``,
+``results.md`` and figures one run over every seed writes.
+"""
+
+import json
+from pathlib import Path
+
+from mne.utils import logger, verbose
+
+from ..utils import _validate_type, fill_doc
+from ._figures import bench_report, condition_report
+from ._protocol import PRESETS
+from ._report import _jsonable, write_json
+
+
+def _read(folder, k):
+    """Return ``folder``'s results.json, checked to be a bench run's."""
+    _validate_type(folder, "path-like", f"folders[{k}]")
+    path = Path(folder) / "results.json"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"folders[{k}] must be the output folder of mne-fusion bench, but "
+            f"{str(path)!r} does not exist."
+        )
+    results = json.loads(path.read_text())
+    if "conditions" not in results or "seeds" not in results:
+        raise ValueError(f"{str(path)!r} is not the results.json of mne-fusion bench.")
+    return results
+
+
+def _preset(results, path):
+    """Return the name of the preset ``results`` were made with (a complete run)."""
+    for name, preset in PRESETS.items():
+        same = (
+            json.loads(json.dumps(_jsonable(preset[key]))) == results[key]
+            for key in ("simulation", "encoder", "ridge")
+        )
+        if name != "demo" and all(same):
+            expected = len(preset["conditions"])
+            if len(results["conditions"]) != expected:
+                raise ValueError(
+                    f"{path} holds {len(results['conditions'])} of the {expected} "
+                    f"conditions of the {name!r} bench: an interrupted run?"
+                )
+            return name
+    raise ValueError(
+        f"{path} was made with a simulation, encoder or ridge that is no bench "
+        "preset of this version of mne-fusion; run it again."
+    )
+
+
+def _keys(condition):
+    """Return the condition and what its tables hold: merged runs must share them."""
+    tables = condition["tables"]
+    return (
+        condition["meg_cnr"],
+        condition["fmri_cnr"],
+        [
+            (truth, method, list(m))
+            for truth, t in tables.items()
+            for method, m in t.items()
+        ],
+    )
+
+
+@fill_doc
+@verbose
+def merge_bench(folders, out, *, verbose=None):
+    """Merge the results of bench runs over different seeds into one comparison.
+
+    Parameters
+    ----------
+    folders : list of path-like
+        Two or more output folders of :func:`run_bench` (``mne-fusion bench``), made
+        with the same preset, each complete, no seed in two of them.
+    out : path-like
+        The folder to write ``results.json``, ``results.md`` and the figures to, as
+        one run over every seed writes them (seeds in increasing order); it must
+        exist and be none of ``folders``.
+    %(verbose)s
+
+    Returns
+    -------
+    text : str
+        The markdown of ``results.md``.
+    """
+    _validate_type(folders, (list, tuple), "folders")
+    if len(folders) < 2:
+        raise ValueError(f"folders must hold two folders or more, got {len(folders)}.")
+    runs = [_read(folder, k) for k, folder in enumerate(folders)]
+    paths = [Path(f) / "results.json" for f in folders]
+    config = _preset(runs[0], paths[0])
+    seeds = [seed for run in runs for seed in run["seeds"]]
+    for run, path in zip(runs[1:], paths[1:], strict=True):
+        if _preset(run, path) != config:
+            raise ValueError(f"{path} is a {_preset(run, path)!r} bench, {paths[0]} "
+                             f"a {config!r} one: they cannot be merged.")  # fmt: skip
+        if [_keys(c) for c in run["conditions"]] != [
+            _keys(c) for c in runs[0]["conditions"]
+        ]:
+            raise ValueError(
+                f"{path} holds other conditions, methods or metrics than {paths[0]}."
+            )
+    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    if repeated:
+        raise ValueError(f"seed(s) {repeated} are in more than one of folders.")
+    _validate_type(out, "path-like", "out")
+    out = Path(out)
+    if not out.is_dir():
+        raise FileNotFoundError(f"out must be an existing folder, got {str(out)!r}.")
+    if any(out.resolve() == Path(f).resolve() for f in folders):
+        raise ValueError(f"out must be none of folders, got {str(out)!r}.")
+    # each seed's values: (seed, run, its position in that run's lists)
+    order = sorted(
+        (seed, k, position)
+        for k, run in enumerate(runs)
+        for position, seed in enumerate(run["seeds"])
+    )
+    conditions, condition_sections = [], []
+    for index, first in enumerate(runs[0]["conditions"]):
+        tables = {
+            truth: {
+                method: {
+                    metric: [
+                        runs[k]["conditions"][index]["tables"][truth][method][metric][p]
+                        for _, k, p in order
+                    ]
+                    for metric in metrics
+                }
+                for method, metrics in table.items()
+            }
+            for truth, table in first["tables"].items()
+        }
+        meg_cnr, fmri_cnr = first["meg_cnr"], first["fmri_cnr"]
+        conditions.append(dict(meg_cnr=meg_cnr, fmri_cnr=fmri_cnr, tables=tables))
+        condition_sections.append(
+            condition_report(tables, float(meg_cnr), float(fmri_cnr), out)
+        )
+    seeds = [seed for seed, _, _ in order]
+    write_json(
+        out / "results.json",
+        dict(
+            command="mne-fusion bench --merge " + " ".join(str(f) for f in folders),
+            seeds=seeds,
+            **{key: runs[0][key] for key in ("simulation", "encoder", "ridge")},
+            conditions=conditions,
+            elapsed_s=sum(run["elapsed_s"] for run in runs),
+        ),
+    )
+    text = bench_report(config, seeds, conditions, condition_sections, out)
+    logger.info(f"Merged seeds {seeds} of {len(runs)} runs into {out}")
+    return text

@@ -1,0 +1,83 @@
+"""Bench runs over different seeds merged into one comparison."""
+
+import json
+
+import pytest
+
+from mne_fusion import bench
+from mne_fusion.bench import merge_bench, run_bench
+from mne_fusion.cli import main
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Seed 0 and seed 1 run apart, and both seeds in one run (quick, one condition)."""
+    quick = dict(bench.PRESETS["quick"], conditions=((1.0, 1.0),))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(bench.PRESETS, "quick", quick)
+        folders = {}
+        for name, seeds in (("a", [1]), ("b", [0]), ("both", [0, 1])):
+            folders[name] = tmp_path_factory.mktemp(name)
+            run_bench("quick", folders[name], seeds, verbose=False)
+        yield folders
+
+
+def test_merged_runs_equal_one_run_over_every_seed(runs, tmp_path, capfd):
+    out = tmp_path / "merged"
+    argv = ["bench", "--merge", str(runs["a"]), str(runs["b"]), "--out", str(out)]
+    assert main(argv) == 0
+    assert "Merged seeds [0, 1] of 2 runs" in capfd.readouterr().out
+    merged = json.loads((out / "results.json").read_text())
+    both = json.loads((runs["both"] / "results.json").read_text())
+    assert merged["seeds"] == both["seeds"] == [0, 1]
+    assert merged["conditions"] == both["conditions"]
+    for key in ("simulation", "encoder", "ridge"):
+        assert merged[key] == both[key]
+    assert merged["command"] == f"mne-fusion bench --merge {runs['a']} {runs['b']}"
+    alone = [json.loads((runs[k] / "results.json").read_text()) for k in "ab"]
+    assert merged["elapsed_s"] == pytest.approx(sum(r["elapsed_s"] for r in alone))
+    assert (out / "results.md").read_text() == (runs["both"] / "results.md").read_text()
+    pngs = sorted(p.name for p in runs["both"].glob("*.png"))
+    assert len(pngs) == 3  # the condition's two and the CNR curves
+    assert sorted(p.name for p in out.glob("*.png")) == pngs
+
+
+def test_merge_bad_input(runs, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(ValueError, match="two folders or more, got 1"):
+        merge_bench([runs["a"]], out)
+    with pytest.raises(ValueError, match=r"seed\(s\) \[0\] are in more than one"):
+        merge_bench([runs["b"], runs["both"]], out)
+    with pytest.raises(ValueError, match="out must be none of folders"):
+        merge_bench([runs["a"], runs["b"]], runs["a"])
+    with pytest.raises(FileNotFoundError, match="out must be an existing folder"):
+        merge_bench([runs["a"], runs["b"]], tmp_path / "missing")
+    with pytest.raises(FileNotFoundError, match=r"folders\[1\] must be the output"):
+        merge_bench([runs["a"], tmp_path], out)
+    # another preset
+    other = json.loads((runs["b"] / "results.json").read_text())
+    other["encoder"]["d_model"] += 1
+    changed = tmp_path / "changed"
+    changed.mkdir()
+    (changed / "results.json").write_text(json.dumps(other))
+    with pytest.raises(ValueError, match="no bench preset of this version"):
+        merge_bench([runs["a"], changed], out)
+    # an interrupted run
+    other = json.loads((runs["b"] / "results.json").read_text())
+    other["conditions"] = []
+    (changed / "results.json").write_text(json.dumps(other))
+    with pytest.raises(ValueError, match="holds 0 of the 1 conditions"):
+        merge_bench([runs["a"], changed], out)
+    assert not any(out.iterdir())  # nothing written
+    # the command line: one-line errors, no --out folder left behind
+    with pytest.raises(SystemExit):
+        main(["bench", "--merge", str(runs["a"]), "--seeds", "2"])
+    assert "not allowed with --config or --seeds" in capsys.readouterr().err
+    missing = tmp_path / "new"
+    with pytest.raises(SystemExit):
+        main(
+            ["bench", "--merge", str(runs["a"]), str(runs["a"]), "--out", str(missing)]
+        )
+    assert "seed(s) [1] are in more than one" in capsys.readouterr().err
+    assert not missing.exists()
