@@ -88,6 +88,10 @@ def merge_bench(folders, out, *, verbose=None):
     -------
     text : str
         The markdown of ``results.md``.
+
+    See Also
+    --------
+    run_bench
     """
     _validate_type(folders, (list, tuple), "folders")
     if len(folders) < 2:

@@ -373,7 +373,7 @@ def run_bench(config, out, seeds, *, verbose=None):
 
     See Also
     --------
-    run_demo, score_condition, summary_table
+    run_demo, merge_bench, score_condition, summary_table
     """
     out, preset = _check_run(out, config, "config", seeds)
     progress = _Progress()
