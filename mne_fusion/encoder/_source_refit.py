@@ -133,7 +133,7 @@ def refit_network(est, dataset, features, seed, targets=None):
         logger.info(
             f"Second pass: data-informed estimates of {len(stories)} stories as "
             f"targets, {targets.rank} components ({100 * share:.1f} % of their sum of "
-            f"squares, {targets.nbytes / 2**20:.0f} MiB)"
+            f"squares, {targets.nbytes / 2**20:.1f} MiB)"
         )
     stories = list(targets.scores)
     fitted = est.model_.network
