@@ -177,9 +177,38 @@ def test_source_refit_trains_a_second_transformer(experiment, tmp_path):
 def test_source_refit_bad_input(experiment):
     ds = experiment["ds"]
     with pytest.raises(TypeError, match="source_refit must be an instance of bool"):
+        FusionEncoder(**TINY, source_refit=1).fit(ds)
+    with pytest.raises(ValueError, match="'source_refit'.*'auto'.*got 'yes'"):
         FusionEncoder(**TINY, source_refit="yes").fit(ds)
     with pytest.raises(ValueError, match="source_refit=True reads .* got readout"):
         FusionEncoder(**TINY, source_refit=True, readout="trained").fit(ds)
     fmri_only = ds.subset(subjects=ds.fmri_subjects, verbose=False)
     with pytest.raises(ValueError, match="X has no MEG subject"):
         FusionEncoder(**TINY, source_refit=True).fit(fmri_only)
+
+
+def test_source_refit_auto_makes_the_second_pass_where_it_can(experiment):
+    """ "auto": the second pass with the map read-out and MEG subjects (the same
+    estimate as True), none where it cannot be made (the same as False)."""
+    ds, features = experiment["ds"], experiment["ds"].stimulus("s2")
+    fits = {
+        (readout, refit): FusionEncoder(
+            **{**TINY, "max_epochs": 1}, readout=readout, source_refit=refit
+        ).fit(ds)
+        for readout, refits in (
+            ("map", (False, True, "auto")),
+            ("trained", (False, "auto")),
+        )
+        for refit in refits
+    }
+    for readout, refit in (("map", True), ("trained", False)):
+        assert_allclose(
+            fits[readout, "auto"].apply_inverse(features).data,
+            fits[readout, refit].apply_inverse(features).data,
+            rtol=1e-6,
+        )
+    second, first = (fits["map", r].apply_inverse(features).data for r in (True, False))
+    assert np.linalg.norm(second - first) > 0.1 * np.linalg.norm(first)
+    fmri_only = ds.subset(subjects=ds.fmri_subjects, verbose=False)
+    enc = FusionEncoder(**{**TINY, "max_epochs": 1}, source_refit="auto")
+    assert enc.fit(fmri_only).readout_prior_ is None  # no read-out, no second pass

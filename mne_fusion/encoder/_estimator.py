@@ -311,7 +311,7 @@ class FusionEncoder(PredictionMixin, ReadingMixin, BaseEstimator):
         """
         readout_snr = _params.check_params(self)
         self._check_dataset(X, fitting=True)
-        if self.source_refit and not X.meg_subjects:
+        if self.source_refit is True and not X.meg_subjects:
             raise ValueError(
                 "source_refit=True trains on the data-informed estimate of MEG "
                 "recordings, but X has no MEG subject."
@@ -393,7 +393,7 @@ class FusionEncoder(PredictionMixin, ReadingMixin, BaseEstimator):
             self.readout_prior_ = None
             if self.readout == "map" and meg:
                 read_out(self, data, meg, stories, readout_snr, readout_rank)
-                if self.source_refit:
+                if self.source_refit:  # True or "auto": here it can be made
                     self.model_.network = refit_network(self, X, data.features, seed)
                     read_out(self, data, meg, stories, readout_snr, readout_rank)
                 if fmri:

@@ -69,8 +69,10 @@ def check_params(est):
         )
     _check_option("loss", est.loss, ("likelihood", "correlation"))
     _check_option("readout", est.readout, ("map", "trained"))
-    _validate_type(est.source_refit, bool, "source_refit")
-    if est.source_refit and est.readout != "map":
+    _validate_type(est.source_refit, (bool, str), "source_refit")
+    if isinstance(est.source_refit, str):
+        _check_option("source_refit", est.source_refit, ("auto",))
+    if est.source_refit is True and est.readout != "map":
         raise ValueError(
             "source_refit=True reads the retrained transformer out with the 'map' "
             f"read-out; got readout={est.readout!r}."

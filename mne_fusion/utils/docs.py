@@ -67,10 +67,12 @@ readout_reweight : int
     MEG maps are strong; 0 keeps the fMRI prior; many steps converge to a sparse
     prior that also fits the maps' estimation error. The prior used is
     ``readout_prior_``.
-source_refit : bool
-    Whether the fit makes a second pass (needs ``readout="map"``): the
-    data-informed estimate of every fitted story (:meth:`apply_inverse` with the
-    MEG subjects' own recordings: the first pass's sources plus the Champagne
+source_refit : bool | "auto"
+    Whether the fit makes a second pass (needs ``readout="map"`` and an MEG
+    subject; ``"auto"`` makes it where it can, True refuses a fit where it
+    cannot): the data-informed estimate of every fitted story
+    (:meth:`apply_inverse` with the MEG subjects' own recordings: the first
+    pass's sources plus the Champagne
     correction of the residual, averaged over the subjects, each source weighted
     by the square root of ``readout_prior_``) becomes the least-squares target of
     a fresh transformer of the same shape (20-s excerpts, early stopping on the
