@@ -28,9 +28,9 @@ def _read(folder, k):
             f"{str(path)!r} does not exist."
         )
     results = json.loads(path.read_text())
-    if "conditions" not in results or "seeds" not in results:
+    if not {"conditions", "seeds", "simulation", "encoder", "ridge"} <= set(results):
         raise ValueError(f"{str(path)!r} is not the results.json of mne-fusion bench.")
-    return results
+    return results, path
 
 
 def _preset(results, path):
@@ -52,6 +52,13 @@ def _preset(results, path):
         f"{path} was made with a simulation, encoder or ridge that is no bench "
         "preset of this version of mne-fusion; run it again."
     )
+
+
+def _gather(values, order):
+    """Merge the runs' nested tables (per-seed lists at the leaves) in seed order."""
+    if isinstance(values[0], dict):
+        return {key: _gather([v[key] for v in values], order) for key in values[0]}
+    return [values[k][position] for _, k, position in order]
 
 
 def _keys(condition):
@@ -96,14 +103,14 @@ def merge_bench(folders, out, *, verbose=None):
     _validate_type(folders, (list, tuple), "folders")
     if len(folders) < 2:
         raise ValueError(f"folders must hold two folders or more, got {len(folders)}.")
-    runs = [_read(folder, k) for k, folder in enumerate(folders)]
-    paths = [Path(f) / "results.json" for f in folders]
+    runs, paths = zip(*map(_read, folders, range(len(folders))), strict=True)
     config = _preset(runs[0], paths[0])
     seeds = [seed for run in runs for seed in run["seeds"]]
     for run, path in zip(runs[1:], paths[1:], strict=True):
-        if _preset(run, path) != config:
-            raise ValueError(f"{path} is a {_preset(run, path)!r} bench, {paths[0]} "
-                             f"a {config!r} one: they cannot be merged.")  # fmt: skip
+        other = _preset(run, path)
+        if other != config:
+            raise ValueError(f"{path} is a {other!r} bench, {paths[0]} a {config!r} "
+                             "one: they cannot be merged.")  # fmt: skip
         if [_keys(c) for c in run["conditions"]] != [
             _keys(c) for c in runs[0]["conditions"]
         ]:
@@ -127,19 +134,7 @@ def merge_bench(folders, out, *, verbose=None):
     )
     conditions, condition_sections = [], []
     for index, first in enumerate(runs[0]["conditions"]):
-        tables = {
-            truth: {
-                method: {
-                    metric: [
-                        runs[k]["conditions"][index]["tables"][truth][method][metric][p]
-                        for _, k, p in order
-                    ]
-                    for metric in metrics
-                }
-                for method, metrics in table.items()
-            }
-            for truth, table in first["tables"].items()
-        }
+        tables = _gather([run["conditions"][index]["tables"] for run in runs], order)
         meg_cnr, fmri_cnr = first["meg_cnr"], first["fmri_cnr"]
         conditions.append(dict(meg_cnr=meg_cnr, fmri_cnr=fmri_cnr, tables=tables))
         condition_sections.append(
