@@ -30,6 +30,8 @@ TINY = dict(
     lr=3e-3,
     max_epochs=2,
     validation=["s2"],
+    # the default second pass doubles a fit; test_source_refit.py covers it
+    source_refit=False,
     random_state=0,
 )
 

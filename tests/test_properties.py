@@ -678,6 +678,7 @@ TINY = dict(
     max_epochs=1,
     validation=None,
     device="cpu",
+    source_refit=False,
     random_state=0,
 )
 POSITIVE = ("sfreq", "context", "segment_length", "lr", "input_kernel")

@@ -153,7 +153,7 @@ def test_source_refit_trains_a_second_transformer(experiment, tmp_path):
     same shape, read out again; it is saved and read back."""
     ds = experiment["ds"]
     plain = FusionEncoder(**TINY).fit(ds)
-    refit = FusionEncoder(**TINY, source_refit=True).fit(ds)
+    refit = FusionEncoder(**{**TINY, "source_refit": True}).fit(ds)
     assert [r["train_loss"] for r in refit.history_] == [
         r["train_loss"] for r in plain.history_
     ]
@@ -177,14 +177,14 @@ def test_source_refit_trains_a_second_transformer(experiment, tmp_path):
 def test_source_refit_bad_input(experiment):
     ds = experiment["ds"]
     with pytest.raises(TypeError, match="source_refit must be an instance of bool"):
-        FusionEncoder(**TINY, source_refit=1).fit(ds)
+        FusionEncoder(**{**TINY, "source_refit": 1}).fit(ds)
     with pytest.raises(ValueError, match="'source_refit'.*'auto'.*got 'yes'"):
-        FusionEncoder(**TINY, source_refit="yes").fit(ds)
+        FusionEncoder(**{**TINY, "source_refit": "yes"}).fit(ds)
     with pytest.raises(ValueError, match="source_refit=True reads .* got readout"):
-        FusionEncoder(**TINY, source_refit=True, readout="trained").fit(ds)
+        FusionEncoder(**{**TINY, "source_refit": True}, readout="trained").fit(ds)
     fmri_only = ds.subset(subjects=ds.fmri_subjects, verbose=False)
     with pytest.raises(ValueError, match="X has no MEG subject"):
-        FusionEncoder(**TINY, source_refit=True).fit(fmri_only)
+        FusionEncoder(**{**TINY, "source_refit": True}).fit(fmri_only)
 
 
 def test_source_refit_auto_makes_the_second_pass_where_it_can(experiment):
@@ -193,7 +193,7 @@ def test_source_refit_auto_makes_the_second_pass_where_it_can(experiment):
     ds, features = experiment["ds"], experiment["ds"].stimulus("s2")
     fits = {
         (readout, refit): FusionEncoder(
-            **{**TINY, "max_epochs": 1}, readout=readout, source_refit=refit
+            **{**TINY, "max_epochs": 1, "source_refit": refit}, readout=readout
         ).fit(ds)
         for readout, refits in (
             ("map", (False, True, "auto")),
@@ -210,5 +210,5 @@ def test_source_refit_auto_makes_the_second_pass_where_it_can(experiment):
     second, first = (fits["map", r].apply_inverse(features).data for r in (True, False))
     assert np.linalg.norm(second - first) > 0.1 * np.linalg.norm(first)
     fmri_only = ds.subset(subjects=ds.fmri_subjects, verbose=False)
-    enc = FusionEncoder(**{**TINY, "max_epochs": 1}, source_refit="auto")
+    enc = FusionEncoder(**{**TINY, "max_epochs": 1, "source_refit": "auto"})
     assert enc.fit(fmri_only).readout_prior_ is None  # no read-out, no second pass

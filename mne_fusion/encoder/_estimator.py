@@ -216,7 +216,7 @@ class FusionEncoder(PredictionMixin, ReadingMixin, BaseEstimator):
         readout_snr="auto",
         readout_rank="auto",
         readout_reweight=1,
-        source_refit=False,
+        source_refit="auto",
         loss="likelihood",
         validation=0.1,
         device="auto",

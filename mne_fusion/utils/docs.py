@@ -81,7 +81,8 @@ source_refit : bool | "auto"
     it; the estimate is a training signal in source space, without any truth. It
     about doubles the fit's time; the estimates of all fitted stories are read
     once and held as their leading components (those holding 99.9 % of their sum
-    of squares, at most 256). False (default) keeps the first pass.""",
+    of squares, at most 256). ``"auto"`` is the default; False keeps the first
+    pass.""",
     "encoder_loss": """
 loss : "likelihood" | "correlation"
     ``"likelihood"`` (default): Gaussian likelihood of noise-whitened MEG, and of
