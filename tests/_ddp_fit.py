@@ -2,7 +2,8 @@
 
 Usage: ``torchrun --standalone --nproc_per_node N _ddp_fit.py OUT_DIR``. Each rank
 writes ``OUT_DIR/rank{R}.json``: hashes of its parameters after training (before the
-read-out and the final broadcast) and at the end, its history and validation r.
+read-out and the final broadcast), of the network of the second pass (the default
+``source_refit="auto"``) and at the end, its history and validation r.
 Rank 0 also checkpoints to ``OUT_DIR/fit.ckpt``.
 """
 
@@ -19,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _tiny_encoder import TINY, make_experiment  # noqa: E402
 
 from mne_fusion import FusionEncoder  # noqa: E402
-from mne_fusion.encoder import _fit  # noqa: E402
+from mne_fusion.encoder import _estimator, _fit  # noqa: E402
 
 
 def state_hash(model):
@@ -54,11 +55,20 @@ def main(out):
         trained["hash"] = state_hash(est.model_)
         return history
 
-    _fit.train_network = spy
-    est = FusionEncoder(**{**TINY, "max_epochs": 3, "device": "cpu"})
+    refit_network = _estimator.refit_network
+
+    def refit_spy(*args):
+        network = refit_network(*args)
+        trained["refit"] = state_hash(network)
+        return network
+
+    _fit.train_network, _estimator.refit_network = spy, refit_spy
+    params = {**TINY, "max_epochs": 3, "device": "cpu", "source_refit": "auto"}
+    est = FusionEncoder(**params)
     est.fit(exp["ds"], checkpoint=out / "fit.ckpt")
     result = {
         "trained": trained["hash"],
+        "refit": trained.get("refit"),
         "final": state_hash(est.model_),
         "history": [
             {k: v for k, v in rec.items() if k != "seconds"} for rec in est.history_

@@ -188,8 +188,8 @@ def test_source_refit_bad_input(experiment):
 
 
 def test_source_refit_auto_makes_the_second_pass_where_it_can(experiment):
-    """ "auto": the second pass with the map read-out and MEG subjects (the same
-    estimate as True), none where it cannot be made (the same as False)."""
+    """ "auto", the default: the second pass with the map read-out and MEG subjects
+    (the same estimate as True), none where it cannot be made (the same as False)."""
     ds, features = experiment["ds"], experiment["ds"].stimulus("s2")
     fits = {
         (readout, refit): FusionEncoder(
@@ -209,6 +209,11 @@ def test_source_refit_auto_makes_the_second_pass_where_it_can(experiment):
         )
     second, first = (fits["map", r].apply_inverse(features).data for r in (True, False))
     assert np.linalg.norm(second - first) > 0.1 * np.linalg.norm(first)
+    # "auto" is the default: a fit that does not name the option makes the second pass
+    params = {k: v for k, v in TINY.items() if k != "source_refit"}
+    default = FusionEncoder(**{**params, "max_epochs": 1})
+    assert default.get_params()["source_refit"] == "auto"
+    assert_allclose(default.fit(ds).apply_inverse(features).data, second, rtol=1e-6)
     fmri_only = ds.subset(subjects=ds.fmri_subjects, verbose=False)
     enc = FusionEncoder(**{**TINY, "max_epochs": 1, "source_refit": "auto"})
     assert enc.fit(fmri_only).readout_prior_ is None  # no read-out, no second pass

@@ -239,8 +239,9 @@ def test_shares_of_a_global_batch(world_size):
     reason="torchrun (torch.distributed with gloo) is not available",
 )
 def test_torchrun_two_processes(experiment, tmp_path):
-    """Acceptance: DDP on 2 CPU processes = the same model on both ranks, and the
-    validation r of a one-process fit of the same global batch within 0.05."""
+    """Acceptance: DDP on 2 CPU processes = the same model on both ranks (the second
+    pass too), and the validation r of a one-process fit of the same global batch
+    within 0.05."""
     script = Path(__file__).parent / "_ddp_fit.py"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
@@ -261,7 +262,9 @@ def test_torchrun_two_processes(experiment, tmp_path):
             break
     assert proc.returncode == 0, proc.stderr[-3000:]
     ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
-    assert ranks[0] == ranks[1]  # parameters after training and at the end, history
+    # parameters after training, of the second pass and at the end, history
+    assert ranks[0] == ranks[1]
+    assert ranks[0]["refit"] is not None  # the default made the second pass
     assert not ranks[0]["initialized"]  # the group it created is destroyed
     history = ranks[0]["history"]
     assert [r["world_size"] for r in history] == [2, 2, 2]
