@@ -1,10 +1,13 @@
 """The fit's second pass: a transformer trained on the data-informed estimate."""
 
+import re
+
 import mne
 import numpy as np
 import pytest
 import torch
 from _tiny_encoder import TINY, make_experiment
+from mne.utils import catch_logging
 from numpy.testing import assert_allclose
 
 from mne_fusion import FusionDataset, FusionEncoder, read_fusion_encoder
@@ -153,7 +156,21 @@ def test_source_refit_trains_a_second_transformer(experiment, tmp_path):
     same shape, read out again; it is saved and read back."""
     ds = experiment["ds"]
     plain = FusionEncoder(**TINY).fit(ds)
-    refit = FusionEncoder(**{**TINY, "source_refit": True}).fit(ds)
+    with catch_logging() as log:
+        refit = FusionEncoder(**{**TINY, "source_refit": True}).fit(ds, verbose=True)
+    # what the second pass took: its targets and its training, each with its time
+    lines = [line for line in log.getvalue().splitlines() if "Second pass" in line]
+    assert len(lines) == 2
+    assert re.fullmatch(
+        r"Second pass: data-informed estimates of 3 stories as targets, \d+ "
+        r"components \(\d+\.\d % of their sum of squares, \d+\.\d MiB\) in \d+ s",
+        lines[0],
+    )
+    assert re.fullmatch(  # at most max_epochs=2, as the first pass
+        r"Second pass: [12] epochs in \d+ s, validation error \d\.\d{3} \(best at "
+        r"epoch [12]\)",
+        lines[1],
+    )
     assert [r["train_loss"] for r in refit.history_] == [
         r["train_loss"] for r in plain.history_
     ]

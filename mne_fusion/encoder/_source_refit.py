@@ -16,6 +16,7 @@ stories.
 """
 
 import dataclasses
+import time
 
 import mne
 import numpy as np
@@ -122,6 +123,7 @@ def refit_network(est, dataset, features, seed, targets=None):
         Without a linear path (the read-out adds it); feature standardisation as
         the fit's.
     """
+    start = time.perf_counter()
     if targets is None:
         # the stories some MEG subject heard: the others have no estimate
         stories = [
@@ -133,8 +135,10 @@ def refit_network(est, dataset, features, seed, targets=None):
         logger.info(
             f"Second pass: data-informed estimates of {len(stories)} stories as "
             f"targets, {targets.rank} components ({100 * share:.1f} % of their sum of "
-            f"squares, {targets.nbytes / 2**20:.1f} MiB)"
+            f"squares, {targets.nbytes / 2**20:.1f} MiB) in "
+            f"{time.perf_counter() - start:.0f} s"
         )
+        start = time.perf_counter()
     stories = list(targets.scores)
     fitted = est.model_.network
     config = dataclasses.replace(fitted.config, lag_kernels=0, lag_taps=0)
@@ -160,7 +164,8 @@ def refit_network(est, dataset, features, seed, targets=None):
         np.random.default_rng(seed),
     )
     logger.info(
-        f"Second pass: {len(errors)} epochs, validation error {min(errors):.3f} "
-        f"(best at epoch {int(np.argmin(errors)) + 1})"
+        f"Second pass: {len(errors)} epochs in {time.perf_counter() - start:.0f} s, "
+        f"validation error {min(errors):.3f} (best at epoch "
+        f"{int(np.argmin(errors)) + 1})"
     )
     return network
