@@ -61,8 +61,9 @@ _ENCODER = dict(
 PRESETS = {
     "demo": dict(
         simulation=dict(_SIMULATION, n_stories=8, story_duration=60.0),
-        # 30 epochs: temporal / spatial r of the fusion estimate 0.60 / 0.65 on seed 0,
-        # the whole demo 114 s on 2 cores (benchmarks/results/demo_seed0.md)
+        # 30 epochs and the default second pass: temporal / spatial r of the fusion
+        # estimate 0.667 / 0.672 on seed 0, the whole demo 377 s on 2 cores, 220 s of
+        # it the second pass (benchmarks/results/demo_seed0.md)
         encoder=dict(_ENCODER, max_epochs=30, patience=8),
         ridge=_DEMO_RIDGE,
         conditions=((1.0, 1.0),),
@@ -95,8 +96,9 @@ PRESETS = {
     ),
     "full": dict(
         # 11 encoder fits per seed (the single-modality ones are shared between
-        # conditions): 58-82 min per seed, three seeds run as three processes
-        # sharing 2 CPU cores (benchmarks/results/bench_full)
+        # conditions), 9 of them with the second pass: 78 min per seed, two seeds
+        # run as two processes sharing 2 CPU cores
+        # (benchmarks/results/bench_full_second_pass)
         simulation=dict(_SIMULATION, n_stories=10, story_duration=60.0),
         encoder=dict(_ENCODER, max_epochs=30, patience=8),
         ridge=_RIDGE,
