@@ -78,11 +78,11 @@ source_refit : bool | "auto"
     a fresh transformer of the same shape (20-s excerpts, early stopping on the
     validation stories), which the ``"map"`` read-out then reads out. The sensors
     mix every source through the lead fields and weigh each by how well they see
-    it; the estimate is a training signal in source space, without any truth. It
-    about doubles the fit's time; the estimates of all fitted stories are read
-    once and held as their leading components (those holding 99.9 % of their sum
-    of squares, at most 256). ``"auto"`` is the default; False keeps the first
-    pass.""",
+    it; the estimate is a training signal in source space, without any truth. A
+    fit with it takes two to three times as long; the estimates of all fitted
+    stories are read once and held as their leading components (those holding
+    99.9 % of their sum of squares, at most 256). ``"auto"`` is the default;
+    False keeps the first pass.""",
     "encoder_loss": """
 loss : "likelihood" | "correlation"
     ``"likelihood"`` (default): Gaussian likelihood of noise-whitened MEG, and of
