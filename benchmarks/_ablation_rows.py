@@ -423,4 +423,6 @@ FIT_ROWS = {
     # FusionEncoder's second pass: the transformer trained again on the
     # prior-weighted data-informed estimate of the fitted stories, read out again
     "second pass (source_refit=True)": dict(source_refit=True),
+    # the default before the second pass became one ("default" is now that)
+    "first pass alone (source_refit=False)": dict(source_refit=False),
 }

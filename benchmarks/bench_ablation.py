@@ -107,12 +107,15 @@ class Context:
                 tag += f"_{n_fmri}fmri"
             fname = Path(self.cache_dir) / f"{tag}_n{len(self.exp.stories)}.pt"
         params = {"random_state": self.seed, **self.params, **changes}
+        exp = self.exp
         enc = None
         if fname is not None and fname.exists():
             self.log(f"reading the {name} fit from {fname}")
             enc = read_fusion_encoder(fname, verbose=False)
-            # a cache made with other parameters (e.g. an older preset) is refitted
-            if any(enc.get_params()[k] != v for k, v in params.items()):
+            # a cache made with other parameters (an older preset, or older defaults
+            # of FusionEncoder: the second pass became one) is refitted
+            wanted = FusionEncoder(sfreq=exp.sfreq, spacing=exp.spacing, **params)
+            if enc.get_params() != wanted.get_params():
                 self.log(f"{fname} was fitted with other parameters: fitting again")
                 enc = None
             else:
@@ -122,7 +125,6 @@ class Context:
                     setup.forward = self.exp.forwards[name]
         if enc is None:
             start = time.perf_counter()
-            exp = self.exp
             enc = FusionEncoder(sfreq=exp.sfreq, spacing=exp.spacing, **params)
             enc.fit(exp.train, noise_cov=exp.noise_covs, verbose=False)
             elapsed = time.perf_counter() - start
