@@ -79,7 +79,7 @@ source_refit : bool | "auto"
     validation stories), which the ``"map"`` read-out then reads out. The sensors
     mix every source through the lead fields and weigh each by how well they see
     it; the estimate is a training signal in source space, without any truth. A
-    fit with it takes two to three times as long; the estimates of all fitted
+    fit with it takes two to four times as long; the estimates of all fitted
     stories are read once and held as their leading components (those holding
     99.9 % of their sum of squares, at most 256). ``"auto"`` is the default;
     False keeps the first pass.""",
