@@ -96,9 +96,9 @@ PRESETS = {
     ),
     "full": dict(
         # 11 encoder fits per seed (the single-modality ones are shared between
-        # conditions), 9 of them with the second pass: 78 min per seed, two seeds
-        # run as two processes sharing 2 CPU cores
-        # (benchmarks/results/bench_full_second_pass)
+        # conditions), 9 of them with the second pass: 78 min per seed with one
+        # process per seed, two sharing 2 CPU cores
+        # (benchmarks/results/bench_full_second_pass, seeds 0-2)
         simulation=dict(_SIMULATION, n_stories=10, story_duration=60.0),
         encoder=dict(_ENCODER, max_epochs=30, patience=8),
         ridge=_RIDGE,
