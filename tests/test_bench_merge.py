@@ -1,10 +1,11 @@
 """Bench runs over different seeds merged into one comparison."""
 
+import inspect
 import json
 
 import pytest
 
-from mne_fusion import bench
+from mne_fusion import FusionEncoder, bench
 from mne_fusion.bench import merge_bench, run_bench
 from mne_fusion.cli import main
 
@@ -31,7 +32,7 @@ def test_merged_runs_equal_one_run_over_every_seed(runs, tmp_path, capfd):
     both = json.loads((runs["both"] / "results.json").read_text())
     assert merged["seeds"] == both["seeds"] == [0, 1]
     assert merged["conditions"] == both["conditions"]
-    for key in ("simulation", "encoder", "ridge"):
+    for key in ("simulation", "encoder", "ridge", "encoder_settings"):
         assert merged[key] == both[key]
     assert merged["command"] == f"mne-fusion bench --merge {runs['a']} {runs['b']}"
     alone = [json.loads((runs[k] / "results.json").read_text()) for k in "ab"]
@@ -81,3 +82,37 @@ def test_merge_bad_input(runs, tmp_path, capsys):
         )
     assert "seed(s) [1] are in more than one" in capsys.readouterr().err
     assert not missing.exists()
+
+
+def test_runs_record_every_encoder_setting(runs):
+    """A run records FusionEncoder's defaults, not only what the preset changes."""
+    settings = json.loads((runs["a"] / "results.json").read_text())["encoder_settings"]
+    signature = inspect.signature(FusionEncoder).parameters
+    set_per_run = {"sfreq", "spacing", "random_state", "verbose"}
+    assert set(settings) == set(signature) - set_per_run
+    preset = bench.PRESETS["quick"]["encoder"]
+    for name, value in settings.items():
+        assert value == preset.get(name, signature[name].default), name
+    assert settings["source_refit"] == "auto"
+
+
+def test_merge_checks_encoder_settings(runs, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    changed = tmp_path / "changed"
+    changed.mkdir()
+    other = json.loads((runs["b"] / "results.json").read_text())
+    other["encoder_settings"]["source_refit"] = False  # another default
+    (changed / "results.json").write_text(json.dumps(other))
+    match = r"other FusionEncoder settings \(source_refit='auto' against False\)"
+    with pytest.raises(ValueError, match=match):
+        merge_bench([runs["a"], changed], out)
+    assert not any(out.iterdir())
+    # a run of an older version, which recorded no settings: merged with a warning
+    del other["encoder_settings"]
+    (changed / "results.json").write_text(json.dumps(other))
+    with pytest.warns(RuntimeWarning, match=r"changed\S* record\(s\) no FusionEncoder"):
+        merge_bench([runs["a"], changed], out, verbose=False)
+    merged = json.loads((out / "results.json").read_text())
+    assert merged["seeds"] == [0, 1]
+    assert "encoder_settings" not in merged

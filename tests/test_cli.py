@@ -182,6 +182,7 @@ def test_demo_end_to_end(tiny, tmp_path, capfd):
     assert re.search(r"\[ *\d+\.\d s\] Fitting the encoder on MEG \+ fMRI", stdout)
     results = json.loads((out / "results.json").read_text())
     assert results["command"] == "mne-fusion demo --seed 1"
+    assert results["encoder_settings"]["source_refit"] == "auto"  # the default
     assert results["meg_cnr"] == 1.0
     assert list(results["tables"]) == ["stimulus", "full"]
     table = results["tables"]["stimulus"]

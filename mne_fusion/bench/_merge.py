@@ -10,7 +10,7 @@ seeds are best run as separate processes, or on separate days
 import json
 from pathlib import Path
 
-from mne.utils import logger, verbose
+from mne.utils import logger, verbose, warn
 
 from ..utils import _validate_type, fill_doc
 from ._figures import bench_report, condition_report
@@ -54,6 +54,40 @@ def _preset(results, path):
     )
 
 
+def _settings(runs, paths):
+    """Return the encoder settings the runs share, None if one did not record them.
+
+    The preset names only what it changes; a run made under other defaults of
+    FusionEncoder (another version of mne-fusion) differs in these settings.
+    """
+    recorded = {
+        path: run["encoder_settings"]
+        for run, path in zip(runs, paths, strict=True)
+        if "encoder_settings" in run
+    }
+    missing = [str(path) for path in paths if path not in recorded]
+    (first_path, first), *others = recorded.items() or [(None, None)]
+    for path, settings in others:
+        keys = first.keys() | settings.keys()
+        changed = sorted(k for k in keys if first.get(k) != settings.get(k))
+        if changed:
+            values = ", ".join(
+                f"{k}={first.get(k)!r} against {settings.get(k)!r}" for k in changed
+            )
+            raise ValueError(
+                f"{first_path} and {path} were fitted with other FusionEncoder "
+                f"settings ({values}): they cannot be merged."
+            )
+    if missing:
+        warn(
+            f"{', '.join(missing)} record(s) no FusionEncoder settings (made by an "
+            "older mne-fusion): runs made under other FusionEncoder defaults cannot be "
+            "told apart from them."
+        )
+        return None
+    return first
+
+
 def _gather(values, order):
     """Merge the runs' nested tables (per-seed lists at the leaves) in seed order."""
     if isinstance(values[0], dict):
@@ -84,7 +118,9 @@ def merge_bench(folders, out, *, verbose=None):
     ----------
     folders : list of path-like
         Two or more output folders of :func:`run_bench` (``mne-fusion bench``), made
-        with the same preset, each complete, no seed in two of them.
+        with the same preset and FusionEncoder settings, each complete, no seed in
+        two of them. A run of an older mne-fusion, which recorded no settings,
+        merges with a warning.
     out : path-like
         The folder to write ``results.json``, ``results.md`` and the figures to, as
         one run over every seed writes them (seeds in increasing order); it must
@@ -117,6 +153,7 @@ def merge_bench(folders, out, *, verbose=None):
             raise ValueError(
                 f"{path} holds other conditions, methods or metrics than {paths[0]}."
             )
+    settings = _settings(runs, paths)
     repeated = sorted({s for s in seeds if seeds.count(s) > 1})
     if repeated:
         raise ValueError(f"seed(s) {repeated} are in more than one of folders.")
@@ -147,6 +184,7 @@ def merge_bench(folders, out, *, verbose=None):
             command="mne-fusion bench --merge " + " ".join(str(f) for f in folders),
             seeds=seeds,
             **{key: runs[0][key] for key in ("simulation", "encoder", "ridge")},
+            **({} if settings is None else dict(encoder_settings=settings)),
             conditions=conditions,
             elapsed_s=sum(run["elapsed_s"] for run in runs),
         ),

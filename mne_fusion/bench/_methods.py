@@ -159,6 +159,21 @@ def fit_encoders(
     return encoders
 
 
+def encoder_settings(encoder_params):
+    """Every parameter of the fits' :class:`~mne_fusion.FusionEncoder`, defaults too.
+
+    The simulation sets ``sfreq`` and ``spacing`` and the seed ``random_state``;
+    ``verbose`` changes no number. A run records the rest, so that runs made under
+    other defaults are told apart.
+    """
+    from ..encoder import FusionEncoder
+
+    params = FusionEncoder(**encoder_params).get_params()
+    for name in ("sfreq", "spacing", "random_state", "verbose"):
+        del params[name]
+    return params
+
+
 def _tr_features(features, tr_times, tr):
     """Mean of the features over each acquisition window ``[t, t + tr)``.
 
