@@ -5,7 +5,7 @@ estimate of every fitted story. The package holds that estimate as its leading
 components (``mne_fusion.model.low_rank``: the fewest holding 99.9 % of its sum of
 squares, at most 256), read in one pass over the stories; whole, it is ``n_times x
 n_sources`` float32 (tens of GiB at 20 484 sources and hours of stories). On the
-ablation's cached default fits (``bench_ablation.Context``, the full preset, fMRI
+ablation's cached first-pass fits (``bench_ablation.Context``, the full preset, fMRI
 CNR 1), the second pass trained on each (the same network seed), read out as the
 fit does, scored on the test story by the stimulus-driven truth's temporal r and
 spatial r; with the components kept, the share of the sum of squares they hold and
@@ -21,7 +21,7 @@ Usage (about 10 min of one core per cell; one process per seed)::
 import numpy as np
 from _cached_fits import score_and_print
 from bench_ablation import _metrics
-from bench_second_pass import next_pass
+from bench_second_pass import first_pass, next_pass
 
 from mne_fusion.encoder._params import fitted_stories
 from mne_fusion.encoder._source_refit import source_targets
@@ -29,7 +29,7 @@ from mne_fusion.encoder._source_refit import source_targets
 
 def score(ctx):
     """Return row -> the metric on the test stories, and the targets' size."""
-    enc = ctx.fit()
+    enc = first_pass(ctx)
     features = ctx._all_features()
     n_sources = ctx.exp.n_sources
     targets = {

@@ -5,7 +5,7 @@ initial weights gained on every cell of ``bench_second_pass.json``. As a fit opt
 the simplest form is one network with several transformer trunks whose outputs the
 closed-form read-out reads side by side (one source layer over ``3 x d_model``
 transformer columns and the linear path), not three read-outs averaged. On the
-ablation's cached default fits (``bench_ablation.Context``, the full preset, fMRI
+ablation's cached first-pass fits (``bench_ablation.Context``, the full preset, fMRI
 CNR 1), from one set of the package's targets
 (``mne_fusion.encoder._source_refit.source_targets``), three networks (seeds
 ``seed``, ``seed + 1000``, ``seed + 2000``), scored on the test story by the
@@ -31,7 +31,7 @@ Usage (about 15 min of one core per cell; one process per seed)::
 import numpy as np
 from _cached_fits import score_and_print
 from bench_ablation import _metrics
-from bench_second_pass import next_pass
+from bench_second_pass import first_pass, next_pass
 
 from mne_fusion.encoder._params import fitted_stories, readout_choice
 from mne_fusion.encoder._source_refit import source_targets
@@ -65,7 +65,7 @@ def joint_readout(ctx, encoders):
 
 def score(ctx):
     """Return row -> the metric on the test stories (mean over them)."""
-    enc = ctx.fit()
+    enc = first_pass(ctx)
     targets, _ = source_targets(
         enc, ctx.exp.train, ctx._all_features(), fitted_stories(enc)
     )

@@ -5,7 +5,7 @@ trains on takes ``n_times x n_sources`` float32: 0.13 GiB on the bench, tens of 
 at 20 484 sources and hours of stories. The read-out replaces the trained source
 layer, so only the targets' leading components need to teach the features (the
 package now holds those: ``bench_low_rank_targets.py``). On the ablation's cached
-default fits (``bench_ablation.Context``, the full preset, fMRI CNR 1): the package's
+first-pass fits (``bench_ablation.Context``, the full preset, fMRI CNR 1): the package's
 targets of the training stories held whole
 (``mne_fusion.encoder._source_refit.source_targets`` with every component), and the
 share of their sum of squares (NaN samples left out) that the leading ``k`` principal
@@ -20,6 +20,7 @@ Usage (about 2 min of one core per cell)::
 
 import numpy as np
 from _cached_fits import score_and_print
+from bench_second_pass import first_pass
 
 from mne_fusion.encoder._params import fitted_stories
 from mne_fusion.encoder._source_refit import source_targets
@@ -29,7 +30,7 @@ RANKS = (8, 16, 32, 64, 128)
 
 def score(ctx):
     """Return ``"top k"`` -> the share of the targets' energy in ``k`` components."""
-    enc = ctx.fit()
+    enc = first_pass(ctx)
     targets, _ = source_targets(
         enc, ctx.exp.train, ctx._all_features(), fitted_stories(enc), energy=1.0,
         size=ctx.exp.n_sources,
