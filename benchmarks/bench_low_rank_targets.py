@@ -18,10 +18,8 @@ Usage (about 10 min of one core per cell; one process per seed)::
         --out benchmarks/results/bench_low_rank_targets_seed0.json
 """
 
-import numpy as np
 from _cached_fits import score_and_print
-from bench_ablation import _metrics
-from bench_second_pass import first_pass, next_pass
+from bench_second_pass import first_pass, next_pass, test_scores
 
 from mne_fusion.encoder._params import fitted_stories
 from mne_fusion.encoder._source_refit import source_targets
@@ -48,16 +46,7 @@ def score(ctx):
     cells = {}
     for row, (rows, share) in targets.items():
         second, _ = next_pass(ctx, enc, ctx.seed, rows)
-        scores = [
-            _metrics(
-                ctx.exp,
-                s,
-                second.apply_inverse(ctx.exp.features[s], verbose=False).data,
-            )[0]
-            for s in ctx.exp.test_stories
-        ]
-        for key in ("temporal_r", "spatial_r"):
-            cells[f"{row}: {key}"] = float(np.mean([m[key] for m in scores]))
+        cells.update(test_scores(ctx, second, row))
         cells[f"{row}: components"] = rows.rank
         cells[f"{row}: share"] = share
         n_times = sum(len(v) for v in rows.scores.values())

@@ -71,6 +71,19 @@ def next_pass(ctx, enc, seed, targets=None):
     return new, trained
 
 
+def test_scores(ctx, encoder, row):
+    """Return ``"row: metric"`` -> mean over the test stories of ``encoder``'s."""
+    scores = [
+        _metrics(
+            ctx.exp, s, encoder.apply_inverse(ctx.exp.features[s], verbose=False).data
+        )[0]
+        for s in ctx.exp.test_stories
+    ]
+    return {
+        f"{row}: {key}": float(np.mean([m[key] for m in scores])) for key in METRICS
+    }
+
+
 @torch.no_grad()
 def own_sources(enc, network, features):
     """Return ``network``'s trained output in A m per source, (n_sources, n_times)."""

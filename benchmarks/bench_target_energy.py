@@ -18,10 +18,8 @@ Usage (about 25 min of one core per cell; one process per seed)::
         --out benchmarks/results/bench_target_energy_seed0.json
 """
 
-import numpy as np
 from _cached_fits import score_and_print
-from bench_ablation import _metrics
-from bench_second_pass import first_pass, next_pass
+from bench_second_pass import first_pass, next_pass, test_scores
 
 from mne_fusion.encoder._params import fitted_stories
 from mne_fusion.encoder._source_refit import ENERGY, source_targets
@@ -40,16 +38,7 @@ def score(ctx):
             enc, ctx.exp.train, features, fitted_stories(enc), energy=energy
         )
         second, _ = next_pass(ctx, enc, ctx.seed, targets)
-        scores = [
-            _metrics(
-                ctx.exp,
-                s,
-                second.apply_inverse(ctx.exp.features[s], verbose=False).data,
-            )[0]
-            for s in ctx.exp.test_stories
-        ]
-        for key in ("temporal_r", "spatial_r"):
-            cells[f"{row}: {key}"] = float(np.mean([m[key] for m in scores]))
+        cells.update(test_scores(ctx, second, row))
         cells[f"{row}: components"] = targets.rank
     return cells
 
