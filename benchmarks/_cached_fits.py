@@ -6,6 +6,7 @@ at fMRI CNR 1) in other ways, one ``bench_ablation.Context`` per MEG CNR and see
 """
 
 import argparse
+import functools
 import time
 
 import numpy as np
@@ -68,14 +69,20 @@ def print_table(results, args, header, first, cell):
         print(f"| {row} | " + " | ".join(formatted) + " |")
 
 
-def score_and_print(doc, out, score, header, first, digits=3, **fields):
+def score_and_print(doc, out, score, header, first, digits=3, rows=None, **fields):
     """Run a script's command line: :func:`collect` every cell, then its table.
 
     ``doc``'s first line describes the script; ``out`` is the default output;
     ``header`` and ``first`` go to :func:`print_table`, each mean printed with
-    ``digits`` decimals; ``fields`` to the JSON.
+    ``digits`` decimals; ``fields`` to the JSON. With ``rows`` (names), the command
+    line takes ``--rows`` (default: all), passed on as ``score(ctx, rows=...)``.
     """
-    args = parser(doc.splitlines()[0], out).parse_args()
+    parsed = parser(doc.splitlines()[0], out)
+    if rows is not None:
+        parsed.add_argument("--rows", nargs="+", choices=list(rows), default=list(rows))
+    args = parsed.parse_args()
+    if rows is not None:
+        score = functools.partial(score, rows=args.rows)
     results = collect(args, score, **fields)
     print_table(
         results, args, header, first, lambda row, cond, value: f"{value:.{digits}f}"
