@@ -46,7 +46,7 @@ def score(ctx):
     cells = {}
     for row, (rows, share) in targets.items():
         second, _ = next_pass(ctx, enc, ctx.seed, rows)
-        cells.update(test_scores(ctx, second, row))
+        cells.update(test_scores(ctx, row, second))
         cells[f"{row}: components"] = rows.rank
         cells[f"{row}: share"] = share
         n_times = sum(len(v) for v in rows.scores.values())

@@ -71,14 +71,13 @@ def next_pass(ctx, enc, seed, targets=None):
     return new, trained
 
 
-def test_scores(ctx, encoder, row):
-    """Return ``"row: metric"`` -> mean over the test stories of ``encoder``'s."""
-    scores = [
-        _metrics(
-            ctx.exp, s, encoder.apply_inverse(ctx.exp.features[s], verbose=False).data
-        )[0]
-        for s in ctx.exp.test_stories
-    ]
+def test_scores(ctx, row, *encoders):
+    """Return ``"row: metric"`` -> mean over the test stories of the encoders' mean."""
+    scores = []
+    for story in ctx.exp.test_stories:
+        features = ctx.exp.features[story]
+        estimates = [e.apply_inverse(features, verbose=False).data for e in encoders]
+        scores.append(_metrics(ctx.exp, story, np.mean(estimates, axis=0))[0])
     return {
         f"{row}: {key}": float(np.mean([m[key] for m in scores])) for key in METRICS
     }

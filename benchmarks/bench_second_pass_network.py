@@ -8,7 +8,9 @@ first pass's shape cannot hold (wider, deeper), might lift the estimate. On the
 ablation's cached first-pass fits (``bench_ablation.Context``, the full preset,
 fMRI CNR 1), the second pass trained on the same targets (the same network seed)
 by networks of the fit's shape and of each other shape (``--rows``: some of them),
-read out as the fit does, scored on the test story by the stimulus-driven truth's
+or three networks of a shape averaged (seeds ``seed``, ``seed + 1000``, ``seed +
+2000``, as ``bench_second_pass.py`` averages those of the fit's shape), read out as
+the fit does, scored on the test story by the stimulus-driven truth's
 temporal r and spatial r.
 
 Usage (about 6 min of one core per row and cell; one process per seed)::
@@ -34,6 +36,11 @@ SHAPES = {
     "dropout 0.5": dict(dropout=0.5),
     "wider (d_model 128 + ff 256)": dict(d_model=128, dim_feedforward=256),
     "deeper (3 layers)": dict(n_layers=3),
+}
+# row -> (shape, number of networks whose estimates are averaged)
+ROWS = {
+    **{row: (shape, 1) for row, shape in SHAPES.items()},
+    "dropout 0.5, three networks averaged": (SHAPES["dropout 0.5"], 3),
 }
 
 
@@ -61,9 +68,14 @@ def score(ctx, rows):
     )
     cells = {}
     for row in rows:
-        with second_network_shape(SHAPES[row]):
-            second, _ = next_pass(ctx, enc, ctx.seed, targets)
-        cells.update(test_scores(ctx, second, row))
+        shape, n_networks = ROWS[row]
+        with second_network_shape(shape):
+            # networks differing in their seed alone, as bench_second_pass averages them
+            seconds = [
+                next_pass(ctx, enc, ctx.seed + 1000 * k, targets)[0]
+                for k in range(n_networks)
+            ]
+        cells.update(test_scores(ctx, row, *seconds))
     return cells
 
 
@@ -72,7 +84,7 @@ def main():
     score_and_print(
         __doc__, "bench_second_pass_network.json", score,
         "The second pass's network in other shapes, fMRI CNR 1", "row: metric",
-        digits=4, rows=SHAPES, fmri_cnr=1.0,
+        digits=4, rows=ROWS, fmri_cnr=1.0,
     )  # fmt: skip
 
 

@@ -38,7 +38,7 @@ def score(ctx):
             enc, ctx.exp.train, features, fitted_stories(enc), energy=energy
         )
         second, _ = next_pass(ctx, enc, ctx.seed, targets)
-        cells.update(test_scores(ctx, second, row))
+        cells.update(test_scores(ctx, row, second))
         cells[f"{row}: components"] = targets.rank
     return cells
 
