@@ -380,6 +380,7 @@ def run_bench(config, out, seeds, *, verbose=None):
     run_demo, merge_bench, score_condition, summary_table
     """
     out, preset = _check_run(out, config, "config", seeds)
+    settings = encoder_settings(preset["encoder"])
     progress = _Progress()
     conditions, condition_sections, cache = [], [], {}
     for meg_cnr, fmri_cnr in preset["conditions"]:
@@ -409,7 +410,7 @@ def run_bench(config, out, seeds, *, verbose=None):
                 seeds=list(seeds),
                 simulation=preset["simulation"],
                 encoder=preset["encoder"],
-                encoder_settings=encoder_settings(preset["encoder"]),
+                encoder_settings=settings,
                 ridge=preset["ridge"],
                 conditions=conditions,
                 elapsed_s=progress.elapsed,
