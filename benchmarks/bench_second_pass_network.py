@@ -66,15 +66,18 @@ def score(ctx, rows):
     targets, _ = _source_refit.source_targets(
         enc, ctx.exp.train, features, fitted_stories(enc)
     )
-    cells = {}
+    cells, trained = {}, {}  # (shape, k) -> the second pass: rows share networks
     for row in rows:
         shape, n_networks = ROWS[row]
-        with second_network_shape(shape):
-            # networks differing in their seed alone, as bench_second_pass averages them
-            seconds = [
-                next_pass(ctx, enc, ctx.seed + 1000 * k, targets)[0]
-                for k in range(n_networks)
-            ]
+        name = tuple(sorted(shape.items()))
+        # networks differing in their seed alone, as bench_second_pass averages them
+        for k in range(n_networks):
+            if (name, k) not in trained:
+                with second_network_shape(shape):
+                    trained[name, k] = next_pass(
+                        ctx, enc, ctx.seed + 1000 * k, targets
+                    )[0]
+        seconds = [trained[name, k] for k in range(n_networks)]
         cells.update(test_scores(ctx, row, *seconds))
     return cells
 
