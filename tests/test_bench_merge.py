@@ -2,12 +2,17 @@
 
 import inspect
 import json
+import re
 
+import mne
 import pytest
+import torch
 
+import mne_fusion as mf
 from mne_fusion import FusionEncoder, bench
 from mne_fusion.bench import merge_bench, run_bench
 from mne_fusion.cli import main
+from mne_fusion.utils.sys_info import _source_commit
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +37,7 @@ def test_merged_runs_equal_one_run_over_every_seed(runs, tmp_path, capfd):
     both = json.loads((runs["both"] / "results.json").read_text())
     assert merged["seeds"] == both["seeds"] == [0, 1]
     assert merged["conditions"] == both["conditions"]
-    for key in ("simulation", "encoder", "ridge", "encoder_settings"):
+    for key in ("simulation", "encoder", "ridge", "encoder_settings", "versions"):
         assert merged[key] == both[key]
     assert merged["command"] == f"mne-fusion bench --merge {runs['a']} {runs['b']}"
     alone = [json.loads((runs[k] / "results.json").read_text()) for k in "ab"]
@@ -116,3 +121,26 @@ def test_merge_checks_encoder_settings(runs, tmp_path):
     merged = json.loads((out / "results.json").read_text())
     assert merged["seeds"] == [0, 1]
     assert "encoder_settings" not in merged
+
+
+def test_runs_record_versions(runs, tmp_path):
+    """A run records the code and packages that made it; merging other ones warns."""
+    versions = json.loads((runs["a"] / "results.json").read_text())["versions"]
+    assert versions["mne-fusion"] == mf.__version__
+    assert versions["mne"] == mne.__version__
+    assert versions["torch"] == torch.__version__
+    assert versions["commit"] == _source_commit()
+    out = tmp_path / "out"
+    out.mkdir()
+    changed = tmp_path / "changed"
+    changed.mkdir()
+    other = json.loads((runs["b"] / "results.json").read_text())
+    other["versions"]["commit"] = "0" * 40  # another commit, the same settings
+    (changed / "results.json").write_text(json.dumps(other))
+    first = re.escape(f"{versions['commit']!r} ({runs['a'] / 'results.json'})")
+    match = rf"other versions \(commit {first}, '0{{40}}' \("
+    with pytest.warns(RuntimeWarning, match=match):
+        merge_bench([runs["a"], changed], out, verbose=False)
+    merged = json.loads((out / "results.json").read_text())
+    assert merged["seeds"] == [0, 1]
+    assert "versions" not in merged

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from mne_fusion import bench
+from mne_fusion import __version__, bench
 from mne_fusion.baselines import minimum_norm
 from mne_fusion.bench import METHODS, markdown_table
 from mne_fusion.cli import main
@@ -183,6 +183,7 @@ def test_demo_end_to_end(tiny, tmp_path, capfd):
     results = json.loads((out / "results.json").read_text())
     assert results["command"] == "mne-fusion demo --seed 1"
     assert results["encoder_settings"]["source_refit"] == "auto"  # the default
+    assert results["versions"]["mne-fusion"] == __version__
     assert results["meg_cnr"] == 1.0
     assert list(results["tables"]) == ["stimulus", "full"]
     table = results["tables"]["stimulus"]

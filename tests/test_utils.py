@@ -1,4 +1,6 @@
 import io
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ from mne_fusion.utils import (
     get_cache_dir,
     get_data_root,
 )
+from mne_fusion.utils.sys_info import _source_commit
 
 
 def test_validate_type_messages():
@@ -82,6 +85,36 @@ def test_sys_info_lists_versions():
     assert f"mne-fusion:  {mf.__version__}" in text
     assert "torch:" in text
     assert "mne:" in text
+
+
+def _git(folder, *args):
+    subprocess.run(["git", "-C", str(folder), *args], check=True, capture_output=True)
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_source_commit_of_a_checkout(tmp_path):
+    package = tmp_path / "repo" / "mne_fusion"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    assert _source_commit(package) is None  # not a checkout
+    _git(package.parent, "init", "-q")
+    _git(package.parent, "add", ".")
+    who = ["-c", "user.name=t", "-c", "user.email=t@t"]
+    _git(package.parent, *who, "commit", "-q", "-m", "first")
+    head = subprocess.run(
+        ["git", "-C", str(package), "rev-parse", "HEAD"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    assert _source_commit(package) == head
+    (package / "__init__.py").write_text("x = 1\n")  # a tracked file changed
+    assert _source_commit(package) == head + "-dirty"
+    # a package folder inside some other checkout (e.g. site-packages) is not one
+    nested = package / "lib" / "mne_fusion"
+    nested.mkdir(parents=True)
+    assert _source_commit(nested) is None
+    text = io.StringIO()
+    mf.sys_info(text)
+    assert (_source_commit() is None) != ("git commit:" in text.getvalue())
 
 
 def test_lazy_public_names():

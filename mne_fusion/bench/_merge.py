@@ -88,6 +88,34 @@ def _settings(runs, paths):
     return first
 
 
+def _versions(runs, paths):
+    """Return the versions every run recorded; None if one recorded none or they differ.
+
+    Other code (another commit) or other packages may change the numbers where the
+    settings are the same: differing versions merge, with a warning.
+    """
+    recorded = [run.get("versions") for run in runs]
+    if any(versions is None for versions in recorded):
+        return None  # made by an older mne-fusion
+    first, *others = recorded
+    changed = sorted(
+        {k for other in others for k in first.keys() | other.keys()
+         if first.get(k) != other.get(k)}
+    )  # fmt: skip
+    if changed:
+        pairs = list(zip(recorded, paths, strict=True))
+        values = "; ".join(
+            f"{k} " + ", ".join(f"{v.get(k)!r} ({path})" for v, path in pairs)
+            for k in changed
+        )
+        warn(
+            f"The runs were made with other versions ({values}): their numbers may "
+            "differ for that alone; the merged results.json records no versions."
+        )
+        return None
+    return first
+
+
 def _gather(values, order):
     """Merge the runs' nested tables (per-seed lists at the leaves) in seed order."""
     if isinstance(values[0], dict):
@@ -120,7 +148,8 @@ def merge_bench(folders, out, *, verbose=None):
         Two or more output folders of :func:`run_bench` (``mne-fusion bench``), made
         with the same preset and FusionEncoder settings, each complete, no seed in
         two of them. A run of an older mne-fusion, which recorded no settings,
-        merges with a warning.
+        merges with a warning; so do runs made with other versions of mne-fusion
+        (another git commit) or of its dependencies.
     out : path-like
         The folder to write ``results.json``, ``results.md`` and the figures to, as
         one run over every seed writes them (seeds in increasing order); it must
@@ -153,7 +182,7 @@ def merge_bench(folders, out, *, verbose=None):
             raise ValueError(
                 f"{path} holds other conditions, methods or metrics than {paths[0]}."
             )
-    settings = _settings(runs, paths)
+    settings, versions = _settings(runs, paths), _versions(runs, paths)
     repeated = sorted({s for s in seeds if seeds.count(s) > 1})
     if repeated:
         raise ValueError(f"seed(s) {repeated} are in more than one of folders.")
@@ -185,6 +214,7 @@ def merge_bench(folders, out, *, verbose=None):
             seeds=seeds,
             **{key: runs[0][key] for key in ("simulation", "encoder", "ridge")},
             **({} if settings is None else dict(encoder_settings=settings)),
+            **({} if versions is None else dict(versions=versions)),
             conditions=conditions,
             elapsed_s=sum(run["elapsed_s"] for run in runs),
         ),

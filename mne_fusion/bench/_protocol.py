@@ -17,6 +17,7 @@ from ..baselines import RidgeEncoder, _valid_slice, oracle
 from ..inverse import fmri_weighted_mne, minimum_norm
 from ..metrics import prediction_r
 from ..utils import _check_option, _validate_type, fill_doc
+from ..utils.sys_info import _versions
 from ._figures import bench_report, condition_report, demo_figures
 from ._methods import (
     ENCODERS,
@@ -339,6 +340,7 @@ def run_demo(out, seed=0, *, preset="demo", verbose=None):
             encoder=config["encoder"],
             encoder_settings=encoder_settings(config["encoder"]),
             ridge=config["ridge"],
+            versions=_versions(),
             test_stories=experiment.test_stories,
             tables=tables,
             figures=figures,
@@ -380,7 +382,7 @@ def run_bench(config, out, seeds, *, verbose=None):
     run_demo, merge_bench, score_condition, summary_table
     """
     out, preset = _check_run(out, config, "config", seeds)
-    settings = encoder_settings(preset["encoder"])
+    settings, versions = encoder_settings(preset["encoder"]), _versions()
     progress = _Progress()
     conditions, condition_sections, cache = [], [], {}
     for meg_cnr, fmri_cnr in preset["conditions"]:
@@ -412,6 +414,7 @@ def run_bench(config, out, seeds, *, verbose=None):
                 encoder=preset["encoder"],
                 encoder_settings=settings,
                 ridge=preset["ridge"],
+                versions=versions,
                 conditions=conditions,
                 elapsed_s=progress.elapsed,
             ),

@@ -1,8 +1,10 @@
 """Versions of mne-fusion and of the packages it depends on."""
 
 import platform
+import subprocess
 import sys
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 from mne.utils import verbose
 
@@ -40,19 +42,17 @@ def sys_info(fid=None, *, verbose=None):
     --------
     mne.sys_info : MNE's own, more detailed report.
     """
-    from .._version import __version__
-
     fid = sys.stdout if fid is None else fid
+    found = _versions()
     lines = [
-        f"Platform:    {platform.platform()}",
-        f"Python:      {sys.version.split()[0]}",
-        f"mne-fusion:  {__version__}",
+        f"Platform:    {found['platform']}",
+        f"Python:      {found['python']}",
+        f"mne-fusion:  {found['mne-fusion']}",
     ]
+    if found["commit"] is not None:
+        lines.append(f"{'git commit:':<12} {found['commit']}")
     for package in _PACKAGES:
-        try:
-            lines.append(f"{package + ':':<12} {version(package)}")
-        except PackageNotFoundError:
-            lines.append(f"{package + ':':<12} not installed")
+        lines.append(f"{package + ':':<12} {found[package] or 'not installed'}")
     try:
         import torch
 
@@ -61,3 +61,54 @@ def sys_info(fid=None, *, verbose=None):
     except ImportError:
         pass
     fid.write("\n".join(lines) + "\n")
+
+
+def _versions():
+    """Return platform, Python, mne-fusion, its git commit and each package's version.
+
+    A package not installed is None; so is the commit outside a git checkout.
+    """
+    from .._version import __version__
+
+    found = {
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "mne-fusion": __version__,
+        "commit": _source_commit(),
+    }
+    for package in _PACKAGES:
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            found[package] = None
+    return found
+
+
+def _source_commit(package=None):
+    """Return the git commit of the checkout holding ``package``, or None.
+
+    The version is the same for every commit between releases; the commit tells
+    the code that made a result apart. ``"-dirty"`` is appended when tracked files
+    have changed. None where ``package`` (default: this package's folder) is not
+    the top folder of a git checkout's package, e.g. installed from a wheel.
+    """
+    package = Path(__file__).parents[1] if package is None else Path(package)
+
+    def git(*args):
+        done = subprocess.run(
+            ["git", "-C", str(package), *args],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    try:
+        top = git("rev-parse", "--show-toplevel")
+        # a wheel installed inside some other repository is not a checkout of it
+        if top is None or Path(top).resolve() != package.resolve().parent:
+            return None
+        return git("describe", "--always", "--dirty", "--abbrev=40")
+    except (OSError, subprocess.SubprocessError):  # no git, or it hung
+        return None
