@@ -38,7 +38,8 @@ def collect(args, score, **fields):
     """Return row -> condition -> seed -> ``score(context)[row]``, written to JSON.
 
     Each cell is printed as it is scored; the results go to ``args.out`` with
-    ``fields`` and the number of stories.
+    ``fields`` and the number of stories, rewritten after each cell so that an
+    interrupted run keeps the cells it finished.
     """
     start = time.perf_counter()
     results = {}
@@ -51,7 +52,7 @@ def collect(args, score, **fields):
             + ", ".join(f"{row} {value:.4f}" for row, value in cell.items()),
             flush=True,
         )
-    write_results(args.out, results, n_stories=args.n_stories, **fields)
+        write_results(args.out, results, n_stories=args.n_stories, **fields)
     return results
 
 
