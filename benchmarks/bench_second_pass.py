@@ -34,8 +34,8 @@ import torch
 from _cached_fits import score_and_print
 from bench_ablation import _metrics
 
+from mne_fusion.encoder import _source_readout
 from mne_fusion.encoder._params import fitted_stories, readout_choice
-from mne_fusion.encoder._source_readout import read_out
 from mne_fusion.encoder._source_refit import refit_network
 
 METRICS = ("temporal_r", "spatial_r")
@@ -59,16 +59,23 @@ def next_pass(ctx, enc, seed, targets=None):
     As ``FusionEncoder.fit`` does with ``source_refit=True``, from the fitted
     ``enc`` (the first pass or a later one); ``targets`` as ``refit_network``'s.
     """
+    network = refit_network(enc, ctx.exp.train, ctx._all_features(), seed, targets)
+    return read_out_network(ctx, enc, network), network
+
+
+def read_out_network(ctx, enc, network):
+    """Return a copy of ``enc`` with a copy of ``network`` read out as the fit does.
+
+    ``network`` is left as trained (the read-out adds the linear path to its copy).
+    """
     setup = ctx.setup
     snr, rank = readout_choice(enc, enc.readout_snr, len(setup["meg"]))
-    features = ctx._all_features()
-    network = refit_network(enc, ctx.exp.train, features, seed, targets)
     new = copy.deepcopy(enc)
-    new.model_.network = network
-    # the read-out adds the linear path to the network: keep the trained one apart
-    trained = copy.deepcopy(network)
-    read_out(new, setup["data"], setup["meg"], fitted_stories(new), snr, rank)
-    return new, trained
+    new.model_.network = copy.deepcopy(network)
+    _source_readout.read_out(
+        new, setup["data"], setup["meg"], fitted_stories(new), snr, rank
+    )
+    return new
 
 
 def test_scores(ctx, row, *encoders):

@@ -22,18 +22,17 @@ Usage (about 30 min of one core per cell; one process per seed)::
 """
 
 import contextlib
-import copy
 
 import numpy as np
 from _ablation_readouts import story_cv
 from _cached_fits import score_and_print
 from bench_ablation import _metrics
-from bench_second_pass import first_pass
+from bench_second_pass import first_pass, read_out_network
 from bench_second_pass_network import SHAPES, second_network_shape
 
 from mne_fusion.bench._methods import meg_raw
 from mne_fusion.encoder import _source_readout, _source_refit
-from mne_fusion.encoder._params import fitted_stories, readout_choice
+from mne_fusion.encoder._params import fitted_stories
 
 # how the read-out's penalty, rank and SNR are chosen -> the solver (None: the
 # library's, by leaving one MEG subject out with the penalty of the subject's maps)
@@ -70,19 +69,6 @@ def read_out_by(solver):
         _source_readout.map_source_readout = library
 
 
-def read_out_network(ctx, enc, network, choice):
-    """Return ``enc`` with ``network`` (unchanged) read out with ``choice``."""
-    setup = ctx.setup
-    snr, rank = readout_choice(enc, enc.readout_snr, len(setup["meg"]))
-    new = copy.deepcopy(enc)
-    new.model_.network = copy.deepcopy(network)
-    with read_out_by(CHOICES[choice]):
-        _source_readout.read_out(
-            new, setup["data"], setup["meg"], fitted_stories(new), snr, rank
-        )
-    return new
-
-
 def scores(ctx, row, enc):
     """Return ``"row: metric"`` -> mean over the test stories (and MEG subjects)."""
     exp, cells = ctx.exp, {}
@@ -114,9 +100,9 @@ def score(ctx, rows):
                 networks[shape] = _source_refit.refit_network(
                     enc, ctx.exp.train, features, ctx.seed, targets
                 )
-        cells.update(
-            scores(ctx, row, read_out_network(ctx, enc, networks[shape], choice))
-        )
+        with read_out_by(CHOICES[choice]):
+            new = read_out_network(ctx, enc, networks[shape])
+        cells.update(scores(ctx, row, new))
     return cells
 
 

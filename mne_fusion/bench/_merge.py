@@ -54,6 +54,13 @@ def _preset(results, path):
     )
 
 
+def _changed(first, other):
+    """Return the sorted keys whose values differ between two dicts (or one lacks)."""
+    return sorted(
+        k for k in first.keys() | other.keys() if first.get(k) != other.get(k)
+    )
+
+
 def _settings(runs, paths):
     """Return the encoder settings the runs share, None if one did not record them.
 
@@ -68,8 +75,7 @@ def _settings(runs, paths):
     missing = [str(path) for path in paths if path not in recorded]
     (first_path, first), *others = recorded.items() or [(None, None)]
     for path, settings in others:
-        keys = first.keys() | settings.keys()
-        changed = sorted(k for k in keys if first.get(k) != settings.get(k))
+        changed = _changed(first, settings)
         if changed:
             values = ", ".join(
                 f"{k}={first.get(k)!r} against {settings.get(k)!r}" for k in changed
@@ -98,10 +104,7 @@ def _versions(runs, paths):
     if any(versions is None for versions in recorded):
         return None  # made by an older mne-fusion
     first, *others = recorded
-    changed = sorted(
-        {k for other in others for k in first.keys() | other.keys()
-         if first.get(k) != other.get(k)}
-    )  # fmt: skip
+    changed = sorted({k for other in others for k in _changed(first, other)})
     if changed:
         pairs = list(zip(recorded, paths, strict=True))
         values = "; ".join(
