@@ -234,7 +234,7 @@ def subject_cv_ridge(
     The penalty, rank and SNR together: the least error against the left-out
     subject's least-squares map (its recording's error, up to a constant).
     """
-    from mne_fusion.model.sensor_maps import RIDGE_ALPHAS, _groups
+    from mne_fusion.model.sensor_maps import RIDGE_ALPHAS, _groups, _total
     from mne_fusion.model.sensor_maps import _moments as group_moments
 
     subjects = list(gains)
@@ -242,7 +242,7 @@ def subject_cv_ridge(
     solvers = []
     for runs, masks in groups:
         parts, rows = group_moments(hidden, runs, masks)
-        solvers.append((RidgeSolver(sum(parts[1:], parts[0])), rows))
+        solvers.append((RidgeSolver(_total(parts)), rows))
 
     def maps_at(alpha):
         maps = {}

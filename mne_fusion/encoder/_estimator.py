@@ -215,6 +215,7 @@ class FusionEncoder(PredictionMixin, ReadingMixin, BaseEstimator):
         readout="map",
         readout_snr="auto",
         readout_rank="auto",
+        readout_alpha="maps",
         readout_reweight=1,
         source_refit="auto",
         loss="likelihood",
@@ -254,6 +255,7 @@ class FusionEncoder(PredictionMixin, ReadingMixin, BaseEstimator):
         self.readout = readout
         self.readout_snr = readout_snr
         self.readout_rank = readout_rank
+        self.readout_alpha = readout_alpha
         self.readout_reweight = readout_reweight
         self.source_refit = source_refit
         self.loss = loss

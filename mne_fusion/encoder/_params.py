@@ -97,6 +97,12 @@ def check_params(est):
             rank, "int", "readout_rank", 'a positive int, "auto", "cv" or None'
         )
         _check_positive(rank, "readout_rank", integer=True)
+    alpha = est.readout_alpha
+    if not (isinstance(alpha, str) and alpha in ("maps", "sources")):
+        _validate_type(
+            alpha, "numeric", "readout_alpha", 'a positive number, "maps" or "sources"'
+        )
+        _check_positive(alpha, "readout_alpha")
     if rank == "cv" and isinstance(snr, str) and snr == "maps":
         raise ValueError(
             'readout_rank="cv" chooses the rank with the SNR: use readout_snr="cv", '

@@ -59,6 +59,7 @@ def read_out(est, data, meg, stories, snr, rank):
             est.source_scale_,
             snr,
             rank=rank,
+            alpha="auto" if est.readout_alpha == "maps" else est.readout_alpha,
             reweight=est.readout_reweight,
             lags=lags,
         )
@@ -82,6 +83,7 @@ def solve_source_layer(
     source_scale,
     snr,
     rank=None,
+    alpha="auto",
     reweight=0,
     lags=None,
 ):
@@ -108,6 +110,9 @@ def solve_source_layer(
     rank : int | "cv" | None
         Components of the stacked sensor maps kept
         (:func:`~mne_fusion.model.readout.reduce_rank`); None keeps them all.
+    alpha : float | "auto" | "sources"
+        Ridge penalty of the sensor maps (see
+        :func:`~mne_fusion.model.readout.map_source_readout`).
     reweight : int
         Steps that rescale ``prior`` by the sensor maps
         (:func:`~mne_fusion.model.prior.reweighted_prior`).
@@ -147,7 +152,15 @@ def solve_source_layer(
         # samples under BAD* annotations are left out of the sums
         bad[name] = {s: data.meg_bad.get(name, {}).get(s) for s in subject_stories}
     weight, bias, snr, alpha, rank, prior = map_source_readout(
-        hidden, white, gains, prior, snr, bad=bad, rank=rank, reweight=reweight
+        hidden,
+        white,
+        gains,
+        prior,
+        snr,
+        alpha=alpha,
+        bad=bad,
+        rank=rank,
+        reweight=reweight,
     )
     with torch.no_grad():
         network.sources.weight.copy_(torch.as_tensor(weight / source_scale))

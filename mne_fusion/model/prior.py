@@ -172,3 +172,14 @@ def champagne(
         if np.abs(variance - previous).sum() < tol * previous.sum():
             return variance, noise, n_iter, True
     return variance, noise, n_iter, False
+
+
+def _normalised_prior_gain(gain, prior_variance):
+    """Return ``c G R`` and ``c G R G'``, with ``c`` such that ``trace(c G R G') = n``.
+
+    MNE's normalisation: the scaled prior explains unit variance per channel.
+    """
+    weighted = gain * prior_variance
+    outer = weighted @ gain.T
+    scale = len(gain) / np.trace(outer)
+    return scale * weighted, scale * outer

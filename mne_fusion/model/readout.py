@@ -23,7 +23,8 @@ map sharpens as the training data grow and stays smooth where the MEG is mostly 
 
 import numpy as np
 
-from .prior import covariance_root, reweighted_prior
+from .prior import _normalised_prior_gain, covariance_root, reweighted_prior
+from .readout_penalty import story_cv_alpha
 from .sensor_maps import RIDGE_ALPHAS, ridge_sensor_maps, sensor_map_snr
 
 # SNRs of the source map tried with ``snr="cv"`` (:func:`subject_cv`).
@@ -185,17 +186,6 @@ def weighted_minimum_norm(gain, prior_variance, snr=3.0):
     return np.linalg.solve(system, weighted).T
 
 
-def _normalised_prior_gain(gain, prior_variance):
-    """Return ``c G R`` and ``c G R G'``, with ``c`` such that ``trace(c G R G') = n``.
-
-    MNE's normalisation: the scaled prior explains unit variance per channel.
-    """
-    weighted = gain * prior_variance
-    outer = weighted @ gain.T
-    scale = len(gain) / np.trace(outer)
-    return scale * weighted, scale * outer
-
-
 def map_source_readout(
     hidden,
     data,
@@ -225,10 +215,14 @@ def map_source_readout(
         Amplitude signal-to-noise ratio of the sensor maps; ``"maps"`` (default)
         estimates it with :func:`sensor_map_snr`, ``"cv"`` chooses it by leaving
         one MEG subject out (:func:`subject_cv`, two subjects at least).
-    alpha : float | "auto"
-        Relative ridge penalty of the sensor maps (see :func:`ridge_sensor_maps`).
+    alpha : float | "auto" | "sources"
+        Relative ridge penalty of the sensor maps. ``"auto"`` (default): each
+        map's own cross-validation (:func:`ridge_sensor_maps`); ``"sources"``:
+        the penalty whose read-out best predicts left-out stories
+        (:func:`~mne_fusion.model.readout_penalty.story_cv_alpha`, over the SNRs
+        and ranks that ``snr`` and ``rank`` allow).
     alphas : sequence of float
-        Penalties tried with ``alpha="auto"``.
+        Penalties tried with ``alpha="auto"`` or ``"sources"``.
     bad : dict of str -> dict of str -> array of bool | None
         Subject -> story -> samples left out of every sum (True, e.g. under a
         ``BAD*`` annotation), or None: all samples count (default).
@@ -257,7 +251,19 @@ def map_source_readout(
     prior_variance : array, shape (n_sources,)
         The prior variance of the map (``prior_variance`` when ``reweight=0``).
     """
+    if not (isinstance(alpha, str) and alpha in ("auto", "sources")) and not (
+        np.isscalar(alpha) and not isinstance(alpha, str) and alpha > 0
+    ):
+        raise ValueError(
+            f'alpha must be a positive number, "auto" or "sources", got {alpha!r}.'
+        )
     subjects = list(gains)
+    if isinstance(alpha, str) and alpha == "sources":
+        snrs = READOUT_SNRS if snr in ("cv", "maps") else (snr,)
+        ranks = READOUT_RANKS if rank == "cv" else (rank,)
+        alpha = story_cv_alpha(
+            hidden, data, gains, prior_variance, alphas, snrs, ranks, bad
+        )
     maps, alpha, n_parameters = ridge_sensor_maps(
         hidden, {s: data[s] for s in subjects}, alpha, alphas, bad
     )

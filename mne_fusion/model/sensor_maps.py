@@ -19,12 +19,13 @@ _MIN_FOLDS = 3
 
 
 def _blocks(hidden, runs, bad):
-    """Yield the cross-validation blocks of (design, targets, rows), a story at a time.
+    """Yield the cross-validation blocks (key, design, targets, rows), story by story.
 
     A block is a story, or a contiguous part of one when there are fewer than
     ``_MIN_FOLDS`` stories; the samples that ``bad[story]`` marks (shared by the
     group) are left out. The targets are the subjects' channels, stacked in the
-    order of ``runs``; ``rows`` gives each subject's. Only one story's recordings are
+    order of ``runs``; ``rows`` gives each subject's; ``key`` is (story, part). Only
+    one story's recordings are
     read (and stacked) at a time: ``runs`` may whiten or load them when asked.
     """
     stories = list(next(iter(runs.values())))
@@ -35,11 +36,12 @@ def _blocks(hidden, runs, bad):
         rows = dict(zip(runs, map(slice, edges[:-1], edges[1:]), strict=True))
         stacked = np.concatenate(arrays)
         del arrays
-        for part in np.array_split(np.arange(len(hidden[story])), n_parts):
+        parts = np.array_split(np.arange(len(hidden[story])), n_parts)
+        for index, part in enumerate(parts):
             if bad.get(story) is not None:
                 part = part[~bad[story][part]]
             if len(part):
-                yield hidden[story][part], stacked[:, part], rows
+                yield (story, index), hidden[story][part], stacked[:, part], rows
 
 
 def _groups(data, bad):
@@ -60,13 +62,19 @@ def _groups(data, bad):
 
 
 def _moments(hidden, runs, bad):
-    """Return the moments of each block of a group, and each subject's rows."""
-    parts = []
-    for block in _blocks(hidden, runs, bad):
-        parts.append(RidgeMoments(*block[:2]))
+    """Return the moments of each block of a group (by key), and each subject's rows."""
+    parts, rows = {}, None
+    for key, design, targets, block_rows in _blocks(hidden, runs, bad):
+        parts[key], rows = RidgeMoments(design, targets), block_rows
     if not parts:
         raise ValueError(f"No good sample to fit subjects {list(runs)}.")
-    return parts, block[2]
+    return parts, rows
+
+
+def _total(parts):
+    """Return the sum of the moments of every block of a group."""
+    first, *rest = parts.values()
+    return sum(rest, first)
 
 
 def _add_held_out_errors(errors, hidden, runs, bad, parts, alphas):
@@ -74,9 +82,9 @@ def _add_held_out_errors(errors, hidden, runs, bad, parts, alphas):
 
     The recordings are read again a story at a time, in the order of ``parts``.
     """
-    total = sum(parts[1:], parts[0])
+    total = _total(parts)
     blocks = _blocks(hidden, runs, bad)
-    for (design, targets, rows), part in zip(blocks, parts, strict=True):
+    for (_, design, targets, rows), part in zip(blocks, parts.values(), strict=True):
         solver = RidgeSolver(total - part)
         for k, alpha in enumerate(alphas):
             coef, intercept = solver.solve(alpha, relative=True)
@@ -131,7 +139,7 @@ def ridge_sensor_maps(hidden, data, alpha="auto", alphas=RIDGE_ALPHAS, bad=None)
         alpha = float(alphas[int(np.argmin(errors))])
     maps, n_parameters = {}, []
     for parts, rows in moments:
-        solver = RidgeSolver(sum(parts[1:], parts[0]))
+        solver = RidgeSolver(_total(parts))
         coef, intercept = solver.solve(alpha, relative=True)
         dof = solver.n_parameters(alpha, relative=True)
         for s, cols in rows.items():

@@ -34,8 +34,8 @@ readout : "map" | "trained"
     posteriori estimate for the trained hidden features, under the Gaussian
     likelihood of the noise-whitened MEG of all MEG subjects and the source prior
     above (variance ``1 - fmri_prior + fmri_prior * fmri_evidence_``): a ridge
-    read-out of each subject's MEG from the hidden features (its penalty chosen
-    by cross-validation over stories, ``readout_alpha_``), mapped to the template
+    read-out of each subject's MEG from the hidden features (its penalty
+    ``readout_alpha``), mapped to the template
     by an fMRI-weighted minimum-norm operator of the stacked lead fields. Early
     stopping having chosen the network, the read-out and ``fmri_evidence_`` use
     every story of the fit, the validation stories too.
@@ -59,6 +59,17 @@ readout_rank : int | "auto" | "cv" | None
     subject out (not with ``readout_snr="maps"``). ``"auto"`` (default) is
     ``"cv"`` when ``readout_snr`` is chosen that way or given as a number with two
     MEG subjects or more, else None; the value kept is ``readout_rank_``.
+readout_alpha : float | "maps" | "sources"
+    Ridge penalty of the ``"map"`` read-out's sensor read-outs, relative to the
+    mean eigenvalue of the hidden features' covariance. ``"maps"`` (default)
+    chooses it by cross-validation over stories, each sensor read-out
+    predicting its subject's held-out stories on its own; ``"sources"``
+    chooses the penalty whose whole read-out (the stacked sensor read-outs
+    mapped to the sources and back through each lead field, at the best SNR
+    and rank that ``readout_snr`` and ``readout_rank`` allow) best predicts the
+    held-out stories: a weaker penalty where the source map removes the
+    estimation noise (``mne_fusion.model.readout_penalty.story_cv_alpha``).
+    The value used is ``readout_alpha_``.
 readout_reweight : int
     Steps that rescale the ``"map"`` read-out's source prior, source by source,
     by what the MEG subjects' sensor read-outs show of each source (the

@@ -1,0 +1,121 @@
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+
+from mne_fusion.model.readout import (
+    READOUT_SNRS,
+    map_source_readout,
+    weighted_minimum_norm,
+)
+from mne_fusion.model.readout_penalty import _story_cv_errors, story_cv_alpha
+from mne_fusion.model.sensor_maps import RIDGE_ALPHAS, ridge_sensor_maps
+
+
+def _recordings(rng, stories, n_sources=6, d=5, n_times=120, noise=1.0):
+    """Three subjects (a and b on every story, c on the first three) seeing sources."""
+    weight = np.zeros((n_sources, d))
+    weight[:2] = rng.standard_normal((2, d))
+    hidden = {s: rng.standard_normal((n_times, d)) for s in stories}
+    sizes = {"a": 8, "b": 9, "c": 7}
+    gains = {s: rng.standard_normal((n, n_sources)) for s, n in sizes.items()}
+    data = {
+        s: {
+            story: gains[s] @ weight @ hidden[story].T
+            + noise * rng.standard_normal((len(gains[s]), n_times))
+            for story in (stories if s != "c" else stories[:3])
+        }
+        for s in gains
+    }
+    return hidden, data, gains, weight
+
+
+def _ridge(design, target, alpha):
+    """Ridge map with intercept (relative penalty), on numpy float64."""
+    mean_x, mean_y = design.mean(0), target.mean(1)
+    xc, yc = design - mean_x, target - mean_y[:, None]
+    gram = xc.T @ xc
+    penalty = alpha * np.trace(gram) / len(gram)
+    coef = np.linalg.solve(gram + penalty * np.eye(len(gram)), xc.T @ yc.T).T
+    return np.hstack([coef, (mean_y - coef @ mean_x)[:, None]]), np.cov(xc.T, bias=True)
+
+
+def test_story_cv_errors_match_predictions_in_time(rng):
+    """The errors from moments equal those of the read-out's predictions in time."""
+    stories = ["s0", "s1", "s2", "s3"]
+    hidden, data, gains, _ = _recordings(rng, stories)
+    bad = {"b": {"s1": np.arange(120) < 30}}
+    prior = rng.uniform(0.2, 1.0, 6)
+    alphas, snrs, ranks = (0.01, 1.0, 30.0), (1.0, 10.0), (2, None)
+    errors = _story_cv_errors(hidden, data, gains, prior, alphas, snrs, ranks, bad)
+
+    def samples(subject, story):
+        keep = ~bad.get(subject, {}).get(story, np.zeros(120, bool))
+        return hidden[story][keep], data[subject][story][:, keep]
+
+    expected = np.zeros_like(errors)
+    gain = np.vstack(list(gains.values()))
+    for held in stories:
+        for a, alpha in enumerate(alphas):
+            maps, covs = [], []
+            for s in gains:
+                train = [samples(s, t) for t in data[s] if t != held]
+                design = np.concatenate([x for x, _ in train])
+                target = np.concatenate([y for _, y in train], axis=1)
+                sensor_map, cov = _ridge(design, target, alpha)
+                maps.append(sensor_map)
+                covs.append(cov)
+            stacked = np.vstack(maps)
+            # the components of the stacked maps' predictions, on the training
+            # stories of the first subject
+            coef = stacked[:, :-1]
+            vecs = np.linalg.eigh(coef @ covs[0] @ coef.T)[1][:, ::-1]
+            for i, rank in enumerate(ranks):
+                keep = vecs[:, : len(coef.T) if rank is None else rank]
+                reduced = keep @ (keep.T @ stacked)
+                for j, snr in enumerate(snrs):
+                    layer = weighted_minimum_norm(gain, prior, snr) @ reduced
+                    start = 0
+                    for s in gains:
+                        rows = slice(start, start + len(gains[s]))
+                        start += len(gains[s])
+                        if held not in data[s]:
+                            continue
+                        x, y = samples(s, held)
+                        pred = gains[s] @ (layer[:, :-1] @ x.T + layer[:, -1:])
+                        expected[a, i, j] += np.square(y - pred).sum()
+                        expected[a, i, j] -= np.square(y).sum()
+                        assert rows.stop <= len(gain)
+    assert_allclose(errors, expected, rtol=1e-8, atol=1e-6)
+
+
+def test_story_cv_alpha_takes_a_weaker_penalty_than_the_maps(rng):
+    """Noise outside the lead fields' span need not be penalised: the read-out's
+    choice is weaker than each map's own, and its read-out predicts a new story
+    better."""
+    stories = [f"s{k}" for k in range(5)]
+    hidden, data, gains, weight = _recordings(rng, stories, noise=6.0)
+    maps_alpha = ridge_sensor_maps(hidden, data)[1]
+    alpha = story_cv_alpha(
+        hidden, data, gains, np.ones(6), RIDGE_ALPHAS, READOUT_SNRS, (None,)
+    )
+    assert alpha in RIDGE_ALPHAS
+    assert alpha < maps_alpha
+    new = rng.standard_normal((2000, 5))
+    errors = {}
+    for name in ("auto", "sources"):
+        layer, bias, _, used, *_ = map_source_readout(
+            hidden, data, gains, np.ones(6), snr="cv", alpha=name
+        )
+        assert used == (alpha if name == "sources" else maps_alpha)
+        errors[name] = sum(
+            np.square(gain @ ((layer - weight) @ new.T + bias[:, None])).sum()
+            for gain in gains.values()
+        )
+    assert errors["sources"] < errors["auto"]
+
+
+@pytest.mark.parametrize("alpha", ["source", -1.0])
+def test_map_source_readout_refuses_a_bad_alpha(rng, alpha):
+    hidden, data, gains, _ = _recordings(rng, ["s0", "s1", "s2"])
+    with pytest.raises(ValueError, match="alpha must be"):
+        map_source_readout(hidden, data, gains, np.ones(6), snr=3.0, alpha=alpha)
