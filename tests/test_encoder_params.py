@@ -236,6 +236,12 @@ def test_readout_chosen_by_leaving_a_subject_out(experiment, tmp_path):
         ({"readout_reweight": 1.5}, TypeError, "readout_reweight must be an inst"),
         ({"readout_rank": 2.5}, TypeError, 'readout_rank must be .*"cv" or None'),
         (
+            {"readout_alpha": "source"},
+            TypeError,
+            r"readout_alpha must be .*\"sources\", got str \('source'\)",
+        ),
+        ({"readout_alpha": 0}, ValueError, "readout_alpha must be a positive"),
+        (
             {"readout_snr": "maps", "readout_rank": "cv"},
             ValueError,
             'readout_rank="cv" chooses the rank',
@@ -245,6 +251,34 @@ def test_readout_chosen_by_leaving_a_subject_out(experiment, tmp_path):
 def test_readout_choice_errors(experiment, params, error, match):
     with pytest.raises(error, match=match):
         FusionEncoder(**{**FAST, **params}).fit(experiment["ds"])
+
+
+def test_readout_alpha(experiment, tiny, monkeypatch):
+    """ "sources" takes the penalty of story_cv_alpha; a number is used as given."""
+    from mne_fusion.model import readout
+    from mne_fusion.model.sensor_maps import RIDGE_ALPHAS
+
+    chosen = []
+
+    def spy(*args, **kwargs):
+        chosen.append(story_cv_alpha(*args, **kwargs))
+        return chosen[-1]
+
+    story_cv_alpha = readout.story_cv_alpha
+    monkeypatch.setattr(readout, "story_cv_alpha", spy)
+    assert tiny.readout_alpha == "maps"
+    assert tiny.readout_alpha_ in RIDGE_ALPHAS
+    sources = FusionEncoder(**{**FAST, "readout_alpha": "sources"})
+    sources.fit(experiment["ds"])
+    # the source layer is solved once per pass, each time by story
+    n_passes = 2 if sources.source_refit else 1
+    assert len(chosen) == n_passes
+    assert sources.readout_alpha_ == chosen[-1]
+    fixed = FusionEncoder(**{**FAST, "readout_alpha": 0.5}).fit(experiment["ds"])
+    assert fixed.readout_alpha_ == 0.5
+    assert len(chosen) == n_passes
+    weights = [source_weights(e) for e in (tiny, fixed)]
+    assert np.abs(weights[0] - weights[1]).max() > 1e-3 * np.abs(weights[0]).max()
 
 
 def test_subject_cv_needs_two_meg_subjects(experiment):

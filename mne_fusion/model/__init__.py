@@ -38,6 +38,7 @@ from .readout import (
     subject_cv,
     weighted_minimum_norm,
 )
+from .readout_penalty import story_cv_alpha
 from .sensor_maps import ridge_sensor_maps, sensor_map_snr
 from .training import (
     FusionModel,
@@ -88,6 +89,7 @@ __all__ = [
     "segment_lengths",
     "sensor_map_snr",
     "subject_cv",
+    "story_cv_alpha",
     "ridge_sensor_maps",
     "tr_pooling",
     "train",
