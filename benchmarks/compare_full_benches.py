@@ -1,10 +1,11 @@
 """Side by side: two full benches (``mne-fusion bench`` folders) on their shared seeds.
 
 Reads stored results only. For every condition (MEG CNR x fMRI CNR) and the seeds both
-runs hold, prints the mean of fusion temporal r / spatial r, of the data-informed
-estimate's temporal r (against the stimulus-driven truth) and of fusion's MEG
-prediction r divided, seed by seed, by the time-lagged ridge's, and counts the
-per-seed cells where the second run is below the first; writes the same to JSON::
+runs hold (conditions that only one run holds are named and skipped), prints the mean
+of fusion temporal r / spatial r, of the data-informed estimate's temporal r (against
+the stimulus-driven truth) and of fusion's MEG prediction r divided, seed by seed, by
+the time-lagged ridge's, and counts the per-seed cells where the second run is below
+the first; writes the same to JSON::
 
     python benchmarks/compare_full_benches.py benchmarks/results/bench_full \
         benchmarks/results/bench_full_second_pass \
@@ -53,7 +54,10 @@ def main(first, second, out):
     print("| condition | " + " | ".join(label for label, _, _ in CELLS) + " |")
     print("| --- |" + " --- |" * len(CELLS))
     record, lost_total = {}, 0
+    skipped = sorted(set(cells[0]) ^ set(cells[1]))
     for condition, before in cells[0].items():
+        if condition in skipped:
+            continue
         after = cells[1][condition]
         row, record[condition] = [], {}
         for label, _, _ in CELLS:
@@ -68,7 +72,11 @@ def main(first, second, out):
         print(f"| {condition} | " + " | ".join(row) + " |")
     n_cells = len(CELLS) * len(record) * len(seeds)
     print(f"per-seed cells lost: {lost_total} of {n_cells}")
-    document = dict(first=str(first), second=str(second), seeds=seeds, cells=record)
+    if skipped:
+        print(f"conditions in one run only, skipped: {', '.join(skipped)}")
+    document = dict(
+        first=str(first), second=str(second), seeds=seeds, cells=record, skipped=skipped
+    )
     Path(out).write_text(json.dumps(document, indent=1) + "\n")
 
 
