@@ -39,11 +39,19 @@ def _ridge(design, target, alpha):
     return np.hstack([coef, (mean_y - coef @ mean_x)[:, None]]), np.cov(xc.T, bias=True)
 
 
-def test_story_cv_errors_match_predictions_in_time(rng):
-    """The errors from moments equal those of the read-out's predictions in time."""
+@pytest.mark.parametrize("shared", [False, True])
+def test_story_cv_errors_match_predictions_in_time(rng, shared):
+    """The errors from moments equal those of the read-out's predictions in time.
+
+    Subjects on other stories or with bad samples, or all on the same samples (the
+    shortcut of :func:`_shared_errors`).
+    """
     stories = ["s0", "s1", "s2", "s3"]
     hidden, data, gains, _ = _recordings(rng, stories)
     bad = {"b": {"s1": np.arange(120) < 30}}
+    if shared:
+        gains, bad = {s: gains[s] for s in "ab"}, {}
+        data = {s: data[s] for s in gains}
     prior = rng.uniform(0.2, 1.0, 6)
     alphas, snrs, ranks = (0.01, 1.0, 30.0), (1.0, 10.0), (2, None)
     errors = _story_cv_errors(hidden, data, gains, prior, alphas, snrs, ranks, bad)
