@@ -195,9 +195,10 @@ def test_readout_chosen_by_leaving_a_subject_out(experiment, tmp_path):
     # component, the fMRI prior as it was (no reweighting)
     state = torch.load(tmp_path / "fixed.pt", weights_only=True)
     del state["readout_rank"], state["readout_prior"]
-    del state["params"]["readout_reweight"]
+    del state["params"]["readout_reweight"], state["params"]["readout_alpha"]
     torch.save(state, tmp_path / "older.pt")
     older = read_fusion_encoder(tmp_path / "older.pt")
+    assert older.readout_alpha == "maps"
     assert older.readout_rank_ is None
     assert older.readout_prior_ is None
     assert older.readout_reweight == 0

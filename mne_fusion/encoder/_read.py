@@ -43,6 +43,8 @@ def read_fusion_encoder(fname, *, verbose=None):
     parts["params"].setdefault("readout_reweight", 0)
     # and before the second pass was a parameter, without one
     parts["params"].setdefault("source_refit", False)
+    # and before readout_alpha, with each sensor map's own penalty
+    parts["params"].setdefault("readout_alpha", "maps")
     try:
         return _assemble(parts)
     except (
