@@ -122,8 +122,17 @@ def test_story_cv_alpha_takes_a_weaker_penalty_than_the_maps(rng):
     assert errors["sources"] < errors["auto"]
 
 
-@pytest.mark.parametrize("alpha", ["source", -1.0])
-def test_map_source_readout_refuses_a_bad_alpha(rng, alpha):
+@pytest.mark.parametrize(
+    ("alpha", "alphas", "match"),
+    [
+        ("source", RIDGE_ALPHAS, "alpha must be a positive number.*got 'source'"),
+        (-1.0, RIDGE_ALPHAS, "alpha must be a positive number.*got -1.0"),
+        ("sources", (), r"alphas must hold at least one value, got \(\)"),
+    ],
+)
+def test_map_source_readout_refuses_a_bad_alpha(rng, alpha, alphas, match):
     hidden, data, gains, _ = _recordings(rng, ["s0", "s1", "s2"])
-    with pytest.raises(ValueError, match="alpha must be"):
-        map_source_readout(hidden, data, gains, np.ones(6), snr=3.0, alpha=alpha)
+    with pytest.raises(ValueError, match=match):
+        map_source_readout(
+            hidden, data, gains, np.ones(6), snr=3.0, alpha=alpha, alphas=alphas
+        )

@@ -257,6 +257,8 @@ def map_source_readout(
         raise ValueError(
             f'alpha must be a positive number, "auto" or "sources", got {alpha!r}.'
         )
+    if isinstance(alpha, str) and not len(alphas):
+        raise ValueError(f"alphas must hold at least one value, got {alphas!r}.")
     subjects = list(gains)
     if isinstance(alpha, str) and alpha == "sources":
         snrs = READOUT_SNRS if snr in ("cv", "maps") else (snr,)
