@@ -215,7 +215,7 @@ class FusionEncoder(PredictionMixin, ReadingMixin, BaseEstimator):
         readout="map",
         readout_snr="auto",
         readout_rank="auto",
-        readout_alpha="maps",
+        readout_alpha="sources",
         readout_reweight=1,
         source_refit="auto",
         loss="likelihood",

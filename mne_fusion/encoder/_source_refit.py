@@ -33,6 +33,10 @@ from ._params import fitted_stories
 # them per epoch let early stopping act within minutes). Its epochs stop as the
 # first pass's do (max_epochs, patience).
 SEGMENT, BURN_IN = 20.0, 5.0
+# The targets carry the recordings' noise: a network with more dropout generalises
+# better from them (benchmarks/results/bench_ablation.md, "The second pass's
+# network"); the fit's own dropout where it is higher.
+DROPOUT = 0.5
 # The targets' leading components: those holding 99.9 % of their sum of squares, at
 # most 256. On the bench 32 components hold 99.3-99.8 %
 # (benchmarks/results/bench_target_rank.json).
@@ -141,7 +145,12 @@ def refit_network(est, dataset, features, seed, targets=None):
         start = time.perf_counter()
     stories = list(targets.scores)
     fitted = est.model_.network
-    config = dataclasses.replace(fitted.config, lag_kernels=0, lag_taps=0)
+    config = dataclasses.replace(
+        fitted.config,
+        lag_kernels=0,
+        lag_taps=0,
+        dropout=max(fitted.config.dropout, DROPOUT),
+    )
     torch.manual_seed(seed)
     network = FusionNetwork(config).to(est.device_)
     network.feature_mean.copy_(fitted.feature_mean)
