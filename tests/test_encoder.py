@@ -534,6 +534,7 @@ def test_map_readout_is_the_closed_form_layer(experiment, fitted):
         {"A": setup.whitener @ setup.gain},
         np.ones(1284),  # no two fMRI subjects share a TR grid: uniform prior
         snr="maps",
+        alpha="sources",
         reweight=1,
     )
     assert alpha == fitted.readout_alpha_

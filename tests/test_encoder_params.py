@@ -255,7 +255,8 @@ def test_readout_choice_errors(experiment, params, error, match):
 
 
 def test_readout_alpha(experiment, tiny, monkeypatch):
-    """ "sources" takes the penalty of story_cv_alpha; a number is used as given."""
+    """readout_alpha="sources" (default) takes story_cv_alpha's penalty in each
+    pass; "maps" and a number do not call it, a number is used as given."""
     from mne_fusion.model import readout
     from mne_fusion.model.sensor_maps import RIDGE_ALPHAS
 
@@ -267,18 +268,19 @@ def test_readout_alpha(experiment, tiny, monkeypatch):
 
     story_cv_alpha = readout.story_cv_alpha
     monkeypatch.setattr(readout, "story_cv_alpha", spy)
-    assert tiny.readout_alpha == "maps"
-    assert tiny.readout_alpha_ in RIDGE_ALPHAS
-    sources = FusionEncoder(**{**FAST, "readout_alpha": "sources"})
-    sources.fit(experiment["ds"])
+    assert tiny.readout_alpha == "sources"
+    sources = FusionEncoder(**FAST).fit(experiment["ds"])
     # the source layer is solved once per pass, each time by story
     n_passes = 2 if sources.source_refit else 1
     assert len(chosen) == n_passes
     assert sources.readout_alpha_ == chosen[-1]
+    assert sources.readout_alpha_ in RIDGE_ALPHAS
+    maps = FusionEncoder(**{**FAST, "readout_alpha": "maps"}).fit(experiment["ds"])
     fixed = FusionEncoder(**{**FAST, "readout_alpha": 0.5}).fit(experiment["ds"])
+    assert maps.readout_alpha_ in RIDGE_ALPHAS
     assert fixed.readout_alpha_ == 0.5
     assert len(chosen) == n_passes
-    weights = [source_weights(e) for e in (tiny, fixed)]
+    weights = [source_weights(e) for e in (sources, fixed)]
     assert np.abs(weights[0] - weights[1]).max() > 1e-3 * np.abs(weights[0]).max()
 
 

@@ -1,5 +1,6 @@
 """The fit's second pass: a transformer trained on the data-informed estimate."""
 
+import dataclasses
 import re
 
 import mne
@@ -11,7 +12,7 @@ from mne.utils import catch_logging
 from numpy.testing import assert_allclose
 
 from mne_fusion import FusionDataset, FusionEncoder, read_fusion_encoder
-from mne_fusion.encoder._source_refit import source_targets
+from mne_fusion.encoder._source_refit import DROPOUT, source_targets
 from mne_fusion.model import FusionNetwork, NetworkConfig
 from mne_fusion.model.low_rank import LowRankRows
 from mne_fusion.model.source_training import (
@@ -174,7 +175,11 @@ def test_source_refit_trains_a_second_transformer(experiment, tmp_path):
     assert [r["train_loss"] for r in refit.history_] == [
         r["train_loss"] for r in plain.history_
     ]
-    assert refit.model_.network.config == plain.model_.network.config
+    # the fit's shape, with dropout 0.5 (the targets carry the recordings' noise)
+    assert refit.model_.network.config == dataclasses.replace(
+        plain.model_.network.config, dropout=max(plain.dropout, DROPOUT)
+    )
+    assert DROPOUT == 0.5
     first = dict(plain.model_.network.named_parameters())
     second = dict(refit.model_.network.named_parameters())
     assert first.keys() == second.keys()

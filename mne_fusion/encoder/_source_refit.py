@@ -3,7 +3,8 @@
 With ``source_refit=True``, :meth:`FusionEncoder.fit` takes the data-informed
 estimate of every fitted story (:meth:`FusionEncoder.apply_inverse` with the
 subject's own recording: the fit's sources plus the Champagne correction of the
-residual) as the target of a fresh network of the fit's shape, then reads that
+residual) as the target of a fresh network of the fit's shape (with more dropout:
+:data:`DROPOUT`), then reads that
 network out like the first. No truth enters: the target is the recordings, moved to
 the template sources. Each source's course is weighted by the square root of the
 read-out's prior variance (``readout_prior_``: fMRI evidence reweighted by the sensor
@@ -106,6 +107,8 @@ def source_targets(est, dataset, features, stories, energy=ENERGY, size=SKETCH):
 
 def refit_network(est, dataset, features, seed, targets=None):
     """Return a fresh network of the fit's shape trained on :func:`source_targets`.
+
+    Its dropout is :data:`DROPOUT`, or the fit's where higher.
 
     Parameters
     ----------

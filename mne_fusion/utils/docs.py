@@ -59,17 +59,17 @@ readout_rank : int | "auto" | "cv" | None
     subject out (not with ``readout_snr="maps"``). ``"auto"`` (default) is
     ``"cv"`` when ``readout_snr`` is chosen that way or given as a number with two
     MEG subjects or more, else None; the value kept is ``readout_rank_``.
-readout_alpha : float | "maps" | "sources"
+readout_alpha : float | "sources" | "maps"
     Ridge penalty of the ``"map"`` read-out's sensor read-outs, relative to the
-    mean eigenvalue of the hidden features' covariance. ``"maps"`` (default)
-    chooses it by cross-validation over stories, each sensor read-out
-    predicting its subject's held-out stories on its own; ``"sources"``
-    chooses the penalty whose whole read-out (the stacked sensor read-outs
-    mapped to the sources and back through each lead field, at the best SNR
-    and rank that ``readout_snr`` and ``readout_rank`` allow) best predicts the
-    held-out stories: a weaker penalty where the source map removes the
-    estimation noise (``mne_fusion.model.readout_penalty.story_cv_alpha``).
-    The value used is ``readout_alpha_``.
+    mean eigenvalue of the hidden features' covariance. ``"sources"`` (default)
+    chooses it by cross-validation over stories: the penalty whose whole
+    read-out (the stacked sensor read-outs mapped to the sources and back
+    through each lead field, at the best SNR and rank that ``readout_snr`` and
+    ``readout_rank`` allow) best predicts each subject's held-out stories, a
+    weaker penalty where the source map removes the estimation noise
+    (``mne_fusion.model.readout_penalty.story_cv_alpha``). ``"maps"`` chooses
+    it as each sensor read-out alone predicts its subject's held-out stories
+    best (the default before 0.1). The value used is ``readout_alpha_``.
 readout_reweight : int
     Steps that rescale the ``"map"`` read-out's source prior, source by source,
     by what the MEG subjects' sensor read-outs show of each source (the
@@ -79,20 +79,20 @@ readout_reweight : int
     prior that also fits the maps' estimation error. The prior used is
     ``readout_prior_``.
 source_refit : bool | "auto"
-    Whether the fit makes a second pass (needs ``readout="map"`` and an MEG
-    subject; ``"auto"`` makes it where it can, True refuses a fit where it
-    cannot): the data-informed estimate of every fitted story
-    (:meth:`apply_inverse` with the MEG subjects' own recordings: the first
-    pass's sources plus the Champagne
-    correction of the residual, averaged over the subjects, each source weighted
-    by the square root of ``readout_prior_``) becomes the least-squares target of
-    a fresh transformer of the same shape (20-s excerpts, early stopping on the
+    Whether the fit makes a second pass (needs ``readout="map"`` and an MEG subject;
+    ``"auto"`` makes it where it can, True refuses a fit where it cannot): the
+    data-informed estimate of every fitted story (:meth:`apply_inverse` with the MEG
+    subjects' own recordings: the first pass's sources plus the Champagne correction
+    of the residual, averaged over the subjects, each source weighted by the square
+    root of ``readout_prior_``) becomes the least-squares target of a fresh
+    transformer of the same shape, with dropout 0.5 (or the fit's, if higher: its
+    targets carry the recordings' noise; 20-s excerpts, early stopping on the
     validation stories), which the ``"map"`` read-out then reads out. The sensors
-    mix every source through the lead fields and weigh each by how well they see
-    it; the estimate is a training signal in source space, without any truth. A
-    fit with it takes two to four times as long; the estimates of all fitted
-    stories are read once and held as their leading components (those holding
-    99.9 % of their sum of squares, at most 256). ``"auto"`` is the default;
+    mix every source through the lead fields and weigh each by how well they see it;
+    the estimate is a training signal in source space, without any truth. A fit with
+    it takes two to four times as long; the estimates of all fitted stories are read
+    once and held as their leading components (those holding 99.9 % of their sum of
+    squares, at most 256). ``"auto"`` is the default;
     False keeps the first pass.""",
     "encoder_loss": """
 loss : "likelihood" | "correlation"
