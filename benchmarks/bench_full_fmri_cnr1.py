@@ -3,10 +3,14 @@
 The full preset's three MEG CNRs at fMRI CNR 1, half the full bench's fits (the
 MEG-only encoders, which the full bench fits at fMRI CNR inf and reuses, are fitted
 here). Arguments are those of ``mne-fusion bench``; the output folder is one of
-``mne-fusion bench`` (``results.json`` records the command as the full preset's)::
+``mne-fusion bench`` (``results.json`` records the command as the full preset's).
+``--merge`` joins such runs (``mne-fusion bench --merge`` refuses them as
+interrupted full runs)::
 
     OMP_NUM_THREADS=1 python benchmarks/bench_full_fmri_cnr1.py bench --config full \
         --seeds 0 --out /tmp/bench_s0
+    python benchmarks/bench_full_fmri_cnr1.py bench --merge /tmp/bench_s0 \
+        /tmp/bench_s1 --out benchmarks/results/bench_full_story_penalty
 """
 
 import sys
