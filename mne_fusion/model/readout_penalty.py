@@ -34,8 +34,9 @@ def story_cv_alpha(hidden, data, gains, prior_variance, alphas, snrs, ranks, bad
     Each story and penalty costs a few products of ``n_channels x n_channels x d``
     (``n_channels`` of all subjects together, ``d`` hidden features), and one
     more per SNR unless every subject is left out on the same samples (the same
-    stories, no subject's own bad samples): 4 s on one core for 3 subjects of 300
-    channels, 100 features and 9 stories, 30 s with 400 features.
+    stories, no subject's own bad samples): seconds at the size of the
+    benchmark's simulation, growing with the square of the channels of all
+    MEG subjects together.
 
     Parameters
     ----------
