@@ -64,8 +64,9 @@ PRESETS = {
     "demo": dict(
         simulation=dict(_SIMULATION, n_stories=8, story_duration=60.0),
         # 30 epochs and the default second pass: temporal / spatial r of the fusion
-        # estimate 0.667 / 0.672 on seed 0, the whole demo 377 s on 2 cores, 220 s of
-        # it the second pass (benchmarks/results/demo_seed0.md)
+        # estimate 0.680 / 0.734 on seed 0 (benchmarks/results/demo_seed0.md); with
+        # the previous read-out penalty and dropout the whole demo took 377 s alone
+        # on 2 cores, 220 s of it the second pass
         encoder=dict(_ENCODER, max_epochs=30, patience=8),
         ridge=_DEMO_RIDGE,
         conditions=((1.0, 1.0),),
