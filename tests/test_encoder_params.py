@@ -263,11 +263,12 @@ def test_readout_alpha(experiment, tiny, monkeypatch):
     chosen = []
 
     def spy(*args, **kwargs):
-        chosen.append(story_cv_alpha(*args, **kwargs))
-        return chosen[-1]
+        alpha, moments = story_cv(*args, **kwargs)
+        chosen.append(alpha)
+        return alpha, moments
 
-    story_cv_alpha = readout.story_cv_alpha
-    monkeypatch.setattr(readout, "story_cv_alpha", spy)
+    story_cv = readout._story_cv
+    monkeypatch.setattr(readout, "_story_cv", spy)
     assert tiny.readout_alpha == "sources"
     sources = FusionEncoder(**FAST).fit(experiment["ds"])
     # the source layer is solved once per pass, each time by story

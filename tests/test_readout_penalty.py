@@ -7,7 +7,11 @@ from mne_fusion.model.readout import (
     map_source_readout,
     weighted_minimum_norm,
 )
-from mne_fusion.model.readout_penalty import _story_cv_errors, story_cv_alpha
+from mne_fusion.model.readout_penalty import (
+    _group_moments,
+    _story_cv_errors,
+    story_cv_alpha,
+)
 from mne_fusion.model.sensor_maps import RIDGE_ALPHAS, ridge_sensor_maps
 
 
@@ -54,7 +58,8 @@ def test_story_cv_errors_match_predictions_in_time(rng, shared):
         data = {s: data[s] for s in gains}
     prior = rng.uniform(0.2, 1.0, 6)
     alphas, snrs, ranks = (0.01, 1.0, 30.0), (1.0, 10.0), (2, None)
-    errors = _story_cv_errors(hidden, data, gains, prior, alphas, snrs, ranks, bad)
+    moments = _group_moments(hidden, data, gains, bad)
+    errors = _story_cv_errors(moments, gains, prior, alphas, snrs, ranks)
 
     def samples(subject, story):
         keep = ~bad.get(subject, {}).get(story, np.zeros(120, bool))
@@ -90,6 +95,27 @@ def test_story_cv_errors_match_predictions_in_time(rng, shared):
                         expected[a, i, j] += np.square(y - pred).sum()
                         expected[a, i, j] -= np.square(y).sum()
     assert_allclose(errors, expected, rtol=1e-8, atol=1e-6)
+
+
+def test_sources_read_each_recording_once(rng):
+    """alpha="sources" reads each recording once: its maps come from the moments
+    of the penalty's choice, and equal those of the penalty given as a number."""
+    hidden, data, gains, _ = _recordings(rng, ["s0", "s1", "s2", "s3"])
+    reads = []
+
+    class Counted(dict):
+        def __getitem__(self, story):
+            reads.append(story)
+            return super().__getitem__(story)
+
+    counted = {s: Counted(runs) for s, runs in data.items()}
+    prior = rng.uniform(0.2, 1.0, 6)
+    got = map_source_readout(hidden, counted, gains, prior, snr=3.0, alpha="sources")
+    assert sorted(reads) == sorted(story for runs in data.values() for story in runs)
+    want = map_source_readout(hidden, data, gains, prior, snr=3.0, alpha=got[3])
+    assert got[3] in RIDGE_ALPHAS
+    assert_allclose(got[0], want[0], rtol=1e-10, atol=1e-12)
+    assert_allclose(got[1], want[1], rtol=1e-10, atol=1e-12)
 
 
 def test_story_cv_alpha_takes_a_weaker_penalty_than_the_maps(rng):

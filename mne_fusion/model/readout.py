@@ -24,8 +24,8 @@ map sharpens as the training data grow and stays smooth where the MEG is mostly 
 import numpy as np
 
 from .prior import _normalised_prior_gain, covariance_root, reweighted_prior
-from .readout_penalty import story_cv_alpha
-from .sensor_maps import RIDGE_ALPHAS, ridge_sensor_maps, sensor_map_snr
+from .readout_penalty import _story_cv
+from .sensor_maps import RIDGE_ALPHAS, _solved_maps, ridge_sensor_maps, sensor_map_snr
 
 # SNRs of the source map tried with ``snr="cv"`` (:func:`subject_cv`).
 READOUT_SNRS = tuple(10.0 ** np.arange(0.0, 2.75, 0.25))
@@ -263,12 +263,15 @@ def map_source_readout(
     if isinstance(alpha, str) and alpha == "sources":
         snrs = READOUT_SNRS if snr in ("cv", "maps") else (snr,)
         ranks = READOUT_RANKS if rank == "cv" else (rank,)
-        alpha = story_cv_alpha(
+        # the maps from the moments the choice summed: the recordings are read once
+        alpha, moments = _story_cv(
             hidden, data, gains, prior_variance, alphas, snrs, ranks, bad
         )
-    maps, alpha, n_parameters = ridge_sensor_maps(
-        hidden, {s: data[s] for s in subjects}, alpha, alphas, bad
-    )
+        maps, n_parameters = _solved_maps(moments, alpha)
+    else:
+        maps, alpha, n_parameters = ridge_sensor_maps(
+            hidden, {s: data[s] for s in subjects}, alpha, alphas, bad
+        )
     if "cv" in (snr, rank):
         if snr == "maps":
             raise ValueError('rank="cv" needs snr="cv" or a number, got "maps".')

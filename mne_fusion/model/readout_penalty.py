@@ -62,18 +62,30 @@ def story_cv_alpha(hidden, data, gains, prior_variance, alphas, snrs, ranks, bad
     -------
     alpha : float
     """
-    errors = _story_cv_errors(
-        hidden, data, gains, prior_variance, alphas, snrs, ranks, bad
-    )
+    return _story_cv(hidden, data, gains, prior_variance, alphas, snrs, ranks, bad)[0]
+
+
+def _story_cv(hidden, data, gains, prior_variance, alphas, snrs, ranks, bad):
+    """Return :func:`story_cv_alpha`'s penalty and the moments it summed.
+
+    The moments give the maps at that penalty (:func:`.sensor_maps._solved_maps`)
+    without reading the recordings again.
+    """
+    moments = _group_moments(hidden, data, gains, bad)
+    errors = _story_cv_errors(moments, gains, prior_variance, alphas, snrs, ranks)
     best = errors.reshape(len(alphas), -1).min(axis=1)
-    return float(alphas[int(np.argmin(best))])
+    return float(alphas[int(np.argmin(best))]), moments
 
 
-def _story_cv_errors(hidden, data, gains, prior_variance, alphas, snrs, ranks, bad):
+def _group_moments(hidden, data, gains, bad):
+    """Return :func:`.sensor_maps._moments` of each group of ``gains``' subjects."""
+    groups = _groups({s: data[s] for s in gains}, bad or {})
+    return [_moments(hidden, runs, masks) for runs, masks in groups]
+
+
+def _story_cv_errors(moments, gains, prior_variance, alphas, snrs, ranks):
     """Return the errors (len(alphas), len(ranks), len(snrs)) less ``|Y|^2``."""
     subjects = list(gains)
-    groups = _groups({s: data[s] for s in subjects}, bad or {})
-    moments = [_moments(hidden, runs, masks) for runs, masks in groups]
     totals = [_total(parts) for parts, _ in moments]
     # each subject's rows among the stacked channels, in the order of ``gains``
     edges = np.cumsum([0, *(len(gains[s]) for s in subjects)])

@@ -137,6 +137,15 @@ def ridge_sensor_maps(hidden, data, alpha="auto", alphas=RIDGE_ALPHAS, bad=None)
         for (runs, masks), (parts, _) in zip(groups, moments, strict=True):
             _add_held_out_errors(errors, hidden, runs, masks, parts, alphas)
         alpha = float(alphas[int(np.argmin(errors))])
+    maps, n_parameters = _solved_maps(moments, alpha)
+    return {s: maps[s] for s in data}, alpha, n_parameters
+
+
+def _solved_maps(moments, alpha):
+    """Return each subject's map at ``alpha`` and the mean effective parameters.
+
+    ``moments`` holds :func:`_moments` of each group; see :func:`ridge_sensor_maps`.
+    """
     maps, n_parameters = {}, []
     for parts, rows in moments:
         solver = RidgeSolver(_total(parts))
@@ -145,7 +154,7 @@ def ridge_sensor_maps(hidden, data, alpha="auto", alphas=RIDGE_ALPHAS, bad=None)
         for s, cols in rows.items():
             maps[s] = np.hstack([coef[cols], intercept[cols][:, None]])
             n_parameters += [dof + 1] * len(maps[s])
-    return {s: maps[s] for s in data}, alpha, float(np.mean(n_parameters))
+    return maps, float(np.mean(n_parameters))
 
 
 def sensor_map_snr(hidden, data, maps, n_parameters, bad=None):
