@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
+from mne_fusion.model import readout_penalty
 from mne_fusion.model.readout import (
     READOUT_SNRS,
     map_source_readout,
@@ -44,12 +45,21 @@ def _ridge(design, target, alpha):
 
 
 @pytest.mark.parametrize("shared", [False, True])
-def test_story_cv_errors_match_predictions_in_time(rng, shared):
+def test_story_cv_errors_match_predictions_in_time(rng, shared, monkeypatch):
     """The errors from moments equal those of the read-out's predictions in time.
 
-    Subjects on other stories or with bad samples, or all on the same samples (the
-    shortcut of :func:`_shared_errors`).
+    Subjects on other stories or with bad samples, or all on the same samples; the
+    shortcut of :func:`_shared_errors` serves the stories where every subject is
+    left out on the same samples.
     """
+    shortcuts = []
+
+    def counted(*args):
+        shortcuts.append(args)
+        return shared_errors(*args)
+
+    shared_errors = readout_penalty._shared_errors
+    monkeypatch.setattr(readout_penalty, "_shared_errors", counted)
     stories = ["s0", "s1", "s2", "s3"]
     hidden, data, gains, _ = _recordings(rng, stories)
     bad = {"b": {"s1": np.arange(120) < 30}}
@@ -60,6 +70,8 @@ def test_story_cv_errors_match_predictions_in_time(rng, shared):
     alphas, snrs, ranks = (0.01, 1.0, 30.0), (1.0, 10.0), (2, None)
     moments = _group_moments(hidden, data, gains, bad)
     errors = _story_cv_errors(moments, gains, prior, alphas, snrs, ranks)
+    # all four stories, or s0 and s2 (b's bad samples lie in s1, c lacks s3)
+    assert len(shortcuts) == len(alphas) * (4 if shared else 2)
 
     def samples(subject, story):
         keep = ~bad.get(subject, {}).get(story, np.zeros(120, bool))

@@ -33,10 +33,10 @@ def story_cv_alpha(hidden, data, gains, prior_variance, alphas, snrs, ranks, bad
 
     Each story and penalty costs a few products of ``n_channels x n_channels x d``
     (``n_channels`` of all subjects together, ``d`` hidden features), and one
-    more per SNR unless every subject is left out on the same samples (the same
-    stories, no subject's own bad samples): seconds at the size of the
-    benchmark's simulation, growing with the square of the channels of all
-    MEG subjects together.
+    more per SNR unless every subject is left out on the same samples (every
+    subject heard the story, and none has bad samples of its own in it): seconds at
+    the size of the benchmark's simulation, growing with the square of the
+    channels of all MEG subjects together.
 
     Parameters
     ----------
@@ -111,6 +111,11 @@ def _story_cv_errors(moments, gains, prior_variance, alphas, snrs, ranks):
             for parts, rows in moments
             if fold in parts
         ]
+        # every subject left out on the same samples of this fold (their own bad
+        # samples, if any, lie elsewhere): one Gram matrix, the shortcut
+        shared = len(tests) == len(moments) and all(
+            np.array_equal(tests[0][0], outer_t) for outer_t, _, _ in tests
+        )
         for a, alpha in enumerate(alphas):
             stacked = np.empty((edges[-1], len(root) + 1))
             for solver, (_, rows) in zip(solvers, moments, strict=True):
@@ -121,12 +126,14 @@ def _story_cv_errors(moments, gains, prior_variance, alphas, snrs, ranks):
             left = np.linalg.svd(stacked[:, :-1] @ root, full_matrices=False)[0]
             reduced = left.T @ stacked
             rotated = evecs.T @ left
-            held = [
-                (offsets[s], reduced @ cross[cols].T, reduced @ outer_t @ reduced.T)
-                for outer_t, cross, rows in tests
-                for s, cols in rows.items()
-            ]
-            if len(tests) == len(moments) == 1:
+            held = []
+            for outer_t, cross, rows in tests:
+                fit = reduced @ outer_t @ reduced.T  # the group's subjects share it
+                held += [
+                    (offsets[s], reduced @ cross[cols].T, fit)
+                    for s, cols in rows.items()
+                ]
+            if shared:
                 errors[a] += _shared_errors(evecs, rotated, held, filters, ranks)
                 continue
             for j, spectral in enumerate(filters):
