@@ -268,6 +268,7 @@ def map_source_readout(
             hidden, data, gains, prior_variance, alphas, snrs, ranks, bad
         )
         maps, n_parameters = _solved_maps(moments, alpha)
+        maps = {s: maps[s] for s in subjects}  # in the order of ``gains``, as below
     else:
         maps, alpha, n_parameters = ridge_sensor_maps(
             hidden, {s: data[s] for s in subjects}, alpha, alphas, bad
