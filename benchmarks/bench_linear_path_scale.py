@@ -23,11 +23,10 @@ Usage (about 25 min of one core per cell; one process per seed)::
 import contextlib
 
 from _cached_fits import score_and_print
-from bench_second_pass import first_pass, read_out_network
+from bench_second_pass import first_pass_and_targets, read_out_network
 from bench_second_pass_penalty import scores
 
 from mne_fusion.encoder import _source_readout, _source_refit
-from mne_fusion.encoder._params import fitted_stories
 
 # row -> the factor on the lagged columns of the second read-out
 ROWS = {
@@ -56,11 +55,7 @@ def lagged_columns_times(factor):
 
 def score(ctx, rows):
     """Return row -> the metric on the test stories, for ``rows``."""
-    enc = first_pass(ctx)
-    features = ctx._all_features()
-    targets, _ = _source_refit.source_targets(
-        enc, ctx.exp.train, features, fitted_stories(enc)
-    )
+    enc, features, targets = first_pass_and_targets(ctx)
     network = _source_refit.refit_network(
         enc, ctx.exp.train, features, ctx.seed, targets
     )

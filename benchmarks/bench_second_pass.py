@@ -36,7 +36,7 @@ from bench_ablation import _metrics
 
 from mne_fusion.encoder import _source_readout
 from mne_fusion.encoder._params import fitted_stories, readout_choice
-from mne_fusion.encoder._source_refit import refit_network
+from mne_fusion.encoder._source_refit import refit_network, source_targets
 
 METRICS = ("temporal_r", "spatial_r")
 # bench_ablation's fit row, and so its cache's name, of the first pass alone
@@ -51,6 +51,18 @@ def first_pass(ctx):
     """
     ctx._fits["default"] = ctx.fit(FIRST_PASS, source_refit=False)
     return ctx._fits["default"]
+
+
+def first_pass_and_targets(ctx):
+    """Return :func:`first_pass`, every story's features and the second pass's targets.
+
+    The targets are the package's (``_source_refit.source_targets`` of the fitted
+    stories), for scripts that train several second-pass networks on them.
+    """
+    enc = first_pass(ctx)
+    features = ctx._all_features()
+    targets, _ = source_targets(enc, ctx.exp.train, features, fitted_stories(enc))
+    return enc, features, targets
 
 
 def next_pass(ctx, enc, seed, targets=None):

@@ -24,10 +24,9 @@ import contextlib
 import dataclasses
 
 from _cached_fits import score_and_print
-from bench_second_pass import first_pass, next_pass, test_scores
+from bench_second_pass import first_pass_and_targets, next_pass, test_scores
 
 from mne_fusion.encoder import _source_refit
-from mne_fusion.encoder._params import fitted_stories
 
 # row -> the changes to the fit's network shape
 SHAPES = {
@@ -61,11 +60,7 @@ def second_network_shape(changes):
 
 def score(ctx, rows):
     """Return row -> the metric on the test stories, for the shapes ``rows``."""
-    enc = first_pass(ctx)
-    features = ctx._all_features()
-    targets, _ = _source_refit.source_targets(
-        enc, ctx.exp.train, features, fitted_stories(enc)
-    )
+    enc, _, targets = first_pass_and_targets(ctx)
     cells, trained = {}, {}  # (shape, k) -> the second pass: rows share networks
     for row in rows:
         shape, n_networks = ROWS[row]

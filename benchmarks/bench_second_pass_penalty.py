@@ -27,12 +27,11 @@ import numpy as np
 from _ablation_readouts import story_cv
 from _cached_fits import score_and_print
 from bench_ablation import _metrics
-from bench_second_pass import first_pass, read_out_network
+from bench_second_pass import first_pass_and_targets, read_out_network
 from bench_second_pass_network import SHAPES, second_network_shape
 
 from mne_fusion.bench._methods import meg_raw
 from mne_fusion.encoder import _source_readout, _source_refit
-from mne_fusion.encoder._params import fitted_stories
 
 # how the read-out's penalty, rank and SNR are chosen -> the solver (None: the
 # library's, by leaving one MEG subject out with the penalty of the subject's maps)
@@ -87,11 +86,7 @@ def scores(ctx, row, enc):
 
 def score(ctx, rows):
     """Return row -> the metric on the test stories, for ``rows``."""
-    enc = first_pass(ctx)
-    features = ctx._all_features()
-    targets, _ = _source_refit.source_targets(
-        enc, ctx.exp.train, features, fitted_stories(enc)
-    )
+    enc, features, targets = first_pass_and_targets(ctx)
     networks, cells = {}, {}
     for row in rows:
         shape, choice = ROWS[row]
