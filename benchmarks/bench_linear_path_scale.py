@@ -20,7 +20,7 @@ Usage (about 25 min of one core per cell; one process per seed)::
         --out benchmarks/results/bench_linear_path_scale_seed0.json
 """
 
-import contextlib
+from unittest import mock
 
 from _cached_fits import score_and_print
 from bench_second_pass import first_pass_and_targets, read_out_network
@@ -38,19 +38,14 @@ ROWS = {
 }
 
 
-@contextlib.contextmanager
 def lagged_columns_times(factor):
-    """Make the read-out scale the lagged columns by ``factor`` after standardising."""
+    """Patch the read-out to scale the standardised lagged columns by ``factor``."""
     library = _source_readout.lagged_scale
 
     def scaled(network, stories):
         return library(network, stories) / factor
 
-    _source_readout.lagged_scale = scaled
-    try:
-        yield
-    finally:
-        _source_readout.lagged_scale = library
+    return mock.patch.object(_source_readout, "lagged_scale", scaled)
 
 
 def score(ctx, rows):
