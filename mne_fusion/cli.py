@@ -34,6 +34,21 @@ def _seed(text):
     return value
 
 
+def _condition(text):
+    """Parse ``MEG,FMRI`` (two CNRs, ``inf`` for no noise) into a pair of floats."""
+    parts = text.split(",")
+    try:
+        pair = tuple(float(part) for part in parts)
+    except ValueError:
+        pair = ()
+    if len(pair) != 2 or not all(value > 0 for value in pair):
+        raise argparse.ArgumentTypeError(
+            f"expected MEG_CNR,FMRI_CNR (positive numbers or inf, e.g. 1,inf), got "
+            f"{text!r}"
+        )
+    return pair
+
+
 def _build_parser():
     parser = _Parser(
         prog="mne-fusion",
@@ -82,6 +97,14 @@ def _build_parser():
         type=_seed,
         nargs="+",
         help="random seeds (default: 0 for quick, 0 1 2 for full)",
+    )
+    bench.add_argument(
+        "--conditions",
+        type=_condition,
+        nargs="+",
+        metavar="MEG,FMRI",
+        help="the (MEG CNR, fMRI CNR) pairs to run, e.g. inf,1 1,1 0.1,1 (default: "
+        "the config's: MEG inf/1/0.1 x fMRI inf/1 for full)",
     )
     bench.add_argument(
         "--merge",
@@ -139,8 +162,19 @@ def main(argv=None):
         return 0
     from .bench import merge_bench, run_bench, run_demo
 
-    if args.command == "bench" and args.merge and (args.config or args.seeds):
-        parser.error("argument --merge: not allowed with --config or --seeds")
+    if (
+        args.command == "bench"
+        and args.merge
+        and (args.config or args.seeds or args.conditions)
+    ):
+        parser.error(
+            "argument --merge: not allowed with --config, --seeds or --conditions"
+        )
+    if args.command == "bench" and args.conditions:
+        repeated = {c for c in args.conditions if args.conditions.count(c) > 1}
+        if repeated:
+            pairs = ", ".join(f"{m:g},{f:g}" for m, f in sorted(repeated))
+            parser.error(f"argument --conditions: repeated: {pairs}")
     existed = args.out.is_dir()
     out = _check_out(parser, args.out)
     try:
@@ -156,7 +190,8 @@ def main(argv=None):
                     parser.error(f"argument --merge: {err}")
             else:
                 config = args.config or "full"
-                text = run_bench(config, out, args.seeds or _DEFAULT_SEEDS[config])
+                seeds = args.seeds or _DEFAULT_SEEDS[config]
+                text = run_bench(config, out, seeds, conditions=args.conditions)
     except KeyboardInterrupt:
         sys.stderr.write(
             f"{parser.prog}: interrupted; {str(out)!r} may hold partial results.\n"

@@ -18,14 +18,24 @@ from mne_fusion.utils.sys_info import _source_commit
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """Seed 0 and seed 1 run apart, and both seeds in one run (quick, one condition)."""
-    quick = dict(bench.PRESETS["quick"], conditions=((1.0, 1.0),))
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setitem(bench.PRESETS, "quick", quick)
-        folders = {}
-        for name, seeds in (("a", [1]), ("b", [0]), ("both", [0, 1])):
-            folders[name] = tmp_path_factory.mktemp(name)
-            run_bench("quick", folders[name], seeds, verbose=False)
-        yield folders
+    folders = {}
+    for name, seeds in (("a", [1]), ("b", [0]), ("both", [0, 1])):
+        folders[name] = tmp_path_factory.mktemp(name)
+        run_bench("quick", folders[name], seeds, conditions=[(1, 1)], verbose=False)
+    return folders
+
+
+def test_runs_of_some_conditions(runs):
+    """A run of one of the preset's two conditions records it and merges as such."""
+    assert len(bench.PRESETS["quick"]["conditions"]) == 2
+    results = json.loads((runs["a"] / "results.json").read_text())
+    assert results["command"] == "mne-fusion bench --config quick --seeds 1 " + (
+        "--conditions 1,1"
+    )
+    assert results["planned_conditions"] == [[1.0, 1.0]]
+    assert [(c["meg_cnr"], c["fmri_cnr"]) for c in results["conditions"]] == [
+        (1.0, 1.0)
+    ]
 
 
 def test_merged_runs_equal_one_run_over_every_seed(runs, tmp_path, capfd):
@@ -37,6 +47,7 @@ def test_merged_runs_equal_one_run_over_every_seed(runs, tmp_path, capfd):
     both = json.loads((runs["both"] / "results.json").read_text())
     assert merged["seeds"] == both["seeds"] == [0, 1]
     assert merged["conditions"] == both["conditions"]
+    assert merged["planned_conditions"] == both["planned_conditions"] == [[1.0, 1.0]]
     for key in ("simulation", "encoder", "ridge", "encoder_settings", "versions"):
         assert merged[key] == both[key]
     assert merged["command"] == f"mne-fusion bench --merge {runs['a']} {runs['b']}"
@@ -73,13 +84,24 @@ def test_merge_bad_input(runs, tmp_path, capsys):
     other = json.loads((runs["b"] / "results.json").read_text())
     other["conditions"] = []
     (changed / "results.json").write_text(json.dumps(other))
-    with pytest.raises(ValueError, match="holds 0 of the 1 conditions"):
+    with pytest.raises(ValueError, match="holds 0 of the 1 conditions of its 'quick'"):
+        merge_bench([runs["a"], changed], out)
+    # a run of an older mne-fusion, which recorded no plan, ran the preset's two
+    other = json.loads((runs["b"] / "results.json").read_text())
+    del other["planned_conditions"]
+    (changed / "results.json").write_text(json.dumps(other))
+    with pytest.raises(ValueError, match="holds 1 of the 2 conditions"):
         merge_bench([runs["a"], changed], out)
     assert not any(out.iterdir())  # nothing written
     # the command line: one-line errors, no --out folder left behind
     with pytest.raises(SystemExit):
         main(["bench", "--merge", str(runs["a"]), "--seeds", "2"])
-    assert "not allowed with --config or --seeds" in capsys.readouterr().err
+    assert "not allowed with --config, --seeds or --conditions" in (
+        capsys.readouterr().err
+    )
+    with pytest.raises(SystemExit):
+        main(["bench", "--merge", str(runs["a"]), "--conditions", "1,1"])
+    assert "not allowed with --config, --seeds" in capsys.readouterr().err
     missing = tmp_path / "new"
     with pytest.raises(SystemExit):
         main(

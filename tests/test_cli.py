@@ -158,7 +158,46 @@ def test_run_arguments_are_checked_first(tmp_path, monkeypatch):
         bench.run_bench("quick", tmp_path, [])
     with pytest.raises(TypeError, match="seed must be an instance of int"):
         bench.run_demo(tmp_path, seed=0.5)
+    with pytest.raises(TypeError, match="conditions must be an instance of"):
+        bench.run_bench("quick", tmp_path, [0], conditions=(1.0, 1.0).__iter__())
+    with pytest.raises(ValueError, match="conditions must hold at least one pair"):
+        bench.run_bench("quick", tmp_path, [0], conditions=[])
+    for bad in ((1.0,), (1.0, 0.0), (1.0, float("nan")), (True, 1.0), "1,1"):
+        match = (
+            r"conditions\[1\] must be a pair \(MEG CNR, fMRI CNR\) of positive "
+            rf"numbers or inf, got {re.escape(repr(bad))}"
+        )
+        with pytest.raises(ValueError, match=match):
+            bench.run_bench("quick", tmp_path, [0], conditions=[(1, 1), bad])
+    with pytest.raises(ValueError, match=r"conditions\[1\] repeats \(1.0, inf\)"):
+        bench.run_bench("quick", tmp_path, [0], conditions=[(1, math.inf)] * 2)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_bench_conditions_option(capsys, monkeypatch, tmp_path):
+    """--conditions reaches run_bench as float pairs; bad pairs are one-line errors."""
+    calls = []
+
+    def _run(config, out, seeds, conditions=None):
+        calls.append((config, seeds, conditions))
+        return "done"
+
+    monkeypatch.setattr(bench, "run_bench", _run)
+    out = str(tmp_path / "out")
+    argv = ["bench", "--config", "quick", "--out", out, "--conditions", "inf,1"]
+    assert main([*argv, "0.1,INF"]) == 0
+    assert calls == [("quick", [0], [(math.inf, 1.0), (0.1, math.inf)])]
+    assert main(argv[:-2]) == 0
+    assert calls[-1] == ("quick", [0], None)
+    for bad in ("1", "1,2,3", "0,1", "1,-inf", "one,1", "nan,1"):
+        err = _fails(capsys, [*argv[:-1], bad])
+        assert err == (
+            "mne-fusion bench: error: argument --conditions: expected MEG_CNR,FMRI_CNR "
+            f"(positive numbers or inf, e.g. 1,inf), got {bad!r}\n"
+        )
+    err = _fails(capsys, [*argv, "1,1", "inf,1.0"])
+    assert err == "mne-fusion: error: argument --conditions: repeated: inf,1\n"
+    assert len(calls) == 2
 
 
 @pytest.fixture

@@ -41,11 +41,12 @@ def _preset(results, path):
             for key in ("simulation", "encoder", "ridge")
         )
         if name != "demo" and all(same):
-            expected = len(preset["conditions"])
+            # runs of an older mne-fusion recorded no plan: they ran the preset's
+            expected = len(results.get("planned_conditions", preset["conditions"]))
             if len(results["conditions"]) != expected:
                 raise ValueError(
                     f"{path} holds {len(results['conditions'])} of the {expected} "
-                    f"conditions of the {name!r} bench: an interrupted run?"
+                    f"conditions of its {name!r} bench: an interrupted run?"
                 )
             return name
     raise ValueError(
@@ -149,10 +150,10 @@ def merge_bench(folders, out, *, verbose=None):
     ----------
     folders : list of path-like
         Two or more output folders of :func:`run_bench` (``mne-fusion bench``), made
-        with the same preset and FusionEncoder settings, each complete, no seed in
-        two of them. A run of an older mne-fusion, which recorded no settings,
-        merges with a warning; so do runs made with other versions of mne-fusion
-        (another git commit) or of its dependencies.
+        with the same preset, conditions and FusionEncoder settings, each complete,
+        no seed in two of them. A run of an older mne-fusion, which recorded no
+        settings, merges with a warning; so do runs made with other versions of
+        mne-fusion (another git commit) or of its dependencies.
     out : path-like
         The folder to write ``results.json``, ``results.md`` and the figures to, as
         one run over every seed writes them (seeds in increasing order); it must
@@ -218,6 +219,7 @@ def merge_bench(folders, out, *, verbose=None):
             **{key: runs[0][key] for key in ("simulation", "encoder", "ridge")},
             **({} if settings is None else dict(encoder_settings=settings)),
             **({} if versions is None else dict(versions=versions)),
+            planned_conditions=[[c["meg_cnr"], c["fmri_cnr"]] for c in conditions],
             conditions=conditions,
             elapsed_s=sum(run["elapsed_s"] for run in runs),
         ),

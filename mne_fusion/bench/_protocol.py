@@ -128,6 +128,36 @@ def _check_run(out, preset, name, seeds):
     return out, PRESETS[preset]
 
 
+def _check_conditions(conditions, preset):
+    """Return the (MEG CNR, fMRI CNR) pairs to run: the preset's, or those asked."""
+    if conditions is None:
+        return tuple(preset["conditions"])
+    _validate_type(conditions, (list, tuple), "conditions")
+    if not len(conditions):
+        raise ValueError("conditions must hold at least one pair, got none.")
+    checked = []
+    for k, pair in enumerate(conditions):
+        if not (
+            isinstance(pair, list | tuple)
+            and len(pair) == 2
+            and all(_is_cnr(value) for value in pair)
+        ):
+            raise ValueError(
+                f"conditions[{k}] must be a pair (MEG CNR, fMRI CNR) of positive "
+                f"numbers or inf, got {pair!r}."
+            )
+        pair = (float(pair[0]), float(pair[1]))
+        if pair in checked:
+            raise ValueError(f"conditions[{k}] repeats {pair!r}.")
+        checked.append(pair)
+    return tuple(checked)
+
+
+def _is_cnr(value):
+    """Whether ``value`` is a CNR: a positive real number, or inf (no noise)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+
+
 class _Progress:
     """Log each step with the time elapsed since the start."""
 
@@ -355,11 +385,11 @@ def run_demo(out, seed=0, *, preset="demo", verbose=None):
 
 @verbose
 @fill_doc
-def run_bench(config, out, seeds, *, verbose=None):
+def run_bench(config, out, seeds, *, conditions=None, verbose=None):
     """Run the benchmark table of DESIGN.md section 5 over conditions and seeds.
 
-    Every condition of the preset (MEG CNR, fMRI CNR) is simulated and scored at each
-    seed; models whose data do not change between conditions are fitted once.
+    Every condition (MEG CNR, fMRI CNR) is simulated and scored at each seed; models
+    whose data do not change between conditions are fitted once.
 
     Parameters
     ----------
@@ -371,6 +401,10 @@ def run_bench(config, out, seeds, *, verbose=None):
         after each condition.
     seeds : sequence of int
         The random seeds, each a simulation and a fit of every method per condition.
+    conditions : sequence of (float, float) | None
+        The (MEG CNR, fMRI CNR) pairs to run, ``math.inf`` for no noise; None
+        (default) runs the preset's. A run of some of the conditions merges
+        (:func:`merge_bench`) with runs of the same conditions only.
     %(verbose)s
 
     Returns
@@ -383,10 +417,16 @@ def run_bench(config, out, seeds, *, verbose=None):
     run_demo, merge_bench, score_condition, summary_table
     """
     out, preset = _check_run(out, config, "config", seeds)
+    planned = _check_conditions(conditions, preset)
+    command = f"mne-fusion bench --config {config} --seeds " + " ".join(map(str, seeds))
+    if conditions is not None:
+        command += " --conditions " + " ".join(
+            ",".join(f"{value:g}" for value in pair) for pair in planned
+        )
     settings, versions = encoder_settings(preset["encoder"]), _versions()
     progress = _Progress()
     conditions, condition_sections, cache = [], [], {}
-    for meg_cnr, fmri_cnr in preset["conditions"]:
+    for meg_cnr, fmri_cnr in planned:
         per_seed = []
         for seed in seeds:
             experiment = _simulate(preset, meg_cnr, fmri_cnr, seed, progress)
@@ -408,14 +448,15 @@ def run_bench(config, out, seeds, *, verbose=None):
         write_json(
             out / "results.json",
             dict(
-                command=f"mne-fusion bench --config {config} --seeds "
-                + " ".join(map(str, seeds)),
+                command=command,
                 seeds=list(seeds),
                 simulation=preset["simulation"],
                 encoder=preset["encoder"],
                 encoder_settings=settings,
                 ridge=preset["ridge"],
                 versions=versions,
+                # what the run set out to do: a merge tells an interrupted run by it
+                planned_conditions=[[cnr(m), cnr(f)] for m, f in planned],
                 conditions=conditions,
                 elapsed_s=progress.elapsed,
             ),
