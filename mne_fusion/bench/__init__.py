@@ -13,10 +13,10 @@ estimate against the truth; then write ``results.json``, ``results.md`` and figu
 - :data:`PRESETS`, :data:`METHODS`, :data:`METRICS` and :data:`TRUTHS` describe what
   is run and scored.
 
-The modules: ``_protocol`` (presets, one condition, the runs), ``_merge`` (runs
-merged), ``_methods`` (fitting and scoring each method), ``_scoring`` (truths and
-metrics), ``_report`` (markdown and JSON) and ``_figures`` (figures and the bench's
-report).
+The modules: ``_protocol`` (presets, one condition, the runs), ``_checks`` (the
+runs' arguments), ``_merge`` (runs merged), ``_methods`` (fitting and scoring each
+method), ``_scoring`` (truths and metrics), ``_report`` (markdown and JSON) and
+``_figures`` (figures and the bench's report).
 """
 
 from . import _methods, _protocol, _scoring

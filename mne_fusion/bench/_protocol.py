@@ -8,7 +8,6 @@ seeds (:func:`run_bench`). The sizes of each run are the presets (:data:`PRESETS
 
 import math
 import time
-from pathlib import Path
 
 import mne
 from mne.utils import logger, verbose
@@ -16,8 +15,9 @@ from mne.utils import logger, verbose
 from ..baselines import RidgeEncoder, _valid_slice, oracle
 from ..inverse import fmri_weighted_mne, minimum_norm
 from ..metrics import prediction_r
-from ..utils import _check_option, _validate_type, fill_doc
+from ..utils import _validate_type, fill_doc
 from ..utils.sys_info import _versions
+from ._checks import check_conditions, check_run
 from ._figures import bench_report, condition_report, demo_figures
 from ._methods import (
     ENCODERS,
@@ -111,51 +111,6 @@ PRESETS = {
         methods=METHODS,
     ),
 }
-
-
-def _check_run(out, preset, name, seeds):
-    """Return the output folder and the preset, checked before anything runs."""
-    _validate_type(out, "path-like", "out")
-    out = Path(out)
-    if not out.is_dir():
-        raise FileNotFoundError(f"out must be an existing folder, got {str(out)!r}.")
-    _check_option(name, preset, tuple(PRESETS))
-    _validate_type(seeds, (list, tuple, range), "seeds")
-    if not len(seeds):
-        raise ValueError("seeds must hold at least one seed, got none.")
-    for k, seed in enumerate(seeds):
-        _validate_type(seed, "int", f"seeds[{k}]")
-    return out, PRESETS[preset]
-
-
-def _check_conditions(conditions, preset):
-    """Return the (MEG CNR, fMRI CNR) pairs to run: the preset's, or those asked."""
-    if conditions is None:
-        return tuple(preset["conditions"])
-    _validate_type(conditions, (list, tuple), "conditions")
-    if not len(conditions):
-        raise ValueError("conditions must hold at least one pair, got none.")
-    checked = []
-    for k, pair in enumerate(conditions):
-        if not (
-            isinstance(pair, list | tuple)
-            and len(pair) == 2
-            and all(_is_cnr(value) for value in pair)
-        ):
-            raise ValueError(
-                f"conditions[{k}] must be a pair (MEG CNR, fMRI CNR) of positive "
-                f"numbers or inf, got {pair!r}."
-            )
-        pair = (float(pair[0]), float(pair[1]))
-        if pair in checked:
-            raise ValueError(f"conditions[{k}] repeats {pair!r}.")
-        checked.append(pair)
-    return tuple(checked)
-
-
-def _is_cnr(value):
-    """Whether ``value`` is a CNR: a positive real number, or inf (no noise)."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
 
 
 class _Progress:
@@ -353,7 +308,7 @@ def run_demo(out, seed=0, *, preset="demo", verbose=None):
     run_bench, score_condition
     """
     _validate_type(seed, "int", "seed")
-    out, config = _check_run(out, preset, "preset", [seed])
+    out, config = check_run(out, PRESETS, preset, "preset", [seed])
     progress = _Progress()
     ((meg_cnr, fmri_cnr),) = config["conditions"][:1]
     experiment = _simulate(config, meg_cnr, fmri_cnr, seed, progress)
@@ -416,8 +371,8 @@ def run_bench(config, out, seeds, *, conditions=None, verbose=None):
     --------
     run_demo, merge_bench, score_condition, summary_table
     """
-    out, preset = _check_run(out, config, "config", seeds)
-    planned = _check_conditions(conditions, preset)
+    out, preset = check_run(out, PRESETS, config, "config", seeds)
+    planned = check_conditions(conditions, preset)
     command = f"mne-fusion bench --config {config} --seeds " + " ".join(map(str, seeds))
     if conditions is not None:
         command += " --conditions " + " ".join(
