@@ -11,6 +11,7 @@ from numpy.testing import assert_allclose
 from mne_fusion import __version__, bench
 from mne_fusion.baselines import minimum_norm
 from mne_fusion.bench import METHODS, markdown_table
+from mne_fusion.bench._checks import check_conditions
 from mne_fusion.cli import main
 from mne_fusion.metrics import source_recovery
 from mne_fusion.simulation import simulate_naturalistic
@@ -172,6 +173,11 @@ def test_run_arguments_are_checked_first(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r"conditions\[1\] repeats \(1.0, inf\)"):
         bench.run_bench("quick", tmp_path, [0], conditions=[(1, math.inf)] * 2)
     assert list(tmp_path.iterdir()) == []
+    # numpy scalars are numbers too
+    pairs = [(np.int64(1), np.float32(0.5)), (math.inf, 1)]
+    preset = bench.PRESETS["quick"]
+    assert check_conditions(pairs, preset) == ((1.0, 0.5), (math.inf, 1.0))
+    assert check_conditions(None, preset) == preset["conditions"]
 
 
 def test_bench_conditions_option(capsys, monkeypatch, tmp_path):

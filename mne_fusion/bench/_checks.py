@@ -1,5 +1,6 @@
 """Checks of the runs' arguments, made before anything is simulated or written."""
 
+from numbers import Real
 from pathlib import Path
 
 from ..utils import _check_option, _validate_type
@@ -47,4 +48,4 @@ def check_conditions(conditions, preset):
 
 def _is_cnr(value):
     """Whether ``value`` is a CNR: a positive real number, or inf (no noise)."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+    return isinstance(value, Real) and not isinstance(value, bool) and value > 0
