@@ -380,7 +380,7 @@ def run_bench(config, out, seeds, *, conditions=None, verbose=None):
         )
     settings, versions = encoder_settings(preset["encoder"]), _versions()
     progress = _Progress()
-    conditions, condition_sections, cache = [], [], {}
+    scored, condition_sections, cache = [], [], {}
     for meg_cnr, fmri_cnr in planned:
         per_seed = []
         for seed in seeds:
@@ -396,9 +396,7 @@ def run_bench(config, out, seeds, *, conditions=None, verbose=None):
             }
             for truth in TRUTHS
         }
-        conditions.append(
-            dict(meg_cnr=cnr(meg_cnr), fmri_cnr=cnr(fmri_cnr), tables=tables)
-        )
+        scored.append(dict(meg_cnr=cnr(meg_cnr), fmri_cnr=cnr(fmri_cnr), tables=tables))
         condition_sections.append(condition_report(tables, meg_cnr, fmri_cnr, out))
         write_json(
             out / "results.json",
@@ -412,10 +410,10 @@ def run_bench(config, out, seeds, *, conditions=None, verbose=None):
                 versions=versions,
                 # what the run set out to do: a merge tells an interrupted run by it
                 planned_conditions=[[cnr(m), cnr(f)] for m, f in planned],
-                conditions=conditions,
+                conditions=scored,
                 elapsed_s=progress.elapsed,
             ),
         )
-    text = bench_report(config, seeds, conditions, condition_sections, out)
+    text = bench_report(config, seeds, scored, condition_sections, out)
     progress(f"Done: results in {out}")
     return text
