@@ -1,3 +1,5 @@
+from collections.abc import Mapping
+
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
@@ -171,6 +173,87 @@ def test_readout_snr_is_prediction_over_estimation_error(rng):
         hidden, data, gains, np.ones(10), alpha=1e-12
     )
     assert_allclose(used, sensor_map_snr(hidden, data, readouts, n_parameters))
+
+
+def _snr_in_time(hidden, data, maps, n_parameters, bad):
+    """sensor_map_snr on numpy float64, each story's prediction and residual in time."""
+    predicted = residual = n_values = n_channels = 0
+    for subject, sensor_map in maps.items():
+        n_channels += len(sensor_map)
+        for story, y in data[subject].items():
+            keep = ~bad.get(subject, {}).get(story, np.zeros(len(hidden[story]), bool))
+            h, y = hidden[story][keep].astype(np.float64), y[:, keep].astype(np.float64)
+            prediction = h @ sensor_map[:, :-1].T + sensor_map[:, -1]
+            predicted += len(h) * prediction.var(axis=0).sum()
+            residual += len(h) * (y.T - prediction).var(axis=0).sum()
+            n_values += y.size
+    return np.sqrt(predicted * n_values / n_channels / (residual * n_parameters))
+
+
+@pytest.mark.parametrize("n_stories", [2, 4])
+def test_sensor_map_snr_from_moments_equals_it_in_time(rng, n_stories):
+    """The SNR from the maps' summed moments equals the one from their predictions
+    in time: float32 recordings, each story about its own mean, bad samples, stories
+    cut into parts (two stories) and subjects on other stories."""
+    d, n_times = 3, 200
+    stories = [f"s{k}" for k in range(n_stories)]
+    hidden = {s: rng.standard_normal((n_times, d)).astype(np.float32) for s in stories}
+    mixing = {"a": rng.standard_normal((5, d)), "b": rng.standard_normal((4, d))}
+    heard = {"a": stories, "b": stories[1:]}
+    data = {
+        subject: {
+            s: (
+                mixing[subject] @ hidden[s].T
+                + rng.standard_normal((len(mixing[subject]), 1)) * (k + 1)
+                + rng.standard_normal((len(mixing[subject]), n_times))
+            ).astype(np.float32)
+            for k, s in enumerate(heard[subject])
+        }
+        for subject in mixing
+    }
+    bad = {"a": {stories[-1]: np.arange(n_times) % 7 == 0}}
+    maps, _, n_parameters = ridge_sensor_maps(hidden, data, 0.1, bad=bad)
+    assert_allclose(
+        sensor_map_snr(hidden, data, maps, n_parameters, bad),
+        _snr_in_time(hidden, data, maps, n_parameters, bad),
+        rtol=1e-10,
+    )
+
+
+@pytest.mark.parametrize(("alpha", "reads"), [(0.1, 1), ("sources", 1), ("auto", 2)])
+def test_maps_snr_reads_each_recording_once_more_at_most(rng, alpha, reads):
+    """With snr="maps" the read-out takes the SNR from the maps' moments: each story
+    is read once (twice when each map chooses its penalty), and the SNR equals
+    sensor_map_snr's of the maps it solved."""
+    d, n_times, stories = 3, 150, ["s0", "s1", "s2"]
+    hidden = {s: rng.standard_normal((n_times, d)) for s in stories}
+    mixing = rng.standard_normal((6, d))
+    data = {
+        "a": {
+            s: mixing @ h.T + rng.standard_normal((6, n_times))
+            for s, h in hidden.items()
+        }
+    }
+    seen = []
+
+    class Counted(Mapping):  # as the encoder's whitened recordings, read when asked
+        def __getitem__(self, story):
+            seen.append(story)
+            return data["a"][story]
+
+        def __iter__(self):
+            return iter(data["a"])
+
+        def __len__(self):
+            return len(data["a"])
+
+    gains = {"a": rng.standard_normal((6, 8))}
+    *_, snr, used, _, _ = map_source_readout(
+        hidden, {"a": Counted()}, gains, np.ones(8), alpha=alpha
+    )
+    assert sorted(seen) == sorted(stories * reads)
+    maps, _, n_parameters = ridge_sensor_maps(hidden, data, used)
+    assert_allclose(snr, sensor_map_snr(hidden, data, maps, n_parameters), rtol=1e-10)
 
 
 def test_reduce_rank_removes_estimation_error(rng):

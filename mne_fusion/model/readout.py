@@ -25,7 +25,7 @@ import numpy as np
 
 from .prior import _normalised_prior_gain, covariance_root, reweighted_prior
 from .readout_penalty import _story_cv
-from .sensor_maps import RIDGE_ALPHAS, _solved_maps, ridge_sensor_maps, sensor_map_snr
+from .sensor_maps import RIDGE_ALPHAS, _fitted_moments, _moment_snr, _solved_maps
 
 # SNRs of the source map tried with ``snr="cv"`` (:func:`subject_cv`).
 READOUT_SNRS = tuple(10.0 ** np.arange(0.0, 2.75, 0.25))
@@ -206,7 +206,7 @@ def map_source_readout(
         Hidden features of each story.
     data : dict of str -> mapping of str -> array, shape (n_channels, n_times)
         Each MEG subject's whitened recordings, by story, read one story at a time
-        (see :func:`ridge_sensor_maps`).
+        (see :func:`ridge_sensor_maps`): once, or twice with ``alpha="auto"``.
     gains : dict of str -> array, shape (n_channels, n_sources)
         Whitened lead fields on the template sources.
     prior_variance : array, shape (n_sources,)
@@ -263,16 +263,17 @@ def map_source_readout(
     if isinstance(alpha, str) and alpha == "sources":
         snrs = READOUT_SNRS if snr in ("cv", "maps") else (snr,)
         ranks = READOUT_RANKS if rank == "cv" else (rank,)
-        # the maps from the moments the choice summed: the recordings are read once
         alpha, moments = _story_cv(
             hidden, data, gains, prior_variance, alphas, snrs, ranks, bad
         )
-        maps, n_parameters = _solved_maps(moments, alpha)
-        maps = {s: maps[s] for s in subjects}  # in the order of ``gains``, as below
     else:
-        maps, alpha, n_parameters = ridge_sensor_maps(
+        moments, alpha = _fitted_moments(
             hidden, {s: data[s] for s in subjects}, alpha, alphas, bad
         )
+    # the maps and their SNR from the summed moments: the recordings are not read
+    # again
+    maps, n_parameters = _solved_maps(moments, alpha)
+    maps = {s: maps[s] for s in subjects}  # in the order of ``gains``, as below
     if "cv" in (snr, rank):
         if snr == "maps":
             raise ValueError('rank="cv" needs snr="cv" or a number, got "maps".')
@@ -283,7 +284,7 @@ def map_source_readout(
     if rank is not None:
         maps, fraction = reduce_rank(maps, hidden, rank)
     if snr == "maps":
-        snr = sensor_map_snr(hidden, data, maps, n_parameters * fraction, bad)
+        snr = _moment_snr(moments, maps, n_parameters * fraction)
     gain = np.vstack([gains[s] for s in subjects])
     stacked = np.vstack([maps[s] for s in subjects])
     if reweight:

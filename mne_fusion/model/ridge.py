@@ -1,7 +1,8 @@
 """Ridge regression with intercept, solved from summed moments.
 
 A centred ridge regression needs only five sums of its samples: their number, the
-sums of the design and of the targets, ``X'X`` and ``X'Y``. Sums add, so the moments
+sums of the design and of the targets, ``X'X`` and ``X'Y`` (and the targets' sums of
+squares give its residual). Sums add, so the moments
 of a cross-validation fold's training samples are the totals minus the fold's, and
 cross-validation reads the data twice whatever the number of folds and penalties;
 one eigendecomposition of the centred ``X'X`` then gives the solution for any
@@ -31,12 +32,14 @@ class RidgeMoments:
         self.xx = design.T @ design
         self.sy = target.sum(axis=1, dtype=np.float64)
         self.xy = target @ design
+        self.yy = np.einsum("ij,ij->i", target, target, dtype=np.float64)
 
     def _combine(self, other, sign):
         out = object.__new__(RidgeMoments)
         out.n = self.n + sign * other.n
         out.sx, out.xx = self.sx + sign * other.sx, self.xx + sign * other.xx
         out.sy, out.xy = self.sy + sign * other.sy, self.xy + sign * other.xy
+        out.yy = self.yy + sign * other.yy
         return out
 
     def __add__(self, other):

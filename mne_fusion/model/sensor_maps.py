@@ -5,7 +5,8 @@ features ``H`` each subject's whitened recordings ``Y_s`` are mapped by
 ``B_s = Y_s H (H'H + alpha I)^-1`` (with an intercept), one ``alpha`` for all
 subjects chosen by cross-validation over stories, the sums taken a story at a time
 (:mod:`.ridge`). :func:`sensor_map_snr` gives the maps' own amplitude SNR, from
-their estimation error.
+their estimation error (from the same sums, so that the read-out need not read the
+recordings again).
 """
 
 import numpy as np
@@ -127,6 +128,16 @@ def ridge_sensor_maps(hidden, data, alpha="auto", alphas=RIDGE_ALPHAS, bad=None)
         Effective number of parameters per channel, ``trace`` of the hat matrix
         plus the intercept (``d + 1`` without penalty), averaged over channels.
     """
+    moments, alpha = _fitted_moments(hidden, data, alpha, alphas, bad)
+    maps, n_parameters = _solved_maps(moments, alpha)
+    return {s: maps[s] for s in data}, alpha, n_parameters
+
+
+def _fitted_moments(hidden, data, alpha, alphas, bad):
+    """Return each group's :func:`_moments` and the penalty (``alpha`` or chosen).
+
+    See :func:`ridge_sensor_maps` for the parameters.
+    """
     if alpha == "auto" and not len(alphas):
         raise ValueError(f"alphas must hold at least one value, got {alphas!r}.")
     groups = _groups(data, bad or {})
@@ -137,8 +148,7 @@ def ridge_sensor_maps(hidden, data, alpha="auto", alphas=RIDGE_ALPHAS, bad=None)
         for (runs, masks), (parts, _) in zip(groups, moments, strict=True):
             _add_held_out_errors(errors, hidden, runs, masks, parts, alphas)
         alpha = float(alphas[int(np.argmin(errors))])
-    maps, n_parameters = _solved_maps(moments, alpha)
-    return {s: maps[s] for s in data}, alpha, n_parameters
+    return moments, alpha
 
 
 def _solved_maps(moments, alpha):
@@ -183,17 +193,34 @@ def sensor_map_snr(hidden, data, maps, n_parameters, bad=None):
     -------
     snr : float
     """
+    groups = _groups({s: data[s] for s in maps}, bad or {})
+    moments = [_moments(hidden, runs, masks) for runs, masks in groups]
+    return _moment_snr(moments, maps, n_parameters)
+
+
+def _moment_snr(moments, maps, n_parameters):
+    """Return :func:`sensor_map_snr` from the moments the maps were solved from.
+
+    Each story's variances about its own means, as the maps' intercept allows: the
+    recordings need not be read again.
+    """
     predicted, residual, n_values, n_channels = 0.0, 0.0, 0, 0
-    for subject, sensor_map in maps.items():
-        n_channels += len(sensor_map)
-        for story, y in data[subject].items():
-            h = hidden[story]
-            skip = ((bad or {}).get(subject) or {}).get(story)
-            if skip is not None:
-                h, y = h[~skip], y[:, ~skip]
-            prediction = h @ sensor_map[:, :-1].T + sensor_map[:, -1]
-            predicted += len(h) * prediction.var(axis=0).sum()
-            residual += len(h) * (y.T - prediction).var(axis=0).sum()
-            n_values += y.size
+    for parts, rows in moments:
+        stories = {}  # a story's parts (fewer than _MIN_FOLDS stories) summed
+        for (story, _), part in parts.items():
+            stories[story] = stories[story] + part if story in stories else part
+        for m in stories.values():
+            mean_x = m.sx / m.n
+            cov_xx = m.xx - m.n * np.outer(mean_x, mean_x)
+            cov_xy = m.xy - np.outer(m.sy, mean_x)
+            cov_yy = m.yy - m.sy**2 / m.n
+            for subject, cols in rows.items():
+                coef = maps[subject][:, :-1]
+                fitted = ((coef @ cov_xx) * coef).sum(axis=1)
+                predicted += fitted.sum()
+                cross = (coef * cov_xy[cols]).sum(axis=1)
+                residual += (cov_yy[cols] - 2 * cross + fitted).sum()
+                n_values += m.n * len(coef)
+        n_channels += sum(len(maps[subject]) for subject in rows)
     n_times = n_values / n_channels
     return float(np.sqrt(predicted * n_times / (residual * n_parameters)))
