@@ -36,6 +36,10 @@ def test_runs_of_some_conditions(runs):
     assert [(c["meg_cnr"], c["fmri_cnr"]) for c in results["conditions"]] == [
         (1.0, 1.0)
     ]
+    header = (runs["a"] / "results.md").read_text().splitlines()[0]
+    assert header == "# mne-fusion bench --config quick (seeds [1]; conditions " + (
+        "MEG,FMRI CNR 1,1)"
+    )
 
 
 def test_merged_runs_equal_one_run_over_every_seed(runs, tmp_path, capfd):

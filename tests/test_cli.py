@@ -317,6 +317,10 @@ def test_bench_end_to_end(tiny, tmp_path, capfd, monkeypatch):
     # two seeds are two different simulations
     assert not np.allclose(*table["dSPM"]["temporal_r"])
     text = (out / "results.md").read_text()
+    assert text.startswith(
+        "# mne-fusion bench --config quick (seeds [0, 1]; conditions MEG,FMRI CNR "
+        "1,1 1,inf)\n"
+    )
     assert "## MEG CNR 1, fMRI CNR 1" in text
     assert "### Against all sources" in text
     assert " ± " in text

@@ -211,8 +211,14 @@ def bench_markdown(config, seeds, conditions, condition_sections):
 
     ``condition_sections`` are the markdown of each condition, in order.
     """
+    # the conditions as --conditions takes them: a run may hold some of the preset's
+    pairs = " ".join(
+        ",".join(f"{float(c[key]):g}" for key in ("meg_cnr", "fmri_cnr"))
+        for c in conditions
+    )
     parts = [
-        f"# mne-fusion bench --config {config} (seeds {list(seeds)})",
+        f"# mne-fusion bench --config {config} (seeds {list(seeds)}; conditions "
+        f"MEG,FMRI CNR {pairs})",
         f"## Summary: temporal r / spatial r against {TRUTHS['stimulus'][1]}\n\n"
         f"{summary_table(conditions)}",
         f"## The methods\n\n{_METHOD_NOTES}",
