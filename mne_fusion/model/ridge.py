@@ -2,13 +2,12 @@
 
 A centred ridge regression needs only five sums of its samples: their number, the
 sums of the design and of the targets, ``X'X`` and ``X'Y`` (and the targets' sums of
-squares give its residual). Sums add, so the moments
-of a cross-validation fold's training samples are the totals minus the fold's, and
-cross-validation reads the data twice whatever the number of folds and penalties;
-one eigendecomposition of the centred ``X'X`` then gives the solution for any
-penalty. This is the one ridge solver of the package: the sensor maps of the
-closed-form source read-out (:mod:`.readout`) and
-:class:`mne_fusion.baselines.RidgeEncoder` both use it.
+squares give its residual). Sums add, so the moments of a cross-validation fold's
+training samples are the totals minus the fold's, and cross-validation reads the
+data twice whatever the number of folds and penalties; one eigendecomposition of the
+centred ``X'X`` then gives the solution for any penalty. This is the one ridge
+solver of the package: the sensor maps of the closed-form source read-out
+(:mod:`.readout`) and :class:`mne_fusion.baselines.RidgeEncoder` both use it.
 """
 
 import numpy as np
