@@ -3,7 +3,8 @@
 Usage: ``torchrun --standalone --nproc_per_node N _ddp_fit.py OUT_DIR``. Each rank
 writes ``OUT_DIR/rank{R}.json``: hashes of its parameters after training (before the
 read-out and the final broadcast), of the network of the second pass (the default
-``source_refit="auto"``) and at the end, its history and validation r.
+``source_refit="auto"``) and at the end, its history and validation r, and the
+stories whose data-informed estimate it computed for the second pass.
 Rank 0 also checkpoints to ``OUT_DIR/fit.ckpt``.
 """
 
@@ -21,6 +22,7 @@ from _tiny_encoder import TINY, make_experiment  # noqa: E402
 
 from mne_fusion import FusionEncoder  # noqa: E402
 from mne_fusion.encoder import _estimator, _fit  # noqa: E402
+from mne_fusion.model.low_rank import RowSketch  # noqa: E402
 
 
 def state_hash(model):
@@ -57,18 +59,26 @@ def main(out):
 
     refit_network = _estimator.refit_network
 
-    def refit_spy(*args):
-        network = refit_network(*args)
+    def refit_spy(*args, **kwargs):
+        network = refit_network(*args, **kwargs)
         trained["refit"] = state_hash(network)
         return network
 
     _fit.train_network, _estimator.refit_network = spy, refit_spy
+    estimated, add = [], RowSketch.add
+
+    def add_spy(sketch, key, block):
+        estimated.append(key)
+        return add(sketch, key, block)
+
+    RowSketch.add = add_spy
     params = {**TINY, "max_epochs": 3, "device": "cpu", "source_refit": "auto"}
     est = FusionEncoder(**params)
     est.fit(exp["ds"], checkpoint=out / "fit.ckpt")
     result = {
         "trained": trained["hash"],
         "refit": trained.get("refit"),
+        "estimated": estimated,
         "final": state_hash(est.model_),
         "history": [
             {k: v for k, v in rec.items() if k != "seconds"} for rec in est.history_

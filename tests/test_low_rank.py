@@ -64,6 +64,27 @@ def test_a_small_sketch_holds_at_most_its_size(rng):
     assert share < 0.2
 
 
+def test_merged_sketches_are_the_sketch_of_every_block(rng):
+    """Processes that each read some blocks (a torchrun fit), merged: the sketch of
+    one process that read them all."""
+    blocks, _ = _blocks(rng)
+    blocks["b"] = blocks["b"].copy()
+    blocks["b"][5] = np.nan
+    whole, share = _sketch(blocks, 64).approximation(0.999)
+    merged = _sketch({"b": blocks["b"]}, 64)
+    merged.merge(_sketch({k: blocks[k] for k in "ac"}, 64))
+    rows, merged_share = merged.approximation(0.999)
+    assert rows.rank == whole.rank
+    assert merged_share == pytest.approx(share, rel=1e-12)
+    for key in blocks:
+        assert_allclose(rows.rows(key), whole.rows(key), rtol=1e-4, atol=1e-6)
+    assert np.isnan(rows.rows("b")[5]).all()
+    with pytest.raises(ValueError, match="another test matrix"):
+        merged.merge(_sketch({"d": blocks["a"]}, 64, seed=2))
+    with pytest.raises(ValueError, match=r"both sketches read the blocks \['a'\]"):
+        merged.merge(_sketch({"a": blocks["a"]}, 64))
+
+
 def test_low_rank_rows_give_back_dense_rows():
     scores = {"x": np.arange(6, dtype=np.float32).reshape(3, 2)}
     rows = LowRankRows(scores, np.array([[1, 0, 0], [0, 0, 1]], np.float32))

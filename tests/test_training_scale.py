@@ -240,8 +240,8 @@ def test_shares_of_a_global_batch(world_size):
 )
 def test_torchrun_two_processes(experiment, tmp_path):
     """Acceptance: DDP on 2 CPU processes = the same model on both ranks (the second
-    pass too), and the validation r of a one-process fit of the same global batch
-    within 0.05."""
+    pass too, its estimates and batches shared out), and the validation r of a
+    one-process fit of the same global batch within 0.05."""
     script = Path(__file__).parent / "_ddp_fit.py"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
@@ -262,7 +262,10 @@ def test_torchrun_two_processes(experiment, tmp_path):
             break
     assert proc.returncode == 0, proc.stderr[-3000:]
     ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
-    # parameters after training, of the second pass and at the end, history
+    # each process estimated every other fitted story for the second pass's targets
+    assert [r.pop("estimated") for r in ranks] == [["s0", "s2"], ["s1"]]
+    # parameters after training, of the second pass (trained in DDP on the targets
+    # of all three) and at the end, history
     assert ranks[0] == ranks[1]
     assert ranks[0]["refit"] is not None  # the default made the second pass
     assert not ranks[0]["initialized"]  # the group it created is destroyed

@@ -396,7 +396,9 @@ class FusionEncoder(PredictionMixin, ReadingMixin, BaseEstimator):
             if self.readout == "map" and meg:
                 read_out(self, data, meg, stories, readout_snr, readout_rank)
                 if self.source_refit:  # True or "auto": here it can be made
-                    self.model_.network = refit_network(self, X, data.features, seed)
+                    self.model_.network = refit_network(
+                        self, X, data.features, seed, shard=shard
+                    )
                     read_out(self, data, meg, stories, readout_snr, readout_rank)
                 if fmri:
                     calibrate_fmri_gains(

@@ -25,6 +25,7 @@ import torch
 from mne.utils import logger
 
 from ..model import FusionNetwork
+from ..model.distributed import Shard
 from ..model.low_rank import RowSketch
 from ..model.source_training import TargetTraining, train_to_targets
 from ._params import fitted_stories
@@ -44,7 +45,9 @@ DROPOUT = 0.5
 ENERGY, SKETCH = 0.999, 256
 
 
-def source_targets(est, dataset, features, stories, energy=ENERGY, size=SKETCH):
+def source_targets(
+    est, dataset, features, stories, energy=ENERGY, size=SKETCH, shard=None
+):
     """Return the prior-weighted data-informed estimate of ``stories``, unit std.
 
     Parameters
@@ -62,6 +65,9 @@ def source_targets(est, dataset, features, stories, energy=ENERGY, size=SKETCH):
     size : int
         The most components kept (at most the number of sources; equal to it,
         the targets are exact).
+    shard : Shard | None
+        In a ``torchrun`` fit, this process's place: each process estimates its
+        share of the stories, and every process gets the targets of all of them.
 
     Returns
     -------
@@ -73,10 +79,11 @@ def source_targets(est, dataset, features, stories, energy=ENERGY, size=SKETCH):
     share : float
         The share of the sum of squares the components hold.
     """
+    shard = shard or Shard()
     weights = np.sqrt(est.readout_prior_ / est.readout_prior_.mean())
     sketch = RowSketch(len(weights), min(size, len(weights)), np.random.default_rng(0))
     n_values, total, square = 0, 0.0, 0.0
-    for story in stories:
+    for story in shard.split(stories):
         summed, count = 0.0, 0
         for name in est.meg_subjects_:
             subject = dataset.meg(name)
@@ -98,6 +105,10 @@ def source_targets(est, dataset, features, stories, energy=ENERGY, size=SKETCH):
             total += finite.sum()
             square += np.square(finite).sum()
         sketch.add(story, target)
+    sketch, *others = shard.gather(sketch)
+    for other in others:
+        sketch.merge(other)
+    n_values, total, square = shard.sum((n_values, total, square))
     targets, share = sketch.approximation(energy)
     # the std of the training stories' values, from their sums
     scale = np.float32(np.sqrt(square / n_values - (total / n_values) ** 2))
@@ -105,7 +116,7 @@ def source_targets(est, dataset, features, stories, energy=ENERGY, size=SKETCH):
     return targets, share
 
 
-def refit_network(est, dataset, features, seed, targets=None):
+def refit_network(est, dataset, features, seed, targets=None, shard=None):
     """Return a fresh network of the fit's shape trained on :func:`source_targets`.
 
     Its dropout is :data:`DROPOUT`, or the fit's where higher.
@@ -123,6 +134,10 @@ def refit_network(est, dataset, features, seed, targets=None):
     targets : LowRankRows | None
         :func:`source_targets` of the stories some MEG subject heard, if computed
         already.
+    shard : Shard | None
+        In a ``torchrun`` fit, this process's place: the processes share the
+        estimates out, then each batch and the validation stories (DDP). None: a
+        single process.
 
     Returns
     -------
@@ -131,6 +146,8 @@ def refit_network(est, dataset, features, seed, targets=None):
         the fit's.
     """
     start = time.perf_counter()
+    # in a torchrun fit the first process speaks for all, as in the first pass
+    log = logger.info if (shard or Shard()).rank == 0 else logger.debug
     if targets is None:
         # the stories some MEG subject heard: the others have no estimate
         stories = [
@@ -138,8 +155,8 @@ def refit_network(est, dataset, features, seed, targets=None):
             for s in fitted_stories(est)
             if any(s in dataset.meg(name).runs for name in est.meg_subjects_)
         ]
-        targets, share = source_targets(est, dataset, features, stories)
-        logger.info(
+        targets, share = source_targets(est, dataset, features, stories, shard=shard)
+        log(
             f"Second pass: data-informed estimates of {len(stories)} stories as "
             f"targets, {targets.rank} components ({100 * share:.1f} % of their sum of "
             f"squares, {targets.nbytes / 2**20:.1f} MiB) in "
@@ -174,8 +191,9 @@ def refit_network(est, dataset, features, seed, targets=None):
         [s for s in est.validation_stories_ if s in targets.scores],
         training,
         np.random.default_rng(seed),
+        shard,
     )
-    logger.info(
+    log(
         f"Second pass: {len(errors)} epochs in {time.perf_counter() - start:.0f} s, "
         f"validation error {min(errors):.3f} (best at epoch "
         f"{int(np.argmin(errors)) + 1})"

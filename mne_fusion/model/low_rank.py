@@ -76,6 +76,22 @@ class RowSketch:
         self._projection += sketch.T @ block
         self._energy += np.sum(block * block)
 
+    def merge(self, other):
+        """Take in the blocks that ``other``, drawn with the same test matrix, read.
+
+        The processes of a ``torchrun`` fit each read some of the blocks; merged,
+        one sketch holds them all, as if it had read every block itself.
+        """
+        if not np.array_equal(self._test, other._test):
+            raise ValueError("other was drawn with another test matrix")
+        repeated = sorted(set(self._sketches) & set(other._sketches))
+        if repeated:
+            raise ValueError(f"both sketches read the blocks {repeated}")
+        self._sketches.update(other._sketches)
+        self._missing.update(other._missing)
+        self._projection += other._projection
+        self._energy += other._energy
+
     def approximation(self, energy):
         """Return the fewest leading components holding ``energy`` of the blocks.
 

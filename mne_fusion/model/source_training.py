@@ -7,7 +7,9 @@ data-informed estimate of the fitted stories) is a more direct training signal:
 :func:`train_to_targets` fits a network to it by least squares on random excerpts,
 stopping early on whole validation stories; the targets are held as their leading
 components (:class:`~mne_fusion.model.low_rank.LowRankRows`) and rebuilt an excerpt
-at a time. Plain PyTorch and NumPy.
+at a time. Under ``torchrun`` the processes share each batch and the validation
+stories out as the fit's first pass does (:class:`~.distributed.Shard`). Plain
+PyTorch and NumPy.
 """
 
 import copy
@@ -15,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from .distributed import Shard
 
 
 @dataclass(frozen=True)
@@ -56,20 +60,32 @@ def _masked_error(output, target):
     return error.square().sum() / valid.sum().clamp(min=1)
 
 
-def _excerpts(features, targets, stories, length, rng, batch_size):
-    """Return ``batch_size`` random excerpts of ``length`` samples, stacked."""
-    xs, ys = [], []
+def _draw(features, stories, length, rng, batch_size):
+    """Return ``batch_size`` random (story, start) of excerpts of ``length`` samples.
+
+    Every process draws the same from the same ``rng``, then takes its share.
+    """
+    picks = []
     for _ in range(batch_size):
         story = stories[rng.integers(len(stories))]
-        start = rng.integers(0, len(features[story]) - length + 1)
-        xs.append(features[story][start : start + length])
-        ys.append(targets.rows(story, start, start + length))
+        picks.append((story, rng.integers(0, len(features[story]) - length + 1)))
+    return picks
+
+
+def _excerpts(features, targets, picks, length):
+    """Return the excerpts ``picks`` (:func:`_draw`), features and targets stacked."""
+    xs = [features[story][start : start + length] for story, start in picks]
+    ys = [targets.rows(story, start, start + length) for story, start in picks]
     return torch.as_tensor(np.stack(xs)), torch.as_tensor(np.stack(ys))
 
 
 @torch.no_grad()
-def _validation_error(network, features, targets, stories):
-    """Mean over ``stories`` of :func:`_masked_error` on each whole story."""
+def _validation_error(network, features, targets, stories, shard=None):
+    """Mean over ``stories`` of :func:`_masked_error` on each whole story.
+
+    In a ``torchrun`` fit (``shard``) each process scores its share of them.
+    """
+    shard = shard or Shard()
     network.eval()
     device = network.feature_mean.device
     errors = [
@@ -77,12 +93,15 @@ def _validation_error(network, features, targets, stories):
             network(torch.as_tensor(features[s], device=device)[None])[0].cpu(),
             torch.as_tensor(targets.rows(s)),
         ).item()
-        for s in stories
+        for s in shard.split(stories)
     ]
-    return float(np.mean(errors))
+    total, count = shard.sum((float(np.sum(errors)), len(errors)))
+    return total / count
 
 
-def train_to_targets(network, features, targets, train, validation, config, rng):
+def train_to_targets(
+    network, features, targets, train, validation, config, rng, shard=None
+):
     """Train ``network`` to predict ``targets`` from ``features``; keep its best state.
 
     Parameters
@@ -100,7 +119,11 @@ def train_to_targets(network, features, targets, train, validation, config, rng)
     config : TargetTraining
         Excerpts, optimiser and stopping.
     rng : numpy.random.Generator
-        Draws the excerpts.
+        Draws the excerpts (seeded alike in every process).
+    shard : Shard | None
+        This process's place in a ``torchrun`` fit: it trains on its share of
+        each batch (the network in DDP) and scores its share of the validation
+        stories. None: a single process.
 
     Returns
     -------
@@ -109,24 +132,28 @@ def train_to_targets(network, features, targets, train, validation, config, rng)
         lowest.
     """
     device = network.feature_mean.device
+    shard = shard or Shard()
     length = min(config.segment, *(len(features[s]) for s in train))
     burn_in = min(config.burn_in, length // 2)
     validation = validation or train
     optimizer = torch.optim.AdamW(
         network.parameters(), lr=config.lr, weight_decay=config.weight_decay
     )
+    net = shard.wrap(network)
     errors, best = [], None
     for _epoch in range(config.max_epochs):
         network.train()
         for _ in range(config.steps_per_epoch):
-            x, y = _excerpts(features, targets, train, length, rng, config.batch_size)
-            output = network(x.to(device))[:, burn_in:]
-            loss = _masked_error(output, y[:, burn_in:].to(device))
+            picks = _draw(features, train, length, rng, config.batch_size)
+            local, _, weight = shard.share(picks)
+            x, y = _excerpts(features, targets, local, length)
+            output = net(x.to(device))[:, burn_in:]
+            loss = weight * _masked_error(output, y[:, burn_in:].to(device))
             optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(network.parameters(), 1.0)
             optimizer.step()
-        errors.append(_validation_error(network, features, targets, validation))
+        errors.append(_validation_error(network, features, targets, validation, shard))
         if errors[-1] == min(errors):
             best = copy.deepcopy(network.state_dict())
         elif len(errors) - 1 - int(np.argmin(errors)) >= config.patience:
