@@ -12,8 +12,9 @@ import mne
 import numpy as np
 import pytest
 import torch
+from _ddp_fit import second_pass_alone
 from _tiny_encoder import TINY, make_experiment
-from numpy.testing import assert_array_equal
+from numpy.testing import assert_allclose, assert_array_equal
 from test_model import _toy_items, _toy_model
 
 from mne_fusion import FusionEncoder
@@ -264,6 +265,14 @@ def test_torchrun_two_processes(experiment, tmp_path):
     ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
     # each process estimated every other fitted story for the second pass's targets
     assert [r.pop("estimated") for r in ranks] == [["s0", "s2"], ["s1"]]
+    # the second pass's training on two processes, each on half of every batch, is
+    # the one-process training of the same global batches
+    errors, state = second_pass_alone()
+    for rank in ranks:
+        got_errors, got_state = rank.pop("alone")
+        assert_allclose(got_errors, errors, rtol=1e-4)
+        for got, want in zip(got_state, state, strict=True):
+            assert_allclose(got, want, atol=1e-3)
     # parameters after training, of the second pass (trained in DDP on the targets
     # of all three) and at the end, history
     assert ranks[0] == ranks[1]
