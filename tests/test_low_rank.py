@@ -79,6 +79,8 @@ def test_merged_sketches_are_the_sketch_of_every_block(rng):
     for key in blocks:
         assert_allclose(rows.rows(key), whole.rows(key), rtol=1e-4, atol=1e-6)
     assert np.isnan(rows.rows("b")[5]).all()
+    with pytest.raises(TypeError, match="other must be a RowSketch, got dict"):
+        merged.merge({"d": blocks["a"]})
     with pytest.raises(ValueError, match="another test matrix"):
         merged.merge(_sketch({"d": blocks["a"]}, 64, seed=2))
     with pytest.raises(ValueError, match=r"both sketches read the blocks \['a'\]"):

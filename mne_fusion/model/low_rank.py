@@ -82,6 +82,8 @@ class RowSketch:
         The processes of a ``torchrun`` fit each read some of the blocks; merged,
         one sketch holds them all, as if it had read every block itself.
         """
+        if not isinstance(other, RowSketch):
+            raise TypeError(f"other must be a RowSketch, got {type(other).__name__}")
         if not np.array_equal(self._test, other._test):
             raise ValueError("other was drawn with another test matrix")
         repeated = sorted(set(self._sketches) & set(other._sketches))
