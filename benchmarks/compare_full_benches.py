@@ -10,6 +10,10 @@ the first; writes the same to JSON::
     python benchmarks/compare_full_benches.py benchmarks/results/bench_full \
         benchmarks/results/bench_full_second_pass \
         --out benchmarks/results/compare_full_second_pass.json
+
+The second may be several folders, runs over other seeds that ``mne-fusion bench
+--merge`` would not join (an interrupted run counts with the conditions it finished);
+their conditions held by all of them are compared.
 """
 
 import argparse
@@ -43,14 +47,47 @@ def _cells(results, seeds):
     return out
 
 
+def _joined(runs):
+    """Return the runs over other seeds as one run: the conditions all of them hold."""
+    seeds = [seed for run in runs for seed in run["seeds"]]
+    if len(set(seeds)) < len(seeds):
+        raise SystemExit(f"the second runs repeat seeds: {seeds}")
+    held = [
+        {(c["meg_cnr"], c["fmri_cnr"]): c for c in run["conditions"]} for run in runs
+    ]
+    conditions = []
+    for key in (k for k in held[0] if all(k in other for other in held[1:])):
+        tables = {
+            method: {
+                metric: [
+                    v
+                    for h in held
+                    for v in h[key]["tables"]["stimulus"][method][metric]
+                ]
+                for metric in ("temporal_r", "spatial_r", "meg_r")
+            }
+            for method in ("fusion", "data-informed fusion", "ridge")
+        }
+        conditions.append(
+            dict(meg_cnr=key[0], fmri_cnr=key[1], tables=dict(stimulus=tables))
+        )
+    return dict(seeds=seeds, conditions=conditions)
+
+
 def main(first, second, out):
-    """Print and write the comparison of the bench folders ``first`` and ``second``."""
-    runs = [json.loads((Path(f) / "results.json").read_text()) for f in (first, second)]
+    """Print and write the comparison of bench folder ``first`` with ``second``'s."""
+    read = [
+        json.loads((Path(f) / "results.json").read_text()) for f in [first, *second]
+    ]
+    runs = [read[0], _joined(read[1:])]
     seeds = sorted(set(runs[0]["seeds"]) & set(runs[1]["seeds"]))
     if not seeds:
-        raise SystemExit(f"{first} and {second} share no seed.")
+        raise SystemExit(f"{first} and {' '.join(map(str, second))} share no seed.")
     cells = [_cells(run, seeds) for run in runs]
-    print(f"seeds {seeds}: {first} -> {second} (mean; cells lost of {len(seeds)})")
+    print(
+        f"seeds {seeds}: {first} -> {' '.join(map(str, second))} (mean; cells lost of "
+        f"{len(seeds)})"
+    )
     print("| condition | " + " | ".join(label for label, _, _ in CELLS) + " |")
     print("| --- |" + " --- |" * len(CELLS))
     record, lost_total = {}, 0
@@ -75,7 +112,11 @@ def main(first, second, out):
     if skipped:
         print(f"conditions in one run only, skipped: {', '.join(skipped)}")
     document = dict(
-        first=str(first), second=str(second), seeds=seeds, cells=record, skipped=skipped
+        first=str(first),
+        second=[str(f) for f in second],
+        seeds=seeds,
+        cells=record,
+        skipped=skipped,
     )
     Path(out).write_text(json.dumps(document, indent=1) + "\n")
 
@@ -83,7 +124,11 @@ def main(first, second, out):
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("first", help="a bench output folder (the reference)")
-    parser.add_argument("second", help="a bench output folder (compared with it)")
+    parser.add_argument(
+        "second",
+        nargs="+",
+        help="a bench output folder (compared with it), or runs over other seeds",
+    )
     parser.add_argument("--out", required=True, help="JSON file to write")
     args = parser.parse_args()
     main(args.first, args.second, args.out)
