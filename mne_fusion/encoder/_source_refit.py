@@ -146,8 +146,9 @@ def refit_network(est, dataset, features, seed, targets=None, shard=None):
         the fit's.
     """
     start = time.perf_counter()
+    shard = shard or Shard()
     # in a torchrun fit the first process speaks for all, as in the first pass
-    log = logger.info if (shard or Shard()).rank == 0 else logger.debug
+    log = logger.info if shard.rank == 0 else logger.debug
     if targets is None:
         # the stories some MEG subject heard: the others have no estimate
         stories = [
