@@ -11,6 +11,7 @@ A single process (no ``torchrun``) gets a :class:`Shard` that changes nothing.
 """
 
 import inspect
+import itertools
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -166,6 +167,14 @@ def _add(a, b):
     return a + b
 
 
+# torch names the default group after a count it resets when the group is destroyed,
+# so each group created in a launch would find the keys of the one before it in
+# torchrun's store (a peer's closed address: a refused connection or a hang);
+# every process creates its groups in the same order, so a count of its own gives
+# each group a prefix of its own on all processes alike
+_groups_created = itertools.count()
+
+
 @contextmanager
 def process_group(device="cpu"):
     """Join the process group of a ``torchrun`` launch; yield this process's Shard.
@@ -184,7 +193,11 @@ def process_group(device="cpu"):
     if dist.is_available() and not dist.is_initialized():
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
             backend = "nccl" if str(device).startswith("cuda") else "gloo"
-            dist.init_process_group(backend)
+            store, rank, world_size = next(dist.rendezvous("env://"))
+            store = dist.PrefixStore(f"mne_fusion_{next(_groups_created)}", store)
+            dist.init_process_group(
+                backend, store=store, rank=rank, world_size=world_size
+            )
             created = True
     shard = Shard()
     if dist.is_available() and dist.is_initialized():
