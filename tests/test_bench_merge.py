@@ -17,12 +17,26 @@ from mne_fusion.utils.sys_info import _source_commit
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """Seed 0 and seed 1 run apart, and both seeds in one run (quick, one condition)."""
+    """Seed 0 and seed 1 run apart, and both seeds in one run (quick, one condition).
+
+    Merging reads what the runs wrote: the quick preset here fits one encoder, without
+    the second pass and the story CV of its read-out penalty, and scores three
+    methods besides the oracle (a fifth of the time of the whole preset; the whole one
+    runs end to end in test_cli.py).
+    """
+    quick = bench.PRESETS["quick"]
+    lean = dict(
+        quick,
+        encoder=dict(quick["encoder"], source_refit=False, readout_alpha=1.0),
+        methods=("fusion", "MNE", "ridge", "oracle"),
+    )
     folders = {}
-    for name, seeds in (("a", [1]), ("b", [0]), ("both", [0, 1])):
-        folders[name] = tmp_path_factory.mktemp(name)
-        run_bench("quick", folders[name], seeds, conditions=[(1, 1)], verbose=False)
-    return folders
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(bench.PRESETS, "quick", lean)
+        for name, seeds in (("a", [1]), ("b", [0]), ("both", [0, 1])):
+            folders[name] = tmp_path_factory.mktemp(name)
+            run_bench("quick", folders[name], seeds, conditions=[(1, 1)], verbose=False)
+        yield folders  # merging checks the runs against the preset
 
 
 def test_runs_of_some_conditions(runs):
@@ -124,7 +138,8 @@ def test_runs_record_every_encoder_setting(runs):
     preset = bench.PRESETS["quick"]["encoder"]
     for name, value in settings.items():
         assert value == preset.get(name, signature[name].default), name
-    assert settings["source_refit"] == "auto"
+    assert settings["source_refit"] is False  # the preset's
+    assert settings["readout_snr"] == "auto"  # the default
 
 
 def test_merge_checks_encoder_settings(runs, tmp_path):
@@ -133,9 +148,9 @@ def test_merge_checks_encoder_settings(runs, tmp_path):
     changed = tmp_path / "changed"
     changed.mkdir()
     other = json.loads((runs["b"] / "results.json").read_text())
-    other["encoder_settings"]["source_refit"] = False  # another default
+    other["encoder_settings"]["readout_snr"] = "cv"  # another default
     (changed / "results.json").write_text(json.dumps(other))
-    match = r"other FusionEncoder settings \(source_refit='auto' against False\)"
+    match = r"other FusionEncoder settings \(readout_snr='auto' against 'cv'\)"
     with pytest.raises(ValueError, match=match):
         merge_bench([runs["a"], changed], out)
     assert not any(out.iterdir())
