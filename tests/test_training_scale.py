@@ -241,7 +241,7 @@ needs_torchrun = pytest.mark.skipif(
 )
 
 
-def _torchrun(script, out, *args, timeout=120):
+def _torchrun(script, out, *args):
     """Run a script in tests/ on 2 processes; return the finished process."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
@@ -249,7 +249,7 @@ def _torchrun(script, out, *args, timeout=120):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
     cmd += ["--nproc_per_node", "2", str(Path(__file__).parent / script), str(out)]
     cmd += [str(arg) for arg in args]
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
 
 
 @needs_torchrun
