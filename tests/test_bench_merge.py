@@ -7,6 +7,7 @@ import re
 import mne
 import pytest
 import torch
+from _tiny_encoder import LEAN_BENCH_ENCODER
 
 import mne_fusion as mf
 from mne_fusion import FusionEncoder, bench
@@ -27,7 +28,7 @@ def runs(tmp_path_factory):
     quick = bench.PRESETS["quick"]
     lean = dict(
         quick,
-        encoder=dict(quick["encoder"], source_refit=False, readout_alpha=1.0),
+        encoder=dict(quick["encoder"], **LEAN_BENCH_ENCODER),
         methods=("fusion", "MNE", "ridge", "oracle"),
     )
     folders = {}

@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+from _tiny_encoder import LEAN_BENCH_ENCODER
 from numpy.testing import assert_allclose
 
 from mne_fusion import __version__, bench
@@ -296,10 +297,9 @@ def test_demo_end_to_end(tiny, tmp_path, capfd):
 def test_bench_end_to_end(tiny, tmp_path, capfd, monkeypatch):
     # two fMRI noise levels at the same MEG CNR: MEG-only fits are shared
     monkeypatch.setitem(tiny, "conditions", ((1.0, 1.0), (1.0, math.inf)))
-    # 10 encoder fits, here without the second pass and the read-out penalty's story
-    # CV (the demo's run above makes both): 110 s instead of 270 s
-    lean = dict(tiny["encoder"], source_refit=False, readout_alpha=1.0)
-    monkeypatch.setitem(tiny, "encoder", lean)
+    # 10 encoder fits, here lean (the demo's run above makes them whole): 110 s
+    # instead of 270 s
+    monkeypatch.setitem(tiny, "encoder", dict(tiny["encoder"], **LEAN_BENCH_ENCODER))
     out = tmp_path / "bench"
     argv = ["bench", "--config", "quick", "--out", str(out), "--seeds", "0", "1"]
     assert main(argv) == 0

@@ -268,11 +268,12 @@ def test_torchrun_two_processes(experiment, tmp_path):
     """Acceptance: DDP on 2 CPU processes = the same model on both ranks (the second
     pass too, its estimates and batches shared out), and the validation r of a
     one-process fit of the same global batch within 0.05."""
-    # Known and open: now and then (about 1 run in 14 on 2 busy cores) a rank that
-    # has finished and written its results aborts at exit inside gloo ("terminate
-    # called without an active exception"); that one failure is run again once,
-    # in a new folder (the first run's checkpoint would be resumed). Any other
-    # failure, or that one twice, fails the test.
+    # A rank that had finished and written its results aborted at exit inside gloo
+    # ("terminate called without an active exception") in about 1 run in 14 on 2
+    # busy cores, before each group got a store prefix of its own (this script
+    # makes two groups); in none of 44 runs since. Not proven gone, so that one
+    # failure is still run again once, in a new folder (the first run's checkpoint
+    # would be resumed). Any other failure, or that one twice, fails the test.
     for attempt in range(2):
         out = tmp_path / f"run{attempt}"
         proc = _torchrun("_ddp_fit.py", out)
