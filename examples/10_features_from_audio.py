@@ -25,7 +25,9 @@ from scipy.io import wavfile
 import mne_fusion as mf
 
 rng = np.random.default_rng(0)
-workdir = Path(tempfile.mkdtemp(prefix="mne_fusion_features_"))
+# a temporary folder, removed when the example ends
+scratch = tempfile.TemporaryDirectory(prefix="mne_fusion_features_")
+workdir = Path(scratch.name)
 
 # %%
 # A story in the LeBel layout
@@ -192,6 +194,11 @@ print(
 dataset = mf.FusionDataset()
 dataset.add_stimulus("moth", features)
 print(dataset)
+
+# %%
+# The temporary folder is no longer needed:
+
+scratch.cleanup()
 
 # %%
 # References

@@ -88,7 +88,9 @@ class PeakRate(FeatureExtractor):
 # ``.dist-info`` folder. We lay out the same files by hand in a temporary folder and
 # put it on :data:`sys.path`, which is all an installation is to Python.
 
-site = Path(tempfile.mkdtemp(prefix="mne_fusion_plugin_"))
+# a temporary folder, removed when the example ends
+scratch = tempfile.TemporaryDirectory(prefix="mne_fusion_plugin_")
+site = Path(scratch.name)
 (site / "mne_fusion_peak_rate.py").write_text(plugin_source, encoding="utf-8")
 dist_info = site / "mne_fusion_peak_rate-0.1.dist-info"
 dist_info.mkdir()
@@ -160,3 +162,8 @@ ax.legend(loc="upper right")
 dataset = mf.FusionDataset()
 dataset.add_stimulus("bursts", features)
 print(dataset.stimulus("bursts"))
+
+# %%
+# The temporary folder is no longer needed:
+
+scratch.cleanup()

@@ -56,7 +56,9 @@ print(encoder)
 # By convention the file ends in ``.pt``. Saving refuses to replace a file unless
 # ``overwrite=True``.
 
-fname = Path(tempfile.mkdtemp(prefix="mne_fusion_")) / "encoder.pt"
+# a temporary folder, removed when the example ends
+scratch = tempfile.TemporaryDirectory(prefix="mne_fusion_")
+fname = Path(scratch.name) / "encoder.pt"
 encoder.save(fname)
 print(f"{fname.name}: {fname.stat().st_size / 1e6:.1f} MB")
 
@@ -117,3 +119,8 @@ stc = loaded.apply_inverse(
     features, inst=raw, subject=meg_subject, forward=exp.forwards[meg_subject]
 )
 print(stc)
+
+# %%
+# The temporary folder is no longer needed:
+
+scratch.cleanup()

@@ -47,7 +47,9 @@ exp = mf.simulation.simulate_naturalistic(
 meg_subject = exp.train.meg_subjects[0]
 fmri_subject = exp.train.fmri_subjects[0]
 print(exp)
-root = Path(tempfile.mkdtemp(prefix="mne_fusion_"))
+# a temporary folder, removed when the example ends
+scratch = tempfile.TemporaryDirectory(prefix="mne_fusion_")
+root = Path(scratch.name)
 
 # %%
 # MEG runs in BIDS
@@ -191,3 +193,8 @@ for ax, (name, r), unit in zip(
     ax.hist(r, bins=30, color="C0")
     ax.axvline(np.median(r), color="k", lw=1)
     ax.set(xlabel="r", ylabel=unit, title=f"{name}: median r {np.median(r):.2f}")
+
+# %%
+# The temporary folder is no longer needed:
+
+scratch.cleanup()

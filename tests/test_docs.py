@@ -7,10 +7,12 @@ value and point somewhere else (See Also or Examples).
 """
 
 import ast
+import gc
 import inspect
 import io
 import re
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -268,13 +270,15 @@ def _quick_examples():
 
 
 @pytest.mark.parametrize("path", _quick_examples(), ids=lambda p: p.name)
-def test_gallery_example_runs_cell_by_cell(path, monkeypatch):
+def test_gallery_example_runs_cell_by_cell(path, monkeypatch, tmp_path):
     """A quick example runs the way sphinx-gallery runs it: cell by cell, in one
-    namespace, with ``sys.path`` and the working directory restored after each cell."""
+    namespace, with ``sys.path`` and the working directory restored after each cell,
+    and leaves nothing in the temporary folder once its namespace is gone."""
     split = pytest.importorskip("sphinx_gallery.py_source_parser")
     import matplotlib.pyplot as plt
 
     monkeypatch.chdir(path.parent)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     namespace = {"__name__": "__main__", "__file__": str(path)}
     _, blocks = split.split_code_and_text_blocks(path)
     try:
@@ -287,6 +291,9 @@ def test_gallery_example_runs_cell_by_cell(path, monkeypatch):
                 exec(code, namespace)
     finally:
         plt.close("all")
+        namespace.clear()
+        gc.collect()
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
 def test_gallery_readme_label():
