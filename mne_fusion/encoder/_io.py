@@ -13,6 +13,7 @@ estimator: :func:`mne_fusion.read_fusion_encoder` assembles the estimator.
 import os
 import pickle
 import tempfile
+import zipfile
 from pathlib import Path
 
 import mne
@@ -113,6 +114,12 @@ def read_encoder(fname):
     _validate_type(fname, "path-like", "fname")
     if Path(fname).is_dir():
         raise ValueError(f"fname must be a file, got the folder {fname}.")
+    if Path(fname).is_file() and not zipfile.is_zipfile(fname):
+        # torch.load would try the legacy pickle format on it and blame weights_only
+        raise ValueError(
+            f"{fname} is not a FusionEncoder file: it is not the zip archive that "
+            "torch.save writes (another format, or a file cut short)."
+        )
     try:
         state = torch.load(fname, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
