@@ -53,6 +53,11 @@ class PredictionMixin:
             *(self.fmri_subjects_ if "fmri" in kinds else []),
         ]
         _validate_type(subject, str, "subject")
+        if subject in self.fmri_subjects_ and subject not in known:
+            raise ValueError(
+                f"subject {subject!r} is an fMRI subject, but an MEG subject is "
+                f"needed here: {', '.join(map(repr, known)) or 'none was fitted'}."
+            )
         if subject not in known:
             raise ValueError(
                 f"Unknown subject {subject!r}; the encoder was fitted on: "
