@@ -117,7 +117,7 @@ class FusionEncoder(PredictionMixin, ReadingMixin, BaseEstimator):
         ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"`` or
         ``"cuda:N"``. Mixed precision (bfloat16) is used on CUDA, where fits are not
         bit-reproducible (its scatter-adds sum in varying order); on the CPU the same
-        ``random_state`` gives the same model.
+        ``random_state`` gives the same model with the same number of threads.
     %(random_state)s
     verbose : bool | str | int | None
         Logging level of every method call that does not set its own ``verbose``
