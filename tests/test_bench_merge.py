@@ -172,6 +172,8 @@ def test_runs_record_versions(runs, tmp_path):
     assert versions["mne"] == mne.__version__
     assert versions["torch"] == torch.__version__
     assert versions["commit"] == _source_commit()
+    # a CPU fit is the same bit for bit only with the same number of threads
+    assert versions["torch threads"] == torch.get_num_threads()
     out = tmp_path / "out"
     out.mkdir()
     changed = tmp_path / "changed"
@@ -186,3 +188,9 @@ def test_runs_record_versions(runs, tmp_path):
     merged = json.loads((out / "results.json").read_text())
     assert merged["seeds"] == [0, 1]
     assert "versions" not in merged
+    # as do runs whose fits ran on another number of threads
+    other = json.loads((runs["b"] / "results.json").read_text())
+    other["versions"]["torch threads"] = 99
+    (changed / "results.json").write_text(json.dumps(other))
+    with pytest.warns(RuntimeWarning, match=r"other versions \(torch threads 1 \("):
+        merge_bench([runs["a"], changed], out, verbose=False)

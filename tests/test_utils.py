@@ -79,12 +79,15 @@ def test_fill_doc_indents_entries():
 
 
 def test_sys_info_lists_versions():
+    import torch
+
     out = io.StringIO()
     mf.sys_info(out)
     text = out.getvalue()
     assert f"mne-fusion:  {mf.__version__}" in text
     assert "torch:" in text
     assert "mne:" in text
+    assert f"torch threads: {torch.get_num_threads()}\n" in text
 
 
 def _git(folder, *args):

@@ -32,6 +32,9 @@ _PACKAGES = (
 def sys_info(fid=None, *, verbose=None):
     """Print the versions of Python, mne-fusion and its dependencies.
 
+    Then PyTorch's number of CPU threads (a CPU fit is the same bit for bit only with
+    the same number) and the device it would fit on.
+
     Parameters
     ----------
     fid : file-like | None
@@ -53,6 +56,8 @@ def sys_info(fid=None, *, verbose=None):
         lines.append(f"{'git commit:':<12} {found['commit']}")
     for package in _PACKAGES:
         lines.append(f"{package + ':':<12} {found[package] or 'not installed'}")
+    if found["torch threads"] is not None:
+        lines.append(f"{'torch threads:':<12} {found['torch threads']}")
     try:
         import torch
 
@@ -66,7 +71,9 @@ def sys_info(fid=None, *, verbose=None):
 def _versions():
     """Return platform, Python, mne-fusion, its git commit and each package's version.
 
-    A package not installed is None; so is the commit outside a git checkout.
+    A package not installed is None; so is the commit outside a git checkout. With
+    them PyTorch's number of CPU threads (``"torch threads"``): a CPU fit is the same
+    bit for bit only with the same number.
     """
     from .._version import __version__
 
@@ -81,7 +88,17 @@ def _versions():
             found[package] = version(package)
         except PackageNotFoundError:
             found[package] = None
+    found["torch threads"] = _torch_threads()
     return found
+
+
+def _torch_threads():
+    """Return PyTorch's number of intra-op CPU threads, None without PyTorch."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch.get_num_threads()
 
 
 def _source_commit(package=None):
