@@ -243,12 +243,6 @@ def test_save_load_round_trip(fitted, experiment, tmp_path):
     torch.save({"format": "x", "obj": object()}, tmp_path / "bad.pt")
     with pytest.raises(Exception, match="(?i)weights"):
         read_fusion_encoder(tmp_path / "bad.pt")
-    # another format, or a file cut short, is named as such (not as a pickle)
-    (tmp_path / "text.pt").write_text("not an encoder")
-    (tmp_path / "short.pt").write_bytes(fname.read_bytes()[: fname.stat().st_size // 2])
-    for name in ("text.pt", "short.pt"):
-        with pytest.raises(ValueError, match="not the zip archive that torch.save"):
-            read_fusion_encoder(tmp_path / name)
     torch.save({"format": "other"}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not a FusionEncoder file"):
         read_fusion_encoder(tmp_path / "other.pt")

@@ -108,12 +108,19 @@ def test_parameters_of_every_accepted_type_round_trip(fitted, experiment, tmp_pa
 
 
 def test_unreadable_files_are_named(fitted, tmp_path):
+    fitted.save(tmp_path / "enc.pt")
+    whole = (tmp_path / "enc.pt").read_bytes()
     (tmp_path / "empty.pt").write_bytes(b"")
     (tmp_path / "text.pt").write_text("hello, not a model\n")
-    for name in ("empty.pt", "text.pt"):
-        with pytest.raises(ValueError, match=f"{name} is not a FusionEncoder file"):
+    # bytes that torch.load's legacy reader takes for a pickle, and a copy cut short:
+    # named as not torch's archive, not blamed on weights_only loading
+    (tmp_path / "hdf5.pt").write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(100))
+    (tmp_path / "short.pt").write_bytes(whole[: len(whole) // 2])
+    for name in ("empty.pt", "text.pt", "hdf5.pt", "short.pt"):
+        with pytest.raises(
+            ValueError, match=f"{name} is not a FusionEncoder file: it is not the zip"
+        ):
             read_fusion_encoder(tmp_path / name)
-    fitted.save(tmp_path / "enc.pt")
     state = torch.load(tmp_path / "enc.pt", weights_only=True)
     del state["state_dict"]
     torch.save(state, tmp_path / "damaged.pt")
