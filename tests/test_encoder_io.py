@@ -3,6 +3,7 @@
 import copy
 import os
 import signal
+import tempfile
 import time
 from pathlib import Path
 
@@ -55,14 +56,17 @@ def test_failed_save_leaves_the_old_file(fitted, experiment, tmp_path, monkeypat
     _same_predictions(read_fusion_encoder(fname), fitted, experiment)
 
 
-def test_killed_saves_never_break_the_file(fitted, tmp_path):
+def test_killed_saves_never_break_the_file(fitted, tmp_path, tmp_path_factory):
     """SIGKILL during overwriting saves, 20 times: the file always loads."""
     fname = tmp_path / "enc.pt"
     fitted.save(fname)
+    # a killed save cannot remove the temporary folders it serialises MNE objects in
+    killed_tmp = tmp_path_factory.mktemp("killed_saves_tmp")
     rng = np.random.default_rng(0)
     for _ in range(20):
         pid = os.fork()
         if pid == 0:  # the child saves in a loop until it is killed
+            tempfile.tempdir = str(killed_tmp)
             try:
                 while True:
                     fitted.save(fname, overwrite=True, verbose=False)

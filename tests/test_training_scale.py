@@ -243,7 +243,10 @@ needs_torchrun = pytest.mark.skipif(
 
 def _torchrun(script, out, *args):
     """Run a script in tests/ on 2 processes; return the finished process."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # torchrun leaves a log folder in the temporary folder: keep it in the test's own
+    tmp = Path(out).with_name(f"{Path(out).name}-tmp")
+    tmp.mkdir(parents=True)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TMPDIR": str(tmp)}
     for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(name, None)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
