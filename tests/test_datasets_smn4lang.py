@@ -57,7 +57,7 @@ EVENTS = _events((BEG, "Beg", 1), (END, "End", 2))
 NO_BEG = _events((END, "End", 2))  # as sub-08 run 16 and sub-09 run 7
 
 
-def _raw(seed):
+def _raw(seed, meas_date=1e9):
     """An Elekta run with the channels of the real channels.tsv, at 1 kHz."""
     rows = read_table(f"{MEG_SIDE}_channels.tsv")
     canonical = mne.channels.read_meg_canonical_info("neuromag")
@@ -72,8 +72,9 @@ def _raw(seed):
     )
     zeros = np.zeros((len(other), n_times))
     raw.add_channels([mne.io.RawArray(zeros, info, first_samp=1000, verbose=False)])
-    # a first sample that is not 0, as in real acquisitions, tests the time origins
-    raw.set_meas_date(1e9)
+    # a first sample that is not 0, as in real acquisitions, tests the time origins,
+    # with a measurement date and without one (an anonymised file)
+    raw.set_meas_date(meas_date)
     return raw.reorder_channels([row["name"] for row in rows])
 
 
@@ -99,11 +100,13 @@ def _word_times(tmp_path):
 
 
 @pytest.fixture
-def smn(tmp_path, monkeypatch):
+def smn(tmp_path, monkeypatch, request):
     """Serve stories 1-2 and sub-01's raw and preprocessed runs 1-2.
 
     The metadata and MEG side files are the data set's own; raw run 2 lacks ``Beg``.
+    The runs' measurement date is the test's ``smn`` parameter (default 1e9).
     """
+    meas_date = getattr(request, "param", 1e9)
     monkeypatch.setenv("MNE_DATA", str(tmp_path / "mne_data"))
     monkeypatch.setenv("_MNE_FAKE_HOME_DIR", str(tmp_path / "home"))
     monkeypatch.setattr(_fetch, "_RETRIES", 0)
@@ -128,7 +131,7 @@ def smn(tmp_path, monkeypatch):
             ("derivatives/preprocessed_data/sub-01/MEG", 10 + run),
         ):
             stem = f"{folder}/sub-01_task-RDR_run-{run}"
-            files[f"{stem}_meg.fif"] = _fif_bytes(_raw(seed), tmp_path)
+            files[f"{stem}_meg.fif"] = _fif_bytes(_raw(seed, meas_date), tmp_path)
             files[f"{stem}_events.tsv"] = NO_BEG if seed == 2 else EVENTS
             files[f"{stem}_channels.tsv"] = side["channels.tsv"]
             files[f"{stem}_meg.json"] = side["meg.json"]
@@ -188,10 +191,18 @@ def test_load_stimulus(smn):
 
 def _onset(raw, trigger):
     """A trigger's time from the first sample."""
-    onset = raw.annotations.onset[raw.annotations.description == trigger][0]
-    return onset - (0.0 if raw.annotations.orig_time is None else raw.first_time)
+    # MNE counts annotation onsets from sample 0, with or without a measurement date
+    return raw.annotations.onset[raw.annotations.description == trigger][0] - (
+        raw.first_time
+    )
 
 
+WITH_AND_WITHOUT_MEAS_DATE = pytest.mark.parametrize(
+    "smn", [1e9, None], indirect=True, ids=["meas_date", "no_meas_date"]
+)
+
+
+@WITH_AND_WITHOUT_MEAS_DATE
 @pytest.mark.parametrize("preprocessed", [False, True])
 def test_load_meg(smn, preprocessed):
     seed = 10 + 1 if preprocessed else 1
@@ -216,6 +227,7 @@ def test_load_meg(smn, preprocessed):
         assert whole.info["line_freq"] == 60.0
 
 
+@WITH_AND_WITHOUT_MEAS_DATE
 def test_load_meg_without_beg(smn):
     """Raw run 2 lacks Beg: it is End minus the duration of story_2.wav."""
     with catch_logging() as log:

@@ -16,7 +16,15 @@ def _probe(times):
     return np.sin(2 * np.pi * FREQ * times) + 0.5 * np.cos(2 * np.pi * 0.4 * times)
 
 
-def _recording(sfreq=1000.0, duration=12.0, first_samp=4321):
+MEAS_DATE = datetime(2024, 5, 1, 12, tzinfo=UTC)
+# MNE counts annotation onsets from sample 0 whether or not a raw has a measurement
+# date; without one (an anonymised file) they once were read from the first sample
+WITH_AND_WITHOUT_MEAS_DATE = pytest.mark.parametrize(
+    "meas_date", [MEAS_DATE, None], ids=["meas_date", "no_meas_date"]
+)
+
+
+def _recording(sfreq=1000.0, duration=12.0, first_samp=4321, meas_date=MEAS_DATE):
     """A raw whose misc channel is the probe in stimulus time, with onset markers."""
     n_times = int(duration * sfreq)
     onset_sample = int(round(ONSET * sfreq))
@@ -31,7 +39,7 @@ def _recording(sfreq=1000.0, duration=12.0, first_samp=4321):
         first_samp=first_samp,
         verbose=False,
     )
-    raw.set_meas_date(datetime(2024, 5, 1, 12, tzinfo=UTC))
+    raw.set_meas_date(meas_date)
     raw.set_annotations(
         mne.Annotations([1.0, ONSET], [0.1, 0.1], ["noise", "story_onset"])
     )
@@ -43,13 +51,14 @@ def _features(sfreq=50.0, duration=6.0):
     return Features(_probe(times), sfreq, ["probe"], extractors="test")
 
 
+@WITH_AND_WITHOUT_MEAS_DATE
 @pytest.mark.parametrize(
     "marker",
     [{"onset": ONSET}, {"annotation": "story_onset"}, {"event_id": 5}],
 )
-def test_crop_to_stimulus(marker):
+def test_crop_to_stimulus(marker, meas_date):
     """The cropped run starts at the onset, at the feature rate, sample for sample."""
-    raw = _recording()
+    raw = _recording(meas_date=meas_date)
     feats = _features()
     run = crop_to_stimulus(raw, feats, **marker)
     assert run.info["sfreq"] == feats.sfreq
@@ -65,9 +74,10 @@ def test_crop_to_stimulus(marker):
     )
 
 
-def test_align_to_recording():
+@WITH_AND_WITHOUT_MEAS_DATE
+def test_align_to_recording(meas_date):
     """Features land on the raw's samples, zero outside the stimulus."""
-    raw = _recording()
+    raw = _recording(meas_date=meas_date)
     # at the recording's rate: exact placement
     feats = _features(sfreq=1000.0)
     aligned = align_to_recording(feats, raw, annotation="story_onset")

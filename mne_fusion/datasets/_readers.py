@@ -248,7 +248,6 @@ def crop_to_triggers(raw, start, stop, name):
                 f"{sorted(set(raw.annotations.description))}. Use crop=False."
             )
         onsets[trigger] = hits[0]
-    # annotation onsets count from the first sample when orig_time is None and
-    # from meas_date otherwise; raw.crop wants times from the first sample
-    offset = 0.0 if raw.annotations.orig_time is None else raw.first_time
-    return raw.crop(onsets[start] - offset, onsets[stop] - offset)
+    # a raw's annotation onsets count from its sample 0, before the first sample,
+    # with or without meas_date; raw.crop wants times from the first sample
+    return raw.crop(onsets[start] - raw.first_time, onsets[stop] - raw.first_time)

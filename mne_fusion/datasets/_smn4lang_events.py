@@ -149,8 +149,8 @@ def add_missing_beg(raw, audio_duration, name):
         )
     duration = float(audio_duration())
     onset = ends[0] - duration
-    # annotation onsets count from meas_date when orig_time is set
-    first = 0.0 if annotations.orig_time is None else raw.first_time
+    # a raw's annotation onsets count from its sample 0, before the first sample
+    first = raw.first_time
     if onset < first - _TOLERANCE:
         raise ValueError(
             f"{name}: its 'End' trigger at {ends[0] - first:.3f} s is earlier than "

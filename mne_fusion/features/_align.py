@@ -53,13 +53,10 @@ def _onset_sample(raw, features, onset, annotation, event_id, stim_channel):
                 f"No annotation {annotation!r} in the recording; its annotations are "
                 f"{sorted(set(raw.annotations.description))}."
             )
-        sample = int(
-            raw.time_as_index(
-                raw.annotations.onset[hits[0]],
-                use_rounding=True,
-                origin=raw.annotations.orig_time,
-            )[0]
-        )
+        # a raw's annotation onsets count from its sample 0, before the first sample,
+        # whether or not it has a measurement date
+        onset = raw.annotations.onset[hits[0]] - raw.first_time
+        sample = int(raw.time_as_index(onset, use_rounding=True)[0])
         where = f"annotation {annotation!r}"
     else:
         _validate_type(event_id, "int", "event_id")
