@@ -310,6 +310,48 @@ def test_single_modality(experiment):
     assert isinstance(enc.predict(ds.stimulus("s0"), "F"), mne.SourceEstimate)
 
 
+def test_ssp_projectors_apply_without_a_covariance(experiment, fitted, rng):
+    """Without a noise covariance each channel is scaled by its standard deviation
+    over the training stories and, as MNE's inverse does, the recording's SSP
+    projectors are applied: noise along a projector's pattern leaves nothing."""
+    ds, raws = experiment["ds"], experiment["raws"]
+    clean = {s: ds.meg("A").runs[s].astype(float) for s in ds.stories}
+    train = np.hstack([clean[s] for s in fitted.train_stories_])
+    assert_allclose(fitted._meg["A"].whitener, np.diag(1 / train.std(axis=1)), 1e-5)
+    # environmental noise along one pattern, 30 times the channels' signal
+    pattern = rng.standard_normal(len(raws["s0"].ch_names))
+    pattern /= np.linalg.norm(pattern)
+    proj = mne.Projection(
+        data=dict(
+            nrow=1,
+            ncol=len(pattern),
+            row_names=None,
+            col_names=raws["s0"].ch_names,
+            data=pattern[None],
+        ),
+        desc="environment",
+        kind=1,
+        active=False,
+    )
+    noisy = FusionDataset()
+    for story in ds.stories:
+        noisy.add_stimulus(story, ds.stimulus(story))
+    runs = {}
+    for story, raw in raws.items():
+        hum = 30 * train.std() * rng.standard_normal(raw.n_times)
+        runs[story] = mne.io.RawArray(
+            raw.get_data() + np.outer(pattern, hum), raw.info, verbose=False
+        ).add_proj(proj)
+    noisy.add_meg("A", runs, experiment["fwd"])
+    enc = FusionEncoder(**{**TINY, "max_epochs": 1}).fit(noisy)
+    whitener = enc._meg["A"].whitener
+    scale = np.abs(whitener @ clean["s0"]).max()
+    assert np.abs(whitener @ pattern).max() < 1e-6 * np.linalg.norm(whitener, 2)
+    for story in ds.stories:
+        white = whitener @ noisy.meg("A").runs[story].astype(float)
+        assert_allclose(white, whitener @ clean[story], atol=1e-4 * scale)
+
+
 def _prior_weights(enc):
     """The source-penalty weights that the objective gives ``enc.fmri_evidence_``."""
     from mne_fusion.encoder._params import objective

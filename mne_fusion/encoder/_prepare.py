@@ -344,8 +344,12 @@ def _channel_covariance(subject, stories):
 
 def _whitener(cov, info, moments):
     if cov is None:
-        std = np.sqrt(np.diag(moments))
-        return np.diag(1.0 / np.where(std > 0, std, 1.0))
+        # each channel's variance stands in for its noise; as a covariance, the
+        # recording's SSP projectors apply to it (and so to the data and lead field)
+        # as MNE's inverse applies them; without projectors, diag(1 / std)
+        cov = mne.Covariance(
+            np.diag(np.diag(moments)), info["ch_names"], [], info["projs"], nfree=1
+        )
     return mne.cov.compute_whitener(cov, info, pca=False, verbose=False)[0]
 
 
