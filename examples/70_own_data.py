@@ -158,6 +158,8 @@ print(f"bad samples of {exp.stories[0]}: {bad.sum()} ({bad.sum() / ds.sfreq:.1f}
 # r is the Pearson correlation over time at the truly active sources. The noise
 # covariance whitens the MEG; with your own data, compute it from an empty-room
 # recording (:func:`mne.compute_raw_covariance`), here the simulation's is used.
+# The SSP projectors in a recording's ``info`` are applied as in MNE's inverse, with
+# a covariance or without one.
 
 train, test = ds.subset(exp.train_stories), ds.subset(exp.test_stories)
 encoder = mf.FusionEncoder(

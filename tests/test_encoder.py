@@ -310,24 +310,16 @@ def test_single_modality(experiment):
     assert isinstance(enc.predict(ds.stimulus("s0"), "F"), mne.SourceEstimate)
 
 
-def test_ssp_projectors_apply_without_a_covariance(experiment, fitted, rng):
-    """Without a noise covariance each channel is scaled by its standard deviation
-    over the training stories and, as MNE's inverse does, the recording's SSP
-    projectors are applied: noise along a projector's pattern leaves nothing."""
+def _with_projector(experiment, rng, active):
+    """The experiment's MEG runs plus noise along one pattern (30 times the signal)
+    and an SSP projector of that pattern, applied to the data or not."""
     ds, raws = experiment["ds"], experiment["raws"]
-    clean = {s: ds.meg("A").runs[s].astype(float) for s in ds.stories}
-    train = np.hstack([clean[s] for s in fitted.train_stories_])
-    assert_allclose(fitted._meg["A"].whitener, np.diag(1 / train.std(axis=1)), 1e-5)
-    # environmental noise along one pattern, 30 times the channels' signal
-    pattern = rng.standard_normal(len(raws["s0"].ch_names))
+    names = raws["s0"].ch_names
+    pattern = rng.standard_normal(len(names))
     pattern /= np.linalg.norm(pattern)
     proj = mne.Projection(
         data=dict(
-            nrow=1,
-            ncol=len(pattern),
-            row_names=None,
-            col_names=raws["s0"].ch_names,
-            data=pattern[None],
+            nrow=1, ncol=len(names), row_names=None, col_names=names, data=pattern[None]
         ),
         desc="environment",
         kind=1,
@@ -338,11 +330,25 @@ def test_ssp_projectors_apply_without_a_covariance(experiment, fitted, rng):
         noisy.add_stimulus(story, ds.stimulus(story))
     runs = {}
     for story, raw in raws.items():
-        hum = 30 * train.std() * rng.standard_normal(raw.n_times)
+        hum = 30 * raw.get_data().std() * rng.standard_normal(raw.n_times)
         runs[story] = mne.io.RawArray(
             raw.get_data() + np.outer(pattern, hum), raw.info, verbose=False
         ).add_proj(proj)
+        if active:
+            runs[story].apply_proj(verbose=False)
     noisy.add_meg("A", runs, experiment["fwd"])
+    return noisy, pattern
+
+
+def test_ssp_projectors_apply_without_a_covariance(experiment, fitted, rng):
+    """Without a noise covariance each channel is scaled by its standard deviation
+    over the training stories and, as MNE's inverse does, the recording's SSP
+    projectors are applied: noise along a projector's pattern leaves nothing."""
+    ds = experiment["ds"]
+    clean = {s: ds.meg("A").runs[s].astype(float) for s in ds.stories}
+    train = np.hstack([clean[s] for s in fitted.train_stories_])
+    assert_allclose(fitted._meg["A"].whitener, np.diag(1 / train.std(axis=1)), 1e-5)
+    noisy, pattern = _with_projector(experiment, rng, active=False)
     enc = FusionEncoder(**{**TINY, "max_epochs": 1}).fit(noisy)
     whitener = enc._meg["A"].whitener
     scale = np.abs(whitener @ clean["s0"]).max()
@@ -350,6 +356,31 @@ def test_ssp_projectors_apply_without_a_covariance(experiment, fitted, rng):
     for story in ds.stories:
         white = whitener @ noisy.meg("A").runs[story].astype(float)
         assert_allclose(white, whitener @ clean[story], atol=1e-4 * scale)
+    # the projectors are not applied to the recordings: nor to the predictions
+    pred = enc.predict(ds.stimulus("s2"), "A").get_data()
+    assert np.abs(pattern @ pred).max() > 0.01 * np.abs(pred).max()
+
+
+def test_predictions_are_projected_as_the_recordings(experiment, rng, tmp_path):
+    """Recordings whose SSP projectors are applied (Epochs' default) are predicted
+    and scored with the projectors applied to the prediction as well."""
+    noisy, pattern = _with_projector(experiment, rng, active=True)
+    enc = FusionEncoder(**{**TINY, "max_epochs": 1}).fit(noisy)
+    pred = enc.predict(noisy.stimulus("s2"), "A")
+    assert [proj["active"] for proj in pred.info["projs"]] == [True]
+    data = pred.get_data()
+    assert np.abs(pattern @ data).max() < 1e-9 * np.abs(data).max()
+    recorded = noisy.meg("A").runs["s2"].astype(float)
+    expected = prediction_r(
+        recorded - recorded.mean(axis=1, keepdims=True),
+        data - data.mean(axis=1, keepdims=True),
+        axis=1,
+    )
+    assert_allclose(enc.score(noisy.subset(["s2"]))["A"], expected, atol=1e-5)
+    # the saved encoder keeps the projectors' state
+    enc.save(tmp_path / "enc.pt")
+    back = read_fusion_encoder(tmp_path / "enc.pt").predict(noisy.stimulus("s2"), "A")
+    assert_allclose(back.get_data(), data, atol=1e-5 * np.abs(data).max())
 
 
 def _prior_weights(enc):

@@ -10,6 +10,7 @@ import torch
 from mne.io import BaseRaw, RawArray
 from sklearn.utils.validation import check_is_fitted
 
+from .._sensor_data import apply_active_projs
 from ..anatomy import template_source_space
 from ..anatomy._meshes import vertex_index
 from ..container import FusionDataset
@@ -109,8 +110,13 @@ class PredictionMixin:
         return sources.double().cpu().numpy().T * self.source_scale_
 
     def _meg_prediction(self, hidden, subject):
-        """Predicted sensor data (T, T/m), array (n_channels, n_times)."""
-        return self._lead_field_prediction(hidden, self._meg[subject].gain)
+        """Predicted sensor data (T, T/m), array (n_channels, n_times).
+
+        Projected by the SSP projectors active in the subject's recordings.
+        """
+        setup = self._meg[subject]
+        prediction = self._lead_field_prediction(hidden, setup.gain)
+        return apply_active_projs(prediction, setup.info)
 
     def _lead_field_prediction(self, hidden, gain):
         """``gain`` (n_channels, n_template_sources) times the sources."""
