@@ -14,16 +14,24 @@ from mne.cov import compute_whitener
 
 
 def check_covers(noise_cov, names, name, whose):
-    """Raise unless ``noise_cov`` holds every channel of ``names``.
+    """Raise unless ``noise_cov`` holds every channel of ``names``, none marked bad.
 
-    MNE's inverse would silently use only the channels the covariance covers, and its
-    whitener refuses such a covariance without naming the argument.
+    MNE's inverse would silently use only the channels the covariance covers and
+    leave out those it marks bad, and its whitener refuses such a covariance without
+    naming the argument (or, for the bad ones, uses them).
     """
     missing = [n for n in names if n not in noise_cov.ch_names]
     if missing:
         raise ValueError(
             f"{name} lacks {len(missing)} of the {len(names)} channels {whose}: "
             f"{missing[:10]}; give a covariance of all of them."
+        )
+    bad = [n for n in names if n in noise_cov["bads"]]
+    if bad:
+        raise ValueError(
+            f"{name} marks {len(bad)} of the {len(names)} channels {whose} bad: "
+            f"{bad[:10]}; mark them bad in the recording's info['bads'] as well, or "
+            "remove them from the covariance's 'bads'."
         )
 
 

@@ -283,9 +283,13 @@ def test_inverses_refuse_partial_noise_cov_and_nan(meg):
     ]
     nan = meg.raw.copy().load_data()
     nan._data[3, 10] = np.nan
+    marked = meg.noise_cov.copy()
+    marked["bads"] = names[2:4]
     for call in calls:
         with pytest.raises(ValueError, match=lacks):
             call(meg.raw, partial)
+        with pytest.raises(ValueError, match=rf"noise_cov marks 2 of the {n} channels"):
+            call(meg.raw, marked)
         with pytest.raises(ValueError, match=r"inst contains 1 NaN or infinite"):
             call(nan, meg.noise_cov)
     # a channel the recording marks bad needs neither a covariance nor finite data

@@ -62,6 +62,14 @@ def test_noise_cov_must_cover_the_fitted_channels(experiment):
         rf"\['{missing[0]}', '{missing[1]}'\]",
     ):
         FusionEncoder(**TINY).fit(experiment["ds"], noise_cov={"A": partial})
+    # a channel the covariance marks bad was whitened as if good (MNE leaves it out)
+    marked = full.copy()
+    marked["bads"] = [info["ch_names"][3]]
+    bad = rf"marks 1 of the 31 channels .* bad: \['{info['ch_names'][3]}'\]; mark"
+    with pytest.raises(ValueError, match=r"^noise_cov " + bad):
+        experiment["encoder"].apply_inverse(feats, raw, "A", noise_cov=marked)
+    with pytest.raises(ValueError, match=r"^noise_cov\['A'\] " + bad):
+        FusionEncoder(**TINY).fit(experiment["ds"], noise_cov={"A": marked})
 
 
 @pytest.mark.parametrize("kind", ["raw", "epochs", "evoked"])
