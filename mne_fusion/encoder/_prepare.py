@@ -348,7 +348,7 @@ def _whitener(cov, info, moments):
         # recording's SSP projectors apply to it (and so to the data and lead field)
         # as MNE's inverse applies them; without projectors, diag(1 / std)
         cov = mne.Covariance(
-            np.diag(np.diag(moments)), info["ch_names"], [], info["projs"], nfree=1
+            np.diag(np.diag(moments)), info["ch_names"], [], [], nfree=1
         )
     return mne.cov.compute_whitener(cov, info, pca=False, verbose=False)[0]
 
