@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import mne
 import numpy as np
+from mne.cov import compute_whitener
 from scipy import sparse
 
 from ..anatomy import morph_or_identity, same_vertices
@@ -350,7 +351,7 @@ def _whitener(cov, info, moments):
         cov = mne.Covariance(
             np.diag(np.diag(moments)), info["ch_names"], [], [], nfree=1
         )
-    return mne.cov.compute_whitener(cov, info, pca=False, verbose=False)[0]
+    return compute_whitener(cov, info, pca=False, verbose=False)[0]
 
 
 def _weights(ceiling):
