@@ -310,13 +310,16 @@ def test_single_modality(experiment):
     assert isinstance(enc.predict(ds.stimulus("s0"), "F"), mne.SourceEstimate)
 
 
-def _with_projector(experiment, rng, active):
-    """The experiment's MEG runs plus noise along one pattern (30 times the signal)
+def _unit_pattern(experiment, rng):
+    pattern = rng.standard_normal(len(experiment["raws"]["s0"].ch_names))
+    return pattern / np.linalg.norm(pattern)
+
+
+def _with_projector(experiment, rng, pattern, active):
+    """The experiment's MEG runs plus noise along ``pattern`` (30 times the signal)
     and an SSP projector of that pattern, applied to the data or not."""
     ds, raws = experiment["ds"], experiment["raws"]
     names = raws["s0"].ch_names
-    pattern = rng.standard_normal(len(names))
-    pattern /= np.linalg.norm(pattern)
     proj = mne.Projection(
         data=dict(
             nrow=1, ncol=len(names), row_names=None, col_names=names, data=pattern[None]
@@ -337,7 +340,7 @@ def _with_projector(experiment, rng, active):
         if active:
             runs[story].apply_proj(verbose=False)
     noisy.add_meg("A", runs, experiment["fwd"])
-    return noisy, pattern
+    return noisy
 
 
 def test_ssp_projectors_apply_without_a_covariance(experiment, fitted, rng):
@@ -348,7 +351,8 @@ def test_ssp_projectors_apply_without_a_covariance(experiment, fitted, rng):
     clean = {s: ds.meg("A").runs[s].astype(float) for s in ds.stories}
     train = np.hstack([clean[s] for s in fitted.train_stories_])
     assert_allclose(fitted._meg["A"].whitener, np.diag(1 / train.std(axis=1)), 1e-5)
-    noisy, pattern = _with_projector(experiment, rng, active=False)
+    pattern = _unit_pattern(experiment, rng)
+    noisy = _with_projector(experiment, rng, pattern, active=False)
     enc = FusionEncoder(**{**TINY, "max_epochs": 1}).fit(noisy)
     whitener = enc._meg["A"].whitener
     scale = np.abs(whitener @ clean["s0"]).max()
@@ -359,12 +363,23 @@ def test_ssp_projectors_apply_without_a_covariance(experiment, fitted, rng):
     # the projectors are not applied to the recordings: nor to the predictions
     pred = enc.predict(ds.stimulus("s2"), "A").get_data()
     assert np.abs(pattern @ pred).max() > 0.01 * np.abs(pred).max()
+    # scored on recordings whose projectors are applied, the prediction is projected
+    applied = _with_projector(experiment, rng, pattern, active=True).subset(["s2"])
+    recorded = applied.meg("A").runs["s2"].astype(float)
+    projected = pred - np.outer(pattern, pattern @ pred)
+    expected = prediction_r(
+        recorded - recorded.mean(axis=1, keepdims=True),
+        projected - projected.mean(axis=1, keepdims=True),
+        axis=1,
+    )
+    assert_allclose(enc.score(applied)["A"], expected, atol=1e-5)
 
 
 def test_predictions_are_projected_as_the_recordings(experiment, rng, tmp_path):
     """Recordings whose SSP projectors are applied (Epochs' default) are predicted
     and scored with the projectors applied to the prediction as well."""
-    noisy, pattern = _with_projector(experiment, rng, active=True)
+    pattern = _unit_pattern(experiment, rng)
+    noisy = _with_projector(experiment, rng, pattern, active=True)
     enc = FusionEncoder(**{**TINY, "max_epochs": 1}).fit(noisy)
     pred = enc.predict(noisy.stimulus("s2"), "A")
     assert [proj["active"] for proj in pred.info["projs"]] == [True]

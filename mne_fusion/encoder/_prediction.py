@@ -414,10 +414,13 @@ class PredictionMixin:
                     f" {missing[:10]}."
                 )
             rows = [fitted.index(c) for c in subject.info["ch_names"]]
+            gain = self._meg[name].gain[rows]
             true, pred = [], []
             for story in subject.runs:
                 true.append(_center(subject.average(story), axis=1))
-                pred.append(_center(self._meg_prediction(hidden[story], name)[rows], 1))
+                # projected as these recordings are, whatever the fitted ones were
+                fit = self._lead_field_prediction(hidden[story], gain)
+                pred.append(_center(apply_active_projs(fit, subject.info), axis=1))
             scores[name] = prediction_r(np.hstack(true), np.hstack(pred), axis=1)
         for name in X.fmri_subjects:
             subject = X.fmri(name)
