@@ -55,8 +55,8 @@ def _onset_sample(raw, features, onset, annotation, event_id, stim_channel):
             )
         # a raw's annotation onsets count from its sample 0, before the first sample,
         # whether or not it has a measurement date
-        onset = raw.annotations.onset[hits[0]] - raw.first_time
-        sample = int(raw.time_as_index(onset, use_rounding=True)[0])
+        time = raw.annotations.onset[hits[0]] - raw.first_time
+        sample = int(raw.time_as_index(time, use_rounding=True)[0])
         where = f"annotation {annotation!r}"
     else:
         _validate_type(event_id, "int", "event_id")
