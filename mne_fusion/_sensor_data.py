@@ -35,6 +35,38 @@ def check_covers(noise_cov, names, name, whose):
         )
 
 
+def check_compensation(info, reference, whose, what):
+    """Raise unless ``info`` has the gradient compensation grade of ``reference``.
+
+    A lead field is computed for the compensation grade of its Info (CTF systems'
+    reference-channel compensation), so data at another grade do not match it;
+    MNE's forward and inverse refuse the mismatch the same way.
+    """
+    grade, expected = info.compensation_grade or 0, reference.compensation_grade or 0
+    if grade != expected:
+        raise ValueError(
+            f"{whose} has gradient compensation grade {grade}, {what} grade "
+            f"{expected}; bring them to the same grade, e.g. with the recording's "
+            f"apply_gradient_compensation({expected})."
+        )
+
+
+def fitted_rows(info, fitted, whose):
+    """Return the rows of the fitted channels ``fitted`` that ``info``'s channels are.
+
+    Refuses channels of ``info`` that are not among them, and data at another
+    compensation grade (see :func:`check_compensation`).
+    """
+    missing = [c for c in info["ch_names"] if c not in fitted["ch_names"]]
+    if missing:
+        raise ValueError(
+            f"{whose} has channel(s) that the encoder was not fitted on: "
+            f"{missing[:10]}."
+        )
+    check_compensation(info, fitted, whose, "the recordings it was fitted on")
+    return [fitted["ch_names"].index(c) for c in info["ch_names"]]
+
+
 def apply_active_projs(data, info):
     """Return ``data`` projected by the SSP projectors active in ``info``.
 
@@ -67,12 +99,13 @@ def _check_recording(inst, noise_cov, forward=None):
     """Refuse a covariance without some channel the inverse uses; return those.
 
     The channels used are the good MEG and EEG channels of ``inst`` (in ``forward``
-    when given). NaN in them is refused where they are read: by
-    :func:`_data_covariance`, or by :func:`_check_finite_data` for an inverse that
-    computes no covariance.
+    when given, whose compensation grade ``inst`` must have). NaN in them is refused
+    where they are read: by :func:`_data_covariance`, or by
+    :func:`_check_finite_data` for an inverse that computes no covariance.
     """
     names = data_channels(inst.info)
     if forward is not None:
+        check_compensation(inst.info, forward["info"], "inst", "forward")
         names = [n for n in names if n in forward["sol"]["row_names"]]
     check_covers(noise_cov, names, "noise_cov", "of inst that the inverse uses")
     return names

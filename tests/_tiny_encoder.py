@@ -81,6 +81,17 @@ def make_experiment(tmp_path_factory):
     return dict(ds=ds, fwd=fwd, info=info, raws=raws, active=active, vertices=vertices)
 
 
+def at_compensation_grade(info, grade):
+    """A copy of ``info`` whose MEG channels say that gradient compensation ``grade``
+    is applied (the grade CTF systems keep in the upper bits of the coil type)."""
+    info = info.copy()
+    with info._unlock():
+        for ch in info["chs"]:
+            if ch["kind"] == mne.io.constants.FIFF.FIFFV_MEG_CH:
+                ch["coil_type"] = (int(ch["coil_type"]) & 0xFFFF) | (grade << 16)
+    return info
+
+
 def source_weights(encoder):
     """The fitted source layer's weights as a NumPy array, wherever the model lives."""
     return encoder.model_.network.sources.weight.detach().cpu().numpy()

@@ -3,6 +3,7 @@ from types import SimpleNamespace
 import mne
 import numpy as np
 import pytest
+from _tiny_encoder import at_compensation_grade
 from mne.minimum_norm import (
     apply_inverse,
     apply_inverse_epochs,
@@ -266,7 +267,7 @@ def test_inverse_errors(meg):
         fmri_weighted_mne(meg.raw, free, meg.noise_cov, good)
 
 
-def test_inverses_refuse_partial_noise_cov_and_nan(meg):
+def test_inverses_refuse_partial_noise_cov_nan_and_compensation(meg):
     """MNE would use only the channels the covariance covers, and NaN spreads."""
     from mne_fusion.inverse_sparse import champagne
 
@@ -276,9 +277,9 @@ def test_inverses_refuse_partial_noise_cov_and_nan(meg):
     lacks = rf"noise_cov lacks {n - 5} of the {n} channels of inst that the inverse"
     good = np.ones(meg.forward["nsource"])
     calls = [
-        lambda raw, cov: minimum_norm(raw, meg.forward, cov),
-        lambda raw, cov: fmri_weighted_mne(raw, meg.forward, cov, good),
-        lambda raw, cov: champagne(raw, meg.forward, cov, max_iter=2),
+        lambda raw, cov, fwd=meg.forward: minimum_norm(raw, fwd, cov),
+        lambda raw, cov, fwd=meg.forward: fmri_weighted_mne(raw, fwd, cov, good),
+        lambda raw, cov, fwd=meg.forward: champagne(raw, fwd, cov, max_iter=2),
         whitened_snr,
     ]
     nan = meg.raw.copy().load_data()
@@ -299,6 +300,13 @@ def test_inverses_refuse_partial_noise_cov_and_nan(meg):
     )
     stc = minimum_norm(nan, meg.forward, without, method="MNE")
     assert np.isfinite(stc.data).all()
+    # data at another gradient compensation grade than the forward's lead field,
+    # refused before any estimate (MNE's inverse refuses it after)
+    forward = meg.forward.copy()
+    forward["info"] = at_compensation_grade(meg.forward["info"], 3)
+    for call in calls[:3]:
+        with pytest.raises(ValueError, match="inst has gradient compensation grade 0"):
+            call(meg.raw, meg.noise_cov, forward)
 
 
 def _reference_lagged(X, delays):

@@ -7,7 +7,14 @@ import tracemalloc
 import mne
 import numpy as np
 import pytest
-from _tiny_encoder import N_TIMES, SFREQ, TINY, make_experiment, source_weights
+from _tiny_encoder import (
+    N_TIMES,
+    SFREQ,
+    TINY,
+    at_compensation_grade,
+    make_experiment,
+    source_weights,
+)
 from mne_bids import BIDSPath, write_raw_bids
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy.signal import resample_poly
@@ -216,6 +223,29 @@ def test_free_orientation_and_partial_forward(exp, tmp_path_factory):
     assert_allclose(gain[:, kept], fwd["sol"]["data"][:, kept], rtol=1e-6, atol=1e-20)
     enc = _fit(ds)
     assert_array_equal(enc._meg["A"].gain[:, dropped], 0)
+
+
+def test_runs_at_the_compensation_grade_of_their_forward(exp):
+    """A lead field holds its Info's gradient compensation: runs at another grade
+    (CTF data compensated after the forward was computed) do not match it."""
+    fwd3 = exp["fwd"].copy()
+    fwd3["info"] = at_compensation_grade(exp["fwd"]["info"], 3)
+    raws3 = {
+        story: mne.io.RawArray(
+            raw.get_data(), at_compensation_grade(raw.info, 3), verbose=False
+        )
+        for story, raw in exp["raws"].items()
+    }
+    ds = _stimuli(exp)
+    match = r"runs\['s0'\] has gradient compensation grade 0, its forward grade 3; "
+    with pytest.raises(ValueError, match=match + r".*apply_gradient_compensation\(3\)"):
+        ds.add_meg("A", exp["raws"], fwd3)
+    match = r"runs\['s1'\] has gradient compensation grade 3, its forward grade 0"
+    with pytest.raises(ValueError, match=match):
+        ds.add_meg("A", {**exp["raws"], "s1": raws3["s1"]}, exp["fwd"])
+    assert ds.meg_subjects == []
+    ds.add_meg("A", raws3, fwd3)
+    assert ds.meg("A").info.compensation_grade == 3
 
 
 def test_one_forward_per_run(exp):

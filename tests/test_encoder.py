@@ -8,6 +8,7 @@ from _tiny_encoder import (
     N_TIMES,
     SFREQ,
     TINY,
+    at_compensation_grade,
     correction_champagne,
     make_experiment,
 )
@@ -106,6 +107,50 @@ def test_score(fitted, experiment):
     assert scores["F"].shape == (1284,)
     assert scores["M"].shape == (7,)
     assert np.all(np.abs(scores["A"]) <= 1)
+
+
+def test_recordings_at_the_fitted_compensation_grade(fitted, experiment, tmp_path):
+    """Recordings and forwards given after the fit are refused at another gradient
+    compensation grade than the fitted runs' (whose lead field it holds)."""
+    feats = experiment["ds"].stimulus("s2")
+    raw = experiment["raws"]["s2"]
+    raw3 = mne.io.RawArray(
+        raw.get_data(), at_compensation_grade(raw.info, 3), verbose=False
+    )
+    fwd3 = experiment["fwd"].copy()
+    fwd3["info"] = at_compensation_grade(experiment["fwd"]["info"], 3)
+    inst = "inst has gradient compensation grade 3, the subject's forward grade 0"
+    with pytest.raises(ValueError, match=inst):
+        fitted.apply_inverse(feats, raw3, "A")
+    forward = "forward has gradient compensation grade 3, the recordings 'A' was"
+    with pytest.raises(ValueError, match=forward):
+        fitted.apply_inverse(feats, raw3, "A", forward=fwd3)
+    # the fitted runs' grade is saved with the encoder
+    fitted.save(tmp_path / "enc.pt")
+    with pytest.raises(ValueError, match=forward):
+        read_fusion_encoder(tmp_path / "enc.pt").apply_inverse(
+            feats, raw3, "A", forward=fwd3
+        )
+    # a new subject is recorded at its forward's grade
+    stc = fitted.apply_inverse(feats, raw3, "B", forward=fwd3, method="MNE")
+    assert np.isfinite(stc.data).all()
+    ds = FusionDataset()
+    ds.add_stimulus("s2", feats, verbose=False)
+    ds.add_meg("A", {"s2": raw3}, fwd3, verbose=False)
+    scored = "X's 'A' has gradient compensation grade 3, the recordings it was fitted"
+    with pytest.raises(ValueError, match=scored):
+        fitted.score(ds)
+    # channels of X that the fit had not
+    renamed = {raw.ch_names[0]: "MEG 9999"}
+    fwd = experiment["fwd"].copy()
+    fwd["info"] = fwd["info"].copy()
+    mne.rename_channels(fwd["info"], renamed)
+    fwd["sol"]["row_names"] = list(fwd["info"]["ch_names"])
+    ds = FusionDataset()
+    ds.add_stimulus("s2", feats, verbose=False)
+    ds.add_meg("A", {"s2": raw.copy().rename_channels(renamed)}, fwd, verbose=False)
+    with pytest.raises(ValueError, match=r"'A' has channel\(s\) that .*'MEG 9999'"):
+        fitted.score(ds)
 
 
 def test_learns_meg(experiment):

@@ -14,7 +14,7 @@ import numpy as np
 from mne.io import BaseRaw, RawArray
 from mne.utils import logger, use_log_level
 
-from .._sensor_data import check_covers
+from .._sensor_data import check_compensation, check_covers
 from ..anatomy import morph_or_identity
 from ..inverse import fmri_weighted_mne, minimum_norm
 from ..inverse_sparse import _learn_and_apply
@@ -53,6 +53,7 @@ def residual(inst, prediction, subject, names, forward, sfreq):
             f"inst lacks {len(missing)} channel(s) of subject {subject!r}: "
             f"{missing[:10]}."
         )
+    check_compensation(inst.info, forward["info"], "inst", "the subject's forward")
     not_in_forward = [n for n in names if n not in forward["sol"]["row_names"]]
     if not_in_forward:
         raise ValueError(

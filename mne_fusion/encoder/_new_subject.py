@@ -14,12 +14,13 @@ from types import SimpleNamespace
 import mne
 import numpy as np
 
+from .._sensor_data import check_compensation
 from ..anatomy._forward import fixed_surface_forward
 from ..utils import _validate_type
 from ._prepare import _template_gain
 
 
-def fixed_forward(forward, subject):
+def fixed_forward(forward, subject, fitted=None):
     """Return the fixed-orientation forward of an MEG subject, after checking it.
 
     Parameters
@@ -30,6 +31,9 @@ def fixed_forward(forward, subject):
         (surface normal, with cortical patch statistics), as for fitted subjects.
     subject : str
         The subject's name, for messages.
+    fitted : mne.Info | None
+        For a fitted subject, the Info of its fitted recordings, whose gradient
+        compensation grade the forward must have.
 
     Returns
     -------
@@ -37,6 +41,13 @@ def fixed_forward(forward, subject):
         ``forward`` itself when it is fixed, else a fixed copy.
     """
     _validate_type(forward, mne.Forward, "forward")
+    if fitted is not None:
+        check_compensation(
+            forward["info"],
+            fitted,
+            "forward",
+            f"the recordings {subject!r} was fitted on",
+        )
     forward = fixed_surface_forward(forward, f"forward of subject {subject!r}")
     meg_channels(forward, subject)
     return forward

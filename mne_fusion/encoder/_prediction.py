@@ -10,7 +10,7 @@ import torch
 from mne.io import BaseRaw, RawArray
 from sklearn.utils.validation import check_is_fitted
 
-from .._sensor_data import apply_active_projs
+from .._sensor_data import apply_active_projs, fitted_rows
 from ..anatomy import template_source_space
 from ..anatomy._meshes import vertex_index
 from ..container import FusionDataset
@@ -340,7 +340,7 @@ class PredictionMixin:
                     f"forward is required: the forward of {subject!r} is not saved "
                     "with the encoder."
                 )
-            forward = _new_subject.fixed_forward(forward, subject)
+            forward = _new_subject.fixed_forward(forward, subject, setup.info)
             names, fitted_cov = setup.info["ch_names"], setup.noise_cov
             prediction = self._meg_prediction(hidden, subject)
         else:
@@ -406,14 +406,7 @@ class PredictionMixin:
         scores = {}
         for name in X.meg_subjects:
             subject = X.meg(name)
-            fitted = self._meg[name].info["ch_names"]
-            missing = [c for c in subject.info["ch_names"] if c not in fitted]
-            if missing:
-                raise ValueError(
-                    f"X has channel(s) of {name!r} that the encoder was not fitted on:"
-                    f" {missing[:10]}."
-                )
-            rows = [fitted.index(c) for c in subject.info["ch_names"]]
+            rows = fitted_rows(subject.info, self._meg[name].info, f"X's {name!r}")
             gain = self._meg[name].gain[rows]
             true, pred = [], []
             for story in subject.runs:
