@@ -289,9 +289,11 @@ def minimum_norm(
     return _to_template(stcs, forward, src, subjects_dir)
 
 
-def _fmri_prior(fmri_map, weight, n_sources):
+def _fmri_prior(fmri_map, weight, forward):
     """Source variances: 1 where fMRI is fully active, ``1 - weight`` where silent."""
+    n_sources = forward["nsource"]
     if isinstance(fmri_map, mne.SourceEstimate):
+        _check_on_forward(fmri_map, forward)
         fmri_map = np.abs(fmri_map.data).mean(axis=1)
     _validate_type(fmri_map, "array-like", "fmri_map")
     activation = np.asarray(fmri_map, dtype=float)
@@ -310,6 +312,27 @@ def _fmri_prior(fmri_map, weight, n_sources):
     if peak == 0:
         raise ValueError("fmri_map is zero everywhere: no source is fMRI-active.")
     return source_prior_variance(activation, weight)
+
+
+def _check_on_forward(stc, forward):
+    """Raise unless ``stc`` is on the sources of ``forward`` (subject and vertices)."""
+    subject = forward["src"][0].get("subject_his_id")
+    if None not in (stc.subject, subject) and stc.subject != subject:
+        raise ValueError(
+            f"fmri_map is on subject {stc.subject!r} but forward on {subject!r}; "
+            "morph it to the forward's subject (mne.compute_source_morph with "
+            "src_to=forward['src'])."
+        )
+    vertices = [s["vertno"] for s in forward["src"]]
+    if len(stc.vertices) != len(vertices) or not all(
+        np.array_equal(a, b) for a, b in zip(stc.vertices, vertices, strict=True)
+    ):
+        raise ValueError(
+            f"fmri_map has other vertices than the forward's source space "
+            f"({[len(v) for v in stc.vertices]} against {[len(v) for v in vertices]} "
+            "per hemisphere, or the same numbers of other vertices); morph it to the "
+            "forward's sources (mne.compute_source_morph with src_to=forward['src'])."
+        )
 
 
 @verbose
@@ -355,8 +378,9 @@ def fmri_weighted_mne(
         The sensor noise covariance.
     fmri_map : array, shape (n_sources,) | mne.SourceEstimate
         Non-negative fMRI activation per source of the forward (lh then rh); boolean
-        maps give Liu et al.'s binary prior. A SourceEstimate on the forward's vertices
-        is reduced to its mean absolute value over time.
+        maps give Liu et al.'s binary prior. A SourceEstimate must be on the forward's
+        vertices (and subject, where both name one); it is reduced to its mean
+        absolute value over time.
     weight : float
         fMRI weighting between 0 (plain minimum norm) and 1 (sources without fMRI
         activation are switched off).
@@ -401,7 +425,7 @@ def fmri_weighted_mne(
             "forward must have fixed source orientations for fmri_weighted_mne; use "
             "mne.convert_forward_solution(forward, surf_ori=True, force_fixed=True)."
         )
-    prior = _fmri_prior(fmri_map, weight, forward["nsource"])
+    prior = _fmri_prior(fmri_map, weight, forward)
     if depth is not None:
         prior = prior * _depth_prior(inst.info, forward, noise_cov, depth)
     logger.info(f"Applying fMRI-weighted {method} (weight = {weight:g})")

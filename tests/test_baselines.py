@@ -171,6 +171,15 @@ def test_fmri_weighted_accepts_stc(meg):
     from_stc = fmri_weighted_mne(meg.raw, meg.forward, meg.noise_cov, stc_map)
     from_array = fmri_weighted_mne(meg.raw, meg.forward, meg.noise_cov, values)
     assert_allclose(from_stc.data, from_array.data)
+    # the same number of sources on other vertices (e.g. a template map with the
+    # forward of a subject's own cortex, both ico-5) would be read in the wrong places
+    shifted = [vertices[0] + 1, vertices[1]]
+    stc_map = mne.SourceEstimate(np.c_[values, -values], shifted, 0, 1)
+    with pytest.raises(ValueError, match=r"fmri_map has other vertices .* \[42, 42\]"):
+        fmri_weighted_mne(meg.raw, meg.forward, meg.noise_cov, stc_map)
+    other = mne.SourceEstimate(np.c_[values, -values], vertices, 0, 1, subject="x")
+    with pytest.raises(ValueError, match="fmri_map is on subject 'x' but forward on"):
+        fmri_weighted_mne(meg.raw, meg.forward, meg.noise_cov, other)
 
 
 def _known_snr_data(meg, signal_variance, n_components=3, n_times=20_000):

@@ -370,6 +370,17 @@ def test_add_fmri_errors(ds, toy_forward, rng):
     other = mne.SourceEstimate(np.ones((2, 10)), [np.array([0]), np.array([1])], 0, 2.0)
     with pytest.raises(ValueError, match=r"runs\['b'\] has other vertices"):
         ds.add_fmri("F1", {"a": stc, "b": other}, tr=2.0)
+    # vertex numbers of a subject's own cortex are not fsaverage's
+    own = stc.copy()
+    own.subject = "sub-01"
+    match = r"runs\['b'\] is on the cortex of subject 'sub-01'.*compute_source_morph"
+    with pytest.raises(ValueError, match=match):
+        ds.add_fmri("F1", {"a": stc, "b": own}, tr=2.0)
+    assert "F1" not in ds.fmri_subjects
+    for mesh in ("fsaverage", "fsaverage5"):
+        on_template = stc.copy()
+        on_template.subject = mesh
+        _dataset("a").add_fmri(mesh, {"a": on_template}, tr=2.0)
     with pytest.raises(ValueError, match="mapping must be None for SourceEstimate"):
         ds.add_fmri("F1", {"a": stc}, tr=2.0, mapping=mapping)
     with pytest.raises(ValueError, match="tmin must be None for SourceEstimate"):

@@ -14,7 +14,7 @@ import numpy as np
 from mne import SourceEstimate
 from scipy import sparse
 
-from ..anatomy._meshes import check_fsaverage_vertices
+from ..anatomy._meshes import FSAVERAGE_MESHES, check_fsaverage_vertices
 from ..utils import _check_finite, _check_positive, _validate_type
 from ._common import _RTOL, _same
 from ._fmri_files import check_file_tr, read_file_run
@@ -139,6 +139,13 @@ def _stc_runs(runs, tr, tmin):
     vertices = None
     arrays, tmins = {}, {}
     for story, stc in runs.items():
+        if stc.subject not in (None, *FSAVERAGE_MESHES):
+            raise ValueError(
+                f"runs[{story!r}] is on the cortex of subject {stc.subject!r}; its "
+                "vertex numbers are not fsaverage's: morph it to fsaverage first "
+                f"(mne.compute_source_morph(stc, {stc.subject!r}, 'fsaverage')), or "
+                "give the runs as arrays with a mapping to the template sources."
+            )
         if not _same(stc.tstep, tr):
             raise ValueError(
                 f"runs[{story!r}] has tstep={stc.tstep} s but tr={tr} s; they must "
