@@ -12,6 +12,8 @@ import mne
 import numpy as np
 from mne.cov import compute_whitener
 
+from .utils import _check_compensation
+
 
 def check_covers(noise_cov, names, name, whose):
     """Raise unless ``noise_cov`` holds every channel of ``names``, none marked bad.
@@ -35,22 +37,6 @@ def check_covers(noise_cov, names, name, whose):
         )
 
 
-def check_compensation(info, reference, whose, what):
-    """Raise unless ``info`` has the gradient compensation grade of ``reference``.
-
-    A lead field is computed for the compensation grade of its Info (CTF systems'
-    reference-channel compensation), so data at another grade do not match it;
-    MNE's forward and inverse refuse the mismatch the same way.
-    """
-    grade, expected = info.compensation_grade or 0, reference.compensation_grade or 0
-    if grade != expected:
-        raise ValueError(
-            f"{whose} has gradient compensation grade {grade}, {what} grade "
-            f"{expected}; bring them to the same grade, e.g. with the recording's "
-            f"apply_gradient_compensation({expected})."
-        )
-
-
 def fitted_rows(info, fitted, whose):
     """Return the rows of the fitted channels ``fitted`` that ``info``'s channels are.
 
@@ -63,7 +49,7 @@ def fitted_rows(info, fitted, whose):
             f"{whose} has channel(s) that the encoder was not fitted on: "
             f"{missing[:10]}."
         )
-    check_compensation(info, fitted, whose, "the recordings it was fitted on")
+    _check_compensation(info, fitted, whose, "the recordings it was fitted on")
     return [fitted["ch_names"].index(c) for c in info["ch_names"]]
 
 
@@ -105,7 +91,7 @@ def _check_recording(inst, noise_cov, forward=None):
     """
     names = data_channels(inst.info)
     if forward is not None:
-        check_compensation(inst.info, forward["info"], "inst", "forward")
+        _check_compensation(inst.info, forward["info"], "inst", "forward")
         names = [n for n in names if n in forward["sol"]["row_names"]]
     check_covers(noise_cov, names, "noise_cov", "of inst that the inverse uses")
     return names

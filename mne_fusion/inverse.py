@@ -316,20 +316,20 @@ def _fmri_prior(fmri_map, weight, forward):
 
 def _check_on_forward(stc, forward):
     """Raise unless ``stc`` is on the sources of ``forward`` (subject and vertices)."""
-    subject = forward["src"][0].get("subject_his_id")
+    from .anatomy import same_vertices
+
+    subject = forward["src"]._subject
     if None not in (stc.subject, subject) and stc.subject != subject:
         raise ValueError(
             f"fmri_map is on subject {stc.subject!r} but forward on {subject!r}; "
             "morph it to the forward's subject (mne.compute_source_morph with "
             "src_to=forward['src'])."
         )
-    vertices = [s["vertno"] for s in forward["src"]]
-    if len(stc.vertices) != len(vertices) or not all(
-        np.array_equal(a, b) for a, b in zip(stc.vertices, vertices, strict=True)
-    ):
+    if not same_vertices(stc.vertices, forward["src"], verbose=False):
+        n_sources = [len(s["vertno"]) for s in forward["src"]]
         raise ValueError(
             f"fmri_map has other vertices than the forward's source space "
-            f"({[len(v) for v in stc.vertices]} against {[len(v) for v in vertices]} "
+            f"({[len(v) for v in stc.vertices]} against {n_sources} "
             "per hemisphere, or the same numbers of other vertices); morph it to the "
             "forward's sources (mne.compute_source_morph with src_to=forward['src'])."
         )

@@ -16,9 +16,8 @@ from mne import BaseEpochs, pick_info, pick_types
 from mne.utils import logger, warn
 from scipy.signal import resample_poly
 
-from .._sensor_data import check_compensation
 from ..metrics import prediction_r
-from ..utils import _check_finite
+from ..utils import _check_compensation, _check_finite
 from ._common import _same
 from ._meg_inputs import _bad_samples, _check_forwards, _gain, _onsets, _read_bids
 from ._subjects import MEGSubject
@@ -55,7 +54,7 @@ def _meg_subject(name, runs, forward, stimuli, sfreq, stim_onset=None):
     runs = _read_bids(runs)
     forwards = _check_forwards(forward, list(runs))
     for story, inst in runs.items():
-        check_compensation(
+        _check_compensation(
             inst.info, forwards[story]["info"], f"runs[{story!r}]", "its forward"
         )
     onsets = _onsets(stim_onset, runs)

@@ -14,11 +14,11 @@ import numpy as np
 from mne.io import BaseRaw, RawArray
 from mne.utils import logger, use_log_level
 
-from .._sensor_data import check_compensation, check_covers
+from .._sensor_data import check_covers
 from ..anatomy import morph_or_identity
 from ..inverse import fmri_weighted_mne, minimum_norm
 from ..inverse_sparse import _learn_and_apply
-from ..utils import _check_finite, _validate_type
+from ..utils import _check_compensation, _check_finite, _validate_type
 
 # Champagne's stopping in the correction (max_iter, tol): at most 100 updates from the
 # minimum-norm start, fewer than the variances need to settle at MEG CNR 1 and 0.1 on
@@ -53,7 +53,7 @@ def residual(inst, prediction, subject, names, forward, sfreq):
             f"inst lacks {len(missing)} channel(s) of subject {subject!r}: "
             f"{missing[:10]}."
         )
-    check_compensation(inst.info, forward["info"], "inst", "the subject's forward")
+    _check_compensation(inst.info, forward["info"], "inst", "the subject's forward")
     not_in_forward = [n for n in names if n not in forward["sol"]["row_names"]]
     if not_in_forward:
         raise ValueError(

@@ -14,9 +14,8 @@ from types import SimpleNamespace
 import mne
 import numpy as np
 
-from .._sensor_data import check_compensation
 from ..anatomy._forward import fixed_surface_forward
-from ..utils import _validate_type
+from ..utils import _check_compensation, _validate_type
 from ._prepare import _template_gain
 
 
@@ -42,7 +41,7 @@ def fixed_forward(forward, subject, fitted=None):
     """
     _validate_type(forward, mne.Forward, "forward")
     if fitted is not None:
-        check_compensation(
+        _check_compensation(
             forward["info"],
             fitted,
             "forward",

@@ -3,6 +3,7 @@
 from ._atomic import write_atomic
 from ._checks import (
     _check_alphas,
+    _check_compensation,
     _check_finite,
     _check_number,
     _check_option,
@@ -18,6 +19,7 @@ from .sys_info import sys_info
 
 __all__ = [
     "_check_alphas",
+    "_check_compensation",
     "_check_finite",
     "_check_number",
     "_check_span",

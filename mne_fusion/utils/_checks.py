@@ -108,6 +108,22 @@ def _check_span(tmin, tmax):
     return tmin, tmax
 
 
+def _check_compensation(info, reference, whose, what):
+    """Raise unless ``info`` has the gradient compensation grade of ``reference``.
+
+    A lead field is computed for the compensation grade of its Info (CTF systems'
+    reference-channel compensation), so data at another grade do not match it;
+    MNE's forward and inverse refuse the mismatch the same way.
+    """
+    grade, expected = info.compensation_grade or 0, reference.compensation_grade or 0
+    if grade != expected:
+        raise ValueError(
+            f"{whose} has gradient compensation grade {grade}, {what} grade "
+            f"{expected}; bring them to the same grade, e.g. with the recording's "
+            f"apply_gradient_compensation({expected})."
+        )
+
+
 def _check_alphas(alphas, default):
     """Return ridge penalties as a 1D float array (``default`` for None)."""
     try:
