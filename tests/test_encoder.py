@@ -258,6 +258,35 @@ def test_data_informed_default_adds_champagne_of_residual(fitted, experiment):
         fitted.apply_inverse(feats, raw, "A", noise_cov=cov, fmri_weighted=True)
 
 
+@pytest.mark.parametrize("meas_date", [None, 1e9])
+def test_data_informed_leaves_bad_spans_out(fitted, experiment, meas_date):
+    """An artifact under a BAD_ annotation of a Raw (first sample not 0) changes
+    neither the correction's learning nor the residual's covariance: the estimate
+    outside the span is that of the recording without it."""
+    feats = experiment["ds"].stimulus("s1")
+    info = experiment["info"].copy()
+    info.set_meas_date(meas_date)
+    clean = mne.io.RawArray(
+        experiment["raws"]["s1"].get_data(), info, first_samp=123, verbose=False
+    )
+    span = slice(round(5 * SFREQ), round(7 * SFREQ))
+    # without a date MNE reads the onset from the first sample, with one from the date
+    onset = 5.0 if meas_date is None else clean.first_time + 5.0
+    clean.set_annotations(mne.Annotations(onset, 2.0, "BAD_muscle", meas_date))
+    artifact = clean.copy()
+    noise = np.random.default_rng(5).standard_normal((31, span.stop - span.start))
+    artifact._data[:, span] += 50 * clean._data.std() * noise
+    outside = np.ones(clean.n_times, bool)
+    outside[span] = False
+    for method in ("champagne", "MNE"):
+        want = fitted.apply_inverse(feats, clean, "A", method=method).data
+        got = fitted.apply_inverse(feats, artifact, "A", method=method).data
+        scale = np.abs(want).max()
+        assert_allclose(got[:, outside], want[:, outside], atol=1e-9 * scale)
+        # the estimate covers the span too, as MNE's apply_inverse_raw does
+        assert np.abs(got[:, span] - want[:, span]).max() > scale
+
+
 def test_save_load_round_trip(fitted, experiment, tmp_path):
     fname = tmp_path / "enc.pt"
     fitted.save(fname)

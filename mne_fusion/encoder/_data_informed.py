@@ -32,6 +32,8 @@ CORRECTION_STOP = (100, 1e-3)
 def residual(inst, prediction, subject, names, forward, sfreq):
     """Return ``inst`` minus the encoder's prediction, same type, the fit's channels.
 
+    A Raw's residual keeps its first sample and annotations.
+
     Parameters
     ----------
     inst : mne.io.Raw | mne.Epochs | mne.Evoked
@@ -85,7 +87,13 @@ def residual(inst, prediction, subject, names, forward, sfreq):
     _check_finite(data, "inst")
     diff = data - prediction
     if isinstance(inst, BaseRaw):
-        return RawArray(diff, info, verbose=False)
+        # on the recording's time axis, with its annotations: the inverses and the
+        # covariance leave its BAD spans out, as MNE's covariances do
+        resid = RawArray(diff, info, first_samp=inst.first_samp, verbose=False)
+        annotations = inst.annotations.copy()
+        if annotations.orig_time is None:  # MNE adds the first sample's time again
+            annotations.onset -= inst.first_time
+        return resid.set_annotations(annotations, emit_warning=False)
     if isinstance(inst, mne.Evoked):
         return mne.EvokedArray(diff, info, tmin=0.0, nave=inst.nave, verbose=False)
     return mne.EpochsArray(diff, info, tmin=0.0, verbose=False)
