@@ -146,8 +146,16 @@ def test_resampled_run(exp, n_after):
     # the signal itself at 50 Hz: sample 0 is the onset
     want = _sines(np.arange(N_TIMES) / SFREQ, np.random.default_rng(0))
     assert np.abs(got - want).max() < 0.003 * np.abs(want).max()
+    # the subject's Info says so, as MNE's resample would
+    assert ds.meg("A").info["sfreq"] == SFREQ
+    assert ds.meg("A").info["lowpass"] == SFREQ / 2
     if n_after == 100:
-        _fit(ds)
+        # the default fit's second pass reads the runs back as Raw at that rate
+        params = {**TINY, "max_epochs": 1, "validation": [], "source_refit": True}
+        enc = FusionEncoder(**params).fit(ds)
+        pred = enc.predict(exp["ds"].stimulus("s0"), "A")
+        assert pred.info["sfreq"] == SFREQ
+        assert pred.times[-1] == pytest.approx((N_TIMES - 1) / SFREQ)
 
 
 def _with_bads(raw, garbage):

@@ -75,6 +75,9 @@ def _meg_subject(name, runs, forward, stimuli, sfreq, stim_onset=None):
             )
     first = next(iter(runs.values()))
     info = pick_info(first.info, [first.ch_names.index(ch) for ch in names])
+    with info._unlock():  # the runs are at the stimulus rate, as after MNE's resample
+        info["sfreq"] = float(sfreq)
+        info["lowpass"] = min(info["lowpass"], sfreq / 2.0)
     return MEGSubject(
         name=name,
         forward=forward,

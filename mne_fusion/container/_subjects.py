@@ -43,7 +43,8 @@ class MEGSubject(_Subject):
     forward : mne.Forward
         The fixed-orientation forward solution given to :meth:`FusionDataset.add_meg`.
     info : mne.Info
-        Measurement info of the first run, picked to the channels in ``gain``.
+        Measurement info of the first run, picked to the channels in ``gain``, at
+        the stimulus rate of ``runs``.
     gain : array, shape (n_channels, n_sources)
         Lead field rows of the picked channels (T/Am or T/m/Am).
     vertices : list of array
