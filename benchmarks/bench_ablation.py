@@ -53,9 +53,10 @@ import torch
 from _ablation_alternate import ALTERNATE_ROWS, alternate
 from _ablation_rows import FIT_ROWS, READOUT_ROWS
 
+from mne_fusion._sensor_data import averaged_raw
 from mne_fusion.anatomy import template_source_space
 from mne_fusion.bench import PRESETS
-from mne_fusion.bench._methods import assumed_snr, meg_r, meg_raw, one_blas_thread
+from mne_fusion.bench._methods import assumed_snr, meg_r, one_blas_thread
 from mne_fusion.encoder import FusionEncoder
 from mne_fusion.encoder._data_informed import correction, residual
 from mne_fusion.encoder._new_subject import fixed_forward
@@ -231,7 +232,7 @@ def data_informed(ctx, story, sources, evidence, fmri_prior, snr):
     out = []
     for name in exp.test.meg_subjects:
         meg = setup["meg"][name]
-        raw = meg_raw(exp.test.meg(name), story)
+        raw = averaged_raw(exp.test.meg(name), story)
         forward = fixed_forward(exp.forwards[name], name)
         names = meg.info["ch_names"]
         resid = residual(raw, meg.gain @ sources, name, names, forward, exp.sfreq)
@@ -274,7 +275,7 @@ def score_default(ctx):
         sources = enc.apply_inverse(features, verbose=False).data
         informed = []
         for name in ctx.exp.test.meg_subjects:
-            raw = meg_raw(ctx.exp.test.meg(name), story)
+            raw = averaged_raw(ctx.exp.test.meg(name), story)
             stc = enc.apply_inverse(
                 features,
                 inst=raw,

@@ -36,7 +36,8 @@ import numpy as np
 from _cached_fits import contexts, parser
 from bench_ablation import _metrics, write_results
 
-from mne_fusion.bench._methods import meg_raw, one_blas_thread
+from mne_fusion._sensor_data import averaged_raw
+from mne_fusion.bench._methods import one_blas_thread
 from mne_fusion.encoder import _data_informed
 from mne_fusion.inverse import whitened_snr
 from mne_fusion.inverse_sparse import _minimum_norm_start, _whitened_setup
@@ -106,7 +107,7 @@ def score(ctx, n_updates, gain="1"):
     for story in exp.test_stories:
         features = exp.features[story]
         for name in exp.test.meg_subjects:
-            raw = meg_raw(exp.test.meg(name), story)
+            raw = averaged_raw(exp.test.meg(name), story)
             forward = exp.forwards[name]  # the cached fits do not keep theirs
             stc = enc.apply_inverse(
                 features, inst=raw, subject=name, forward=forward, verbose=False

@@ -30,7 +30,7 @@ from bench_ablation import _metrics
 from bench_second_pass import first_pass_and_targets, read_out_network
 from bench_second_pass_network import SHAPES, second_network_shape
 
-from mne_fusion.bench._methods import meg_raw
+from mne_fusion._sensor_data import averaged_raw
 from mne_fusion.encoder import _source_readout, _source_refit
 
 # how the read-out's penalty, rank and SNR are chosen -> the solver (None: the
@@ -77,7 +77,7 @@ def scores(ctx, row, enc):
         cells.setdefault("temporal_r", []).append(fusion[0]["temporal_r"])
         cells.setdefault("spatial_r", []).append(fusion[0]["spatial_r"])
         for name in exp.test.meg_subjects:
-            raw = meg_raw(exp.test.meg(name), story)
+            raw = averaged_raw(exp.test.meg(name), story)
             stc = enc.apply_inverse(features, inst=raw, subject=name, verbose=False)
             informed = _metrics(exp, story, stc.data)[0]["temporal_r"]
             cells.setdefault("data-informed temporal_r", []).append(informed)

@@ -53,6 +53,28 @@ def fitted_rows(info, fitted, whose):
     return [fitted["ch_names"].index(c) for c in info["ch_names"]]
 
 
+def averaged_raw(subject, story):
+    """Return an MEG subject's run of ``story`` as a Raw, its epochs averaged.
+
+    The samples left out of the fit are annotated ``BAD``, so that what reads the
+    Raw (MNE's covariances, the inverses here) leaves them out as well.
+
+    Parameters
+    ----------
+    subject : MEGSubject
+        From :meth:`mne_fusion.FusionDataset.meg`.
+    story : str
+        One of its stories.
+    """
+    raw = mne.io.RawArray(subject.average(story), subject.info, verbose=False)
+    bad = subject.bad_samples(story)
+    if bad is not None:
+        edges = np.flatnonzero(np.diff(np.r_[0, bad.astype(np.int8), 0]))
+        starts, stops = edges[::2] / raw.info["sfreq"], edges[1::2] / raw.info["sfreq"]
+        raw.set_annotations(mne.Annotations(starts, stops - starts, "BAD"))
+    return raw
+
+
 def apply_active_projs(data, info):
     """Return ``data`` projected by the SSP projectors active in ``info``.
 

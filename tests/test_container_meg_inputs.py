@@ -20,6 +20,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 from scipy.signal import resample_poly
 
 from mne_fusion import FusionDataset, FusionEncoder
+from mne_fusion._sensor_data import averaged_raw
 from mne_fusion.anatomy import template_source_space
 from mne_fusion.encoder._prepare import _channel_covariance, prepare
 from mne_fusion.encoder._segments import SegmentSet
@@ -171,7 +172,9 @@ def _with_bads(raw, garbage):
 
 
 def test_bad_annotations_are_left_out(exp):
-    fits, covs = [], []
+    """Garbage under BAD annotations changes neither the fit (its second pass
+    included), nor its scores, nor the sources' posterior standard deviation."""
+    fits, covs, scores, stds = [], [], [], []
     for garbage in (False, True):
         runs = {s: _with_bads(exp["raws"][s], garbage and s != "s2") for s in STORIES}
         runs["s2"].set_annotations(None)
@@ -179,6 +182,10 @@ def test_bad_annotations_are_left_out(exp):
         bad = ds.meg("A").bad_samples("s0")
         assert_array_equal(np.flatnonzero(bad), np.r_[250:300, 615:640])
         assert ds.meg("A").bad_samples("s2") is None
+        # as a Raw, the same samples are annotated BAD
+        good = ds.meg("A").runs["s0"][:, ~bad]
+        omitted = averaged_raw(ds.meg("A"), "s0").get_data(reject_by_annotation="omit")
+        assert_array_equal(omitted, good)
         covs.append(_channel_covariance(ds.meg("A"), list(STORIES)))
         meg, fmri, data, _ = _setups(ds)
         segments = SegmentSet(data.segments["train"], data, meg, fmri, SFREQ, 4.0)
@@ -190,11 +197,16 @@ def test_bad_annotations_are_left_out(exp):
                 assert not mask[bad[seg.start : seg.stop]].any()
                 n_masked += bad[seg.start : seg.stop].sum()
         assert n_masked > 75  # overlapping segments see them more than once
-        enc = _fit(ds)
+        params = {**TINY, "max_epochs": 1, "validation": [], "source_refit": True}
+        enc = FusionEncoder(**params).fit(ds)
         fits.append((source_weights(enc), enc))
+        scores.append(enc.score(ds)["A"])
+        stds.append(enc.source_std(ds).data)
     assert_allclose(covs[1], covs[0], rtol=1e-10)
     assert_allclose(fits[1][0], fits[0][0], rtol=1e-5, atol=1e-7)
     assert fits[1][1].readout_snr_ == pytest.approx(fits[0][1].readout_snr_)
+    assert_allclose(scores[1], scores[0], rtol=1e-4)
+    assert_allclose(stds[1], stds[0], rtol=1e-4)
 
 
 def _cached_forward(exp, tmp_path_factory):

@@ -97,8 +97,9 @@ def test_train_to_targets_learns_and_keeps_the_best_state(rng):
 
 
 def test_source_targets_average_the_subjects_good_samples(two_subjects):
-    """The target is each subject's data-informed estimate averaged over the subjects
-    whose sample is not under a BAD annotation, weighted by sqrt(readout_prior_),
+    """The target is each subject's data-informed estimate (its BAD spans left out of
+    the correction's learning) averaged over the subjects whose sample is not under a
+    BAD annotation, weighted by sqrt(readout_prior_),
     divided by its std over the training stories (numpy in float64); held exactly
     by a sketch of every source, and by its leading components otherwise."""
     enc = FusionEncoder(**{**TINY, "max_epochs": 1}).fit(two_subjects)
@@ -115,6 +116,14 @@ def test_source_targets_average_the_subjects_good_samples(two_subjects):
         for name in ("A", "B"):
             subject = two_subjects.meg(name)
             raw = mne.io.RawArray(subject.average(story), subject.info, verbose=False)
+            bad = subject.bad_samples(story)
+            if bad is not None:  # one span: left out of the correction's learning
+                span = np.flatnonzero(bad)
+                assert np.all(np.diff(span) == 1)
+                sfreq = raw.info["sfreq"]
+                raw.set_annotations(
+                    mne.Annotations(span[0] / sfreq, len(span) / sfreq, "BAD_span")
+                )
             stc = enc.apply_inverse(features[story], inst=raw, subject=name)
             data = stc.data.T.copy()
             if subject.bad_samples(story) is not None:

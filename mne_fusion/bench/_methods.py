@@ -8,7 +8,6 @@ read in one place. The minimum-norm estimates and the oracle come whole from
 :mod:`mne_fusion.baselines`.
 """
 
-import mne
 import numpy as np
 from mne.utils import logger, verbose
 from threadpoolctl import threadpool_limits
@@ -63,11 +62,6 @@ def one_blas_thread():
     0.2 s with one thread, 0.2-10 s with two).
     """
     return threadpool_limits(1, user_api="blas")
-
-
-def meg_raw(subject, story):
-    """Return an MEG subject's run of a story as Raw (epochs averaged)."""
-    return mne.io.RawArray(subject.average(story), subject.info, verbose=False)
 
 
 def _one_modality(dataset, modality):

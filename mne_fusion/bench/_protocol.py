@@ -12,6 +12,7 @@ import time
 import mne
 from mne.utils import logger, verbose
 
+from .._sensor_data import averaged_raw
 from ..baselines import RidgeEncoder, _valid_slice, oracle
 from ..inverse import fmri_weighted_mne, minimum_norm
 from ..metrics import prediction_r
@@ -33,7 +34,6 @@ from ._methods import (
     fmri_ridge,
     fmri_ridge_r,
     meg_r,
-    meg_raw,
     one_blas_thread,
 )
 from ._report import cnr, demo_markdown, write_json
@@ -241,7 +241,7 @@ def score_condition(
             for j, name in enumerate(test.meg_subjects):
                 progress(f"{story}: estimates from the recording of {name}")
                 keep = k == 0 and j == 0
-                raw = meg_raw(test.meg(name), story)
+                raw = averaged_raw(test.meg(name), story)
                 args = (raw, experiment.forwards[name], experiment.noise_covs[name])
                 kwargs = dict(snr=snr, src=experiment.src, verbose=False)
                 for method in MINIMUM_NORM:

@@ -394,7 +394,8 @@ class PredictionMixin:
         -------
         scores : dict of str -> array
             Subject -> r per MEG channel (in ``X``'s channel order) or per fMRI target,
-            over all of the subject's stories in ``X`` (each centred on its mean).
+            over all of the subject's stories in ``X`` (each centred on its mean;
+            MEG samples under ``BAD*`` annotations left out, as in the fit).
         """
         check_is_fitted(self, "model_")
         self._check_dataset(X)
@@ -410,9 +411,11 @@ class PredictionMixin:
             gain = self._meg[name].gain[rows]
             true, pred = [], []
             for story in subject.runs:
-                true.append(_center(subject.average(story), axis=1))
+                bad = subject.bad_samples(story)
+                good = slice(None) if bad is None else ~bad  # BAD spans left out
+                true.append(_center(subject.average(story)[:, good], axis=1))
                 # projected as these recordings are, whatever the fitted ones were
-                fit = self._lead_field_prediction(hidden[story], gain)
+                fit = self._lead_field_prediction(hidden[story], gain)[:, good]
                 pred.append(_center(apply_active_projs(fit, subject.info), axis=1))
             scores[name] = prediction_r(np.hstack(true), np.hstack(pred), axis=1)
         for name in X.fmri_subjects:

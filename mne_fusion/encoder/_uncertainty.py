@@ -121,14 +121,20 @@ def sensor_map_noise(encoder, X):
         for s in stories
     }
     white = _whitened_runs(encoder, X, stories)
-    maps, _, n_parameters = ridge_sensor_maps(hidden, white, encoder.readout_alpha_)
+    # samples under BAD* annotations are left out, as in the fit's read-out
+    bad = {n: {s: X.meg(n).bad_samples(s) for s in runs} for n, runs in white.items()}
+    maps, _, n_parameters = ridge_sensor_maps(
+        hidden, white, encoder.readout_alpha_, bad=bad
+    )
     residual, n_values, n_channels = 0.0, 0, 0
     for name, sensor_map in maps.items():
         n_channels += len(sensor_map)
         for story, run in white[name].items():
-            fit = hidden[story] @ sensor_map[:, :-1].T + sensor_map[:, -1]
-            residual += np.square(run.T - fit).sum()
-            n_values += run.size
+            error = run.T - hidden[story] @ sensor_map[:, :-1].T - sensor_map[:, -1]
+            if bad[name][story] is not None:
+                error = error[~bad[name][story]]
+            residual += np.square(error).sum()
+            n_values += error.size
     n_times = n_values / n_channels
     return float(residual / n_values * n_parameters / n_times)
 
