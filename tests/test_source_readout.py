@@ -149,6 +149,43 @@ def test_encoder_sources_and_raw(tiny):
     assert_allclose(r, 1 / np.sqrt(1.09), atol=0.03)  # noise at 0.3 x the std
 
 
+def test_raw_targets_are_good_data_channels_out_of_bad_spans(tiny):
+    """Of Raw targets, bad and non-data channels are no targets, and samples under a
+    BAD annotation (first sample not 0) are left out of fitting and scoring."""
+    experiment, encoder = tiny
+    stcs = {
+        s: encoder.apply_inverse(experiment["ds"].stimulus(s)) for s in ("s0", "s1")
+    }
+    rng = np.random.default_rng(1)
+    picks = rng.choice(stcs["s0"].shape[0], 4, replace=False)
+    names = ["E0", "STI", "E1", "E2", "E3", "E4"]
+    info = mne.create_info(names, SFREQ, ["ecog", "stim", *["ecog"] * 4])
+    info["bads"] = ["E2"]
+    span = slice(round(5 * SFREQ), round(7 * SFREQ))
+    clean, garbage = {}, {}
+    for story, stc in stcs.items():
+        data = 1e4 * stc.data[picks[[0, 0, 1, 3, 2, 3]]]  # the stim and bad rows too
+        data += 0.3 * data.std(axis=1, keepdims=True) * rng.standard_normal(data.shape)
+        clean[story] = mne.io.RawArray(data, info, first_samp=77, verbose=False)
+        clean[story].set_annotations(mne.Annotations(5.0, 2.0, "BAD_muscle"))
+        garbage[story] = clean[story].copy()
+        garbage[story]._data[:, span] = 1e3 * rng.standard_normal((6, 100))
+    fits = [SourceReadout(tmax=0.1).fit({"s0": stcs["s0"]}, {"s0": y["s0"]})
+            for y in (clean, garbage)]  # fmt: skip
+    good = ["E0", "E1", "E3", "E4"]
+    assert fits[1].ch_names_ == good
+    assert_allclose(fits[1].coef_, fits[0].coef_, rtol=1e-6, atol=1e-12)
+    assert fits[1].predict({"s1": stcs["s1"]})["s1"].ch_names == good
+    scores = [
+        fits[0].score({"s1": stcs["s1"]}, {"s1": y["s1"]}) for y in (clean, garbage)
+    ]
+    assert_allclose(scores[1], scores[0], rtol=1e-10)
+    assert scores[0].min() > 0.9
+    only_misc = mne.io.RawArray(np.ones((1, 1000)), mne.create_info(1, SFREQ, "misc"))
+    with pytest.raises(ValueError, match=r"y\['s0'\] has no good data channel"):
+        SourceReadout().fit({"s0": stcs["s0"]}, {"s0": only_misc})
+
+
 def test_radius():
     """Each channel reads only the sources near its electrode."""
     src = template_source_space("ico3")

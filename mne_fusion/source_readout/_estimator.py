@@ -179,7 +179,9 @@ class SourceReadout(RegressorMixin, BaseEstimator):
         y : dict
             Story -> :class:`mne.io.Raw` (channels x times, at the sources' rate) or
             array of shape **(n_times, n_channels)**, one sample per sample of the
-            sources.
+            sources. Of a Raw, the good data channels are read (not those in
+            ``info['bads']``, nor stimulus, EOG, ECG or misc channels), and samples
+            under ``BAD*`` annotations are left out, here and in :meth:`score`.
         positions : array, shape (n_channels, 3) | None
             With ``radius``: electrode positions in template (fsaverage) MRI
             coordinates, in metres. None reads them from the channels' ``loc`` of
@@ -198,7 +200,7 @@ class SourceReadout(RegressorMixin, BaseEstimator):
         alphas = self._check_params()
         sources, sfreq = check_sources(X, self.encoder)
         n_times = {story: data.shape[1] for story, data in sources.items()}
-        targets, info = check_targets(y, n_times, sfreq)
+        targets, info, bad = check_targets(y, n_times, sfreq)
         self.sfreq_ = sfreq
         self.delays_ = np.arange(
             int(round(self.tmin * sfreq)), int(round(self.tmax * sfreq)) + 1
@@ -206,8 +208,8 @@ class SourceReadout(RegressorMixin, BaseEstimator):
         self.n_sources_ = next(iter(sources.values())).shape[0]
         self._info = None if info is None else info.copy()
         self.ch_names_ = None if info is None else list(info["ch_names"])
-        folds = self._folds(n_times)
-        n_samples = sum(v.stop - v.start for _, v in folds)
+        folds = [(s, _good_rows(rows, bad[s])) for s, rows in self._folds(n_times)]
+        n_samples = sum(len(rows) for _, rows in folds)
         if n_samples < 2:
             raise ValueError(
                 f"Found {n_samples} valid sample(s) after removing the edges of the "
@@ -355,12 +357,18 @@ class SourceReadout(RegressorMixin, BaseEstimator):
             story: len(p.times) if isinstance(p, BaseRaw) else len(p)
             for story, p in predictions.items()
         }
-        targets, _ = check_targets(y, n_times, self.sfreq_, len(self.alpha_))
+        targets, _, bad = check_targets(y, n_times, self.sfreq_, len(self.alpha_))
         true, pred = [], []
         for story, value in predictions.items():
             value = value.get_data().T if isinstance(value, BaseRaw) else value
-            valid = _valid_slice(len(value), self.delays_)
+            valid = _good_rows(_valid_slice(len(value), self.delays_), bad[story])
             for out, data in ((true, targets[story]), (pred, value)):
                 data = data[valid]
                 out.append(data - data.mean(axis=0))
         return prediction_r(np.concatenate(true), np.concatenate(pred))
+
+
+def _good_rows(rows, bad):
+    """Return the samples of ``rows`` (a slice) that no ``BAD*`` annotation covers."""
+    rows = np.arange(rows.start, rows.stop)
+    return rows if bad is None else rows[~bad[rows]]

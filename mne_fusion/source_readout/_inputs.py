@@ -15,6 +15,7 @@ from scipy.spatial import cKDTree
 
 from ..anatomy import source_positions
 from ..baselines import _lag_matrix
+from ..container._meg_inputs import _bad_samples
 from ..features import Features
 from ..utils import _check_finite, _validate_type
 
@@ -80,13 +81,19 @@ def check_sources(X, encoder):
 
 
 def check_targets(y, n_times, sfreq, n_fitted=None):
-    """Story -> target array (n_times, n_targets) and the Raw Info (or None)."""
+    """Return the targets, the Raw Info and the samples under BAD annotations.
+
+    Story -> target array (n_times, n_targets), the Raw Info (or None), and story ->
+    samples under a ``BAD*`` annotation of a Raw (None where none is). Of a Raw, the
+    good data channels are the targets (not those in ``info['bads']``, nor stimulus,
+    EOG, ECG or misc channels), as MNE's functions pick them.
+    """
     _validate_type(y, Mapping, "y")
     if set(y) != set(n_times):
         raise ValueError(
             f"y must hold the stories of X ({sorted(n_times)}), got {sorted(y)}."
         )
-    out, infos = {}, []
+    out, infos, bad = {}, [], dict.fromkeys(n_times)
     for story, n in n_times.items():
         value = y[story]
         _validate_type(value, (BaseRaw, np.ndarray), f"y[{story!r}]")
@@ -96,8 +103,10 @@ def check_targets(y, n_times, sfreq, n_fitted=None):
                     f"y[{story!r}] is sampled at {value.info['sfreq']} Hz but the "
                     f"sources at {sfreq} Hz; resample the recording."
                 )
-            infos.append(value.info)
-            value = value.get_data().T
+            picks = _data_picks(value.info, f"y[{story!r}]")
+            infos.append(mne.pick_info(value.info, picks))
+            bad[story] = _bad_samples(value, 0.0, value.n_times, sfreq)
+            value = value.get_data(picks=picks).T
         elif value.ndim != 2:
             raise ValueError(
                 f"y[{story!r}] must be an array of shape (n_times, n_channels), "
@@ -123,8 +132,23 @@ def check_targets(y, n_times, sfreq, n_fitted=None):
             f"{n_fitted}."
         )
     if infos and any(info["ch_names"] != infos[0]["ch_names"] for info in infos):
-        raise ValueError("The Raw recordings of y must have the same channels.")
-    return out, (infos[0] if infos else None)
+        raise ValueError("The Raw recordings of y must have the same good channels.")
+    return out, (infos[0] if infos else None), bad
+
+
+def _data_picks(info, name):
+    """Return the good data channels of ``info`` (indices); raise if there is none."""
+    picks = mne.pick_types(
+        info, meg=True, eeg=True, seeg=True, ecog=True, dbs=True, fnirs=True,
+        csd=True, ref_meg=False, exclude="bads",
+    )  # fmt: skip
+    if not len(picks):
+        raise ValueError(
+            f"{name} has no good data channel (MEG, EEG, sEEG, ECoG, DBS, fNIRS): "
+            f"its channel types are {sorted(set(info.get_channel_types()))}, bad "
+            f"{info['bads']}; set the types (set_channel_types) or give an array."
+        )
+    return picks
 
 
 def electrode_positions(info, positions, n_targets):
