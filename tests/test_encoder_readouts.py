@@ -160,6 +160,10 @@ def test_label_time_courses(encoder, experiment):
     assert_allclose(courses[1], stc.data[len(lh) + np.array([0, 5])].mean(0))
     # a source estimate is read as given
     assert_allclose(encoder.label_time_courses(stc, labels[1])[0], courses[1])
+    # a label of both hemispheres pools their sources, as MNE's
+    both = encoder.label_time_courses(stc, labels[0] + labels[1])
+    rows = np.r_[[3, 7, 20], len(lh) + np.array([0, 5])]
+    assert_allclose(both[0], stc.data[rows].mean(0), rtol=1e-10)
     other = mne.Label(lh[:3], hemi="lh", subject="sample", name="c-lh")
     with pytest.raises(ValueError, match=r"labels\[0\] \('c-lh'\) is a label of"):
         encoder.label_time_courses(stc, [other])

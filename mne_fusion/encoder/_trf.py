@@ -268,9 +268,10 @@ def label_time_courses(encoder, sources, labels, *, mode="mean"):
         A stimulus (its stimulus-driven sources are read, as
         ``encoder.apply_inverse(sources)``) or a source estimate on the encoder's
         template sources (e.g. a word-locked average or a TRF).
-    labels : mne.Label | list of mne.Label
+    labels : mne.Label | mne.BiHemiLabel | list of mne.Label or mne.BiHemiLabel
         Labels of the template subject ``"fsaverage"`` (or without subject), e.g.
-        from :func:`mne.read_labels_from_annot` with ``subject="fsaverage"``.
+        from :func:`mne.read_labels_from_annot` with ``subject="fsaverage"``; a
+        label of both hemispheres (``lh_label + rh_label``) pools them.
     mode : str
         How the sources of a label are combined, see
         :func:`mne.extract_label_time_course` (``"mean"``, ``"mean_flip"``,
@@ -282,11 +283,11 @@ def label_time_courses(encoder, sources, labels, *, mode="mean"):
         One time course per label, in the units of the sources (A m).
     """
     check_is_fitted(encoder, "model_")
-    if isinstance(labels, mne.Label):
+    if isinstance(labels, (mne.Label, mne.BiHemiLabel)):
         labels = [labels]
     _validate_type(labels, (list, tuple), "labels")
     for k, label in enumerate(labels):
-        _validate_type(label, mne.Label, f"labels[{k}]")
+        _validate_type(label, (mne.Label, mne.BiHemiLabel), f"labels[{k}]")
         if label.subject not in (None, "fsaverage"):
             raise ValueError(
                 f"labels[{k}] ({label.name!r}) is a label of subject "
