@@ -287,6 +287,24 @@ def test_data_informed_leaves_bad_spans_out(fitted, experiment, meas_date):
         assert np.abs(got[:, span] - want[:, span]).max() > scale
 
 
+def test_data_informed_leaves_the_recordings_bad_channels_out(fitted, experiment):
+    """A fitted channel that this recording marks bad (noise 100x the data's) is
+    left out of the correction, as MNE's inverse leaves it out."""
+    feats = experiment["ds"].stimulus("s2")
+    clean = experiment["raws"]["s2"].copy()
+    clean.info["bads"] = [clean.ch_names[3]]
+    noisy = clean.copy()
+    noise = np.random.default_rng(0).standard_normal(clean.n_times)
+    noisy._data[3] += 100 * clean._data.std() * noise
+    cov = mne.make_ad_hoc_cov(experiment["info"], verbose=False)
+    for method in ("champagne", "MNE"):
+        want = fitted.apply_inverse(feats, clean, "A", noise_cov=cov, method=method)
+        got = fitted.apply_inverse(feats, noisy, "A", noise_cov=cov, method=method)
+        assert_allclose(
+            got.data, want.data, rtol=1e-7, atol=1e-9 * np.abs(want.data).max()
+        )
+
+
 def test_save_load_round_trip(fitted, experiment, tmp_path):
     fname = tmp_path / "enc.pt"
     fitted.save(fname)

@@ -32,7 +32,8 @@ CORRECTION_STOP = (100, 1e-3)
 def residual(inst, prediction, subject, names, forward, sfreq):
     """Return ``inst`` minus the encoder's prediction, same type, the fit's channels.
 
-    A Raw's residual keeps its first sample and annotations.
+    A Raw's residual keeps its first sample and annotations; channels that ``inst``
+    marks bad stay marked.
 
     Parameters
     ----------
@@ -69,9 +70,8 @@ def residual(inst, prediction, subject, names, forward, sfreq):
         )
     n_times = prediction.shape[1]
     picks = [inst.ch_names.index(n) for n in names]
+    # channels the recording marks bad stay marked: the inverses leave them out
     info = mne.pick_info(inst.info, picks)
-    with info._unlock():
-        info["bads"] = []
     if isinstance(inst, BaseRaw):
         data = inst.get_data(picks=picks, stop=min(inst.n_times, n_times))
     else:

@@ -245,7 +245,8 @@ class PredictionMixin:
             subject, fitted or new, aligned to ``features`` (sample 0 of a Raw, time
             0 of Epochs/Evoked = feature sample 0), gives the data-informed
             estimate ``s_enc + K (y - G s_enc)`` with ``K`` the inverse of
-            ``method``.
+            ``method``, learnt without the channels it marks bad and a Raw's
+            ``BAD*`` spans.
         subject : str | None
             The MEG subject of ``inst``: a subject the encoder was fitted on, or a
             new one given with its ``forward``.
