@@ -303,6 +303,11 @@ def test_data_informed_leaves_the_recordings_bad_channels_out(fitted, experiment
         assert_allclose(
             got.data, want.data, rtol=1e-7, atol=1e-9 * np.abs(want.data).max()
         )
+    # nor does its noise covariance need that channel (diagonal: the others' whitening
+    # is the same without it)
+    without = mne.pick_channels_cov(cov, exclude=[clean.ch_names[3]], verbose=False)
+    got = fitted.apply_inverse(feats, noisy, "A", noise_cov=without, method="MNE")
+    assert_allclose(got.data, want.data, rtol=1e-7, atol=1e-9 * np.abs(want.data).max())
 
 
 def test_save_load_round_trip(fitted, experiment, tmp_path):

@@ -99,8 +99,8 @@ def residual(inst, prediction, subject, names, forward, sfreq):
     return mne.EpochsArray(diff, info, tmin=0.0, verbose=False)
 
 
-def check_noise_cov(noise_cov, names, subject):
-    """Raise unless ``noise_cov`` is a covariance of every channel of the fit.
+def check_noise_cov(noise_cov, names, subject, bads):
+    """Raise unless ``noise_cov`` covers every channel of the fit that is good.
 
     Parameters
     ----------
@@ -110,11 +110,14 @@ def check_noise_cov(noise_cov, names, subject):
         The channels of the fit.
     subject : str
         The MEG subject (for error messages).
+    bads : list of str
+        The channels the recording marks bad, which the correction leaves out.
     """
     if noise_cov is None:
         return
     _validate_type(noise_cov, (mne.Covariance, None), "noise_cov")
-    check_covers(noise_cov, names, "noise_cov", f"subject {subject!r} was fitted on")
+    good = [name for name in names if name not in bads]
+    check_covers(noise_cov, good, "noise_cov", f"subject {subject!r} was fitted on")
 
 
 def correction(resid, forward, noise_cov, src, evidence, fmri_prior, **kwargs):

@@ -349,7 +349,7 @@ class PredictionMixin:
                 subject, forward, inst.info["bads"]
             )
             prediction, fitted_cov = self._lead_field_prediction(hidden, gain), None
-        _data_informed.check_noise_cov(noise_cov, names, subject)
+        _data_informed.check_noise_cov(noise_cov, names, subject, inst.info["bads"])
         resid = _data_informed.residual(
             inst, prediction, subject, names, forward, self.sfreq
         )
