@@ -41,7 +41,7 @@ def fitted_rows(info, fitted, whose):
     """Return the rows of the fitted channels ``fitted`` that ``info``'s channels are.
 
     Refuses channels of ``info`` that are not among them, and data at another
-    compensation grade (see :func:`check_compensation`).
+    gradient compensation grade than the fitted runs'.
     """
     missing = [c for c in info["ch_names"] if c not in fitted["ch_names"]]
     if missing:
