@@ -151,16 +151,14 @@ for subject, r in scores.items():
 # that story (the encoder's prediction corrected by the Champagne estimate of what
 # the stimulus does not explain; without a noise covariance given to ``fit``, with
 # MNE's ad hoc one, whose scale Champagne learns).
+# The whole 1000 Hz recording is read from its ``Beg`` trigger at the encoder's rate,
+# as ``add_meg`` read the fitted runs.
 features = test.stimulus(SMN_STORIES[-1])
 stc = encoder.apply_inverse(features)
-raw_test = mf.features.crop_to_stimulus(
-    smn4lang.load_meg(MEG_SUBJECT, SMN_STORIES[-1], crop=False).pick(
-        "meg", exclude="bads"
-    ),
-    features,
-    annotation="Beg",
+raw_test = smn4lang.load_meg(MEG_SUBJECT, SMN_STORIES[-1], crop=False)
+stc_data = encoder.apply_inverse(
+    features, inst=raw_test, subject=MEG_SUBJECT, stim_onset="Beg"
 )
-stc_data = encoder.apply_inverse(features, inst=raw_test, subject=MEG_SUBJECT)
 mf.viz.plot_source_maps({"stimulus-driven": stc, "with MEG": stc_data}, time="power")
 
 # %%

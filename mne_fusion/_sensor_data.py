@@ -66,8 +66,14 @@ def averaged_raw(subject, story):
     story : str
         One of its stories.
     """
-    raw = mne.io.RawArray(subject.average(story), subject.info, verbose=False)
-    bad = subject.bad_samples(story)
+    return annotated_raw(
+        subject.average(story), subject.info, subject.bad_samples(story)
+    )
+
+
+def annotated_raw(data, info, bad):
+    """Return a Raw of ``data`` whose samples ``bad`` (bool or None) are ``BAD``."""
+    raw = mne.io.RawArray(data, info, verbose=False)
     if bad is not None:
         edges = np.flatnonzero(np.diff(np.r_[0, bad.astype(np.int8), 0]))
         starts, stops = edges[::2] / raw.info["sfreq"], edges[1::2] / raw.info["sfreq"]

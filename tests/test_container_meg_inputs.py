@@ -115,7 +115,7 @@ def test_stim_onset_errors(exp):
     with pytest.raises(TypeError, match=r"stim_onset for runs\['s0'\] must be an"):
         ds.add_meg("A", {"s0": raw}, exp["fwd"], stim_onset=[1.0])
     epochs = mne.EpochsArray(raw.get_data()[None], raw.info, tmin=-1.0, verbose=False)
-    with pytest.raises(ValueError, match=r"'x', an annotation, but the run is Epochs"):
+    with pytest.raises(ValueError, match=r"'x', an annotation, but runs.*not a Raw"):
         ds.add_meg("A", {"s0": epochs}, exp["fwd"], stim_onset="x")
     ds.add_meg("A", {"s0": raw}, exp["fwd"], stim_onset={"s0": 1.0})
     assert_array_equal(ds.meg("A").runs["s0"], exp["ds"].meg("A").runs["s0"])

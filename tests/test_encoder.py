@@ -17,6 +17,7 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
 from mne_fusion import FusionDataset, FusionEncoder, read_fusion_encoder
+from mne_fusion._sensor_data import averaged_raw
 from mne_fusion.baselines import fmri_weighted_mne, minimum_norm
 from mne_fusion.encoder._prior import fmri_evidence, mean_inter_subject_r
 from mne_fusion.features import Features
@@ -285,6 +286,60 @@ def test_data_informed_leaves_bad_spans_out(fitted, experiment, meas_date):
         assert_allclose(got[:, outside], want[:, outside], atol=1e-9 * scale)
         # the estimate covers the span too, as MNE's apply_inverse_raw does
         assert np.abs(got[:, span] - want[:, span]).max() > scale
+
+
+def test_data_informed_reads_inst_as_add_meg_reads_runs(fitted, experiment):
+    """A Raw at 200 Hz whose story starts at an annotation 3.2 s in, an artifact
+    under a BAD span: read from the onset at 50 Hz, as add_meg reads runs."""
+    feats = experiment["ds"].stimulus("s1")
+    info = experiment["info"].copy()
+    with info._unlock():
+        info["sfreq"] = 200.0
+    # slow sines (0.5 to 10 Hz), the same whatever the rate
+    rng = np.random.default_rng(3)
+    freqs, phases = rng.uniform(0.5, 10.0, (2, 31, 20, 1))
+    phases *= 2 * np.pi / 10
+
+    def sines(times):
+        return 1e-12 * np.sin(2 * np.pi * freqs * times + phases).sum(axis=1)
+
+    raw = mne.io.RawArray(sines(np.arange(-640, 4200) / 200.0), info, verbose=False)
+    raw.set_annotations(mne.Annotations([3.2, 8.2], [0.0, 1.0], ["story", "BAD_x"]))
+    aligned = mne.io.RawArray(
+        sines(np.arange(N_TIMES) / SFREQ), experiment["info"], verbose=False
+    )
+    aligned.set_annotations(mne.Annotations(5.0, 1.0, "BAD_x"))
+    # minimum norm, its covariance from the residual without the BAD span
+    want = fitted.apply_inverse(feats, aligned, "A", method="MNE").data
+    got = fitted.apply_inverse(feats, raw, "A", stim_onset="story", method="MNE")
+    assert got.data.shape == want.shape
+    assert_allclose(got.data, want, atol=0.01 * np.abs(want).max())
+    shifted = fitted.apply_inverse(feats, raw, "A", stim_onset=3.0, method="MNE")
+    assert np.abs(shifted.data - want).max() > 0.3 * np.abs(want).max()
+    # an artifact under the BAD span: Champagne learns from the rest, as from the run
+    # add_meg reads (float32, its BAD samples annotated)
+    raw._data[:, 1660:1820] += 1e-9 * rng.standard_normal((31, 160))
+    run = FusionDataset().add_stimulus("s1", feats, verbose=False)
+    run.add_meg("A", {"s1": raw}, experiment["fwd"], stim_onset="story", verbose=False)
+    from_run = fitted.apply_inverse(feats, averaged_raw(run.meg("A"), "s1"), "A").data
+    got = fitted.apply_inverse(feats, raw, "A", stim_onset="story").data
+    assert_allclose(got, from_run, rtol=1e-4, atol=1e-4 * np.abs(from_run).max())
+    # Epochs and Evoked from their time 0, up to the artifact (no annotations)
+    kwargs = dict(method="MNE", noise_cov=mne.make_ad_hoc_cov(info), snr=2.0)
+    want = fitted.apply_inverse(feats, aligned, "A", **kwargs).data
+    epochs = mne.EpochsArray(raw.get_data()[None], info, tmin=-3.2, verbose=False)
+    for inst in (epochs, epochs.average()):
+        got = fitted.apply_inverse(feats, inst, "A", stim_onset=0.0, **kwargs)
+        got = got[0] if isinstance(got, list) else got
+        assert_allclose(
+            got.data[:, :240], want[:, :240], atol=0.01 * np.abs(want).max()
+        )
+    with pytest.raises(ValueError, match=r"stim_onset for inst is 'Beg', .*'story'"):
+        fitted.apply_inverse(feats, raw, "A", stim_onset="Beg")
+    with pytest.raises(ValueError, match=r"stim_onset for inst is 'story', .*not a"):
+        fitted.apply_inverse(feats, epochs, "A", stim_onset="story")
+    with pytest.raises(ValueError, match=r"inst must contain time 30, the stimulus"):
+        fitted.apply_inverse(feats, epochs, "A", stim_onset=30.0)
 
 
 def test_data_informed_leaves_the_recordings_bad_channels_out(fitted, experiment):
@@ -647,7 +702,7 @@ def test_errors(fitted, experiment):
         fitted.apply_inverse(feats, raw, "A", forward=fwd)
     with pytest.raises(ValueError, match="lacks 1 channel"):
         fitted.apply_inverse(feats, raw.copy().drop_channels(raw.ch_names[:1]), "A")
-    with pytest.raises(ValueError, match="must be aligned"):
+    with pytest.raises(ValueError, match=r"inst has 501 samples .* must cover"):
         fitted.apply_inverse(feats, raw.copy().crop(0, 10), "A")
     with pytest.raises(ValueError, match="'method'"):
         fitted.apply_inverse(feats, raw, "A", method="foo")

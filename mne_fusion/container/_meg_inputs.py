@@ -150,12 +150,15 @@ def _onsets(stim_onset, runs):
             )
     else:
         stim_onset = dict.fromkeys(runs, stim_onset)
-    return {s: _onset(s, inst, stim_onset[s]) for s, inst in runs.items()}
+    return {s: _onset(inst, stim_onset[s], f"runs[{s!r}]") for s, inst in runs.items()}
 
 
-def _onset(story, inst, value):
-    """Return the onset of one run (see :func:`_onsets`)."""
-    name = f"stim_onset for runs[{story!r}]"
+def _onset(inst, value, whose):
+    """Return the onset of the stimulus in ``inst``, named ``whose`` in errors.
+
+    Seconds from a Raw's first sample, or the epoch time (see :func:`_onsets`).
+    """
+    name = f"stim_onset for {whose}"
     if value is None:
         return 0.0
     _validate_type(value, ("numeric", str), name)
@@ -163,8 +166,8 @@ def _onset(story, inst, value):
     if isinstance(value, str):
         if epochs:
             raise ValueError(
-                f"{name} is {value!r}, an annotation, but the run is Epochs: give the "
-                "onset as the epoch time in seconds (or None for time 0)."
+                f"{name} is {value!r}, an annotation, but {whose} is not a Raw: give "
+                "the onset as the epoch time in seconds (or None for time 0)."
             )
         found = list(inst.annotations.description)
         if value not in found:

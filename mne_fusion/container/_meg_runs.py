@@ -19,7 +19,14 @@ from scipy.signal import resample_poly
 from ..metrics import prediction_r
 from ..utils import _check_compensation, _check_finite
 from ._common import _same
-from ._meg_inputs import _bad_samples, _check_forwards, _gain, _onsets, _read_bids
+from ._meg_inputs import (
+    _bad_samples,
+    _check_forwards,
+    _gain,
+    _onset,
+    _onsets,
+    _read_bids,
+)
 from ._subjects import MEGSubject
 
 # Values (channels x samples) read from a run at a time when converting it to float32.
@@ -64,7 +71,7 @@ def _meg_subject(name, runs, forward, stimuli, sfreq, stim_onset=None):
     arrays, bad = {}, {}
     for story, inst in runs.items():
         arrays[story] = _meg_run(
-            story, inst, names, sfreq, n_times[story], onsets[story]
+            f"runs[{story!r}]", inst, names, sfreq, n_times[story], onsets[story]
         )
         _check_flat(name, story, arrays[story], names)
         bad[story] = _bad_samples(inst, onsets[story], n_times[story], sfreq)
@@ -73,21 +80,58 @@ def _meg_subject(name, runs, forward, stimuli, sfreq, stim_onset=None):
                 f"runs[{story!r}]: {bad[story].sum()} of {n_times[story]} samples "
                 "under BAD annotations, left out of the fit"
             )
-    first = next(iter(runs.values()))
-    info = pick_info(first.info, [first.ch_names.index(ch) for ch in names])
-    with info._unlock():  # the runs are at the stimulus rate, as after MNE's resample
-        info["sfreq"] = float(sfreq)
-        info["lowpass"] = min(info["lowpass"], sfreq / 2.0)
     return MEGSubject(
         name=name,
         forward=forward,
-        info=info,
+        info=_run_info(next(iter(runs.values())), names, sfreq),
         gain=gain,
         vertices=[np.array(s["vertno"]) for s in forward["src"]],
         runs=arrays,
         noise_ceiling=_split_half_ceiling(arrays),
         bad=bad,
     )
+
+
+def aligned_recording(inst, names, sfreq, n_times, stim_onset=None, whose="inst"):
+    """Return a recording read as :meth:`FusionDataset.add_meg` reads a run.
+
+    Parameters
+    ----------
+    inst : mne.io.Raw | mne.Epochs
+        The recording.
+    names : list of str
+        Channels to read, in this order.
+    sfreq : float
+        Sampling rate (Hz) of the stimulus features.
+    n_times : int
+        Number of samples of the features.
+    stim_onset : None | float | str
+        Where the features start in ``inst`` (see :meth:`FusionDataset.add_meg`).
+    whose : str
+        The recording's name in error messages.
+
+    Returns
+    -------
+    data : array, shape (n_channels, n_times) | (n_epochs, n_channels, n_times)
+        float64, from the onset on, at ``sfreq``.
+    info : mne.Info
+        ``inst``'s of the channels ``names``, at ``sfreq``.
+    bad : array of bool, shape (n_times,) | None
+        The samples under ``BAD*`` annotations of a Raw.
+    """
+    onset = _onset(inst, stim_onset, whose)
+    data = _meg_run(whose, inst, names, sfreq, n_times, onset, np.float64)
+    bad = _bad_samples(inst, onset, n_times, sfreq)
+    return data, _run_info(inst, names, sfreq), bad
+
+
+def _run_info(inst, names, sfreq):
+    """Return the info of ``inst``'s channels ``names`` once read at ``sfreq``."""
+    info = pick_info(inst.info, [inst.ch_names.index(ch) for ch in names])
+    with info._unlock():  # at the stimulus rate, as after MNE's resample
+        info["sfreq"] = float(sfreq)
+        info["lowpass"] = min(info["lowpass"], sfreq / 2.0)
+    return info
 
 
 def _meg_channels(runs, forwards):
@@ -133,13 +177,13 @@ def _meg_channels(runs, forwards):
     return names
 
 
-def _meg_run(story, inst, names, sfreq, n_times, onset=0.0):
+def _meg_run(whose, inst, names, sfreq, n_times, onset=0.0, dtype=np.float32):
     """Return the data of one run from the stimulus onset, ``n_times`` samples long.
 
     Parameters
     ----------
-    story : str
-        The story, for error messages.
+    whose : str
+        The run's name in error messages, e.g. ``"runs['story']"``.
     inst : mne.io.Raw | mne.Epochs
         The run.
     names : list of str
@@ -152,24 +196,25 @@ def _meg_run(story, inst, names, sfreq, n_times, onset=0.0):
         Number of samples of the story's features.
     onset : float
         The stimulus onset: seconds from a Raw's first sample, or the epoch time.
+    dtype : numpy dtype
+        Of the returned data.
 
     Returns
     -------
     data : array, shape (n_channels, n_times) | (n_epochs, n_channels, n_times)
-        The run in float32 (read in float64 a chunk at a time, so that the run is
-        never held twice in float64); one missing final sample is filled with the
-        last one.
+        The run (read in float64 a chunk at a time, so that the run is never held
+        twice in float64); one missing final sample is filled with the last one.
     """
     run_sfreq = inst.info["sfreq"]
     ratio = Fraction(1) if _same(run_sfreq, sfreq) else _ratio(sfreq, run_sfreq)
     picks = [inst.ch_names.index(name) for name in names]
     if isinstance(inst, BaseEpochs):
         if len(inst) == 0:
-            raise ValueError(f"runs[{story!r}] (Epochs) has no epoch.")
+            raise ValueError(f"{whose} (Epochs) has no epoch.")
         first = int(round((onset - inst.times[0]) * sfreq))
         if not inst.times[0] - 0.5 / run_sfreq <= onset <= inst.times[-1]:
             raise ValueError(
-                f"runs[{story!r}] (Epochs) must contain time {onset:g}, the stimulus "
+                f"{whose} must contain time {onset:g}, the stimulus "
                 f"onset, got times {inst.times[0]:.3f} to {inst.times[-1]:.3f} s."
             )
         n_have = _n_resampled(len(inst.times), ratio) - first
@@ -186,11 +231,11 @@ def _meg_run(story, inst, names, sfreq, n_times, onset=0.0):
         shape = (len(picks),)
     if n_have < n_times - 1:
         raise ValueError(
-            f"runs[{story!r}] has {n_have} samples from the stimulus onset "
+            f"{whose} has {n_have} samples from the stimulus onset "
             f"(at {sfreq:g} Hz) but the story's features have {n_times}; the run "
             "must cover the story."
         )
-    data = np.empty(shape + (n_times,), np.float32)
+    data = np.empty(shape + (n_times,), dtype)
     n_have = min(n_have, n_times)
     resample = _resampler(ratio)
     if isinstance(inst, BaseEpochs):
@@ -219,7 +264,7 @@ def _meg_run(story, inst, names, sfreq, n_times, onset=0.0):
     step = max(1, _CHUNK // max(1, data[..., 0].size))
     for start in range(0, n_times, step):
         if not np.isfinite(data[..., start : start + step]).all():
-            _check_finite(data, f"runs[{story!r}]")
+            _check_finite(data, whose)
     return data
 
 

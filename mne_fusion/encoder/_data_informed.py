@@ -11,14 +11,15 @@ source prior if asked). By linearity it is that inverse
 
 import mne
 import numpy as np
-from mne.io import BaseRaw, RawArray
+from mne.io import BaseRaw
 from mne.utils import logger, use_log_level
 
-from .._sensor_data import check_covers
+from .._sensor_data import annotated_raw, check_covers
 from ..anatomy import morph_or_identity
-from ..inverse import fmri_weighted_mne, minimum_norm
+from ..container._meg_runs import aligned_recording
+from ..inverse import MNE_METHODS, fmri_weighted_mne, minimum_norm
 from ..inverse_sparse import _learn_and_apply
-from ..utils import _check_compensation, _check_finite, _validate_type
+from ..utils import _check_compensation, _check_option, _validate_type
 
 # Champagne's stopping in the correction (max_iter, tol): at most 100 updates from the
 # minimum-norm start, fewer than the variances need to settle at MEG CNR 1 and 0.1 on
@@ -29,16 +30,30 @@ from ..utils import _check_compensation, _check_finite, _validate_type
 CORRECTION_STOP = (100, 1e-3)
 
 
-def residual(inst, prediction, subject, names, forward, sfreq):
+def check_method(method, snr, fmri_weighted):
+    """Raise unless ``method``, ``snr`` and ``fmri_weighted`` make an inverse ``K``."""
+    _validate_type(fmri_weighted, bool, "fmri_weighted")
+    _check_option("method", method, ("champagne", *MNE_METHODS))
+    if method == "champagne" and (fmri_weighted or snr not in ("auto", None)):
+        raise ValueError(
+            "method='champagne' learns the source variances and the noise level "
+            f"from the residual: use it with snr='auto' (got {snr!r}) and "
+            f"fmri_weighted=False (got {fmri_weighted!r}), or choose a "
+            "minimum-norm method."
+        )
+
+
+def residual(inst, prediction, subject, names, forward, sfreq, stim_onset=None):
     """Return ``inst`` minus the encoder's prediction, same type, the fit's channels.
 
-    A Raw's residual keeps its first sample and annotations; channels that ``inst``
-    marks bad stay marked.
+    ``inst`` is read from ``stim_onset`` on at the encoder's rate, as
+    :meth:`FusionDataset.add_meg` reads a run; a Raw's residual has its ``BAD*``
+    spans annotated ``BAD``, and channels that ``inst`` marks bad stay marked.
 
     Parameters
     ----------
     inst : mne.io.Raw | mne.Epochs | mne.Evoked
-        The recording, aligned to the features.
+        The recording.
     prediction : array, shape (n_channels, n_times)
         The encoder's prediction of the channels ``names``.
     subject : str
@@ -49,6 +64,8 @@ def residual(inst, prediction, subject, names, forward, sfreq):
         The subject's forward.
     sfreq : float
         Sampling rate of the encoder (Hz).
+    stim_onset : None | float | str
+        Where the features start in ``inst`` (see :meth:`FusionDataset.add_meg`).
     """
     missing = [n for n in names if n not in inst.ch_names]
     if missing:
@@ -63,40 +80,21 @@ def residual(inst, prediction, subject, names, forward, sfreq):
             f"inst has MEG channel(s) that are not in the subject's forward: "
             f"{not_in_forward[:10]}; use the forward the encoder was fitted with."
         )
-    if abs(inst.info["sfreq"] - sfreq) > 1e-6 * sfreq:
-        raise ValueError(
-            f"inst is sampled at {inst.info['sfreq']} Hz but the encoder at "
-            f"{sfreq} Hz; resample it."
+    run = inst
+    if isinstance(inst, mne.Evoked):  # read as one epoch
+        run = mne.EpochsArray(
+            inst.data[np.newaxis], inst.info, tmin=inst.times[0], verbose=False
         )
-    n_times = prediction.shape[1]
-    picks = [inst.ch_names.index(n) for n in names]
-    # channels the recording marks bad stay marked: the inverses leave them out
-    info = mne.pick_info(inst.info, picks)
+    data, info, bad = aligned_recording(
+        run, names, sfreq, prediction.shape[1], stim_onset
+    )
+    data -= prediction
     if isinstance(inst, BaseRaw):
-        data = inst.get_data(picks=picks, stop=min(inst.n_times, n_times))
-    else:
-        onset = int(np.argmin(np.abs(inst.times)))
-        if abs(inst.times[onset]) * sfreq >= 0.5:
-            raise ValueError("inst (Epochs or Evoked) must contain time 0.")
-        data = inst.get_data(picks=picks)[..., onset : onset + n_times]
-    if data.shape[-1] != n_times:
-        raise ValueError(
-            f"inst has {data.shape[-1]} samples from the stimulus onset but the "
-            f"features have {n_times}; they must be aligned."
-        )
-    _check_finite(data, "inst")
-    diff = data - prediction
-    if isinstance(inst, BaseRaw):
-        # on the recording's time axis, with its annotations: the inverses and the
-        # covariance leave its BAD spans out, as MNE's covariances do
-        resid = RawArray(diff, info, first_samp=inst.first_samp, verbose=False)
-        annotations = inst.annotations.copy()
-        if annotations.orig_time is None:  # MNE adds the first sample's time again
-            annotations.onset -= inst.first_time
-        return resid.set_annotations(annotations, emit_warning=False)
+        # the inverses and the covariance leave the BAD spans out, as MNE's do
+        return annotated_raw(data, info, bad)
     if isinstance(inst, mne.Evoked):
-        return mne.EvokedArray(diff, info, tmin=0.0, nave=inst.nave, verbose=False)
-    return mne.EpochsArray(diff, info, tmin=0.0, verbose=False)
+        return mne.EvokedArray(data[0], info, tmin=0.0, nave=inst.nave, verbose=False)
+    return mne.EpochsArray(data, info, tmin=0.0, verbose=False)
 
 
 def check_noise_cov(noise_cov, names, subject, bads):

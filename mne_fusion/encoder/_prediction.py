@@ -15,12 +15,10 @@ from ..anatomy import template_source_space
 from ..anatomy._meshes import vertex_index
 from ..container import FusionDataset
 from ..features import Features
-from ..inverse import MNE_METHODS
 from ..metrics import prediction_r
 from ..model import tr_pooling
 from ..utils import (
     _check_finite,
-    _check_option,
     _validate_type,
     fill_doc,
     verbose_method,
@@ -227,6 +225,7 @@ class PredictionMixin:
         inst=None,
         subject=None,
         *,
+        stim_onset=None,
         forward=None,
         noise_cov=None,
         method="champagne",
@@ -242,14 +241,19 @@ class PredictionMixin:
         %(features_input)s
         inst : None | mne.io.Raw | mne.Epochs | mne.Evoked
             None (default) gives the stimulus-driven estimate. A recording of an MEG
-            subject, fitted or new, aligned to ``features`` (sample 0 of a Raw, time
-            0 of Epochs/Evoked = feature sample 0), gives the data-informed
-            estimate ``s_enc + K (y - G s_enc)`` with ``K`` the inverse of
-            ``method``, learnt without the channels it marks bad and a Raw's
-            ``BAD*`` spans.
+            subject, fitted or new, gives the data-informed estimate
+            ``s_enc + K (y - G s_enc)`` with ``K`` the inverse of ``method``,
+            learnt without the channels it marks bad and a Raw's ``BAD*`` spans.
+            It is read from ``stim_onset`` on at the encoder's rate, as
+            :meth:`FusionDataset.add_meg` reads a run (resampled if at another).
         subject : str | None
             The MEG subject of ``inst``: a subject the encoder was fitted on, or a
             new one given with its ``forward``.
+        stim_onset : None | float | str
+            Where ``features`` start in ``inst``, as in
+            :meth:`FusionDataset.add_meg`: None (default) at a Raw's first sample
+            and an epoch's time 0, seconds from a Raw's first sample or the epoch
+            time, or the description of a Raw's annotation.
         forward : mne.Forward | None
             The subject's forward for ``K`` (free orientations are made fixed, as
             in :meth:`predict`); None uses the one it was fitted with (not kept by
@@ -318,15 +322,7 @@ class PredictionMixin:
         if inst is None:
             return self._template_stc(sources, tmin)
         _validate_type(inst, (BaseRaw, mne.BaseEpochs, mne.Evoked), "inst")
-        _validate_type(fmri_weighted, bool, "fmri_weighted")
-        _check_option("method", method, ("champagne", *MNE_METHODS))
-        if method == "champagne" and (fmri_weighted or snr not in ("auto", None)):
-            raise ValueError(
-                "method='champagne' learns the source variances and the noise level "
-                f"from the residual: use it with snr='auto' (got {snr!r}) and "
-                f"fmri_weighted=False (got {fmri_weighted!r}), or choose a "
-                "minimum-norm method."
-            )
+        _data_informed.check_method(method, snr, fmri_weighted)
         if subject is None:
             raise ValueError("subject is required when inst is given.")
         if forward is None:
@@ -351,7 +347,7 @@ class PredictionMixin:
             prediction, fitted_cov = self._lead_field_prediction(hidden, gain), None
         _data_informed.check_noise_cov(noise_cov, names, subject, inst.info["bads"])
         resid = _data_informed.residual(
-            inst, prediction, subject, names, forward, self.sfreq
+            inst, prediction, subject, names, forward, self.sfreq, stim_onset
         )
         noise_cov = fitted_cov if noise_cov is None else noise_cov
         # "auto" compares the residual with a covariance estimated elsewhere; one

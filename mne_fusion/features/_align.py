@@ -94,9 +94,11 @@ def crop_to_stimulus(
 ):
     """Cut a recording to the stimulus and resample it to the feature rate.
 
-    :class:`mne_fusion.FusionDataset` wants each run to start at the stimulus onset
-    (its sample 0 is feature sample 0) and to be sampled at the feature rate; this
-    returns such a run from a longer recording.
+    A run that starts at the stimulus onset (its sample 0 is feature sample 0) at the
+    feature rate, from a longer recording and an onset given by an annotation, events
+    or a stimulus channel. (:meth:`mne_fusion.FusionDataset.add_meg` and
+    :meth:`mne_fusion.FusionEncoder.apply_inverse` take a whole recording and an
+    onset in seconds or an annotation themselves.)
 
     Parameters
     ----------
