@@ -6,6 +6,7 @@ from mne.utils import logger, verbose
 from scipy.spatial import cKDTree
 from sklearn.metrics import roc_auc_score
 
+from .anatomy._meshes import FSAVERAGE_MESHES
 from .utils import _check_finite, _float_array, _validate_type, fill_doc
 
 __all__ = ["inter_subject_r", "prediction_r", "source_recovery"]
@@ -135,7 +136,8 @@ def source_recovery(
     %(stc_true)s
     %(stc_est)s
     src : mne.SourceSpaces
-        Two-hemisphere surface source space holding the vertices of the estimates;
+        Two-hemisphere surface source space holding the vertices of the estimates,
+        of their subject (when ``subject`` is set; fsaverage's meshes count as one);
         source positions are read from ``src[hemi]["rr"]`` (metres).
     active : array of bool, shape (n_sources,) | None
         Which sources are truly active (row order of ``stc_true.data``). None selects
@@ -242,6 +244,15 @@ def _check_recovery_inputs(stc_true, stc_est, src):
         raise ValueError(
             f"src must be a surface source space with two hemispheres, got a "
             f"{src.kind} source space with {len(src)} part(s)."
+        )
+    # fsaverage's meshes share their first vertices: one cortex under three names
+    subjects = (stc_true.subject, stc_est.subject, src._subject)
+    cortices = {"fsaverage" if s in FSAVERAGE_MESHES else s for s in subjects}
+    if len(cortices - {None}) > 1:
+        raise ValueError(
+            "stc_true, stc_est and src must be on one subject's cortex, got subjects "
+            f"{subjects[0]!r}, {subjects[1]!r} and {subjects[2]!r}; morph the "
+            "estimates to one subject with mne.compute_source_morph."
         )
     same_vertices = all(
         np.array_equal(a, b)

@@ -220,6 +220,19 @@ def test_source_recovery_errors(src, rng):
     late = mne.SourceEstimate(truth, stc.vertices, 1.0, 0.02)
     with pytest.raises(ValueError, match="stc_est must have the times of stc_true"):
         source_recovery(stc, late, src)
+    # the same vertex numbers on another cortex (src is the toy subject's)
+    other = mne.SourceEstimate(truth, stc.vertices, 0.0, 0.02, subject="sample")
+    match = r"one subject's cortex, got subjects None, 'sample' and 'toy'"
+    with pytest.raises(ValueError, match=match):
+        source_recovery(stc, other, src)
+    with pytest.raises(ValueError, match="'sample', 'sample' and 'toy'"):
+        source_recovery(other, other, src)
+    # fsaverage5's vertices are fsaverage's first ones: the same cortex
+    template = src.copy()
+    for hemi in template:
+        hemi["subject_his_id"] = "fsaverage"
+    fs5 = mne.SourceEstimate(truth, stc.vertices, 0.0, 0.02, subject="fsaverage5")
+    assert source_recovery(stc, fs5, template)["temporal_r"] == pytest.approx(1.0)
     far = [stc.vertices[0], stc.vertices[1] + 1000]
     elsewhere = mne.SourceEstimate(truth, far, 0.0, 0.02)
     with pytest.raises(ValueError, match="src does not hold 42 vertices"):
