@@ -2,6 +2,7 @@
 annotations, free-orientation and partial forwards, one forward per run, memory."""
 
 import gc
+import re
 import tracemalloc
 
 import mne
@@ -266,6 +267,45 @@ def test_runs_at_the_compensation_grade_of_their_forward(exp):
     assert ds.meg_subjects == []
     ds.add_meg("A", raws3, fwd3)
     assert ds.meg("A").info.compensation_grade == 3
+
+
+def _ssp(info, seed, active=False):
+    """A projector of a random pattern over the channels of ``info``."""
+    pattern = np.random.default_rng(seed).standard_normal((1, len(info["ch_names"])))
+    data = dict(nrow=1, ncol=pattern.shape[1], row_names=None, data=pattern)
+    data["col_names"] = info["ch_names"]
+    return mne.Projection(data=data, desc=f"ssp{seed}", kind=1, active=active)
+
+
+def test_runs_have_the_same_projectors(exp):
+    """A subject's runs are projected with one set of SSP projectors, as MNE
+    concatenates runs: runs with others are refused, not projected with the first's."""
+    info = exp["info"]
+    with_ssp = {
+        story: raw.copy().add_proj([_ssp(info, 0)])
+        for story, raw in exp["raws"].items()
+    }
+    ds = _stimuli(exp)
+    for other, found in (
+        ([_ssp(info, 1)], "'ssp1' (inactive)"),
+        ([], "none"),
+        ([_ssp(info, 0), _ssp(info, 1)], "'ssp0' (inactive), 'ssp1' (inactive)"),
+    ):
+        runs = {**with_ssp, "s2": with_ssp["s2"].copy().del_proj()}
+        runs["s2"].add_proj(other)
+        match = r"runs\['s2'\] has other SSP projectors than runs\['s0'\] \("
+        match += re.escape(f"{found} against 'ssp0' (inactive))")
+        with pytest.raises(ValueError, match=match):
+            ds.add_meg("A", runs, exp["fwd"])
+    applied = {**with_ssp, "s1": with_ssp["s1"].copy().apply_proj(verbose=False)}
+    with pytest.raises(ValueError, match=r"'ssp0' \(active\) against 'ssp0' \(in"):
+        ds.add_meg("A", applied, exp["fwd"])
+    assert ds.meg_subjects == []
+    # the same projector under another description is the same projector
+    renamed = with_ssp["s2"].copy().del_proj().add_proj([_ssp(info, 0)])
+    renamed.info["projs"][0]["desc"] = "renamed"
+    ds.add_meg("A", {**with_ssp, "s2": renamed}, exp["fwd"])
+    assert [p["desc"] for p in ds.meg("A").info["projs"]] == ["ssp0"]
 
 
 def test_one_forward_per_run(exp):

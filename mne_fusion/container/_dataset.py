@@ -211,10 +211,11 @@ class FusionDataset:
             and resampled to it (:func:`scipy.signal.resample_poly`). Runs must cover
             the story (one missing final sample is filled with the last one); longer
             runs are cropped. Runs flat on every channel are refused, flat channels
-            warn. Samples of a Raw under an
-            annotation whose description starts with ``"BAD"`` (MNE's ``BAD_*``
-            convention, any case) are left out of the fit (see
-            :meth:`MEGSubject.bad_samples`); annotations of Epochs are not read.
+            warn. Samples of a Raw under an annotation whose description starts
+            with ``"BAD"`` (MNE's ``BAD_*`` convention, any case) are left out of
+            the fit (see :meth:`MEGSubject.bad_samples`); annotations of Epochs are
+            not read. Every run has the same SSP projectors (as
+            :func:`mne.concatenate_raws` asks).
         forward : mne.Forward | dict
             Forward solution on a two-hemisphere surface source space, or story ->
             forward when the head position differs between runs (all on the same

@@ -22,6 +22,7 @@ from ._common import _same
 from ._meg_inputs import (
     _bad_samples,
     _check_forwards,
+    _check_same_projs,
     _gain,
     _onset,
     _onsets,
@@ -59,6 +60,7 @@ def _meg_subject(name, runs, forward, stimuli, sfreq, stim_onset=None):
         noise ceiling.
     """
     runs = _read_bids(runs)
+    _check_same_projs(runs)
     forwards = _check_forwards(forward, list(runs))
     for story, inst in runs.items():
         _check_compensation(
