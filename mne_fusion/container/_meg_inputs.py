@@ -36,7 +36,8 @@ def _check_same_projs(runs):
     """Raise unless every run has the same SSP projectors, as MNE's concatenation asks.
 
     A subject's runs are whitened, and its lead field projected, with one set of
-    projectors (those of its ``info``, the first run's).
+    projectors (those of its ``info``, the first run's). Whether a run has them
+    applied does not matter to the whitener, which applies them again.
     """
     (first, reference), *others = runs.items()
     want = reference.info["projs"]
@@ -55,16 +56,14 @@ def _check_same_projs(runs):
 def _same_proj(a, b):
     """Whether two projectors project the same channels the same way."""
     return (
-        a["active"] == b["active"]
-        and a["data"]["col_names"] == b["data"]["col_names"]
+        a["data"]["col_names"] == b["data"]["col_names"]
         and np.shape(a["data"]["data"]) == np.shape(b["data"]["data"])
         and np.allclose(a["data"]["data"], b["data"]["data"])
     )
 
 
 def _describe(projs):
-    states = ("inactive", "active")
-    return ", ".join(f"{p['desc']!r} ({states[p['active']]})" for p in projs) or "none"
+    return ", ".join(repr(p["desc"]) for p in projs) or "none"
 
 
 def _check_forwards(forward, stories):
