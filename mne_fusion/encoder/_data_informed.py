@@ -81,9 +81,13 @@ def residual(inst, prediction, subject, names, forward, sfreq, stim_onset=None):
             f"{not_in_forward[:10]}; use the forward the encoder was fitted with."
         )
     run = inst
-    if isinstance(inst, mne.Evoked):  # read as one epoch
+    if isinstance(inst, mne.Evoked):  # read as one epoch, its projectors as they are
         run = mne.EpochsArray(
-            inst.data[np.newaxis], inst.info, tmin=inst.times[0], verbose=False
+            inst.data[np.newaxis],
+            inst.info,
+            tmin=inst.times[0],
+            proj=False,
+            verbose=False,
         )
     data, info, bad = aligned_recording(
         run, names, sfreq, prediction.shape[1], stim_onset
