@@ -173,8 +173,9 @@ axes[3].legend(loc="upper right")
 # features. Here a fake 1 kHz MEG recording starts 2 s before the audio, and an
 # annotation marks the stimulus onset. :func:`mne_fusion.features.crop_to_stimulus` cuts
 # the recording to the story and resamples it to the feature rate: sample 0 of the
-# result is feature sample 0, which is what :meth:`mne_fusion.FusionDataset.add_meg`
-# expects.
+# result is feature sample 0. (:meth:`mne_fusion.FusionDataset.add_meg` and
+# :meth:`mne_fusion.FusionEncoder.apply_inverse` take the whole recording too, with
+# ``stim_onset="story"``, and do the same.)
 
 info = mne.create_info(["MEG 0111", "MEG 0121"], 1000.0, "mag")
 raw = mne.io.RawArray(
