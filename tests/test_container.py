@@ -1,6 +1,7 @@
 import mne
 import numpy as np
 import pytest
+from numpy.testing import assert_allclose, assert_array_equal
 from scipy import sparse
 
 from mne_fusion import FusionDataset
@@ -422,22 +423,24 @@ def test_add_fmri_errors(ds, toy_forward, rng):
 
 
 @pytest.mark.parametrize(
-    ("n_trs", "tmin", "ok"),
+    ("n_trs", "tmin", "kept"),
     [
-        (11, 0.0, True),  # last TR at 20 s = the end of the 20 s story
-        (12, 0.0, True),  # 22 s: one TR of slack
-        (13, 0.0, False),  # 24 s
-        (10, -2.0, True),  # first TR one TR before the onset
-        (10, -2.5, False),
+        (11, 0.0, (0, 11)),  # last TR at 20 s = the end of the 20 s story
+        (12, 0.0, (0, 12)),  # 22 s: one TR of slack
+        (13, 0.0, (0, 12)),  # 24 s: left out
+        (10, -2.0, (0, 10)),  # first TR one TR before the onset
+        (10, -2.5, (1, 10)),
+        # the scanner started 10 s before the story and ran 16 s after it
+        (23, -10.0, (4, 17)),
     ],
 )
-def test_add_fmri_tr_span(ds, n_trs, tmin, ok):
-    runs = {"a": np.zeros((n_trs, 3))}
-    if ok:
-        ds.add_fmri("F1", runs, 2.0, np.eye(3, 84), tmin=tmin)
-    else:
-        with pytest.raises(ValueError, match=r"runs\['a'\] has TRs at .* lasts 0 to"):
-            ds.add_fmri("F1", runs, 2.0, np.eye(3, 84), tmin=tmin)
+def test_add_fmri_keeps_the_trs_around_the_stimulus(ds, n_trs, tmin, kept):
+    """Volumes more than one TR before or after the 20 s story are left out."""
+    bold = np.arange(n_trs * 3.0).reshape(n_trs, 3)
+    ds.add_fmri("F1", {"a": bold}, 2.0, np.eye(3, 84), tmin=tmin)
+    subject = ds.fmri("F1")
+    assert_array_equal(subject.runs["a"], bold[slice(*kept)])
+    assert_allclose(subject.tr_times("a"), tmin + 2.0 * np.arange(*kept))
 
 
 @pytest.mark.parametrize(

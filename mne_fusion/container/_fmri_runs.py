@@ -5,13 +5,14 @@ their own TR and onset; fMRIPrep's files, read in :mod:`._fmri_files`) or as pla
 arrays of voxels or parcels read out from the template's sources by a ``mapping``
 matrix. All end up as ``(n_trs, n_targets)`` float arrays with the stimulus time of
 their first TR, checked here once when :meth:`FusionDataset.add_fmri` is called,
-together with the TR span and the noise ceiling.
+together with the noise ceiling, and cut to the TRs around the stimulus.
 """
 
 from pathlib import Path
 
 import numpy as np
 from mne import SourceEstimate
+from mne.utils import logger
 from scipy import sparse
 
 from ..anatomy._meshes import FSAVERAGE_MESHES, check_fsaverage_vertices
@@ -95,8 +96,9 @@ def _fmri_subject(name, runs, tr, mapping, tmin, noise_ceiling, stimuli):
             raise ValueError("tr is required for array runs: their TR in s.")
         arrays, tmins, mapping = _array_runs(runs, mapping, tmin)
         vertices = None
-    for story, bold in arrays.items():
-        _check_tr_span(story, tmins[story], bold.shape[0], tr, stimuli[story])
+    for story, bold in list(arrays.items()):
+        keep = _stimulus_trs(story, tmins[story], len(bold), tr, stimuli[story])
+        arrays[story], tmins[story] = bold[keep], tmins[story] + keep.start * tr
     n_targets = next(iter(arrays.values())).shape[1]
     if noise_ceiling is not None:
         noise_ceiling = _check_ceiling(noise_ceiling, n_targets)
@@ -236,28 +238,38 @@ def _check_finite_time(tmin, name):
         )
 
 
-def _check_tr_span(story, tmin, n_trs, tr, features):
-    """Raise if a run's TRs lie more than one TR outside the story's features.
+def _stimulus_trs(story, tmin, n_trs, tr, features):
+    """Return the TRs of a run from one TR before the stimulus to one TR after it.
 
-    A run must also have a TR within them (``[0, duration)``, compared in samples as
+    A scanner runs on before and after a story: volumes further out see no stimulus
+    the fit could explain and are left out (logged). A run must have a TR within
+    the stimulus (``[0, duration)``, compared in samples as
     :meth:`FusionDataset.segments` does): only those TRs are training data.
+
+    Returns
+    -------
+    keep : slice
+        The TRs kept.
     """
     _check_finite_time(tmin, f"runs[{story!r}].tmin")
     duration = features.duration
-    first, last = tmin, tmin + (n_trs - 1) * tr
-    if first < -tr * (1 + _RTOL) or last > duration + tr * (1 + _RTOL):
-        raise ValueError(
-            f"runs[{story!r}] has TRs at {first:.3f} to {last:.3f} s but the "
-            f"stimulus lasts 0 to {duration:.3f} s (one TR, {tr} s, of slack); "
-            "crop the run to the stimulus or fix its tmin."
-        )
-    samples = (tmin + np.arange(n_trs) * tr) * features.sfreq
+    times = tmin + np.arange(n_trs) * tr
+    samples = times * features.sfreq
     if not np.any((samples >= -1e-6) & (samples < features.n_times - 1e-6)):
         raise ValueError(
-            f"runs[{story!r}] has no TR within the stimulus (TRs at {first:.3f} to "
-            f"{last:.3f} s, stimulus 0 to {duration:.3f} s), so it gives no training "
-            "data; fix its tmin or leave it out."
+            f"runs[{story!r}] has no TR within the stimulus (TRs at {times[0]:.3f} to "
+            f"{times[-1]:.3f} s, stimulus 0 to {duration:.3f} s), so it gives no "
+            "training data; fix its tmin or leave it out."
         )
+    slack = tr * (1 + _RTOL)
+    inside = np.flatnonzero((times >= -slack) & (times <= duration + slack))
+    keep = slice(int(inside[0]), int(inside[-1]) + 1)
+    if keep.stop - keep.start < n_trs:
+        logger.info(
+            f"runs[{story!r}]: {keep.start} TR(s) before and {n_trs - keep.stop} "
+            f"after the stimulus (0 to {duration:.3f} s, with one TR of slack) left out"
+        )
+    return keep
 
 
 def _check_ceiling(noise_ceiling, n_targets):
