@@ -46,7 +46,6 @@ pygments_style = "sphinx"
 # -- autodoc / autosummary / numpydoc ------------------------------------------------
 
 autosummary_generate = True
-autodoc_default_options = {"inherited-members": False}
 autodoc_typehints = "none"
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
