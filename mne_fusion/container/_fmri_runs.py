@@ -241,10 +241,10 @@ def _check_finite_time(tmin, name):
 def _stimulus_trs(story, tmin, n_trs, tr, features):
     """Return the TRs of a run from one TR before the stimulus to one TR after it.
 
-    A scanner runs on before and after a story: volumes further out see no stimulus
-    the fit could explain and are left out (logged). A run must have a TR within
-    the stimulus (``[0, duration)``, compared in samples as
-    :meth:`FusionDataset.segments` does): only those TRs are training data.
+    A scanner runs on before and after a story. Only TRs within the stimulus
+    (``[0, duration)``, compared in samples as :meth:`FusionDataset.segments` does)
+    are training data, and a run must have one; volumes more than one TR outside it
+    are left out (logged).
 
     Returns
     -------
