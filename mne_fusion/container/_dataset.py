@@ -287,9 +287,8 @@ class FusionDataset:
             on the same fsaverage vertices (template ones or a full fsaverage/6/5
             mesh); fMRIPrep files: a (lh, rh) pair of GIfTI paths on one such mesh, or
             a 4D MNI152 NIfTI path, sampled on fsaverage5 (moved into MNI152 space);
-            or arrays (n_trs, n_targets) with ``mapping``. TRs more than one TR
-            before the stimulus or after its end are left out; each run needs a TR
-            within it.
+            or arrays (n_trs, n_targets) with ``mapping``. TRs over one TR before
+            the stimulus or after its end are dropped; a run needs a TR within it.
         tr : float | None
             Repetition time (s). None reads the files' header (GIfTI ``TimeStep``,
             NIfTI ``pixdim[4]``) or BIDS sidecar (``RepetitionTime``), or the
