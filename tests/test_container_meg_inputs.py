@@ -98,6 +98,12 @@ def test_bids_runs_with_stim_onset(exp, tmp_path):
     enc = _fit(by_annotation)
     assert enc.readout_alpha_ > 0
     assert np.isfinite(source_weights(enc)).all()
+    # apply_inverse reads a BIDS run as add_meg does
+    feats = exp["ds"].stimulus("s2")
+    want = enc.apply_inverse(feats, averaged_raw(by_annotation.meg("A"), "s2"), "A")
+    got = enc.apply_inverse(feats, paths["s2"], "A", stim_onset="Beg")
+    scale = np.abs(want.data).max()
+    assert_allclose(got.data, want.data, rtol=1e-4, atol=1e-4 * scale)
 
 
 def test_stim_onset_errors(exp):

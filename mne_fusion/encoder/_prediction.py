@@ -8,6 +8,7 @@ import mne
 import numpy as np
 import torch
 from mne.io import BaseRaw, RawArray
+from mne_bids import BIDSPath, read_raw_bids
 from sklearn.utils.validation import check_is_fitted
 
 from .._sensor_data import apply_active_projs, fitted_rows
@@ -239,7 +240,7 @@ class PredictionMixin:
         Parameters
         ----------
         %(features_input)s
-        inst : None | mne.io.Raw | mne.Epochs | mne.Evoked
+        inst : None | mne.io.Raw | mne.Epochs | mne.Evoked | mne_bids.BIDSPath
             None (default) gives the stimulus-driven estimate. A recording of an MEG
             subject, fitted or new, gives the data-informed estimate
             ``s_enc + K (y - G s_enc)`` with ``K`` the inverse of ``method``,
@@ -321,7 +322,7 @@ class PredictionMixin:
         sources = self._sources(hidden)
         if inst is None:
             return self._template_stc(sources, tmin)
-        _validate_type(inst, (BaseRaw, mne.BaseEpochs, mne.Evoked), "inst")
+        _validate_type(inst, (BaseRaw, mne.BaseEpochs, mne.Evoked, BIDSPath), "inst")
         _data_informed.check_method(method, snr, fmri_weighted)
         if subject is None:
             raise ValueError("subject is required when inst is given.")
@@ -329,6 +330,8 @@ class PredictionMixin:
             self._check_subject(subject, kinds=("meg",), hint=NEW_SUBJECT_HINT)
         elif subject not in self._meg:
             self._check_new_name(subject)
+        if isinstance(inst, BIDSPath):  # read lazily, as add_meg reads a run
+            inst = read_raw_bids(inst, verbose=False)
         if subject in self._meg:
             setup = self._meg[subject]
             forward = setup.forward if forward is None else forward
