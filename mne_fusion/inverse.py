@@ -317,9 +317,10 @@ def _fmri_prior(fmri_map, weight, forward):
 def _check_on_forward(stc, forward):
     """Raise unless ``stc`` is on the sources of ``forward`` (subject and vertices)."""
     from .anatomy import same_vertices
+    from .anatomy._meshes import same_cortex
 
     subject = forward["src"]._subject
-    if None not in (stc.subject, subject) and stc.subject != subject:
+    if not same_cortex(stc.subject, subject):
         raise ValueError(
             f"fmri_map is on subject {stc.subject!r} but forward on {subject!r}; "
             "morph it to the forward's subject (mne.compute_source_morph with "

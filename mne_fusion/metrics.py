@@ -6,7 +6,7 @@ from mne.utils import logger, verbose
 from scipy.spatial import cKDTree
 from sklearn.metrics import roc_auc_score
 
-from .anatomy._meshes import FSAVERAGE_MESHES
+from .anatomy._meshes import same_cortex
 from .utils import _check_finite, _float_array, _validate_type, fill_doc
 
 __all__ = ["inter_subject_r", "prediction_r", "source_recovery"]
@@ -245,10 +245,8 @@ def _check_recovery_inputs(stc_true, stc_est, src):
             f"src must be a surface source space with two hemispheres, got a "
             f"{src.kind} source space with {len(src)} part(s)."
         )
-    # fsaverage's meshes share their first vertices: one cortex under three names
     subjects = (stc_true.subject, stc_est.subject, src._subject)
-    cortices = {"fsaverage" if s in FSAVERAGE_MESHES else s for s in subjects}
-    if len(cortices - {None}) > 1:
+    if not same_cortex(*subjects):
         raise ValueError(
             "stc_true, stc_est and src must be on one subject's cortex, got subjects "
             f"{subjects[0]!r}, {subjects[1]!r} and {subjects[2]!r}; morph the "

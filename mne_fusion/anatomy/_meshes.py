@@ -21,6 +21,16 @@ _N_FSAVERAGE = FSAVERAGE_MESHES["fsaverage"]
 _HEMIS = {"lh": "left", "rh": "right"}  # FreeSurfer's and nilearn's names
 
 
+def same_cortex(*subjects):
+    """Return whether ``subjects`` (None: not said) name one cortex.
+
+    fsaverage's meshes count as one: the first vertices of fsaverage are those of
+    fsaverage6, whose first are those of fsaverage5.
+    """
+    named = {"fsaverage" if s in FSAVERAGE_MESHES else s for s in subjects}
+    return len(named - {None}) <= 1
+
+
 def fsaverage_mesh(n_vertices, name):
     """Return the name of the fsaverage mesh with ``n_vertices`` per hemisphere.
 
