@@ -70,13 +70,12 @@ def _meg_subject(name, runs, forward, stimuli, sfreq, stim_onset=None):
     names = _meg_channels(runs, forwards)
     n_times = {story: stimuli[story].n_times for story in runs}
     gain, forward = _gain(forwards, names, n_times)
-    arrays, bad = {}, {}
+    arrays, bad, infos = {}, {}, {}
     for story, inst in runs.items():
-        arrays[story] = _meg_run(
-            f"runs[{story!r}]", inst, names, sfreq, n_times[story], onsets[story]
+        arrays[story], infos[story], bad[story] = aligned_recording(
+            inst, names, sfreq, n_times[story], onsets[story], f"runs[{story!r}]"
         )
         _check_flat(name, story, arrays[story], names)
-        bad[story] = _bad_samples(inst, onsets[story], n_times[story], sfreq)
         if bad[story] is not None:
             logger.info(
                 f"runs[{story!r}]: {bad[story].sum()} of {n_times[story]} samples "
@@ -85,7 +84,7 @@ def _meg_subject(name, runs, forward, stimuli, sfreq, stim_onset=None):
     return MEGSubject(
         name=name,
         forward=forward,
-        info=_run_info(next(iter(runs.values())), names, sfreq),
+        info=next(iter(infos.values())),
         gain=gain,
         vertices=[np.array(s["vertno"]) for s in forward["src"]],
         runs=arrays,
@@ -94,7 +93,9 @@ def _meg_subject(name, runs, forward, stimuli, sfreq, stim_onset=None):
     )
 
 
-def aligned_recording(inst, names, sfreq, n_times, stim_onset=None, whose="inst"):
+def aligned_recording(
+    inst, names, sfreq, n_times, stim_onset=None, whose="inst", dtype=np.float32
+):
     """Return a recording read as :meth:`FusionDataset.add_meg` reads a run.
 
     Parameters
@@ -111,18 +112,20 @@ def aligned_recording(inst, names, sfreq, n_times, stim_onset=None, whose="inst"
         Where the features start in ``inst`` (see :meth:`FusionDataset.add_meg`).
     whose : str
         The recording's name in error messages.
+    dtype : numpy dtype
+        Of the returned data.
 
     Returns
     -------
     data : array, shape (n_channels, n_times) | (n_epochs, n_channels, n_times)
-        float64, from the onset on, at ``sfreq``.
+        From the onset on, at ``sfreq``.
     info : mne.Info
         ``inst``'s of the channels ``names``, at ``sfreq``.
     bad : array of bool, shape (n_times,) | None
         The samples under ``BAD*`` annotations of a Raw.
     """
     onset = _onset(inst, stim_onset, whose)
-    data = _meg_run(whose, inst, names, sfreq, n_times, onset, np.float64)
+    data = _meg_run(whose, inst, names, sfreq, n_times, onset, dtype)
     bad = _bad_samples(inst, onset, n_times, sfreq)
     return data, _run_info(inst, names, sfreq), bad
 
@@ -179,7 +182,7 @@ def _meg_channels(runs, forwards):
     return names
 
 
-def _meg_run(whose, inst, names, sfreq, n_times, onset=0.0, dtype=np.float32):
+def _meg_run(whose, inst, names, sfreq, n_times, onset, dtype):
     """Return the data of one run from the stimulus onset, ``n_times`` samples long.
 
     Parameters

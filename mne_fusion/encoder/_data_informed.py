@@ -90,7 +90,7 @@ def residual(inst, prediction, subject, names, forward, sfreq, stim_onset=None):
             verbose=False,
         )
     data, info, bad = aligned_recording(
-        run, names, sfreq, prediction.shape[1], stim_onset
+        run, names, sfreq, prediction.shape[1], stim_onset, dtype=np.float64
     )
     data -= prediction
     if isinstance(inst, BaseRaw):
