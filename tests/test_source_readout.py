@@ -304,8 +304,61 @@ def test_errors(known, tiny):
         ValueError, match="X has 60 sources but the read-out was fitted on 120"
     ):
         fitted.predict({"sa": _stc(known["sources"]["sa"][:60])})
-    # Raw recordings at another rate than the sources
-    info = mne.create_info(6, 100.0, "ecog")
-    raws = {s: mne.io.RawArray(v.T, info, verbose=False) for s, v in y.items()}
-    with pytest.raises(ValueError, match="sampled at 100.0 Hz but the sources at 50.0"):
-        SourceReadout().fit(X, raws)
+    with pytest.raises(ValueError, match="stim_onset is 1.0, but y holds arrays"):
+        SourceReadout().fit(X, y, stim_onset=1.0)
+
+
+def test_raw_targets_are_read_from_the_onset_at_the_sources_rate():
+    """Raw recordings at 200 Hz whose stories start at an annotation 3.2 s in and run
+    on past their end are read from the onset at 50 Hz, as add_meg reads runs."""
+    rng = np.random.default_rng(2)
+    # slow sines (0.3 to 8 Hz), the same whatever the rate; noise unrelated to them
+    freqs = rng.uniform(0.3, 8.0, (2, N_LATENT, 1))
+    phases = rng.uniform(0.0, 2 * np.pi, (3, 2, N_LATENT, 1))
+    mixing = 1e-9 * rng.standard_normal((N_SOURCES, N_LATENT))
+    weights = 1e8 * rng.standard_normal((3, N_SOURCES))
+
+    def latent(k, times, which=0):
+        return np.sin(2 * np.pi * freqs[which] * times + phases[k, which])
+
+    def target(k, times):  # the sources 40 ms earlier, plus the noise
+        return (
+            weights @ mixing @ latent(k, times - 0.04) + 0.5 * latent(k, times, 1)[:3]
+        )
+
+    info = mne.create_info(
+        ["E0", "STI", "E1", "E2"], 200.0, ["ecog", "stim"] + 2 * ["ecog"]
+    )
+    X, aligned, raws = {}, {}, {}
+    for k, story in enumerate(("sa", "sb", "sc")):
+        times = np.arange(N_TIMES) / SFREQ
+        X[story] = _stc(mixing @ latent(k, times))
+        aligned[story] = target(k, times).T
+        times = np.arange(-640, 4 * N_TIMES + 300) / 200.0
+        data = np.insert(target(k, times), 1, 0.0, axis=0)
+        raws[story] = mne.io.RawArray(data, info, first_samp=123, verbose=False)
+        raws[story].set_annotations(mne.Annotations(3.2, 0.0, "story"))
+    train = {s: X[s] for s in ("sa", "sb")}
+    raws, test = {s: raws[s] for s in train}, {"sc": raws["sc"]}
+    want = SourceReadout(tmax=0.1).fit(train, {s: aligned[s] for s in train})
+    got = SourceReadout(tmax=0.1).fit(train, raws, stim_onset="story")
+    assert got.ch_names_ == ["E0", "E1", "E2"]
+    assert_allclose(got.alpha_, want.alpha_)
+    assert_allclose(got.coef_, want.coef_, atol=1e-3 * np.abs(want.coef_).max())
+    pred = got.predict({"sc": X["sc"]})["sc"]
+    assert pred.info["sfreq"] == SFREQ
+    assert pred.n_times == N_TIMES
+    r = want.score({"sc": X["sc"]}, {"sc": aligned["sc"]})
+    assert r.min() > 0.8
+    assert_allclose(got.score({"sc": X["sc"]}, test, stim_onset="story"), r, atol=1e-3)
+    onset = {"sc": 3.2}  # seconds from the first sample; 0.2 s off scores lower
+    assert_allclose(got.score({"sc": X["sc"]}, test, stim_onset=onset), r, atol=1e-3)
+    shifted = got.score({"sc": X["sc"]}, test, stim_onset=3.0)
+    assert (shifted < r - 0.2).all()
+    with pytest.raises(ValueError, match=r"stim_onset has no onset for y \['sb'\]"):
+        SourceReadout().fit(train, raws, stim_onset={"sa": "story"})
+    with pytest.raises(ValueError, match=r"stim_onset for y\['sa'\] is 'Beg'"):
+        SourceReadout().fit(train, raws, stim_onset="Beg")
+    short = {s: raws[s].copy().crop(0, 20.0) for s in train}
+    with pytest.raises(ValueError, match=r"y\['sa'\] has 841 samples from the"):
+        SourceReadout().fit(train, short, stim_onset="story")

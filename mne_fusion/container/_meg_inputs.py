@@ -159,7 +159,7 @@ def _gain(forwards, names, n_times):
     return gain, forward
 
 
-def _onsets(stim_onset, runs):
+def _onsets(stim_onset, runs, name="runs"):
     """Return story -> onset of the story in its run, in seconds.
 
     For a Raw, seconds from its first sample; for Epochs, the epoch time.
@@ -170,6 +170,8 @@ def _onsets(stim_onset, runs):
         See :meth:`FusionDataset.add_meg`.
     runs : dict of str -> Raw | Epochs
         The runs.
+    name : str
+        The runs' name in error messages.
 
     Returns
     -------
@@ -179,12 +181,14 @@ def _onsets(stim_onset, runs):
         missing = [s for s in runs if s not in stim_onset]
         if missing:
             raise ValueError(
-                f"stim_onset has no onset for runs {missing}; give one per story "
-                f"of runs ({list(runs)}), or a single value."
+                f"stim_onset has no onset for {name} {missing}; give one per story "
+                f"of {name} ({list(runs)}), or a single value."
             )
     else:
         stim_onset = dict.fromkeys(runs, stim_onset)
-    return {s: _onset(inst, stim_onset[s], f"runs[{s!r}]") for s, inst in runs.items()}
+    return {
+        s: _onset(inst, stim_onset[s], f"{name}[{s!r}]") for s, inst in runs.items()
+    }
 
 
 def _onset(inst, value, whose):

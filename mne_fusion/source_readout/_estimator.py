@@ -166,7 +166,7 @@ class SourceReadout(RegressorMixin, BaseEstimator):
             (story, slice(a, b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)
         ]
 
-    def fit(self, X, y, *, positions=None, src=None):
+    def fit(self, X, y, *, stim_onset=None, positions=None, src=None):
         """Fit the read-out on training stories.
 
         Parameters
@@ -177,11 +177,19 @@ class SourceReadout(RegressorMixin, BaseEstimator):
             stimulus-driven sources are read out), or -> :class:`mne.SourceEstimate`
             (read out as given, e.g. minimum-norm estimates).
         y : dict
-            Story -> :class:`mne.io.Raw` (channels x times, at the sources' rate) or
-            array of shape **(n_times, n_channels)**, one sample per sample of the
-            sources. Of a Raw, the good data channels are read (not those in
-            ``info['bads']``, nor stimulus, EOG, ECG or misc channels), and samples
-            under ``BAD*`` annotations are left out, here and in :meth:`score`.
+            Story -> :class:`mne.io.Raw` or array of shape **(n_times,
+            n_channels)**, one sample per sample of the sources. A Raw is read as
+            :meth:`~mne_fusion.FusionDataset.add_meg` reads a run: from
+            ``stim_onset`` on, at the sources' rate (resampled with
+            :func:`scipy.signal.resample_poly` if need be) and cut to the story; its
+            good data channels are read (not those in ``info['bads']``, nor
+            stimulus, EOG, ECG or misc channels), and samples under ``BAD*``
+            annotations are left out, here and in :meth:`score`.
+        stim_onset : None | float | str | dict
+            Where each story starts in its Raw of ``y``: None (default) at the
+            first sample, a float in seconds from it, a str the description of an
+            annotation, a dict story -> one of these (see
+            :meth:`~mne_fusion.FusionDataset.add_meg`).
         positions : array, shape (n_channels, 3) | None
             With ``radius``: electrode positions in template (fsaverage) MRI
             coordinates, in metres. None reads them from the channels' ``loc`` of
@@ -200,7 +208,7 @@ class SourceReadout(RegressorMixin, BaseEstimator):
         alphas = self._check_params()
         sources, sfreq = check_sources(X, self.encoder)
         n_times = {story: data.shape[1] for story, data in sources.items()}
-        targets, info, bad = check_targets(y, n_times, sfreq)
+        targets, info, bad = check_targets(y, n_times, sfreq, stim_onset=stim_onset)
         self.sfreq_ = sfreq
         self.delays_ = np.arange(
             int(round(self.tmin * sfreq)), int(round(self.tmax * sfreq)) + 1
@@ -334,7 +342,7 @@ class SourceReadout(RegressorMixin, BaseEstimator):
                 out[story] = RawArray(pred.T, self._info, verbose=False)
         return out
 
-    def score(self, X, y):
+    def score(self, X, y, *, stim_onset=None):
         """Pearson r per channel between prediction and recording.
 
         Parameters
@@ -343,6 +351,8 @@ class SourceReadout(RegressorMixin, BaseEstimator):
             Story -> features or source estimate, as in :meth:`fit`.
         y : dict
             Story -> recording, as in :meth:`fit`.
+        stim_onset : None | float | str | dict
+            Where each story starts in its Raw of ``y``, as in :meth:`fit`.
 
         Returns
         -------
@@ -357,7 +367,9 @@ class SourceReadout(RegressorMixin, BaseEstimator):
             story: len(p.times) if isinstance(p, BaseRaw) else len(p)
             for story, p in predictions.items()
         }
-        targets, _, bad = check_targets(y, n_times, self.sfreq_, len(self.alpha_))
+        targets, _, bad = check_targets(
+            y, n_times, self.sfreq_, len(self.alpha_), stim_onset
+        )
         true, pred = [], []
         for story, value in predictions.items():
             value = value.get_data().T if isinstance(value, BaseRaw) else value

@@ -15,7 +15,8 @@ from scipy.spatial import cKDTree
 
 from ..anatomy import source_positions
 from ..baselines import _lag_matrix
-from ..container._meg_inputs import _bad_samples
+from ..container._meg_inputs import _onsets
+from ..container._meg_runs import aligned_recording
 from ..features import Features
 from ..utils import _check_finite, _validate_type
 
@@ -80,46 +81,54 @@ def check_sources(X, encoder):
     return out, rates.pop()
 
 
-def check_targets(y, n_times, sfreq, n_fitted=None):
+def check_targets(y, n_times, sfreq, n_fitted=None, stim_onset=None):
     """Return the targets, the Raw Info and the samples under BAD annotations.
 
     Story -> target array (n_times, n_targets), the Raw Info (or None), and story ->
     samples under a ``BAD*`` annotation of a Raw (None where none is). Of a Raw, the
     good data channels are the targets (not those in ``info['bads']``, nor stimulus,
-    EOG, ECG or misc channels), as MNE's functions pick them.
+    EOG, ECG or misc channels), as MNE's functions pick them, read from
+    ``stim_onset`` on at ``sfreq`` as ``FusionDataset.add_meg`` reads a run.
     """
     _validate_type(y, Mapping, "y")
     if set(y) != set(n_times):
         raise ValueError(
             f"y must hold the stories of X ({sorted(n_times)}), got {sorted(y)}."
         )
+    for story in n_times:
+        _validate_type(y[story], (BaseRaw, np.ndarray), f"y[{story!r}]")
+    raws = {story: y[story] for story in n_times if isinstance(y[story], BaseRaw)}
+    if raws and len(raws) != len(y):
+        raise ValueError("y must hold only Raw recordings or only arrays.")
+    if stim_onset is not None and not raws:
+        raise ValueError(
+            f"stim_onset is {stim_onset!r}, but y holds arrays, which start at the "
+            "stimulus onset: stim_onset is for Raw recordings."
+        )
+    onsets = _onsets(stim_onset, raws, "y")
     out, infos, bad = {}, [], dict.fromkeys(n_times)
     for story, n in n_times.items():
-        value = y[story]
-        _validate_type(value, (BaseRaw, np.ndarray), f"y[{story!r}]")
+        value, whose = y[story], f"y[{story!r}]"
         if isinstance(value, BaseRaw):
-            if abs(value.info["sfreq"] - sfreq) > 1e-6 * sfreq:
-                raise ValueError(
-                    f"y[{story!r}] is sampled at {value.info['sfreq']} Hz but the "
-                    f"sources at {sfreq} Hz; resample the recording."
-                )
-            picks = _data_picks(value.info, f"y[{story!r}]")
-            infos.append(mne.pick_info(value.info, picks))
-            bad[story] = _bad_samples(value, 0.0, value.n_times, sfreq)
-            value = value.get_data(picks=picks).T
-        elif value.ndim != 2:
+            picks = _data_picks(value.info, whose)
+            names = [value.ch_names[k] for k in picks]
+            value, info, bad[story] = aligned_recording(
+                value, names, sfreq, n, onsets[story], whose, np.float64
+            )
+            infos.append(info)
+            out[story] = value.T
+            continue
+        if value.ndim != 2:
             raise ValueError(
-                f"y[{story!r}] must be an array of shape (n_times, n_channels), "
-                f"got shape {value.shape}."
+                f"{whose} must be an array of shape (n_times, n_channels), got shape "
+                f"{value.shape}."
             )
         if len(value) != n:
             raise ValueError(
-                f"y[{story!r}] has {len(value)} samples but the sources of that "
-                f"story have {n}; crop or pad the recording to the story."
+                f"{whose} has {len(value)} samples but the sources of that story "
+                f"have {n}; crop or pad the recording to the story."
             )
-        out[story] = _check_finite(np.asarray(value, np.float64), f"y[{story!r}]")
-    if infos and len(infos) != len(out):
-        raise ValueError("y must hold only Raw recordings or only arrays.")
+        out[story] = _check_finite(np.asarray(value, np.float64), whose)
     n_targets = {data.shape[1] for data in out.values()}
     if len(n_targets) > 1:
         raise ValueError(
