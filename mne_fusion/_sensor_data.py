@@ -81,28 +81,6 @@ def annotated_raw(data, info, bad):
     return raw
 
 
-def apply_active_projs(data, info):
-    """Return ``data`` projected by the SSP projectors active in ``info``.
-
-    Active projectors were applied to the recording (as by ``Epochs``' default
-    ``proj=True``), so data on its channels hold no part of their patterns; with none
-    active, ``data`` is returned unchanged.
-
-    Parameters
-    ----------
-    data : array, shape (n_channels, n_times)
-        Sensor data on the channels of ``info`` (e.g. a prediction).
-    info : mne.Info
-        The recording's measurement info.
-    """
-    if not any(proj["active"] for proj in info["projs"]):
-        return data
-    info = info.copy()
-    for proj in info["projs"]:  # inactive on the copy, so that MNE applies them
-        proj["active"] = False
-    return mne.io.RawArray(data, info, verbose=False).apply_proj(verbose=False)._data
-
-
 def data_channels(info):
     """Return the good MEG and EEG channels of ``info``: those an inverse whitens."""
     picks = mne.pick_types(info, meg=True, eeg=True, ref_meg=False, exclude="bads")

@@ -314,6 +314,36 @@ def test_runs_have_the_same_projectors(exp):
     assert [p["desc"] for p in ds.meg("A").info["projs"]] == ["ssp0"]
 
 
+def test_runs_are_projected_alike(exp):
+    """Runs with their projectors applied (Epochs' default) and runs without: every
+    run is read projected, as the subject's predictions are then projected."""
+    info = exp["info"]
+    with_ssp = {
+        story: raw.copy().add_proj([_ssp(info, 0)])
+        for story, raw in exp["raws"].items()
+    }
+    applied = {s: raw.copy().apply_proj(verbose=False) for s, raw in with_ssp.items()}
+    want = _stimuli(exp).add_meg("A", applied, exp["fwd"]).meg("A").runs
+    epochs = mne.EpochsArray(with_ssp["s1"].get_data()[None], with_ssp["s1"].info)
+    assert epochs.info["projs"][0]["active"]
+    for mixed in (
+        {**with_ssp, "s1": epochs},
+        {**applied, "s0": with_ssp["s0"]},
+    ):
+        subject = _stimuli(exp).add_meg("A", mixed, exp["fwd"]).meg("A")
+        assert subject.info["projs"][0]["active"]
+        for story, run in subject.runs.items():
+            expected = want[story] if run.ndim == 2 else want[story][None]
+            scale = np.abs(expected).max()
+            assert_allclose(run, expected, rtol=1e-5, atol=1e-6 * scale)
+    # none applied: the runs as recorded, their projector inactive
+    subject = _stimuli(exp).add_meg("A", with_ssp, exp["fwd"]).meg("A")
+    assert not subject.info["projs"][0]["active"]
+    recorded = exp["raws"]["s0"].get_data(picks=subject.info["ch_names"])
+    assert_allclose(subject.runs["s0"], recorded, rtol=1e-5)
+    assert np.abs(recorded - want["s0"]).max() > 0.01 * np.abs(recorded).max()
+
+
 def test_one_forward_per_run(exp):
     fwd = exp["fwd"]
     moved = fwd.copy()

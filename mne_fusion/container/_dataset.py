@@ -214,8 +214,8 @@ class FusionDataset:
             warn. Samples of a Raw under an annotation whose description starts
             with ``"BAD"`` (MNE's ``BAD_*`` convention, any case) are left out of
             the fit (see :meth:`MEGSubject.bad_samples`); annotations of Epochs are
-            not read. Every run has the same SSP projectors (as
-            :func:`mne.concatenate_raws` asks).
+            not read. Runs share their SSP projectors (as :func:`mne.concatenate_raws`
+            asks), applied to all if applied to one.
         forward : mne.Forward | dict
             Forward solution on a two-hemisphere surface source space, or story ->
             forward when the head position differs between runs (all on the same

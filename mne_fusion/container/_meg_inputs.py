@@ -32,40 +32,6 @@ def _read_bids(runs):
     return out
 
 
-def _check_same_projs(runs):
-    """Raise unless every run has the same SSP projectors, as MNE's concatenation asks.
-
-    A subject's runs are whitened, and its lead field projected, with one set of
-    projectors (those of its ``info``, the first run's). Whether a run has them
-    applied does not matter to the whitener, which applies them again.
-    """
-    (first, reference), *others = runs.items()
-    want = reference.info["projs"]
-    for story, inst in others:
-        projs = inst.info["projs"]
-        if len(projs) != len(want) or not all(map(_same_proj, projs, want)):
-            raise ValueError(
-                f"runs[{story!r}] has other SSP projectors than runs[{first!r}] "
-                f"({_describe(projs)} against {_describe(want)}): a subject's runs "
-                "are projected with one set. Give every run the same projectors, as "
-                "mne.concatenate_raws asks (raw.add_proj(projs, remove_existing=True) "
-                "before applying them)."
-            )
-
-
-def _same_proj(a, b):
-    """Whether two projectors project the same channels the same way."""
-    return (
-        a["data"]["col_names"] == b["data"]["col_names"]
-        and np.shape(a["data"]["data"]) == np.shape(b["data"]["data"])
-        and np.allclose(a["data"]["data"], b["data"]["data"])
-    )
-
-
-def _describe(projs):
-    return ", ".join(repr(p["desc"]) for p in projs) or "none"
-
-
 def _check_forwards(forward, stories):
     """Return story -> fixed-orientation forward, all on one source space.
 

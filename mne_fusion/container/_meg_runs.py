@@ -22,12 +22,12 @@ from ._common import _same
 from ._meg_inputs import (
     _bad_samples,
     _check_forwards,
-    _check_same_projs,
     _gain,
     _onset,
     _onsets,
     _read_bids,
 )
+from ._projs import check_same_projs, one_projection_state
 from ._subjects import MEGSubject
 
 # Values (channels x samples) read from a run at a time when converting it to float32.
@@ -60,7 +60,7 @@ def _meg_subject(name, runs, forward, stimuli, sfreq, stim_onset=None):
         noise ceiling.
     """
     runs = _read_bids(runs)
-    _check_same_projs(runs)
+    check_same_projs(runs)
     forwards = _check_forwards(forward, list(runs))
     for story, inst in runs.items():
         _check_compensation(
@@ -81,10 +81,11 @@ def _meg_subject(name, runs, forward, stimuli, sfreq, stim_onset=None):
                 f"runs[{story!r}]: {bad[story].sum()} of {n_times[story]} samples "
                 "under BAD annotations, left out of the fit"
             )
+    info = one_projection_state(arrays, infos)
     return MEGSubject(
         name=name,
         forward=forward,
-        info=next(iter(infos.values())),
+        info=info,
         gain=gain,
         vertices=[np.array(s["vertno"]) for s in forward["src"]],
         runs=arrays,

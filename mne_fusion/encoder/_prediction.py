@@ -11,10 +11,11 @@ from mne.io import BaseRaw, RawArray
 from mne_bids import BIDSPath, read_raw_bids
 from sklearn.utils.validation import check_is_fitted
 
-from .._sensor_data import apply_active_projs, fitted_rows
+from .._sensor_data import fitted_rows
 from ..anatomy import template_source_space
 from ..anatomy._meshes import vertex_index
 from ..container import FusionDataset
+from ..container._projs import apply_active_projs
 from ..features import Features
 from ..metrics import prediction_r
 from ..model import tr_pooling
