@@ -167,6 +167,25 @@ def test_label_time_courses(encoder, experiment):
     other = mne.Label(lh[:3], hemi="lh", subject="sample", name="c-lh")
     with pytest.raises(ValueError, match=r"labels\[0\] \('c-lh'\) is a label of"):
         encoder.label_time_courses(stc, [other])
+    # the data-informed estimates of Epochs, one per epoch: a list, as MNE's
+    run = experiment["raws"]["s1"].get_data()
+    epochs = mne.EpochsArray(np.stack([run, -run]), experiment["info"])
+    cov = mne.make_ad_hoc_cov(experiment["info"])
+    estimates = encoder.apply_inverse(
+        stimulus, epochs, "A", method="MNE", noise_cov=cov, snr=3.0
+    )
+    got = encoder.label_time_courses(estimates, labels)
+    assert isinstance(got, list)
+    assert len(got) == 2
+    for course, estimate in zip(got, estimates, strict=True):
+        assert_allclose(course[0], estimate.data[[3, 7, 20]].mean(0), rtol=1e-10)
+    assert np.abs(got[0] - got[1]).max() > 0.1 * np.abs(got[0]).max()
+    with pytest.raises(TypeError, match=r"sources\[1\] must be an instance of"):
+        encoder.label_time_courses([stc, "a"], labels)
+    with pytest.raises(ValueError, match="sources is an empty list"):
+        encoder.label_time_courses([], labels)
+    with pytest.raises(TypeError, match="sources must be an instance of"):
+        encoder.label_time_courses("a", labels)
 
 
 def test_posterior_variance_is_the_gaussian_posterior(rng):

@@ -264,10 +264,11 @@ def label_time_courses(encoder, sources, labels, *, mode="mean"):
     ----------
     encoder : FusionEncoder
         A fitted encoder.
-    sources : Features | array | mne.SourceEstimate
+    sources : Features | array | mne.SourceEstimate | list of mne.SourceEstimate
         A stimulus (its stimulus-driven sources are read, as
-        ``encoder.apply_inverse(sources)``) or a source estimate on the encoder's
-        template sources (e.g. a word-locked average or a TRF).
+        ``encoder.apply_inverse(sources)``) or source estimates on the encoder's
+        template sources (e.g. a word-locked average, a TRF, or the data-informed
+        estimates of Epochs, one per epoch).
     labels : mne.Label | mne.BiHemiLabel | list of mne.Label or mne.BiHemiLabel
         Labels of the template subject ``"fsaverage"`` (or without subject), e.g.
         from :func:`mne.read_labels_from_annot` with ``subject="fsaverage"``; a
@@ -279,8 +280,10 @@ def label_time_courses(encoder, sources, labels, *, mode="mean"):
 
     Returns
     -------
-    courses : array, shape (n_labels, n_times)
-        One time course per label, in the units of the sources (A m).
+    courses : array, shape (n_labels, n_times) | list of array
+        One time course per label, in the units of the sources (A m); a list of
+        them for a list of source estimates, as :func:`mne.extract_label_time_course`
+        returns.
     """
     check_is_fitted(encoder, "model_")
     if isinstance(labels, (mne.Label, mne.BiHemiLabel)):
@@ -293,15 +296,26 @@ def label_time_courses(encoder, sources, labels, *, mode="mean"):
                 f"labels[{k}] ({label.name!r}) is a label of subject "
                 f"{label.subject!r}; the encoder's sources are on 'fsaverage'."
             )
-    if not isinstance(sources, mne.SourceEstimate):
+    _validate_type(
+        sources, (Features, np.ndarray, mne.SourceEstimate, list, tuple), "sources"
+    )
+    many = isinstance(sources, (list, tuple))
+    if not many and not isinstance(sources, mne.SourceEstimate):
         sources = encoder.apply_inverse(sources)
-    if not all(
-        np.array_equal(a, b)
-        for a, b in zip(sources.vertices, encoder.vertices_, strict=True)
-    ):
-        raise ValueError(
-            "sources must be on the encoder's template vertices (spacing "
-            f"{encoder.spacing!r})."
-        )
+    stcs = list(sources) if many else [sources]
+    if not stcs:
+        raise ValueError("sources is an empty list; give at least one estimate.")
+    for k, stc in enumerate(stcs):
+        name = f"sources[{k}]" if many else "sources"
+        _validate_type(stc, mne.SourceEstimate, name)
+        if not all(
+            np.array_equal(a, b)
+            for a, b in zip(stc.vertices, encoder.vertices_, strict=True)
+        ):
+            raise ValueError(
+                f"{name} must be on the encoder's template vertices (spacing "
+                f"{encoder.spacing!r})."
+            )
     src = template_source_space(encoder.spacing, encoder.subjects_dir, verbose=False)
-    return mne.extract_label_time_course(sources, labels, src, mode=mode, verbose=False)
+    courses = mne.extract_label_time_course(stcs, labels, src, mode=mode, verbose=False)
+    return courses if many else courses[0]
