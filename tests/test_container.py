@@ -501,6 +501,31 @@ def test_add_fmri_non_finite_arrays(ds, toy_forward, bad):
         ds.add_stimulus("c", np.array([[0.0, 1.0], [bad, 2.0]]), sfreq=SFREQ)
 
 
+def test_add_fmri_targets_nan_at_every_tr_are_zero_in_every_run(ds, toy_forward, rng):
+    """Vertices outside a run's brain mask (NaN at every TR, other vertices in each
+    run) are read as 0, without signal, in every run; other NaN is refused."""
+    data = {story: rng.standard_normal((84, 5)) for story in ("a", "b")}
+    data["a"][[3, 40]] = np.nan
+    data["b"][[40, 70]] = np.nan
+    runs = {story: _stc(toy_forward, 5, data=d.copy()) for story, d in data.items()}
+    with pytest.warns(RuntimeWarning, match="3 of 84 targets are NaN at every TR"):
+        ds.add_fmri("F1", runs, tr=2.0)
+    arrays = {story: np.array(d.T) for story, d in data.items()}
+    with pytest.warns(RuntimeWarning, match="3 of 84 targets are NaN at every TR"):
+        ds.add_fmri("F2", arrays, 2.0, sparse.eye(84, 84), tmin=0.0)
+    for name in ("F1", "F2"):
+        for story, d in data.items():
+            run = ds.fmri(name).runs[story]
+            assert_array_equal(run[:, [3, 40, 70]], 0.0)
+            keep = np.setdiff1d(np.arange(84), [3, 40, 70])
+            assert_allclose(run[:, keep], d[keep].T)
+    partial = data["a"].copy()
+    partial[5, 2] = np.nan  # one TR of a vertex: a fault, not a mask
+    with pytest.raises(ValueError, match=r"^runs\['a'\] contains 1 NaN or infinite"):
+        ds.add_fmri("F3", {"a": _stc(toy_forward, 5, data=partial)}, tr=2.0)
+    assert ds.fmri_subjects == ["F1", "F2"]
+
+
 # ---------------------------------------------------------------------- views
 def test_accessor_errors(ds):
     with pytest.raises(ValueError, match="Unknown story 'c'; available: 'a', 'b'"):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 from mne import SourceEstimate
-from mne.utils import logger
+from mne.utils import logger, warn
 from scipy import sparse
 
 from ..anatomy._meshes import FSAVERAGE_MESHES, check_fsaverage_vertices
@@ -96,6 +96,7 @@ def _fmri_subject(name, runs, tr, mapping, tmin, noise_ceiling, stimuli):
             raise ValueError("tr is required for array runs: their TR in s.")
         arrays, tmins, mapping = _array_runs(runs, mapping, tmin)
         vertices = None
+    _zero_empty_targets(arrays)
     for story, bold in list(arrays.items()):
         keep = _stimulus_trs(story, tmins[story], len(bold), tr, stimuli[story])
         arrays[story], tmins[story] = bold[keep], tmins[story] + keep.start * tr
@@ -113,6 +114,32 @@ def _fmri_subject(name, runs, tr, mapping, tmin, noise_ceiling, stimuli):
     )
 
 
+def _check_bold(bold, name):
+    """Raise if ``bold`` holds NaN or infinite values other than targets all NaN."""
+    if not np.isfinite(bold).all():
+        _check_finite(bold[:, ~np.isnan(bold).all(axis=0)], name)
+    return bold
+
+
+def _zero_empty_targets(arrays):
+    """Set to 0, in every run, the targets that are NaN at every TR of a run.
+
+    Pipelines write NaN where a run has no signal (outside its brain mask, on the
+    medial wall), and brain masks differ at their edges from run to run: such a
+    target is read as without signal in every run, not as data in some runs and
+    zeros in others.
+    """
+    empty = sum(np.isnan(bold).all(axis=0) for bold in arrays.values()) > 0
+    if empty.any():
+        warn(
+            f"{empty.sum()} of {len(empty)} targets are NaN at every TR of a run "
+            "(outside its brain mask or on the medial wall): read as 0, without "
+            "signal, in every run."
+        )
+        for bold in arrays.values():
+            bold[:, empty] = 0.0
+
+
 def _file_runs(read):
     """Return the arrays and full-mesh vertices of file runs, all on one mesh."""
     first = next(iter(read))
@@ -122,7 +149,7 @@ def _file_runs(read):
                 f"runs[{story!r}] is on {run.mesh} but runs[{first!r}] on "
                 f"{read[first].mesh}; every run must be on the same mesh."
             )
-        _check_finite(run.bold, f"runs[{story!r}]")
+        _check_bold(run.bold, f"runs[{story!r}]")
     n_vertices = read[first].bold.shape[1] // 2
     vertices = [np.arange(n_vertices), np.arange(n_vertices)]
     return {story: run.bold for story, run in read.items()}, vertices
@@ -164,8 +191,7 @@ def _stc_runs(runs, tr, tmin):
                 "must be on the same vertices."
             )
         dtype = np.float32 if stc.data.dtype == np.float32 else np.float64
-        data = np.array(stc.data.T, dtype=dtype)
-        _check_finite(data, f"runs[{story!r}]")
+        data = _check_bold(np.array(stc.data.T, dtype=dtype), f"runs[{story!r}]")
         arrays[story], tmins[story] = data, float(stc.tmin)
     return arrays, tmins, vertices
 
@@ -207,7 +233,7 @@ def _array_runs(runs, mapping, tmin):
                 f"runs[{story!r}] must have shape (n_trs, n_targets) with n_targets = "
                 f"{n_targets} (mapping rows), got {bold.shape}."
             )
-        arrays[story] = np.array(_check_finite(bold, f"runs[{story!r}]"), np.float64)
+        arrays[story] = _check_bold(np.array(bold, np.float64), f"runs[{story!r}]")
     return arrays, tmins, mapping
 
 
