@@ -425,4 +425,9 @@ FIT_ROWS = {
     "second pass (source_refit=True)": dict(source_refit=True),
     # the default before the second pass became one ("default" is now that)
     "first pass alone (source_refit=False)": dict(source_refit=False),
+    # the fMRI term trains the transformer through the HRF head (the read-out's
+    # prior is the BOLD's inter-subject correlation, which the head does not touch):
+    # without it, and at five times the default weight 0.2
+    "no fMRI term (fmri_weight 0)": dict(fmri_weight=0.0),
+    "fMRI term x5 (fmri_weight 1)": dict(fmri_weight=1.0),
 }
