@@ -129,7 +129,9 @@ def _zero_empty_targets(arrays):
     target is read as without signal in every run, not as data in some runs and
     zeros in others.
     """
-    empty = sum(np.isnan(bold).all(axis=0) for bold in arrays.values()) > 0
+    empty = np.logical_or.reduce(
+        [np.isnan(bold).all(axis=0) for bold in arrays.values()]
+    )
     if empty.any():
         warn(
             f"{empty.sum()} of {len(empty)} targets are NaN at every TR of a run "
