@@ -55,7 +55,7 @@ def channel_cv_gain(resid, forward, noise_cov, max_iter, n_folds=2, seed=0):
     correction does, and its posterior mean predicts the left-out ones. The gain is
     the least-squares scale of these predictions, from the whitened covariance alone.
     """
-    gain, factor, _ = _whitened_setup(resid, forward, noise_cov)
+    gain, factor, *_ = _whitened_setup(resid, forward, noise_cov)
     rows = np.random.default_rng(seed).permutation(len(gain))
     fit = power = 0.0
     for held in np.array_split(rows, n_folds):

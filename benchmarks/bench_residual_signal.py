@@ -29,7 +29,7 @@ from mne_fusion.simulation import simulate_naturalistic
 
 def components_above_noise(raw, noise_cov):
     """Return how many whitened eigenvalues lie above the pure-noise edge."""
-    white, _, _, rank, n_samples = _whitened_covariance(
+    white, _, _, rank, n_samples, _ = _whitened_covariance(
         raw, noise_cov, raw.info, pca=False
     )
     edge = (1 + np.sqrt(rank / n_samples)) ** 2

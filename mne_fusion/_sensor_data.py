@@ -11,6 +11,8 @@ the covariance where there is one.
 import mne
 import numpy as np
 from mne.cov import compute_whitener
+from mne.proj import make_projector
+from mne.utils import logger
 
 from .utils import _check_compensation
 
@@ -162,13 +164,73 @@ def _data_covariance(inst, picks):
     return cov, n_samples
 
 
-def _whitened_covariance(inst, noise_cov, info, pca):
-    """Covariance of ``inst`` whitened by ``noise_cov`` on the channels of ``info``.
+def whitening_rank(noise_cov, info):
+    """Return the ``rank`` to whiten ``info``'s channels with: "info" or None.
 
-    Returns it with the whitener, its channel names and rank, and the samples.
+    ``"info"`` for Maxwell-filtered data (the rank that ``info``'s Maxwell filtering
+    and projectors leave, as MNE advises for such data, whose rank its estimate
+    from the data overstates), None (MNE's estimate) for other data.
     """
-    whitener, names, rank = compute_whitener(
-        noise_cov, info, pca=pca, return_rank=True, verbose=False
+    kwargs = dict(info=info, verbose=False)
+    full = sum(mne.compute_rank(noise_cov, rank="full", **kwargs).values())
+    kept = mne.compute_rank(noise_cov, rank="info", proj=False, **kwargs)
+    return "info" if sum(kept.values()) < full else None
+
+
+def in_data_space(noise_cov, info, data):
+    """Return a diagonal ``noise_cov`` restricted to the data's dimensions.
+
+    Maxwell filtering leaves fewer dimensions than channels (about 70-80 of 306);
+    a diagonal covariance (:func:`mne.make_ad_hoc_cov`, channel variances) puts
+    noise in all of them, so whitened data look noiseless where they are empty,
+    and whatever learns the noise level from them (Champagne, the SNR estimate)
+    learns almost none. The covariance is kept in the leading dimensions of the
+    data whitened by it (as many as MNE's ``rank="info"``): what a covariance of
+    Maxwell-filtered noise spans. Any other covariance, or data not
+    Maxwell-filtered, is returned as it is.
+
+    Parameters
+    ----------
+    noise_cov : mne.Covariance
+        The noise covariance; it covers the channels of ``info``.
+    info : mne.Info
+        The good channels.
+    data : array, shape (n_channels, n_channels) | mne.io.Raw | mne.Epochs | mne.Evoked
+        The data's covariance on ``info``'s channels, or a recording to compute it
+        from (read only when the covariance is restricted).
+    """
+    if not noise_cov["diag"] or whitening_rank(noise_cov, info) is None:
+        return noise_cov
+    names = info["ch_names"]
+    if not isinstance(data, np.ndarray):
+        data = _data_covariance(data, [data.ch_names.index(n) for n in names])[0]
+    rank = sum(mne.compute_rank(noise_cov, rank="info", info=info).values())
+    std = np.sqrt(noise_cov["data"][[noise_cov.ch_names.index(n) for n in names]])
+    projector, _, _ = make_projector(info["projs"], names)
+    white = projector @ data @ projector.T / np.outer(std, std)
+    basis = np.linalg.eigh(white)[1][:, -rank:] * std[:, np.newaxis]
+    logger.info(f"Diagonal noise covariance kept in the data's {rank} dimensions")
+    return mne.Covariance(
+        basis @ basis.T, names, [], info["projs"], noise_cov["nfree"], verbose=False
     )
+
+
+def _whitened_covariance(inst, noise_cov, info, pca):
+    """Covariance of ``inst`` whitened by ``noise_cov`` on ``info``'s good channels.
+
+    Returns it with the whitener, its channel names and rank, the samples, and the
+    covariance it whitens by (:func:`in_data_space`).
+    """
+    names = [n for n in data_channels(info) if n in noise_cov.ch_names]
     cov, n_samples = _data_covariance(inst, [inst.ch_names.index(n) for n in names])
-    return whitener @ cov @ whitener.T, whitener, names, rank, n_samples
+    info = mne.pick_info(info, [info.ch_names.index(n) for n in names])
+    noise_cov = in_data_space(noise_cov, info, cov)
+    whitener, names, rank = compute_whitener(
+        noise_cov,
+        info,
+        pca=pca,
+        rank=whitening_rank(noise_cov, info),
+        return_rank=True,
+        verbose=False,
+    )
+    return whitener @ cov @ whitener.T, whitener, names, rank, n_samples, noise_cov

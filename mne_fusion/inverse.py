@@ -21,7 +21,13 @@ from mne.minimum_norm import (
 )
 from mne.utils import logger, verbose
 
-from ._sensor_data import _check_finite_data, _check_recording, _whitened_covariance
+from ._sensor_data import (
+    _check_finite_data,
+    _check_recording,
+    _whitened_covariance,
+    in_data_space,
+    whitening_rank,
+)
 from .model.prior import source_prior_variance
 from .utils import (
     _check_finite,
@@ -40,6 +46,10 @@ MIN_AUTO_SNR = 0.01
 
 
 def _check_inverse_inputs(inst, forward, noise_cov, method, snr, methods, depth):
+    """Check the inputs; return ``lambda2`` and the covariance and rank to whiten by.
+
+    The covariance is ``noise_cov`` in the data's dimensions (``in_data_space``).
+    """
     _validate_type(inst, (mne.io.BaseRaw, mne.BaseEpochs, mne.Evoked), "inst")
     _validate_type(forward, mne.Forward, "forward")
     _validate_type(noise_cov, mne.Covariance, "noise_cov")
@@ -52,7 +62,10 @@ def _check_inverse_inputs(inst, forward, noise_cov, method, snr, methods, depth)
         snr = _whitened_snr(inst, noise_cov)  # its pass over the data refuses NaN
     else:
         _check_finite_data(inst, names)
-    return 1.0 / _check_positive(snr, "snr") ** 2
+    info = mne.pick_info(inst.info, [inst.ch_names.index(n) for n in names])
+    noise_cov = in_data_space(noise_cov, info, inst)
+    lambda2 = 1.0 / _check_positive(snr, "snr") ** 2
+    return lambda2, noise_cov, whitening_rank(noise_cov, info)
 
 
 @verbose
@@ -94,7 +107,7 @@ def whitened_snr(inst, noise_cov, *, verbose=None):
 
 
 def _whitened_snr(inst, noise_cov):
-    white, _, _, rank, n_samples = _whitened_covariance(
+    white, _, _, rank, n_samples, _ = _whitened_covariance(
         inst, noise_cov, inst.info, pca=False
     )
     eigenvalues = np.linalg.eigvalsh(white)[-rank:]
@@ -142,19 +155,20 @@ def _depth_prior(info, forward, noise_cov, depth):
     )
 
 
-def _weighted_inverse(inst, forward, noise_cov, method, lambda2, prior):
+def _weighted_inverse(inst, forward, noise_cov, method, lambda2, prior, rank=None):
     """Minimum norm of a fixed forward with source covariance ``diag(prior)``.
 
     MNE takes no source covariance as input, so it enters through the gain: the
     estimate ``R G' (G R G' + lambda2 C)^-1 y`` is the plain one for ``G R^(1/2)``,
     rescaled by ``R^(1/2)``. dSPM and sLORETA need no rescaling, since MNE's noise
-    normalisation divides the same per-source factor out again.
+    normalisation divides the same per-source factor out again. ``rank`` is that of
+    the whitening (:func:`mne.minimum_norm.make_inverse_operator`).
     """
     source_std = np.sqrt(prior)
     weighted = forward.copy()
     weighted["sol"]["data"] = forward["sol"]["data"] * source_std
     inv = make_inverse_operator(
-        inst.info, weighted, noise_cov, loose=0.0, depth=None, verbose=False
+        inst.info, weighted, noise_cov, loose=0.0, depth=None, rank=rank, verbose=False
     )
     stcs = _apply(inst, inv, lambda2, method)
     if method == "MNE":
@@ -267,7 +281,7 @@ def minimum_norm(
     fmri_weighted_mne : The same with an fMRI-informed source-variance prior.
     mne.minimum_norm.apply_inverse_raw
     """
-    lambda2 = _check_inverse_inputs(
+    lambda2, noise_cov, rank = _check_inverse_inputs(
         inst, forward, noise_cov, method, snr, MNE_METHODS, depth
     )
     loose = _check_positive(loose, "loose", allow_zero=True)
@@ -279,12 +293,11 @@ def minimum_norm(
     logger.info(f"Applying {method} (lambda2 = {lambda2:g})")
     if _is_fixed(forward) and depth is not None and method != "eLORETA":
         prior = _depth_prior(inst.info, forward, noise_cov, depth)
-        stcs = _weighted_inverse(inst, forward, noise_cov, method, lambda2, prior)
+        stcs = _weighted_inverse(inst, forward, noise_cov, method, lambda2, prior, rank)
     else:
         depth = None if method == "eLORETA" else depth
-        inv = make_inverse_operator(
-            inst.info, forward, noise_cov, loose=loose, depth=depth, verbose=False
-        )
+        kwargs = dict(loose=loose, depth=depth, rank=rank, verbose=False)
+        inv = make_inverse_operator(inst.info, forward, noise_cov, **kwargs)
         stcs = _apply(inst, inv, lambda2, method)
     return _to_template(stcs, forward, src, subjects_dir)
 
@@ -415,7 +428,7 @@ def fmri_weighted_mne(
     simulations. PNAS 95(15), 8945-8950, 1998.
     """
     methods = MNE_METHODS[:3]
-    lambda2 = _check_inverse_inputs(
+    lambda2, noise_cov, rank = _check_inverse_inputs(
         inst, forward, noise_cov, method, snr, methods, depth
     )
     weight = _check_positive(weight, "weight", allow_zero=True)
@@ -430,5 +443,5 @@ def fmri_weighted_mne(
     if depth is not None:
         prior = prior * _depth_prior(inst.info, forward, noise_cov, depth)
     logger.info(f"Applying fMRI-weighted {method} (weight = {weight:g})")
-    stcs = _weighted_inverse(inst, forward, noise_cov, method, lambda2, prior)
+    stcs = _weighted_inverse(inst, forward, noise_cov, method, lambda2, prior, rank)
     return _to_template(stcs, forward, src, subjects_dir)

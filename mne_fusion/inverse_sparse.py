@@ -14,7 +14,7 @@ import mne
 import numpy as np
 from mne.utils import logger, verbose, warn
 
-from ._sensor_data import _check_recording, _whitened_covariance
+from ._sensor_data import _check_recording, _whitened_covariance, whitening_rank
 from .inverse import _is_fixed, _to_template, _weighted_inverse
 from .model.prior import champagne as _learn_variances
 from .model.prior import covariance_root
@@ -27,7 +27,11 @@ _REPORTED_FRACTION = 0.01
 
 
 def _whitened_setup(inst, forward, noise_cov):
-    """Whitened gain, square root of the whitened covariance, rank: on good channels."""
+    """Whitened gain, square root of the whitened covariance, rank, the covariance.
+
+    On good channels; the covariance is ``noise_cov`` as it whitens
+    (:func:`mne_fusion._sensor_data.in_data_space`).
+    """
     usable = set(forward["sol"]["row_names"]) & set(noise_cov["names"])
     picks = [
         i
@@ -40,12 +44,12 @@ def _whitened_setup(inst, forward, noise_cov):
             f"{inst.ch_names[:10]}."
         )
     info = mne.pick_info(inst.info, picks)
-    white, whitener, names, rank, _ = _whitened_covariance(
+    white, whitener, names, rank, _, noise_cov = _whitened_covariance(
         inst, noise_cov, info, pca=True
     )
     rows = [forward["sol"]["row_names"].index(name) for name in names]
     gain = whitener @ forward["sol"]["data"][rows]
-    return gain, covariance_root(white), rank
+    return gain, covariance_root(white), rank, noise_cov
 
 
 @verbose
@@ -159,7 +163,7 @@ def _learn_and_apply(
     Without the checks of the arguments and the warning: for callers that checked
     them and choose their own stopping.
     """
-    gain, factor, rank = _whitened_setup(inst, forward, noise_cov)
+    gain, factor, rank, noise_cov = _whitened_setup(inst, forward, noise_cov)
     start = _minimum_norm_start(gain, factor, rank)
     variance, noise, n_iter, converged = _learn_variances(
         gain, factor, start, max_iter=max_iter, tol=tol, learn_noise=learn_noise
@@ -173,5 +177,13 @@ def _learn_and_apply(
     # MNE scales the prior to trace(G R G') = rank; lambda2 undoes it, leaving the
     # learnt variances in the units of the whitened noise
     lambda2 = rank / float(np.square(gain).sum(axis=0) @ prior)
-    stcs = _weighted_inverse(inst, forward, noise_cov, "MNE", lambda2, prior)
+    stcs = _weighted_inverse(
+        inst,
+        forward,
+        noise_cov,
+        "MNE",
+        lambda2,
+        prior,
+        whitening_rank(noise_cov, inst.info),
+    )
     return _to_template(stcs, forward, src, subjects_dir), n_iter, converged

@@ -15,6 +15,7 @@ import numpy as np
 from mne.cov import compute_whitener
 from scipy import sparse
 
+from .._sensor_data import in_data_space, whitening_rank
 from ..anatomy import morph_or_identity, same_vertices
 from ..anatomy._meshes import vertex_index
 
@@ -348,10 +349,12 @@ def _whitener(cov, info, moments):
         # each channel's variance stands in for its noise; as a covariance, the
         # recording's SSP projectors apply to it (and so to the data and lead field)
         # as MNE's inverse applies them; without projectors, diag(1 / std)
-        cov = mne.Covariance(
-            np.diag(np.diag(moments)), info["ch_names"], [], [], nfree=1
-        )
-    return compute_whitener(cov, info, pca=False, verbose=False)[0]
+        cov = mne.Covariance(np.diag(moments), info["ch_names"], [], [], nfree=1)
+    # Maxwell-filtered runs span fewer dimensions than channels: a diagonal
+    # covariance is kept in theirs, as it is for the inverses
+    cov = in_data_space(cov, info, moments)
+    rank = whitening_rank(cov, info)
+    return compute_whitener(cov, info, pca=False, rank=rank, verbose=False)[0]
 
 
 def _weights(ceiling):
