@@ -96,12 +96,14 @@ def _build_parser():
         "--seeds",
         type=_seed,
         nargs="+",
+        action="extend",
         help="random seeds (default: 0 for quick, 0 1 2 for full)",
     )
     bench.add_argument(
         "--conditions",
         type=_condition,
         nargs="+",
+        action="extend",
         metavar="MEG,FMRI",
         help="the (MEG CNR, fMRI CNR) pairs to run, e.g. inf,1 1,1 0.1,1 (default: "
         "the config's: MEG inf/1/0.1 x fMRI inf/1 for full)",
@@ -110,6 +112,7 @@ def _build_parser():
         "--merge",
         type=Path,
         nargs="+",
+        action="extend",
         metavar="FOLDER",
         help="merge the output folders of runs over other seeds into --out "
         "(no --config or --seeds)",

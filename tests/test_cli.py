@@ -42,6 +42,17 @@ def test_bad_arguments(capsys, tmp_path):
     assert str(blocker / "out") in err
 
 
+def test_repeated_options_add_up(monkeypatch, tmp_path):
+    """``--conditions a --conditions b`` runs both, as ``--conditions a b`` does."""
+    calls = []
+    monkeypatch.setattr(bench, "run_bench", lambda *a, **k: calls.append((a, k)) or "")
+    argv = ["bench", "--out", str(tmp_path), "--seeds", "0", "--seeds", "2", "3"]
+    assert main([*argv, "--conditions", "inf,1", "--conditions", "0.1,1"]) == 0
+    (config, _, seeds), kwargs = calls[0]
+    assert (config, seeds) == ("full", [0, 2, 3])
+    assert kwargs["conditions"] == [(math.inf, 1.0), (0.1, 1.0)]
+
+
 def test_unknown_option(capsys):
     """An unknown option before the command is reported as such, with the commands."""
     err = _fails(capsys, ["--bogus"])
