@@ -14,6 +14,7 @@ from mne.cov import compute_whitener
 from mne.proj import make_projector
 from mne.utils import logger
 
+from .container._meg_runs import with_bad_epochs_dropped
 from .utils import _check_compensation
 
 
@@ -137,6 +138,7 @@ def _blocks(inst, picks, block=10_000):
                 reject_by_annotation="omit",
             )
     elif isinstance(inst, mne.BaseEpochs):
+        inst = with_bad_epochs_dropped(inst)
         for item in range(len(inst)):
             yield inst.get_data(picks=picks, item=[item])[0]
     else:

@@ -26,6 +26,7 @@ from mne_fusion.anatomy import template_source_space
 from mne_fusion.encoder._prepare import _channel_covariance, prepare
 from mne_fusion.encoder._segments import SegmentSet
 from mne_fusion.features import Features
+from mne_fusion.inverse import whitened_snr
 
 STORIES = ("s0", "s1", "s2")
 
@@ -399,3 +400,38 @@ def test_memory_after_raw_deleted(exp, tmp_path, sfreq):
     held, raw_bytes, ds = _held_bytes(add)
     assert ds.meg(f"A{sfreq:g}").runs["long"].nbytes == raw_bytes / 2
     assert held <= 0.6 * raw_bytes, (held, raw_bytes)
+
+
+def test_lazy_epochs_read_from_a_file(exp, tmp_path):
+    """Epochs with MNE's default ``preload=False`` (their length unknown until their
+    rejection is applied) are read as the same Epochs loaded, and stay lazy."""
+    rng = np.random.default_rng(5)
+    lazy = {}
+    for story in STORIES:
+        data = exp["raws"][story].get_data()
+        artifact = data + 1e-6 * rng.standard_normal(data.shape)  # rejected
+        repeat = data + 0.2 * data.std() * rng.standard_normal(data.shape)
+        raw = mne.io.RawArray(np.hstack([data, artifact, repeat]), exp["info"])
+        raw.save(tmp_path / f"{story}_raw.fif", verbose=False)
+        raw = mne.io.read_raw_fif(tmp_path / f"{story}_raw.fif", verbose=False)
+        events = np.array([[k * N_TIMES, 0, 1] for k in range(3)])
+        lazy[story] = mne.Epochs(
+            raw, events, tmin=0, tmax=(N_TIMES - 1) / SFREQ, baseline=None,
+            reject=dict(grad=1e-9), preload=False, verbose=False,
+        )  # fmt: skip
+    loaded = {story: epochs.copy().load_data() for story, epochs in lazy.items()}
+    assert [len(e) for e in loaded.values()] == [2, 2, 2]
+    subjects = [
+        _stimuli(exp).add_meg("A", runs, exp["fwd"], verbose=False).meg("A")
+        for runs in (lazy, loaded)
+    ]
+    for story in STORIES:
+        assert subjects[0].runs[story].shape == (2, 31, N_TIMES)
+        assert_array_equal(subjects[0].runs[story], subjects[1].runs[story])
+    assert_array_equal(subjects[0].noise_ceiling, subjects[1].noise_ceiling)
+    # the inverses' covariance and SNR read them as well
+    cov = mne.make_ad_hoc_cov(exp["info"], verbose=False)
+    snrs = [whitened_snr(runs["s2"], cov, verbose=False) for runs in (lazy, loaded)]
+    assert_allclose(snrs[0], snrs[1], rtol=1e-12)
+    with pytest.raises(RuntimeError, match="bad epochs have not been dropped"):
+        len(lazy["s0"])  # the user's Epochs are left as they were

@@ -34,6 +34,20 @@ from ._subjects import MEGSubject
 _CHUNK = 2**20
 
 
+def with_bad_epochs_dropped(epochs):
+    """Return ``epochs``, or a copy with its bad epochs dropped if not yet done.
+
+    Epochs made with MNE's default ``preload=False`` do not know how many they are
+    until their rejection has been applied; it is applied on a copy (as reading
+    their data would), so that the user's Epochs stay as they were.
+    """
+    try:
+        len(epochs)
+    except RuntimeError:  # "bad epochs have not been dropped"
+        return epochs.copy().drop_bad(verbose=False)
+    return epochs
+
+
 def _meg_subject(name, runs, forward, stimuli, sfreq, stim_onset=None):
     """Build an MEG subject from checked runs and forward models.
 
@@ -215,6 +229,7 @@ def _meg_run(whose, inst, names, sfreq, n_times, onset, dtype):
     ratio = Fraction(1) if _same(run_sfreq, sfreq) else _ratio(sfreq, run_sfreq)
     picks = [inst.ch_names.index(name) for name in names]
     if isinstance(inst, BaseEpochs):
+        inst = with_bad_epochs_dropped(inst)
         if len(inst) == 0:
             raise ValueError(f"{whose} (Epochs) has no epoch.")
         first = int(round((onset - inst.times[0]) * sfreq))
