@@ -166,17 +166,36 @@ def _data_covariance(inst, picks):
     return cov, n_samples
 
 
-def whitening_rank(noise_cov, info):
-    """Return the ``rank`` to whiten ``info``'s channels with: "info" or None.
-
-    ``"info"`` for Maxwell-filtered data (the rank that ``info``'s Maxwell filtering
-    and projectors leave, as MNE advises for such data, whose rank its estimate
-    from the data overstates), None (MNE's estimate) for other data.
-    """
+def _maxwell_rank(noise_cov, info):
+    """MNE's ``rank="info"`` of ``info``'s channels if Maxwell filtering reduced it."""
     kwargs = dict(info=info, verbose=False)
     full = sum(mne.compute_rank(noise_cov, rank="full", **kwargs).values())
-    kept = mne.compute_rank(noise_cov, rank="info", proj=False, **kwargs)
-    return "info" if sum(kept.values()) < full else None
+    kept = sum(mne.compute_rank(noise_cov, rank="info", proj=False, **kwargs).values())
+    if kept >= full:
+        return None
+    return sum(mne.compute_rank(noise_cov, rank="info", **kwargs).values())
+
+
+def whitening_rank(noise_cov, info):
+    """Return the ``rank`` to whiten ``info``'s channels by ``noise_cov`` with.
+
+    ``"info"`` (the rank that Maxwell filtering and projectors leave, as MNE
+    advises for such data) when ``info`` records Maxwell filtering and ``noise_cov``
+    spans no more dimensions (a covariance of Maxwell-filtered noise, or one kept in
+    the data's by :func:`in_data_space`); else None, MNE's estimate (a covariance
+    of unfiltered empty-room data is whitened as MNE would).
+    """
+    if noise_cov["diag"]:
+        return None  # it spans every channel
+    rank = _maxwell_rank(noise_cov, info)
+    if rank is None:
+        return None
+    names = [name for name in info["ch_names"] if name in noise_cov.ch_names]
+    rows = [noise_cov.ch_names.index(name) for name in names]
+    cov = noise_cov.data[np.ix_(rows, rows)]
+    std = np.sqrt(np.clip(np.diag(cov), np.finfo(float).tiny, None))
+    eigenvalues = np.linalg.eigvalsh(cov / np.outer(std, std))
+    return "info" if np.sum(eigenvalues > 1e-8 * eigenvalues[-1]) <= rank else None
 
 
 def in_data_space(noise_cov, info, data):
@@ -201,12 +220,12 @@ def in_data_space(noise_cov, info, data):
         The data's covariance on ``info``'s channels, or a recording to compute it
         from (read only when the covariance is restricted).
     """
-    if not noise_cov["diag"] or whitening_rank(noise_cov, info) is None:
+    rank = _maxwell_rank(noise_cov, info) if noise_cov["diag"] else None
+    if rank is None:
         return noise_cov
     names = info["ch_names"]
     if not isinstance(data, np.ndarray):
         data = _data_covariance(data, [data.ch_names.index(n) for n in names])[0]
-    rank = sum(mne.compute_rank(noise_cov, rank="info", info=info).values())
     std = np.sqrt(noise_cov["data"][[noise_cov.ch_names.index(n) for n in names]])
     projector, _, _ = make_projector(info["projs"], names)
     white = projector @ data @ projector.T / np.outer(std, std)

@@ -14,7 +14,7 @@ from _tiny_encoder import N_TIMES, SFREQ, TINY
 from numpy.testing import assert_allclose
 
 from mne_fusion import FusionDataset, FusionEncoder
-from mne_fusion._sensor_data import in_data_space
+from mne_fusion._sensor_data import in_data_space, whitening_rank
 from mne_fusion.anatomy import template_forward
 from mne_fusion.features import Features
 from mne_fusion.inverse import whitened_snr
@@ -55,6 +55,7 @@ def recordings(tmp_path_factory):
     maxwell_noise_cov = mne.compute_raw_covariance(
         _maxwell(noise), rank="info", verbose=False
     )
+    raw_noise_cov = mne.compute_raw_covariance(noise, verbose=False)
     return dict(
         fwd=fwd,
         active=active,
@@ -62,6 +63,7 @@ def recordings(tmp_path_factory):
         raws=raws,
         sss={story: _maxwell(raw) for story, raw in raws.items()},
         maxwell_noise_cov=maxwell_noise_cov,
+        raw_noise_cov=raw_noise_cov,
     )
 
 
@@ -90,6 +92,19 @@ def test_diagonal_covariance_is_kept_in_the_data_dimensions(recordings):
     assert in_data_space(ad_hoc, raw.info, np.cov(raw.get_data())) is ad_hoc
     full = recordings["maxwell_noise_cov"]
     assert in_data_space(full, sss.info, np.cov(data)) is full
+
+
+def test_whitening_rank(recordings):
+    """MNE's rank="info" for covariances that span the Maxwell-filtered data's
+    dimensions, its estimate for others (raw empty room) and unfiltered data."""
+    sss, raw = recordings["sss"]["s2"], recordings["raws"]["s2"]
+    ad_hoc = mne.make_ad_hoc_cov(sss.info, verbose=False)
+    kept = in_data_space(ad_hoc, sss.info, np.cov(sss.get_data()))
+    assert whitening_rank(kept, sss.info) == "info"
+    assert whitening_rank(recordings["maxwell_noise_cov"], sss.info) == "info"
+    assert whitening_rank(recordings["raw_noise_cov"], sss.info) is None
+    assert whitening_rank(ad_hoc, sss.info) is None
+    assert whitening_rank(recordings["maxwell_noise_cov"], raw.info) is None
 
 
 def test_whitened_snr_over_the_data_dimensions(recordings):
