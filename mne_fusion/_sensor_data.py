@@ -181,9 +181,9 @@ def whitening_rank(noise_cov, info):
 
     ``"info"`` (the rank that Maxwell filtering and projectors leave, as MNE
     advises for such data) when ``info`` records Maxwell filtering and ``noise_cov``
-    spans no more dimensions (a covariance of Maxwell-filtered noise, or one kept in
-    the data's by :func:`in_data_space`); else None, MNE's estimate (a covariance
-    of unfiltered empty-room data is whitened as MNE would).
+    spans no more dimensions than that: a covariance of Maxwell-filtered noise, or
+    one that :func:`in_data_space` kept in the data's dimensions. Else None, MNE's
+    estimate (as for a covariance of the unfiltered empty room).
     """
     if noise_cov["diag"]:
         return None  # it spans every channel

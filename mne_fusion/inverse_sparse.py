@@ -177,13 +177,8 @@ def _learn_and_apply(
     # MNE scales the prior to trace(G R G') = rank; lambda2 undoes it, leaving the
     # learnt variances in the units of the whitened noise
     lambda2 = rank / float(np.square(gain).sum(axis=0) @ prior)
+    whiten_rank = whitening_rank(noise_cov, inst.info)
     stcs = _weighted_inverse(
-        inst,
-        forward,
-        noise_cov,
-        "MNE",
-        lambda2,
-        prior,
-        whitening_rank(noise_cov, inst.info),
+        inst, forward, noise_cov, "MNE", lambda2, prior, whiten_rank
     )
     return _to_template(stcs, forward, src, subjects_dir), n_iter, converged
