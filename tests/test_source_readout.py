@@ -186,6 +186,35 @@ def test_raw_targets_are_good_data_channels_out_of_bad_spans(tiny):
         SourceReadout().fit({"s0": stcs["s0"]}, {"s0": only_misc})
 
 
+def test_raw_targets_are_matched_by_name(known):
+    """Raw targets are the channels good in every story of the fit, and are read by
+    name when scored (in any order, other channels bad or not)."""
+    y = _noisy(known, 0.3)
+    X = {story: _stc(sources) for story, sources in known["sources"].items()}
+    names = [f"E{k}" for k in range(6)]
+    info = mne.create_info(names, SFREQ, "ecog")
+    raws = {s: mne.io.RawArray(y[s].T, info, verbose=False) for s in y}
+    raws["sa"].info["bads"] = ["E1"]
+    raws["sb"].info["bads"] = ["E4"]
+    train = {s: X[s] for s in ("sa", "sb")}
+    got = SourceReadout(tmax=0.06).fit(train, {s: raws[s] for s in train})
+    fitted = ["E0", "E2", "E3", "E5"]
+    assert got.ch_names_ == fitted
+    columns = [names.index(n) for n in fitted]
+    want = SourceReadout(tmax=0.06).fit(train, {s: y[s][:, columns] for s in train})
+    assert_allclose(got.coef_, want.coef_, rtol=1e-10, atol=1e-12)
+    r = want.score({"sc": X["sc"]}, {"sc": y["sc"][:, columns]})
+    assert r.min() > 0.8
+    test = raws["sc"].copy().reorder_channels(names[::-1])
+    test.info["bads"] = ["E4"]  # not fitted: not read
+    assert_allclose(got.score({"sc": X["sc"]}, {"sc": test}), r, rtol=1e-10)
+    test.info["bads"] = ["E2"]
+    with pytest.raises(ValueError, match=r"y\['sc'\] lacks 0 and marks bad 1 .*E2"):
+        got.score({"sc": X["sc"]}, {"sc": test})
+    with pytest.raises(ValueError, match=r"lacks 1 and marks bad 1 .*'E5', 'E2'"):
+        got.score({"sc": X["sc"]}, {"sc": test.copy().drop_channels(["E5"])})
+
+
 def test_radius():
     """Each channel reads only the sources near its electrode."""
     src = template_source_space("ico3")

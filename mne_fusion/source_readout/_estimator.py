@@ -181,10 +181,10 @@ class SourceReadout(RegressorMixin, BaseEstimator):
             n_channels)**, one sample per sample of the sources. A Raw is read as
             :meth:`~mne_fusion.FusionDataset.add_meg` reads a run: from
             ``stim_onset`` on, at the sources' rate (resampled with
-            :func:`scipy.signal.resample_poly` if need be) and cut to the story; its
-            good data channels are read (not those in ``info['bads']``, nor
-            stimulus, EOG, ECG or misc channels), and samples under ``BAD*``
-            annotations are left out, here and in :meth:`score`.
+            :func:`scipy.signal.resample_poly` if need be) and cut to the story; the
+            data channels good in every story are read (not those in any story's
+            ``info['bads']``, nor stimulus, EOG, ECG or misc channels), and samples
+            under ``BAD*`` annotations are left out, here and in :meth:`score`.
         stim_onset : None | float | str | dict
             Where each story starts in its Raw of ``y``: None (default) at the
             first sample, a float in seconds from it, a str the description of an
@@ -350,7 +350,8 @@ class SourceReadout(RegressorMixin, BaseEstimator):
         X : dict
             Story -> features or source estimate, as in :meth:`fit`.
         y : dict
-            Story -> recording, as in :meth:`fit`.
+            Story -> recording, as in :meth:`fit`; of a Raw, the channels
+            :attr:`ch_names_` are read by name (in any order; each must be good).
         stim_onset : None | float | str | dict
             Where each story starts in its Raw of ``y``, as in :meth:`fit`.
 
@@ -368,7 +369,7 @@ class SourceReadout(RegressorMixin, BaseEstimator):
             for story, p in predictions.items()
         }
         targets, _, bad = check_targets(
-            y, n_times, self.sfreq_, len(self.alpha_), stim_onset
+            y, n_times, self.sfreq_, len(self.alpha_), stim_onset, self.ch_names_
         )
         true, pred = [], []
         for story, value in predictions.items():

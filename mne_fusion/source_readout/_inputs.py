@@ -11,6 +11,7 @@ import mne
 import numpy as np
 from mne.io import BaseRaw
 from mne.transforms import _get_trans, apply_trans, invert_transform
+from mne.utils import logger
 from scipy.spatial import cKDTree
 
 from ..anatomy import source_positions
@@ -81,14 +82,15 @@ def check_sources(X, encoder):
     return out, rates.pop()
 
 
-def check_targets(y, n_times, sfreq, n_fitted=None, stim_onset=None):
+def check_targets(y, n_times, sfreq, n_fitted=None, stim_onset=None, ch_names=None):
     """Return the targets, the Raw Info and the samples under BAD annotations.
 
     Story -> target array (n_times, n_targets), the Raw Info (or None), and story ->
-    samples under a ``BAD*`` annotation of a Raw (None where none is). Of a Raw, the
-    good data channels are the targets (not those in ``info['bads']``, nor stimulus,
-    EOG, ECG or misc channels), as MNE's functions pick them, read from
-    ``stim_onset`` on at ``sfreq`` as ``FusionDataset.add_meg`` reads a run.
+    samples under a ``BAD*`` annotation of a Raw (None where none is). Of Raw
+    recordings, the targets are ``ch_names`` (the fitted channels), or else the data
+    channels good in every story (not in ``info['bads']``, nor stimulus, EOG, ECG
+    or misc channels), as :meth:`FusionDataset.add_meg` takes a subject's channels,
+    read from ``stim_onset`` on at ``sfreq`` as it reads a run.
     """
     _validate_type(y, Mapping, "y")
     if set(y) != set(n_times):
@@ -106,16 +108,14 @@ def check_targets(y, n_times, sfreq, n_fitted=None, stim_onset=None):
             "stimulus onset: stim_onset is for Raw recordings."
         )
     onsets = _onsets(stim_onset, raws, "y")
-    out, infos, bad = {}, [], dict.fromkeys(n_times)
+    names = _target_channels(raws, ch_names) if raws else None
+    out, info, bad = {}, None, dict.fromkeys(n_times)
     for story, n in n_times.items():
         value, whose = y[story], f"y[{story!r}]"
         if isinstance(value, BaseRaw):
-            picks = _data_picks(value.info, whose)
-            names = [value.ch_names[k] for k in picks]
             value, info, bad[story] = aligned_recording(
                 value, names, sfreq, n, onsets[story], whose, np.float64
             )
-            infos.append(info)
             out[story] = value.T
             continue
         if value.ndim != 2:
@@ -140,9 +140,41 @@ def check_targets(y, n_times, sfreq, n_fitted=None, stim_onset=None):
             f"y has {n_targets.pop()} channels but the read-out was fitted on "
             f"{n_fitted}."
         )
-    if infos and any(info["ch_names"] != infos[0]["ch_names"] for info in infos):
-        raise ValueError("The Raw recordings of y must have the same good channels.")
-    return out, (infos[0] if infos else None), bad
+    return out, info, bad
+
+
+def _target_channels(raws, ch_names):
+    """Return the channels of ``raws`` to read.
+
+    ``ch_names`` (refused unless good in every story), or else the data channels
+    good in every story, in the first story's order.
+    """
+    if ch_names is not None:
+        for story, raw in raws.items():
+            lacking = [n for n in ch_names if n not in raw.ch_names]
+            bad = [n for n in ch_names if n in raw.info["bads"]]
+            if lacking or bad:
+                raise ValueError(
+                    f"y[{story!r}] lacks {len(lacking)} and marks bad {len(bad)} of "
+                    f"the {len(ch_names)} channels the read-out was fitted on: "
+                    f"{(lacking + bad)[:10]}."
+                )
+        return list(ch_names)
+    good = {
+        story: [raw.ch_names[k] for k in _data_picks(raw.info, f"y[{story!r}]")]
+        for story, raw in raws.items()
+    }
+    first = next(iter(good.values()))
+    names = [n for n in first if all(n in channels for channels in good.values())]
+    left_out = sorted(set().union(*good.values()) - set(names))
+    if not names:
+        raise ValueError("The Raw recordings of y have no good data channel in common.")
+    if left_out:
+        logger.info(
+            f"Left out {len(left_out)} channel(s) not good in every story of y: "
+            f"{left_out[:10]}"
+        )
+    return names
 
 
 def _data_picks(info, name):
