@@ -113,9 +113,10 @@ def check_targets(y, n_times, sfreq, n_fitted=None, stim_onset=None, ch_names=No
     for story, n in n_times.items():
         value, whose = y[story], f"y[{story!r}]"
         if isinstance(value, BaseRaw):
-            value, info, bad[story] = aligned_recording(
+            value, run_info, bad[story] = aligned_recording(
                 value, names, sfreq, n, onsets[story], whose, np.float64
             )
+            info = run_info if info is None else info  # the first story's
             out[story] = value.T
             continue
         if value.ndim != 2:
