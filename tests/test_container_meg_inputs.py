@@ -217,6 +217,32 @@ def test_bad_annotations_are_left_out(exp):
     assert_allclose(stds[1], stds[0], rtol=1e-4)
 
 
+@pytest.mark.parametrize("sfreq", [SFREQ, 200.0])
+def test_nan_under_bad_annotations(exp, sfreq):
+    """NaN spans marked BAD (mne.preprocessing.annotate_nan) are read as 0 and left
+    out, at the stimulus rate and resampled; NaN outside a BAD span is refused."""
+    runs, zeros = {}, {}
+    for story in STORIES:
+        raw = _padded(exp["raws"][story], 0.0, sfreq=sfreq)
+        span = slice(round(4.0 * sfreq), round(5.5 * sfreq))
+        raw._data[:, span] = 0.0
+        zeros[story] = raw.copy()
+        raw._data[:3, span] = np.nan
+        raw.set_annotations(mne.preprocessing.annotate_nan(raw))
+        zeros[story].set_annotations(raw.annotations)
+        runs[story] = raw
+    assert set(runs["s0"].annotations.description) == {"BAD_NAN"}
+    got = _stimuli(exp).add_meg("A", runs, exp["fwd"], verbose=False).meg("A")
+    want = _stimuli(exp).add_meg("A", zeros, exp["fwd"], verbose=False).meg("A")
+    for story in STORIES:
+        assert_array_equal(got.runs[story], want.runs[story])
+        assert np.isfinite(got.runs[story]).all()
+    assert_array_equal(np.flatnonzero(got.bad_samples("s0")), np.r_[200:275])
+    runs["s1"].set_annotations(None)
+    with pytest.raises(ValueError, match=r"runs\['s1'\] contains [0-9]+ NaN"):
+        _stimuli(exp).add_meg("A", runs, exp["fwd"], verbose=False)
+
+
 def _cached_forward(exp, tmp_path_factory):
     """The free-orientation forward that template_forward cached for the experiment."""
     root = tmp_path_factory.getbasetemp() / "mne_data"

@@ -267,8 +267,10 @@ def _meg_run(whose, inst, names, sfreq, n_times, onset, dtype):
         step = max(1, _CHUNK // len(picks))  # a few MB in float64 at a time
         for start in range(0, n_have, step):
             stop = min(start + step, n_have)
-            data[:, start:stop] = inst.get_data(
-                picks=picks, start=first + start, stop=first + stop
+            data[:, start:stop] = _zero_bad_nan(
+                inst.get_data(picks=picks, start=first + start, stop=first + stop),
+                inst,
+                first + start,
             )
     else:  # a few channels of the whole story at a time: resampling needs it whole
         step = max(1, 4 * _CHUNK // (stop - first + pad))
@@ -276,6 +278,7 @@ def _meg_run(whose, inst, names, sfreq, n_times, onset, dtype):
             block = inst.get_data(
                 picks=picks[start : start + step], start=first - pad, stop=stop
             )
+            block = _zero_bad_nan(block, inst, first - pad)
             data[start : start + step, :n_have] = resample(block)[
                 :, skip : skip + n_have
             ]
@@ -287,6 +290,23 @@ def _meg_run(whose, inst, names, sfreq, n_times, onset, dtype):
         if not np.isfinite(data[..., start : start + step]).all():
             _check_finite(data, whose)
     return data
+
+
+def _zero_bad_nan(block, inst, start):
+    """Return a Raw's ``block`` (from sample ``start``) with NaN under BAD spans as 0.
+
+    Those samples are left out of the fit (:func:`mne.preprocessing.annotate_nan`
+    marks NaN spans ``BAD_NAN``), MNE reads its acquisition skips as 0, and NaN
+    would spread through the resampling filter; NaN elsewhere is refused later.
+    """
+    finite = np.isfinite(block)
+    if finite.all():
+        return block
+    sfreq = inst.info["sfreq"]
+    bad = _bad_samples(inst, start / sfreq, block.shape[1], sfreq)
+    if bad is not None:
+        block[:, bad] = np.where(finite[:, bad], block[:, bad], 0.0)
+    return block
 
 
 def _ratio(sfreq, run_sfreq):
