@@ -295,9 +295,11 @@ class FusionEncoder(PredictionMixin, ReadingMixin, BaseEstimator):
             Ignored; the recordings are in ``X``.
         noise_cov : dict of str -> mne.Covariance | None
             Sensor noise covariance per MEG subject, used to whiten its data (and for
-            :meth:`apply_inverse`). Subjects without one are scaled by each channel's
-            standard deviation. The SSP projectors of the recording's ``info`` are
-            applied in both cases, as MNE's inverse applies them.
+            :meth:`apply_inverse`); of Maxwell-filtered runs, one of empty-room data
+            Maxwell-filtered alike. Subjects without one are scaled by each channel's
+            standard deviation (in the dimensions Maxwell-filtered runs span). The
+            SSP projectors of the recording's ``info`` are applied in both cases, as
+            MNE's inverse applies them.
         checkpoint : path-like | None
             File where the whole training state is written (atomically) after every
             epoch. When it exists as ``fit`` starts, training resumes from it; it
