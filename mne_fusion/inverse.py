@@ -59,11 +59,12 @@ def _check_inverse_inputs(inst, forward, noise_cov, method, snr, methods, depth)
     names = _check_recording(inst, noise_cov, forward)
     if isinstance(snr, str):
         _check_option("snr", snr, ("auto",))
-        snr = _whitened_snr(inst, noise_cov)  # its pass over the data refuses NaN
+        # its pass over the data refuses NaN and keeps noise_cov in their dimensions
+        snr, noise_cov = _whitened_snr(inst, noise_cov)
     else:
         _check_finite_data(inst, names)
     info = mne.pick_info(inst.info, [inst.ch_names.index(n) for n in names])
-    noise_cov = in_data_space(noise_cov, info, inst)
+    noise_cov = in_data_space(noise_cov, info, inst)  # reads inst if not done yet
     lambda2 = 1.0 / _check_positive(snr, "snr") ** 2
     return lambda2, noise_cov, whitening_rank(noise_cov, info)
 
@@ -103,11 +104,12 @@ def whitened_snr(inst, noise_cov, *, verbose=None):
     _validate_type(inst, (mne.io.BaseRaw, mne.BaseEpochs, mne.Evoked), "inst")
     _validate_type(noise_cov, mne.Covariance, "noise_cov")
     _check_recording(inst, noise_cov)
-    return _whitened_snr(inst, noise_cov)
+    return _whitened_snr(inst, noise_cov)[0]
 
 
 def _whitened_snr(inst, noise_cov):
-    white, _, _, rank, n_samples, _ = _whitened_covariance(
+    """Return :func:`whitened_snr` and the covariance it whitened by."""
+    white, _, _, rank, n_samples, noise_cov = _whitened_covariance(
         inst, noise_cov, inst.info, pca=False
     )
     eigenvalues = np.linalg.eigvalsh(white)[-rank:]
@@ -117,7 +119,7 @@ def _whitened_snr(inst, noise_cov):
     logger.info(
         f"Whitened SNR {snr:.3g}: {signal.size} of {rank} components above the noise"
     )
-    return snr
+    return snr, noise_cov
 
 
 def _is_fixed(forward):
