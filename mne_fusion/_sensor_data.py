@@ -138,7 +138,7 @@ def _blocks(inst, picks, block=10_000):
                 reject_by_annotation="omit",
             )
     elif isinstance(inst, mne.BaseEpochs):
-        inst = with_bad_epochs_dropped(inst)
+        inst = with_bad_epochs_dropped(inst, "inst")
         for item in range(len(inst)):
             yield inst.get_data(picks=picks, item=[item])[0]
     else:
@@ -159,6 +159,11 @@ def _data_covariance(inst, picks):
         sums = sums + data.sum(axis=1)
         n_samples += data.shape[1]
     _raise_non_finite(n_bad)
+    if not n_samples:  # a Raw whose every sample is under a BAD annotation
+        raise ValueError(
+            "inst has no sample outside its BAD annotations to compute the "
+            "covariance of its data from."
+        )
     mean = sums / n_samples
     cov = total / n_samples - np.outer(mean, mean)
     if isinstance(inst, mne.Evoked):

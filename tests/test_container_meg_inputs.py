@@ -26,7 +26,8 @@ from mne_fusion.anatomy import template_source_space
 from mne_fusion.encoder._prepare import _channel_covariance, prepare
 from mne_fusion.encoder._segments import SegmentSet
 from mne_fusion.features import Features
-from mne_fusion.inverse import whitened_snr
+from mne_fusion.inverse import minimum_norm, whitened_snr
+from mne_fusion.inverse_sparse import champagne
 
 STORIES = ("s0", "s1", "s2")
 
@@ -461,3 +462,38 @@ def test_lazy_epochs_read_from_a_file(exp, tmp_path):
     assert_allclose(snrs[0], snrs[1], rtol=1e-12)
     with pytest.raises(RuntimeError, match="bad epochs have not been dropped"):
         len(lazy["s0"])  # the user's Epochs are left as they were
+
+
+@pytest.mark.filterwarnings("ignore:All epochs were dropped:RuntimeWarning")  # MNE's
+@pytest.mark.parametrize("preload", [True, False])
+def test_nothing_left_to_read(exp, preload):
+    """A story-long epoch dropped for a BAD span, and a run wholly under BAD
+    annotations, are refused by name by add_meg and the inverses, before any
+    covariance or score is computed from no sample."""
+    raw = exp["raws"]["s0"].copy()
+    raw.set_annotations(mne.Annotations([3.0], [0.5], ["BAD_muscle"]))
+    epochs = mne.Epochs(
+        raw, np.array([[0, 0, 1]]), tmin=0, tmax=(N_TIMES - 1) / SFREQ,
+        baseline=None, preload=preload, verbose=False,
+    )  # fmt: skip
+    cov = mne.make_ad_hoc_cov(exp["info"], verbose=False)
+    no_epoch = (
+        r"\(Epochs\) has no epoch; MNE's drop log gives BAD_muscle x1\. An epoch "
+        r"under any BAD annotation is dropped whole .* reject_by_annotation=False"
+    )
+    runs = {"s0": epochs, "s1": exp["raws"]["s1"]}
+    with pytest.raises(ValueError, match=r"runs\['s0'\] " + no_epoch):
+        _stimuli(exp).add_meg("A", runs, exp["fwd"], verbose=False)
+    for inverse in (minimum_norm, champagne):
+        with pytest.raises(ValueError, match="inst " + no_epoch):
+            inverse(epochs, exp["fwd"], cov, verbose=False)
+    whole = exp["raws"]["s1"].copy()
+    whole.set_annotations(mne.Annotations([0.0], [N_TIMES / SFREQ], ["BAD_sleep"]))
+    runs = {"s0": exp["raws"]["s0"], "s1": whole}
+    with pytest.raises(ValueError, match=r"runs\['s1'\] has every sample of the st"):
+        _stimuli(exp).add_meg("A", runs, exp["fwd"], verbose=False)
+    no_sample = "inst has no sample outside its BAD annotations"
+    with pytest.raises(ValueError, match=no_sample):
+        champagne(whole, exp["fwd"], cov, verbose=False)
+    with pytest.raises(ValueError, match=no_sample):
+        whitened_snr(whole, cov, verbose=False)

@@ -9,6 +9,7 @@ forwards may be is made uniform first by :mod:`._meg_inputs`.
 """
 
 import math
+from collections import Counter
 from fractions import Fraction
 
 import numpy as np
@@ -34,18 +35,38 @@ from ._subjects import MEGSubject
 _CHUNK = 2**20
 
 
-def with_bad_epochs_dropped(epochs):
+def with_bad_epochs_dropped(epochs, whose):
     """Return ``epochs``, or a copy with its bad epochs dropped if not yet done.
 
     Epochs made with MNE's default ``preload=False`` do not know how many they are
     until their rejection has been applied; it is applied on a copy (as reading
-    their data would), so that the user's Epochs stay as they were.
+    their data would), so that the user's Epochs stay as they were. Epochs with no
+    epoch left are refused, with the reasons of MNE's drop log (``whose`` names them).
     """
     try:
         len(epochs)
     except RuntimeError:  # "bad epochs have not been dropped"
-        return epochs.copy().drop_bad(verbose=False)
+        epochs = epochs.copy().drop_bad(verbose=False)
+    if len(epochs) == 0:
+        raise ValueError(_no_epoch_message(epochs, whose))
     return epochs
+
+
+def _no_epoch_message(epochs, whose):
+    reasons = Counter(r for log in epochs.drop_log for r in log if r != "IGNORED")
+    message = f"{whose} (Epochs) has no epoch"
+    if reasons:
+        counts = ", ".join(f"{reason} x{n}" for reason, n in reasons.items())
+        message += f"; MNE's drop log gives {counts}"
+    if any(reason.upper().startswith("BAD") for reason in reasons):
+        # the usual cause: one epoch per story, dropped whole for a short BAD span
+        message += (
+            ". An epoch under any BAD annotation is dropped whole (MNE's "
+            "reject_by_annotation=True): give the Raw, whose BAD spans are left out "
+            "sample by sample, or make the Epochs with reject_by_annotation=False "
+            "(their annotations are then not read)"
+        )
+    return message + "."
 
 
 def _meg_subject(name, runs, forward, stimuli, sfreq, stim_onset=None):
@@ -137,11 +158,17 @@ def aligned_recording(
     info : mne.Info
         ``inst``'s of the channels ``names``, at ``sfreq``.
     bad : array of bool, shape (n_times,) | None
-        The samples under ``BAD*`` annotations of a Raw.
+        The samples under ``BAD*`` annotations of a Raw (not all of them: a run
+        with no other sample is refused).
     """
     onset = _onset(inst, stim_onset, whose)
     data = _meg_run(whose, inst, names, sfreq, n_times, onset, dtype)
     bad = _bad_samples(inst, onset, n_times, sfreq)
+    if bad is not None and bad.all():
+        raise ValueError(
+            f"{whose} has every sample of the story under a BAD annotation: nothing "
+            "is left to read; leave it out."
+        )
     return data, _run_info(inst, names, sfreq), bad
 
 
@@ -229,9 +256,7 @@ def _meg_run(whose, inst, names, sfreq, n_times, onset, dtype):
     ratio = Fraction(1) if _same(run_sfreq, sfreq) else _ratio(sfreq, run_sfreq)
     picks = [inst.ch_names.index(name) for name in names]
     if isinstance(inst, BaseEpochs):
-        inst = with_bad_epochs_dropped(inst)
-        if len(inst) == 0:
-            raise ValueError(f"{whose} (Epochs) has no epoch.")
+        inst = with_bad_epochs_dropped(inst, whose)
         first = int(round((onset - inst.times[0]) * sfreq))
         if not inst.times[0] - 0.5 / run_sfreq <= onset <= inst.times[-1]:
             raise ValueError(
