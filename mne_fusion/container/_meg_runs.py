@@ -162,13 +162,13 @@ def aligned_recording(
         with no other sample is refused).
     """
     onset = _onset(inst, stim_onset, whose)
-    data = _meg_run(whose, inst, names, sfreq, n_times, onset, dtype)
     bad = _bad_samples(inst, onset, n_times, sfreq)
-    if bad is not None and bad.all():
+    if bad is not None and bad.all():  # refused before the run is read
         raise ValueError(
             f"{whose} has every sample of the story under a BAD annotation: nothing "
             "is left to read; leave it out."
         )
+    data = _meg_run(whose, inst, names, sfreq, n_times, onset, dtype)
     return data, _run_info(inst, names, sfreq), bad
 
 
