@@ -15,7 +15,7 @@ the magnetometer, of median standard deviation. Each cell: the temporal r agains
 the stimulus-driven truth on the test story, and in parentheses the r (over all
 sources and samples) with the same method's estimate from the intact recording.
 
-Usage (about 10 min on 2 cores)::
+Usage (about 4 min on 2 cores)::
 
     python benchmarks/bench_dead_channel.py \
         --out benchmarks/results/bench_dead_channel.json
