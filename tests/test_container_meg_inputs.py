@@ -244,6 +244,96 @@ def test_nan_under_bad_annotations(exp, sfreq):
         _stimuli(exp).add_meg("A", runs, exp["fwd"], verbose=False)
 
 
+def _presentations(raw, n, sfreq=SFREQ):
+    """A Raw at ``sfreq`` that holds ``raw``'s story ``n`` times, each after 1 s of
+    zeros and with noise of its own, and Epochs of them (reject_by_annotation=False,
+    from 0.5 s before each onset)."""
+    rng = np.random.default_rng(3)
+    story = _padded(raw, 0.0, sfreq=sfreq).get_data()
+    gap = np.zeros((len(story), round(sfreq)))
+    parts = [gap, story]
+    for _ in range(n - 1):
+        noise = 0.5 * story.std() * rng.standard_normal(story.shape)
+        parts += [gap, story + noise]
+    info = raw.info.copy()
+    with info._unlock():
+        info["sfreq"] = sfreq
+    long = mne.io.RawArray(np.hstack(parts), info, first_samp=37, verbose=False)
+    long.set_meas_date(1e9)
+    step = len(gap[0]) + len(story[0])
+    onsets = long.first_samp + len(gap[0]) + step * np.arange(n)
+    events = np.c_[onsets, np.zeros(n, int), np.ones(n, int)]
+    tmax = (N_TIMES - 1) / SFREQ
+    return long, lambda run: mne.Epochs(
+        run, events, tmin=-0.5, tmax=tmax, baseline=None,
+        reject_by_annotation=False, preload=False, verbose=False,
+    )  # fmt: skip
+
+
+def test_bad_annotations_of_epochs(exp):
+    """Epochs made with reject_by_annotation=False keep their Raw's BAD spans: a
+    story-long epoch gives what its Raw gives; with repeats a sample bad in any epoch
+    is left out, of the split-half noise ceiling too."""
+    raws, epochs = {}, {}
+    for story in STORIES:
+        raw, make_epochs = _presentations(exp["raws"][story], 1)
+        raw.set_annotations(_with_bads(raw, False).annotations)  # +1 s: 4 to 5 s
+        raws[story], epochs[story] = raw, make_epochs(raw)
+    from_raws = _stimuli(exp).add_meg("A", raws, exp["fwd"], stim_onset=1.0)
+    from_epochs = _stimuli(exp).add_meg("A", epochs, exp["fwd"], verbose=False)
+    for story in STORIES:
+        assert_array_equal(
+            from_epochs.meg("A").runs[story][0], from_raws.meg("A").runs[story]
+        )
+        assert_array_equal(
+            from_epochs.meg("A").bad_samples(story),
+            from_raws.meg("A").bad_samples(story),
+        )
+    assert_array_equal(
+        np.flatnonzero(from_epochs.meg("A").bad_samples("s0")), np.r_[200:250, 565:590]
+    )
+    ceilings = []
+    for garbage in (False, True):
+        runs = {}
+        for story in STORIES:
+            raw, make_epochs = _presentations(exp["raws"][story], 2)
+            # 5 to 6 s of the first presentation, 3 to 3.5 s of the second
+            raw.set_annotations(
+                mne.Annotations([6.0, 25.0], [1.0, 0.5], ["BAD_", "bad"])
+            )
+            if garbage:
+                raw._data[:, 300:350] = raw._data[:, 1250:1275] = 1e-9
+            runs[story] = make_epochs(raw)
+        meg = _stimuli(exp).add_meg("A", runs, exp["fwd"], verbose=False).meg("A")
+        assert_array_equal(
+            np.flatnonzero(meg.bad_samples("s1")), np.r_[150:175, 250:300]
+        )
+        ceilings.append(meg.noise_ceiling)
+    assert ceilings[0].mean() > 0.5
+    assert_allclose(ceilings[1], ceilings[0], rtol=1e-6)
+
+
+@pytest.mark.parametrize("sfreq", [SFREQ, 200.0])
+def test_nan_under_bad_annotations_of_epochs(exp, sfreq):
+    """NaN under an epoch's BAD span (mne.preprocessing.annotate_nan) is read as 0
+    and left out, at the stimulus rate and resampled."""
+    runs, zeros = {}, {}
+    for story in STORIES:
+        raw, make_epochs = _presentations(exp["raws"][story], 2, sfreq)
+        span = slice(round(26.0 * sfreq), round(27.5 * sfreq))  # 4 to 5.5 s, second
+        raw._data[:, span] = 0.0
+        zeros[story] = make_epochs(raw.copy())
+        raw._data[:3, span] = np.nan
+        raw.set_annotations(mne.preprocessing.annotate_nan(raw))
+        runs[story] = make_epochs(raw)
+    got = _stimuli(exp).add_meg("A", runs, exp["fwd"], verbose=False).meg("A")
+    want = _stimuli(exp).add_meg("A", zeros, exp["fwd"], verbose=False).meg("A")
+    for story in STORIES:
+        assert_array_equal(got.runs[story], want.runs[story])
+    assert_array_equal(np.flatnonzero(got.bad_samples("s0")), np.r_[200:275])
+    assert want.bad_samples("s0") is None
+
+
 def _cached_forward(exp, tmp_path_factory):
     """The free-orientation forward that template_forward cached for the experiment."""
     root = tmp_path_factory.getbasetemp() / "mne_data"

@@ -211,11 +211,11 @@ class FusionDataset:
             and resampled to it (:func:`scipy.signal.resample_poly`). Runs must cover
             the story (one missing final sample is filled with the last one); longer
             runs are cropped. Runs flat on every channel are refused, flat channels
-            warn. Samples of a Raw under an annotation whose description starts
-            with ``"BAD"`` (MNE's ``BAD_*``, any case) are left out of the fit, NaN
-            there read as 0 (see :meth:`MEGSubject.bad_samples`); annotations of
-            Epochs are not read. Runs share their SSP projectors (as
-            :func:`mne.concatenate_raws` asks), applied to all if applied to one.
+            warn. Samples under a ``"BAD*"`` annotation (any case) of a Raw, or of
+            any epoch (Epochs made with ``reject_by_annotation=False``), are left
+            out of the fit, NaN there read as 0 (see :meth:`MEGSubject.bad_samples`).
+            Runs share their SSP projectors (as :func:`mne.concatenate_raws` asks),
+            applied to all if applied to one.
         forward : mne.Forward | dict
             Forward solution on a two-hemisphere surface source space, or story ->
             forward when the head position differs between runs (all on the same

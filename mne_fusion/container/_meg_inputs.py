@@ -189,19 +189,23 @@ def _onset(inst, value, whose):
     return value
 
 
-def _bad_samples(inst, onset, n_times, sfreq):
+def _bad_samples(inst, onset, n_times, sfreq, item=None):
     """Return which samples of the story a ``BAD*`` annotation of the run covers.
 
     Parameters
     ----------
     inst : Raw | Epochs
-        The run; annotations of Epochs are not read.
+        The run. Epochs keep their Raw's annotations (MNE's
+        ``reject_by_annotation=False`` keeps the epochs they overlap).
     onset : float
-        Onset of the story in the run (s from its first sample).
+        Onset of the story in the run: s from a Raw's first sample, or the epoch time.
     n_times : int
         Number of samples of the story's features.
     sfreq : float
         Their sampling rate (Hz).
+    item : int | None
+        The epoch whose annotations count; None: those of every epoch (a sample is
+        bad if it is bad in any epoch, whose average then holds the artefact).
 
     Returns
     -------
@@ -209,16 +213,20 @@ def _bad_samples(inst, onset, n_times, sfreq):
         True where an annotation whose description starts with "bad" (any case, as
         MNE's ``reject_by_annotation``) lies; None when no sample is bad.
     """
-    if not isinstance(inst, BaseRaw):
-        return None
-    annot = inst.annotations
-    is_bad = np.array([d.lower().startswith("bad") for d in annot.description], bool)
-    if not is_bad.any():
-        return None
-    starts = (annot.onset[is_bad] - inst.first_time - onset) * sfreq
-    stops = starts + annot.duration[is_bad] * sfreq
+    if isinstance(inst, BaseRaw):
+        annot = inst.annotations
+        onsets = annot.onset - inst.first_time
+        spans = zip(onsets, annot.duration, annot.description, strict=True)
+    else:  # onsets from each epoch's time 0
+        epochs = inst.get_annotations_per_epoch()
+        epochs = epochs if item is None else [epochs[item]]
+        spans = (span for epoch in epochs for span in epoch)
     bad = np.zeros(n_times, bool)
-    for start, stop in zip(starts, stops, strict=True):
+    for start, duration, description in spans:
+        if not description.lower().startswith("bad"):
+            continue
+        start = (start - onset) * sfreq
+        stop = start + duration * sfreq
         if (start < -1e-6 and stop < 1e-6) or start >= n_times - 1e-6:
             continue
         first = max(0, int(np.floor(start + 1e-6)))

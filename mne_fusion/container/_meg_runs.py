@@ -62,9 +62,9 @@ def _no_epoch_message(epochs, whose):
         # the usual cause: one epoch per story, dropped whole for a short BAD span
         message += (
             ". An epoch under any BAD annotation is dropped whole (MNE's "
-            "reject_by_annotation=True): give the Raw, whose BAD spans are left out "
-            "sample by sample, or make the Epochs with reject_by_annotation=False "
-            "(their annotations are then not read)"
+            "reject_by_annotation=True): make the Epochs with "
+            "reject_by_annotation=False, or give the Raw; either way the BAD spans "
+            "are then left out sample by sample"
         )
     return message + "."
 
@@ -124,7 +124,7 @@ def _meg_subject(name, runs, forward, stimuli, sfreq, stim_onset=None):
         gain=gain,
         vertices=[np.array(s["vertno"]) for s in forward["src"]],
         runs=arrays,
-        noise_ceiling=_split_half_ceiling(arrays),
+        noise_ceiling=_split_half_ceiling(arrays, bad),
         bad=bad,
     )
 
@@ -158,9 +158,11 @@ def aligned_recording(
     info : mne.Info
         ``inst``'s of the channels ``names``, at ``sfreq``.
     bad : array of bool, shape (n_times,) | None
-        The samples under ``BAD*`` annotations of a Raw (not all of them: a run
-        with no other sample is refused).
+        The samples under ``BAD*`` annotations of a Raw or of any epoch (not all of
+        them: a run with no other sample is refused).
     """
+    if isinstance(inst, BaseEpochs):  # the epochs left, and their annotations
+        inst = with_bad_epochs_dropped(inst, whose)
     onset = _onset(inst, stim_onset, whose)
     bad = _bad_samples(inst, onset, n_times, sfreq)
     if bad is not None and bad.all():  # refused before the run is read
@@ -256,7 +258,6 @@ def _meg_run(whose, inst, names, sfreq, n_times, onset, dtype):
     ratio = Fraction(1) if _same(run_sfreq, sfreq) else _ratio(sfreq, run_sfreq)
     picks = [inst.ch_names.index(name) for name in names]
     if isinstance(inst, BaseEpochs):
-        inst = with_bad_epochs_dropped(inst, whose)
         first = int(round((onset - inst.times[0]) * sfreq))
         if not inst.times[0] - 0.5 / run_sfreq <= onset <= inst.times[-1]:
             raise ValueError(
@@ -286,7 +287,8 @@ def _meg_run(whose, inst, names, sfreq, n_times, onset, dtype):
     resample = _resampler(ratio)
     if isinstance(inst, BaseEpochs):
         for k in range(len(inst)):  # one epoch in float64 at a time
-            epoch = resample(inst.get_data(picks=picks, item=[k])[0])
+            epoch = inst.get_data(picks=picks, item=[k])[0]
+            epoch = resample(_zero_bad_nan(epoch, inst, inst.times[0], k))
             data[k, :, :n_have] = epoch[:, first : first + n_have]
     elif ratio == 1:
         step = max(1, _CHUNK // len(picks))  # a few MB in float64 at a time
@@ -295,7 +297,7 @@ def _meg_run(whose, inst, names, sfreq, n_times, onset, dtype):
             data[:, start:stop] = _zero_bad_nan(
                 inst.get_data(picks=picks, start=first + start, stop=first + stop),
                 inst,
-                first + start,
+                (first + start) / run_sfreq,
             )
     else:  # a few channels of the whole story at a time: resampling needs it whole
         step = max(1, 4 * _CHUNK // (stop - first + pad))
@@ -303,7 +305,7 @@ def _meg_run(whose, inst, names, sfreq, n_times, onset, dtype):
             block = inst.get_data(
                 picks=picks[start : start + step], start=first - pad, stop=stop
             )
-            block = _zero_bad_nan(block, inst, first - pad)
+            block = _zero_bad_nan(block, inst, (first - pad) / run_sfreq)
             data[start : start + step, :n_have] = resample(block)[
                 :, skip : skip + n_have
             ]
@@ -317,18 +319,19 @@ def _meg_run(whose, inst, names, sfreq, n_times, onset, dtype):
     return data
 
 
-def _zero_bad_nan(block, inst, start):
-    """Return a Raw's ``block`` (from sample ``start``) with NaN under BAD spans as 0.
+def _zero_bad_nan(block, inst, start, item=None):
+    """Return ``block`` of ``inst`` with its NaN under BAD spans as 0.
 
-    Those samples are left out of the fit (:func:`mne.preprocessing.annotate_nan`
-    marks NaN spans ``BAD_NAN``), MNE reads its acquisition skips as 0, and NaN
-    would spread through the resampling filter; NaN elsewhere is refused later.
+    ``block`` starts at ``start``: s from a Raw's first sample, or the time of epoch
+    ``item`` of Epochs. Those samples are left out of the fit
+    (:func:`mne.preprocessing.annotate_nan` marks NaN spans ``BAD_NAN``), MNE reads
+    its acquisition skips as 0, and NaN would spread through the resampling filter;
+    NaN elsewhere is refused later.
     """
     finite = np.isfinite(block)
     if finite.all():
         return block
-    sfreq = inst.info["sfreq"]
-    bad = _bad_samples(inst, start / sfreq, block.shape[1], sfreq)
+    bad = _bad_samples(inst, start, block.shape[1], inst.info["sfreq"], item)
     if bad is not None:
         block[:, bad] = np.where(finite[:, bad], block[:, bad], 0.0)
     return block
@@ -393,13 +396,15 @@ def _check_flat(subject, story, data, names):
         )
 
 
-def _split_half_ceiling(arrays):
+def _split_half_ceiling(arrays, bad):
     """Return the split-half noise ceiling per channel, or None without repeats.
 
     Parameters
     ----------
     arrays : dict
         Story -> run array; only runs of two or more epochs count.
+    bad : dict
+        Story -> bad samples (bool) or None; those are left out.
 
     Returns
     -------
@@ -407,11 +412,13 @@ def _split_half_ceiling(arrays):
         ``sqrt(2 r / (1 + r))`` with ``r`` the (non-negative) correlation between the
         averages of the even and of the odd epochs, concatenated over stories.
     """
-    halves = [
-        (data[0::2].mean(axis=0, dtype=float), data[1::2].mean(axis=0, dtype=float))
-        for data in arrays.values()
-        if data.ndim == 3 and data.shape[0] >= 2
-    ]
+    halves = []
+    for story, data in arrays.items():
+        if data.ndim == 3 and data.shape[0] >= 2:
+            good = slice(None) if bad[story] is None else ~bad[story]
+            halves.append(
+                [data[k::2].mean(axis=0, dtype=float)[:, good] for k in (0, 1)]
+            )
     if not halves:
         return None
     even = np.concatenate([h[0] for h in halves], axis=-1)

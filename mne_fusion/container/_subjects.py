@@ -60,8 +60,8 @@ class MEGSubject(_Subject):
         split-half repeat correlations; None when no story has two or more epochs.
     bad : dict
         Story -> array of bool, shape (n_times,), True at the samples under a ``BAD*``
-        annotation of the run (left out of the fit), or None when none is; stories
-        missing have no bad sample.
+        annotation of the run or of any of its epochs (left out of the fit), or None
+        when none is; stories missing have no bad sample.
     """
 
     name: str
@@ -103,7 +103,8 @@ class MEGSubject(_Subject):
         Returns
         -------
         bad : array of bool, shape (n_times,) | None
-            True under a ``BAD*`` annotation of the run; None when no sample is bad.
+            True under a ``BAD*`` annotation of the run (of any of its epochs);
+            None when no sample is bad.
         """
         self._run(story)
         return self.bad.get(story)
