@@ -1,7 +1,7 @@
 """A recording's sensor data as the inverses read them: checked, block by block.
 
 The minimum-norm and Champagne inverses and the SNR estimate read the good MEG and
-EEG channels of a Raw, Epochs or Evoked block by block (a Raw's ``BAD_*`` spans left
+EEG channels of a Raw, Epochs or Evoked block by block (``BAD_*`` spans left
 out) and whiten them by a noise covariance. MNE's inverse silently uses only the
 channels a covariance covers, and NaN in the data gives NaN estimates: both are
 refused here, before any estimate is made, NaN in the pass that reads the data for
@@ -14,6 +14,7 @@ from mne.cov import compute_whitener
 from mne.proj import make_projector
 from mne.utils import logger
 
+from .container._meg_inputs import _bad_samples
 from .container._meg_runs import with_bad_epochs_dropped
 from .utils import _check_compensation
 
@@ -78,10 +79,35 @@ def annotated_raw(data, info, bad):
     """Return a Raw of ``data`` whose samples ``bad`` (bool or None) are ``BAD``."""
     raw = mne.io.RawArray(data, info, verbose=False)
     if bad is not None:
-        edges = np.flatnonzero(np.diff(np.r_[0, bad.astype(np.int8), 0]))
-        starts, stops = edges[::2] / raw.info["sfreq"], edges[1::2] / raw.info["sfreq"]
-        raw.set_annotations(mne.Annotations(starts, stops - starts, "BAD"))
+        raw.set_annotations(_bad_annotations([0], bad[np.newaxis], info["sfreq"]))
     return raw
+
+
+def annotated_epochs(data, info, bad):
+    """Return Epochs of ``data`` from time 0 whose samples ``bad`` are ``BAD``.
+
+    ``bad``: None, or bool of shape (n_epochs, n_times), a row per epoch.
+    """
+    n_epochs, _, n_times = data.shape
+    # a sample apart, so that no span reaches into the next epoch
+    starts = np.arange(n_epochs) * (n_times + 1)
+    events = np.c_[starts, np.zeros((n_epochs, 2), int)]
+    events[:, 2] = 1
+    epochs = mne.EpochsArray(data, info, events, tmin=0.0, verbose=False)
+    if bad is not None:
+        epochs.set_annotations(_bad_annotations(starts, bad, info["sfreq"]))
+    return epochs
+
+
+def _bad_annotations(starts, bad, sfreq):
+    """Return ``BAD`` annotations of samples ``bad[k]`` from sample ``starts[k]``."""
+    onsets, stops = [], []
+    for start, row in zip(starts, bad, strict=True):
+        edges = start + np.flatnonzero(np.diff(np.r_[0, row.astype(np.int8), 0]))
+        onsets.append(edges[::2])
+        stops.append(edges[1::2])
+    onsets, stops = np.concatenate(onsets) / sfreq, np.concatenate(stops) / sfreq
+    return mne.Annotations(onsets, stops - onsets, "BAD")
 
 
 def data_channels(info):
@@ -127,7 +153,9 @@ def _check_finite_data(inst, names):
 def _blocks(inst, picks, block=10_000):
     """Yield the data of ``picks`` in blocks of time (a Raw) or per epoch.
 
-    Spans of a Raw annotated ``BAD_*`` are left out, as MNE's covariances do.
+    Spans annotated ``BAD_*`` are left out: of a Raw, as MNE's covariances do, and of
+    each epoch (which MNE's ``reject_by_annotation=False`` keeps), as
+    :meth:`FusionDataset.add_meg` leaves them out of the fit.
     """
     if isinstance(inst, mne.io.BaseRaw):
         for start in range(0, inst.n_times, block):
@@ -139,8 +167,12 @@ def _blocks(inst, picks, block=10_000):
             )
     elif isinstance(inst, mne.BaseEpochs):
         inst = with_bad_epochs_dropped(inst, "inst")
+        bad = _bad_samples(
+            inst, inst.times[0], len(inst.times), inst.info["sfreq"], "each"
+        )
         for item in range(len(inst)):
-            yield inst.get_data(picks=picks, item=[item])[0]
+            data = inst.get_data(picks=picks, item=[item])[0]
+            yield data if bad is None else data[:, ~bad[item]]
     else:
         yield inst.data[picks]
 

@@ -86,7 +86,7 @@ def whitened_snr(inst, noise_cov, *, verbose=None):
     ----------
     inst : mne.io.Raw | mne.Epochs | mne.Evoked
         The recording (Epochs are concatenated in time), its bad channels and the
-        spans of a Raw annotated ``BAD_*`` left out.
+        spans annotated ``BAD_*`` of a Raw or of each epoch left out.
     noise_cov : mne.Covariance
         The sensor noise covariance, estimated from other data (empty room, a
         baseline): estimated from ``inst`` itself it leaves no signal to measure.

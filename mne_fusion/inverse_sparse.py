@@ -80,7 +80,8 @@ def champagne(
     ----------
     inst : mne.io.Raw | mne.Epochs | mne.Evoked
         The recording (Epochs share one set of variances); its bad channels and the
-        spans of a Raw annotated ``BAD_*`` are left out of the learning.
+        spans annotated ``BAD_*`` of a Raw or of each epoch are left out of the
+        learning.
     forward : mne.Forward
         A fixed-orientation forward solution.
     noise_cov : mne.Covariance

@@ -218,6 +218,20 @@ def test_whitened_snr_recovers_the_signal_variance(meg):
     assert_allclose(
         whitened_snr(bad, meg.noise_cov), whitened_snr(kept, meg.noise_cov), rtol=1e-10
     )
+    # and so is an epoch's, in Epochs that MNE's reject_by_annotation=False kept
+    length = data.shape[-1]
+    events = np.c_[np.arange(40) * length, np.zeros(40, int), np.ones(40, int)]
+    split = bad.get_data().reshape(n_channels, 40, -1).transpose(1, 0, 2)
+    bad_epochs = mne.EpochsArray(split, meg.info, events, verbose=False)
+    bad_epochs.set_annotations(bad.annotations)
+    assert [len(spans) > 0 for spans in bad_epochs.get_annotations_per_epoch()] == [
+        1000 // length <= k < -(-2000 // length) for k in range(40)
+    ]
+    assert_allclose(
+        whitened_snr(bad_epochs, meg.noise_cov),
+        whitened_snr(kept, meg.noise_cov),
+        rtol=1e-10,
+    )
     # pure noise: the floor, not an inverse without regularisation
     raw_noise = mne.io.RawArray(noise, meg.info, verbose=False)
     assert whitened_snr(raw_noise, meg.noise_cov) == MIN_AUTO_SNR

@@ -288,6 +288,42 @@ def test_data_informed_leaves_bad_spans_out(fitted, experiment, meas_date):
         assert np.abs(got[:, span] - want[:, span]).max() > scale
 
 
+def test_data_informed_leaves_bad_spans_of_epochs_out(fitted, experiment):
+    """Epochs kept under a BAD_ annotation (reject_by_annotation=False), as add_meg
+    takes them: an artifact under the span of one epoch changes neither the
+    correction's learning nor the residual's covariance; each epoch's estimate
+    outside its span is that of the epochs without the artifact."""
+    feats = experiment["ds"].stimulus("s1")
+    story = experiment["raws"]["s1"].get_data()
+    gap = np.zeros((len(story), 25))  # the story twice, 0.5 s apart
+    raw = mne.io.RawArray(
+        np.hstack([story, gap, story, gap]), experiment["info"], verbose=False
+    )
+    raw.set_annotations(mne.Annotations(N_TIMES / SFREQ + 0.5 + 5.0, 2.0, "BAD_x"))
+    events = np.array([[0, 0, 1], [N_TIMES + 25, 0, 1]])
+    kwargs = dict(tmin=0.0, tmax=(N_TIMES - 1) / SFREQ, baseline=None, verbose=False)
+    clean = mne.Epochs(raw, events, reject_by_annotation=False, **kwargs)
+    span = slice(round(5 * SFREQ), round(7 * SFREQ))
+    artifact = raw.copy()
+    start = N_TIMES + 25
+    noise = np.random.default_rng(5).standard_normal((31, span.stop - span.start))
+    artifact._data[:, start + span.start : start + span.stop] += (
+        50 * story.std() * noise
+    )
+    artifact = mne.Epochs(artifact, events, reject_by_annotation=False, **kwargs)
+    outside = np.ones(N_TIMES, bool)
+    outside[span] = False
+    for method in ("champagne", "MNE"):  # MNE: the covariance from the residual
+        want = fitted.apply_inverse(feats, clean, "A", method=method)
+        got = fitted.apply_inverse(feats, artifact, "A", method=method)
+        scale = np.abs(want[1].data).max()
+        assert_allclose(got[0].data, want[0].data, atol=1e-9 * scale)
+        assert_allclose(
+            got[1].data[:, outside], want[1].data[:, outside], atol=1e-9 * scale
+        )
+        assert np.abs(got[1].data[:, span] - want[1].data[:, span]).max() > scale
+
+
 def test_data_informed_reads_inst_as_add_meg_reads_runs(fitted, experiment):
     """A Raw at 200 Hz whose story starts at an annotation 3.2 s in, an artifact
     under a BAD span: read from the onset at 50 Hz, as add_meg reads runs."""

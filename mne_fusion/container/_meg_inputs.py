@@ -203,24 +203,38 @@ def _bad_samples(inst, onset, n_times, sfreq, item=None):
         Number of samples of the story's features.
     sfreq : float
         Their sampling rate (Hz).
-    item : int | None
-        The epoch whose annotations count; None: those of every epoch (a sample is
-        bad if it is bad in any epoch, whose average then holds the artefact).
+    item : int | "each" | None
+        The epoch whose annotations count; ``"each"``: every epoch's, a row each;
+        None: those of every epoch in one row (a sample is bad if it is bad in any
+        epoch, whose average then holds the artefact).
 
     Returns
     -------
-    bad : array of bool, shape (n_times,) | None
+    bad : array of bool, shape (n_times,) | (n_epochs, n_times) | None
         True where an annotation whose description starts with "bad" (any case, as
         MNE's ``reject_by_annotation``) lies; None when no sample is bad.
     """
     if isinstance(inst, BaseRaw):
         annot = inst.annotations
         onsets = annot.onset - inst.first_time
-        spans = zip(onsets, annot.duration, annot.description, strict=True)
+        rows = [zip(onsets, annot.duration, annot.description, strict=True)]
     else:  # onsets from each epoch's time 0
-        epochs = inst.get_annotations_per_epoch()
-        epochs = epochs if item is None else [epochs[item]]
-        spans = (span for epoch in epochs for span in epoch)
+        rows = inst.get_annotations_per_epoch()
+        if item is None:
+            rows = [[span for epoch in rows for span in epoch]]
+        elif item != "each":
+            rows = [rows[item]]
+    bad = np.array([_covered(spans, onset, n_times, sfreq) for spans in rows])
+    if not bad.any():
+        return None
+    return bad if item == "each" else bad[0]
+
+
+def _covered(spans, onset, n_times, sfreq):
+    """Return which of ``n_times`` samples from ``onset`` (s) ``BAD*`` spans cover.
+
+    ``spans`` are ``(onset, duration, description)`` in s, the samples at ``sfreq``.
+    """
     bad = np.zeros(n_times, bool)
     for start, duration, description in spans:
         if not description.lower().startswith("bad"):
@@ -231,4 +245,4 @@ def _bad_samples(inst, onset, n_times, sfreq, item=None):
             continue
         first = max(0, int(np.floor(start + 1e-6)))
         bad[first : max(first + 1, int(np.ceil(stop - 1e-6)))] = True
-    return bad if bad.any() else None
+    return bad

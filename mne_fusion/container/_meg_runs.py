@@ -130,8 +130,9 @@ def _meg_subject(name, runs, forward, stimuli, sfreq, stim_onset=None):
 
 
 def aligned_recording(
-    inst, names, sfreq, n_times, stim_onset=None, whose="inst", dtype=np.float32
-):
+    inst, names, sfreq, n_times, stim_onset=None, whose="inst", dtype=np.float32,
+    per_epoch=False,
+):  # fmt: skip
     """Return a recording read as :meth:`FusionDataset.add_meg` reads a run.
 
     Parameters
@@ -150,6 +151,8 @@ def aligned_recording(
         The recording's name in error messages.
     dtype : numpy dtype
         Of the returned data.
+    per_epoch : bool
+        Whether ``bad`` of Epochs has a row per epoch.
 
     Returns
     -------
@@ -157,14 +160,16 @@ def aligned_recording(
         From the onset on, at ``sfreq``.
     info : mne.Info
         ``inst``'s of the channels ``names``, at ``sfreq``.
-    bad : array of bool, shape (n_times,) | None
-        The samples under ``BAD*`` annotations of a Raw or of any epoch (not all of
-        them: a run with no other sample is refused).
+    bad : array of bool, shape (n_times,) | (n_epochs, n_times) | None
+        The samples under ``BAD*`` annotations of a Raw or of any epoch, or of each
+        epoch with ``per_epoch`` (not all of them: a run with no other sample is
+        refused).
     """
+    each = per_epoch and isinstance(inst, BaseEpochs)
     if isinstance(inst, BaseEpochs):  # the epochs left, and their annotations
         inst = with_bad_epochs_dropped(inst, whose)
     onset = _onset(inst, stim_onset, whose)
-    bad = _bad_samples(inst, onset, n_times, sfreq)
+    bad = _bad_samples(inst, onset, n_times, sfreq, "each" if each else None)
     if bad is not None and bad.all():  # refused before the run is read
         raise ValueError(
             f"{whose} has every sample of the story under a BAD annotation: nothing "

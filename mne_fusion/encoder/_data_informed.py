@@ -14,8 +14,9 @@ import numpy as np
 from mne.io import BaseRaw
 from mne.utils import logger, use_log_level
 
-from .._sensor_data import annotated_raw, check_covers
+from .._sensor_data import annotated_epochs, annotated_raw, check_covers
 from ..anatomy import morph_or_identity
+from ..container._meg_inputs import _bad_samples
 from ..container._meg_runs import aligned_recording
 from ..inverse import MNE_METHODS, fmri_weighted_mne, minimum_norm
 from ..inverse_sparse import _learn_and_apply
@@ -47,8 +48,9 @@ def residual(inst, prediction, subject, names, forward, sfreq, stim_onset=None):
     """Return ``inst`` minus the encoder's prediction, same type, the fit's channels.
 
     ``inst`` is read from ``stim_onset`` on at the encoder's rate, as
-    :meth:`FusionDataset.add_meg` reads a run; a Raw's residual has its ``BAD*``
-    spans annotated ``BAD``, and channels that ``inst`` marks bad stay marked.
+    :meth:`FusionDataset.add_meg` reads a run; the residual of a Raw, or of each
+    epoch, has its ``BAD*`` spans annotated ``BAD``, and channels that ``inst`` marks
+    bad stay marked.
 
     Parameters
     ----------
@@ -90,15 +92,16 @@ def residual(inst, prediction, subject, names, forward, sfreq, stim_onset=None):
             verbose=False,
         )
     data, info, bad = aligned_recording(
-        run, names, sfreq, prediction.shape[1], stim_onset, dtype=np.float64
-    )
+        run, names, sfreq, prediction.shape[1], stim_onset, dtype=np.float64,
+        per_epoch=True,
+    )  # fmt: skip
     data -= prediction
+    # the inverses and the covariance leave the BAD spans out, as MNE's do a Raw's
     if isinstance(inst, BaseRaw):
-        # the inverses and the covariance leave the BAD spans out, as MNE's do
         return annotated_raw(data, info, bad)
     if isinstance(inst, mne.Evoked):
         return mne.EvokedArray(data[0], info, tmin=0.0, nave=inst.nave, verbose=False)
-    return mne.EpochsArray(data, info, tmin=0.0, verbose=False)
+    return annotated_epochs(data, info, bad)
 
 
 def check_noise_cov(noise_cov, names, subject, bads):
@@ -155,11 +158,7 @@ def correction(resid, forward, noise_cov, src, evidence, fmri_prior, **kwargs):
         if isinstance(resid, mne.Evoked):
             raise ValueError("noise_cov is required for an Evoked inst.")
         logger.info("Estimating the noise covariance from the residual")
-        noise_cov = (
-            mne.compute_raw_covariance(resid, verbose=False)
-            if isinstance(resid, BaseRaw)
-            else mne.compute_covariance(resid, verbose=False)
-        )
+        noise_cov = _residual_covariance(resid)
     if kwargs["method"] == "champagne":
         with use_log_level(False):
             stc, *_ = _learn_and_apply(
@@ -184,6 +183,19 @@ def correction(resid, forward, noise_cov, src, evidence, fmri_prior, **kwargs):
         verbose=False,
         **kwargs,
     )
+
+
+def _residual_covariance(resid):
+    """MNE's covariance of a Raw or Epochs residual, its ``BAD`` spans left out."""
+    if isinstance(resid, BaseRaw):
+        return mne.compute_raw_covariance(resid, verbose=False)
+    # MNE's covariance of Epochs reads every sample (and warns that these have no
+    # baseline): that of the epochs joined in a Raw leaves the spans out
+    data = resid.get_data()
+    bad = _bad_samples(resid, 0.0, data.shape[-1], resid.info["sfreq"], "each")
+    bad = None if bad is None else bad.ravel()
+    joined = annotated_raw(np.concatenate(data, axis=-1), resid.info, bad)
+    return mne.compute_raw_covariance(joined, verbose=False)
 
 
 def corrected(sources, correction):

@@ -245,7 +245,8 @@ class PredictionMixin:
             None (default) gives the stimulus-driven estimate. A recording of an MEG
             subject, fitted or new, gives the data-informed estimate
             ``s_enc + K (y - G s_enc)`` with ``K`` the inverse of ``method``,
-            learnt without the channels it marks bad and a Raw's ``BAD*`` spans.
+            learnt without the channels it marks bad and the ``BAD*`` spans of a
+            Raw or of each epoch.
             It is read from ``stim_onset`` on at the encoder's rate, as
             :meth:`FusionDataset.add_meg` reads a run (resampled if at another).
         subject : str | None
