@@ -288,7 +288,8 @@ def test_data_informed_leaves_bad_spans_out(fitted, experiment, meas_date):
         assert np.abs(got[:, span] - want[:, span]).max() > scale
 
 
-def test_data_informed_leaves_bad_spans_of_epochs_out(fitted, experiment):
+@pytest.mark.parametrize("meas_date", [None, 1e9])
+def test_data_informed_leaves_bad_spans_of_epochs_out(fitted, experiment, meas_date):
     """Epochs kept under a BAD_ annotation (reject_by_annotation=False), as add_meg
     takes them: an artifact under the span of one epoch changes neither the
     correction's learning nor the residual's covariance; each epoch's estimate
@@ -296,11 +297,15 @@ def test_data_informed_leaves_bad_spans_of_epochs_out(fitted, experiment):
     feats = experiment["ds"].stimulus("s1")
     story = experiment["raws"]["s1"].get_data()
     gap = np.zeros((len(story), 25))  # the story twice, 0.5 s apart
+    info = experiment["info"].copy()
+    info.set_meas_date(meas_date)
     raw = mne.io.RawArray(
-        np.hstack([story, gap, story, gap]), experiment["info"], verbose=False
+        np.hstack([story, gap, story, gap]), info, first_samp=77, verbose=False
     )
-    raw.set_annotations(mne.Annotations(N_TIMES / SFREQ + 0.5 + 5.0, 2.0, "BAD_x"))
-    events = np.array([[0, 0, 1], [N_TIMES + 25, 0, 1]])
+    # without a date MNE reads the onset from the first sample, with one from the date
+    onset = N_TIMES / SFREQ + 0.5 + 5.0 + (0 if meas_date is None else raw.first_time)
+    raw.set_annotations(mne.Annotations(onset, 2.0, "BAD_x", meas_date))
+    events = np.array([[77, 0, 1], [77 + N_TIMES + 25, 0, 1]])
     kwargs = dict(tmin=0.0, tmax=(N_TIMES - 1) / SFREQ, baseline=None, verbose=False)
     clean = mne.Epochs(raw, events, reject_by_annotation=False, **kwargs)
     span = slice(round(5 * SFREQ), round(7 * SFREQ))
