@@ -6,8 +6,6 @@ or an event) and either cut the recording to the features or place the features 
 the recording's samples, so that both can be fitted sample by sample.
 """
 
-from fractions import Fraction
-
 import numpy as np
 from mne import find_events
 from mne.io import BaseRaw
@@ -137,27 +135,50 @@ def crop_to_stimulus(
             f"The recording ends {missing:.3f} s before the stimulus does "
             f"({features.duration:.3f} s from the onset at {sample / sfreq:.3f} s)."
         )
-    # one second of margin after the stimulus keeps resampling edge effects outside;
-    # a whole number of resampling periods keeps MNE's polyphase resampling from
-    # stretching the time axis (it does so for other lengths)
-    period = (
-        Fraction(features.sfreq).limit_denominator(1000)
-        / Fraction(sfreq).limit_denominator(1000)
-    ).denominator
-    n_keep = min(last + int(round(sfreq)), raw.n_times - 1) - sample + 1
-    stop = sample + n_keep - n_keep % period - 1
-    out = raw.copy().crop(raw.times[sample], raw.times[stop], include_tmax=True)
+    # Up to one second of margin on each side keeps resampling edge effects outside
+    # the stimulus. Each margin, and so the onset's output sample and the length
+    # cropped, is the longest that resamples to a whole number of output samples
+    # (nearly whole for rates such as Neuromag's 600.615 Hz or 4D's 2034.51 Hz):
+    # MNE's polyphase resampling takes its ratio from the two lengths, and stretches
+    # the time axis by up to half an output sample for other lengths.
+    ratio = features.sfreq / sfreq
+    start = sample - _whole(range(min(sample, int(round(sfreq))), 0, -1), ratio)
+    n_keep = _whole(
+        range(
+            min(last + int(round(sfreq)), raw.n_times - 1) - start + 1, last - start, -1
+        ),
+        ratio,
+    )
+    out = raw.copy().crop(
+        raw.times[start], raw.times[start + n_keep - 1], include_tmax=True
+    )
     out.load_data()
     if sfreq != features.sfreq:
-        # polyphase keeps sample 0 on the onset; MNE's FFT default shifts slow
-        # signals by a fraction of a sample here
+        # polyphase keeps an output sample on the onset; MNE's FFT default shifts
+        # slow signals by a fraction of a sample here
         out.resample(features.sfreq, method="polyphase")
-    if out.n_times < features.n_times:
+    skip = int(round((sample - start) * ratio))  # output samples before the onset
+    if out.n_times < skip + features.n_times:
         raise ValueError(
-            f"After resampling, the recording holds {out.n_times} samples from the "
-            f"onset, fewer than the {features.n_times} of the features."
+            f"After resampling, the recording holds {out.n_times - skip} samples "
+            f"from the onset, fewer than the {features.n_times} of the features."
         )
-    return out.crop(0.0, out.times[features.n_times - 1], include_tmax=True)
+    return out.crop(
+        out.times[skip], out.times[skip + features.n_times - 1], include_tmax=True
+    )
+
+
+def _whole(lengths, ratio):
+    """Return the first of ``lengths`` that resamples the nearest to a whole length.
+
+    ``lengths`` in samples, resampled by ``ratio``; nearness to 1e-9, so that the
+    first of several whole ones wins; 0 when ``lengths`` is empty.
+    """
+    lengths = np.asarray(lengths)
+    if not lengths.size:
+        return 0
+    scaled = lengths * ratio
+    return int(lengths[np.argmin(np.round(np.abs(scaled - np.round(scaled)), 9))])
 
 
 @verbose
