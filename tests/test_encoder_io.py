@@ -43,8 +43,8 @@ def test_failed_save_leaves_the_old_file(fitted, experiment, tmp_path, monkeypat
     fitted.save(fname)
     before = fname.read_bytes()
 
-    def broken_save(obj, path):
-        Path(path).write_bytes(b"PK\x03\x04 partial")
+    def broken_save(obj, fid):
+        fid.write(b"PK\x03\x04 partial")
         raise RuntimeError("[enforce fail at inline_container.cc:672] disk full")
 
     monkeypatch.setattr(torch, "save", broken_save)
@@ -54,6 +54,15 @@ def test_failed_save_leaves_the_old_file(fitted, experiment, tmp_path, monkeypat
     assert fname.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["enc.pt"]
     _same_predictions(read_fusion_encoder(fname), fitted, experiment)
+
+
+@pytest.mark.parametrize("name", ["my_encoder", "encoder.v2.pt", ".hidden"])
+def test_save_under_any_file_name(fitted, experiment, tmp_path, name):
+    """A name without a suffix saves too: torch named the archive in the file after
+    the temporary file's stem, empty for ``.tmp-...-my_encoder``, and refused it."""
+    fitted.save(tmp_path / name)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+    _same_predictions(read_fusion_encoder(tmp_path / name), fitted, experiment)
 
 
 def test_killed_saves_never_break_the_file(fitted, tmp_path, tmp_path_factory):

@@ -85,6 +85,15 @@ def test_resumed_fit_is_the_fit_run_straight_through(experiment, straight, tmp_p
     assert np.random.get_state()[1].tolist() == global_numpy[1].tolist()  # noqa: NPY002
 
 
+def test_checkpoint_without_a_suffix(experiment, tmp_path):
+    """A checkpoint named without a suffix is written after each epoch (it failed
+    after the first, as torch refused the temporary file's name)."""
+    ckpt = tmp_path / "fit_checkpoint"
+    FusionEncoder(**{**CPU, "max_epochs": 1}).fit(experiment["ds"], checkpoint=ckpt)
+    assert torch.load(ckpt, weights_only=True)["epoch"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fit_checkpoint"]
+
+
 def test_checkpoint_refuses_other_data_or_parameters(experiment, tmp_path):
     ds, ckpt = experiment["ds"], tmp_path / "fit.ckpt"
     FusionEncoder(**{**CPU, "max_epochs": 1}).fit(ds, checkpoint=ckpt)

@@ -23,6 +23,7 @@ from mne.utils import logger
 from scipy import sparse
 
 from ..model import NetworkConfig
+from ..model.checkpoint import save_torch
 from ..utils import _validate_type, write_atomic
 from ._prepare import FMRISetup, MEGSetup
 
@@ -94,7 +95,7 @@ def write_encoder(
     }
     try:
         # a kill, a full disk or an error mid-write leaves any previous file intact
-        write_atomic(fname, lambda tmp: torch.save(state, tmp))
+        write_atomic(fname, lambda tmp: save_torch(state, tmp))
     except (OSError, RuntimeError) as exc:
         raise OSError(
             f"Could not save the encoder to {fname}: {exc}; the file was not changed."

@@ -187,8 +187,19 @@ class Checkpoint:
                 "cuda_rng": cuda_rng,
                 "world_size": shard.world_size,
             }
-            self.write(self.fname, lambda tmp: torch.save(content, tmp))
+            self.write(self.fname, lambda tmp: save_torch(content, tmp))
         self.saved_epoch = state.epoch
+
+
+def save_torch(content, fname):
+    """``torch.save`` ``content`` to the path ``fname``, through a file object.
+
+    Given a path, torch names the archive inside the file after the path's stem, and
+    refuses a name whose stem it reads as empty, as that of a temporary file
+    ``.tmp-...-name`` of a name without a suffix; given a file object, it needs none.
+    """
+    with open(fname, "wb") as fid:
+        torch.save(content, fid)
 
 
 def _own(states, shard):
