@@ -375,6 +375,9 @@ def test_data_informed_reads_inst_as_add_meg_reads_runs(fitted, experiment):
         assert_allclose(
             got.data[:, :240], want[:, :240], atol=0.01 * np.abs(want).max()
         )
+    # an average is too short for a covariance of its own (none given to fit)
+    with pytest.raises(ValueError, match=r"noise_cov is required with method='MNE'"):
+        fitted.apply_inverse(feats, epochs.average(), "A", method="MNE")
     with pytest.raises(ValueError, match=r"stim_onset for inst is 'Beg', .*'story'"):
         fitted.apply_inverse(feats, raw, "A", stim_onset="Beg")
     with pytest.raises(ValueError, match=r"stim_onset for inst is 'story', .*not a"):

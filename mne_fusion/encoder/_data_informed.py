@@ -156,7 +156,13 @@ def correction(resid, forward, noise_cov, src, evidence, fmri_prior, **kwargs):
         noise_cov = mne.make_ad_hoc_cov(resid.info, verbose=False)
     if noise_cov is None:
         if isinstance(resid, mne.Evoked):
-            raise ValueError("noise_cov is required for an Evoked inst.")
+            raise ValueError(
+                f"noise_cov is required with method={kwargs['method']!r} and an "
+                "Evoked inst (none was given to fit either): an average holds too "
+                "few samples to estimate it from; give the noise covariance (e.g. "
+                "mne.compute_covariance of the epochs' baseline), or use "
+                "method='champagne'."
+            )
         logger.info("Estimating the noise covariance from the residual")
         noise_cov = _residual_covariance(resid)
     if kwargs["method"] == "champagne":

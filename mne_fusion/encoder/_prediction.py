@@ -268,7 +268,7 @@ class PredictionMixin:
             else (and for a new subject) MNE's ad hoc covariance
             (:func:`mne.make_ad_hoc_cov`, whose overall scale Champagne learns)
             for Champagne, and for minimum norm one estimated from the residual
-            ``y - G s_enc``.
+            ``y - G s_enc`` (not from an Evoked's: give one).
         method : "champagne" | "MNE" | "dSPM" | "sLORETA" | "eLORETA"
             Inverse of ``K``. ``"champagne"`` (default,
             :func:`mne_fusion.inverse_sparse.champagne`) learns a variance per
