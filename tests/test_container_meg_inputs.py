@@ -168,6 +168,27 @@ def test_resampled_run(exp, n_after):
         assert pred.times[-1] == pytest.approx((N_TIMES - 1) / SFREQ)
 
 
+@pytest.mark.parametrize("sfreq", [600.614990234375, 2034.5101])
+def test_resampled_run_at_rates_without_a_whole_period(exp, sfreq):
+    """Neuromag's 600.615 Hz (MNE's sample data) and 4D's 2034.51 Hz hold no whole
+    resampling period to 50 Hz within the margin: the run is read from a margin
+    that nearly is one, the filter's edge before the story. Without it, channels
+    offset by about twice their range erred by 3 % of it at the first sample."""
+    info = exp["info"].copy()
+    with info._unlock():
+        info["sfreq"] = sfreq
+    onset = round(1.5 * sfreq)
+    times = (np.arange(round(23 * sfreq)) - onset) / sfreq
+    data = 3e-11 + _sines(times, np.random.default_rng(0))
+    raw = mne.io.RawArray(data, info, verbose=False)
+    ds = _stimuli(exp).add_meg("A", {"s0": raw}, exp["fwd"], stim_onset=onset / sfreq)
+    got = ds.meg("A").runs["s0"]
+    want = 3e-11 + _sines(np.arange(N_TIMES) / SFREQ, np.random.default_rng(0))
+    span = np.ptp(want, axis=1, keepdims=True)
+    assert np.abs(got - want).max() < 0.005 * span.max()
+    assert np.all(np.abs(got[:, 0] - want[:, 0]) < 0.005 * span[:, 0])
+
+
 def _with_bads(raw, garbage):
     raw = raw.copy()
     raw.set_annotations(

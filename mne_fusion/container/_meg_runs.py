@@ -18,7 +18,7 @@ from mne.utils import logger, warn
 from scipy.signal import resample_poly
 
 from ..metrics import prediction_r
-from ..utils import _check_compensation, _check_finite
+from ..utils import _check_compensation, _check_finite, nearest_whole
 from ._common import _same
 from ._meg_inputs import (
     _bad_samples,
@@ -274,11 +274,12 @@ def _meg_run(whose, inst, names, sfreq, n_times, onset, dtype):
     else:  # read from ``first - pad`` to ``stop``: up to 1 s more on both sides
         first = int(round(onset * run_sfreq))
         margin = 0 if ratio == 1 else int(round(run_sfreq))
-        # whole output samples before the onset
-        pad = min(first, margin) // ratio.denominator * ratio.denominator
+        # output samples before the onset, whole (nearly, at rates with no whole
+        # resampling period within the margin): the filter's edge falls there
+        pad = nearest_whole(range(min(first, margin), 0, -1), ratio)
         n_in = min(inst.n_times - first, math.ceil(n_times / ratio))
         stop = min(inst.n_times, first + n_in + margin)
-        skip = int(pad * ratio)
+        skip = int(round(pad * ratio))
         n_have = min(_n_resampled(stop - first + pad, ratio) - skip, n_times)
         shape = (len(picks),)
     if n_have < n_times - 1:

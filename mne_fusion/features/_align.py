@@ -11,7 +11,7 @@ from mne import find_events
 from mne.io import BaseRaw
 from mne.utils import logger, verbose
 
-from ..utils import _check_number, _validate_type, fill_doc
+from ..utils import _check_number, _validate_type, fill_doc, nearest_whole
 from ._features import Features
 
 
@@ -142,8 +142,8 @@ def crop_to_stimulus(
     # MNE's polyphase resampling takes its ratio from the two lengths, and stretches
     # the time axis by up to half an output sample for other lengths.
     ratio = features.sfreq / sfreq
-    start = sample - _whole(range(min(sample, int(round(sfreq))), 0, -1), ratio)
-    n_keep = _whole(
+    start = sample - nearest_whole(range(min(sample, int(round(sfreq))), 0, -1), ratio)
+    n_keep = nearest_whole(
         range(
             min(last + int(round(sfreq)), raw.n_times - 1) - start + 1, last - start, -1
         ),
@@ -166,19 +166,6 @@ def crop_to_stimulus(
     return out.crop(
         out.times[skip], out.times[skip + features.n_times - 1], include_tmax=True
     )
-
-
-def _whole(lengths, ratio):
-    """Return the first of ``lengths`` that resamples the nearest to a whole length.
-
-    ``lengths`` in samples, resampled by ``ratio``; nearness to 1e-9, so that the
-    first of several whole ones wins; 0 when ``lengths`` is empty.
-    """
-    lengths = np.asarray(lengths)
-    if not lengths.size:
-        return 0
-    scaled = lengths * ratio
-    return int(lengths[np.argmin(np.round(np.abs(scaled - np.round(scaled)), 9))])
 
 
 @verbose

@@ -13,6 +13,7 @@ from ._checks import (
     _validate_type,
 )
 from ._logging import verbose_method
+from ._resampling import nearest_whole
 from .config import get_cache_dir, get_data_root
 from .docs import docdict, fill_doc
 from .sys_info import sys_info
@@ -31,6 +32,7 @@ __all__ = [
     "fill_doc",
     "get_cache_dir",
     "get_data_root",
+    "nearest_whole",
     "sys_info",
     "verbose_method",
     "write_atomic",

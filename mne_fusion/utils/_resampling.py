@@ -1,0 +1,34 @@
+"""Where a resampled recording's output samples fall on its input samples."""
+
+import numpy as np
+
+
+def nearest_whole(lengths, ratio):
+    """Return the first of ``lengths`` that resamples to a whole length, or nearly.
+
+    A margin of ``n`` input samples before an onset puts the onset on output sample
+    ``n * ratio``: on one exactly when that is whole (a whole number of resampling
+    periods). Rates such as Neuromag's 600.615 Hz or 4D's 2034.51 Hz have no whole
+    period to 50 Hz within a second: the first length within a twentieth of an
+    input sample of whole is taken then (the onset itself is rounded to the nearest
+    input sample), else the nearest.
+
+    Parameters
+    ----------
+    lengths : sequence of int
+        Candidate lengths in input samples, in order of preference.
+    ratio : float | fractions.Fraction
+        Output rate over input rate.
+
+    Returns
+    -------
+    length : int
+        0 when ``lengths`` is empty.
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    if not lengths.size:
+        return 0
+    scaled = lengths * float(ratio)
+    off = np.abs(scaled - np.round(scaled))  # in output samples
+    close = np.flatnonzero(off <= 0.05 * float(ratio) + 1e-9)
+    return int(lengths[close[0] if close.size else np.argmin(off)])
