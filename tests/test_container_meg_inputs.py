@@ -168,6 +168,30 @@ def test_resampled_run(exp, n_after):
         assert pred.times[-1] == pytest.approx((N_TIMES - 1) / SFREQ)
 
 
+@pytest.mark.parametrize("tmin", [-0.25, -1.0])
+def test_resampled_epochs_whatever_their_tmin(exp, tmin):
+    """Epochs at twice the rate whose tmin is no whole number of output samples
+    (-0.25 s: 12.5 at 50 Hz) are read as the Raw they come from is, an output
+    sample on the onset (they were read 10 ms early)."""
+    info = exp["info"].copy()
+    with info._unlock():
+        info["sfreq"] = 100.0
+    times = np.arange(-150, 2100) / 100.0  # the story starts 1.5 s in
+    raw = mne.io.RawArray(_sines(times, np.random.default_rng(0)), info, verbose=False)
+    epochs = mne.Epochs(
+        raw, np.array([[150, 0, 1]]), tmin=tmin, tmax=20.99, baseline=None,
+        preload=True, verbose=False,
+    )  # fmt: skip
+    from_epochs = _stimuli(exp).add_meg("A", {"s0": epochs}, exp["fwd"])
+    from_raw = _stimuli(exp).add_meg("A", {"s0": raw}, exp["fwd"], stim_onset=1.5)
+    got, want = from_epochs.meg("A").runs["s0"][0], from_raw.meg("A").runs["s0"]
+    # the same samples but for the resampling's edges (other margins)
+    scale = np.abs(want).max()
+    assert_allclose(got[:, 15:-15], want[:, 15:-15], atol=1e-6 * scale)
+    truth = _sines(np.arange(N_TIMES) / SFREQ, np.random.default_rng(0))
+    assert np.abs(got - truth).max() < 0.003 * scale
+
+
 @pytest.mark.parametrize("sfreq", [600.614990234375, 2034.5101])
 def test_resampled_run_at_rates_without_a_whole_period(exp, sfreq):
     """Neuromag's 600.615 Hz (MNE's sample data) and 4D's 2034.51 Hz hold no whole

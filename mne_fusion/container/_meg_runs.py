@@ -263,13 +263,18 @@ def _meg_run(whose, inst, names, sfreq, n_times, onset, dtype):
     ratio = Fraction(1) if _same(run_sfreq, sfreq) else _ratio(sfreq, run_sfreq)
     picks = [inst.ch_names.index(name) for name in names]
     if isinstance(inst, BaseEpochs):
-        first = int(round((onset - inst.times[0]) * sfreq))
         if not inst.times[0] - 0.5 / run_sfreq <= onset <= inst.times[-1]:
             raise ValueError(
                 f"{whose} must contain time {onset:g}, the stimulus "
                 f"onset, got times {inst.times[0]:.3f} to {inst.times[-1]:.3f} s."
             )
-        n_have = _n_resampled(len(inst.times), ratio) - first
+        # read from ``begin``, as much before the onset as a Raw, so that an output
+        # sample falls on it whatever the epochs' tmin
+        onset_in = int(round((onset - inst.times[0]) * run_sfreq))
+        margin = min(onset_in, int(round(run_sfreq)))
+        begin = onset_in - nearest_whole(range(margin, 0, -1), ratio)
+        first = int(round((onset_in - begin) * ratio))
+        n_have = _n_resampled(len(inst.times) - begin, ratio) - first
         shape = (len(inst), len(picks))
     else:  # read from ``first - pad`` to ``stop``: up to 1 s more on both sides
         first = int(round(onset * run_sfreq))
@@ -294,8 +299,8 @@ def _meg_run(whose, inst, names, sfreq, n_times, onset, dtype):
     if isinstance(inst, BaseEpochs):
         for k in range(len(inst)):  # one epoch in float64 at a time
             epoch = inst.get_data(picks=picks, item=[k])[0]
-            epoch = resample(_zero_bad_nan(epoch, inst, inst.times[0], k))
-            data[k, :, :n_have] = epoch[:, first : first + n_have]
+            epoch = _zero_bad_nan(epoch, inst, inst.times[0], k)[:, begin:]
+            data[k, :, :n_have] = resample(epoch)[:, first : first + n_have]
     elif ratio == 1:
         step = max(1, _CHUNK // len(picks))  # a few MB in float64 at a time
         for start in range(0, n_have, step):
