@@ -20,7 +20,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from .inverse import fmri_weighted_mne as fmri_weighted_mne
 from .inverse import minimum_norm as minimum_norm
 from .metrics import prediction_r
-from .model.ridge import RidgeMoments, RidgeSolver, held_out_fits
+from .model.ridge import RidgeMoments, RidgeSolver, held_out_predictions
 from .utils import (
     _check_alphas,
     _check_option,
@@ -284,10 +284,9 @@ class RidgeEncoder(RegressorMixin, BaseEstimator):
         parts = [RidgeMoments(design[test], target[test].T) for test in splits]
         total = RidgeMoments(design, target.T)
         scores = np.zeros((len(alphas), target.shape[1]))
-        for index, k, coef, intercept in held_out_fits(total, parts, alphas):
-            test = splits[index]
-            predicted = design[test] @ coef.T + intercept
-            scores[k] += prediction_r(target[test], predicted)
+        designs = [design[test] for test in splits]
+        for index, k, predicted in held_out_predictions(total, parts, designs, alphas):
+            scores[k] += prediction_r(target[splits[index]], predicted)
         return scores / len(splits)
 
     def predict(self, X):

@@ -14,6 +14,8 @@ __all__ = ["inter_subject_r", "prediction_r", "source_recovery"]
 # Time samples handled at once by the spatial metrics: bounds the memory of the
 # temporaries to a few (n_sources, _BLOCK) arrays for long stories.
 _BLOCK = 1024
+# pairs of strong sources below which _deviation measures every distance
+_BRUTE_FORCE = 20_000
 
 
 @verbose
@@ -321,7 +323,12 @@ def _deviation(mag_true, mag_est, positions):
     if not strong_est.size:
         return np.inf
     strong_true = np.flatnonzero(mag_true > 0.5 * mag_true.max())
-    nearest, _ = cKDTree(positions[strong_true]).query(positions[strong_est])
+    if strong_est.size * strong_true.size <= _BRUTE_FORCE:
+        # a tree costs more to build than a few thousand distances
+        gaps = positions[strong_est, None] - positions[None, strong_true]
+        nearest = np.sqrt(np.einsum("ijk,ijk->ij", gaps, gaps).min(axis=1))
+    else:
+        nearest, _ = cKDTree(positions[strong_true]).query(positions[strong_est])
     weights = mag_est[strong_est]
     return np.sqrt(weights @ nearest**2 / weights.sum())
 

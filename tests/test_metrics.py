@@ -7,6 +7,7 @@ from mne.simulation.metrics import (
 )
 from scipy.stats import pearsonr
 
+from mne_fusion import metrics as metrics_module
 from mne_fusion.metrics import inter_subject_r, prediction_r, source_recovery
 
 
@@ -164,8 +165,11 @@ def test_relative_error_and_auc_by_hand(src, rng):
     assert metrics["roc_auc"] == pytest.approx(163 / 164)
 
 
-def test_spatial_deviation_matches_mne(src, rng):
-    """With one true dipole, the per-sample 50 % threshold equals MNE's global one."""
+@pytest.mark.parametrize("brute_force", [metrics_module._BRUTE_FORCE, 0])
+def test_spatial_deviation_matches_mne(src, rng, brute_force, monkeypatch):
+    """With one true dipole, the per-sample 50 % threshold equals MNE's global one,
+    whether the distances are measured all (few strong sources) or through a tree."""
+    monkeypatch.setattr(metrics_module, "_BRUTE_FORCE", brute_force)
     n_times, dipole = 20, 10
     truth = np.zeros((84, n_times))
     truth[dipole] = 1.0 + rng.random(n_times)

@@ -14,7 +14,7 @@ from mne_fusion.model.readout import (
     subject_cv,
     weighted_minimum_norm,
 )
-from mne_fusion.model.ridge import RidgeMoments, RidgeSolver, held_out_fits
+from mne_fusion.model.ridge import RidgeMoments, RidgeSolver, held_out_predictions
 from mne_fusion.model.sensor_maps import RIDGE_ALPHAS, ridge_sensor_maps, sensor_map_snr
 
 
@@ -395,11 +395,19 @@ def test_ridge_solver_from_moments(rng):
         assert_allclose(coef[j], expected, rtol=1e-10)
         assert_allclose(intercept[j], Y[j].mean() - X.mean(0) @ expected, rtol=1e-10)
     assert_allclose(RidgeSolver(total).n_parameters(0.0), 6.0)
-    fits = list(held_out_fits(total, parts, [1.0, 2.0], relative=True))
-    assert [(i, k) for i, k, *_ in fits] == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    held_out = list(
+        held_out_predictions(total, parts, [X[:30], X[30:]], [1.0, 2.0], relative=True)
+    )
+    assert [(i, k) for i, k, _ in held_out] == [(0, 0), (0, 1), (1, 0), (1, 1)]
     alone = RidgeSolver(RidgeMoments(X[30:], Y[:, 30:])).solve(2.0, relative=True)
-    assert_allclose(fits[1][2], alone[0], rtol=1e-10)
-    assert_allclose(fits[1][3], alone[1], rtol=1e-10)
+    assert_allclose(held_out[1][2], X[:30] @ alone[0].T + alone[1], rtol=1e-10)
+    # fewer samples than targets (fMRI volumes against vertices) are predicted
+    # through the eigenvectors: the same numbers, per-target penalties included
+    solver = RidgeSolver(total)
+    for rows in (slice(0, 3), slice(0, 60)):
+        predicted = solver.predict(X[rows], alphas)
+        assert predicted.shape == (len(X[rows]), 4)
+        assert_allclose(predicted, X[rows] @ coef.T + intercept, rtol=1e-10)
 
 
 def _champagne_cost(gain, maps, variance, snr):

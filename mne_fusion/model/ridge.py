@@ -95,6 +95,32 @@ class RidgeSolver:
         coef = (self.cross * shrink) @ self.evecs.T
         return coef, self.sum_y / self.n - coef @ self.mean_x
 
+    def predict(self, design, alpha, relative=False):
+        """Return the predictions of the ridge fit for some samples.
+
+        Parameters
+        ----------
+        design : array, shape (n_samples, n_features)
+            The samples' regressors.
+        alpha, relative
+            See :meth:`solve`.
+
+        Returns
+        -------
+        predicted : array, shape (n_samples, n_targets)
+        """
+        design = np.asarray(design, np.float64)
+        if len(design) >= len(self.cross):
+            coef, intercept = self.solve(alpha, relative)
+            return design @ coef.T + intercept
+        # Fewer samples than targets (a few fMRI volumes, thousands of vertices):
+        # through the eigenvectors, never forming the (n_targets, n_features) weights
+        # at the cost of n_features^2 per target.
+        penalty = self._penalty(np.asarray(alpha, np.float64), relative)
+        shrink = 1 / (self.evals + np.reshape(penalty, (-1, 1)))
+        projected = (design - self.mean_x) @ self.evecs
+        return projected @ (self.cross * shrink).T + self.sum_y / self.n
+
     def n_parameters(self, alpha, relative=False):
         """Effective number of parameters, the trace of the hat matrix.
 
@@ -114,8 +140,8 @@ class RidgeSolver:
         return float((self.evals * shrink).sum())
 
 
-def held_out_fits(total, parts, alphas, relative=False):
-    """Ridge fits that leave out one block of samples at a time.
+def held_out_predictions(total, parts, designs, alphas, relative=False):
+    """Predictions of ridge fits that leave out one block of samples at a time.
 
     Parameters
     ----------
@@ -123,6 +149,8 @@ def held_out_fits(total, parts, alphas, relative=False):
         The moments of all samples.
     parts : list of RidgeMoments
         The moments of each held-out block (a part of ``total``).
+    designs : list of array, shape (n_samples, n_features)
+        The regressors of each held-out block, in the order of ``parts``.
     alphas : sequence of float
         The penalties to fit.
     relative : bool
@@ -134,10 +162,10 @@ def held_out_fits(total, parts, alphas, relative=False):
         The held-out block.
     k : int
         The penalty, as an index of ``alphas``.
-    coef, intercept : array
-        The fit without that block (see :meth:`RidgeSolver.solve`).
+    predicted : array, shape (n_samples, n_targets)
+        The block's predictions by the fit without it.
     """
-    for index, part in enumerate(parts):
+    for index, (part, design) in enumerate(zip(parts, designs, strict=True)):
         solver = RidgeSolver(total - part)
         for k, alpha in enumerate(alphas):
-            yield index, k, *solver.solve(alpha, relative)
+            yield index, k, solver.predict(design, alpha, relative)

@@ -10,7 +10,7 @@ from ..anatomy import template_source_space
 from ..baselines import _valid_slice
 from ..encoder import FusionEncoder
 from ..metrics import prediction_r
-from ..model.ridge import RidgeMoments, RidgeSolver, held_out_fits
+from ..model.ridge import RidgeMoments, RidgeSolver, held_out_predictions
 from ..utils import (
     _check_alphas,
     _check_positive,
@@ -266,9 +266,11 @@ class SourceReadout(RegressorMixin, BaseEstimator):
             tests.append((design, target))
         total = sum(parts[1:], parts[0])
         scores = np.zeros((len(alphas), len(group.targets)))
-        for index, k, coef, intercept in held_out_fits(total, parts, alphas, True):
-            design, target = tests[index]
-            scores[k] += prediction_r(target, design @ coef.T + intercept)
+        designs = [design for design, _ in tests]
+        for index, k, predicted in held_out_predictions(
+            total, parts, designs, alphas, True
+        ):
+            scores[k] += prediction_r(tests[index][1], predicted)
         scores /= len(folds)
         best = np.argmax(scores, axis=0)
         group.coef, group.intercept = RidgeSolver(total).solve(alphas[best], True)
