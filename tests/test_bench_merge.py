@@ -5,6 +5,7 @@ import json
 import re
 
 import mne
+import numpy as np
 import pytest
 import torch
 from _tiny_encoder import LEAN_BENCH_ENCODER
@@ -55,6 +56,18 @@ def test_runs_of_some_conditions(runs):
     assert header == "# mne-fusion bench --config quick (seeds [1]; conditions " + (
         "MEG,FMRI CNR 1,1)"
     )
+
+
+def test_run_of_two_seeds(runs):
+    """One run over two seeds simulates each and reports the mean ± std."""
+    results = json.loads((runs["both"] / "results.json").read_text())
+    assert results["seeds"] == [0, 1]
+    table = results["conditions"][0]["tables"]["stimulus"]
+    assert all(len(v) == 2 for v in table["MNE"].values())
+    assert not np.allclose(*table["MNE"]["temporal_r"])  # two simulations
+    mean, std = np.mean(table["MNE"]["temporal_r"]), np.std(table["MNE"]["temporal_r"])
+    text = (runs["both"] / "results.md").read_text()
+    assert f"| MNE | {mean:.3f} ± {std:.3f} |" in text
 
 
 def test_merged_runs_equal_one_run_over_every_seed(runs, tmp_path, capfd):
