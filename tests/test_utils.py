@@ -1,8 +1,10 @@
 import io
 import shutil
 import subprocess
+from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import mne_fusion as mf
@@ -13,6 +15,8 @@ from mne_fusion.utils import (
     fill_doc,
     get_cache_dir,
     get_data_root,
+    nearest_whole,
+    whole_margin,
 )
 from mne_fusion.utils.sys_info import _source_commit
 
@@ -124,3 +128,22 @@ def test_lazy_public_names():
     assert "FusionEncoder" in dir(mf)
     with pytest.raises(AttributeError, match="has no attribute 'nope'"):
         mf.nope  # noqa: B018
+
+
+def test_whole_margin():
+    """The longest margin whose resampled length is whole, or within a twentieth of
+    an input sample of whole at rates with no whole period (Neuromag's 600.615 Hz)."""
+    to_50 = Fraction(1, 20)  # 1000 Hz -> 50 Hz: whole every 20 input samples
+    assert whole_margin(1000, to_50) == 1000
+    assert whole_margin(999, to_50) == 980
+    assert whole_margin(19, to_50) == 19  # none whole: the nearest, the longest of ties
+    assert whole_margin(0, to_50) == 0
+    ratio = 50 / 600.615
+    margin = whole_margin(601, ratio)
+    off = margin * ratio - round(margin * ratio)
+    assert abs(off) <= 0.05 * ratio
+    # the longest such: no longer margin up to 601 comes as close
+    longer = np.arange(margin + 1, 602) * ratio
+    assert np.all(np.abs(longer - np.round(longer)) > 0.05 * ratio)
+    assert nearest_whole([], ratio) == 0
+    assert nearest_whole([3, 40], to_50) == 40

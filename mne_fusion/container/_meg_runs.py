@@ -18,7 +18,7 @@ from mne.utils import logger, warn
 from scipy.signal import resample_poly
 
 from ..metrics import prediction_r
-from ..utils import _check_compensation, _check_finite, nearest_whole
+from ..utils import _check_compensation, _check_finite, whole_margin
 from ._common import _same
 from ._meg_inputs import (
     _bad_samples,
@@ -271,8 +271,7 @@ def _meg_run(whose, inst, names, sfreq, n_times, onset, dtype):
         # read from ``begin``, as much before the onset as a Raw, so that an output
         # sample falls on it whatever the epochs' tmin
         onset_in = int(round((onset - inst.times[0]) * run_sfreq))
-        margin = min(onset_in, int(round(run_sfreq)))
-        begin = onset_in - nearest_whole(range(margin, 0, -1), ratio)
+        begin = onset_in - whole_margin(min(onset_in, int(round(run_sfreq))), ratio)
         first = int(round((onset_in - begin) * ratio))
         n_have = _n_resampled(len(inst.times) - begin, ratio) - first
         shape = (len(inst), len(picks))
@@ -281,7 +280,7 @@ def _meg_run(whose, inst, names, sfreq, n_times, onset, dtype):
         margin = 0 if ratio == 1 else int(round(run_sfreq))
         # output samples before the onset, whole (nearly, at rates with no whole
         # resampling period within the margin): the filter's edge falls there
-        pad = nearest_whole(range(min(first, margin), 0, -1), ratio)
+        pad = whole_margin(min(first, margin), ratio)
         n_in = min(inst.n_times - first, math.ceil(n_times / ratio))
         stop = min(inst.n_times, first + n_in + margin)
         skip = int(round(pad * ratio))

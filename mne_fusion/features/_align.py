@@ -11,7 +11,7 @@ from mne import find_events
 from mne.io import BaseRaw
 from mne.utils import logger, verbose
 
-from ..utils import _check_number, _validate_type, fill_doc, nearest_whole
+from ..utils import _check_number, _validate_type, fill_doc, nearest_whole, whole_margin
 from ._features import Features
 
 
@@ -142,7 +142,7 @@ def crop_to_stimulus(
     # MNE's polyphase resampling takes its ratio from the two lengths, and stretches
     # the time axis by up to half an output sample for other lengths.
     ratio = features.sfreq / sfreq
-    start = sample - nearest_whole(range(min(sample, int(round(sfreq))), 0, -1), ratio)
+    start = sample - whole_margin(min(sample, int(round(sfreq))), ratio)
     n_keep = nearest_whole(
         range(
             min(last + int(round(sfreq)), raw.n_times - 1) - start + 1, last - start, -1

@@ -13,7 +13,7 @@ from ._checks import (
     _validate_type,
 )
 from ._logging import verbose_method
-from ._resampling import nearest_whole
+from ._resampling import nearest_whole, whole_margin
 from .config import get_cache_dir, get_data_root
 from .docs import docdict, fill_doc
 from .sys_info import sys_info
@@ -35,5 +35,6 @@ __all__ = [
     "nearest_whole",
     "sys_info",
     "verbose_method",
+    "whole_margin",
     "write_atomic",
 ]

@@ -32,3 +32,22 @@ def nearest_whole(lengths, ratio):
     off = np.abs(scaled - np.round(scaled))  # in output samples
     close = np.flatnonzero(off <= 0.05 * float(ratio) + 1e-9)
     return int(lengths[close[0] if close.size else np.argmin(off)])
+
+
+def whole_margin(longest, ratio):
+    """Return the longest margin before an onset that puts an output sample on it.
+
+    Parameters
+    ----------
+    longest : int
+        The most input samples the margin may have.
+    ratio : float | fractions.Fraction
+        Output rate over input rate.
+
+    Returns
+    -------
+    margin : int
+        In input samples, as :func:`nearest_whole` takes it from ``longest``,
+        ``longest - 1``, ... 1; 0 when ``longest`` is 0.
+    """
+    return nearest_whole(range(longest, 0, -1), ratio)
