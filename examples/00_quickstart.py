@@ -10,8 +10,8 @@ fMRI, subjects) whose true cortical sources are known, fit the fusion encoder to
 modalities, estimate the sources of a held-out story, and compare them with dSPM
 :footcite:p:`DaleEtAl2000` computed from the same story's MEG.
 
-The settings are small so that the example runs in about a minute on a laptop CPU; a
-real fit uses more stories, more subjects and a larger model (see
+The settings are small so that the example runs in about three minutes on one CPU
+core; a real fit uses more stories, more subjects and a larger model (see
 :ref:`ug-simulation` and ``mne-fusion bench``).
 """
 
@@ -54,7 +54,11 @@ print(exp.train)
 # :class:`mne_fusion.FusionDataset`. The sensor noise covariances whiten each MEG
 # subject's data in the likelihood. One story of the training set is kept aside for
 # early stopping. ``verbose=False`` hides the progress report of every epoch; the
-# record of each epoch stays in ``history_``.
+# record of each epoch stays in ``history_``. By default (``source_refit="auto"``)
+# the fit makes a second pass: a fresh transformer trained on the data-informed
+# estimates of the training stories (see :ref:`ex-data-informed`), which gains in
+# time and space on the benchmark's simulation but takes several times as long as the
+# first pass on data this small; ``source_refit=False`` leaves it out here.
 
 encoder = mf.FusionEncoder(
     d_model=32,
@@ -64,6 +68,7 @@ encoder = mf.FusionEncoder(
     batch_size=4,
     lr=2e-3,
     max_epochs=20,
+    source_refit=False,
     random_state=0,
 )
 encoder.fit(exp.train, noise_cov=exp.noise_covs, verbose=False)
@@ -122,9 +127,9 @@ fig = mf.viz.plot_metrics(table, ["temporal_r", "spatial_r", "roc_auc"], show=Fa
 # %%
 # The oracle shows what a perfect stimulus-driven model would reach: it recovers the
 # stimulus-driven patches exactly, and misses only the background. dSPM sees both,
-# blurred, through one recording. A small encoder fitted for a minute on five stories
-# is far from the oracle; ``mne-fusion demo`` and ``mne-fusion bench`` fit larger
-# models on more data.
+# blurred, through one recording. A small encoder fitted for two minutes on five
+# stories is far from the oracle; ``mne-fusion demo`` and ``mne-fusion bench`` fit
+# larger models on more data.
 #
 # Where and when
 # --------------

@@ -51,6 +51,7 @@ encoder = mf.FusionEncoder(
     batch_size=4,
     lr=2e-3,
     max_epochs=20,
+    source_refit=False,  # one pass, as in the quickstart
     random_state=0,
 )
 encoder.fit(exp.train, noise_cov=exp.noise_covs, verbose=False)
