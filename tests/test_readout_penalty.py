@@ -10,6 +10,7 @@ from mne_fusion.model.readout import (
 )
 from mne_fusion.model.readout_penalty import (
     _group_moments,
+    _leading_left_vectors,
     _story_cv_errors,
     story_cv_alpha,
 )
@@ -169,4 +170,19 @@ def test_map_source_readout_refuses_a_bad_alpha(rng, alpha, alphas, match):
     with pytest.raises(ValueError, match=match):
         map_source_readout(
             hidden, data, gains, np.ones(6), snr=3.0, alpha=alpha, alphas=alphas
+        )
+
+
+@pytest.mark.parametrize("shape", [(12, 30), (30, 12), (12, 12)])
+def test_leading_left_vectors_are_the_svd_s(rng, shape):
+    """Wide matrices (channels of few subjects, many features) take the eigenvectors
+    of M M': the same leading subspaces as the SVD, strongest first."""
+    matrix = rng.standard_normal(shape) * np.logspace(0, -3, shape[1])
+    left = _leading_left_vectors(matrix)
+    assert left.shape == (shape[0], min(shape))
+    assert_allclose(left.T @ left, np.eye(min(shape)), atol=1e-12)
+    expected = np.linalg.svd(matrix, full_matrices=False)[0]
+    for k in (1, 3, min(shape)):
+        assert_allclose(
+            left[:, :k] @ left[:, :k].T, expected[:, :k] @ expected[:, :k].T, atol=1e-10
         )
