@@ -1,17 +1,21 @@
 """Progress of slow steps: shown at INFO (MNE's logger and bar), silent at WARNING."""
 
 import re
+import time
 
 import mne
 import numpy as np
 import pytest
 from _datasets_server import serve_dataset
+from _tiny_encoder import TINY, make_experiment
 from test_datasets_fetch import FILES, registry_dir, server  # noqa: F401 (fixtures)
 
-from mne_fusion import anatomy
+from mne_fusion import FusionEncoder, anatomy
 from mne_fusion.anatomy import _forward
 from mne_fusion.datasets import _download, _fetch, fetch_files
+from mne_fusion.encoder import _fit
 from mne_fusion.features import LanguageModel, Stimulus, extract
+from mne_fusion.model import training
 
 
 def _bars(text):
@@ -140,3 +144,39 @@ def test_template_bem_cache_logged(monkeypatch, tmp_path):
         lines[0] == "Computing the one-layer ico4 BEM of the template (not cached yet)"
     )
     assert lines[1].startswith("Loading the cached one-layer ico4 BEM of the template")
+
+
+def test_fit_bar_moves_forward_at_the_fit_s_rate(monkeypatch, tmp_path_factory):
+    """The fit's bar only moves forward, ends full, and shows the rate over the whole
+    fit: each epoch's validation (slow here) counts, not only the batches."""
+    score_segments = training.score_segments
+
+    def slow_validation(*args, **kwargs):
+        time.sleep(0.5)
+        return score_segments(*args, **kwargs)
+
+    monkeypatch.setattr(training, "score_segments", slow_validation)
+    bars = []
+
+    class Recorded(mne.utils.ProgressBar):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.states = []
+            bars.append(self)
+
+        def update(self, cur_value):
+            super().update(cur_value)
+            state = self._tqdm.format_dict
+            average = state["n"] / state["elapsed"]
+            self.states.append((state["n"], state["rate"] or average, average))
+
+    monkeypatch.setattr(_fit, "ProgressBar", Recorded)
+    ds = make_experiment(tmp_path_factory)["ds"]
+    FusionEncoder(**{**TINY, "max_epochs": 4}).fit(ds, verbose="info")
+    (bar,) = bars
+    counts = [n for n, _, _ in bar.states]
+    assert counts == sorted(counts)
+    assert counts[-1] == bar._tqdm.total == len(counts)  # one update per batch
+    _, rate, average = bar.states[-1]
+    assert rate == pytest.approx(average, rel=0.1)
+    assert bar._tqdm.disable  # closed

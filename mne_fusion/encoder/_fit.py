@@ -10,7 +10,6 @@ checkpoint was made for, so that a checkpoint of other data or parameters is ref
 
 import hashlib
 import json
-from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -85,26 +84,35 @@ def train_network(est, items, objective, config, seed, weights, shard, checkpoin
     if checkpoint is not None and checkpoint.fname.exists() and show:
         logger.info(f"Resuming the fit from the checkpoint {checkpoint.fname}")
     total = est.max_epochs * n_batches
-    bar = ProgressBar(total, mesg="Fitting FusionEncoder") if show else nullcontext()
+    # Not MNE's context manager: its thread, meant for pb.subset in parallel jobs,
+    # sets the bar back to its memory map's count (0 here) 30 times a second. The
+    # rate is that over the whole fit (smoothing=0): batches are fast and each
+    # epoch's validation slow, and a moving average of the last updates' rate
+    # underestimates the time left.
+    bar = (
+        ProgressBar(total, mesg="Fitting FusionEncoder", smoothing=0) if show else None
+    )
     try:
-        with bar:
-            return train(
-                est.model_,
-                items["train"],
-                items["validation"],
-                objective,
-                config,
-                np.random.default_rng(seed),
-                channel_weights=weights,
-                callback=_report if show else None,
-                checkpoint=checkpoint,
-                progress=(lambda done, _: bar.update(done)) if show else None,
-                shard=shard,
-            )
+        return train(
+            est.model_,
+            items["train"],
+            items["validation"],
+            objective,
+            config,
+            np.random.default_rng(seed),
+            channel_weights=weights,
+            callback=_report if show else None,
+            checkpoint=checkpoint,
+            progress=(lambda done, _: bar.update(done)) if show else None,
+            shard=shard,
+        )
     except KeyboardInterrupt:
         if checkpoint is not None and show:
             logger.warning(_interrupted(checkpoint))
         raise
+    finally:
+        if bar is not None:
+            bar._tqdm.close()  # MNE's ProgressBar closes only on deletion otherwise
 
 
 def make_checkpoint(fname, est, data, meg, fmri):
