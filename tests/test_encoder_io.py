@@ -56,6 +56,28 @@ def test_failed_save_leaves_the_old_file(fitted, experiment, tmp_path, monkeypat
     _same_predictions(read_fusion_encoder(fname), fitted, experiment)
 
 
+def test_read_after_transformers_patched_torch_linspace(
+    fitted, experiment, tmp_path, monkeypatch
+):
+    """Loading a model, transformers (5.x) swaps torch.linspace for a wrapper; torch
+    caches the constructors that ``with torch.device(...)`` redirects the first time
+    it needs them, and if that is then, linspace stays out of the cache for the rest
+    of the process. Language-model features, then reading an encoder, failed with
+    "Tensor on device cpu is not on the expected device meta"."""
+    from torch.utils import _device
+
+    original = torch.linspace
+    monkeypatch.setattr(torch, "linspace", lambda *a, **k: original(*a, **k))
+    _device._device_constructors.cache_clear()
+    assert original not in _device._device_constructors()
+    monkeypatch.setattr(torch, "linspace", original)  # as transformers restores it
+    try:
+        fitted.save(tmp_path / "enc.pt")
+        _same_predictions(read_fusion_encoder(tmp_path / "enc.pt"), fitted, experiment)
+    finally:
+        _device._device_constructors.cache_clear()
+
+
 @pytest.mark.parametrize("name", ["my_encoder", "encoder.v2.pt", ".hidden"])
 def test_save_under_any_file_name(fitted, experiment, tmp_path, name):
     """A name without a suffix saves too: torch named the archive in the file after

@@ -141,10 +141,14 @@ def raised_cosines(n_kernels, n_taps):
     one over the span, so together they pass every slow lagged response (the
     temporal response functions of encoding models are smooth).
     """
-    lags = torch.arange(n_taps, dtype=torch.float64)
+    # Constants, made on the CPU under any default device: a model built on the meta
+    # device (reading a file) keeps their shape, and torch.linspace no longer follows
+    # ``with torch.device(...)`` once transformers (5.x) has loaded a model.
+    cpu = dict(dtype=torch.float64, device="cpu")
+    lags = torch.arange(n_taps, **cpu)
     if n_kernels == 1:
-        return torch.ones(1, n_taps, dtype=torch.float64)
-    centres = torch.linspace(0, n_taps - 1, n_kernels, dtype=torch.float64)
+        return torch.ones(1, n_taps, **cpu)
+    centres = torch.linspace(0, n_taps - 1, n_kernels, **cpu)
     width = centres[1] - centres[0]
     phase = ((lags[None] - centres[:, None]) / (2 * width)).clamp(-0.5, 0.5)
     return 0.5 + 0.5 * torch.cos(2 * torch.pi * phase)
