@@ -146,7 +146,33 @@ def test_template_bem_cache_logged(monkeypatch, tmp_path):
     assert lines[1].startswith("Loading the cached one-layer ico4 BEM of the template")
 
 
-def test_fit_bar_moves_forward_at_the_fit_s_rate(monkeypatch, tmp_path_factory):
+class _RecordedBar(mne.utils.ProgressBar):
+    """MNE's bar, recording its count, the rate shown and the average rate."""
+
+    made = []
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.states = []
+        self.made.append(self)
+
+    def update(self, cur_value):
+        super().update(cur_value)
+        state = self._tqdm.format_dict
+        average = state["n"] / max(state["elapsed"], 1e-9)
+        self.states.append((state["n"], state["rate"] or average, average))
+
+
+@pytest.fixture
+def recorded_bars(monkeypatch):
+    monkeypatch.setattr(_fit, "ProgressBar", _RecordedBar)
+    monkeypatch.setattr(_RecordedBar, "made", [])
+    return _RecordedBar.made
+
+
+def test_fit_bar_moves_forward_at_the_fit_s_rate(
+    monkeypatch, tmp_path_factory, recorded_bars
+):
     """The fit's bar only moves forward, ends full, and shows the rate over the whole
     fit: each epoch's validation (slow here) counts, not only the batches."""
     score_segments = training.score_segments
@@ -156,27 +182,30 @@ def test_fit_bar_moves_forward_at_the_fit_s_rate(monkeypatch, tmp_path_factory):
         return score_segments(*args, **kwargs)
 
     monkeypatch.setattr(training, "score_segments", slow_validation)
-    bars = []
-
-    class Recorded(mne.utils.ProgressBar):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            self.states = []
-            bars.append(self)
-
-        def update(self, cur_value):
-            super().update(cur_value)
-            state = self._tqdm.format_dict
-            average = state["n"] / state["elapsed"]
-            self.states.append((state["n"], state["rate"] or average, average))
-
-    monkeypatch.setattr(_fit, "ProgressBar", Recorded)
     ds = make_experiment(tmp_path_factory)["ds"]
     FusionEncoder(**{**TINY, "max_epochs": 4}).fit(ds, verbose="info")
-    (bar,) = bars
+    (bar,) = recorded_bars
     counts = [n for n, _, _ in bar.states]
     assert counts == sorted(counts)
     assert counts[-1] == bar._tqdm.total == len(counts)  # one update per batch
     _, rate, average = bar.states[-1]
     assert rate == pytest.approx(average, rel=0.1)
     assert bar._tqdm.disable  # closed
+
+
+def test_second_pass_has_its_own_bar(tmp_path_factory, recorded_bars, capsys):
+    """The second pass, often the longer, shows its steps; silent at WARNING."""
+    ds = make_experiment(tmp_path_factory)["ds"]
+    params = {**TINY, "max_epochs": 2, "source_refit": True}
+    FusionEncoder(**params).fit(ds, verbose="info")
+    first, second = recorded_bars
+    assert first._tqdm.desc.startswith("Fitting FusionEncoder")
+    assert second._tqdm.desc.startswith("Second pass")
+    counts = [n for n, _, _ in second.states]
+    assert counts == list(range(1, len(counts) + 1))  # one update per step
+    assert second._tqdm.total == 2 * 30  # max_epochs x steps per epoch
+    assert len(counts) in (30, 60)  # it may stop early after an epoch
+    assert second._tqdm.disable  # closed
+    assert "Second pass" in capsys.readouterr().err
+    FusionEncoder(**params).fit(ds, verbose="warning")
+    assert "Second pass" not in capsys.readouterr().err

@@ -6,10 +6,12 @@ checkpoint file (:class:`mne_fusion.model.checkpoint.Checkpoint`, written with
 :func:`mne_fusion.utils.write_atomic`) and, in a ``torchrun`` launch, this process's
 :class:`~mne_fusion.model.distributed.Shard`. :func:`fingerprint` names what a
 checkpoint was made for, so that a checkpoint of other data or parameters is refused.
+:func:`progress_bar` is the bar of both passes of the fit.
 """
 
 import hashlib
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -84,35 +86,46 @@ def train_network(est, items, objective, config, seed, weights, shard, checkpoin
     if checkpoint is not None and checkpoint.fname.exists() and show:
         logger.info(f"Resuming the fit from the checkpoint {checkpoint.fname}")
     total = est.max_epochs * n_batches
-    # Not MNE's context manager: its thread, meant for pb.subset in parallel jobs,
-    # sets the bar back to its memory map's count (0 here) 30 times a second. The
-    # rate is that over the whole fit (smoothing=0): batches are fast and each
-    # epoch's validation slow, and a moving average of the last updates' rate
-    # underestimates the time left.
-    bar = (
-        ProgressBar(total, mesg="Fitting FusionEncoder", smoothing=0) if show else None
-    )
     try:
-        return train(
-            est.model_,
-            items["train"],
-            items["validation"],
-            objective,
-            config,
-            np.random.default_rng(seed),
-            channel_weights=weights,
-            callback=_report if show else None,
-            checkpoint=checkpoint,
-            progress=(lambda done, _: bar.update(done)) if show else None,
-            shard=shard,
-        )
+        with progress_bar(total, "Fitting FusionEncoder", show) as update:
+            return train(
+                est.model_,
+                items["train"],
+                items["validation"],
+                objective,
+                config,
+                np.random.default_rng(seed),
+                channel_weights=weights,
+                callback=_report if show else None,
+                checkpoint=checkpoint,
+                progress=update and (lambda done, _: update(done)),
+                shard=shard,
+            )
     except KeyboardInterrupt:
         if checkpoint is not None and show:
             logger.warning(_interrupted(checkpoint))
         raise
+
+
+@contextmanager
+def progress_bar(total, mesg, show):
+    """Show MNE's progress bar of ``total`` steps; yield its update function.
+
+    Yields None when not ``show``. The bar is not MNE's context manager: that
+    starts a thread, meant for ``pb.subset`` in parallel jobs, that sets the bar
+    back to its memory map's count (0 here) 30 times a second. The rate shown is
+    that of the whole run (``smoothing=0``): steps are fast and each epoch's
+    validation slow, and a moving average of the last steps' rate underestimates
+    the time left.
+    """
+    if not show:
+        yield None
+        return
+    bar = ProgressBar(total, mesg=mesg, smoothing=0)
+    try:
+        yield bar.update
     finally:
-        if bar is not None:
-            bar._tqdm.close()  # MNE's ProgressBar closes only on deletion otherwise
+        bar._tqdm.close()  # MNE's ProgressBar closes only on deletion otherwise
 
 
 def make_checkpoint(fname, est, data, meg, fmri):

@@ -28,6 +28,7 @@ from ..model import FusionNetwork
 from ..model.distributed import Shard
 from ..model.low_rank import RowSketch
 from ..model.source_training import TargetTraining, train_to_targets
+from ._fit import progress_bar
 from ._params import fitted_stories
 
 # Excerpts of 20 s, the first 5 s unscored: the values of the ablation that measured
@@ -184,16 +185,19 @@ def refit_network(est, dataset, features, seed, targets=None, shard=None):
         max_epochs=est.max_epochs,
         patience=est.patience,
     )
-    errors = train_to_targets(
-        network,
-        {s: np.asarray(features[s], np.float32) for s in stories},
-        targets,
-        [s for s in est.train_stories_ if s in targets.scores],
-        [s for s in est.validation_stories_ if s in targets.scores],
-        training,
-        np.random.default_rng(seed),
-        shard,
-    )
+    total = training.max_epochs * training.steps_per_epoch
+    with progress_bar(total, "Second pass", shard.rank == 0) as update:
+        errors = train_to_targets(
+            network,
+            {s: np.asarray(features[s], np.float32) for s in stories},
+            targets,
+            [s for s in est.train_stories_ if s in targets.scores],
+            [s for s in est.validation_stories_ if s in targets.scores],
+            training,
+            np.random.default_rng(seed),
+            shard,
+            progress=update,
+        )
     log(
         f"Second pass: {len(errors)} epochs in {time.perf_counter() - start:.0f} s, "
         f"validation error {min(errors):.3f} (best at epoch "

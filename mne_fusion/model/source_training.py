@@ -100,7 +100,15 @@ def _validation_error(network, features, targets, stories, shard=None):
 
 
 def train_to_targets(
-    network, features, targets, train, validation, config, rng, shard=None
+    network,
+    features,
+    targets,
+    train,
+    validation,
+    config,
+    rng,
+    shard=None,
+    progress=None,
 ):
     """Train ``network`` to predict ``targets`` from ``features``; keep its best state.
 
@@ -124,6 +132,8 @@ def train_to_targets(
         This process's place in a ``torchrun`` fit: it trains on its share of
         each batch (the network in DDP) and scores its share of the validation
         stories. None: a single process.
+    progress : callable | None
+        Called with the number of steps done after each step.
 
     Returns
     -------
@@ -141,9 +151,9 @@ def train_to_targets(
     )
     net = shard.wrap(network)
     errors, best = [], None
-    for _epoch in range(config.max_epochs):
+    for epoch in range(config.max_epochs):
         network.train()
-        for _ in range(config.steps_per_epoch):
+        for step in range(config.steps_per_epoch):
             picks = _draw(features, train, length, rng, config.batch_size)
             local, _, weight = shard.share(picks)
             x, y = _excerpts(features, targets, local, length)
@@ -153,6 +163,8 @@ def train_to_targets(
             loss.backward()
             torch.nn.utils.clip_grad_norm_(network.parameters(), 1.0)
             optimizer.step()
+            if progress is not None:
+                progress(epoch * config.steps_per_epoch + step + 1)
         errors.append(_validation_error(network, features, targets, validation, shard))
         if errors[-1] == min(errors):
             best = copy.deepcopy(network.state_dict())
