@@ -281,10 +281,13 @@ class RidgeEncoder(RegressorMixin, BaseEstimator):
 
     def _cross_validate(self, design, target, alphas):
         splits = [test for _, test in check_cv(self.cv).split(design)]
-        parts = [RidgeMoments(design[test], target[test].T) for test in splits]
+        designs = [design[test] for test in splits]
+        parts = [
+            RidgeMoments(held, target[test].T)
+            for held, test in zip(designs, splits, strict=True)
+        ]
         total = RidgeMoments(design, target.T)
         scores = np.zeros((len(alphas), target.shape[1]))
-        designs = [design[test] for test in splits]
         for index, k, predicted in held_out_predictions(total, parts, designs, alphas):
             scores[k] += prediction_r(target[splits[index]], predicted)
         return scores / len(splits)

@@ -70,9 +70,12 @@ class RidgeSolver:
         cross = moments.xy - np.outer(moments.sy, self.mean_x)
         self.cross = cross @ self.evecs
 
-    def _penalty(self, alpha, relative):
-        """Return the penalty added to the centred ``X'X``."""
-        return alpha * self.evals.mean() if relative else alpha
+    def _shrink(self, alpha, relative):
+        """Return ``1 / (eigenvalue + penalty)``, shape (n_alphas, n_features)."""
+        penalty = np.asarray(alpha, np.float64)
+        if relative:
+            penalty = penalty * self.evals.mean()
+        return 1 / (self.evals + np.reshape(penalty, (-1, 1)))
 
     def solve(self, alpha, relative=False):
         """Return the ridge weights and intercepts.
@@ -90,9 +93,7 @@ class RidgeSolver:
         coef : array, shape (n_targets, n_features)
         intercept : array, shape (n_targets,)
         """
-        penalty = self._penalty(np.asarray(alpha, np.float64), relative)
-        shrink = 1 / (self.evals + np.reshape(penalty, (-1, 1)))
-        coef = (self.cross * shrink) @ self.evecs.T
+        coef = (self.cross * self._shrink(alpha, relative)) @ self.evecs.T
         return coef, self.sum_y / self.n - coef @ self.mean_x
 
     def predict(self, design, alpha, relative=False):
@@ -116,10 +117,9 @@ class RidgeSolver:
         # Fewer samples than targets (a few fMRI volumes, thousands of vertices):
         # through the eigenvectors, never forming the (n_targets, n_features) weights
         # at the cost of n_features^2 per target.
-        penalty = self._penalty(np.asarray(alpha, np.float64), relative)
-        shrink = 1 / (self.evals + np.reshape(penalty, (-1, 1)))
         projected = (design - self.mean_x) @ self.evecs
-        return projected @ (self.cross * shrink).T + self.sum_y / self.n
+        weights = self.cross * self._shrink(alpha, relative)
+        return projected @ weights.T + self.sum_y / self.n
 
     def n_parameters(self, alpha, relative=False):
         """Effective number of parameters, the trace of the hat matrix.
@@ -136,8 +136,7 @@ class RidgeSolver:
         n_parameters : float
             Without the intercept (``n_features`` without penalty).
         """
-        shrink = 1 / (self.evals + self._penalty(alpha, relative))
-        return float((self.evals * shrink).sum())
+        return float((self.evals * self._shrink(alpha, relative)).sum())
 
 
 def held_out_predictions(total, parts, designs, alphas, relative=False):
