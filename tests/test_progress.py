@@ -194,12 +194,23 @@ def test_fit_bar_moves_forward_at_the_fit_s_rate(
 
 
 def test_second_pass_has_its_own_bar(tmp_path_factory, recorded_bars, capsys):
-    """The second pass, often the longer, shows its steps; silent at WARNING."""
+    """The second pass, often the longer, shows its targets' estimates and its
+    steps; silent at WARNING."""
     ds = make_experiment(tmp_path_factory)["ds"]
     params = {**TINY, "max_epochs": 1, "source_refit": True}
-    FusionEncoder(**params).fit(ds, verbose="info")
-    first, second = recorded_bars
+    enc = FusionEncoder(**params).fit(ds, verbose="info")
+    first, targets, second = recorded_bars
     assert first._tqdm.desc.startswith("Fitting FusionEncoder")
+    assert targets._tqdm.desc.startswith("Second pass targets")
+    # one estimate per fitted story and MEG subject with a run of it
+    n_estimates = sum(
+        story in ds.meg(name).runs
+        for story in enc.train_stories_ + enc.validation_stories_
+        for name in enc.meg_subjects_
+    )
+    assert [n for n, _, _ in targets.states] == list(range(1, n_estimates + 1))
+    assert targets._tqdm.total == n_estimates
+    assert targets._tqdm.disable  # closed
     assert second._tqdm.desc.startswith("Second pass")
     counts = [n for n, _, _ in second.states]
     assert counts == list(range(1, 31))  # one update per step

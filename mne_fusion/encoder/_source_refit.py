@@ -51,6 +51,9 @@ def source_targets(
 ):
     """Return the prior-weighted data-informed estimate of ``stories``, unit std.
 
+    A progress bar counts the estimates (one per story and MEG subject; in a
+    ``torchrun`` fit, the first process's share).
+
     Parameters
     ----------
     est : FusionEncoder
@@ -84,28 +87,36 @@ def source_targets(
     weights = np.sqrt(est.readout_prior_ / est.readout_prior_.mean())
     sketch = RowSketch(len(weights), min(size, len(weights)), np.random.default_rng(0))
     n_values, total, square = 0, 0.0, 0.0
-    for story in shard.split(stories):
-        summed, count = 0.0, 0
-        for name in est.meg_subjects_:
-            subject = dataset.meg(name)
-            if story not in subject.runs:
-                continue
-            raw = averaged_raw(subject, story)  # BAD spans left out of K's learning
-            stc = est.apply_inverse(
-                features[story], inst=raw, subject=name, verbose=False
-            )
-            bad = subject.bad_samples(story)
-            good = np.ones(stc.shape[1], bool) if bad is None else ~bad
-            summed = summed + np.where(good[:, None], stc.data.T, 0.0)
-            count = count + good
-        with np.errstate(invalid="ignore", divide="ignore"):
-            target = summed / np.asarray(count)[:, None] * weights
-        if story in est.train_stories_:
-            finite = target[np.isfinite(target)]
-            n_values += finite.size
-            total += finite.sum()
-            square += np.square(finite).sum()
-        sketch.add(story, target)
+    mine = {
+        story: [n for n in est.meg_subjects_ if story in dataset.meg(n).runs]
+        for story in shard.split(stories)
+    }
+    n_estimates = sum(map(len, mine.values()))
+    with progress_bar(n_estimates, "Second pass targets", shard.rank == 0) as update:
+        done = 0
+        for story, names in mine.items():
+            summed, count = 0.0, 0
+            for name in names:
+                subject = dataset.meg(name)
+                raw = averaged_raw(subject, story)  # BAD spans out of K's learning
+                stc = est.apply_inverse(
+                    features[story], inst=raw, subject=name, verbose=False
+                )
+                bad = subject.bad_samples(story)
+                good = np.ones(stc.shape[1], bool) if bad is None else ~bad
+                summed = summed + np.where(good[:, None], stc.data.T, 0.0)
+                count = count + good
+                done += 1
+                if update is not None:
+                    update(done)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                target = summed / np.asarray(count)[:, None] * weights
+            if story in est.train_stories_:
+                finite = target[np.isfinite(target)]
+                n_values += finite.size
+                total += finite.sum()
+                square += np.square(finite).sum()
+            sketch.add(story, target)
     sketch, *others = shard.gather(sketch)
     for other in others:
         sketch.merge(other)
