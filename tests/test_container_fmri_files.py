@@ -308,7 +308,8 @@ def test_one_epoch_fit(experiment, tmp_path):
     ds.add_fmri("V", {s: _write_nifti(tmp_path, s) for s in STORIES}, tmin=1.0)
     data = np.random.default_rng(0).standard_normal((2 * N5, N_TRS), np.float32)
     stc = mne.SourceEstimate(data, [np.arange(N5)] * 2, tmin=2.0, tstep=2.0)
-    ds.add_fmri("S", dict.fromkeys(STORIES, stc))
+    ceiling = np.linspace(0, 1, 2 * N5)
+    ds.add_fmri("S", dict.fromkeys(STORIES, stc), noise_ceiling=ceiling)
     enc = FusionEncoder(**{**TINY, "max_epochs": 1}).fit(ds)
     assert enc.fmri_subjects_ == ["G", "V", "S"]
     assert enc.meg_subjects_ == ["A"]
@@ -321,6 +322,12 @@ def test_one_epoch_fit(experiment, tmp_path):
     scores = enc.score(ds)
     assert scores["S"].shape == scores["G"].shape == (1284,)
     assert np.isfinite(scores["S"]).mean() > 0.99
+    # the report's ceilings are those of the scored columns
+    template = experiment["vertices"]
+    kept = ceiling[np.concatenate([template[0], template[1] + N5])]
+    text = "".join(enc.report(ds.subset(["s2"])).get_contents()[2])
+    assert "<td>S</td><td>1284</td>" in text
+    assert f"<td>{np.median(kept):.3f}</td>" in text
 
 
 def test_vertices_neither_within_nor_holding_the_template(experiment):

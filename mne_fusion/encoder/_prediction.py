@@ -13,7 +13,6 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._sensor_data import fitted_rows
 from ..anatomy import template_source_space
-from ..anatomy._meshes import vertex_index
 from ..container import FusionDataset
 from ..container._projs import apply_active_projs
 from ..features import Features
@@ -26,6 +25,7 @@ from ..utils import (
     verbose_method,
 )
 from . import _data_informed, _new_subject
+from ._prepare import fitted_columns
 from ._segments import hrf_taps
 from ._source_readout import hidden_features
 
@@ -422,10 +422,7 @@ class PredictionMixin:
             scores[name] = prediction_r(np.hstack(true), np.hstack(pred), axis=1)
         for name in X.fmri_subjects:
             subject = X.fmri(name)
-            columns = None
-            if subject.vertices is not None and self._fmri[name].vertices is not None:
-                # runs on a whole fsaverage mesh were fitted on the template's vertices
-                columns = vertex_index(self._fmri[name].vertices, subject.vertices)
+            columns = fitted_columns(self._fmri[name], subject)
             true, pred = [], []
             for story, run in subject.runs.items():
                 run = run if columns is None else run[:, columns]

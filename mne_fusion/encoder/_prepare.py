@@ -361,6 +361,28 @@ def _weights(ceiling):
     return None if ceiling is None or not ceiling.any() else ceiling
 
 
+def fitted_columns(setup, subject):
+    """Return the columns of an fMRI subject's runs that were the fit's targets.
+
+    Parameters
+    ----------
+    setup : FMRISetup
+        The fitted subject's setup.
+    subject : FMRISubject
+        The subject as a dataset gives it now.
+
+    Returns
+    -------
+    columns : array of int | None
+        Where the fitted template vertices stand among the runs' (a subject given on
+        a whole fsaverage mesh was fitted on the template's vertices); None: every
+        column, or vertices that do not hold the fitted ones.
+    """
+    if subject.vertices is None or setup.vertices is None:
+        return None
+    return vertex_index(setup.vertices, subject.vertices)
+
+
 def _target_map(subject, template, name):
     """Map from the template sources to an fMRI subject's targets.
 

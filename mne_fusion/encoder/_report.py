@@ -17,6 +17,7 @@ from ..anatomy import template_source_space
 from ..container import FusionDataset
 from ..utils import _check_positive, _validate_type
 from ._params import fitted_stories
+from ._prepare import fitted_columns
 from ._trf import temporal_response_functions
 from ._uncertainty import source_std
 
@@ -58,9 +59,15 @@ def training_figure(encoder):
     return fig
 
 
-def _ceiling(X, name):
-    subject = X.meg(name) if name in X.meg_subjects else X.fmri(name)
-    return subject.noise_ceiling
+def _ceiling(encoder, X, name):
+    """Return the noise ceiling of each channel or target ``encoder.score`` scores."""
+    if name in X.meg_subjects:
+        return X.meg(name).noise_ceiling
+    subject = X.fmri(name)
+    columns = fitted_columns(encoder._fmri[name], subject)
+    if subject.noise_ceiling is None or columns is None:
+        return subject.noise_ceiling
+    return subject.noise_ceiling[columns]
 
 
 def scores_figure(scores, ceilings):
@@ -212,7 +219,7 @@ def make_report(encoder, X=None, *, title=None, n_trfs=6):
         add(training_figure(encoder), "Training curves", "training")
     if X is not None:
         scores = encoder.score(X)
-        ceilings = {name: _ceiling(X, name) for name in scores}
+        ceilings = {name: _ceiling(encoder, X, name) for name in scores}
         add(scores_figure(scores, ceilings), "Scores and noise ceilings", "scores")
         report.add_html(
             scores_table(scores, ceilings), "Score table", section=SECTIONS["scores"]
