@@ -84,23 +84,37 @@ def _check_estimates(stcs, name):
     return stcs
 
 
-def _time_index(stc, time):
-    """Sample of ``stc`` to show: the peak of its largest |value|, or nearest time."""
-    if time == "peak":
-        return int(np.argmax(np.abs(stc.data).max(axis=0)))
+def _time_index(stc, time, name, asked):
+    """Sample of ``stc`` nearest ``time`` (s); ``asked`` says where it came from."""
     if not stc.tmin - stc.tstep / 2 <= time <= stc.times[-1] + stc.tstep / 2:
         raise ValueError(
-            f"time must lie within the estimates ({stc.tmin:g} to "
-            f"{stc.times[-1]:g} s), got {time!r}."
+            f"time must lie within the times of {name} ({stc.tmin:g} to "
+            f"{stc.times[-1]:g} s), got {asked}."
         )
     return int(np.argmin(np.abs(stc.times - time)))
 
 
-def _map_values(stc, index):
-    """Signed values at one sample, or RMS power over time when ``index`` is None."""
-    if index is None:
-        return np.sqrt(np.mean(stc.data**2, axis=1))
-    return stc.data[:, index]
+def _map_values(stcs, time):
+    """Return the title's label and the values to map of each estimate.
+
+    Signed values at one time, taken in each estimate at its own sample nearest that
+    time (estimates may start at different times, e.g. epochs against a fit), or RMS
+    power over time for ``"power"``.
+    """
+    if time == "power":
+        label = "RMS over time"
+        return label, {n: np.sqrt(np.mean(s.data**2, axis=1)) for n, s in stcs.items()}
+    first = next(iter(stcs.values()))
+    if time == "peak":
+        time = float(first.times[np.argmax(np.abs(first.data).max(axis=0))])
+        asked = f"'peak', the first estimate's peak at {time:g} s"
+    else:
+        asked = repr(time)
+    values = {
+        name: stc.data[:, _time_index(stc, time, f"stcs[{name!r}]", asked)]
+        for name, stc in stcs.items()
+    }
+    return f"t = {time:.2f} s", values
 
 
 @verbose
@@ -131,8 +145,9 @@ def plot_source_maps(
         on the sphere.
     time : "peak" | "power" | float
         What to show: the signed values at the sample where the **first** estimate
-        peaks (default; the same time for every row), the root mean square over time
-        (``"power"``), or the signed values at the sample nearest this time in seconds.
+        peaks (default), the root mean square over time (``"power"``), or the signed
+        values at this time in seconds. Each row shows its own sample nearest that
+        time, which must lie within every estimate's times.
     hemis : tuple of str
         Hemispheres, ``"lh"`` and/or ``"rh"``.
     views : tuple of str
@@ -170,13 +185,11 @@ def plot_source_maps(
     _check_positive(threshold, "threshold", allow_zero=True)
     if threshold >= 1:
         raise ValueError(f"threshold must be below 1, got {threshold!r}.")
-    first = next(iter(stcs.values()))
     if isinstance(time, str):
         _check_option("time", time, ("peak", "power"))
     else:
         _validate_type(time, Real, "time", "'peak', 'power' or a number")
-    index = None if time == "power" else _time_index(first, time)
-    label = "RMS over time" if index is None else f"t = {first.times[index]:.2f} s"
+    label, maps = _map_values(stcs, time)
     logger.info(f"Plotting {len(stcs)} source map(s), {label}")
 
     fsaverage = _fsaverage5()
@@ -185,7 +198,7 @@ def plot_source_maps(
         figsize=(2.8 * n_cols + 0.6, 2.4 * len(stcs)), layout="constrained"
     )
     for row, (name, stc) in enumerate(stcs.items()):
-        values = _map_values(stc, index)
+        values = maps[name]
         peak = np.abs(values).max()
         values = values / peak if peak > 0 else values
         n_lh = len(stc.vertices[0])
@@ -204,12 +217,12 @@ def plot_source_maps(
                 bg_map=fsaverage[f"sulc_{side}"],
                 hemi=side,
                 view=view,
-                cmap="hot" if index is None else "RdBu_r",
+                cmap="hot" if time == "power" else "RdBu_r",
                 colorbar=col == n_cols - 1,
                 threshold=threshold or None,
-                vmin=0.0 if index is None else -1.0,
+                vmin=0.0 if time == "power" else -1.0,
                 vmax=1.0,
-                symmetric_cbar=index is not None,
+                symmetric_cbar=time != "power",
                 axes=ax,
                 figure=fig,
             )

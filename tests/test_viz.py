@@ -6,6 +6,7 @@ from matplotlib.colors import to_rgba
 from numpy.testing import assert_allclose
 
 from mne_fusion.viz import (
+    _map_values,
     _nearest_source,
     plot_metrics,
     plot_source_maps,
@@ -60,6 +61,31 @@ def test_plot_source_maps(stc):
     ]
     fig = plot_source_maps({"x": stc}, time=0.3, hemis=["lh"], show=False)
     assert "t = 0.30 s" in fig.get_suptitle()
+
+
+def test_source_maps_rows_at_the_same_time(stc):
+    """Each row is drawn at its own sample of the time shown, whatever its tmin."""
+    later = mne.SourceEstimate(
+        np.roll(stc.data, 5, axis=1), ICO3, tmin=-0.1, tstep=0.02, subject="fsaverage"
+    )  # the same activity, its sample k at stc's time of sample k
+    for time in ("peak", 0.14, 0.3):
+        label, maps = _map_values({"truth": stc, "epoch": later}, time)
+        assert_allclose(maps["epoch"], maps["truth"])
+    assert label == "t = 0.30 s"
+    assert _map_values({"truth": stc, "epoch": later}, "peak")[0] == "t = 0.14 s"
+    assert_allclose(maps["truth"], stc.data[:, 15])
+    label, maps = _map_values({"a": stc, "b": later}, "power")
+    assert label == "RMS over time"
+    assert_allclose(maps["a"], np.sqrt(np.mean(stc.data**2, axis=1)))
+    short = stc.copy().crop(0, 0.1)
+    with pytest.raises(
+        ValueError,
+        match=r"within the times of stcs\['short'\] \(0 to 0.1 s\), got 'peak', "
+        r"the first estimate's peak at 0.14 s",
+    ):
+        plot_source_maps({"truth": stc, "short": short}, show=False)
+    with pytest.raises(ValueError, match=r"stcs\['short'\] \(0 to 0.1 s\), got 0.3"):
+        plot_source_maps({"truth": stc, "short": short}, 0.3, show=False)
 
 
 def test_plot_source_maps_errors(stc):
