@@ -3,8 +3,10 @@
 import copy
 import os
 import signal
+import struct
 import tempfile
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -165,6 +167,29 @@ def test_unreadable_files_are_named(fitted, tmp_path):
         read_fusion_encoder(tmp_path)
     with pytest.raises(FileNotFoundError):
         read_fusion_encoder(tmp_path / "missing.pt")
+
+
+def damage_largest_part(fname):
+    """Flip one byte in the middle of the largest part of a torch.save archive."""
+    with zipfile.ZipFile(fname) as archive:
+        info = max(archive.infolist(), key=lambda i: i.file_size)
+    raw = bytearray(Path(fname).read_bytes())
+    header = info.header_offset
+    n_name, n_extra = struct.unpack("<HH", raw[header + 26 : header + 30])
+    raw[header + 30 + n_name + n_extra + info.file_size // 2] ^= 0xFF
+    Path(fname).write_bytes(bytes(raw))
+    return info.filename
+
+
+def test_damaged_bytes_are_refused(fitted, tmp_path):
+    """torch.load reads bytes damaged inside a tensor as numbers: the archive's
+    checksums are checked first."""
+    fitted.save(tmp_path / "enc.pt")
+    part = damage_largest_part(tmp_path / "enc.pt")
+    with pytest.raises(
+        ValueError, match=f"enc.pt is damaged: its part '{part}' does not match"
+    ):
+        read_fusion_encoder(tmp_path / "enc.pt")
 
 
 def test_unwritable_targets_are_named(fitted, tmp_path):

@@ -15,6 +15,7 @@ import torch
 from _ddp_fit import second_pass_alone
 from _tiny_encoder import TINY, make_experiment
 from numpy.testing import assert_allclose, assert_array_equal
+from test_encoder_io import damage_largest_part
 from test_model import _toy_items, _toy_model
 
 from mne_fusion import FusionEncoder
@@ -108,6 +109,9 @@ def test_checkpoint_refuses_other_data_or_parameters(experiment, tmp_path):
     (tmp_path / "broken.ckpt").write_bytes(b"not a torch file")
     with pytest.raises(ValueError, match="Cannot read the checkpoint"):
         FusionEncoder(**CPU).fit(ds, checkpoint=tmp_path / "broken.ckpt")
+    damage_largest_part(ckpt)  # would resume from wrong weights
+    with pytest.raises(ValueError, match=r"Cannot read the checkpoint.*is damaged"):
+        FusionEncoder(**CPU).fit(ds, checkpoint=ckpt)
 
 
 def test_checkpoint_path_is_checked_before_training(experiment, tmp_path, monkeypatch):

@@ -23,7 +23,7 @@ from mne.utils import logger
 from scipy import sparse
 
 from ..model import NetworkConfig
-from ..model.checkpoint import save_torch
+from ..model.checkpoint import check_archive, save_torch
 from ..utils import _validate_type, write_atomic
 from ._prepare import FMRISetup, MEGSetup
 
@@ -121,6 +121,8 @@ def read_encoder(fname):
             f"{fname} is not a FusionEncoder file: it is not the zip archive that "
             "torch.save writes (another format, or a file cut short)."
         )
+    if Path(fname).is_file():
+        check_archive(fname)  # torch.load would read damaged bytes as numbers
     try:
         state = torch.load(fname, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:

@@ -12,6 +12,7 @@ straight through. The file holds only tensors, numbers and strings, so it loads 
 import copy
 import json
 import os
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -107,6 +108,7 @@ class Checkpoint:
     def load(self, device="cpu"):
         """Return the checked content of the file."""
         try:
+            check_archive(self.fname)
             content = torch.load(self.fname, map_location=device, weights_only=True)
         except Exception as exc:
             raise ValueError(
@@ -200,6 +202,24 @@ def save_torch(content, fname):
     """
     with open(fname, "wb") as fid:
         torch.save(content, fid)
+
+
+def check_archive(fname):
+    """Raise ValueError if a zip archive of ``torch.save`` holds damaged bytes.
+
+    ``torch.load`` does not compare the archive's members with their CRC-32: bytes
+    damaged inside a tensor (a failing disk, a bad copy) load as wrong numbers.
+    """
+    try:
+        with zipfile.ZipFile(fname) as archive:
+            damaged = archive.testzip()
+    except (zipfile.BadZipFile, EOFError) as exc:
+        raise ValueError(f"{fname} is a damaged archive ({exc}).") from exc
+    if damaged is not None:
+        raise ValueError(
+            f"{fname} is damaged: its part {damaged!r} does not match the checksum "
+            "written with it."
+        )
 
 
 def _own(states, shard):
