@@ -198,8 +198,15 @@ def test_list_stories_and_selection(lebel):
     assert lebel2023.list_stories("UTS03") == []
     with pytest.raises(ValueError, match=r"Unknown subjects \['UTS10'\].*'UTS09'"):
         lebel2023.list_stories("UTS10")
-    with pytest.raises(ValueError, match=r"Unknown stories \['sweetaspie'\].* \[\]"):
-        lebel2023.data_path(subjects="UTS03", stories=STORY_A, kinds="responses")
+    # a story of the data set that one subject has no responses to names him
+    with pytest.raises(
+        ValueError, match=r"Unknown stories of UTS03 \['sweetaspie'\].* \[\]"
+    ):
+        lebel2023.data_path(
+            subjects=["UTS01", "UTS03"], stories=STORY_A, kinds="responses"
+        )
+    with pytest.raises(ValueError, match=r"Unknown stories of UTS03 \['sweetaspie'"):
+        lebel2023.load_responses("UTS03", STORY_A)
     with pytest.raises(ValueError, match=r"Unknown kinds \['anat'\].*'stimuli'"):
         lebel2023.data_path(kinds=["anat"])
     assert lebel.requests == []

@@ -66,7 +66,9 @@ def _response_files(subjects, stories):
     return [RESPDICT] + [
         response_path(subject, story)
         for subject in subjects
-        for story in check_selection(stories, registry_stories(subject), "stories")
+        for story in check_selection(
+            stories, registry_stories(subject), f"stories of {subject}"
+        )
     ]
 
 

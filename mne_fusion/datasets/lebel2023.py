@@ -190,7 +190,7 @@ def load_responses(subject, story, *, path=None, download=True, verbose=None):
     template_mapping, surface_projection, noise_ceiling
     """
     subject = check_selection(subject, SUBJECTS, "subjects")[0]
-    check_selection([story], list_stories(subject), "stories")
+    check_selection([story], list_stories(subject), f"stories of {subject}")
     responses, _ = load_response_file(subject, story, path, download)
     logger.info(f"{subject} {story}: {responses.shape[0]} TRs x {responses.shape[1]}")
     return responses
