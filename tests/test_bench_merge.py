@@ -3,6 +3,7 @@
 import inspect
 import json
 import re
+from pathlib import Path
 
 import mne
 import numpy as np
@@ -13,6 +14,7 @@ from _tiny_encoder import LEAN_BENCH_ENCODER
 import mne_fusion as mf
 from mne_fusion import FusionEncoder, bench
 from mne_fusion.bench import merge_bench, run_bench
+from mne_fusion.bench._report import write_json
 from mne_fusion.cli import main
 from mne_fusion.utils.sys_info import _source_commit
 
@@ -124,6 +126,15 @@ def test_merge_bad_input(runs, tmp_path, capsys):
     (changed / "results.json").write_text(json.dumps(other))
     with pytest.raises(ValueError, match="holds 1 of the 2 conditions"):
         merge_bench([runs["a"], changed], out)
+    # a file cut short (a run killed while writing it, before writes were atomic)
+    # and JSON that is not a run's
+    whole = (runs["b"] / "results.json").read_text()
+    (changed / "results.json").write_text(whole[: len(whole) // 2])
+    with pytest.raises(ValueError, match=r"changed/results.json' is not valid JSON"):
+        merge_bench([runs["a"], changed], out)
+    (changed / "results.json").write_text("null")
+    with pytest.raises(ValueError, match="is not the results.json of mne-fusion"):
+        merge_bench([runs["a"], changed], out)
     assert not any(out.iterdir())  # nothing written
     # the command line: one-line errors, no --out folder left behind
     with pytest.raises(SystemExit):
@@ -141,6 +152,31 @@ def test_merge_bad_input(runs, tmp_path, capsys):
         )
     assert "seed(s) [1] are in more than one" in capsys.readouterr().err
     assert not missing.exists()
+    with pytest.raises(SystemExit):
+        main(["bench", "--merge", str(runs["a"]), str(changed), "--out", str(missing)])
+    assert "results.json' is not the results.json of" in capsys.readouterr().err
+    assert not missing.exists()
+
+
+def test_results_written_whole_or_not_at_all(runs, tmp_path, monkeypatch):
+    """A run killed while writing results.json leaves the previous file."""
+    path = tmp_path / "results.json"
+    path.write_text((runs["a"] / "results.json").read_text())
+    before = path.read_text()
+    write_text = Path.write_text
+
+    def killed(self, text, *args, **kwargs):
+        write_text(self, text[:100], *args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Path, "write_text", killed)
+    with pytest.raises(KeyboardInterrupt):
+        write_json(path, {"seeds": [2]})
+    monkeypatch.undo()
+    assert path.read_text() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
+    write_json(path, {"seeds": [2], "r": np.float64(0.5), "nan": np.nan})
+    assert json.loads(path.read_text()) == {"seeds": [2], "r": 0.5, "nan": None}
 
 
 def test_runs_record_every_encoder_setting(runs):

@@ -27,8 +27,14 @@ def _read(folder, k):
             f"folders[{k}] must be the output folder of mne-fusion bench, but "
             f"{str(path)!r} does not exist."
         )
-    results = json.loads(path.read_text())
-    if not {"conditions", "seeds", "simulation", "encoder", "ridge"} <= set(results):
+    try:
+        results = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"{str(path)!r} is not valid JSON ({exc}): a file cut short?"
+        ) from exc
+    keys = {"conditions", "seeds", "simulation", "encoder", "ridge"}
+    if not isinstance(results, dict) or not keys <= set(results):
         raise ValueError(f"{str(path)!r} is not the results.json of mne-fusion bench.")
     return results, path
 

@@ -7,11 +7,12 @@ without running anything.
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 from mne.utils import verbose
 
-from ..utils import _check_option, _validate_type, fill_doc
+from ..utils import _check_option, _validate_type, fill_doc, write_atomic
 from ._scoring import METRICS, TRUTHS
 
 LABELS = {
@@ -170,8 +171,12 @@ def _jsonable(value):
 
 
 def write_json(path, content):
-    """Write ``content`` to ``path`` as strict, indented JSON."""
-    path.write_text(json.dumps(_jsonable(content), indent=2) + "\n")
+    """Write ``content`` to ``path`` as strict, indented JSON, atomically.
+
+    A run killed while writing leaves the previous file, not one cut short.
+    """
+    text = json.dumps(_jsonable(content), indent=2) + "\n"
+    write_atomic(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def _ceiling_note(table):
