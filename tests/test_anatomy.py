@@ -221,6 +221,44 @@ def test_template_forward_sphere_matches_mne(neuromag, monkeypatch, tmp_path):
             anatomy.template_forward(**kwargs)
 
 
+def test_damaged_cache_is_computed_again(neuromag, monkeypatch, tmp_path):
+    """A cache file cut short or emptied is computed again, with a warning; it used
+    to fail every later call with an error that did not name the cache."""
+    monkeypatch.setenv("MNE_DATA", str(tmp_path))
+    fwd = anatomy.template_forward(neuromag, "ico3", bem="sphere")
+    (cached,) = get_cache_dir("forward").iterdir()
+    whole = cached.read_bytes()
+    for damaged in (whole[: len(whole) // 2], whole[:-100], b""):
+        cached.write_bytes(damaged)
+        with pytest.warns(
+            RuntimeWarning,
+            match=r"cached template forward .*-fwd.fif cannot be read .*computing it",
+        ):
+            again = anatomy.template_forward(neuromag, "ico3", bem="sphere")
+        assert_array_equal(again["sol"]["data"], fwd["sol"]["data"])
+        assert cached.read_bytes() == whole  # written again, whole
+    # the BEM solution's cache in the same way (MNE stubbed: fast)
+    monkeypatch.setattr(_forward, "_offline_subjects_dir", lambda: tmp_path)
+    monkeypatch.setattr(mne, "make_bem_model", lambda *args, **kwargs: "model")
+    monkeypatch.setattr(mne, "make_bem_solution", lambda model: "solution")
+    monkeypatch.setattr(mne, "write_bem_solution", lambda fname, sol: fname.touch())
+    reads = []
+
+    def read(fname):
+        reads.append(fname)
+        if len(reads) == 1:
+            raise ValueError("file cut short")
+        return "read"
+
+    monkeypatch.setattr(mne, "read_bem_solution", read)
+    bem = get_cache_dir("anatomy") / "fsaverage-inner_skull-ico4-bem-sol.fif"
+    bem.write_text("damaged")
+    with pytest.warns(RuntimeWarning, match="ico4 BEM of the template .* cut short"):
+        assert _forward._template_bem() == "read"
+    assert reads == [bem, bem]  # the damaged file, then the one computed again
+    assert bem.read_text() == ""  # replaced by what make_bem_solution gave
+
+
 @pytest.fixture
 def read_only(monkeypatch):
     """Make folders read-only; as root, where chmod stops no write, refuse writes.

@@ -10,12 +10,13 @@ it (``_forward_key``; changing the key invalidates existing caches).
 
 import hashlib
 import time
+import warnings
 from contextlib import contextmanager
 
 import mne
 import numpy as np
 from mne.io.constants import FIFF
-from mne.utils import logger, verbose
+from mne.utils import logger, verbose, warn
 
 from ..utils import (
     _check_finite,
@@ -151,14 +152,30 @@ def _forward_key(info, dev_head_t, spacing, bem, origin):
     return digest.hexdigest()[:32]
 
 
-def _find_logged(fname, what):
-    """Return the cache file of ``what`` or None, saying which (hit or miss)."""
+def _read_cached(fname, what, read):
+    """Return ``read`` of the cache file of ``what``, or None to compute it.
+
+    Says which (hit or miss). A file that cannot be read (cut short by a full disk,
+    damaged) is removed with a warning, so that it is computed again rather than
+    failing every later call with an error that does not name the cache.
+    """
     cached = _find_cache(fname)
-    if cached is not None:
-        logger.info("Loading the cached %s %s", what, cached)
-    else:
+    if cached is None:
         logger.info("Computing the %s (not cached yet)", what)
-    return cached
+        return None
+    logger.info("Loading the cached %s %s", what, cached)
+    try:
+        with warnings.catch_warnings():
+            # MNE warns of a damaged tag, then fails or reads what it could
+            warnings.simplefilter("error")
+            return read(cached)
+    except Exception as exc:
+        warn(
+            f"The cached {what} {cached} cannot be read ({type(exc).__name__}: "
+            f"{exc}); computing it again."
+        )
+        cached.unlink(missing_ok=True)
+        return None
 
 
 def _template_bem():
@@ -166,8 +183,9 @@ def _template_bem():
     fname = (
         get_cache_dir("anatomy") / f"fsaverage-inner_skull-ico{_BEM_ICO}-bem-sol.fif"
     )
-    cached = _find_logged(fname, f"one-layer ico{_BEM_ICO} BEM of the template")
-    if cached is None:
+    what = f"one-layer ico{_BEM_ICO} BEM of the template"
+    solution = _read_cached(fname, what, mne.read_bem_solution)
+    if solution is None:
         model = mne.make_bem_model(
             TEMPLATE_SUBJECT,
             ico=_BEM_ICO,
@@ -176,7 +194,8 @@ def _template_bem():
         )
         solution = mne.make_bem_solution(model)
         cached = _write_cache(fname, lambda tmp: mne.write_bem_solution(tmp, solution))
-    return mne.read_bem_solution(cached)
+        solution = mne.read_bem_solution(cached)
+    return solution
 
 
 def _template_sphere():
@@ -313,8 +332,8 @@ def template_forward(
     target = get_cache_dir("forward") / (
         f"{_forward_key(info, dev_head_t, spacing, bem, origin)}-fwd.fif"
     )
-    fname = _find_logged(target, "template forward")
-    if fname is None:
+    fwd = _read_cached(target, "template forward", mne.read_forward_solution)
+    if fwd is None:
         logger.info(
             "Template forward of %d MEG channels, %s, bem=%s",
             len(_meg_picks(info)),
@@ -342,8 +361,9 @@ def template_forward(
                 target, lambda tmp: mne.write_forward_solution(tmp, fwd)
             )
         logger.info("Cached the template forward to %s", fname)
-    # Reading back even after computing gives identical (float32-stored) gains on
-    # the first and every later call.
-    fwd = fixed_surface_forward(mne.read_forward_solution(fname))
+        # Reading back even after computing gives identical (float32-stored) gains
+        # on the first and every later call.
+        fwd = mne.read_forward_solution(fname)
+    fwd = fixed_surface_forward(fwd)
     fwd["info"]["bads"] = [name for name in bads if name in fwd["info"]["ch_names"]]
     return fwd
