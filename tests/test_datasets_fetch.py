@@ -251,15 +251,13 @@ def test_stale_partial_downloads_are_removed(server, registry_dir):
     assert len(server.requests) == 1
 
 
-@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="kill -9 is POSIX")
-def test_download_killed_then_fetched_again(server, registry_dir):
-    serve_dataset(server, registry_dir, "ds003020", FILES)
-    root = get_data_root() / "ds003020"
+def _killed_fetch(server, registry_dir, root, force_update=False):
+    """Run fetch_files of the README in a process killed (kill -9) mid-download."""
     server.drip = (0.05, 1000)  # slow enough to be killed in the middle
     code = (
         "import sys; from pathlib import Path; from mne_fusion.datasets import _fetch; "
         "_fetch.REGISTRY_DIR = Path(sys.argv[1]); "
-        "_fetch.fetch_files('ds003020', ['README'])"
+        f"_fetch.fetch_files('ds003020', ['README'], force_update={force_update})"
     )
     proc = subprocess.Popen([sys.executable, "-c", code, str(registry_dir)])
     try:
@@ -271,11 +269,30 @@ def test_download_killed_then_fetched_again(server, registry_dir):
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    assert partials == [root / f"README.{_download._HOST}-{proc.pid}.mne-fusion-part"]
     server.drip = None
+    assert partials == [root / f"README.{_download._HOST}-{proc.pid}.mne-fusion-part"]
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="kill -9 is POSIX")
+def test_download_killed_then_fetched_again(server, registry_dir):
+    serve_dataset(server, registry_dir, "ds003020", FILES)
+    root = get_data_root() / "ds003020"
+    _killed_fetch(server, registry_dir, root)
     fetch_files("ds003020", ["README"])
     assert (root / "README").read_bytes() == FILES["README"]
     assert _leftovers(root) == []
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="kill -9 is POSIX")
+def test_killed_force_update_keeps_the_verified_copy(server, registry_dir):
+    """The old copy stays in place until the new one verifies: a kill (a cluster
+    job's time limit) left it renamed, missing for every later call."""
+    serve_dataset(server, registry_dir, "ds003020", FILES)
+    root = fetch_files("ds003020", ["README"])
+    _killed_fetch(server, registry_dir, root, force_update=True)
+    assert (root / "README").read_bytes() == FILES["README"]
+    fetch_files("ds003020", ["README"], download=False)  # offline: still there
+    assert _leftovers(root) == []  # the dead process's partial file removed
 
 
 def test_stalled_download_is_cut(server, registry_dir):

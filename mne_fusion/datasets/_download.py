@@ -234,15 +234,3 @@ def _download(remote, local, timeout, progress, retries):
         ) from None
     except OSError as err:
         raise _unwritable(local.parent, err) from None
-
-
-def _replace(remote, local, timeout, progress, retries):
-    """Download a file that exists again; the old copy comes back if that fails."""
-    backup = local.with_name(f"{local.name}.mne-fusion-old")
-    os.replace(local, backup)
-    try:
-        _download(remote, local, timeout, progress, retries)
-    except BaseException:
-        os.replace(backup, local)
-        raise
-    backup.unlink()

@@ -35,7 +35,6 @@ from ._download import (
     _download,
     _Progress,
     _remove_stale_partials,
-    _replace,
     _stall_timeout,
     _unwritable,
 )
@@ -266,7 +265,7 @@ def fetch_files(
         (see :func:`dataset_folder`), then ``MNE_DATA``, then ``~/mne_data``.
     force_update : bool
         If True, download every requested file again, even when a verified copy is
-        present (the old copy is restored if the new download fails).
+        present (the old copy stays in place until the new one verifies).
     download : bool
         If False, never download: missing files raise :class:`FileNotFoundError`.
     %(stall_timeout)s
@@ -347,17 +346,15 @@ def fetch_files(
         for remote in todo:
             local = root / remote.path
             manifest.discard(remote)
-            if local.is_file() and force_update:
-                _replace(remote, local, timeout, progress, _RETRIES)
-            elif local.is_file():
-                # a present file that was never verified (or changed since): check it
-                # here so that a mismatch says "force_update" instead of downloading
-                if local.stat().st_size != remote.size or not pooch.hashes.hash_matches(
-                    str(local), remote.hash
-                ):
-                    raise _local_mismatch(remote, local)
-            else:
+            if force_update or not local.is_file():
+                # into a partial file, moved over any old copy once it verifies
                 _download(remote, local, timeout, progress, _RETRIES)
+            elif local.stat().st_size != remote.size or not pooch.hashes.hash_matches(
+                str(local), remote.hash
+            ):
+                # a present file that was never verified (or changed since) is checked
+                # here, so that a mismatch says "force_update" instead of downloading
+                raise _local_mismatch(remote, local)
             manifest.add(local, remote)
     finally:
         progress.close()
