@@ -104,9 +104,18 @@ def test_data_path(podcast):
         podcast_ecog.load_ecog("sub-01", kind="stimuli")
 
 
+def _fifs():
+    """The FIF files downloaded so far."""
+    root = podcast_ecog.data_path(subjects=[], kinds=[], download=False)
+    return sorted(p.name for p in root.rglob("*.fif"))
+
+
 @pytest.mark.parametrize(("kind", "scale"), [("highgamma", 1e-6), ("ieeg", 1e-3)])
 def test_load_ecog(podcast, kind, scale):
     raw = podcast_ecog.load_ecog("sub-01", kind)
+    # only the recording asked for: each is 0.27-0.87 GB
+    desc = "_desc-highgamma" if kind == "highgamma" else ""
+    assert _fifs() == [f"sub-01_task-podcast{desc}_ieeg.fif"]
     assert isinstance(raw, mne.io.BaseRaw)
     assert raw.ch_names == CH_NAMES
     assert_allclose(raw.get_data(), np.arange(8000.0).reshape(4, 2000) * scale)
@@ -125,6 +134,7 @@ def test_load_ecog(podcast, kind, scale):
 
 def test_load_montage(podcast):
     positions = podcast_ecog.load_montage("sub-01").get_positions()
+    assert _fifs() == []  # the electrodes' files only
     assert positions["coord_frame"] == "mni_tal"
     assert sorted(positions["ch_pos"]) == ["G1", "G2", "G3"]
     # the table holds MNI152 coordinates: G2 is at (-52.1, -19.3, 12.0) mm there

@@ -8,16 +8,17 @@ modeling neural activity during natural language comprehension. OpenNeuro
 kind             files                                                 size
 ===============  ====================================================  ============
 ``"stimuli"``    ``stimuli/podcast.wav`` + ``podcast_transcript.csv``  318 MB
+``"electrodes"`` electrode positions in MNI152 space (TSV + JSON)      3-8 kB
 ``"highgamma"``  ``derivatives/ecogprep``: high-gamma power (FIF)      0.27-0.87 GB
 ``"ieeg"``       ``derivatives/ecogprep``: cleaned broadband (FIF)     0.27-0.87 GB
 ===============  ====================================================  ============
 
-Each ECoG kind comes with the subject's electrode positions in MNI152 space
-(``sub-XX/ieeg/*_space-MNI152NLin2009aSym_electrodes.tsv`` and its
-``coordsystem.json``), which are moved into fsaverage's MNI305 space when read
-(:func:`mne_fusion.anatomy.mni152_to_mni305`). The recordings start at the
-podcast onset: time 0 of the FIF files is time 0 of the audio and of the
-transcript's word times.
+The electrode positions (``sub-XX/ieeg/*_space-MNI152NLin2009aSym_electrodes.tsv``
+and its ``coordsystem.json``) come with each ECoG kind too, and are moved into
+fsaverage's MNI305 space when read (:func:`mne_fusion.anatomy.mni152_to_mni305`);
+:func:`load_montage` and :func:`electrode_mapping` need only them. The recordings
+start at the podcast onset: time 0 of the FIF files is time 0 of the audio and of
+the transcript's word times.
 
 ECoG is neither MEG (no lead field) nor BOLD, so it does not enter a
 :class:`mne_fusion.FusionDataset`; it is an independent check of estimated sources:
@@ -56,13 +57,17 @@ _UNITS = {"m": 1.0, "cm": 1e-2, "mm": 1e-3}
 
 
 def _ecog_files(subject, kind):
-    desc = "_desc-highgamma" if kind == "highgamma" else ""
-    return {
-        "fif": f"derivatives/ecogprep/{subject}/ieeg/"
-        f"{subject}_task-podcast{desc}_ieeg.fif",
+    """Return name -> path of a subject's files of ``kind``, electrodes included."""
+    files = {
         "electrodes": f"{subject}/ieeg/{subject}_{_SPACE}_electrodes.tsv",
         "coordsystem": f"{subject}/ieeg/{subject}_{_SPACE}_coordsystem.json",
     }
+    if kind != "electrodes":
+        desc = "_desc-highgamma" if kind == "highgamma" else ""
+        files["fif"] = (
+            f"derivatives/ecogprep/{subject}/ieeg/{subject}_task-podcast{desc}_ieeg.fif"
+        )
+    return files
 
 
 def _select(subjects=None):
@@ -77,7 +82,7 @@ DATASET = OpenNeuroDataset(
     ACCESSION,
     _select,
     {"stimuli": lambda subjects: list(_STIMULI)}
-    | {kind: partial(_ecog_kind, kind) for kind in _ECOG_KINDS},
+    | {kind: partial(_ecog_kind, kind) for kind in ("electrodes", *_ECOG_KINDS)},
     default_kinds=("stimuli", "highgamma"),
 )
 KINDS = tuple(DATASET.kinds)
@@ -88,8 +93,8 @@ data_path = DATASET.make_data_path(
 subjects : str | list of str | None
     ``"sub-01"`` ... ``"sub-09"``; None for all.
 kinds : str | list of str
-    Any of ``"stimuli"``, ``"highgamma"`` and ``"ieeg"`` (see the module
-    documentation for sizes).""",
+    Any of ``"stimuli"``, ``"electrodes"``, ``"highgamma"`` and ``"ieeg"`` (see
+    the module documentation for sizes).""",
     "load_ecog, load_stimulus",
 )
 
@@ -127,7 +132,7 @@ def load_montage(subject, *, path=None, download=True, verbose=None):
     """
     import json
 
-    subject, files = _subject_root(subject, "highgamma", path, download)
+    subject, files = _subject_root(subject, "electrodes", path, download)
     units = json.loads(files["coordsystem"].read_text()).get("iEEGCoordinateUnits")
     _check_option("iEEGCoordinateUnits", units, tuple(_UNITS))
     rows = read_table(files["electrodes"])
