@@ -109,6 +109,18 @@ def test_checkpoint_refuses_other_data_or_parameters(experiment, tmp_path):
     (tmp_path / "broken.ckpt").write_bytes(b"not a torch file")
     with pytest.raises(ValueError, match="Cannot read the checkpoint"):
         FusionEncoder(**CPU).fit(ds, checkpoint=tmp_path / "broken.ckpt")
+    # edited (or written by an mne-fusion whose network differs): named, not a bare
+    # error of load_state_dict
+    content = torch.load(ckpt, weights_only=True)
+    first = next(iter(content["model"]))
+    content["model"][first] = torch.zeros(1)
+    torch.save(content, tmp_path / "edited.ckpt")
+    with pytest.raises(ValueError, match=r"edited.ckpt does not fit this fit's netw"):
+        FusionEncoder(**CPU).fit(ds, checkpoint=tmp_path / "edited.ckpt")
+    del content["fingerprint"]
+    torch.save(content, tmp_path / "edited.ckpt")
+    with pytest.raises(ValueError, match=r"other parameters.*\(different: fingerprin"):
+        FusionEncoder(**CPU).fit(ds, checkpoint=tmp_path / "edited.ckpt")
     damage_largest_part(ckpt)  # would resume from wrong weights
     with pytest.raises(ValueError, match=r"Cannot read the checkpoint.*is damaged"):
         FusionEncoder(**CPU).fit(ds, checkpoint=ckpt)

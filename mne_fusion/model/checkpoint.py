@@ -125,7 +125,7 @@ class Checkpoint:
                 f"{self.fname} is not an mne-fusion training checkpoint (of version "
                 f"{VERSION}, the one this mne-fusion reads)."
             )
-        differ = _differences(content["fingerprint"], self.fingerprint)
+        differ = _differences(content.get("fingerprint"), self.fingerprint)
         if differ:
             raise ValueError(
                 f"The checkpoint {self.fname} was made for other data or other "
@@ -146,21 +146,30 @@ class Checkpoint:
         if not shard.broadcast(self.fname.exists()):
             return TrainingState()
         content = self.load(device)
-        model.load_state_dict(content["model"])
-        optimizer.load_state_dict(content["optimizer"])
-        scheduler.load_state_dict(content["scheduler"])
-        rng.bit_generator.state = json.loads(content["numpy_rng"])
-        torch.set_rng_state(_own(content["torch_rng"], shard).cpu())
-        if content["cuda_rng"] and str(device).startswith("cuda"):
-            torch.cuda.set_rng_state(_own(content["cuda_rng"], shard).cpu())
-        self.saved_epoch = content["epoch"]
-        return TrainingState(
-            epoch=content["epoch"],
-            best=content["best"],
-            best_state=content["best_state"],
-            stale=content["stale"],
-            history=content["history"],
-        )
+        try:
+            model.load_state_dict(content["model"])
+            optimizer.load_state_dict(content["optimizer"])
+            scheduler.load_state_dict(content["scheduler"])
+            rng.bit_generator.state = json.loads(content["numpy_rng"])
+            torch.set_rng_state(_own(content["torch_rng"], shard).cpu())
+            if content["cuda_rng"] and str(device).startswith("cuda"):
+                torch.cuda.set_rng_state(_own(content["cuda_rng"], shard).cpu())
+            state = TrainingState(
+                epoch=content["epoch"],
+                best=content["best"],
+                best_state=content["best_state"],
+                stale=content["stale"],
+                history=content["history"],
+            )
+        except (KeyError, RuntimeError, TypeError, ValueError) as exc:
+            # an edited file, or one whose network another mne-fusion built
+            raise ValueError(
+                f"The checkpoint {self.fname} does not fit this fit's network or is "
+                f"incomplete ({type(exc).__name__}: {exc}); delete it to start the "
+                "fit afresh."
+            ) from exc
+        self.saved_epoch = state.epoch
+        return state
 
     def save(self, state, model, optimizer, scheduler, rng, shard=None, device="cpu"):
         """Write the state after ``state.epoch`` epochs (rank 0 writes the file).
