@@ -15,16 +15,15 @@ from .._sensor_data import fitted_rows
 from ..anatomy import template_source_space
 from ..container import FusionDataset
 from ..container._projs import apply_active_projs
-from ..features import Features
 from ..metrics import prediction_r
 from ..model import tr_pooling
 from ..utils import (
-    _check_finite,
     _validate_type,
     fill_doc,
     verbose_method,
 )
 from . import _data_informed, _new_subject
+from ._inputs import checked_features
 from ._prepare import fitted_columns
 from ._segments import hrf_taps
 from ._source_readout import hidden_features
@@ -76,29 +75,7 @@ class PredictionMixin:
                 "give the new subject another name."
             )
 
-    def _check_features(self, features):
-        """Return the features as float32 array (n_times, n_features) and tmin."""
-        _validate_type(features, (Features, np.ndarray), "features")
-        tmin = 0.0
-        if isinstance(features, Features):
-            if abs(features.sfreq - self.sfreq) > 1e-6 * self.sfreq:
-                raise ValueError(
-                    f"features are sampled at {features.sfreq} Hz but the encoder at "
-                    f"{self.sfreq} Hz; use features.resample({self.sfreq})."
-                )
-            tmin, features = features.tmin, features.data
-        if features.ndim != 2 or features.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"features must have shape (n_times, {self.n_features_in_}) (the "
-                f"number of features the encoder was fitted on), got {features.shape}."
-            )
-        if features.shape[0] < 2:
-            raise ValueError(
-                f"features must hold at least 2 samples, got {features.shape[0]}."
-            )
-        # one NaN would spread through the attention to every output value
-        _check_finite(features, "features")
-        return np.asarray(features, np.float32), float(tmin)
+    _check_features = checked_features
 
     def _hidden(self, features):
         return hidden_features(self.model_.network, features)
