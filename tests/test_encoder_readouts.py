@@ -119,10 +119,19 @@ def test_word_locked_response(encoder, experiment):
     data = stimulus.data.copy()
     data[:, 3] = 0
     data[[100, 251], 3] = 1
-    named = Features(data, 50.0, names=["f0", "f1", "f2", "word_onset"])
-    from_column = encoder.word_locked_response({"s0": named})
-    with_onsets = encoder.word_locked_response(named, [2.0, 5.02])
+    # an encoder whose fourth column is word onsets (the names do not change its
+    # network): two words start at 5.02 s
+    data[251, 3] = 2
+    onsets_fit = copy.copy(encoder)
+    onsets_fit.feature_names_in_ = np.array(["f0", "f1", "f2", "word_onset"], object)
+    named = Features(data, 50.0, names=list(onsets_fit.feature_names_in_))
+    from_column = onsets_fit.word_locked_response({"s0": named})
+    with_onsets = onsets_fit.word_locked_response(named, [2.0, 5.02, 5.02])
     assert_allclose(from_column.data, with_onsets.data)
+    # resampled, the column rings around each onset: refused, not read as onsets
+    resampled = named.resample(25.0).resample(50.0)
+    with pytest.raises(ValueError, match=r"'word_onset' column of 's0' does not co"):
+        onsets_fit.word_locked_response({"s0": resampled})
     # baseline: the mean over tmin..0 is removed from every source
     based = encoder.word_locked_response(stimulus, [2.0], baseline=(None, 0))
     plain = sources[:, 90:141]

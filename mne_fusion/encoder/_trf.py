@@ -134,6 +134,20 @@ def temporal_response_functions(encoder, groups=None, *, units="std"):
     return out
 
 
+def _counted_onsets(features, story):
+    """Return the onset times that a ``"word_onset"`` column counts (s)."""
+    column = features.data[:, features.names.index(WORD_ONSET)]
+    counts = np.round(column)
+    if np.any(np.abs(column - counts) > 1e-6) or np.any(counts < 0):
+        # a resampled column rings around each onset: every sample above 0 is not one
+        raise ValueError(
+            f"The {WORD_ONSET!r} column of {story!r} does not count words (it holds "
+            "values other than 0, 1, 2...: resampled features?); give onsets in "
+            f"seconds, or extract WordOnsets at {features.sfreq:g} Hz."
+        )
+    return np.repeat(features.times, counts.astype(int))
+
+
 def _stories(encoder, stimuli, onsets):
     """Return story -> (features array, tmin, onset times in s)."""
     _validate_type(stimuli, (Features, np.ndarray, dict, FusionDataset), "stimuli")
@@ -159,8 +173,7 @@ def _stories(encoder, stimuli, onsets):
                     f"{WORD_ONSET!r} column to read word onsets from (add "
                     "mne_fusion.features.WordOnsets, or give onsets in seconds)."
                 )
-            column = features.data[:, features.names.index(WORD_ONSET)]
-            times = features.times[column > 0]
+            times = _counted_onsets(features, story)
         times = np.atleast_1d(np.asarray(times, dtype=float))
         if times.ndim != 1 or not np.isfinite(times).all():
             raise ValueError(
@@ -193,7 +206,8 @@ def word_locked_response(
     onsets : None | array | dict of str -> array
         Word onset times in seconds (on the features' time axis), per story for
         several stories. None reads them from each story's ``"word_onset"`` column
-        (:class:`mne_fusion.features.WordOnsets`): the samples where it is above 0.
+        (:class:`mne_fusion.features.WordOnsets`), which counts the words starting at
+        each sample (a resampled column, which no longer counts them, is refused).
     tmin, tmax : float
         Start and end of each epoch relative to the onset, in seconds (both
         included, rounded to samples). Epochs that do not fit in their story are
