@@ -70,6 +70,11 @@ def test_features_resample_keeps_time_at_any_rate():
     assert down.n_times == int(np.ceil(30000 * 49.97 / 50.0))  # 29982
     expected = np.sin(2 * np.pi * 0.3 * down.times)
     assert_allclose(down.data[100:-100, 0], expected[100:-100], atol=2e-3)
+    # the documented length at rates whose ratio is approximated (it was one off)
+    for n_times, new in ((1001, 49.97), (1167, 59.94)):
+        resampled = Features(np.ones(n_times), 50.0).resample(new)
+        assert resampled.n_times == int(np.ceil(n_times * new / 50.0))
+        assert_allclose(resampled.data[10:-10], 1.0, atol=0.02)  # edges ring
 
 
 def test_features_to_raw(rng):

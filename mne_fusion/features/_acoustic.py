@@ -1,37 +1,19 @@
 """Acoustic extractors: broadband envelope and log-mel spectrum."""
 
-from fractions import Fraction
-
 import numpy as np
 from scipy.fft import next_fast_len, rfft, rfftfreq
-from scipy.signal import hilbert, resample_poly
+from scipy.signal import hilbert
 from scipy.signal.windows import hann
 
 from ..utils import _check_positive, _validate_type
 from ._base import FeatureExtractor
+from ._features import resample
 
 # frames of the mel spectrogram are windowed in blocks to bound memory on long stories
 _BLOCK = 1024
 # the analytic signal is computed in blocks of this many audio samples, overlapping by
 # one second on each side, so that an hour of 44.1 kHz audio needs no 2.5 GB FFT
 _HILBERT_BLOCK = 2**22
-
-
-def _fit_length(data, n_times):
-    """Crop or edge-pad the first axis to ``n_times`` (resampling rounds lengths up)."""
-    if data.shape[0] >= n_times:
-        return data[:n_times]
-    pad = [(0, n_times - data.shape[0])] + [(0, 0)] * (data.ndim - 1)
-    return np.pad(data, pad, mode="edge")
-
-
-def _resample(signal, sfreq_from, sfreq_to, n_times):
-    """Polyphase resampling with its anti-aliasing FIR filter, to ``n_times``."""
-    ratio = Fraction(sfreq_to).limit_denominator(1000) / Fraction(
-        sfreq_from
-    ).limit_denominator(1000)
-    out = resample_poly(signal, ratio.numerator, ratio.denominator, axis=0)
-    return _fit_length(out, n_times)
 
 
 def _hilbert_envelope(audio, margin):
@@ -97,7 +79,7 @@ class Envelope(FeatureExtractor):
     def compute(self, stimulus, sfreq):
         """Compute the envelope."""
         margin = int(round(stimulus.audio_sfreq))
-        envelope = _resample(
+        envelope = resample(
             _hilbert_envelope(stimulus.audio, margin),
             stimulus.audio_sfreq,
             sfreq,

@@ -1,5 +1,7 @@
 """Features: a stimulus feature time series with its sampling rate and column names."""
 
+from fractions import Fraction
+
 import numpy as np
 from mne import create_info
 from mne.io import RawArray
@@ -7,6 +9,25 @@ from mne.utils import verbose
 from scipy.signal import resample_poly
 
 from ..utils import _check_finite, _check_number, _check_positive, _validate_type
+
+
+def resample(data, sfreq_from, sfreq_to, n_times):
+    """Resample along the first axis (polyphase, anti-aliased) to ``n_times`` samples.
+
+    The polyphase filter grows with the terms of the rate ratio: they are kept small
+    (denominator at most 1000) unless that moves the last sample by half a sample or
+    more (49.97 Hz from 50 Hz over a long story), and never large (at most 100 000).
+    The output is cropped or edge-padded to ``n_times``.
+    """
+    exact = Fraction(sfreq_to) / Fraction(sfreq_from)
+    ratio = exact.limit_denominator(1000)
+    if abs(ratio - exact) * len(data) >= 0.5:
+        ratio = exact.limit_denominator(100_000)
+    out = resample_poly(data, ratio.numerator, ratio.denominator, axis=0)
+    if len(out) >= n_times:
+        return out[:n_times]
+    pad = [(0, n_times - len(out))] + [(0, 0)] * (out.ndim - 1)
+    return np.pad(out, pad, mode="edge")
 
 
 class Features:
@@ -217,15 +238,8 @@ class Features:
         sfreq = _check_positive(sfreq, "sfreq")
         if sfreq == self.sfreq:
             return self.copy()
-        from fractions import Fraction
-
-        # the polyphase filter grows with the ratio's terms: small ones unless they
-        # move the last sample by half a sample or more (49.97 Hz from 50 Hz)
-        exact = sfreq / self.sfreq
-        ratio = Fraction(exact).limit_denominator(1000)
-        if abs(float(ratio) - exact) * self.n_times >= 0.5:
-            ratio = Fraction(exact).limit_denominator(100_000)
-        data = resample_poly(self.data, ratio.numerator, ratio.denominator, axis=0)
+        n_times = max(int(np.ceil(self.n_times * sfreq / self.sfreq - 1e-6)), 1)
+        data = resample(self.data, self.sfreq, sfreq, n_times)
         return Features(data, sfreq, list(self.names), self.tmin, list(self.extractors))
 
     def to_raw(self, *, verbose=None):
