@@ -219,6 +219,11 @@ def test_audio_input(tmp_path, rng):
     assert stim.n_times(3.0) == 2
     same = Stimulus(samples / 32768.0, float(sfreq))
     np.testing.assert_allclose(same.audio, stim.audio, atol=1e-12)
+    # the integer array scipy.io.wavfile.read returns is scaled as the file is
+    np.testing.assert_allclose(Stimulus(samples, sfreq).audio, stim.audio, atol=1e-12)
+    # channels first (librosa's and MNE's layout) would be read as 2 samples
+    with pytest.raises(ValueError, match=r"got \(2, 4000\): channels first"):
+        Stimulus(samples.T / 32768.0, float(sfreq))
     # unsigned 8-bit PCM is centred on 128
     wavfile.write(tmp_path / "byte.wav", sfreq, np.array([0, 128, 255], np.uint8))
     np.testing.assert_allclose(

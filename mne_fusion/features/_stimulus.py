@@ -221,6 +221,20 @@ def _read_wav(path):
     return file_sfreq, pcm
 
 
+def _pcm_mono(pcm):
+    """Return PCM samples (n_samples[, n_channels]) as mono float64.
+
+    Integer PCM has its full range scaled to [-1, 1) (unsigned 8-bit is offset by
+    128), as audio libraries read it.
+    """
+    samples = pcm.mean(axis=1) if pcm.ndim == 2 else pcm.astype(np.float64)
+    if np.issubdtype(pcm.dtype, np.integer):
+        info = np.iinfo(pcm.dtype)
+        samples -= (info.max + info.min + 1) / 2
+        samples /= (info.max - info.min + 1) / 2
+    return samples
+
+
 def _read_audio(audio, audio_sfreq):
     """Return mono float64 audio and its sampling rate."""
     if isinstance(audio, str | Path):
@@ -239,18 +253,20 @@ def _read_audio(audio, audio_sfreq):
                 f"{path.name}; leave audio_sfreq=None for files."
             )
         audio_sfreq = file_sfreq
-        samples = pcm.mean(axis=1) if pcm.ndim == 2 else pcm.astype(np.float64)
-        if np.issubdtype(pcm.dtype, np.integer):
-            # integer PCM: scale full range to [-1, 1); unsigned 8-bit is offset by 128
-            info = np.iinfo(pcm.dtype)
-            samples -= (info.max + info.min + 1) / 2
-            samples /= (info.max - info.min + 1) / 2
+        samples = _pcm_mono(pcm)
         del pcm
     else:
         _validate_type(audio, "array-like", "audio", "a path to a WAV file or an array")
         if audio_sfreq is None:
             raise ValueError("audio_sfreq is required when audio is an array.")
-        samples = audio
+        samples = np.asarray(audio)
+        if samples.ndim == 2 and samples.shape[0] < samples.shape[1]:
+            raise ValueError(
+                f"audio must have shape (n_samples, n_channels), got {samples.shape}: "
+                "channels first, as librosa and MNE store audio? Give audio.T."
+            )
+        if np.issubdtype(samples.dtype, np.integer):
+            samples = _pcm_mono(samples)  # as read from a WAV file
     audio_sfreq = _check_positive(audio_sfreq, "audio_sfreq")
     samples = _check_finite(np.asarray(samples, dtype=np.float64), "audio")
     if samples.ndim == 2:
@@ -272,7 +288,9 @@ class Stimulus:
     Parameters
     ----------
     audio : path-like | array, shape (n_samples,) or (n_samples, n_channels) | None
-        A WAV file or the audio samples; channels are averaged to mono.
+        A WAV file or the audio samples; channels are averaged to mono. Integer
+        samples (as ``scipy.io.wavfile.read`` returns them) are scaled from their
+        full range to [-1, 1), as a file's are.
     audio_sfreq : float | None
         Sampling rate of an audio array in Hz (read from the file for a path).
     textgrid : path-like | praatio.textgrid.Textgrid | None
