@@ -12,6 +12,7 @@ from mne.utils import logger
 from scipy.io import wavfile
 
 from ..utils import _check_finite, _check_positive, _validate_type
+from ._textgrid import read_tiers
 
 # Labels that mark silence or non-speech in forced alignments: Praat's empty label, the
 # Penn / Montreal aligners' "sp"/"sil"/"spn"/"ns", and the Moth transcripts' bracketed
@@ -116,74 +117,6 @@ def _alignment_from_table(table, name):
         raise ValueError(f"{name} rows must be (onset, offset, label) triples.")
     columns = list(zip(*rows, strict=True)) if rows else [(), (), ()]
     return _make_alignment(*columns, name)
-
-
-def _find_tier(grid, tier, source):
-    """Return the interval tier named ``tier`` (case-insensitive, plural allowed)."""
-    wanted = {tier.lower(), f"{tier.lower()}s"}
-    matches = [name for name in grid.tierNames if name.strip().lower() in wanted]
-    if not matches:
-        raise ValueError(
-            f"The TextGrid {source} has no tier named {tier!r} (case-insensitive); its "
-            f"tiers are {list(grid.tierNames)}. Pass the right tier name, or None to "
-            "skip that tier."
-        )
-    found = grid.getTier(matches[0])
-    if found.tierType != "IntervalTier":
-        raise ValueError(
-            f"Tier {matches[0]!r} of the TextGrid {source} is a {found.tierType}, "
-            "expected an IntervalTier."
-        )
-    return found
-
-
-def _read_textgrid(textgrid, tiers):
-    """Alignments of the named tiers of a TextGrid, and the end time of the grid."""
-    from praatio import textgrid as praat_textgrid
-    from praatio.utilities.errors import PraatioException
-
-    if isinstance(textgrid, str | Path):
-        path = Path(textgrid).expanduser()
-        if not path.is_file():
-            raise FileNotFoundError(f"TextGrid file {str(path)!r} does not exist.")
-        try:
-            # "silence": the Moth TextGrids hold tiny overlaps praatio would warn about
-            grid = praat_textgrid.openTextgrid(
-                str(path),
-                includeEmptyIntervals=False,
-                reportingMode="silence",
-                duplicateNamesMode="rename",
-            )
-        except (PraatioException, IndexError, ValueError) as err:
-            raise ValueError(
-                f"Could not read {str(path)!r} as a Praat TextGrid: "
-                f"{type(err).__name__}: {err}"
-            ) from err
-        source = repr(path.name)
-    else:
-        _validate_type(
-            textgrid,
-            (str, Path, praat_textgrid.Textgrid),
-            "textgrid",
-            "a path to a TextGrid file or a praatio Textgrid",
-        )
-        grid, source = textgrid, "object"
-    out = []
-    for kind, tier in tiers:
-        if tier is None:
-            out.append(None)
-            continue
-        _validate_type(tier, str, f"{kind}_tier")
-        entries = _find_tier(grid, tier, source).entries
-        out.append(
-            _make_alignment(
-                [e.start for e in entries],
-                [e.end for e in entries],
-                [e.label for e in entries],
-                f"{kind}s",
-            )
-        )
-    return out, float(grid.maxTimestamp)
 
 
 def _read_wav(path):
@@ -355,8 +288,12 @@ class Stimulus:
                     "Give the alignments either as a textgrid or as words/phones "
                     "tables, not both."
                 )
-            (words, phones), grid_end = _read_textgrid(
+            tiers, grid_end = read_tiers(
                 textgrid, [("word", word_tier), ("phone", phone_tier)]
+            )
+            words, phones = (
+                None if rows is None else _alignment_from_table(rows, f"{kind}s")
+                for kind, rows in zip(("word", "phone"), tiers, strict=True)
             )
         else:
             grid_end = 0.0
