@@ -132,6 +132,13 @@ def test_broken_plugins_only_warn(site):
     )
     _install(
         site,
+        "mne-fusion-exits",
+        "fusion_exits",
+        {"exits": "fusion_exits:Loudness"},
+        source="import sys\nsys.exit('no GPU found')\n",
+    )
+    _install(
+        site,
         "mne-fusion-odd",
         "fusion_odd",
         {
@@ -155,6 +162,8 @@ def test_broken_plugins_only_warn(site):
     messages = "\n".join(str(w.message) for w in record)
     assert "'broken' (" in messages
     assert "failed to load and is skipped: ImportError: needs a package" in messages
+    assert "'exits' (" in messages  # sys.exit at import is no Exception
+    assert "failed to load and is skipped: SystemExit: no GPU found" in messages
     assert "'envelope' from 'fusion_odd:Envelope' of mne-fusion-odd is ignored" in (
         messages
     )
@@ -163,7 +172,7 @@ def test_broken_plugins_only_warn(site):
     assert "has name='loudness', not the entry-point name" in messages
     assert "'unfinished' (" in messages
     assert "does not implement ['compute']" in messages
-    assert len(record) == 5
+    assert len(record) == 6
     assert names == BUILTINS + ["loudness"]
     # the first "envelope" (the built-in) wins
     assert type(get_extractor("envelope")) is Envelope

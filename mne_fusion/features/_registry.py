@@ -35,7 +35,7 @@ def _load_plugin(entry, registry):
         return None
     try:
         cls = entry.load()
-    except Exception as err:  # a plugin must never break the package
+    except (Exception, SystemExit) as err:  # a plugin must never break the package
         warn(
             f"Feature extractor plugin {entry.name!r} ({origin}) failed to load and is"
             f" skipped: {type(err).__name__}: {err}"
