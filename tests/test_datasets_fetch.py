@@ -168,6 +168,21 @@ def test_no_network(registry_dir, tmp_path):
     assert not (get_data_root() / "ds004078/README").exists()
 
 
+def test_file_missing_on_the_server(server, registry_dir, monkeypatch):
+    """A 404 says the server has no such file, not to check the network, and is not
+    tried again."""
+    monkeypatch.setattr(_fetch, "_RETRIES", 2)
+    serve_dataset(server, registry_dir, "ds003020", FILES)
+    (server.folder / "ds003020/README").unlink()
+    with pytest.raises(
+        ConnectionError,
+        match=r"answered HTTP 404 to the download of README .*no such file",
+    ):
+        fetch_files("ds003020", ["README"])
+    assert len(server.requests) == 1
+    assert _leftovers(get_data_root() / "ds003020") == []
+
+
 def test_unwritable_path(server, registry_dir, tmp_path):
     serve_dataset(server, registry_dir, "ds003020", FILES)
     not_a_folder = tmp_path / "a_file"

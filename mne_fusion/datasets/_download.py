@@ -163,6 +163,9 @@ class _Watchdog:
     def __exit__(self, *exc):
         self._done.set()
         self._thread.join()
+        if self.response is not None:
+            # pooch leaves the response of an HTTP error (404) open
+            self.response.close()
 
 
 def _stream(remote, local, timeout, progress):
@@ -203,6 +206,12 @@ def _stream(remote, local, timeout, progress):
     progress.finish_file(remote.size)
 
 
+def _client_error(err):
+    """Whether a download failed with an HTTP 4xx answer, which retrying won't mend."""
+    response = getattr(err, "response", None)
+    return response is not None and 400 <= response.status_code < 500
+
+
 def _download(remote, local, timeout, progress, retries):
     """Download one file, tried again on failure; errors say what to do."""
     import requests
@@ -212,13 +221,29 @@ def _download(remote, local, timeout, progress, retries):
         for attempt in range(retries + 1):
             try:
                 return _stream(remote, local, timeout, progress)
-            except (TimeoutError, ValueError, requests.exceptions.RequestException):
-                if attempt == retries:
+            except (
+                TimeoutError,
+                ValueError,
+                requests.exceptions.RequestException,
+            ) as err:
+                if attempt == retries or _client_error(err):
                     raise
                 logger.info(f"Failed to download {remote.path}: trying again")
                 time.sleep(min(attempt + 1, 10))
     except TimeoutError:
         raise
+    except requests.exceptions.HTTPError as err:
+        status = getattr(err.response, "status_code", "an error")
+        problem = (
+            "it has no such file: the data set's copy may have moved; please report it"
+            if _client_error(err)
+            else "a server error; try again later"
+        )
+        raise ConnectionError(
+            f"The server answered HTTP {status} to the download of {remote.path} "
+            f"({remote.url}): {problem}. Files downloaded so far are verified and "
+            "kept: calling again resumes."
+        ) from None
     except requests.exceptions.RequestException as err:
         raise ConnectionError(
             f"Could not download {remote.path} from {remote.url} ({err}). Check the "
