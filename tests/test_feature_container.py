@@ -33,6 +33,10 @@ def test_features_pick_crop_copy(rng):
     assert cropped.n_times == 50
     assert cropped.tmin == 1.0
     assert_array_equal(cropped.data, feats.data[50:100])
+    # between samples (20 ms apart), times round to the nearest sample
+    assert_array_equal(feats.crop(1.009, 2.009).data, cropped.data)
+    assert feats.crop(1.011, 2.011).tmin == pytest.approx(1.02)
+    assert feats.crop(1.011, 2.011).n_times == 50
     copy = feats.copy()
     copy.data[0, 0] = 1e3
     assert feats.data[0, 0] != 1e3

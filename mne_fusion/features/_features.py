@@ -186,7 +186,11 @@ class Features:
         )
 
     def crop(self, tmin=None, tmax=None):
-        """Return the samples with ``tmin <= time < tmax``.
+        """Return the samples from the one nearest ``tmin`` to the one nearest ``tmax``.
+
+        The sample nearest ``tmax`` is left out (``tmin <= time < tmax`` on the
+        sample grid), so that crops at consecutive times share no sample; times
+        between samples round to the nearest.
 
         Parameters
         ----------
