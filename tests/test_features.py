@@ -443,6 +443,12 @@ def test_word_onsets_and_rate(rng):
         expected, np.round(np.array(rows)[:, 0].astype(float) * sfreq).astype(int), 1
     )
     np.testing.assert_array_equal(onsets.data[:, 0], expected)
+    # aligners' times on a 10 ms grid fall halfway between 50 Hz samples: all go to
+    # the later sample (rounding half to even moved them by the sample's parity)
+    grid = [(0.01 + 0.02 * k, 0.015 + 0.02 * k, "w") for k in range(8)]
+    grid.append((0.4, 0.5, "end"))
+    halfway = WordOnsets().extract(Stimulus(words=grid), sfreq).data[:, 0]
+    np.testing.assert_array_equal(np.flatnonzero(halfway), [*range(1, 9), 20])
     rate = WordRate().extract(stim, sfreq)
     assert rate.names == ["word_rate"]
     assert rate.data.sum() / sfreq == pytest.approx(20, rel=1e-12)

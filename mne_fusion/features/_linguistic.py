@@ -20,8 +20,16 @@ def _sample_times(stimulus, sfreq):
     return np.arange(stimulus.n_times(sfreq)) / sfreq
 
 
-def _nearest_samples(times, sfreq, n_times):
-    return np.clip(np.round(np.asarray(times) * sfreq).astype(int), 0, n_times - 1)
+def nearest_samples(times, sfreq, n_times):
+    """Return the sample nearest each time, within ``[0, n_times)``.
+
+    Halfway between two samples counts as the later one, within a millionth of a
+    sample (aligners' times on a 10 ms grid are halfway at 50 Hz, give or take the
+    rounding of their decimals: rounding half to even moved them 10 ms earlier or
+    later by the sample's parity).
+    """
+    samples = np.floor(np.asarray(times, float) * sfreq + 0.5 + 1e-6).astype(int)
+    return np.clip(samples, 0, n_times - 1)
 
 
 class Phonemes(FeatureExtractor):
@@ -89,7 +97,7 @@ class WordOnsets(FeatureExtractor):
         """Compute the onset impulses."""
         n_times = stimulus.n_times(sfreq)
         data = np.zeros(n_times)
-        np.add.at(data, _nearest_samples(stimulus.words.onset, sfreq, n_times), 1.0)
+        np.add.at(data, nearest_samples(stimulus.words.onset, sfreq, n_times), 1.0)
         return data
 
 

@@ -12,7 +12,7 @@ from mne.utils import ProgressBar, logger
 
 from ..utils import _check_positive, _validate_type
 from ._base import FeatureExtractor
-from ._linguistic import _nearest_samples
+from ._linguistic import nearest_samples
 
 # Models that pip packages ship with their weights, for machines without the hub:
 # lower-cased model name -> module whose get_model_path() returns the model folder.
@@ -238,6 +238,6 @@ class LanguageModel(FeatureExtractor):
             vectors[start : start + len(batch)] = states[np.arange(len(batch)), last]
         data = np.zeros((stimulus.n_times(sfreq), vectors.shape[1]))
         np.add.at(
-            data, _nearest_samples(stimulus.words.onset, sfreq, data.shape[0]), vectors
+            data, nearest_samples(stimulus.words.onset, sfreq, data.shape[0]), vectors
         )
         return data

@@ -11,6 +11,7 @@ import numpy as np
 from scipy.ndimage import uniform_filter1d
 
 from ..features import Features
+from ..features._linguistic import nearest_samples
 
 # The 39 ARPAbet phonemes of the CMU pronouncing dictionary (stress marks stripped),
 # with a rough share of each in running English speech (percent) and its class.
@@ -238,7 +239,7 @@ def story_features(language, alignment, embeddings, loudness, sfreq, rng):
     for start, stop, idx in zip(starts, stops, phone_idx, strict=True):
         phonemes[start:stop, idx] = 1.0
     # like the word_onsets and lm extractors: at the sample nearest to the onset
-    onsets = np.clip(np.round(word_on * sfreq).astype(int), 0, n_times - 1)
+    onsets = nearest_samples(word_on, sfreq, n_times)
     word_onset = np.zeros((n_times, 1))
     np.add.at(word_onset[:, 0], onsets, 1.0)
     lm = np.zeros((n_times, embeddings.shape[1]))
