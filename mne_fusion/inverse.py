@@ -57,13 +57,14 @@ def _check_inverse_inputs(inst, forward, noise_cov, method, snr, methods, depth)
     if depth is not None and _check_positive(depth, "depth", allow_zero=True) > 1:
         raise ValueError(f"depth must be None or a number in [0, 1], got {depth!r}.")
     names = _check_recording(inst, noise_cov, forward)
+    info = mne.pick_info(inst.info, [inst.ch_names.index(n) for n in names])
     if isinstance(snr, str):
         _check_option("snr", snr, ("auto",))
-        # its pass over the data refuses NaN and keeps noise_cov in their dimensions
-        snr, noise_cov = _whitened_snr(inst, noise_cov)
+        # on the channels the inverse uses (not EEG beside the MEG forward); its pass
+        # over the data refuses NaN and keeps noise_cov in their dimensions
+        snr, noise_cov = _whitened_snr(inst, noise_cov, info)
     else:
         _check_finite_data(inst, names)
-    info = mne.pick_info(inst.info, [inst.ch_names.index(n) for n in names])
     noise_cov = in_data_space(noise_cov, info, inst)  # reads inst if not done yet
     lambda2 = 1.0 / _check_positive(snr, "snr") ** 2
     return lambda2, noise_cov, whitening_rank(noise_cov, info)
@@ -90,6 +91,9 @@ def whitened_snr(inst, noise_cov, *, verbose=None):
     noise_cov : mne.Covariance
         The sensor noise covariance, estimated from other data (empty room, a
         baseline): estimated from ``inst`` itself it leaves no signal to measure.
+        For Maxwell-filtered data, of noise filtered the same way: a diagonal
+        covariance misses the noise that the filter amplifies, which then counts
+        as signal.
     %(verbose)s
 
     Returns
@@ -104,13 +108,13 @@ def whitened_snr(inst, noise_cov, *, verbose=None):
     _validate_type(inst, (mne.io.BaseRaw, mne.BaseEpochs, mne.Evoked), "inst")
     _validate_type(noise_cov, mne.Covariance, "noise_cov")
     _check_recording(inst, noise_cov)
-    return _whitened_snr(inst, noise_cov)[0]
+    return _whitened_snr(inst, noise_cov, inst.info)[0]
 
 
-def _whitened_snr(inst, noise_cov):
-    """Return :func:`whitened_snr` and the covariance it whitened by."""
+def _whitened_snr(inst, noise_cov, info):
+    """Return :func:`whitened_snr` on ``info``'s channels, and its covariance."""
     white, _, _, rank, n_samples, noise_cov = _whitened_covariance(
-        inst, noise_cov, inst.info, pca=False
+        inst, noise_cov, info, pca=False
     )
     eigenvalues = np.linalg.eigvalsh(white)[-rank:]
     edge = (1 + np.sqrt(rank / n_samples)) ** 2
@@ -197,6 +201,13 @@ def _to_template(stcs, forward, src, subjects_dir):
     )
     if same:
         return stcs
+    if fwd_src.kind != "surface" or fwd_src._subject is None:
+        raise ValueError(
+            f"src must be the forward's own source space, or the forward's must be a "
+            f"surface source space that names its subject to be mapped onto src; the "
+            f"forward's is a {fwd_src.kind} source space of subject "
+            f"{fwd_src._subject!r} (src: {src.kind}, subject {src._subject!r})."
+        )
     morph = morph_matrix(
         fwd_src,
         src,

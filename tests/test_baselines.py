@@ -250,6 +250,20 @@ def test_minimum_norm_auto_snr(meg):
         auto = function(*args, *extra, method="MNE", snr="auto", verbose=False)
         given = function(*args, *extra, method="MNE", snr=snr, verbose=False)
         assert_allclose(auto.data, given.data, rtol=1e-10)
+    # EEG beside the MEG forward: the SNR is that of the channels the inverse uses
+    # (strong EEG made it 14 instead of 0.01 on MEG noise)
+    rng = np.random.default_rng(5)
+    eeg_info = mne.create_info([f"EEG{k:03d}" for k in range(8)], SFREQ, "eeg")
+    eeg = rng.standard_normal((8, meg.raw.n_times)) * 1e-4
+    both = meg.raw.copy().add_channels(
+        [mne.io.RawArray(eeg, eeg_info, verbose=False)], force_update_info=True
+    )
+    both_cov = mne.make_ad_hoc_cov(both.info, verbose=False)
+    with pytest.warns(RuntimeWarning, match="No average EEG reference"):
+        assert whitened_snr(both, both_cov) > 10 * snr  # every channel recorded
+    auto = minimum_norm(both, meg.forward, both_cov, method="MNE", snr="auto")
+    given = minimum_norm(*args, method="MNE", snr=snr)
+    assert_allclose(auto.data, given.data, rtol=1e-10)
 
 
 def test_inverse_errors(meg):
@@ -506,6 +520,12 @@ def test_minimum_norm_maps_to_template():
     assert mapped.subject == "fsaverage"
     with pytest.raises(TypeError, match="src must be an instance of SourceSpaces"):
         minimum_norm(raw, forward, cov, src="fsaverage")
+    # a forward whose source space names no subject cannot be mapped (it failed with
+    # "subject_from must be an instance of str", an argument nobody passed)
+    for hemi in forward["src"]:
+        hemi["subject_his_id"] = None
+    with pytest.raises(ValueError, match=r"surface source space of subject None"):
+        minimum_norm(raw, forward, cov, src=template)
 
 
 def test_inverse_module_is_the_baselines_one():
