@@ -668,7 +668,25 @@ def test_mean_inter_subject_r_keeps_the_sign(rng):
     assert (isc[3:5] < -0.5).all()
     evidence = fmri_evidence(data, fmri, ["s1", "s2"], n_sources)
     assert_allclose(evidence, np.clip(isc, 0, None) / isc.max(), rtol=1e-12)
-    # subjects on different TR grids share nothing
+    # one scan a TR shorter, or its first volume dropped (tmin one TR later): the
+    # volumes at the same times count (the prior was off)
+    short = {s: bold["b"][s][:-1] for s in ("s1", "s2")}
+    late = {s: bold["b"][s][1:] for s in ("s1", "s2")}
+    for runs, tmin in ((short, 0.0), (late, 2.0)):
+        other = SimpleNamespace(
+            bold={"a": bold["a"], "b": runs},
+            bold_tmin={"a": data.bold_tmin["a"], "b": dict.fromkeys(runs, tmin)},
+        )
+        common = slice(0, -1) if tmin == 0 else slice(1, None)
+        expected = np.mean(
+            [prediction_r(bold["a"][s][common], runs[s]) for s in ("s1", "s2")], axis=0
+        )
+        got = mean_inter_subject_r(other, fmri, ["s1", "s2"], n_sources)
+        assert_allclose(got, expected, rtol=1e-12)
+    # half a TR apart, or on different TR grids, subjects share nothing
+    data.bold_tmin["b"] = {"s1": 1.0, "s2": 1.0}
+    assert mean_inter_subject_r(data, fmri, ["s1", "s2"], n_sources) is None
+    data.bold_tmin["b"] = {"s1": 0.0, "s2": 0.0}
     fmri["b"].tr = 1.0
     assert mean_inter_subject_r(data, fmri, ["s1", "s2"], n_sources) is None
     assert fmri_evidence(data, fmri, ["s1", "s2"], n_sources) is None

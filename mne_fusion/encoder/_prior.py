@@ -13,6 +13,9 @@ from mne.utils import logger
 from ..metrics import inter_subject_r
 from ..model.prior import source_prior_variance
 
+# Fewer volumes in common give a correlation too noisy to be evidence.
+_MIN_SHARED_TRS = 3
+
 
 def fmri_evidence(data, fmri, stories, n_sources):
     """Inter-subject correlation of the BOLD per template source, in [0, 1].
@@ -32,11 +35,14 @@ def fmri_evidence(data, fmri, stories, n_sources):
     -------
     evidence : array, shape (n_sources,) | None
         Clipped at 0 and scaled to a maximum of 1; None when no two fMRI subjects
-        heard a story on the same TR grid.
+        share the volumes of a story (:func:`mean_inter_subject_r`).
     """
     isc = mean_inter_subject_r(data, fmri, stories, n_sources)
     if isc is None:
-        logger.info("No two fMRI subjects share a story: uniform source prior")
+        logger.info(
+            "No two fMRI subjects share the volumes of a story (same TR, same times): "
+            "uniform source prior"
+        )
         return None
     evidence = np.clip(isc, 0, None)
     return evidence / evidence.max() if evidence.max() > 0 else evidence
@@ -45,8 +51,10 @@ def fmri_evidence(data, fmri, stories, n_sources):
 def mean_inter_subject_r(data, fmri, stories, n_sources):
     """Inter-subject correlation per template source, weighted by TRs and subjects.
 
-    The parameters are those of :func:`fmri_evidence`. Returns None when no two fMRI
-    subjects heard a story on the same TR grid.
+    The parameters are those of :func:`fmri_evidence`. Subjects share the volumes of
+    a story that fall on the same times: the same TR, starts a whole number of TRs
+    apart (a first volume discarded), over the span all of them cover (a scan
+    stopped a TR early). Returns None when no two fMRI subjects share any.
     """
     groups = {}
     for name, setup in fmri.items():
@@ -57,14 +65,18 @@ def mean_inter_subject_r(data, fmri, stories, n_sources):
             # back to the template: the transpose of the target map
             if setup.target_map is not None:
                 bold = np.asarray((setup.target_map.T @ bold.T).T)
-            grid = (story, round(data.bold_tmin[name][story], 3), round(setup.tr, 6))
-            groups.setdefault(grid + (len(bold),), []).append(bold)
+            first = data.bold_tmin[name][story] / setup.tr  # in TRs
+            grid = (story, round(setup.tr, 6), round(first - round(first), 3))
+            groups.setdefault(grid, []).append((round(first), bold))
     total, weight = np.zeros(n_sources), 0
     for runs in groups.values():
-        if len(runs) < 2:
+        start = max(first for first, _ in runs)
+        stop = min(first + len(bold) for first, bold in runs)
+        if len(runs) < 2 or stop - start < _MIN_SHARED_TRS:
             continue
-        total += len(runs[0]) * len(runs) * inter_subject_r(runs)
-        weight += len(runs[0]) * len(runs)
+        shared = [bold[start - first : stop - first] for first, bold in runs]
+        total += (stop - start) * len(runs) * inter_subject_r(shared)
+        weight += (stop - start) * len(runs)
     return total / weight if weight else None
 
 
