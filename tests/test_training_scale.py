@@ -15,6 +15,7 @@ import torch
 from _ddp_fit import second_pass_alone
 from _tiny_encoder import TINY, make_experiment
 from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.exceptions import NotFittedError
 from test_encoder_io import damage_largest_part
 from test_model import _toy_items, _toy_model
 
@@ -164,8 +165,18 @@ def test_ctrl_c_keeps_the_last_checkpoint(experiment, straight, tmp_path, monkey
     assert str(ckpt) in lines[0]
     assert "epoch 1" in lines[0]
     assert torch.load(ckpt, weights_only=True)["epoch"] == 1
+    # the fit did not finish: nothing looks fitted (it predicted with the network
+    # of epoch 2, unread-out)
+    assert not [name for name in vars(est) if name.endswith("_")]
+    with pytest.raises(NotFittedError):
+        est.predict(experiment["ds"].stimulus("s0"), "A")
     monkeypatch.undo()
     est.fit(experiment["ds"], checkpoint=ckpt)
+    _assert_same_fit(est, straight, experiment)
+    # an interrupted refit leaves the previous fit whole
+    monkeypatch.setattr(_fit, "_report", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        est.fit(experiment["ds"], verbose="warning")
     _assert_same_fit(est, straight, experiment)
 
 

@@ -92,7 +92,7 @@ class FusionEncoder(PredictionMixin, ReadingMixin, BaseEstimator):
         Stop after this many epochs without improvement of the validation loss.
     warmup_epochs : int
         Epochs fitted on MEG only before the joint fit (which then continues at 0.2 x
-        the learning rate); ignored without fMRI subjects.
+        the learning rate); ignored without fMRI or without MEG subjects.
     meg_weight, fmri_weight : float
         Weights of the MEG and fMRI data terms.
     smoothness : float
@@ -323,19 +323,20 @@ class FusionEncoder(PredictionMixin, ReadingMixin, BaseEstimator):
             )
         noise_cov = _params.check_noise_cov(noise_cov, X)
         checkpoint = _params.check_checkpoint(checkpoint)
-        src = template_source_space(self.spacing, self.subjects_dir, verbose=False)
-        self.vertices_ = [np.array(s["vertno"]) for s in src]
-        runs = {"MEG": [set(X.meg(s).runs) for s in X.meg_subjects]}
-        runs["fMRI"] = [set(X.fmri(s).runs) for s in X.fmri_subjects]
-        train_stories, val_stories = _params.split_stories(
-            X.stories, self.validation, runs
-        )
-        self.train_stories_, self.validation_stories_ = train_stories, val_stories
-        self.n_features_in_ = len(X.feature_names)
-        self.feature_names_in_ = np.array(X.feature_names, dtype=object)
-        self.device_ = local_device(_params.resolve_device(self.device))
-        with process_group(self.device_) as shard:
-            self._fit(X, noise_cov, src, readout_snr, checkpoint, shard)
+        with _fit.restored_on_failure(self):
+            src = template_source_space(self.spacing, self.subjects_dir, verbose=False)
+            self.vertices_ = [np.array(s["vertno"]) for s in src]
+            runs = {"MEG": [set(X.meg(s).runs) for s in X.meg_subjects]}
+            runs["fMRI"] = [set(X.fmri(s).runs) for s in X.fmri_subjects]
+            train_stories, val_stories = _params.split_stories(
+                X.stories, self.validation, runs
+            )
+            self.train_stories_, self.validation_stories_ = train_stories, val_stories
+            self.n_features_in_ = len(X.feature_names)
+            self.feature_names_in_ = np.array(X.feature_names, dtype=object)
+            self.device_ = local_device(_params.resolve_device(self.device))
+            with process_group(self.device_) as shard:
+                self._fit(X, noise_cov, src, readout_snr, checkpoint, shard)
         return self
 
     def _fit(self, X, noise_cov, src, readout_snr, checkpoint, shard):

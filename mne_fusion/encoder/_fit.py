@@ -6,7 +6,8 @@ checkpoint file (:class:`mne_fusion.model.checkpoint.Checkpoint`, written with
 :func:`mne_fusion.utils.write_atomic`) and, in a ``torchrun`` launch, this process's
 :class:`~mne_fusion.model.distributed.Shard`. :func:`fingerprint` names what a
 checkpoint was made for, so that a checkpoint of other data or parameters is refused.
-:func:`progress_bar` is the bar of both passes of the fit.
+:func:`progress_bar` is the bar of both passes of the fit; :func:`restored_on_failure`
+leaves the estimator as it was when a fit does not finish.
 """
 
 import hashlib
@@ -104,6 +105,22 @@ def train_network(est, items, objective, config, seed, weights, shard, checkpoin
     except KeyboardInterrupt:
         if checkpoint is not None and show:
             logger.warning(_interrupted(checkpoint))
+        raise
+
+
+@contextmanager
+def restored_on_failure(est):
+    """Put back the estimator's attributes as they were if the block does not end.
+
+    A fit stopped by an error or Ctrl-C would leave a half-trained network that looks
+    fitted (or, refitting, the new network beside the previous fit's read-out).
+    """
+    before = dict(vars(est))
+    try:
+        yield
+    except BaseException:
+        vars(est).clear()
+        vars(est).update(before)
         raise
 
 
