@@ -351,6 +351,24 @@ def _toy_model(operator, seed=0):
     return FusionModel(network, meg, fmri)
 
 
+def test_no_warm_up_without_meg(rng):
+    """The MEG warm-up of fMRI-only data trained on the penalties alone, then cut the
+    learning rate to 0.2 x."""
+    items, operator = _toy_items(rng, n_items=8)
+    fmri_only = [SegmentArrays(item.features, meg={}, fmri=item.fmri) for item in items]
+    config = TrainingConfig(batch_size=4, lr=1e-2, max_epochs=3, warmup_epochs=2)
+    history = train(
+        _toy_model(operator),
+        fmri_only[:6],
+        fmri_only[6:],
+        Objective(fmri_weight=1.0),
+        config,
+        np.random.default_rng(0),
+    )
+    assert [h["phase"] for h in history] == ["joint"] * 3
+    assert [h["lr"] for h in history] == pytest.approx([1e-2] * 3)
+
+
 @pytest.mark.parametrize("kind", ["likelihood", "correlation"])
 def test_training_fits_and_is_deterministic(rng, kind):
     items, operator = _toy_items(rng, n_items=20)

@@ -366,9 +366,11 @@ def train(
     """
     shard = shard or Shard()
     optimizer, scheduler = optimizer_and_schedule(model, config)
-    # without fMRI heads no segment has fMRI: no segment is built to find out
+    # the warm-up fits the MEG before both: without either there is none (without
+    # heads of a modality no segment has it: no segment is built to find out)
     has_fmri = bool(model.fmri_heads) and any(item.fmri for item in train_items)
-    warmup = config.warmup_epochs if has_fmri else 0
+    has_meg = bool(model.meg_heads) and any(item.meg for item in train_items)
+    warmup = config.warmup_epochs if has_fmri and has_meg else 0
     resumable = (model, optimizer, scheduler, rng, shard, config.device)
     state = TrainingState() if checkpoint is None else checkpoint.restore(*resumable)
     net = shard.wrap(model)
