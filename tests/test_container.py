@@ -258,6 +258,22 @@ def test_add_meg_epochs(ds, toy_forward, rng):
     fast = epochs.copy().resample(100.0)  # resampled back to 50 Hz
     ds.add_meg("S3", {"a": fast}, toy_forward)
     np.testing.assert_allclose(ds.meg("S3").runs["a"][0], signal, atol=1e-14)
+    # epochs of every story given as each story's: averaged into none of them
+    mixed = mne.EpochsArray(
+        rng.standard_normal((2, n_ch, N_TIMES + 10)) * 1e-12,
+        _info(toy_forward),
+        events=np.array([[0, 0, 1], [1000, 0, 2]]),
+        event_id={"a": 1, "b": 2},
+        tmin=-0.2,
+    )
+    with pytest.raises(ValueError, match=r"runs\['a'\] holds epochs of the stories "):
+        ds.add_meg("S4", {"a": mixed, "b": _raw(toy_forward)}, toy_forward)
+    assert "S4" not in ds.meg_subjects
+    # one story under a code per repetition: averaged, with a warning
+    mixed.event_id = {"rep1": 1, "rep2": 2}
+    with pytest.warns(RuntimeWarning, match=r"holds 2 event types .* repetitions"):
+        ds.add_meg("S4", {"a": mixed}, toy_forward)
+    ds.add_meg("S5", {"a": mixed["rep1"]}, toy_forward)  # one type: no warning
 
 
 def test_noise_ceiling(toy_forward, rng):

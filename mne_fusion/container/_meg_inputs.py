@@ -11,7 +11,7 @@ samples per story.
 import numpy as np
 from mne import BaseEpochs, Forward, pick_channels_forward
 from mne.io import BaseRaw
-from mne.utils import logger
+from mne.utils import logger, warn
 from mne_bids import BIDSPath, read_raw_bids
 
 from ..anatomy._forward import fixed_surface_forward
@@ -246,3 +246,26 @@ def _covered(spans, onset, n_times, sfreq):
         first = max(0, int(np.floor(start + 1e-6)))
         bad[first : max(first + 1, int(np.ceil(stop - 1e-6)))] = True
     return bad
+
+
+def _check_one_story(epochs, story, stimuli):
+    """Raise if Epochs of ``story`` hold events named after other stories.
+
+    Epochs are repeated presentations of one story, averaged: epochs of several
+    stories would be averaged into none of them. Events of one story under several
+    codes (one per repetition) only warn.
+    """
+    codes = set(epochs.events[:, 2].tolist())
+    present = {name: code for name, code in epochs.event_id.items() if code in codes}
+    others = sorted(name for name in present if name != story and name in stimuli)
+    if others:
+        raise ValueError(
+            f"runs[{story!r}] holds epochs of the stories {others}, which would be "
+            f"averaged with those of {story!r} as repetitions; give each story its "
+            f"own epochs, e.g. runs={{{story!r}: epochs[{story!r}], ...}}."
+        )
+    if len(present) > 1:
+        warn(
+            f"runs[{story!r}] holds {len(present)} event types {present}: they are "
+            f"averaged as repetitions of {story!r}."
+        )

@@ -23,6 +23,7 @@ from ._common import _same
 from ._meg_inputs import (
     _bad_samples,
     _check_forwards,
+    _check_one_story,
     _gain,
     _onset,
     _onsets,
@@ -96,6 +97,9 @@ def _meg_subject(name, runs, forward, stimuli, sfreq, stim_onset=None):
     """
     runs = _read_bids(runs)
     check_same_projs(runs)
+    for story, inst in runs.items():
+        if isinstance(inst, BaseEpochs):
+            _check_one_story(inst, story, stimuli)
     forwards = _check_forwards(forward, list(runs))
     for story, inst in runs.items():
         _check_compensation(
