@@ -69,7 +69,12 @@ def test_fit_attributes(fitted, experiment):
     assert fitted.validation_stories_ == ["s2"]
     assert fitted.n_features_in_ == 4
     assert len(fitted.history_) == 2
-    assert set(fitted.history_[0]["val_r"]) == {"meg0", "fmri0", "fmri1"}
+    # by subject name, not the network's heads ("meg0")
+    assert set(fitted.history_[0]["val_r"]) == {
+        *fitted.meg_subjects_,
+        *fitted.fmri_subjects_,
+    }
+    assert len(fitted.history_[0]["val_r"]) == 3
     assert_allclose(fitted.vertices_[0], experiment["vertices"][0])
     # clone keeps parameters, drops the fit
     assert not hasattr(clone(fitted), "model_")

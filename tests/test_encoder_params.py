@@ -149,7 +149,7 @@ def test_fit_validates_on_meg_when_the_last_story_is_fmri_only(experiment):
     enc = FusionEncoder(**{**FAST, "validation": 0.25}).fit(mixed)
     assert enc.validation_stories_ == ["s2", "s3"]
     assert enc.train_stories_ == ["s0", "s1"]
-    assert set(enc.history_[0]["val_r"]) == {"meg0", "fmri0"}
+    assert set(enc.history_[0]["val_r"]) == {*enc.meg_subjects_, *enc.fmri_subjects_}
 
 
 def _two_meg_subjects(experiment):

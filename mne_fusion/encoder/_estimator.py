@@ -130,7 +130,8 @@ class FusionEncoder(PredictionMixin, ReadingMixin, BaseEstimator):
     model_ : torch.nn.Module
         The fitted network and heads.
     history_ : list of dict
-        One record per epoch (losses, validation r per subject, learning rate, time).
+        One record per epoch of the first pass (losses, ``val_r``: validation r by
+        subject name, learning rate, time); the second pass logs its epochs.
     vertices_ : list of array
         ``[lh, rh]`` template vertices: the rows of every source estimate.
     source_scale_ : float

@@ -87,9 +87,11 @@ def train_network(est, items, objective, config, seed, weights, shard, checkpoin
     if checkpoint is not None and checkpoint.fname.exists() and show:
         logger.info(f"Resuming the fit from the checkpoint {checkpoint.fname}")
     total = est.max_epochs * n_batches
+    # the records name subjects, not the network's heads ("meg0")
+    names = {setup.key: name for name, setup in {**est._meg, **est._fmri}.items()}
     try:
         with progress_bar(total, "Fitting FusionEncoder", show) as update:
-            return train(
+            history = train(
                 est.model_,
                 items["train"],
                 items["validation"],
@@ -97,7 +99,9 @@ def train_network(est, items, objective, config, seed, weights, shard, checkpoin
                 config,
                 np.random.default_rng(seed),
                 channel_weights=weights,
-                callback=_report if show else None,
+                callback=(lambda record: _report(_named(record, names)))
+                if show
+                else None,
                 checkpoint=checkpoint,
                 progress=update and (lambda done, _: update(done)),
                 shard=shard,
@@ -106,6 +110,14 @@ def train_network(est, items, objective, config, seed, weights, shard, checkpoin
         if checkpoint is not None and show:
             logger.warning(_interrupted(checkpoint))
         raise
+    return [_named(record, names) for record in history]
+
+
+def _named(record, names):
+    """Return an epoch's record with its validation r keyed by subject name."""
+    if "val_r" not in record:
+        return record
+    return {**record, "val_r": {names[k]: r for k, r in record["val_r"].items()}}
 
 
 @contextmanager

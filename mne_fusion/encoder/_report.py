@@ -29,12 +29,6 @@ SECTIONS = {
 }
 
 
-def _subject_names(encoder):
-    """Map each setup key (as in ``history_``) to its subject name."""
-    setups = {**encoder._meg, **encoder._fmri}
-    return {setup.key: name for name, setup in setups.items()}
-
-
 def training_figure(encoder):
     """Losses and validation r per subject over the epochs of ``history_``."""
     import matplotlib.pyplot as plt
@@ -48,13 +42,12 @@ def training_figure(encoder):
         axes[0].plot(epochs, val, "o-", label="validation")
     axes[0].set(xlabel="Epoch", ylabel="Loss", title="Loss")
     axes[0].legend()
-    names = _subject_names(encoder)
-    keys = dict.fromkeys(k for r in history for k in r.get("val_r", {}))
-    for key in keys:
-        values = [r.get("val_r", {}).get(key, np.nan) for r in history]
-        axes[1].plot(epochs, values, "o-", label=names.get(key, key))
+    names = dict.fromkeys(k for r in history for k in r.get("val_r", {}))
+    for name in names:
+        values = [r.get("val_r", {}).get(name, np.nan) for r in history]
+        axes[1].plot(epochs, values, "o-", label=name)
     axes[1].set(xlabel="Epoch", ylabel="r", title="Validation r per subject")
-    if keys:
+    if names:
         axes[1].legend(fontsize="small")
     return fig
 
