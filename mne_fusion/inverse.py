@@ -28,6 +28,7 @@ from ._sensor_data import (
     in_data_space,
     whitening_rank,
 )
+from .anatomy._morph import estimates_on
 from .model.prior import source_prior_variance
 from .utils import (
     _check_finite,
@@ -183,53 +184,6 @@ def _weighted_inverse(inst, forward, noise_cov, method, lambda2, prior, rank=Non
     return stcs
 
 
-def _to_template(stcs, forward, src, subjects_dir):
-    """Express estimates on the template source space ``src`` (identity if equal)."""
-    if src is None:
-        return stcs
-    from .anatomy import morph_matrix
-
-    _validate_type(src, mne.SourceSpaces, "src")
-    fwd_src = forward["src"]
-    same = (
-        len(fwd_src) == len(src)
-        and fwd_src._subject in (None, src._subject)
-        and all(
-            np.array_equal(a["vertno"], b["vertno"])
-            for a, b in zip(fwd_src, src, strict=True)
-        )
-    )
-    if same:
-        return stcs
-    if fwd_src.kind != "surface" or fwd_src._subject is None:
-        raise ValueError(
-            f"src must be the forward's own source space, or the forward's must be a "
-            f"surface source space that names its subject to be mapped onto src; the "
-            f"forward's is a {fwd_src.kind} source space of subject "
-            f"{fwd_src._subject!r} (src: {src.kind}, subject {src._subject!r})."
-        )
-    morph = morph_matrix(
-        fwd_src,
-        src,
-        subject_from=fwd_src._subject,
-        subject_to=src._subject,
-        subjects_dir=subjects_dir,
-    )
-    vertices = [s["vertno"] for s in src]
-
-    def _one(stc):
-        return mne.SourceEstimate(
-            morph @ stc.data,
-            vertices=vertices,
-            tmin=stc.tmin,
-            tstep=stc.tstep,
-            subject=src._subject,
-        )
-
-    logger.info("Mapping the estimate onto the template source space")
-    return [_one(s) for s in stcs] if isinstance(stcs, list) else _one(stcs)
-
-
 @verbose
 @fill_doc
 def minimum_norm(
@@ -312,7 +266,7 @@ def minimum_norm(
         kwargs = dict(loose=loose, depth=depth, rank=rank, verbose=False)
         inv = make_inverse_operator(inst.info, forward, noise_cov, **kwargs)
         stcs = _apply(inst, inv, lambda2, method)
-    return _to_template(stcs, forward, src, subjects_dir)
+    return estimates_on(stcs, forward, src, subjects_dir)
 
 
 def _fmri_prior(fmri_map, weight, forward):
@@ -457,4 +411,4 @@ def fmri_weighted_mne(
         prior = prior * _depth_prior(inst.info, forward, noise_cov, depth)
     logger.info(f"Applying fMRI-weighted {method} (weight = {weight:g})")
     stcs = _weighted_inverse(inst, forward, noise_cov, method, lambda2, prior, rank)
-    return _to_template(stcs, forward, src, subjects_dir)
+    return estimates_on(stcs, forward, src, subjects_dir)

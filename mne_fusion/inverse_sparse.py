@@ -15,7 +15,8 @@ import numpy as np
 from mne.utils import logger, verbose, warn
 
 from ._sensor_data import _check_recording, _whitened_covariance, whitening_rank
-from .inverse import _is_fixed, _to_template, _weighted_inverse
+from .anatomy._morph import estimates_on
+from .inverse import _is_fixed, _weighted_inverse
 from .model.prior import champagne as _learn_variances
 from .model.prior import covariance_root
 from .utils import _check_positive, _validate_type, fill_doc
@@ -182,4 +183,4 @@ def _learn_and_apply(
     stcs = _weighted_inverse(
         inst, forward, noise_cov, "MNE", lambda2, prior, whiten_rank
     )
-    return _to_template(stcs, forward, src, subjects_dir), n_iter, converged
+    return estimates_on(stcs, forward, src, subjects_dir), n_iter, converged

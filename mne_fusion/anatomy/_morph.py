@@ -3,7 +3,8 @@
 Template-space estimates meet subject-space forwards (and the reverse) in the
 encoder and the inverse baselines. They need the same two answers: do two source
 spaces hold the same vertices, and the matrix that maps one onto the other, the
-identity when they do. Both are written here once.
+identity when they do. Both are written here once, with :func:`estimates_on`, which
+maps an inverse's estimates onto the template with them.
 """
 
 import mne
@@ -161,3 +162,51 @@ def morph_or_identity(src_from, src_to, *, verbose=None, **kwargs):
         logger.info("Same vertices: identity morph")
         return _identity(src_to)
     return morph_matrix(src_from, src_to, **kwargs)
+
+
+def estimates_on(stcs, forward, src, subjects_dir):
+    """Express estimates of ``forward``'s sources on ``src`` (as they are if equal).
+
+    None for ``src`` keeps them as they are; ``stcs`` is an estimate or a list.
+    """
+    if src is None:
+        return stcs
+    _validate_type(src, mne.SourceSpaces, "src")
+    fwd_src = forward["src"]
+    same = (
+        len(fwd_src) == len(src)
+        and fwd_src._subject in (None, src._subject)
+        and all(
+            np.array_equal(a["vertno"], b["vertno"])
+            for a, b in zip(fwd_src, src, strict=True)
+        )
+    )
+    if same:
+        return stcs
+    if fwd_src.kind != "surface" or fwd_src._subject is None:
+        raise ValueError(
+            f"src must be the forward's own source space, or the forward's must be a "
+            f"surface source space that names its subject to be mapped onto src; the "
+            f"forward's is a {fwd_src.kind} source space of subject "
+            f"{fwd_src._subject!r} (src: {src.kind}, subject {src._subject!r})."
+        )
+    morph = morph_matrix(
+        fwd_src,
+        src,
+        subject_from=fwd_src._subject,
+        subject_to=src._subject,
+        subjects_dir=subjects_dir,
+    )
+    vertices = [s["vertno"] for s in src]
+
+    def _one(stc):
+        return mne.SourceEstimate(
+            morph @ stc.data,
+            vertices=vertices,
+            tmin=stc.tmin,
+            tstep=stc.tstep,
+            subject=src._subject,
+        )
+
+    logger.info("Mapping the estimate onto the template source space")
+    return [_one(s) for s in stcs] if isinstance(stcs, list) else _one(stcs)

@@ -4,14 +4,14 @@ Reference: Zada, Nastase, ... Flinker, Hasson (2025). The "Podcast" ECoG dataset
 modeling neural activity during natural language comprehension. OpenNeuro
 ``ds005574`` 1.0.2 (CC0, 15.5 GB in all). mne-fusion downloads only what is asked for:
 
-===============  ====================================================  ============
-kind             files                                                 size
-===============  ====================================================  ============
-``"stimuli"``    ``stimuli/podcast.wav`` + ``podcast_transcript.csv``  318 MB
-``"electrodes"`` electrode positions in MNI152 space (TSV + JSON)      3-8 kB
-``"highgamma"``  ``derivatives/ecogprep``: high-gamma power (FIF)      0.27-0.87 GB
-``"ieeg"``       ``derivatives/ecogprep``: cleaned broadband (FIF)     0.27-0.87 GB
-===============  ====================================================  ============
+================  ====================================================  ============
+kind              files                                                 size
+================  ====================================================  ============
+``"stimuli"``     ``stimuli/podcast.wav`` + ``podcast_transcript.csv``  318 MB
+``"electrodes"``  electrode positions in MNI152 space (TSV + JSON)      3-8 kB
+``"highgamma"``   ``derivatives/ecogprep``: high-gamma power (FIF)      0.27-0.87 GB
+``"ieeg"``        ``derivatives/ecogprep``: cleaned broadband (FIF)     0.27-0.87 GB
+================  ====================================================  ============
 
 The electrode positions (``sub-XX/ieeg/*_space-MNI152NLin2009aSym_electrodes.tsv``
 and its ``coordsystem.json``) come with each ECoG kind too, and are moved into
