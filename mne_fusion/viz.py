@@ -190,6 +190,7 @@ def plot_source_maps(
     else:
         _validate_type(time, Real, "time", "'peak', 'power' or a number")
     label, maps = _map_values(stcs, time)
+    power = time == "power"
     logger.info(f"Plotting {len(stcs)} source map(s), {label}")
 
     fsaverage = _fsaverage5()
@@ -217,12 +218,12 @@ def plot_source_maps(
                 bg_map=fsaverage[f"sulc_{side}"],
                 hemi=side,
                 view=view,
-                cmap="hot" if time == "power" else "RdBu_r",
+                cmap="hot" if power else "RdBu_r",
                 colorbar=col == n_cols - 1,
                 threshold=threshold or None,
-                vmin=0.0 if time == "power" else -1.0,
+                vmin=0.0 if power else -1.0,
                 vmax=1.0,
-                symmetric_cbar=time != "power",
+                symmetric_cbar=not power,
                 axes=ax,
                 figure=fig,
             )

@@ -173,15 +173,7 @@ def estimates_on(stcs, forward, src, subjects_dir):
         return stcs
     _validate_type(src, mne.SourceSpaces, "src")
     fwd_src = forward["src"]
-    same = (
-        len(fwd_src) == len(src)
-        and fwd_src._subject in (None, src._subject)
-        and all(
-            np.array_equal(a["vertno"], b["vertno"])
-            for a, b in zip(fwd_src, src, strict=True)
-        )
-    )
-    if same:
+    if fwd_src._subject in (None, src._subject) and same_vertices(fwd_src, src):
         return stcs
     if fwd_src.kind != "surface" or fwd_src._subject is None:
         raise ValueError(

@@ -7,7 +7,6 @@ without running anything.
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 from mne.utils import verbose
@@ -176,7 +175,7 @@ def write_json(path, content):
     A run killed while writing leaves the previous file, not one cut short.
     """
     text = json.dumps(_jsonable(content), indent=2) + "\n"
-    write_atomic(path, lambda tmp: Path(tmp).write_text(text))
+    write_atomic(path, lambda tmp: tmp.write_text(text))
 
 
 def _ceiling_note(table):
