@@ -25,6 +25,10 @@ def test_prediction_r_matches_scipy(rng):
     np.testing.assert_allclose(r_t, expected, rtol=1e-6)
     np.testing.assert_allclose(prediction_r(y_true, 3 * y_true + 1), 1.0)
     np.testing.assert_allclose(prediction_r(y_true, -y_true), -1.0)
+    # r does not depend on the units, however small or large (e.g. tesla)
+    for scale in (1e-160, 1e-13, 1e150, 1e300):
+        scaled = prediction_r(scale * y_true, scale * y_pred)
+        np.testing.assert_allclose(scaled, expected, rtol=1e-12)
 
 
 def test_prediction_r_constant_columns(rng):
@@ -104,7 +108,7 @@ def test_perfect_estimate(src, rng):
     assert metrics["peak_error_mm"] == 0.0
     assert metrics["spatial_deviation_mm"] == pytest.approx(0.0, abs=1e-6)
     assert metrics["roc_auc"] == 1.0
-    assert metrics["relative_error"] == pytest.approx(0.0, abs=1e-7)
+    assert metrics["relative_error"] == pytest.approx(0.0, abs=1e-12)
 
 
 def test_flipped_sign(src, rng):
@@ -224,6 +228,11 @@ def test_source_recovery_errors(src, rng):
     late = mne.SourceEstimate(truth, stc.vertices, 1.0, 0.02)
     with pytest.raises(ValueError, match="stc_est must have the times of stc_true"):
         source_recovery(stc, late, src)
+    # one sample late, an hour into a recording, is as wrong as at its start
+    hour = mne.SourceEstimate(truth, stc.vertices, 3600.0, 0.02)
+    one_late = mne.SourceEstimate(truth, stc.vertices, 3600.02, 0.02)
+    with pytest.raises(ValueError, match="stc_est must have the times of stc_true"):
+        source_recovery(hour, one_late, src)
     # the same vertex numbers on another cortex (src is the toy subject's)
     other = mne.SourceEstimate(truth, stc.vertices, 0.0, 0.02, subject="sample")
     match = r"one subject's cortex, got subjects None, 'sample' and 'toy'"
