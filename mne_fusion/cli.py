@@ -121,6 +121,16 @@ def _build_parser():
     return parser
 
 
+def _created_by(out):
+    """Return the folders that creating ``out`` makes, deepest first."""
+    missing = []
+    for folder in (out, *out.parents):
+        if folder.exists():
+            break
+        missing.append(folder)
+    return missing
+
+
 def _check_out(parser, out):
     """Create ``out`` and make sure it takes files, or exit with a one-line error."""
     try:
@@ -173,12 +183,16 @@ def main(argv=None):
         parser.error(
             "argument --merge: not allowed with --config, --seeds or --conditions"
         )
+    if args.command == "bench" and args.seeds:
+        repeated = sorted({s for s in args.seeds if args.seeds.count(s) > 1})
+        if repeated:
+            parser.error(f"argument --seeds: repeated: {' '.join(map(str, repeated))}")
     if args.command == "bench" and args.conditions:
         repeated = {c for c in args.conditions if args.conditions.count(c) > 1}
         if repeated:
             pairs = ", ".join(f"{m:g},{f:g}" for m, f in sorted(repeated))
             parser.error(f"argument --conditions: repeated: {pairs}")
-    existed = args.out.is_dir()
+    created = _created_by(args.out)
     out = _check_out(parser, args.out)
     try:
         with use_log_level("INFO"):
@@ -188,8 +202,8 @@ def main(argv=None):
                 try:
                     text = merge_bench(args.merge, out)
                 except (ValueError, FileNotFoundError) as err:
-                    if not existed:
-                        out.rmdir()  # bad input leaves nothing behind
+                    for folder in created:
+                        folder.rmdir()  # bad input leaves nothing behind
                     parser.error(f"argument --merge: {err}")
             else:
                 config = args.config or "full"

@@ -145,7 +145,7 @@ def test_merge_bad_input(runs, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["bench", "--merge", str(runs["a"]), "--conditions", "1,1"])
     assert "not allowed with --config, --seeds" in capsys.readouterr().err
-    missing = tmp_path / "new"
+    missing = tmp_path / "new" / "deeper"  # neither folder exists yet
     with pytest.raises(SystemExit):
         main(
             ["bench", "--merge", str(runs["a"]), str(runs["a"]), "--out", str(missing)]
@@ -155,7 +155,7 @@ def test_merge_bad_input(runs, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["bench", "--merge", str(runs["a"]), str(changed), "--out", str(missing)])
     assert "results.json' is not the results.json of" in capsys.readouterr().err
-    assert not missing.exists()
+    assert not missing.parent.exists()
 
 
 def test_results_written_whole_or_not_at_all(runs, tmp_path, monkeypatch):

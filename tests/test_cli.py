@@ -13,6 +13,7 @@ from mne_fusion import __version__, bench
 from mne_fusion.baselines import minimum_norm
 from mne_fusion.bench import METHODS, markdown_table
 from mne_fusion.bench._checks import check_conditions
+from mne_fusion.bench._scoring import TRUTHS
 from mne_fusion.cli import main
 from mne_fusion.metrics import source_recovery
 from mne_fusion.simulation import simulate_naturalistic
@@ -32,6 +33,8 @@ def test_bad_arguments(capsys, tmp_path):
     err = _fails(capsys, ["demo", "--seed", "-3"])
     assert "argument --seed: expected a non-negative integer, got '-3'" in err
     assert "got 'x'" in _fails(capsys, ["bench", "--seeds", "1", "x"])
+    err = _fails(capsys, ["bench", "--seeds", "2", "0", "2", "--out", str(tmp_path)])
+    assert "argument --seeds: repeated: 2" in err
     assert "invalid choice: 'plot'" in _fails(capsys, ["plot"])
     assert "required: COMMAND" in _fails(capsys, [])
     assert "unrecognized arguments: --fast" in _fails(capsys, ["demo", "--fast"])
@@ -124,6 +127,14 @@ def test_markdown_table():
     assert cells[1] == "0.600 ± 0.100"
     assert cells[3] == "12.0 ± 2.0"
     assert lines[3].split(" | ")[1:3] == ["0.250", "–"]
+    # a seed without a value (None) is left out of the notes' means as of the cells'
+    table = {
+        "fusion": {"temporal_r": [0.5, None], "spatial_r": [None, None]},
+        "oracle": {"temporal_r": [1.0, 0.9], "spatial_r": [0.8, 0.7]},
+    }
+    text = bench._report.sections({"stimulus": table}, notes=True)
+    assert "fusion reaches 53 % of the oracle's temporal_r" in text
+    assert "spatial_r" not in text.split("\n\n")[-1]
 
 
 def test_summary_table():
@@ -169,6 +180,8 @@ def test_run_arguments_are_checked_first(tmp_path, monkeypatch):
         bench.run_bench("quick", tmp_path, 0)
     with pytest.raises(ValueError, match="seeds must hold at least one seed"):
         bench.run_bench("quick", tmp_path, [])
+    with pytest.raises(ValueError, match=r"seeds\[2\] repeats 0; each seed once"):
+        bench.run_bench("quick", tmp_path, [0, 1, 0])
     with pytest.raises(TypeError, match="seed must be an instance of int"):
         bench.run_demo(tmp_path, seed=0.5)
     with pytest.raises(TypeError, match="conditions must be an instance of"):
@@ -389,3 +402,19 @@ def test_bench_shares_single_modality_encoders(tiny):
     )
     assert encoders[("meg",)] is not meg_only
     assert cache[(1, ("meg",), 1.0, None)] is encoders[("meg",)]
+
+
+def test_cnr_figure_draws_every_fmri_cnr(tmp_path, monkeypatch):
+    """Each fMRI CNR run gets its lines, in numeric order, however many were run."""
+    from mne_fusion.bench import _figures
+
+    drawn = []
+    monkeypatch.setattr(_figures, "_save", lambda fig, fname: drawn.append(fig))
+    table = {"fusion": {"temporal_r": [0.5], "spatial_r": [0.4]}}
+    conditions = [
+        dict(meg_cnr=1.0, fmri_cnr=fmri, tables={t: table for t in TRUTHS})
+        for fmri in (math.inf, 1.0, 0.5, 0.1)
+    ]
+    _figures.plot_conditions(conditions, tmp_path)
+    labels = [line.get_label() for line in drawn[0].axes[0].get_lines()]
+    assert labels == [f"fusion (fMRI CNR {f})" for f in (0.1, 0.5, 1.0, math.inf)]

@@ -18,6 +18,9 @@ def check_run(out, presets, preset, name, seeds):
         raise ValueError("seeds must hold at least one seed, got none.")
     for k, seed in enumerate(seeds):
         _validate_type(seed, "int", f"seeds[{k}]")
+        if seed in seeds[:k]:
+            # the same simulation twice would pass for a spread over seeds
+            raise ValueError(f"seeds[{k}] repeats {seed!r}; each seed once.")
     return out, presets[preset]
 
 

@@ -59,6 +59,9 @@ def condition_figures(tables, meg_cnr, fmri_cnr, out):
         _save(fig, out / f"bench_meg-{cnr(meg_cnr)}_fmri-{cnr(fmri_cnr)}_{truth}.png")
 
 
+_LINE_STYLES = ("-", "--", ":", "-.")  # one per fMRI CNR, repeated past four
+
+
 def plot_conditions(conditions, out):
     """Temporal and spatial r versus MEG CNR: a line per method and fMRI CNR."""
     import matplotlib.pyplot as plt
@@ -67,11 +70,12 @@ def plot_conditions(conditions, out):
     fig, axes = plt.subplots(
         len(TRUTHS), len(metrics), figsize=(11, 7), layout="constrained", squeeze=False
     )
-    fmri_levels = sorted({c["fmri_cnr"] for c in conditions}, key=str)
+    fmri_levels = sorted({c["fmri_cnr"] for c in conditions}, key=float)
     for row, truth in zip(axes, TRUTHS, strict=True):
         methods = list(conditions[0]["tables"][truth])
         for ax, metric in zip(row, metrics, strict=True):
-            for style, fmri in zip(("-", "--", ":"), fmri_levels, strict=False):
+            for level, fmri in enumerate(fmri_levels):
+                style = _LINE_STYLES[level % len(_LINE_STYLES)]
                 rows = [c for c in conditions if c["fmri_cnr"] == fmri]
                 labels = [str(c["meg_cnr"]) for c in rows]
                 for k, method in enumerate(methods):

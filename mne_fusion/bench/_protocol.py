@@ -202,6 +202,9 @@ def score_condition(
     methods = config["methods"]
     test = experiment.test
     cache = {} if cache is None else cache
+    # before the fits, so that an experiment it cannot use fails in seconds
+    if "fMRI-weighted MNE" in methods:
+        fmri_map = fmri_activation(experiment.train)
     encoders = fit_encoders(
         experiment,
         methods,
@@ -214,8 +217,6 @@ def score_condition(
         fmri_ridges, meg_ridge, columns = _fit_ridges(
             experiment, config, seed, progress, cache
         )
-    if "fMRI-weighted MNE" in methods:
-        fmri_map = fmri_activation(experiment.train)
     with one_blas_thread():
         snr = assumed_snr(experiment.meg_cnr)
         scores = Scores(experiment, methods)

@@ -59,9 +59,15 @@ _METHOD_NOTES = """\
 """
 
 
+def _finite(values):
+    """Return the finite per-seed values of a cell (None where a seed had none)."""
+    values = () if values is None else np.atleast_1d(values)
+    return [v for v in values if v is not None and np.isfinite(v)]
+
+
 def _format(values, metric):
     """Format one cell: a value, or mean ± std of several (seeds)."""
-    values = [v for v in np.atleast_1d(values) if v is not None and np.isfinite(v)]
+    values = _finite(values)
     if not values:
         return "–"
     digits = 1 if metric.endswith("_mm") else 3
@@ -182,8 +188,8 @@ def _ceiling_note(table):
     """How close fusion gets to the oracle, in the bench's markdown."""
     notes = []
     for metric in ("temporal_r", "spatial_r"):
-        fusion = table.get("fusion", {}).get(metric)
-        ceiling = table.get("oracle", {}).get(metric)
+        fusion = _finite(table.get("fusion", {}).get(metric))
+        ceiling = _finite(table.get("oracle", {}).get(metric))
         if fusion and ceiling:
             ratio = np.mean(fusion) / np.mean(ceiling)
             notes.append(f"fusion reaches {100 * ratio:.0f} % of the oracle's {metric}")
