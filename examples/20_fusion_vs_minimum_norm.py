@@ -107,15 +107,23 @@ axes[0].legend(fontsize="small")
 # Reading the figure
 # ------------------
 # A minimum-norm estimate inverts the one recording it is given, so its scores fall
-# as the noise of that recording grows. The fusion estimate never sees the test
-# recording: it is computed from the story's features, and the noise reaches it only
-# through the fit, which pools every training story and every subject of both
-# modalities. In time, a minimum-norm estimate of a clean recording has an advantage
-# no stimulus-driven estimate can match: it also follows the spontaneous background,
-# which is part of the truth. In space, the fusion estimate draws on the fMRI subjects
-# and on the stimulus-driven MEG of all subjects at once. A model of 16 units fitted
-# for a dozen epochs, as here, is still far from what a larger fit reaches (see
-# ``mne-fusion bench`` and :ref:`ug-simulation`).
+# as the noise of that recording grows: at a CNR of 0.1 its temporal r is below 0.1
+# and its spatial r near 0. The fusion estimate never sees the test recording: it is
+# computed from the story's features, and the noise reaches it only through the fit,
+# which pools every training story and every subject of both modalities; its scores
+# fall too, but much less. Temporal r and ROC AUC are taken at the stimulus-driven
+# sources (``active=exp.active_sources``), and there the fusion estimate is ahead of
+# the four minimum-norm estimates at every noise level, the noiseless recording
+# included: its time courses follow the stimulus-driven truth more closely (temporal
+# r about 0.7 against 0.5 without noise) and its map separates the stimulus-driven
+# sources from the others better. Spatial r is taken across all sources, the
+# spontaneous background included, which no stimulus-driven estimate can follow; the
+# fusion estimate, which draws on the fMRI subjects and on the stimulus-driven MEG of
+# all subjects at once, has the highest spatial r too. A model of 16 units fitted for
+# a dozen epochs, as here, is still far from what a larger fit reaches (see
+# ``mne-fusion bench`` and :ref:`ug-simulation`): in the full benchmark reported in
+# the README, scored against the stimulus-driven truth, the fusion estimate's
+# temporal r on noiseless MEG is 0.87, eLORETA's 0.57.
 #
 # References
 # ----------

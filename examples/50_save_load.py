@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import mne
 import numpy as np
 from sklearn.base import clone
 
@@ -83,7 +84,8 @@ bold_loaded = loaded.predict(features, fmri_subject)
 np.testing.assert_array_equal(bold_loaded.data, bold_saved.data)
 print("Predictions are identical after the round trip.")
 
-channel = raw_saved.ch_names[0]
+# a magnetometer, in T (a gradiometer would be in T/m)
+channel = raw_saved.ch_names[mne.pick_types(raw_saved.info, meg="mag")[0]]
 fig, ax = plt.subplots(figsize=(7, 2.8), layout="constrained")
 times = raw_saved.times
 ax.plot(times, raw_saved.get_data(picks=channel)[0], lw=3, color="0.7", label="saved")

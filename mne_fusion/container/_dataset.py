@@ -106,7 +106,9 @@ class FusionDataset:
         Returns
         -------
         subject : MEGSubject
-            Its forward, info, gain, vertices, runs and noise ceiling.
+            Its forward, info, gain, vertices, runs and noise ceiling, and the
+            samples left out of the fit (see
+            :class:`~mne_fusion.container.MEGSubject`).
         """
         return _lookup(self._meg, subject, "subject")
 
@@ -121,7 +123,8 @@ class FusionDataset:
         Returns
         -------
         subject : FMRISubject
-            Its TR, TR times, runs, vertices or mapping, and noise ceiling.
+            Its TR, TR times, runs, vertices or mapping, and noise ceiling (see
+            :class:`~mne_fusion.container.FMRISubject`).
         """
         return _lookup(self._fmri, subject, "subject")
 
@@ -213,7 +216,8 @@ class FusionDataset:
             runs are cropped. Runs flat on every channel are refused, flat channels
             warn. Samples under a ``"BAD*"`` annotation (any case) of a Raw, or of
             any epoch (Epochs made with ``reject_by_annotation=False``), are left
-            out of the fit, NaN there read as 0 (see :meth:`MEGSubject.bad_samples`).
+            out of the fit, NaN there read as 0 (see
+            :meth:`~mne_fusion.container.MEGSubject.bad_samples`).
             Runs share their SSP projectors (as :func:`mne.concatenate_raws` asks),
             applied to all if applied to one.
         forward : mne.Forward | dict

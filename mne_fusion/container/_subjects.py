@@ -41,7 +41,8 @@ class MEGSubject(_Subject):
     name : str
         Subject name.
     forward : mne.Forward
-        The fixed-orientation forward solution given to :meth:`FusionDataset.add_meg`.
+        The fixed-orientation forward solution given to
+        :meth:`~mne_fusion.FusionDataset.add_meg`.
     info : mne.Info
         Measurement info of the first run, picked to the channels in ``gain``, at
         the stimulus rate of ``runs``.
@@ -120,7 +121,7 @@ class FMRISubject(_Subject):
     Parameters
     ----------
     name : str
-        Subject name, as given to :meth:`FusionDataset.add_fmri`.
+        Subject name, as given to :meth:`~mne_fusion.FusionDataset.add_fmri`.
     tr : float
         Repetition time in seconds.
     tmin : dict

@@ -261,8 +261,12 @@ def fetch_files(
         (:func:`read_registry`). Only these files are downloaded.
     path : path-like | None
         Where data sets live; files go to ``<path>/MNE-fusion-data/<accession>/``.
-        If None, the data set's ``MNE_DATASETS_<NAME>_PATH`` configuration is used
-        (see :func:`dataset_folder`), then ``MNE_DATA``, then ``~/mne_data``.
+        If None, the first of these is used, in the order of MNE's fetchers: the
+        data set's own configuration key (``MNE_DATASETS_LEBEL2023_PATH``,
+        ``MNE_DATASETS_SMN4LANG_PATH`` or ``MNE_DATASETS_PODCAST_ECOG_PATH``, an
+        environment variable or :func:`mne.set_config`), then ``MNE_DATA``, then
+        ``~/mne_data``. A configuration key that names a folder that does not
+        exist raises :class:`FileNotFoundError`; nothing is written elsewhere.
     force_update : bool
         If True, download every requested file again, even when a verified copy is
         present (the old copy stays in place until the new one verifies).
