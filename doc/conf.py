@@ -95,6 +95,8 @@ numpydoc_xref_aliases = {
     "FeatureExtractor": "mne_fusion.features.FeatureExtractor",
     "Stimulus": "mne_fusion.features.Stimulus",
     "FusionDataset": "mne_fusion.FusionDataset",
+    "MEGSubject": "mne_fusion.container.MEGSubject",
+    "FMRISubject": "mne_fusion.container.FMRISubject",
     "FusionEncoder": "mne_fusion.FusionEncoder",
 }
 

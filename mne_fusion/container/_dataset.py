@@ -106,9 +106,7 @@ class FusionDataset:
         Returns
         -------
         subject : MEGSubject
-            Its forward, info, gain, vertices, runs and noise ceiling, and the
-            samples left out of the fit (see
-            :class:`~mne_fusion.container.MEGSubject`).
+            Its forward, info, gain, vertices, runs and noise ceiling.
         """
         return _lookup(self._meg, subject, "subject")
 
@@ -123,8 +121,7 @@ class FusionDataset:
         Returns
         -------
         subject : FMRISubject
-            Its TR, TR times, runs, vertices or mapping, and noise ceiling (see
-            :class:`~mne_fusion.container.FMRISubject`).
+            Its TR, TR times, runs, vertices or mapping, and noise ceiling.
         """
         return _lookup(self._fmri, subject, "subject")
 
@@ -209,15 +206,14 @@ class FusionDataset:
         runs : dict
             Story -> :class:`mne.io.Raw`, :class:`mne.Epochs` or
             :class:`mne_bids.BIDSPath` (read with :func:`mne_bids.read_raw_bids`).
-            Each epoch is one presentation with time 0 at the onset (earlier samples
-            are dropped). Runs at another rate than the stimulus are cut to the story
-            and resampled to it (:func:`scipy.signal.resample_poly`). Runs must cover
-            the story (one missing final sample is filled with the last one); longer
-            runs are cropped. Runs flat on every channel are refused, flat channels
-            warn. Samples under a ``"BAD*"`` annotation (any case) of a Raw, or of
-            any epoch (Epochs made with ``reject_by_annotation=False``), are left
-            out of the fit, NaN there read as 0 (see
-            :meth:`~mne_fusion.container.MEGSubject.bad_samples`).
+            Each epoch is one presentation with time 0 at the onset (earlier samples are
+            dropped). Runs at another rate than the stimulus are cut to the story and
+            resampled to it (:func:`scipy.signal.resample_poly`). Runs must cover the
+            story (one missing final sample is filled with the last one); longer runs
+            are cropped. Runs flat on every channel are refused, flat channels warn.
+            Samples under a ``"BAD*"`` annotation (any case) of a Raw, or of any epoch
+            (Epochs made with ``reject_by_annotation=False``), are left out of the fit,
+            NaN there read as 0 (:meth:`~mne_fusion.container.MEGSubject.bad_samples`).
             Runs share their SSP projectors (as :func:`mne.concatenate_raws` asks),
             applied to all if applied to one.
         forward : mne.Forward | dict
