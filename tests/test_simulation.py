@@ -450,6 +450,11 @@ def test_raw(noisy):
         ({"sfreq": 10.0}, "sfreq", ValueError),
         ({"sfreq": 0.0}, "sfreq", ValueError),
         ({"tr": 0.0}, "tr", ValueError),
+        (
+            {"tr": 0.01},
+            r"tr must be at least one sample \(1 / sfreq = 0.02 s\)",
+            ValueError,
+        ),
         ({"seed": -1}, "seed", ValueError),
         ({"seed": 1.5}, "seed", TypeError),
         ({"background": -0.5}, "background", ValueError),

@@ -40,6 +40,10 @@ def _check_levels(meg_cnr, fmri_cnr, sfreq, tr, background, story_duration, seed
     if sfreq < 20:
         raise ValueError(f"sfreq must be at least 20 Hz, got {sfreq}.")
     tr = _check_positive(tr, "tr")
+    if tr * sfreq < 1:
+        raise ValueError(
+            f"tr must be at least one sample (1 / sfreq = {1 / sfreq} s), got {tr}."
+        )
     min_duration = (FMRI_DISCARD + 2) * tr
     if story_duration < min_duration:
         raise ValueError(

@@ -184,7 +184,9 @@ def simulate_naturalistic(
     naturalistic fMRI. Runs are SourceEstimates with ``tstep = tr`` and
     ``tmin = 5 * tr``: the volume at stimulus time ``t`` (``tmin + k * tr``) is the
     BOLD averaged over its acquisition window ``[t, t + tr)``. A story of duration
-    ``d`` has ``floor(d / tr) - 5`` volumes.
+    ``d`` has ``n = round(d * sfreq)`` samples (its duration on the sample grid) and
+    ``floor(n / (sfreq * tr)) - 5`` volumes: ``floor(d / tr) - 5`` when ``d`` is a
+    whole number of samples.
 
     **ECoG.** ECoG subjects are other people on the same template vertices, each
     with 64 electrodes over the lateral temporal and frontal cortex of one

@@ -31,7 +31,10 @@ HRF_LENGTH = 32.0  # s
 FMRI_DISCARD = 5
 # Head positions depend on the subject's index only (not on the seed), so that every
 # seed reuses the cached forward models. Its value lies outside the streams of
-# ``_experiment._STREAMS``.
+# ``_experiment._STREAMS``, but its seed list ``[9, index]`` is that of seed 9's
+# stream ``index`` (numpy's SeedSequence ignores trailing zeros too): with seed 9 the
+# head positions repeat draws of that simulation. Kept so that the recorded
+# benchmarks stay reproducible.
 _HEAD_STREAM = 9
 
 
