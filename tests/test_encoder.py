@@ -1,3 +1,4 @@
+import copy
 from types import SimpleNamespace
 
 import mne
@@ -896,3 +897,86 @@ def test_constructor_verbose_sets_the_level_of_calls(experiment, fitted):
     with mne.utils.catch_logging(verbose="warning") as log:
         loud.fit(experiment["ds"])
     assert "Fitting on 6 segments of 2 stories" in log.getvalue()
+
+
+def _held_out(experiment, story="s2"):
+    """A dataset of one story's stimulus, for adding recordings to in tests."""
+    ds = FusionDataset()
+    ds.add_stimulus(story, experiment["ds"].stimulus(story))
+    return ds
+
+
+def test_score_refuses_runs_on_other_targets(fitted, experiment):
+    """Runs are scored on the targets they were fitted on, never column by column."""
+    ds = experiment["ds"]
+    bold = ds.fmri("F").runs["s2"]  # (n_volumes, n_sources) on the template
+    # F was fitted on every template vertex: a subset of them is not its targets
+    lh = experiment["vertices"][0]
+    held = _held_out(experiment)
+    subset = mne.SourceEstimate(bold[:, 100:200].T, [lh[100:200], []], 2.0, 2.0)
+    held.add_fmri("F", {"s2": subset})
+    with pytest.raises(ValueError, match=r"'F' lacks vertices it was fitted on"):
+        fitted.score(held)
+    # M was fitted through its mapping: runs on vertices, or another mapping, are not
+    held = _held_out(experiment)
+    held.add_fmri("M", {"s2": subset})
+    with pytest.raises(ValueError, match=r"'M' was fitted on arrays with a mapping"):
+        fitted.score(held)
+    arrays = ds.fmri("M").runs["s2"]
+    held = _held_out(experiment)
+    held.add_fmri("M", {"s2": arrays}, tr=2.0, mapping=np.ones((7, 1284)), tmin=1.0)
+    with pytest.raises(ValueError, match=r"same mapping, got another mapping"):
+        fitted.score(held)
+    # the fitted targets score as in the whole dataset
+    held = _held_out(experiment)
+    held.add_fmri("M", {"s2": arrays}, tr=2.0, mapping=ds.fmri("M").mapping, tmin=1.0)
+    stc = mne.SourceEstimate(bold.T, experiment["vertices"], 2.0, 2.0)
+    held.add_fmri("F", {"s2": stc})
+    whole = fitted.score(ds.subset(["s2"]))
+    for name in ("F", "M"):
+        assert_allclose(fitted.score(held)[name], whole[name])
+
+
+def test_score_names_a_subject_given_as_the_other_modality(fitted, experiment):
+    held = _held_out(experiment)
+    bold = experiment["ds"].fmri("F").runs["s2"].T
+    held.add_fmri("A", {"s2": mne.SourceEstimate(bold, experiment["vertices"], 2, 2)})
+    with pytest.raises(ValueError, match="'A' is an MEG subject, but an fMRI subject"):
+        fitted.score(held)
+
+
+def test_stimulus_driven_estimate_refuses_options_of_a_recording(fitted, experiment):
+    feats = experiment["ds"].stimulus("s0")
+    with pytest.raises(ValueError, match="'method' parameter"):
+        fitted.apply_inverse(feats, method="dspm")
+    for options in (
+        dict(method="dSPM"),
+        dict(subject="A"),
+        dict(method="MNE", snr=3.0),
+        dict(forward=experiment["fwd"]),
+    ):
+        names = ", ".join(options)
+        with pytest.raises(ValueError, match=rf"^{names} (is|are) only for the data"):
+            fitted.apply_inverse(feats, **options)
+    # the defaults, given explicitly, are the stimulus-driven estimate
+    stc = fitted.apply_inverse(feats, method="champagne", snr="auto", depth=0.8)
+    assert_allclose(stc.data, fitted.apply_inverse(feats).data)
+
+
+def test_parameters_changed_after_fit_are_refused(fitted, experiment, tmp_path):
+    """A fitted encoder's parameters describe its network: set_params cannot move it."""
+    enc = copy.deepcopy(fitted)
+    feats = experiment["ds"].stimulus("s0")
+    expected = fitted.predict(feats, "F").data
+    for name, value in (("sfreq", 100.0), ("hrf_length", 10.0), ("n_layers", 3)):
+        enc.set_params(**{name: value})
+        match = rf"{name} was .* when the encoder was fitted and is now {value!r}"
+        with pytest.raises(ValueError, match=match):
+            enc.predict(feats, "F")
+        with pytest.raises(ValueError, match=match):
+            enc.save(tmp_path / "enc.pt")
+        enc.set_params(**{name: TINY.get(name, getattr(FusionEncoder(), name))})
+    enc.set_params(verbose=False)  # not part of the fitted model
+    assert_allclose(enc.predict(feats, "F").data, expected)
+    assert not (tmp_path / "enc.pt").exists()
+    assert repr(enc).startswith("<FusionEncoder | 1 layers")

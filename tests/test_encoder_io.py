@@ -116,6 +116,7 @@ def test_killed_saves_never_break_the_file(fitted, tmp_path, tmp_path_factory):
 
 
 def test_parameters_of_every_accepted_type_round_trip(fitted, experiment, tmp_path):
+    # the fitted values, as other types
     enc = copy.deepcopy(fitted).set_params(
         lr=np.float64(3e-3),
         max_epochs=np.int64(2),
@@ -124,7 +125,7 @@ def test_parameters_of_every_accepted_type_round_trip(fitted, experiment, tmp_pa
         validation=("s2",),
         random_state=np.int64(0),
         verbose="warning",
-        readout_snr=np.float64(2.0),
+        fmri_prior=np.float64(0.99),
     )
     enc.save(tmp_path / "enc.pt")
     back = read_fusion_encoder(tmp_path / "enc.pt")
@@ -136,9 +137,12 @@ def test_parameters_of_every_accepted_type_round_trip(fitted, experiment, tmp_pa
     assert params["subjects_dir"] == str(tmp_path)
     assert params["validation"] == ("s2",)
     assert params["random_state"] == 0
-    assert params["readout_snr"] == 2.0
+    assert type(params["fmri_prior"]) is float
+    assert params["fmri_prior"] == 0.99
     _same_predictions(back, fitted, experiment)
-    enc.set_params(random_state=np.random.RandomState(0))
+    state = np.random.RandomState(0)
+    enc = FusionEncoder(**{**TINY, "max_epochs": 1, "random_state": state})
+    enc.fit(experiment["ds"])
     with pytest.raises(ValueError, match="random_state=RandomState.* as an int"):
         enc.save(tmp_path / "other.pt")
     assert not (tmp_path / "other.pt").exists()

@@ -13,6 +13,7 @@ from numpy.testing import assert_allclose
 
 from mne_fusion import FusionEncoder
 from mne_fusion.encoder._uncertainty import posterior_variance
+from mne_fusion.encoder._uncertainty import source_std as _source_std
 from mne_fusion.features import Features
 from mne_fusion.model.network import raised_cosines
 
@@ -255,7 +256,7 @@ def test_source_std(encoder, experiment):
         encoder.source_std(ds.subset(["s0"]))
 
 
-def test_report_renders(encoder, experiment, tmp_path):
+def test_report_renders(encoder, experiment, tmp_path, monkeypatch):
     report = encoder.report(experiment["ds"], title="tiny")
     fname = tmp_path / "report.html"
     report.save(fname, open_browser=False, verbose=False)
@@ -274,6 +275,22 @@ def test_report_renders(encoder, experiment, tmp_path):
     bare = encoder.report()
     titles = bare.get_contents()[0]
     assert titles == ["Training", "Temporal response functions"]
+    # data that score accepts make a report without what they cannot give
+    from mne_fusion.encoder import _report
+
+    stds = []
+    monkeypatch.setattr(
+        _report, "source_std", lambda *a: stds.append(_source_std(*a)) or stds[-1]
+    )
+    encoder.report(experiment["ds"])
+    assert len(stds) == 1  # the posterior std of the whole dataset
+    ds = experiment["ds"]
+    for X, sections in (
+        (ds.subset(subjects=["F", "M"]), ["Training", "Prediction scores", "Sources"]),
+        (ds.subset(subjects=[]), ["Training", "Sources"]),
+    ):
+        assert encoder.report(X).get_contents()[0][:-1] == sections
+    assert len(stds) == 1
 
 
 def test_reading_methods_are_documented():

@@ -293,6 +293,13 @@ def test_reduce_rank_removes_estimation_error(rng):
     *_, snr_reduced, _, kept, _ = map_source_readout(*args, alpha=1e-12, rank=rank)
     assert snr_reduced > 3 * snr_full
     assert kept == rank
+    # a rank of every stacked channel or more keeps them all, and says so
+    for every in (30, 1000):
+        *layer, snr_every, _, kept, _ = map_source_readout(
+            *args, alpha=1e-12, rank=every
+        )
+        assert kept is None
+        assert snr_every == snr_full
     with pytest.raises(ValueError, match="rank must be a positive integer, got 0"):
         reduce_rank(maps, hidden, 0)
 

@@ -9,6 +9,8 @@ source prior if asked). By linearity it is that inverse
 :func:`mne_fusion.inverse.fmri_weighted_mne`) applied to the residual.
 """
 
+import inspect
+
 import mne
 import numpy as np
 from mne.io import BaseRaw
@@ -41,6 +43,29 @@ def check_method(method, snr, fmri_weighted):
             f"from the residual: use it with snr='auto' (got {snr!r}) and "
             f"fmri_weighted=False (got {fmri_weighted!r}), or choose a "
             "minimum-norm method."
+        )
+
+
+def check_recording_free(function, **given):
+    """Raise if options of the data-informed estimate come without a recording.
+
+    ``given`` maps the names of ``function``'s options to their values; an option
+    away from its default would be ignored by the stimulus-driven estimate (e.g.
+    ``method="dSPM"`` returning A m, not dSPM values), so it is refused.
+    """
+    defaults = inspect.signature(function).parameters
+    changed = [
+        name
+        for name, value in given.items()
+        if value is not defaults[name].default
+        and (defaults[name].default is None or value != defaults[name].default)
+    ]
+    if changed:
+        raise ValueError(
+            f"{', '.join(changed)} {'is' if len(changed) == 1 else 'are'} only for "
+            "the data-informed estimate: give inst (the recording), or leave "
+            f"{'it' if len(changed) == 1 else 'them'} out for the stimulus-driven "
+            "estimate."
         )
 
 

@@ -14,7 +14,6 @@ import numpy as np
 import torch
 from mne.utils import logger
 from sklearn.base import BaseEstimator
-from sklearn.utils.validation import check_is_fitted
 
 from ..anatomy import template_source_space
 from ..model import calibrate_fmri_gains
@@ -277,8 +276,9 @@ class FusionEncoder(PredictionMixin, ReadingMixin, BaseEstimator):
         if not hasattr(self, "model_"):
             return f"<FusionEncoder | {self.n_layers} layers, not fitted>"
         n_sources = sum(len(v) for v in self.vertices_)
+        n_layers = self._fit_params["n_layers"]  # of the network, whatever set since
         return (
-            f"<FusionEncoder | {self.n_layers} layers, {n_sources} sources, fitted on "
+            f"<FusionEncoder | {n_layers} layers, {n_sources} sources, fitted on "
             f"{len(self.meg_subjects_)} MEG + {len(self.fmri_subjects_)} fMRI "
             "subjects>"
         )
@@ -325,6 +325,7 @@ class FusionEncoder(PredictionMixin, ReadingMixin, BaseEstimator):
         noise_cov = _params.check_noise_cov(noise_cov, X)
         checkpoint = _params.check_checkpoint(checkpoint)
         with _fit.restored_on_failure(self):
+            self._fit_params = self.get_params()
             src = template_source_space(self.spacing, self.subjects_dir, verbose=False)
             self.vertices_ = [np.array(s["vertno"]) for s in src]
             runs = {"MEG": [set(X.meg(s).runs) for s in X.meg_subjects]}
@@ -435,7 +436,7 @@ class FusionEncoder(PredictionMixin, ReadingMixin, BaseEstimator):
         ``torch.load(weights_only=True)``, so loading never runs pickled code.
         Forwards are not kept.
         """
-        check_is_fitted(self, "model_")
+        _params.check_fitted(self)
         _io.write_encoder(
             fname,
             params=self.get_params(),

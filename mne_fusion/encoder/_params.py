@@ -15,6 +15,7 @@ import torch
 from mne.utils import logger
 from scipy import sparse
 from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
 
 from .._sensor_data import check_covers, data_channels
 from ..model import NetworkConfig, Objective, TrainingConfig, laplacian
@@ -22,6 +23,39 @@ from ..utils import _check_option, _check_positive, _validate_type
 
 # Spacing in seconds of the linear path's lag kernels: 9 kernels over 0.6 s.
 LAG_SPACING = 0.08
+
+
+# Parameters that may change once the encoder is fitted: they are not part of the
+# fitted model (the template's folder may move with the files).
+AFTER_FIT = ("verbose", "subjects_dir")
+
+
+def check_fitted(est):
+    """Raise unless ``est`` is fitted with the parameters it holds now.
+
+    The fitted network, read-out and kernels are those of the parameters at fit;
+    one changed since (``set_params``) would describe another model, e.g. a rate
+    the network does not work at.
+    """
+    check_is_fitted(est, "model_")
+    now = est.get_params()
+    for name, value in est._fit_params.items():
+        if name not in AFTER_FIT and not _same(now[name], value):
+            raise ValueError(
+                f"{name} was {value!r} when the encoder was fitted and is now "
+                f"{now[name]!r}: set it back (set_params({name}={value!r})) or fit "
+                "again."
+            )
+
+
+def _same(a, b):
+    """Whether two values of a parameter are equal (numpy scalars, list or tuple)."""
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(map(_same, a, b))
+    try:
+        return a is b or bool(a == b)
+    except (TypeError, ValueError):  # e.g. arrays: not a parameter's value
+        return False
 
 
 def check_params(est):

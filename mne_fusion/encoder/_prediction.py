@@ -9,7 +9,6 @@ import numpy as np
 import torch
 from mne.io import BaseRaw, RawArray
 from mne_bids import BIDSPath, read_raw_bids
-from sklearn.utils.validation import check_is_fitted
 
 from .._sensor_data import fitted_rows
 from ..anatomy import template_source_space
@@ -22,9 +21,9 @@ from ..utils import (
     fill_doc,
     verbose_method,
 )
-from . import _data_informed, _new_subject
+from . import _data_informed, _new_subject, _params
+from ._fmri_targets import fitted_columns
 from ._inputs import checked_features
-from ._prepare import fitted_columns
 from ._segments import hrf_taps
 from ._source_readout import hidden_features
 
@@ -53,11 +52,15 @@ class PredictionMixin:
             *(self.fmri_subjects_ if "fmri" in kinds else []),
         ]
         _validate_type(subject, str, "subject")
-        if subject in self.fmri_subjects_ and subject not in known:
-            raise ValueError(
-                f"subject {subject!r} is an fMRI subject, but an MEG subject is "
-                f"needed here: {', '.join(map(repr, known)) or 'none was fitted'}."
-            )
+        for kind, other, fitted in (
+            ("an fMRI", "an MEG", self.fmri_subjects_),
+            ("an MEG", "an fMRI", self.meg_subjects_),
+        ):
+            if subject in fitted and subject not in known:
+                raise ValueError(
+                    f"subject {subject!r} is {kind} subject, but {other} subject is "
+                    f"needed here: {', '.join(map(repr, known)) or 'none was fitted'}."
+                )
         if subject not in known:
             raise ValueError(
                 f"Unknown subject {subject!r}; the encoder was fitted on: "
@@ -169,7 +172,7 @@ class PredictionMixin:
         lead field (noise whitener and covariance) only weighs that subject's data
         in the fit and is not used to predict.
         """
-        check_is_fitted(self, "model_")
+        _params.check_fitted(self)
         if forward is None:
             self._check_subject(subject, hint=NEW_SUBJECT_HINT)
         else:
@@ -295,14 +298,26 @@ class PredictionMixin:
         ``K (y - G s_enc)``. With an encoder that predicts nothing it reduces to that
         estimate from ``inst``.
         """
-        check_is_fitted(self, "model_")
+        _params.check_fitted(self)
+        _data_informed.check_method(method, snr, fmri_weighted)
+        if inst is None:
+            _data_informed.check_recording_free(
+                type(self).apply_inverse,
+                subject=subject,
+                stim_onset=stim_onset,
+                forward=forward,
+                noise_cov=noise_cov,
+                method=method,
+                snr=snr,
+                depth=depth,
+                fmri_weighted=fmri_weighted,
+            )
         features, tmin = self._check_features(features)
         hidden = self._hidden(features)
         sources = self._sources(hidden)
         if inst is None:
             return self._template_stc(sources, tmin)
         _validate_type(inst, (BaseRaw, mne.BaseEpochs, mne.Evoked, BIDSPath), "inst")
-        _data_informed.check_method(method, snr, fmri_weighted)
         if subject is None:
             raise ValueError("subject is required when inst is given.")
         if forward is None:
@@ -376,10 +391,12 @@ class PredictionMixin:
             over all of the subject's stories in ``X`` (each centred on its mean;
             MEG samples under ``BAD*`` annotations left out, as in the fit).
         """
-        check_is_fitted(self, "model_")
+        _params.check_fitted(self)
         self._check_dataset(X)
-        for name in (*X.meg_subjects, *X.fmri_subjects):
-            self._check_subject(name)
+        for name in X.meg_subjects:
+            self._check_subject(name, kinds=("meg",))
+        for name in X.fmri_subjects:
+            self._check_subject(name, kinds=("fmri",))
         hidden = {
             s: self._hidden(self._check_features(X.stimulus(s))[0]) for s in X.stories
         }
@@ -399,18 +416,13 @@ class PredictionMixin:
             scores[name] = prediction_r(np.hstack(true), np.hstack(pred), axis=1)
         for name in X.fmri_subjects:
             subject = X.fmri(name)
-            columns = fitted_columns(self._fmri[name], subject)
+            columns = fitted_columns(self._fmri[name], subject, name)
             true, pred = [], []
             for story, run in subject.runs.items():
                 run = run if columns is None else run[:, columns]
                 bold = self._bold_prediction(
                     hidden[story], name, subject.tr_times(story)
                 )
-                if bold.shape[1] != run.shape[1]:
-                    raise ValueError(
-                        f"fMRI subject {name!r} has {run.shape[1]} targets in X but "
-                        f"{bold.shape[1]} in the fit."
-                    )
                 true.append(_center(run, axis=0))
                 pred.append(_center(bold, axis=0))
             scores[name] = prediction_r(np.vstack(true), np.vstack(pred), axis=0)

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 import mne
 import numpy as np
 from mne.cov import compute_whitener
-from scipy import sparse
 
 from .._sensor_data import in_data_space, whitening_rank
-from ..anatomy import morph_or_identity, same_vertices
+from ..anatomy import morph_or_identity
 from ..anatomy._meshes import vertex_index
+from ._fmri_targets import subject_targets
 
 # Values (channels x samples) of a run converted to float64 at a time.
 _BLOCK = 2**22
@@ -176,7 +176,7 @@ def prepare(dataset, src, subjects_dir, stories, noise_cov, segment_length, over
     fmri = {}
     for k, name in enumerate(dataset.fmri_subjects):
         subject = dataset.fmri(name)
-        target_map, targets, columns = _target_map(subject, vertices, name)
+        target_map, targets, columns = subject_targets(subject, vertices, name)
         ceiling = subject.noise_ceiling
         if columns is not None:  # a full mesh: only the template's vertices are kept
             ceiling = None if ceiling is None else ceiling[columns]
@@ -359,71 +359,3 @@ def _whitener(cov, info, moments):
 
 def _weights(ceiling):
     return None if ceiling is None or not ceiling.any() else ceiling
-
-
-def fitted_columns(setup, subject):
-    """Return the columns of an fMRI subject's runs that were the fit's targets.
-
-    Parameters
-    ----------
-    setup : FMRISetup
-        The fitted subject's setup.
-    subject : FMRISubject
-        The subject as a dataset gives it now.
-
-    Returns
-    -------
-    columns : array of int | None
-        Where the fitted template vertices stand among the runs' (a subject given on
-        a whole fsaverage mesh was fitted on the template's vertices); None: every
-        column, or vertices that do not hold the fitted ones.
-    """
-    if subject.vertices is None or setup.vertices is None:
-        return None
-    return vertex_index(setup.vertices, subject.vertices)
-
-
-def _target_map(subject, template, name):
-    """Map from the template sources to an fMRI subject's targets.
-
-    Returns
-    -------
-    target_map : scipy.sparse.csr_array | None
-        The map; None for the identity.
-    vertices : list of array | None
-        Template vertices of the targets; None for a subject given with a mapping.
-    columns : array of int | None
-        The run columns that are targets, in the template's order, when the runs
-        hold every template vertex and more (a full fsaverage mesh); None: all.
-    """
-    n_sources = sum(len(v) for v in template)
-    if subject.vertices is None:
-        if subject.mapping.shape[1] != n_sources:
-            raise ValueError(
-                f"The mapping of fMRI subject {name!r} has "
-                f"{subject.mapping.shape[1]} columns but the template has "
-                f"{n_sources} sources."
-            )
-        return subject.mapping, None, None
-    if same_vertices(subject.vertices, template):
-        return None, subject.vertices, None
-    columns = vertex_index(template, subject.vertices)
-    if columns is not None:  # a whole mesh: keep the template's columns
-        return None, [np.array(v) for v in template], columns
-    cols = vertex_index(subject.vertices, template)
-    if cols is None:
-        outside = [
-            np.setdiff1d(v, t)[:10]
-            for v, t in zip(subject.vertices, template, strict=True)
-        ]
-        raise ValueError(
-            f"fMRI subject {name!r} has vertices that are not template sources "
-            f"(lh: {outside[0]}, rh: {outside[1]}) and lacks some template sources; "
-            "give runs on template vertices or on a full fsaverage mesh, or arrays "
-            "with a mapping."
-        )
-    target_map = sparse.csr_array(
-        (np.ones(len(cols)), (np.arange(len(cols)), cols)),
-        shape=(len(cols), n_sources),
-    )
-    return target_map, subject.vertices, None

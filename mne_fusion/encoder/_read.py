@@ -60,6 +60,7 @@ def read_fusion_encoder(fname, *, verbose=None):
 
 def _assemble(parts):
     enc = FusionEncoder(**parts["params"])
+    enc._fit_params = enc.get_params()
     fitted = parts["fitted"]
     for key in _io.FITTED:
         setattr(enc, f"{key}_", fitted[key])

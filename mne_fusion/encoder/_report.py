@@ -11,15 +11,14 @@ import html
 import mne
 import numpy as np
 from mne.utils import logger
-from sklearn.utils.validation import check_is_fitted
 
 from ..anatomy import template_source_space
 from ..container import FusionDataset
 from ..utils import _check_positive, _validate_type
-from ._params import fitted_stories
-from ._prepare import fitted_columns
+from ._fmri_targets import fitted_columns
+from ._params import check_fitted, fitted_stories
 from ._trf import temporal_response_functions
-from ._uncertainty import source_std
+from ._uncertainty import missing_recordings, source_std
 
 SECTIONS = {
     "training": "Training",
@@ -57,7 +56,7 @@ def _ceiling(encoder, X, name):
     if name in X.meg_subjects:
         return X.meg(name).noise_ceiling
     subject = X.fmri(name)
-    columns = fitted_columns(encoder._fmri[name], subject)
+    columns = fitted_columns(encoder._fmri[name], subject, name)
     if subject.noise_ceiling is None or columns is None:
         return subject.noise_ceiling
     return subject.noise_ceiling[columns]
@@ -179,9 +178,10 @@ def make_report(encoder, X=None, *, title=None, n_trfs=6):
         A fitted encoder.
     X : FusionDataset | None
         Data to score and map: per-subject scores (:meth:`FusionEncoder.score`)
-        against the subjects' noise ceilings, the stimulus-driven sources of its
-        first story and, with the stories the encoder was fitted on, the posterior
-        std of the sources. None: training curves and TRFs only.
+        against the subjects' noise ceilings (when it holds recordings), the
+        stimulus-driven sources of its first story and, when it holds the stories
+        and the MEG subjects' channels the encoder was fitted on, the posterior std
+        of the sources. None: training curves and TRFs only.
     title : str | None
         Title of the report; None names the encoder.
     n_trfs : int
@@ -190,12 +190,13 @@ def make_report(encoder, X=None, *, title=None, n_trfs=6):
     Returns
     -------
     report : mne.Report
-        Sections ``"Training"``, ``"Prediction scores"`` (with X), ``"Sources"``
-        (with X) and ``"Temporal response functions"`` (with a lagged path).
+        Sections ``"Training"``, ``"Prediction scores"`` (with recordings in X),
+        ``"Sources"`` (with X) and ``"Temporal response functions"`` (with a lagged
+        path).
     """
     import matplotlib.pyplot as plt
 
-    check_is_fitted(encoder, "model_")
+    check_fitted(encoder)
     _validate_type(X, (FusionDataset, None), "X")
     _validate_type(title, (str, None), "title")
     n_trfs = _check_positive(n_trfs, "n_trfs", integer=True)
@@ -212,18 +213,30 @@ def make_report(encoder, X=None, *, title=None, n_trfs=6):
         add(training_figure(encoder), "Training curves", "training")
     if X is not None:
         scores = encoder.score(X)
-        ceilings = {name: _ceiling(encoder, X, name) for name in scores}
-        add(scores_figure(scores, ceilings), "Scores and noise ceilings", "scores")
-        report.add_html(
-            scores_table(scores, ceilings), "Score table", section=SECTIONS["scores"]
-        )
+        if scores:
+            ceilings = {name: _ceiling(encoder, X, name) for name in scores}
+            add(scores_figure(scores, ceilings), "Scores and noise ceilings", "scores")
+            report.add_html(
+                scores_table(scores, ceilings),
+                "Score table",
+                section=SECTIONS["scores"],
+            )
+        else:
+            logger.info("X holds no recordings: the report has no scores")
         story = X.stories[0]
         stc = encoder.apply_inverse(X.stimulus(story))
         maps = {f"RMS, {story}": np.sqrt(np.mean(stc.data**2, axis=1))}
-        if encoder.readout_snr_ is not None and set(fitted_stories(encoder)) <= set(
-            X.stories
-        ):
+        lacking = (
+            "the encoder has no MEG read-out"
+            if encoder.readout_snr_ is None
+            else "X lacks stories the encoder was fitted on"
+            if not set(fitted_stories(encoder)) <= set(X.stories)
+            else missing_recordings(encoder, X)
+        )
+        if lacking is None:
             maps["posterior std"] = source_std(encoder, X).data[:, 0]
+        else:
+            logger.info(f"No posterior std in the report: {lacking}")
         add(map_figure(encoder, maps, False), "Stimulus-driven sources", "sources")
     if encoder.model_.network.lagged is not None:
         trfs = temporal_response_functions(encoder)

@@ -16,20 +16,20 @@ import mne
 import numpy as np
 import torch
 from mne.utils import logger
-from sklearn.utils.validation import check_is_fitted
 
 from ..anatomy import template_source_space
 from ..container import FusionDataset
 from ..features import Features
 from ..model.network import raised_cosines
 from ..utils import _check_number, _check_option, _check_span, _validate_type
+from ._params import check_fitted
 
 WORD_ONSET = "word_onset"  # the column of mne_fusion.features.WordOnsets
 
 
 def _lagged_path(encoder):
     """Return the fitted network's lagged path, or raise naming what removes it."""
-    check_is_fitted(encoder, "model_")
+    check_fitted(encoder)
     network = encoder.model_.network
     if network.lagged is None:
         raise ValueError(
@@ -299,7 +299,7 @@ def label_time_courses(encoder, sources, labels, *, mode="mean"):
         them for a list of source estimates, as :func:`mne.extract_label_time_course`
         returns.
     """
-    check_is_fitted(encoder, "model_")
+    check_fitted(encoder)
     if isinstance(labels, (mne.Label, mne.BiHemiLabel)):
         labels = [labels]
     _validate_type(labels, (list, tuple), "labels")

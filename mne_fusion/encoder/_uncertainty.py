@@ -23,13 +23,12 @@ samples per channel; as :func:`mne_fusion.model.sensor_maps.sensor_map_snr`), an
 
 import numpy as np
 from mne.utils import logger
-from sklearn.utils.validation import check_is_fitted
 
 from ..container import FusionDataset
 from ..model.readout import weighted_minimum_norm
 from ..model.sensor_maps import ridge_sensor_maps
 from ..utils import _validate_type
-from ._params import fitted_stories
+from ._params import check_fitted, fitted_stories
 from ._prior import prior_variance
 from ._source_readout import _Whitened
 
@@ -66,23 +65,33 @@ def posterior_variance(gain, prior_variance, snr, noise_variance):
     return prior * np.clip(1.0 - resolution, 0.0, 1.0)
 
 
-def _whitened_runs(encoder, X, stories):
-    """Subject -> story -> whitened MEG (n_channels, n_times), read when asked."""
-    white = {}
+def missing_recordings(encoder, X):
+    """Return what of the fitted MEG recordings ``X`` lacks, or None if nothing."""
     for name, setup in encoder._meg.items():
         if name not in X.meg_subjects:
-            raise ValueError(
+            return (
                 f"X must hold the MEG subjects the encoder was fitted on; "
                 f"{name!r} is missing."
             )
-        subject = X.meg(name)
-        names = subject.info["ch_names"]
+        names = X.meg(name).info["ch_names"]
         missing = [c for c in setup.info["ch_names"] if c not in names]
         if missing:
-            raise ValueError(
+            return (
                 f"X lacks channel(s) of {name!r} that the encoder was fitted on: "
                 f"{missing[:10]}."
             )
+    return None
+
+
+def _whitened_runs(encoder, X, stories):
+    """Subject -> story -> whitened MEG (n_channels, n_times), read when asked."""
+    reason = missing_recordings(encoder, X)
+    if reason is not None:
+        raise ValueError(reason)
+    white = {}
+    for name, setup in encoder._meg.items():
+        subject = X.meg(name)
+        names = subject.info["ch_names"]
         rows = [names.index(c) for c in setup.info["ch_names"]]
         runs = {
             s: np.asarray(subject.average(s)[rows], np.float32)
@@ -177,7 +186,7 @@ def source_std(encoder, X):
     its prior std; the std does not include the error of the hidden features
     themselves (what the transformer misses).
     """
-    check_is_fitted(encoder, "model_")
+    check_fitted(encoder)
     _validate_type(X, FusionDataset, "X")
     if encoder.readout_snr_ is None:
         raise ValueError(

@@ -281,6 +281,8 @@ def map_source_readout(
         ranks = READOUT_RANKS if rank == "cv" else (rank,)
         snr, rank = subject_cv(maps, hidden, gains, prior_variance, snrs, ranks)
     fraction = 1.0
+    if rank is not None and rank >= sum(len(m) for m in maps.values()):
+        rank = None  # as many components as channels: every one is kept
     if rank is not None:
         maps, fraction = reduce_rank(maps, hidden, rank)
     if snr == "maps":
