@@ -19,7 +19,7 @@ from sklearn.exceptions import NotFittedError
 from test_encoder_io import damage_largest_part
 from test_model import _toy_items, _toy_model
 
-from mne_fusion import FusionEncoder
+from mne_fusion import FusionDataset, FusionEncoder
 from mne_fusion.encoder import _fit
 from mne_fusion.model import (
     Checkpoint,
@@ -125,6 +125,65 @@ def test_checkpoint_refuses_other_data_or_parameters(experiment, tmp_path):
     damage_largest_part(ckpt)  # would resume from wrong weights
     with pytest.raises(ValueError, match=r"Cannot read the checkpoint.*is damaged"):
         FusionEncoder(**CPU).fit(ds, checkpoint=ckpt)
+
+
+def _rebuilt(experiment, raws=None, m_tmin=1.0, m_tr=2.0):
+    """The experiment's dataset made again, with other MEG runs or M's timing."""
+    ds, new = experiment["ds"], FusionDataset()
+    for story in ds.stories:
+        new.add_stimulus(story, ds.stimulus(story))
+    new.add_meg("A", raws or experiment["raws"], experiment["fwd"])
+    vertices = experiment["vertices"]
+    bolds = {
+        s: mne.SourceEstimate(run.T, vertices, 2.0, 2.0)
+        for s, run in ds.fmri("F").runs.items()
+    }
+    new.add_fmri("F", bolds)
+    fmri = ds.fmri("M")
+    new.add_fmri("M", fmri.runs, tr=m_tr, mapping=fmri.mapping, tmin=m_tmin)
+    return new
+
+
+def test_checkpoint_refuses_the_same_runs_timed_or_marked_otherwise(
+    experiment, tmp_path
+):
+    """What the fit reads of the runs besides their values is the data too."""
+    ckpt, one_epoch = tmp_path / "fit.ckpt", {**CPU, "max_epochs": 1}
+    FusionEncoder(**one_epoch).fit(_rebuilt(experiment), checkpoint=ckpt)
+    FusionEncoder(**one_epoch).fit(_rebuilt(experiment), checkpoint=ckpt)  # the same
+    for timing in (dict(m_tmin=4.0), dict(m_tr=2.05)):
+        with pytest.raises(ValueError, match=r"different: data\)"):
+            FusionEncoder(**one_epoch).fit(
+                _rebuilt(experiment, **timing), checkpoint=ckpt
+            )
+    # a BAD span: with a noise covariance the whitener does not change with it
+    cov = {"A": mne.make_ad_hoc_cov(experiment["info"])}
+    ckpt = tmp_path / "cov.ckpt"
+    FusionEncoder(**one_epoch).fit(_rebuilt(experiment), cov, checkpoint=ckpt)
+    raws = {s: raw.copy() for s, raw in experiment["raws"].items()}
+    raws["s0"].set_annotations(mne.Annotations(3.0, 6.0, "BAD_movement"))
+    with pytest.raises(ValueError, match=r"different: data\)"):
+        FusionEncoder(**one_epoch).fit(_rebuilt(experiment, raws), cov, checkpoint=ckpt)
+    # a RandomState is its state, not the object's address in memory
+    ckpt = tmp_path / "state.ckpt"
+    for _ in range(2):
+        state = np.random.RandomState(0)
+        FusionEncoder(**{**one_epoch, "random_state": state}).fit(
+            _rebuilt(experiment), checkpoint=ckpt
+        )
+
+
+def test_each_process_draws_its_own_dropout_masks():
+    masks = []
+    for rank in (0, 1, 0):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(3)
+            Shard(rank, 2).own_random_stream()
+            masks.append(torch.nn.functional.dropout(torch.ones(64), 0.5))
+    assert not torch.equal(masks[0], masks[1])
+    assert torch.equal(masks[0], masks[2])  # rank 0: the stream of a plain fit
+    torch.manual_seed(3)
+    assert torch.equal(masks[0], torch.nn.functional.dropout(torch.ones(64), 0.5))
 
 
 def test_checkpoint_path_is_checked_before_training(experiment, tmp_path, monkeypatch):

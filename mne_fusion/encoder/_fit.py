@@ -38,15 +38,26 @@ def _update(digest, array):
     digest.update(array.reshape(-1).view(np.uint8))
 
 
+def _described(value):
+    """Return a parameter as a string that a rerun of the same script reproduces."""
+    if isinstance(value, np.random.RandomState):
+        # its repr holds a memory address; its state is what the fit draws from
+        kind, keys, pos, has_gauss, gauss = value.get_state()
+        state = [kind, hashlib.sha256(keys.tobytes()).hexdigest(), pos, has_gauss]
+        return f"RandomState({json.dumps([*state, gauss])})"
+    return repr(value)
+
+
 def fingerprint(est, data, meg, fmri):
     """Return what a checkpoint of this fit is made for: strings only.
 
     The parameters (but :data:`RESUMABLE`), the stories and subjects, and a SHA-256
-    of the prepared data (features, MEG runs, standardised BOLD), the excerpts'
-    positions and the subjects' lead fields, whiteners and target maps.
+    of the prepared data (features, MEG runs and their samples left out,
+    standardised BOLD, its TR and first volume's time), the excerpts' positions and
+    the subjects' lead fields, whiteners and target maps.
     """
     params = {
-        name: repr(value)
+        name: _described(value)
         for name, value in sorted(est.get_params().items())
         if name not in RESUMABLE
     }
@@ -56,6 +67,15 @@ def fingerprint(est, data, meg, fmri):
     for runs in (*data.meg.values(), *data.bold.values()):
         for story in sorted(runs):
             _update(digest, runs[story])
+    # the samples left out and the volumes' times: the same runs marked or timed
+    # otherwise are other data
+    for name in sorted(data.meg_bad):
+        for story, bad in sorted(data.meg_bad[name].items()):
+            digest.update(json.dumps([name, story, bad is None]).encode())
+            if bad is not None:
+                _update(digest, bad)
+    times = {n: [fmri[n].tr, data.bold_tmin.get(n)] for n in sorted(fmri)}
+    digest.update(json.dumps(times, sort_keys=True).encode())
     for setup in meg.values():
         _update(digest, setup.gain)
         _update(digest, setup.whitener)

@@ -16,6 +16,7 @@ import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
@@ -137,6 +138,17 @@ class Shard:
             find_unused_parameters=True,
             **{sync or "broadcast_buffers": False},
         )
+
+    def own_random_stream(self):
+        """Give this process its own stream of torch's random numbers (dropout).
+
+        Every process builds the network from the same seed; without a stream of
+        its own, each one's excerpts of a batch would get rank 0's dropout masks.
+        Rank 0 keeps its stream, so that one process trains as a plain fit does.
+        """
+        if self.rank:
+            seed = np.random.SeedSequence([torch.initial_seed(), self.rank])
+            torch.manual_seed(int(seed.generate_state(1)[0]))
 
     def sync_state(self, module):
         """Give every process rank 0's parameters and buffers of ``module``."""

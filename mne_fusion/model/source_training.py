@@ -149,6 +149,7 @@ def train_to_targets(
     optimizer = torch.optim.AdamW(
         network.parameters(), lr=config.lr, weight_decay=config.weight_decay
     )
+    shard.own_random_stream()
     net = shard.wrap(network)
     errors, best = [], None
     for epoch in range(config.max_epochs):

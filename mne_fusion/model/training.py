@@ -371,6 +371,7 @@ def train(
     has_fmri = bool(model.fmri_heads) and any(item.fmri for item in train_items)
     has_meg = bool(model.meg_heads) and any(item.meg for item in train_items)
     warmup = config.warmup_epochs if has_fmri and has_meg else 0
+    shard.own_random_stream()  # then a checkpoint puts back each process's stream
     resumable = (model, optimizer, scheduler, rng, shard, config.device)
     state = TrainingState() if checkpoint is None else checkpoint.restore(*resumable)
     net = shard.wrap(model)
