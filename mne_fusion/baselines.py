@@ -13,14 +13,19 @@ import numpy as np
 from mne.utils import logger, verbose
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.model_selection import check_cv
-from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    check_array,
+    check_is_fitted,
+    check_X_y,
+    validate_data,
+)
 
 # minimum_norm and fmri_weighted_mne stay importable from here (they lived here
 # before mne_fusion.inverse, where they are documented).
 from .inverse import fmri_weighted_mne as fmri_weighted_mne
 from .inverse import minimum_norm as minimum_norm
 from .metrics import prediction_r
-from .model.ridge import RidgeMoments, RidgeSolver, held_out_predictions
+from .model.ridge import RidgeMoments, RidgeSolver
 from .utils import (
     _check_alphas,
     _check_option,
@@ -63,6 +68,14 @@ def oracle(experiment, story, *, verbose=None):
     return experiment.stimulus_response(experiment.features[story])
 
 
+def _design(X, mean, scale, delays):
+    """Z-score, lag, and return (lagged design, valid slice) per story."""
+    return [
+        (_lag_matrix((x - mean) / scale, delays), _valid_slice(len(x), delays))
+        for x in X
+    ]
+
+
 def _lag_matrix(X, delays):
     """Columns ``X[t - d]`` for every feature and delay ``d``, zero where undefined."""
     n_times, n_features = X.shape
@@ -82,16 +95,34 @@ def _valid_slice(n_times, delays):
     return slice(max(delays[-1], 0), n_times + min(delays[0], 0))
 
 
-def _is_stories(X):
+def _check_n_valid(n_valid, n_times, delays):
+    """Raise unless at least 2 samples are left once the delays' edges are removed."""
+    if n_valid < 2:
+        raise ValueError(
+            f"Found {n_valid} valid sample(s) out of {n_times} sample(s) after "
+            f"removing the edges of the delays ({delays[0]} to {delays[-1]} "
+            "samples); at least 2 are needed."
+        )
+
+
+def _format_number(value):
+    """Format a parameter for a repr: ``:g`` for numbers, ``repr`` otherwise."""
+    return f"{value:g}" if isinstance(value, numbers.Real) else repr(value)
+
+
+def _is_stories(X, ndims=(2,)):
     return isinstance(X, list | tuple) and all(
-        isinstance(x, np.ndarray) and x.ndim == 2 for x in X
+        isinstance(x, np.ndarray) and x.ndim in ndims for x in X
     )
 
 
 def _check_same_kind(X, y):
-    """Return whether X holds stories, after checking that y is of the same kind."""
+    """Return whether X holds stories, after checking that y is of the same kind.
+
+    The stories of ``y`` may be 1D (one target), as a single ``y`` may.
+    """
     stories = _is_stories(X)
-    if stories != _is_stories(y):
+    if stories != _is_stories(y, ndims=(1, 2)):
         raise ValueError(
             "X and y must both be arrays or both be lists of per-story arrays."
         )
@@ -107,6 +138,24 @@ def _check_lengths(X, y):
     for k, (x, yy) in enumerate(zip(X, y, strict=True)):
         if len(x) != len(yy):
             raise ValueError(f"Story {k}: X has {len(x)} samples but y has {len(yy)}.")
+    shapes = {yy.shape[1:] for yy in y}
+    if len(shapes) > 1:
+        raise ValueError(
+            "All stories of y must have the same shape after the samples' axis "
+            f"(1D for one target), got {sorted(shapes)}."
+        )
+
+
+def _check_stories(X):
+    """Return the stories of X as arrays, after checking they share their features."""
+    stories = [check_array(x) for x in X]
+    n_features = {x.shape[1] for x in stories}
+    if len(n_features) != 1:
+        raise ValueError(
+            "All stories in X must have the same number of features, got "
+            f"{sorted(n_features)}."
+        )
+    return stories
 
 
 class RidgeEncoder(RegressorMixin, BaseEstimator):
@@ -121,8 +170,10 @@ class RidgeEncoder(RegressorMixin, BaseEstimator):
 
     Features are z-scored over the training samples before lagging, so that one alpha
     penalises them all alike. The alpha of each target is chosen by the mean Pearson r
-    over the ``cv`` folds. The data are read twice whatever the number of folds and
-    alphas: the moments of a fold's training samples are the totals minus the fold's.
+    over the ``cv`` folds. Each fold is fitted on its splitter's training samples; when
+    they are all the samples but the fold's (an int ``cv``, ``KFold``), their moments
+    are the totals minus the fold's, so that the data are read twice whatever the
+    number of folds and alphas.
 
     Parameters
     ----------
@@ -134,7 +185,9 @@ class RidgeEncoder(RegressorMixin, BaseEstimator):
         Ridge penalties to try; None uses ``np.logspace(-2, 8, 11)``.
     cv : int | cross-validation generator
         Splitting of the valid samples, as in :func:`sklearn.model_selection.check_cv`
-        (an int gives that many contiguous folds). Unused when there is one alpha.
+        (an int gives that many contiguous folds; a splitter's own training indices
+        are used, e.g. the gap of ``TimeSeriesSplit``). Unused when there is one
+        alpha.
 
     Attributes
     ----------
@@ -170,35 +223,31 @@ class RidgeEncoder(RegressorMixin, BaseEstimator):
         tags.target_tags.multi_output = True
         return tags
 
-    def _check_X(self, X, reset):
-        if _is_stories(X):
-            stories = [check_array(x) for x in X]
-            n_features = {x.shape[1] for x in stories}
-            if len(n_features) != 1:
-                raise ValueError(
-                    "All stories in X must have the same number of features, got "
-                    f"{sorted(n_features)}."
-                )
-            if reset:
-                self.n_features_in_ = n_features.pop()
-            elif n_features.pop() != self.n_features_in_:
-                raise ValueError(
-                    f"X has {stories[0].shape[1]} features, but RidgeEncoder is "
-                    f"expecting {self.n_features_in_} features as input."
-                )
-            return stories
-        return [validate_data(self, X, reset=reset)]
+    def _check_X(self, X):
+        """Return the stories of X (fitted) as a list of arrays."""
+        if not _is_stories(X):
+            return [validate_data(self, X, reset=False)]
+        stories = _check_stories(X)
+        if stories[0].shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {stories[0].shape[1]} features, but RidgeEncoder is "
+                f"expecting {self.n_features_in_} features as input."
+            )
+        return stories
 
-    def _check_Xy(self, X, y):
-        stories = _check_same_kind(X, y)
-        if not stories:
-            X, y = validate_data(self, X, y, multi_output=True, y_numeric=True)
-            X, y = [X], [y]
-        else:
-            X = self._check_X(X, reset=True)
-            y = [check_array(yy, ensure_2d=False) for yy in y]
+    @staticmethod
+    def _check_Xy(X, y):
+        """Return the stories of X and y, and the input whose features are named.
+
+        Nothing is set here, so that a fit that fails keeps the previous one.
+        """
+        if not _check_same_kind(X, y):
+            checked = check_X_y(X, y, multi_output=True, y_numeric=True)
+            return [checked[0]], [checked[1]], X
+        X = _check_stories(X)
+        y = [check_array(yy, ensure_2d=False) for yy in y]
         _check_lengths(X, y)
-        return X, y
+        return X, y, X[0]
 
     def _delays(self):
         sfreq = _check_positive(self.sfreq, "sfreq")
@@ -206,16 +255,6 @@ class RidgeEncoder(RegressorMixin, BaseEstimator):
         return np.arange(
             int(round(self.tmin * sfreq)), int(round(self.tmax * sfreq)) + 1
         )
-
-    def _design(self, X):
-        """Z-score, lag, and return (lagged design, valid slice) per story."""
-        out = []
-        for x in X:
-            z = (x - self.feature_mean_) / self.feature_scale_
-            out.append(
-                (_lag_matrix(z, self.delays_), _valid_slice(len(x), self.delays_))
-            )
-        return out
 
     def fit(self, X, y):
         """Fit the lagged ridge model.
@@ -232,32 +271,28 @@ class RidgeEncoder(RegressorMixin, BaseEstimator):
         self : RidgeEncoder
             The fitted estimator.
         """
-        self.delays_ = self._delays()
+        # everything is computed before any attribute is set, so that a fit that
+        # raises leaves the previous fit as it was
+        delays = self._delays()
         alphas = _check_alphas(self.alphas, np.logspace(-2, 8, 11))
-        X, y = self._check_Xy(X, y)
+        X, y, named = self._check_Xy(X, y)
         single_output = y[0].ndim == 1
         y = [yy.reshape(len(yy), -1).astype(float) for yy in y]
         stacked = np.concatenate(X)
-        self.feature_mean_ = stacked.mean(axis=0)
-        scale = stacked.std(axis=0)
-        self.feature_scale_ = np.where(scale > 0, scale, 1.0)
+        mean, scale = stacked.mean(axis=0), stacked.std(axis=0)
+        scale = np.where(scale > 0, scale, 1.0)
         design, target = [], []
-        for (lagged, valid), yy in zip(self._design(X), y, strict=True):
+        for (lagged, valid), yy in zip(_design(X, mean, scale, delays), y, strict=True):
             design.append(lagged[valid])
             target.append(yy[valid])
         design = np.concatenate(design)
         target = np.concatenate(target)
-        if len(design) < 2:
-            raise ValueError(
-                f"Found {len(design)} valid sample(s) out of {len(stacked)} "
-                f"sample(s) after removing the edges of the delays "
-                f"({self.delays_[0]} to {self.delays_[-1]} samples); at least 2 are "
-                "needed."
-            )
+        _check_n_valid(len(design), len(stacked), delays)
         logger.info(
             f"Ridge: {len(design)} samples x {design.shape[1]} lagged features, "
             f"{target.shape[1]} target(s), {len(alphas)} alpha(s)"
         )
+        cv_scores = None
         if len(alphas) == 1:
             best = np.zeros(target.shape[1], dtype=int)
         elif isinstance(self.cv, numbers.Integral) and self.cv < 2:
@@ -266,30 +301,39 @@ class RidgeEncoder(RegressorMixin, BaseEstimator):
                 f"got {self.cv!r}."
             )
         else:
-            self.cv_scores_ = self._cross_validate(design, target, alphas)
-            best = np.argmax(self.cv_scores_, axis=0)
+            cv_scores = self._cross_validate(design, target, alphas)
+            best = np.argmax(cv_scores, axis=0)
         solver = RidgeSolver(RidgeMoments(design, target.T))
         coef, intercept = solver.solve(alphas[best])
-        n_features = self.n_features_in_
-        coef = coef.reshape(target.shape[1], n_features, len(self.delays_))
-        self.alpha_ = alphas[best]
-        self.coef_, self.intercept_ = coef, intercept
+        coef = coef.reshape(target.shape[1], stacked.shape[1], len(delays))
+        validate_data(self, named, reset=True, skip_check_array=True)
+        self.delays_, self.feature_mean_, self.feature_scale_ = delays, mean, scale
+        self.alpha_, self.coef_, self.intercept_ = alphas[best], coef, intercept
         if single_output:
             self.coef_, self.intercept_ = coef[0], intercept[0]
             self.alpha_ = self.alpha_[0]
+        if cv_scores is None:
+            self.__dict__.pop("cv_scores_", None)
+        else:
+            self.cv_scores_ = cv_scores
         return self
 
     def _cross_validate(self, design, target, alphas):
-        splits = [test for _, test in check_cv(self.cv).split(design)]
-        designs = [design[test] for test in splits]
-        parts = [
-            RidgeMoments(held, target[test].T)
-            for held, test in zip(designs, splits, strict=True)
-        ]
         total = RidgeMoments(design, target.T)
+        splits = list(check_cv(self.cv).split(design))
         scores = np.zeros((len(alphas), target.shape[1]))
-        for index, k, predicted in held_out_predictions(total, parts, designs, alphas):
-            scores[k] += prediction_r(target[splits[index]], predicted)
+        for train, test in splits:
+            complement = len(train) + len(test) == len(design) and (
+                np.union1d(train, test).size == len(design)
+            )
+            if complement:
+                moments = total - RidgeMoments(design[test], target[test].T)
+            else:
+                moments = RidgeMoments(design[train], target[train].T)
+            solver = RidgeSolver(moments)
+            for k, alpha in enumerate(alphas):
+                predicted = solver.predict(design[test], alpha)
+                scores[k] += prediction_r(target[test], predicted)
         return scores / len(splits)
 
     def predict(self, X):
@@ -308,10 +352,11 @@ class RidgeEncoder(RegressorMixin, BaseEstimator):
         """
         check_is_fitted(self)
         stories = _is_stories(X)
-        X = self._check_X(X, reset=False)
+        X = self._check_X(X)
         coef = self.coef_.reshape(-1, self.coef_.shape[-2] * self.coef_.shape[-1])
         y_pred = []
-        for lagged, _ in self._design(X):
+        design = _design(X, self.feature_mean_, self.feature_scale_, self.delays_)
+        for lagged, _ in design:
             pred = lagged @ coef.T + self.intercept_
             y_pred.append(pred[:, 0] if self.coef_.ndim == 2 else pred)
         return y_pred if stories else y_pred[0]
@@ -333,19 +378,23 @@ class RidgeEncoder(RegressorMixin, BaseEstimator):
         r : float
             Pearson r averaged over targets.
         """
-        _check_same_kind(X, y)
+        stories = _check_same_kind(X, y)
         y_pred = self.predict(X)
-        if not _is_stories(y):
-            y, y_pred = [np.asarray(y)], [y_pred]
+        if not stories:
+            y, y_pred = [y], [y_pred]
+        y = [np.asarray(yy) for yy in y]
         _check_lengths(y_pred, y)
         valid = [_valid_slice(len(yy), self.delays_) for yy in y]
-        y = np.concatenate([np.asarray(yy)[v] for yy, v in zip(y, valid, strict=True)])
+        n_times = sum(len(yy) for yy in y)
+        y = np.concatenate([yy[v] for yy, v in zip(y, valid, strict=True)])
         y_pred = np.concatenate([p[v] for p, v in zip(y_pred, valid, strict=True)])
         n = len(y)
+        _check_n_valid(n, n_times, self.delays_)
         return float(np.mean(prediction_r(y.reshape(n, -1), y_pred.reshape(n, -1))))
 
     def __repr__(self):
-        delays = f"{self.tmin:g} to {self.tmax:g} s at {self.sfreq:g} Hz"
+        span = (_format_number(v) for v in (self.tmin, self.tmax, self.sfreq))
+        delays = "{} to {} s at {} Hz".format(*span)
         if not hasattr(self, "coef_"):
             return f"<RidgeEncoder | delays {delays}, not fitted>"
         n_targets = 1 if self.coef_.ndim == 2 else self.coef_.shape[0]

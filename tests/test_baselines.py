@@ -13,7 +13,7 @@ from mne.minimum_norm import (
 from numpy.testing import assert_allclose
 from sklearn.base import clone
 from sklearn.linear_model import Ridge
-from sklearn.model_selection import KFold
+from sklearn.model_selection import KFold, ShuffleSplit, TimeSeriesSplit
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from mne_fusion.baselines import (
@@ -415,16 +415,26 @@ def test_ridge_lag_sign(rng):
     assert est.predict(x[:, None]).shape == (400,)
 
 
-def test_ridge_cross_validation_matches_sklearn(rng):
+@pytest.mark.parametrize(
+    "cv",
+    [
+        3,
+        TimeSeriesSplit(3, gap=10),
+        ShuffleSplit(3, test_size=0.2, train_size=0.5, random_state=0),
+    ],
+)
+def test_ridge_cross_validation_matches_sklearn(rng, cv):
+    """Each fold is fitted on the splitter's own training samples (a gap, a subset)."""
     X = rng.standard_normal((150, 2))
     w = rng.standard_normal((2 * 4, 3))
     lagged, valid = _reference_lagged((X - X.mean(0)) / X.std(0), np.arange(4))
     y = lagged @ w + 3 * rng.standard_normal((150, 3))
     alphas = [0.1, 10.0, 1e3, 1e5]
-    est = RidgeEncoder(sfreq=10.0, tmax=0.3, alphas=alphas, cv=3).fit(X, y)
+    est = RidgeEncoder(sfreq=10.0, tmax=0.3, alphas=alphas, cv=cv).fit(X, y)
     design, target = lagged[valid], y[valid]
     expected = np.zeros((len(alphas), 3))
-    for train, test in KFold(3).split(design):
+    splitter = KFold(3) if cv == 3 else cv
+    for train, test in splitter.split(design):
         for k, alpha in enumerate(alphas):
             model = Ridge(alpha=alpha).fit(design[train], target[train])
             pred = model.predict(design[test])
@@ -472,6 +482,56 @@ def test_ridge_errors(rng):
         "<RidgeEncoder | delays 0 to 0.2 s at 10 Hz, 2 features -> 3 target(s)>"
     )
     assert "not fitted" in repr(clone(est))
+    assert repr(RidgeEncoder(sfreq=None, tmin="a")) == (
+        "<RidgeEncoder | delays 'a' to 0.6 s at None Hz, not fitted>"
+    )
+    # a story shorter than the delays is refused by score as by fit
+    with pytest.raises(ValueError, match=r"Found 0 valid sample\(s\) out of 2 sample"):
+        est.score(X[:2], y[:2])
+    with pytest.raises(ValueError, match=r"same shape after the samples' axis"):
+        est.fit([X, X], [y[:, 0], y])
+
+
+def test_ridge_failed_refit_keeps_the_previous_fit(rng):
+    """A fit that raises leaves the fitted attributes of the previous fit."""
+    X, y = rng.standard_normal((60, 2)), rng.standard_normal((60, 3))
+    est = RidgeEncoder(sfreq=10.0, tmax=0.2, alphas=[1.0, 10.0], cv=2).fit(X, y)
+    before = {k: v for k, v in vars(est).items() if k.endswith("_")}
+    pred = est.predict(X)
+    est.set_params(tmin=-0.4, tmax=0.0)
+    with pytest.raises(ValueError, match="Found 1 valid sample"):
+        est.fit(rng.standard_normal((5, 4)), rng.standard_normal((5, 1)))
+    after = {k: v for k, v in vars(est).items() if k.endswith("_")}
+    assert after.keys() == before.keys()
+    for key, value in before.items():
+        assert_allclose(after[key], value, err_msg=key)
+    assert_allclose(est.predict(X), pred)
+    # a refit with one alpha has no cv_scores_, as documented
+    est.set_params(tmin=0.0, alphas=[1.0]).fit(X, y[:, :2])
+    assert not hasattr(est, "cv_scores_")
+    assert est.coef_.shape == (2, 2, 1)
+
+
+def test_ridge_stories_of_one_target(rng):
+    """1D per-story targets are one output, as a 1D target is."""
+    X = [rng.standard_normal((80, 2)), rng.standard_normal((50, 2))]
+    y = [rng.standard_normal(80), rng.standard_normal(50)]
+    est = RidgeEncoder(sfreq=10.0, tmax=0.2, alphas=[3.0]).fit(X, y)
+    coef, intercept, _, _ = _reference_ridge(
+        X, [v[:, None] for v in y], np.arange(3), 3.0
+    )
+    assert est.coef_.shape == (2, 3)
+    assert_allclose(est.coef_.ravel(), coef[:, 0], rtol=1e-10)
+    assert_allclose(est.intercept_, intercept[0], rtol=1e-10)
+    assert np.ndim(est.alpha_) == 0
+    pred = est.predict(X)
+    assert [p.shape for p in pred] == [(80,), (50,)]
+    valid = [slice(2, None), slice(2, None)]
+    r = np.corrcoef(
+        np.concatenate([p[v] for p, v in zip(pred, valid, strict=True)]),
+        np.concatenate([t[v] for t, v in zip(y, valid, strict=True)]),
+    )[0, 1]
+    assert_allclose(est.score(X, y), r, rtol=1e-10)
 
 
 def _expected_failed_checks(estimator):

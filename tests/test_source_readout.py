@@ -3,7 +3,9 @@ import numpy as np
 import pytest
 from _tiny_encoder import SFREQ, TINY, make_experiment
 from numpy.testing import assert_allclose
+from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
+from sklearn.frozen import FrozenEstimator
 
 from mne_fusion import FusionEncoder
 from mne_fusion.anatomy import source_positions, template_source_space
@@ -54,6 +56,8 @@ def test_recovers_a_known_lagged_map(known):
     train = ["sa", "sb"]
     readout = SourceReadout(tmin=0.0, tmax=0.06, n_components=N_LATENT)
     assert repr(readout) == "<SourceReadout | delays 0 to 0.06 s, not fitted>"
+    unset = "<SourceReadout | delays None to 0.3 s, not fitted>"
+    assert repr(SourceReadout(tmin=None)) == unset
     readout.fit({s: X[s] for s in train}, {s: y[s] for s in train})
     assert (
         repr(readout)
@@ -95,6 +99,66 @@ def test_more_noise_larger_alpha(known):
     assert np.median(alphas[0.1]) < 1e-3
     assert 0.01 < np.median(alphas[3.0]) < 1.0
     assert np.sum(alphas[3.0] > alphas[0.1]) >= 5
+
+
+def test_failed_refit_keeps_the_previous_fit(known):
+    X = {story: _stc(s) for story, s in known["sources"].items()}
+    y = _noisy(known, 0.5)
+    readout = SourceReadout(tmax=0.06, n_components=N_LATENT)
+    readout.fit({s: X[s] for s in ("sa", "sb")}, {s: y[s] for s in ("sa", "sb")})
+    pred = readout.predict({"sc": X["sc"]})["sc"]
+    alpha = readout.alpha_.copy()
+    readout.set_params(tmin=-0.1, tmax=0.0)
+    short = {"sa": _stc(known["sources"]["sa"][:, :6])}
+    with pytest.raises(ValueError, match="1 valid samples"):
+        readout.fit(short, {"sa": y["sa"][:6]})
+    assert_allclose(readout.delays_, DELAYS)
+    assert_allclose(readout.alpha_, alpha)
+    assert_allclose(readout.predict({"sc": X["sc"]})["sc"], pred)
+
+
+def test_folds_without_samples_are_left_out(known):
+    """A story shorter than the delays, or a block under a BAD annotation, is no
+    fold; scoring such a story is refused."""
+    X = {story: _stc(s) for story, s in known["sources"].items()}
+    y = _noisy(known, 0.5)
+    X["short"], y["short"] = _stc(known["sources"]["sc"][:, :3]), y["sc"][:3]
+    train = ("sa", "sb")
+    want = SourceReadout(tmax=0.06, n_components=N_LATENT)
+    want.fit({s: X[s] for s in train}, {s: y[s] for s in train})
+    got = SourceReadout(tmax=0.06, n_components=N_LATENT)
+    with pytest.warns(RuntimeWarning, match="Left out of the fit story 'short'"):
+        got.fit(
+            {s: X[s] for s in (*train, "short")}, {s: y[s] for s in (*train, "short")}
+        )
+    assert_allclose(got.cv_scores_, want.cv_scores_, rtol=1e-10)
+    assert_allclose(got.coef_, want.coef_, rtol=1e-10)
+    with pytest.raises(ValueError, match=r"1 of the 2 folds .* delays 0 to 3 samples"):
+        SourceReadout(tmax=0.06).fit(
+            {s: X[s] for s in ("sa", "short")}, {s: y[s] for s in ("sa", "short")}
+        )
+    with pytest.raises(ValueError, match=r"X\['short'\] has 0 of its 3 samples within"):
+        want.score(
+            {s: X[s] for s in ("sc", "short")}, {s: y[s] for s in ("sc", "short")}
+        )
+    # one story whose first of 3 blocks is under a BAD annotation: 2 folds remain,
+    # and the samples under it are not read
+    info = mne.create_info([f"E{k}" for k in range(6)], SFREQ, "ecog")
+    raw = mne.io.RawArray(y["sa"].T, info, verbose=False)
+    raw.set_annotations(mne.Annotations(0.0, 10.2, "BAD_muscle"))
+    with pytest.warns(
+        RuntimeWarning, match="Left out of the fit block 1 of story 'sa'"
+    ):
+        got = SourceReadout(tmax=0.06, n_components=N_LATENT, cv=3).fit(
+            {"sa": X["sa"]}, {"sa": raw}
+        )
+    raw._data[:, :500] = 1e3
+    with pytest.warns(RuntimeWarning, match="block 1 of story 'sa'"):
+        garbage = SourceReadout(tmax=0.06, n_components=N_LATENT, cv=3).fit(
+            {"sa": X["sa"]}, {"sa": raw}
+        )
+    assert_allclose(garbage.coef_, got.coef_, rtol=1e-10)
+    assert_allclose(got.validation_r_, 1 / np.sqrt(1.25), atol=0.04)
 
 
 def test_one_story_blocks(known):
@@ -147,6 +211,15 @@ def test_encoder_sources_and_raw(tiny):
     )
     r = readout.score({"s2": features["s2"]}, {"s2": raws["s2"]})
     assert_allclose(r, 1 / np.sqrt(1.09), atol=0.03)  # noise at 0.3 x the std
+    # a clone holds an unfitted copy of the encoder, unless it is frozen
+    train_raws = {s: raws[s] for s in train}
+    with pytest.raises(NotFittedError):
+        clone(readout).fit({s: features[s] for s in train}, train_raws)
+    frozen = clone(SourceReadout(FrozenEstimator(encoder), tmax=0.1))
+    frozen.fit({s: features[s] for s in train}, train_raws)
+    assert_allclose(
+        frozen.predict({"s2": features["s2"]})["s2"].get_data(), pred.get_data()
+    )
 
 
 def test_raw_targets_are_good_data_channels_out_of_bad_spans(tiny):
@@ -274,6 +347,46 @@ def test_radius():
             positions=positions,
             src=src,
         )
+
+
+def test_silent_sources_predict_the_mean():
+    """Channels with only all-zero sources to read are predicted by their mean."""
+    src = template_source_space("ico3")
+    points = source_positions(src)
+    vertices = [s["vertno"] for s in src]
+    rng = np.random.default_rng(3)
+    near = np.linalg.norm(points - points[0], axis=1) < 0.02
+    far = int(np.argmax(np.linalg.norm(points - points[0], axis=1)))
+    X, y = {}, {}
+    for story in ("s0", "s1", "s2"):
+        data = np.zeros((len(points), 300))
+        data[near] = rng.standard_normal((near.sum(), 300))
+        X[story] = mne.SourceEstimate(data, vertices, tmin=0.0, tstep=1 / SFREQ)
+        y[story] = np.c_[data[0], rng.standard_normal(300) + 2.0]
+    train = ("s0", "s1")
+    readout = SourceReadout(tmax=0.04, radius=0.01, n_components=8)
+    with pytest.warns(RuntimeWarning, match=r"1 channel.* silent .*\['channel 1'\]"):
+        readout.fit(
+            {s: X[s] for s in train},
+            {s: y[s] for s in train},
+            positions=points[[0, far]],
+            src=src,
+        )
+    mean = np.concatenate([y[s][2:, 1] for s in train]).mean()
+    assert_allclose(readout.predict({"s2": X["s2"]})["s2"][:, 1], mean, rtol=1e-12)
+    assert_allclose(readout.coef_[1], 0.0)
+    assert readout.validation_r_[1] == 0.0
+    r = readout.score({"s2": X["s2"]}, {"s2": y["s2"]})
+    assert r[0] > 0.99
+    assert r[1] == 0.0
+    # every source silent, without radius
+    zero = {s: _stc(np.zeros((N_SOURCES, 300))) for s in train}
+    with pytest.warns(RuntimeWarning, match=r"2 channel.*\['channel 0', 'channel 1'\]"):
+        readout = SourceReadout(tmax=0.04).fit(zero, {s: y[s] for s in train})
+    means = np.concatenate([y[s][2:] for s in train]).mean(axis=0)
+    assert_allclose(
+        readout.predict({"s0": zero["s0"]})["s0"], means[None].repeat(300, 0)
+    )
 
 
 def test_errors(known, tiny):

@@ -71,11 +71,16 @@ class RidgeSolver:
         self.cross = cross @ self.evecs
 
     def _shrink(self, alpha, relative):
-        """Return ``1 / (eigenvalue + penalty)``, shape (n_alphas, n_features)."""
+        """Return ``1 / (eigenvalue + penalty)``, shape (n_alphas, n_features).
+
+        It is 0 where both are 0 (a relative penalty on a constant design): the
+        weights are then 0 and the fit predicts the mean target, not NaN.
+        """
         penalty = np.asarray(alpha, np.float64)
         if relative:
             penalty = penalty * self.evals.mean()
-        return 1 / (self.evals + np.reshape(penalty, (-1, 1)))
+        total = self.evals + np.reshape(penalty, (-1, 1))
+        return np.divide(1, total, out=np.zeros_like(total), where=total > 0)
 
     def solve(self, alpha, relative=False):
         """Return the ridge weights and intercepts.
@@ -86,7 +91,8 @@ class RidgeSolver:
             One penalty, or one per target.
         relative : bool
             Whether ``alpha`` is relative to the mean eigenvalue of the centred
-            ``X'X`` (a scale-free penalty) rather than absolute.
+            ``X'X`` (a scale-free penalty) rather than absolute. A constant design
+            (mean eigenvalue 0) then gets zero weights.
 
         Returns
         -------

@@ -2,12 +2,13 @@
 
 import numpy as np
 from mne.io import BaseRaw, RawArray
-from mne.utils import logger
+from mne.utils import logger, warn
 from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.frozen import FrozenEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from ..anatomy import template_source_space
-from ..baselines import _valid_slice
+from ..baselines import _format_number, _valid_slice
 from ..encoder import FusionEncoder
 from ..metrics import prediction_r
 from ..model.ridge import RidgeMoments, RidgeSolver, held_out_predictions
@@ -22,6 +23,8 @@ from ._inputs import (
     check_sources,
     check_targets,
     electrode_positions,
+    good_rows,
+    make_folds,
     make_groups,
 )
 
@@ -38,10 +41,13 @@ class SourceReadout(RegressorMixin, BaseEstimator):
 
     Parameters
     ----------
-    encoder : FusionEncoder | None
+    encoder : FusionEncoder | FrozenEstimator | None
         A fitted encoder whose stimulus-driven sources
         (:meth:`FusionEncoder.apply_inverse` without a recording) are read out when
-        ``X`` holds features. None: ``X`` must hold source estimates.
+        ``X`` holds features. None: ``X`` must hold source estimates. To clone the
+        read-out (:func:`sklearn.base.clone`, e.g. one read-out per subject or in a
+        grid search) wrap the encoder in :class:`sklearn.frozen.FrozenEstimator`:
+        a clone would otherwise hold an unfitted copy of the encoder.
     tmin, tmax : float
         First and last delay in seconds.
     alphas : array-like | None
@@ -58,7 +64,9 @@ class SourceReadout(RegressorMixin, BaseEstimator):
         sources.
     cv : int
         Number of contiguous blocks for cross-validation when ``X`` holds one story
-        (at least 2); with several stories each story is one fold.
+        (at least 2); with several stories each story is one fold. Folds with fewer
+        than 2 samples within the delays and outside ``BAD*`` annotations are left
+        out, with a warning.
 
     Attributes
     ----------
@@ -127,7 +135,7 @@ class SourceReadout(RegressorMixin, BaseEstimator):
         return tags
 
     def __repr__(self):
-        delays = f"delays {self.tmin:g} to {self.tmax:g} s"
+        delays = f"delays {_format_number(self.tmin)} to {_format_number(self.tmax)} s"
         if not hasattr(self, "alpha_"):
             return f"<SourceReadout | {delays}, not fitted>"
         return (
@@ -136,9 +144,16 @@ class SourceReadout(RegressorMixin, BaseEstimator):
         )
 
     def _check_params(self):
-        _validate_type(self.encoder, (None, FusionEncoder), "encoder")
-        if self.encoder is not None:
-            check_is_fitted(self.encoder, "model_")
+        """Return the penalties and the (unwrapped) encoder."""
+        encoder = _unwrap(self.encoder)
+        _validate_type(
+            encoder,
+            (None, FusionEncoder),
+            "encoder",
+            "None, FusionEncoder or FrozenEstimator of a FusionEncoder",
+        )
+        if encoder is not None:
+            check_is_fitted(encoder, "model_")
         _check_span(self.tmin, self.tmax)
         alphas = _check_alphas(self.alphas, np.logspace(-4, 3, 15))
         _check_positive(self.n_components, "n_components", integer=True)
@@ -147,24 +162,7 @@ class SourceReadout(RegressorMixin, BaseEstimator):
         cv = _check_positive(self.cv, "cv", integer=True)
         if cv < 2:
             raise ValueError(f"cv must be at least 2, got {cv}.")
-        return alphas
-
-    def _folds(self, n_times):
-        """Story, slice of valid samples of each fold."""
-        valid = {story: _valid_slice(n, self.delays_) for story, n in n_times.items()}
-        if len(n_times) > 1:
-            return [(story, v) for story, v in valid.items()]
-        ((story, v),) = valid.items()
-        start, stop = v.start, v.stop
-        if stop - start < 2 * self.cv:
-            raise ValueError(
-                f"The story has {max(stop - start, 0)} valid samples, too few for "
-                f"cv={self.cv} blocks."
-            )
-        bounds = np.linspace(start, stop, self.cv + 1).round().astype(int)
-        return [
-            (story, slice(a, b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)
-        ]
+        return alphas, encoder
 
     def fit(self, X, y, *, stim_onset=None, positions=None, src=None):
         """Fit the read-out on training stories.
@@ -205,77 +203,60 @@ class SourceReadout(RegressorMixin, BaseEstimator):
         self : SourceReadout
             The fitted read-out.
         """
-        alphas = self._check_params()
-        sources, sfreq = check_sources(X, self.encoder)
+        # everything is computed before any attribute is set, so that a fit that
+        # raises leaves the previous fit as it was
+        alphas, encoder = self._check_params()
+        sources, sfreq = check_sources(X, encoder)
         n_times = {story: data.shape[1] for story, data in sources.items()}
         targets, info, bad = check_targets(y, n_times, sfreq, stim_onset=stim_onset)
-        self.sfreq_ = sfreq
-        self.delays_ = np.arange(
+        delays = np.arange(
             int(round(self.tmin * sfreq)), int(round(self.tmax * sfreq)) + 1
         )
-        self.n_sources_ = next(iter(sources.values())).shape[0]
-        self._info = None if info is None else info.copy()
-        self.ch_names_ = None if info is None else list(info["ch_names"])
-        folds = [(s, _good_rows(rows, bad[s])) for s, rows in self._folds(n_times)]
-        n_samples = sum(len(rows) for _, rows in folds)
-        if n_samples < 2:
-            raise ValueError(
-                f"Found {n_samples} valid sample(s) after removing the edges of the "
-                f"delays ({self.delays_[0]} to {self.delays_[-1]} samples)."
-            )
+        folds = make_folds(n_times, delays, self.cv, bad)
         total = sum(d.shape[1] for d in sources.values())
-        self.source_mean_ = sum(d.sum(axis=1) for d in sources.values()) / total
-        centred = {s: d - self.source_mean_[:, None] for s, d in sources.items()}
+        source_mean = sum(d.sum(axis=1) for d in sources.values()) / total
+        centred = {s: d - source_mean[:, None] for s, d in sources.items()}
         cov = sum(d @ d.T for d in centred.values())
         n_targets = next(iter(targets.values())).shape[1]
         if self.radius is not None:
             positions = electrode_positions(info, positions, n_targets)
             if src is None:
-                encoder = self.encoder
                 spacing = "ico4" if encoder is None else encoder.spacing
                 subjects_dir = getattr(encoder, "subjects_dir", None)
                 src = template_source_space(spacing, subjects_dir, verbose=False)
-        self._fitted = make_groups(
+        groups = make_groups(
             cov, n_targets, self.n_components, self.radius, positions, src
         )
-        self.cv_scores_ = np.zeros((len(alphas), n_targets))
-        self.alpha_ = np.zeros(n_targets)
         logger.info(
-            f"SourceReadout: {n_samples} samples, {len(self._fitted)} design(s), "
-            f"{n_targets} channel(s), {len(alphas)} alpha(s), {len(folds)} folds"
+            f"SourceReadout: {sum(len(rows) for _, rows in folds)} samples, "
+            f"{len(groups)} design(s), {n_targets} channel(s), {len(alphas)} "
+            f"alpha(s), {len(folds)} folds"
         )
-        for group in self._fitted:
-            self._fit_group(group, sources, targets, folds, alphas)
-        best = np.argmax(self.cv_scores_, axis=0)
-        self.validation_r_ = self.cv_scores_[best, np.arange(n_targets)]
-        self.n_components_ = np.zeros(n_targets, int)
-        for group in self._fitted:
-            self.n_components_[group.targets] = group.basis.shape[1]
+        cv_scores = np.zeros((len(alphas), n_targets))
+        n_components, silent = np.zeros(n_targets, int), []
+        for group in groups:
+            designs = {
+                s: group.design(d, source_mean, delays) for s, d in sources.items()
+            }
+            scores, zero = _fit_group(group, designs, targets, folds, alphas)
+            cv_scores[:, group.targets] = scores
+            n_components[group.targets] = group.basis.shape[1]
+            silent.extend(group.targets if zero else [])
+        ch_names = None if info is None else list(info["ch_names"])
+        if silent:
+            names = [ch_names[k] if ch_names else f"channel {k}" for k in silent]
+            warn(
+                f"{len(silent)} channel(s) have only silent (all-zero) sources to "
+                f"read, predicted by their mean (r = 0): {names[:10]}."
+            )
+        best = np.argmax(cv_scores, axis=0)
+        self.sfreq_, self.delays_, self.n_sources_ = sfreq, delays, len(source_mean)
+        self._info = None if info is None else info.copy()
+        self.ch_names_, self.source_mean_, self._fitted = ch_names, source_mean, groups
+        self.cv_scores_, self.alpha_ = cv_scores, alphas[best]
+        self.validation_r_ = cv_scores[best, np.arange(n_targets)]
+        self.n_components_ = n_components
         return self
-
-    def _fit_group(self, group, sources, targets, folds, alphas):
-        designs = {
-            s: group.design(d, self.source_mean_, self.delays_)
-            for s, d in sources.items()
-        }
-        parts, tests = [], []
-        for story, rows in folds:
-            design = designs[story][rows]
-            target = targets[story][rows][:, group.targets]
-            parts.append(RidgeMoments(design, target.T))
-            tests.append((design, target))
-        total = sum(parts[1:], parts[0])
-        scores = np.zeros((len(alphas), len(group.targets)))
-        designs = [design for design, _ in tests]
-        for index, k, predicted in held_out_predictions(
-            total, parts, designs, alphas, True
-        ):
-            scores[k] += prediction_r(tests[index][1], predicted)
-        scores /= len(folds)
-        best = np.argmax(scores, axis=0)
-        group.coef, group.intercept = RidgeSolver(total).solve(alphas[best], True)
-        self.cv_scores_[:, group.targets] = scores
-        self.alpha_[group.targets] = alphas[best]
 
     # -- results --------------------------------------------------------------------
 
@@ -322,7 +303,7 @@ class SourceReadout(RegressorMixin, BaseEstimator):
             the sources were at their mean there.
         """
         check_is_fitted(self, "alpha_")
-        sources, sfreq = check_sources(X, self.encoder)
+        sources, sfreq = check_sources(X, _unwrap(self.encoder))
         if abs(sfreq - self.sfreq_) > 1e-6 * self.sfreq_:
             raise ValueError(
                 f"X is sampled at {sfreq} Hz but the read-out at {self.sfreq_} Hz."
@@ -376,14 +357,45 @@ class SourceReadout(RegressorMixin, BaseEstimator):
         true, pred = [], []
         for story, value in predictions.items():
             value = value.get_data().T if isinstance(value, BaseRaw) else value
-            valid = _good_rows(_valid_slice(len(value), self.delays_), bad[story])
+            valid = good_rows(_valid_slice(len(value), self.delays_), bad[story])
+            if len(valid) < 2:
+                raise ValueError(
+                    f"X[{story!r}] has {len(valid)} of its {len(value)} samples "
+                    f"within the delays ({self.delays_[0]} to {self.delays_[-1]} "
+                    "samples) and outside BAD annotations; at least 2 are needed to "
+                    "score it."
+                )
             for out, data in ((true, targets[story]), (pred, value)):
                 data = data[valid]
                 out.append(data - data.mean(axis=0))
         return prediction_r(np.concatenate(true), np.concatenate(pred))
 
 
-def _good_rows(rows, bad):
-    """Return the samples of ``rows`` (a slice) that no ``BAD*`` annotation covers."""
-    rows = np.arange(rows.start, rows.stop)
-    return rows if bad is None else rows[~bad[rows]]
+def _unwrap(encoder):
+    """Return the encoder a FrozenEstimator wraps (any other value as it is)."""
+    return encoder.estimator if isinstance(encoder, FrozenEstimator) else encoder
+
+
+def _fit_group(group, designs, targets, folds, alphas):
+    """Fit the ridge of one group.
+
+    Return the validation r of every penalty, and whether the design is all zeros
+    (silent sources): then the weights are zero (see :meth:`RidgeSolver.solve`) and
+    the channels are predicted by their mean.
+    """
+    parts, tests = [], []
+    for story, rows in folds:
+        design = designs[story][rows]
+        target = targets[story][rows][:, group.targets]
+        parts.append(RidgeMoments(design, target.T))
+        tests.append((design, target))
+    total = sum(parts[1:], parts[0])
+    scores = np.zeros((len(alphas), len(group.targets)))
+    held = [design for design, _ in tests]
+    for index, k, predicted in held_out_predictions(total, parts, held, alphas, True):
+        scores[k] += prediction_r(tests[index][1], predicted)
+    scores /= len(folds)
+    best = np.argmax(scores, axis=0)
+    solver = RidgeSolver(total)
+    group.coef, group.intercept = solver.solve(alphas[best], True)
+    return scores, not solver.evals.any()

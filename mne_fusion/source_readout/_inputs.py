@@ -11,11 +11,11 @@ import mne
 import numpy as np
 from mne.io import BaseRaw
 from mne.transforms import _get_trans, apply_trans, invert_transform
-from mne.utils import logger
+from mne.utils import logger, warn
 from scipy.spatial import cKDTree
 
 from ..anatomy import source_positions
-from ..baselines import _lag_matrix
+from ..baselines import _lag_matrix, _valid_slice
 from ..container._meg_inputs import _onsets
 from ..container._meg_runs import aligned_recording
 from ..features import Features
@@ -248,3 +248,49 @@ def make_groups(cov, n_targets, n_components, radius=None, positions=None, src=N
         basis = top_components(cov[np.ix_(rows, rows)], n_components)
         groups.append(Group(np.array([target]), rows, basis))
     return groups
+
+
+def good_rows(rows, bad):
+    """Return the samples of ``rows`` (a slice) that no ``BAD*`` annotation covers."""
+    rows = np.arange(rows.start, rows.stop)
+    return rows if bad is None else rows[~bad[rows]]
+
+
+def make_folds(n_times, delays, cv, bad):
+    """Return the folds: (story, usable samples), each story or one of its blocks.
+
+    Each story is a fold, or with one story ``cv`` contiguous blocks of it. Folds
+    with fewer than 2 samples within the delays and outside ``BAD*`` annotations
+    (a story shorter than the delays, a block under an annotation) are left out,
+    with a warning; at least 2 folds must remain.
+    """
+    span = f"delays {delays[0]} to {delays[-1]} samples"
+    valid = {story: _valid_slice(n, delays) for story, n in n_times.items()}
+    if len(n_times) > 1:
+        folds = [(story, rows, f"story {story!r}") for story, rows in valid.items()]
+    else:
+        ((story, rows),) = valid.items()
+        if rows.stop - rows.start < 2 * cv:
+            raise ValueError(
+                f"Story {story!r} has {max(rows.stop - rows.start, 0)} valid samples "
+                f"({span}), too few for cv={cv} blocks."
+            )
+        bounds = np.linspace(rows.start, rows.stop, cv + 1).round().astype(int)
+        folds = [
+            (story, slice(a, b), f"block {k + 1} of story {story!r}")
+            for k, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True))
+        ]
+    usable = [(story, good_rows(rows, bad[story]), name) for story, rows, name in folds]
+    left_out = [name for _, rows, name in usable if len(rows) < 2]
+    if len(usable) - len(left_out) < 2:
+        raise ValueError(
+            f"{len(usable) - len(left_out)} of the {len(usable)} folds have at least "
+            f"2 samples within the {span} and outside BAD annotations; "
+            f"cross-validation needs 2 (too few in {', '.join(left_out)})."
+        )
+    if left_out:
+        warn(
+            f"Left out of the fit {', '.join(left_out)}: fewer than 2 samples within "
+            f"the {span} and outside BAD annotations."
+        )
+    return [(story, rows) for story, rows, _ in usable if len(rows) >= 2]
