@@ -5,13 +5,8 @@ import pytest
 from matplotlib.colors import to_rgba
 from numpy.testing import assert_allclose
 
-from mne_fusion.viz import (
-    _map_values,
-    _nearest_source,
-    plot_metrics,
-    plot_source_maps,
-    plot_time_courses,
-)
+from mne_fusion.viz import plot_metrics, plot_source_maps, plot_time_courses
+from mne_fusion.viz._maps import _map_values, _nearest_source
 
 ICO3 = [np.arange(642), np.arange(642)]  # fsaverage's ico3 vertices come first
 
