@@ -32,6 +32,13 @@ def test_nearest_source_mapping():
     nearest = _nearest_source("rh", tuple(every_other))
     assert_allclose(every_other[nearest[every_other]], every_other)
     assert nearest.max() == len(every_other) - 1
+    # a whole grid covers the mesh; part of one (a label) only its own part of it
+    assert (_nearest_source("lh", tuple(range(2562))) >= 0).all()
+    patch = tuple(range(0, 642, 64))
+    nearest = _nearest_source("lh", patch)
+    covered = nearest >= 0
+    assert 0 < covered.sum() < 0.5 * len(nearest)
+    assert covered[list(patch)].all()
 
 
 def test_plot_source_maps(stc):
@@ -105,6 +112,17 @@ def test_plot_source_maps_errors(stc):
     nan.data[:] = np.nan
     with pytest.raises(ValueError, match=r"stcs\['stc'\].data contains \d+ NaN"):
         plot_source_maps({"stc": nan}, show=False)
+    left = stc.copy().in_label(mne.Label(np.arange(642), hemi="lh"))
+    with pytest.raises(ValueError, match=r"stcs\['left'\] has no rh source"):
+        plot_source_maps({"left": left}, show=False)
+    plot_source_maps({"left": left}, hemis=("lh",), show=False)
+    sample = stc.copy()
+    sample.subject = "sample"
+    with pytest.raises(ValueError, match="on the cortex of 'sample'.*fsaverage"):
+        plot_source_maps(sample, show=False)
+    complex_ = mne.SourceEstimate(stc.data + 1j, stc.vertices, 0, 0.02)
+    with pytest.raises(ValueError, match=r"stcs\['estimate'\] holds complex data"):
+        plot_source_maps(complex_, show=False)
 
 
 def test_plot_time_courses(stc, rng):
@@ -132,8 +150,20 @@ def test_plot_time_courses(stc, rng):
 
 
 def test_plot_time_courses_errors(stc):
-    with pytest.raises(ValueError, match="must have the sources and times"):
+    with pytest.raises(ValueError, match=r"must have the time samples of stc_true"):
         plot_time_courses(stc, {"a": stc.copy().crop(0, 0.1)}, show=False)
+    late = mne.SourceEstimate(stc.data, stc.vertices, -0.1, stc.tstep)
+    match = r"time samples of stc_true \(25 from 0 s .*got 25 from -0.1 s"
+    with pytest.raises(ValueError, match=match):
+        plot_time_courses(stc, {"a": late}, show=False)
+    # the same number of sources on other vertices: other places of the cortex
+    other = mne.SourceEstimate(stc.data, [np.arange(600), np.arange(684)], 0, 0.02)
+    with pytest.raises(ValueError, match=r"on the sources of stc_true .*\[600, 684\]"):
+        plot_time_courses(stc, {"a": other}, show=False)
+    sample = stc.copy()
+    sample.subject = "sample"
+    with pytest.raises(ValueError, match="got subject 'sample'"):
+        plot_time_courses(stc, sample, show=False)
     with pytest.raises(ValueError, match="picks must index the 1284 sources"):
         plot_time_courses(stc, stc, picks=[1284], show=False)
     with pytest.raises(TypeError, match="picks must be an int or a list of int"):
@@ -186,3 +216,5 @@ def test_plot_metrics_errors():
         plot_metrics({"a": 1.0}, show=False)
     with pytest.raises(ValueError, match="must be a number or a list of numbers"):
         plot_metrics({"a": {"roc_auc": [[1.0]]}}, show=False)
+    with pytest.raises(ValueError, match=r"metrics must name at least one.*got \[\]"):
+        plot_metrics({"a": {"roc_auc": 1.0}}, metrics=[], show=False)

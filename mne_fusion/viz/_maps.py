@@ -14,6 +14,7 @@ from ..utils import (
 )
 from ._checks import _SIDES, _check_estimates, _check_stc
 
+_ICO_SIZES = tuple(10 * 4**k + 2 for k in range(6))  # vertices of ico0 to ico5
 _VIEWS = ("lateral", "medial", "dorsal", "ventral", "anterior", "posterior")
 
 
@@ -26,12 +27,22 @@ def _fsaverage5():
 
 @lru_cache(maxsize=4)
 def _nearest_source(hemi, vertno):
-    """Index, for every fsaverage5 vertex, of the nearest source on the sphere."""
+    """Index, for every fsaverage5 vertex, of the nearest source on the sphere.
+
+    -1 where that source is farther than any vertex can be from the whole
+    icosahedral grid the sources belong to: an estimate on part of the cortex (a
+    label's vertices) leaves the rest of the mesh grey instead of spreading its
+    edge over it.
+    """
     from nilearn.surface import load_surf_mesh
     from scipy.spatial import cKDTree
 
     sphere = load_surf_mesh(_fsaverage5()[f"sphere_{_SIDES[hemi]}"]).coordinates
-    return cKDTree(sphere[np.array(vertno)]).query(sphere)[1]
+    distance, index = cKDTree(sphere[np.array(vertno)]).query(sphere)
+    # fsaverage's first 10 * 4 ** k + 2 vertices are its ico-k grid
+    n_grid = next(n for n in _ICO_SIZES if n > max(vertno))
+    reach = cKDTree(sphere[:n_grid]).query(sphere)[0].max()
+    return np.where(distance <= reach * (1 + 1e-6), index, -1)
 
 
 def _time_index(stc, time, name, asked):
@@ -92,7 +103,8 @@ def plot_source_maps(
         Estimates on the template by name (e.g. ``{"truth": ..., "fusion": ...,
         "dSPM": ...}``); they need fsaverage vertex numbers below 10242 (template
         spacing ico5 or coarser). Sources are spread to the mesh by nearest neighbour
-        on the sphere.
+        on the sphere, up to the spacing of their grid: an estimate on part of the
+        cortex (e.g. :meth:`~mne.SourceEstimate.in_label`) leaves the rest grey.
     time : "peak" | "power" | float
         What to show: the signed values at the sample where the **first** estimate
         peaks (default), the root mean square over time (``"power"``), or the signed
@@ -130,6 +142,11 @@ def plot_source_maps(
         raise ValueError("hemis and views must each name at least one item.")
     for hemi in hemis:
         _check_option("hemis", hemi, tuple(_SIDES))
+        for key, stc in stcs.items():
+            if not len(stc.vertices[0 if hemi == "lh" else 1]):
+                raise ValueError(
+                    f"stcs[{key!r}] has no {hemi} source: leave {hemi!r} out of hemis."
+                )
     for view in views:
         _check_option("views", view, _VIEWS)
     _check_positive(threshold, "threshold", allow_zero=True)
@@ -162,9 +179,10 @@ def plot_source_maps(
             ax = fig.add_subplot(
                 len(stcs), n_cols, row * n_cols + col + 1, projection="3d"
             )
+            nearest = _nearest_source(hemi, tuple(vertno))
             plot_surf_stat_map(
                 fsaverage[f"infl_{side}"],
-                part[_nearest_source(hemi, tuple(vertno))],
+                np.where(nearest >= 0, part[nearest], np.nan),  # NaN: grey
                 bg_map=fsaverage[f"sulc_{side}"],
                 hemi=side,
                 view=view,

@@ -72,6 +72,11 @@ def plot_metrics(table, metrics=None, *, show=True, verbose=None):
     if metrics is None:
         metrics = available
     _validate_type(metrics, (list, tuple), "metrics")
+    if not metrics:
+        raise ValueError(
+            f"metrics must name at least one metric of the table ({available}), "
+            f"got {metrics!r}."
+        )
     for metric in metrics:
         _check_option("metrics", metric, available)
     methods = list(table)

@@ -4,6 +4,7 @@ import mne
 import numpy as np
 from mne.utils import verbose
 
+from ..anatomy._meshes import same_cortex
 from ..utils import (
     _check_finite,
     _check_number,
@@ -12,6 +13,31 @@ from ..utils import (
     fill_doc,
 )
 from ._checks import _check_estimates
+
+
+def _check_same_sources(stc, stc_true, name):
+    """Raise unless ``stc`` holds the sources and time samples of ``stc_true``."""
+    if not same_cortex(stc.subject, stc_true.subject) or not all(
+        np.array_equal(a, b)
+        for a, b in zip(stc.vertices, stc_true.vertices, strict=True)
+    ):
+        raise ValueError(
+            f"{name} must be on the sources of stc_true (subject "
+            f"{stc_true.subject!r}, {[len(v) for v in stc_true.vertices]} vertices), "
+            f"got subject {stc.subject!r}, {[len(v) for v in stc.vertices]} vertices "
+            "(morph it with mne.compute_source_morph)."
+        )
+    if len(stc.times) != len(stc_true.times) or not np.allclose(
+        stc.times, stc_true.times, rtol=0, atol=1e-3 * stc_true.tstep
+    ):
+        raise ValueError(
+            f"{name} must have the time samples of stc_true ({_span(stc_true)}), got "
+            f"{_span(stc)}."
+        )
+
+
+def _span(stc):
+    return f"{len(stc.times)} from {stc.tmin:g} s every {stc.tstep:g} s"
 
 
 def _check_picks(picks, n_sources):
@@ -96,13 +122,7 @@ def plot_time_courses(
     stc_est = _check_estimates(stc_est, "stc_est")
     for name, stc in stc_est.items():
         _check_finite(stc.data, f"stc_est[{name!r}].data")
-        if stc.data.shape != stc_true.data.shape or not np.allclose(
-            stc.times, stc_true.times
-        ):
-            raise ValueError(
-                f"stc_est[{name!r}] must have the sources and times of stc_true "
-                f"(shape {stc_true.data.shape}), got shape {stc.data.shape}."
-            )
+        _check_same_sources(stc, stc_true, f"stc_est[{name!r}]")
     if picks is None:
         n_sources = _check_positive(n_sources, "n_sources", integer=True)
         picks = _strongest_distinct(stc_true.data, n_sources)
