@@ -246,6 +246,10 @@ def test_tr_from_files_and_conflicts(experiment, tmp_path):
     ):
         ds.add_fmri("V", {"s1": nifti})
     ds.add_fmri("V", {"s1": nifti}, tr=2.0)
+    zero = _write_nifti(tmp_path / "zero", "s1", step=0.0)
+    match = r"has no TR: .*\(pixdim\[4\] \(sec\) 0 in the header, no Repetition"
+    with pytest.raises(ValueError, match=match):
+        ds.add_fmri("V0", {"s1": zero})
     _sidecar(nifti, 2.0)
     ds.add_fmri("V2", {"s1": nifti})
     assert ds.fmri("V2").tr == 2.0
@@ -265,6 +269,24 @@ def test_wrong_meshes_and_files(experiment, tmp_path):
         ds.add_fmri("G", {"s1": small})
     with pytest.raises(ValueError, match=r"not a left hemisphere file \(hemi-R"):
         ds.add_fmri("G", {"s0": pair[::-1]})
+    # fMRIPrep 20.2's names end with the entity; files without the metadata
+    old = tmp_path / "old"
+    old.mkdir()
+    bold = (_time_course("s0")[:, None] * _codes(N5)).astype(np.float32)
+    swapped = [
+        _write_gifti(old / f"sub-01_task-s0_space-fsaverage5_hemi-{h}.func.gii", b)
+        for h, b in (("R", bold[:, N5:]), ("L", bold[:, :N5]))
+    ]
+    match = r"not a left hemisphere file \(hemi-R, AnatomicalStructurePrimary none\)"
+    with pytest.raises(ValueError, match=match):
+        ds.add_fmri("G", {"s0": swapped}, tr=2.0)
+    spiked = bold.copy()
+    spiked[3, N5 + 7] = np.nan
+    spiked[:, N5 + 9] = np.nan  # a medial-wall vertex: NaN throughout, allowed
+    right = _write_gifti(old / "sub-01_task-s0_space-fsaverage5_hemi-R.func.gii",
+                         spiked[:, N5:])  # fmt: skip
+    with pytest.raises(ValueError, match=r"1 NaN .* first at vertex 7, volume 3"):
+        ds.add_fmri("G", {"s0": (swapped[1], right)}, tr=2.0)
     with pytest.raises(ValueError, match=r"one GIfTI file .* one per hemisphere"):
         ds.add_fmri("G", {"s0": pair[0]})
     with pytest.raises(TypeError, match=r"runs\['s0'\] must be an instance of .* pair"):

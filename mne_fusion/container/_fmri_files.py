@@ -109,15 +109,26 @@ def _read_gifti_pair(paths, name):
     hemis, trs = [], []
     for path, (entity, structure, hemi) in zip(paths, _HEMIS, strict=True):
         img = _load(path, (GiftiImage,), name)
-        found = re.search(r"_hemi-([LR])_", path.name)
-        primary = img.meta.get("AnatomicalStructurePrimary", structure)
-        if (found and found.group(1) != entity) or primary != structure:
+        # the entity ends at "_" or, in fMRIPrep 20.2's names, at the extension
+        found = re.search(r"_hemi-([LR])(?=[_.])", path.name)
+        primary = img.meta.get("AnatomicalStructurePrimary")
+        if (found and found.group(1) != entity) or primary not in (None, structure):
             raise ValueError(
                 f"{name}: {path.name} is not a {hemi} hemisphere file (hemi-"
                 f"{found.group(1) if found else '?'}, AnatomicalStructurePrimary "
-                f"{primary!r}); give the pair as (lh, rh)."
+                f"{primary or 'none'}); give the pair as (lh, rh)."
             )
-        hemis.append(_gifti_data(img, path, name))
+        data = _gifti_data(img, path, name)
+        # vertices NaN throughout are the medial wall (zeroed later, with a warning)
+        partial = ~np.isfinite(data) & ~np.isnan(data).all(axis=0)
+        if partial.any():
+            volume, vertex = np.argwhere(partial)[0]
+            raise ValueError(
+                f"{name}: {path.name} holds {partial.sum()} NaN or infinite value(s) "
+                f"at vertices not NaN throughout, the first at vertex {vertex}, "
+                f"volume {volume}."
+            )
+        hemis.append(data)
         step = img.darrays[0].meta.get("TimeStep")  # ms, as FreeSurfer writes it
         trs.append(_file_tr(path, step and float(step) * 1e-3, "TimeStep", name))
     if hemis[0].shape[0] != hemis[1].shape[0]:
@@ -187,7 +198,7 @@ def _read_nifti(path, name):
         )
     unit = img.header.get_xyzt_units()[1]
     step = img.header.get_zooms()[3]
-    header_tr = step * _TIME_UNITS[unit] if unit in _TIME_UNITS and step > 0 else None
+    header_tr = step * _TIME_UNITS[unit] if unit in _TIME_UNITS else None
     tr, origin = _file_tr(path, header_tr, f"pixdim[4] ({unit})", name)
     data = img.get_fdata(dtype=np.float32)
     n_trs, n_vertices = data.shape[3], FSAVERAGE_MESHES["fsaverage5"]
@@ -215,7 +226,8 @@ def _file_tr(path, header_tr, field, name):
     """Return the TR (s) of a file and where it was read: header and/or sidecar."""
     stem = re.sub(r"(\.func)?\.(gii|nii|nii\.gz)$", "", path.name)
     sidecar = path.with_name(f"{stem}.json")
-    if header_tr is not None and not header_tr > 0:
+    zero = header_tr is not None and not header_tr > 0
+    if zero:
         header_tr = None  # 0 is what writers put when they know no TR
     sidecar_tr = None
     if sidecar.is_file():
@@ -230,7 +242,8 @@ def _file_tr(path, header_tr, field, name):
         return float(header_tr), f"{path.name} {field}"
     if sidecar_tr is not None:
         return float(sidecar_tr), f"{sidecar.name} RepetitionTime"
-    return None, f"{path.name} (no {field} in the header, no RepetitionTime sidecar)"
+    header = f"{field} 0 in the header" if zero else f"no {field} in the header"
+    return None, f"{path.name} ({header}, no RepetitionTime sidecar)"
 
 
 def check_file_tr(read, tr):

@@ -129,8 +129,8 @@ class FMRISubject(_Subject):
     runs : dict
         Story -> array, shape (n_trs, n_targets) of BOLD values.
     vertices : list of array | None
-        ``[lh, rh]`` template vertex numbers of the targets when the runs were given as
-        SourceEstimates, else None.
+        ``[lh, rh]`` template vertex numbers of the targets for SourceEstimate and
+        file runs (every vertex of the file's fsaverage mesh), None for array runs.
     mapping : scipy.sparse.csr_array, shape (n_targets, n_template_sources) | None
         Linear read-out from template sources to targets for array runs, else None.
     noise_ceiling : array, shape (n_targets,) | None

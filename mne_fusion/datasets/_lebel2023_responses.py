@@ -6,8 +6,9 @@ gives each story's scan length in volumes) and one column per voxel of the subje
 pycortex mask. ``wheretheressmoke.hf5`` also holds ``individual_repeats``: the
 story's repeated presentations, from which the noise ceiling is estimated. These
 facts were checked on the registry's file sizes (``2048 + rows x n_voxels x 8``
-bytes, float64; ``2168`` bytes of header for the two arrays of
-``wheretheressmoke.hf5``); the readers here refuse files that break them.
+bytes, float64; for the two arrays of ``wheretheressmoke.hf5``, ``2168`` bytes
+besides the data for UTS01-UTS08 and ``2048`` for UTS09, whose file was written
+otherwise); the readers here refuse files that break them.
 """
 
 import json

@@ -138,7 +138,7 @@ def sphere_nearest(subject_spheres, template_spheres, template_vertices):
     )
 
 
-def volume_to_template(img, src, subjects_dir, radius):
+def volume_to_template(img, src, subjects_dir):
     """Sample a 4D MNI152 volume between the template's white and pial surfaces.
 
     The surfaces are those the volumes :meth:`mne_fusion.FusionDataset.add_fmri`
@@ -154,9 +154,6 @@ def volume_to_template(img, src, subjects_dir, radius):
     subjects_dir : path-like | None
         A FreeSurfer subjects directory holding ``fsaverage``; None uses nilearn's
         fsaverage5 offline.
-    radius : float
-        Radius in mm of the neighbourhood :func:`nilearn.surface.vol_to_surf`
-        samples around each point.
 
     Returns
     -------
@@ -175,6 +172,8 @@ def volume_to_template(img, src, subjects_dir, radius):
                 f"has {len(pial.coordinates)} vertices; pass subjects_dir holding the "
                 "full FreeSurfer fsaverage."
             )
-        texture = vol_to_surf(img, pial, inner_mesh=white, radius=radius)
+        # between the two surfaces nilearn samples along the cortical depth (its
+        # radius applies to a single mesh only)
+        texture = vol_to_surf(img, pial, inner_mesh=white)
         data.append(texture[vertno])
     return np.concatenate(data)

@@ -8,7 +8,7 @@ modeling neural activity during natural language comprehension. OpenNeuro
 kind              files                                                 size
 ================  ====================================================  ============
 ``"stimuli"``     ``stimuli/podcast.wav`` + ``podcast_transcript.csv``  318 MB
-``"electrodes"``  electrode positions in MNI152 space (TSV + JSON)      4-13 kB
+``"electrodes"``  electrode positions in MNI152 space (TSV + JSON)      3.6-12.5 kB
 ``"highgamma"``   ``derivatives/ecogprep``: high-gamma power (FIF)      0.27-0.87 GB
 ``"ieeg"``        ``derivatives/ecogprep``: cleaned broadband (FIF)     0.27-0.87 GB
 ================  ====================================================  ============

@@ -37,7 +37,7 @@ from pathlib import Path
 import mne
 from mne.utils import verbose
 
-from ..utils import _check_option, _check_positive, _validate_type, fill_doc
+from ..utils import _check_option, _validate_type, fill_doc
 from . import _readers
 from ._dataset import (
     OpenNeuroDataset,
@@ -281,9 +281,7 @@ def load_meg(
 
 @verbose
 @fill_doc
-def load_fmri(
-    subject, story, src=None, *, path=None, subjects_dir=None, radius=3.0, verbose=None
-):
+def load_fmri(subject, story, src=None, *, path=None, subjects_dir=None, verbose=None):
     """Load a subject's preprocessed fMRI (MNI) of one story onto the template cortex.
 
     Parameters
@@ -300,9 +298,6 @@ def load_fmri(
     subjects_dir : path-like | None
         A FreeSurfer subjects directory holding ``fsaverage`` whose white and pial
         surfaces are used; None uses nilearn's fsaverage5 offline (up to ico5).
-    radius : float
-        Radius in mm of the neighbourhood :func:`nilearn.surface.vol_to_surf`
-        samples around each point between the white and pial surfaces.
     %(verbose)s
 
     Returns
@@ -323,14 +318,13 @@ def load_fmri(
     subject = check_selection([subject], SUBJECTS, "subjects")[0]
     story = check_selection([story], STORIES, "stories")[0]
     _validate_type(src, (None, mne.SourceSpaces), "src")
-    radius = _check_positive(radius, "radius")
     files = fmri_files(subject, story)
     root = require_local(ACCESSION, [files["bold"]], path, _HOW_TO_GET_FMRI)
     src = template_source_space("ico4") if src is None else src
     onset, tr = run_timing(root, files, story, AUDIO_ONSET, TR)
     img, tr, n_skip = read_bold(root / files["bold"], tr, onset)
     return mne.SourceEstimate(
-        volume_to_template(img.slicer[..., n_skip:], src, subjects_dir, radius),
+        volume_to_template(img.slicer[..., n_skip:], src, subjects_dir),
         [s["vertno"] for s in src],
         tmin=round(n_skip * tr - onset, 6),
         tstep=tr,
