@@ -88,6 +88,8 @@ def test_trf_groups(encoder):
     assert_allclose(by_extractor["a"].data, expected)
     with pytest.raises(ValueError, match=r"groups\['x'\] must name features .*'z'"):
         encoder.temporal_response_functions({"x": ["f0", "z"]})
+    with pytest.raises(ValueError, match=r"groups\['x'\] names a feature more than"):
+        encoder.temporal_response_functions({"x": ["f0", "f0"]})  # sqrt(2) x f0
     with pytest.raises(
         ValueError, match=r"'units' parameter. Allowed values are 'std' or 'feature'"
     ):
@@ -153,6 +155,19 @@ def test_word_locked_response(encoder, experiment):
         encoder.word_locked_response(stimulus, [2.0], tmin=0.5, tmax=0.1)
     with pytest.raises(TypeError, match=r"baseline\[0\] must be an instance of"):
         encoder.word_locked_response(stimulus, [2.0], baseline=("a", None))
+    # a baseline reaching out of the epochs is refused, as by MNE, not clipped
+    for outside in ((-1.0, 0.0), (0.2, 3.0), (0.3, 0.1)):
+        with pytest.raises(ValueError, match=r"must lie within the epochs, from -0.2"):
+            encoder.word_locked_response(stimulus, [2.0], baseline=outside)
+    # onsets of a story that stimuli lacks (a misspelt name) would be dropped
+    with pytest.raises(ValueError, match=r"stories \['s_typo'\] that stimuli lacks"):
+        encoder.word_locked_response({"s0": stimulus}, {"s0": [2.0], "s_typo": [1.0]})
+    with pytest.raises(TypeError, match="onsets is a dict of stories but stimuli is"):
+        encoder.word_locked_response(stimulus, {"s0": [2.0]})
+    with pytest.raises(ValueError, match=r"onsets of 'stimulus' must be times in s"):
+        encoder.word_locked_response(stimulus, ["5.0s"])
+    with pytest.raises(ValueError, match="There is no word onset in any story"):
+        encoder.word_locked_response(stimulus, [])
 
 
 def test_label_time_courses(encoder, experiment):
@@ -196,6 +211,10 @@ def test_label_time_courses(encoder, experiment):
         encoder.label_time_courses([], labels)
     with pytest.raises(TypeError, match="sources must be an instance of"):
         encoder.label_time_courses("a", labels)
+    with pytest.raises(
+        ValueError, match=r"sources is an array of shape \(1284, 1000\)"
+    ):
+        encoder.label_time_courses(stc.data, labels)
 
 
 def test_posterior_variance_is_the_gaussian_posterior(rng):

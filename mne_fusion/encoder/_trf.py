@@ -122,6 +122,11 @@ def temporal_response_functions(encoder, groups=None, *, units="std"):
     for group, members in groups.items():
         _validate_type(members, (list, tuple), f"groups[{group!r}]")
         unknown = [m for m in members if m not in names]
+        if len(set(members)) < len(members):
+            raise ValueError(
+                f"groups[{group!r}] names a feature more than once, got {members}; "
+                "each feature counts once in a group's root sum of squares."
+            )
         if unknown or not members:
             raise ValueError(
                 f"groups[{group!r}] must name features of the encoder, got "
@@ -155,12 +160,23 @@ def _stories(encoder, stimuli, onsets):
         stimuli = {s: stimuli.stimulus(s) for s in stimuli.stories}
     single = not isinstance(stimuli, dict)
     if single:
+        if isinstance(onsets, dict):
+            raise TypeError(
+                "onsets is a dict of stories but stimuli is one stimulus; give the "
+                "onset times of that stimulus, or stimuli as a dict of stories."
+            )
         stimuli, onsets = {"stimulus": stimuli}, {"stimulus": onsets}
     elif onsets is not None:
         _validate_type(onsets, dict, "onsets", "a dict of story -> onsets")
         missing = [s for s in stimuli if s not in onsets]
         if missing:
             raise ValueError(f"onsets has no onset times for stories {missing}.")
+        extra = [s for s in onsets if s not in stimuli]
+        if extra:  # a misspelt story would drop its words from the average
+            raise ValueError(
+                f"onsets has onset times for stories {extra} that stimuli lacks; "
+                f"its stories are {list(stimuli)}."
+            )
     else:
         onsets = dict.fromkeys(stimuli)
     out = {}
@@ -174,7 +190,12 @@ def _stories(encoder, stimuli, onsets):
                     "mne_fusion.features.WordOnsets, or give onsets in seconds)."
                 )
             times = _counted_onsets(features, story)
-        times = np.atleast_1d(np.asarray(times, dtype=float))
+        try:
+            times = np.atleast_1d(np.asarray(times, dtype=float))
+        except (TypeError, ValueError) as err:
+            raise ValueError(
+                f"onsets of {story!r} must be times in seconds, got {times!r}."
+            ) from err
         if times.ndim != 1 or not np.isfinite(times).all():
             raise ValueError(
                 f"onsets of {story!r} must be a 1D array of finite times (s), got "
@@ -240,6 +261,11 @@ def word_locked_response(
                 zip(baseline, lags[[0, -1]], strict=True)
             )
         )
+        if not lags[0] - half <= low <= high <= lags[-1] + half:
+            raise ValueError(  # as MNE's apply_baseline, not clipped to the epoch
+                f"baseline {tuple(baseline)} must lie within the epochs, from "
+                f"{lags[0]:g} to {lags[-1]:g} s, start before end."
+            )
         window = (lags >= low - half) & (lags <= high + half)
         if not window.any():
             raise ValueError(
@@ -247,7 +273,13 @@ def word_locked_response(
                 f"{lags[0]:g} to {lags[-1]:g} s."
             )
     total, epochs, n_epochs = 0.0, [], 0
-    for story, (data, feat_tmin, times) in _stories(encoder, stimuli, onsets).items():
+    stories = _stories(encoder, stimuli, onsets)
+    if not sum(len(times) for _, _, times in stories.values()):
+        raise ValueError(
+            "There is no word onset in any story (onsets, or the 'word_onset' "
+            "column): no epoch to average."
+        )
+    for story, (data, feat_tmin, times) in stories.items():
         sources = encoder._sources(encoder._hidden(data))
         samples = np.round((times - feat_tmin) * encoder.sfreq).astype(int)
         keep = (samples + first >= 0) & (samples + last < len(data))
@@ -314,6 +346,14 @@ def label_time_courses(encoder, sources, labels, *, mode="mean"):
         sources, (Features, np.ndarray, mne.SourceEstimate, list, tuple), "sources"
     )
     many = isinstance(sources, (list, tuple))
+    n_sources = sum(len(v) for v in encoder.vertices_)
+    shape = sources.shape if isinstance(sources, np.ndarray) else ()
+    if len(shape) == 2 and shape[0] == n_sources != encoder.n_features_in_ != shape[1]:
+        raise ValueError(
+            f"sources is an array of shape {shape}, source activity (n_sources, "
+            "n_times) it seems: give it as an mne.SourceEstimate, or give a "
+            f"stimulus (n_times, {encoder.n_features_in_})."
+        )
     if not many and not isinstance(sources, mne.SourceEstimate):
         sources = encoder.apply_inverse(sources)
     stcs = list(sources) if many else [sources]
