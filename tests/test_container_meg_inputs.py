@@ -4,6 +4,7 @@ annotations, free-orientation and partial forwards, one forward per run, memory.
 import gc
 import re
 import tracemalloc
+from fractions import Fraction
 
 import mne
 import numpy as np
@@ -28,6 +29,7 @@ from mne_fusion.encoder._segments import SegmentSet
 from mne_fusion.features import Features
 from mne_fusion.inverse import minimum_norm, whitened_snr
 from mne_fusion.inverse_sparse import champagne
+from mne_fusion.utils import onset_margin
 
 STORIES = ("s0", "s1", "s2")
 
@@ -213,6 +215,32 @@ def test_resampled_run_at_rates_without_a_whole_period(exp, sfreq):
     assert np.all(np.abs(got[:, 0] - want[:, 0]) < 0.005 * span[:, 0])
 
 
+def test_resampling_filter_edge_lies_before_the_story(exp):
+    """At 600.615 Hz the margin that puts an output sample on the onset within a
+    second is 80 ms, shorter than the filter's 200 ms: broadband data then erred by
+    0.12 of their std at the story's first sample. A margin within 4 s is read."""
+    sfreq, onset = 600.615, 110.0
+    info = exp["info"].copy()
+    with info._unlock():
+        info["sfreq"] = sfreq
+    first = round(onset * sfreq)
+    data = 1e-12 * np.random.default_rng(1).standard_normal((31, first + 22 * 601))
+    raw = mne.io.RawArray(data, info, verbose=False)
+    got = _stimuli(exp).add_meg("A", {"s0": raw}, exp["fwd"], stim_onset=onset)
+    got = got.meg("A").runs["s0"]
+    ratio = Fraction(SFREQ / sfreq).limit_denominator(2**16)
+    margin = onset_margin(first, sfreq, ratio)
+    assert margin / sfreq >= 10 / SFREQ  # the filter: 10 output samples each side
+    # the reference reads a whole resampling period more before the margin (102
+    # s, which moves its output by a whole number of samples): no edge near it
+    start = first - margin - ratio.denominator
+    ref = resample_poly(data[:, start:], ratio.numerator, ratio.denominator, axis=-1)
+    onset_out = ratio.numerator + round(margin * ratio)
+    ref = ref[:, onset_out : onset_out + N_TIMES]
+    error = np.abs(got - ref).max(axis=0) / ref.std()
+    assert error.max() < 1e-4  # float32; 0.12, 0.08, 0.05, ... with 80 ms
+
+
 def _with_bads(raw, garbage):
     raw = raw.copy()
     raw.set_annotations(
@@ -223,6 +251,20 @@ def _with_bads(raw, garbage):
         for start, stop in ((250, 300), (615, 640)):
             raw._data[:, start:stop] = 1e-9 * rng.standard_normal((31, stop - start))
     return raw
+
+
+def test_bad_spans_read_back_from_float32_files(exp):
+    """A 0.3 s span read back from a BIDS events.tsv (0.3000001907 s, as seen)
+    covers 15 samples at 50 Hz, not 16; a span between two samples' times covers the
+    one it overlaps."""
+    raw = exp["raws"]["s0"].copy()
+    raw.set_annotations(
+        mne.Annotations([5.0, 9.013], [0.3000001907, 0.0], ["BAD_a", "BAD"])
+    )
+    ds = _stimuli(exp).add_meg("A", {"s0": raw}, exp["fwd"])
+    assert_array_equal(
+        np.flatnonzero(ds.meg("A").bad_samples("s0")), [*range(250, 265), 450]
+    )
 
 
 def test_bad_annotations_are_left_out(exp):

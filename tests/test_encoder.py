@@ -782,6 +782,10 @@ def test_errors(fitted, experiment):
         FusionEncoder(loss="mse").fit(ds)
     with pytest.raises(ValueError, match="burn_in"):
         FusionEncoder(burn_in=40.0, segment_length=40.0).fit(ds)
+    # unscored starts beyond what excerpts share: a third of every story unscored
+    match = r"burn_in \(20.0 s\) must not exceed .* = 10 s\): 33 % of every story"
+    with pytest.raises(ValueError, match=match):
+        FusionEncoder(overlap=0.25).fit(ds)
     with pytest.raises(ValueError, match="multiple of n_heads"):
         FusionEncoder(d_model=10, n_heads=3).fit(ds)
     with pytest.raises(ValueError, match="validation names stories"):

@@ -16,8 +16,9 @@ from mne_fusion.utils import (
     get_cache_dir,
     get_data_root,
     nearest_whole,
-    whole_margin,
+    onset_margin,
 )
+from mne_fusion.utils._resampling import whole_margin
 from mne_fusion.utils.sys_info import _source_commit
 
 
@@ -147,3 +148,19 @@ def test_whole_margin():
     assert np.all(np.abs(longer - np.round(longer)) > 0.05 * ratio)
     assert nearest_whole([], ratio) == 0
     assert nearest_whole([3, 40], to_50) == 40
+
+
+def test_onset_margin_reaches_past_the_filter():
+    """At least the filter's 10 output samples before the onset: within a second
+    where there is such a margin, else within four (600.615 Hz: 48 samples, 80 ms,
+    within a second)."""
+    to_50 = Fraction(1, 20)
+    assert onset_margin(5000, 1000.0, to_50) == 1000
+    ratio = Fraction(50 / 600.615).limit_denominator(2**16)
+    margin = onset_margin(10_000, 600.615, ratio)
+    assert whole_margin(601, ratio) == 48
+    assert 10 / float(ratio) <= margin <= 4 * 600.615
+    assert abs(margin * ratio - round(margin * ratio)) <= 0.05 * ratio
+    # a recording that starts shortly before the onset gives what it has
+    assert onset_margin(30, 600.615, ratio) <= 30
+    assert onset_margin(0, 1000.0, to_50) == 0

@@ -230,6 +230,11 @@ def _bad_samples(inst, onset, n_times, sfreq, item=None):
     return bad if item == "each" else bad[0]
 
 
+# Output samples by which a span's edge may miss a sample's: annotation times read
+# back from float32 files (a BIDS events.tsv's 0.3 s as 0.30000019) stay on theirs.
+_TOL = 1e-3
+
+
 def _covered(spans, onset, n_times, sfreq):
     """Return which of ``n_times`` samples from ``onset`` (s) ``BAD*`` spans cover.
 
@@ -241,10 +246,10 @@ def _covered(spans, onset, n_times, sfreq):
             continue
         start = (start - onset) * sfreq
         stop = start + duration * sfreq
-        if (start < -1e-6 and stop < 1e-6) or start >= n_times - 1e-6:
+        if (start < -_TOL and stop < _TOL) or start >= n_times - _TOL:
             continue
-        first = max(0, int(np.floor(start + 1e-6)))
-        bad[first : max(first + 1, int(np.ceil(stop - 1e-6)))] = True
+        first = max(0, int(np.floor(start + _TOL)))
+        bad[first : max(first + 1, int(np.ceil(stop - _TOL)))] = True
     return bad
 
 

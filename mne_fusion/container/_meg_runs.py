@@ -18,7 +18,7 @@ from mne.utils import logger, warn
 from scipy.signal import resample_poly
 
 from ..metrics import prediction_r
-from ..utils import _check_compensation, _check_finite, whole_margin
+from ..utils import _check_compensation, _check_finite, onset_margin
 from ._common import _same
 from ._meg_inputs import (
     _bad_samples,
@@ -275,16 +275,16 @@ def _meg_run(whose, inst, names, sfreq, n_times, onset, dtype):
         # read from ``begin``, as much before the onset as a Raw, so that an output
         # sample falls on it whatever the epochs' tmin
         onset_in = int(round((onset - inst.times[0]) * run_sfreq))
-        begin = onset_in - whole_margin(min(onset_in, int(round(run_sfreq))), ratio)
+        begin = onset_in - onset_margin(onset_in, run_sfreq, ratio)
         first = int(round((onset_in - begin) * ratio))
         n_have = _n_resampled(len(inst.times) - begin, ratio) - first
         shape = (len(inst), len(picks))
-    else:  # read from ``first - pad`` to ``stop``: up to 1 s more on both sides
+    else:  # read from ``first - pad`` to ``stop``: up to 4 s before, 1 s after
         first = int(round(onset * run_sfreq))
         margin = 0 if ratio == 1 else int(round(run_sfreq))
         # output samples before the onset, whole (nearly, at rates with no whole
         # resampling period within the margin): the filter's edge falls there
-        pad = whole_margin(min(first, margin), ratio)
+        pad = 0 if ratio == 1 else onset_margin(first, run_sfreq, ratio)
         n_in = min(inst.n_times - first, math.ceil(n_times / ratio))
         stop = min(inst.n_times, first + n_in + margin)
         skip = int(round(pad * ratio))

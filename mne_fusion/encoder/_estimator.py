@@ -75,9 +75,9 @@ class FusionEncoder(PredictionMixin, ReadingMixin, BaseEstimator):
     overlap : float
         Fraction in [0, 1) of ``segment_length`` shared by consecutive excerpts.
     burn_in : float
-        Seconds at the start of an excerpt that are not scored because the model
-        lacks their context (excerpts that start at the stimulus onset are scored in
-        full). Should exceed ``hrf_length`` for fMRI to be scored fairly.
+        Unscored seconds at an excerpt's start, which lacks context (excerpts at the
+        stimulus onset are scored in full); at most ``overlap * segment_length``, and
+        above ``hrf_length`` for fMRI to be scored fairly.
     %(encoder_hrf_length)s
     batch_size : int
         Excerpts per optimisation step.

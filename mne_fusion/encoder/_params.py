@@ -101,6 +101,16 @@ def check_params(est):
             f"({est.segment_length} s), or nothing after the first excerpt of a "
             "story is scored."
         )
+    shared = est.overlap * est.segment_length
+    if est.burn_in > shared + 1e-9:
+        # an excerpt's unscored start must lie within the previous one's scored part
+        lost = (est.burn_in - shared) / (est.segment_length - shared)
+        raise ValueError(
+            f"burn_in ({est.burn_in} s) must not exceed the part consecutive excerpts "
+            f"share (overlap x segment_length = {shared:g} s): {100 * lost:.0f} % "
+            "of every story after its first excerpt would never be scored; raise "
+            "overlap or lower burn_in."
+        )
     _check_option("loss", est.loss, ("likelihood", "correlation"))
     _check_option("readout", est.readout, ("map", "trained"))
     _validate_type(est.source_refit, (bool, str), "source_refit")

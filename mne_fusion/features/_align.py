@@ -11,7 +11,7 @@ from mne import find_events
 from mne.io import BaseRaw
 from mne.utils import logger, verbose
 
-from ..utils import _check_number, _validate_type, fill_doc, nearest_whole, whole_margin
+from ..utils import _check_number, _validate_type, fill_doc, nearest_whole, onset_margin
 from ._features import Features
 
 
@@ -135,14 +135,15 @@ def crop_to_stimulus(
             f"The recording ends {missing:.3f} s before the stimulus does "
             f"({features.duration:.3f} s from the onset at {sample / sfreq:.3f} s)."
         )
-    # Up to one second of margin on each side keeps resampling edge effects outside
-    # the stimulus. Each margin, and so the onset's output sample and the length
+    # A margin on each side (up to a second after, and before as onset_margin
+    # chooses) keeps resampling edge effects outside the stimulus. Each margin, and
+    # so the onset's output sample and the length
     # cropped, is the longest that resamples to a whole number of output samples
     # (nearly whole for rates such as Neuromag's 600.615 Hz or 4D's 2034.51 Hz):
     # MNE's polyphase resampling takes its ratio from the two lengths, and stretches
     # the time axis by up to half an output sample for other lengths.
     ratio = features.sfreq / sfreq
-    start = sample - whole_margin(min(sample, int(round(sfreq))), ratio)
+    start = sample - onset_margin(sample, sfreq, ratio)
     n_keep = nearest_whole(
         range(
             min(last + int(round(sfreq)), raw.n_times - 1) - start + 1, last - start, -1

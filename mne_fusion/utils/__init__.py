@@ -13,7 +13,7 @@ from ._checks import (
     _validate_type,
 )
 from ._logging import verbose_method
-from ._resampling import nearest_whole, whole_margin
+from ._resampling import nearest_whole, onset_margin
 from .config import get_cache_dir, get_data_root
 from .docs import docdict, fill_doc
 from .sys_info import sys_info
@@ -33,8 +33,8 @@ __all__ = [
     "get_cache_dir",
     "get_data_root",
     "nearest_whole",
+    "onset_margin",
     "sys_info",
     "verbose_method",
-    "whole_margin",
     "write_atomic",
 ]

@@ -1,5 +1,7 @@
 """Where a resampled recording's output samples fall on its input samples."""
 
+import math
+
 import numpy as np
 
 
@@ -51,3 +53,34 @@ def whole_margin(longest, ratio):
         ``longest - 1``, ... 1; 0 when ``longest`` is 0.
     """
     return nearest_whole(range(longest, 0, -1), ratio)
+
+
+def onset_margin(available, sfreq, ratio):
+    """Return how many input samples to read before an onset to resample from.
+
+    The longest margin that puts an output sample on the onset (nearly: see
+    :func:`whole_margin`) and the edge of the polyphase filter before it (scipy's
+    ``resample_poly`` reaches ``10 / ratio`` input samples when downsampling): one
+    within a second where that holds, else within four seconds (Neuromag's 600.615
+    Hz to 50 Hz has one of 80 ms within a second, shorter than the filter's 200 ms).
+
+    Parameters
+    ----------
+    available : int
+        Input samples before the onset.
+    sfreq : float
+        Input rate (Hz).
+    ratio : float | fractions.Fraction
+        Output rate over input rate.
+
+    Returns
+    -------
+    margin : int
+        In input samples.
+    """
+    edge = math.ceil(10 / min(float(ratio), 1.0))
+    for seconds in (1, 4):
+        margin = whole_margin(min(available, round(seconds * sfreq)), ratio)
+        if margin >= edge:
+            break
+    return margin
