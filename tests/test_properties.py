@@ -758,6 +758,9 @@ def _param_valid(params, stories):
         bad |= {"d_model", "n_heads"}
     if not bad & {"burn_in", "segment_length"} and p["burn_in"] >= p["segment_length"]:
         bad |= {"burn_in", "segment_length"}
+    shared = {"burn_in", "segment_length", "overlap"}
+    if not bad & shared and p["burn_in"] > p["overlap"] * p["segment_length"] + 1e-9:
+        bad |= shared  # samples after a story's first excerpt never scored
     if p["sfreq"] != SFREQ:
         bad.add("sfreq")
     if p["loss"] not in ("likelihood", "correlation"):
