@@ -305,3 +305,13 @@ def test_readout_reweight(experiment, tiny):
     assert tiny.readout_prior_.std() > 0.1 * tiny.readout_prior_.mean()
     weights = [source_weights(e) for e in (kept, tiny)]
     assert np.abs(weights[0] - weights[1]).max() > 0.1 * np.abs(weights[0]).max()
+
+
+def test_linear_path_has_no_more_kernels_than_lags():
+    """At a low rate the kernels would repeat each other, and over one lag their
+    raised cosines were NaN (0 / 0), which reached the read-out."""
+    from mne_fusion.encoder._params import lag_shape
+
+    assert lag_shape(0.6, 50.0) == (9, 31)  # the defaults: every 80 ms
+    assert lag_shape(0.6, 10.0) == (7, 7)
+    assert lag_shape(0.05, 5.0) == (1, 1)

@@ -135,6 +135,7 @@ def test_raised_cosines_tile_the_lags():
     assert_allclose(basis[:, 0], [1, 0, 0, 0, 0], atol=1e-12)
     assert_allclose(basis[2, 10], 1.0)  # centres evenly spaced: 0, 5, ..., 20
     assert_allclose(raised_cosines(1, 4).numpy(), np.ones((1, 4)))
+    assert_allclose(raised_cosines(2, 1).numpy(), np.ones((2, 1)))  # was NaN
 
 
 def test_lagged_features_match_numpy(rng):
@@ -159,7 +160,7 @@ def test_lagged_path_widens_the_source_layer(rng):
     x = torch.from_numpy(rng.standard_normal((2, 20, 3)))
     before = net(x).detach().numpy()
     net.add_lagged_path(n_kernels=2, n_taps=5)
-    net.double()
+    assert net.sources.weight.dtype == net.lagged.kernels.dtype == torch.float64
     assert net.encode(x).shape == (2, 20, 8 + 6)
     assert net.sources.in_features == 14
     # zero weights on the new inputs: the sources are unchanged

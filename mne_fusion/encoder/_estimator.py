@@ -45,7 +45,8 @@ class FusionEncoder(PredictionMixin, ReadingMixin, BaseEstimator):
     sfreq : float
         Sampling rate of the features (Hz); data must be at this rate.
     context : float
-        Seconds of past stimulus each sample sees (the attention window).
+        Seconds of past stimulus each attention layer sees; the stack reaches
+        ``n_layers * context + input_kernel`` seconds back.
     d_model : int
         Width of the transformer.
     n_heads : int
@@ -57,8 +58,7 @@ class FusionEncoder(PredictionMixin, ReadingMixin, BaseEstimator):
     dropout : float
         Dropout probability in [0, 1).
     input_kernel : float
-        Seconds of stimulus the input layer's causal convolution spans (like the lags
-        of a ridge encoder).
+        Seconds of stimulus the input layer's causal convolution spans (ridge lags).
     linear_lags : float
         Seconds of stimulus spanned by the linear path of the ``"map"`` read-out:
         beside the trained transformer's output, the re-solved source layer reads

@@ -41,7 +41,7 @@ def fitted_columns(setup, subject, name):
     if setup.vertices is None:
         fitted = sparse.csr_array(setup.target_map)
         given = None if subject.mapping is None else sparse.csr_array(subject.mapping)
-        got = "vertices" if given is None else f"another mapping ({given.shape})"
+        got = "vertices" if given is None else f"another mapping of shape {given.shape}"
         if (
             given is None
             or given.shape != fitted.shape
@@ -49,8 +49,7 @@ def fitted_columns(setup, subject, name):
         ):
             raise ValueError(
                 f"fMRI subject {name!r} was fitted on arrays with a mapping of shape "
-                f"{fitted.shape}; give its runs with the same mapping, got "
-                f"{got}."
+                f"{fitted.shape}; give its runs with the same mapping, got {got}."
             )
         return None
     if subject.vertices is None:

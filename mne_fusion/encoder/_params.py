@@ -372,10 +372,12 @@ def network_config(est, n_features, n_sources):
 
 
 def lag_shape(linear_lags, sfreq):
-    """Return the number of kernels and taps of a linear path over ``linear_lags``."""
-    return int(round(linear_lags / LAG_SPACING)) + 1, int(
-        round(linear_lags * sfreq)
-    ) + 1
+    """Return the number of kernels and taps of a linear path over ``linear_lags``.
+
+    No more kernels than taps: at a low rate they would only repeat each other.
+    """
+    n_taps = int(round(linear_lags * sfreq)) + 1
+    return min(int(round(linear_lags / LAG_SPACING)) + 1, n_taps), n_taps
 
 
 def objective(est, prior, edges, n_sources, device):

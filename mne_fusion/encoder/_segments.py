@@ -56,7 +56,9 @@ class SegmentSet(torch.utils.data.Dataset):
         Sampling rate of the features (Hz).
     burn_in : float
         Seconds at the start of an excerpt (not the story's first) left unscored:
-        the attention has not yet seen its context.
+        the attention has not yet seen its context (the network reaches
+        ``n_layers * context + input_kernel`` back; the default 20 s covers all
+        but the last 0.6 s of it, whose weight is negligible).
     hrf_length : float
         Span of the HRF kernel in seconds (see :func:`hrf_taps`): the pooling of
         each volume reaches that far back.

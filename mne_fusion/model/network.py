@@ -146,8 +146,8 @@ def raised_cosines(n_kernels, n_taps):
     # ``with torch.device(...)`` once transformers (5.x) has loaded a model.
     cpu = dict(dtype=torch.float64, device="cpu")
     lags = torch.arange(n_taps, **cpu)
-    if n_kernels == 1:
-        return torch.ones(1, n_taps, **cpu)
+    if n_kernels == 1 or n_taps == 1:  # one kernel, or one lag: nothing to tile
+        return torch.ones(n_kernels, n_taps, **cpu)
     centres = torch.linspace(0, n_taps - 1, n_kernels, **cpu)
     width = centres[1] - centres[0]
     phase = ((lags[None] - centres[:, None]) / (2 * width)).clamp(-0.5, 0.5)
@@ -279,7 +279,7 @@ class FusionNetwork(nn.Module):
         self.sources = SourceLayer(
             old.in_features + self.lagged.out_features, old.out_features
         )
-        self.to(old.weight.device)
+        self.to(device=old.weight.device, dtype=old.weight.dtype)
         with torch.no_grad():
             self.sources.weight.zero_()
             self.sources.weight[:, : old.in_features] = old.weight
