@@ -150,3 +150,34 @@ def test_features_tmin_set_later_must_be_finite(rng, tmin):
     feats.tmin = np.float32(-1)
     assert feats.tmin == -1.0
     assert type(feats.tmin) is float
+
+
+def test_resampled_edges_keep_the_level():
+    """A constant feature (e.g. -60 dB) stays constant to its first and last samples;
+    padding with zeros pulled its ends towards 0 (-45 dB at 100 -> 50 Hz)."""
+    feats = Features(np.full((100, 1), -60.0), 100.0)
+    for sfreq in (50.0, 200.0, 30.0):
+        assert_allclose(feats.resample(sfreq).data, -60.0, atol=0.05)
+
+
+def test_crop_keeps_the_window_s_length():
+    """A window of 1 s keeps 50 samples at 50 Hz wherever it starts (10 ms grid,
+    halfway between samples): float noise made it 49, 50 or 51 samples."""
+    feats = Features(np.arange(2000.0), 50.0, tmin=-2.0)
+    starts = np.round(np.arange(-1.5, 30.0, 0.01), 2)
+    lengths = {feats.crop(a, a + 1.0).n_times for a in starts}
+    assert lengths == {50}
+    # halfway to the later sample, as word onsets
+    assert feats.crop(0.01, 1.01).tmin == pytest.approx(0.02)
+
+
+def test_feature_grids_and_names():
+    a = Features(np.zeros((10, 1)), 50.0, ["a"], tmin=-3600.0)
+    b = Features(np.zeros((10, 1)), 50.0, ["b"], tmin=-3600.03)  # 1.5 samples off
+    with pytest.raises(ValueError, match=r"features\[1\] has .*tmin=-3600.03"):
+        concatenate_features([a, b])
+    with pytest.raises(ValueError, match=r"names must be unique, got \['x'\] more"):
+        Features(np.zeros((10, 3)), 50.0, ["x", "y", "x"])
+    with pytest.raises(ValueError, match=r"tmin \(0.013 s\) is not on the sample grid"):
+        Features(np.zeros((10, 1)), 50.0, tmin=0.013).to_raw()
+    assert Features(np.zeros((10, 1)), 50.0, tmin=0.02).to_raw().first_samp == 1

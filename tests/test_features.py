@@ -208,6 +208,11 @@ def test_alignment_tables():
         _assert_alignment(Stimulus(words=table).words, WORDS)
     pd = pytest.importorskip("pandas")
     _assert_alignment(Stimulus(words=pd.DataFrame(columns)).words, WORDS)
+    # an empty cell (read as NaN or None) is a silence, not the word "nan"
+    gaps = {k: [*v, 1.5 if k == "onset" else 1.6 if k == "offset" else np.nan]
+            for k, v in columns.items()}  # fmt: skip
+    _assert_alignment(Stimulus(words=pd.DataFrame(gaps)).words, WORDS)
+    _assert_alignment(Stimulus(words=[*rows, (1.5, 1.6, None)]).words, WORDS)
     with pytest.raises(
         ValueError, match=r"columns 'onset', 'offset' and 'label'.*'label'"
     ):
@@ -452,16 +457,23 @@ def test_word_onsets_and_rate(rng):
     rate = WordRate().extract(stim, sfreq)
     assert rate.names == ["word_rate"]
     assert rate.data.sum() / sfreq == pytest.approx(20, rel=1e-12)
-    # reference: the overlap of every word with every sample period, in float64
-    edges = np.arange(rate.n_times + 1) / sfreq
+    # reference: the overlap of every word with every sample's period, centred on the
+    # sample's time as every feature's value is, in float64
+    edges = (np.arange(rate.n_times + 1) - 0.5) / sfreq
     reference = np.zeros(rate.n_times)
     for onset, offset, _ in rows:
         overlap = np.minimum(edges[1:], offset) - np.maximum(edges[:-1], onset)
         reference += np.clip(overlap, 0, None) / (offset - onset) * sfreq
     np.testing.assert_allclose(rate.data[:, 0], reference, atol=1e-9)
-    # one long word: the rate is 1 / its duration while it lasts
+    # one long word: the rate is 1 / its duration while it lasts; the first sample's
+    # period is half before the audio, half in the word
     long = WordRate().extract(Stimulus(words=[(0.0, 2.0, "long")]), sfreq)
-    np.testing.assert_allclose(long.data[:, 0], 0.5)
+    np.testing.assert_allclose(long.data[1:, 0], 0.5)
+    np.testing.assert_allclose(long.data[0, 0], 0.25)
+    # the rate is centred on each sample's time, as the phonemes: a word from 1.01 s
+    # to 1.51 s at 50 Hz fills the periods of samples 51 to 75 (1.02 to 1.50 s)
+    one = WordRate().extract(Stimulus(words=[(1.01, 1.51, "one")]), 50.0).data[:, 0]
+    assert np.flatnonzero(one).tolist() == list(range(51, 76))
 
 
 class _Twice(FeatureExtractor):
@@ -484,6 +496,24 @@ class _Short(FeatureExtractor):
         return np.zeros((3, 2))
 
 
+class _Odd(FeatureExtractor):
+    """A plugin whose output is complex, text or under too few names."""
+
+    name = "odd"
+
+    def __init__(self, kind="complex"):
+        self.kind = kind
+
+    def compute(self, stimulus, sfreq):
+        n_times = stimulus.n_times(sfreq)
+        if self.kind == "text":
+            return np.full((n_times, 1), "a")
+        return np.ones((n_times, 2)) * (1 + 2j if self.kind == "complex" else 1)
+
+    def feature_names(self, n_features):
+        return ["one"] if self.kind == "names" else super().feature_names(n_features)
+
+
 def test_extractor_base():
     """The base class checks requirements and the shape of compute's output."""
     stim = Stimulus(words=WORDS)
@@ -495,6 +525,12 @@ def test_extractor_base():
         LanguageModel().extract(Stimulus(phones=PHONES), 50.0)
     with pytest.raises(RuntimeError, match=r"returned shape \(3, 2\); expected \(65, "):
         _Short().extract(stim, 50.0)
+    with pytest.raises(RuntimeError, match="_Odd.compute returned complex values"):
+        _Odd("complex").extract(stim, 50.0)  # the imaginary part was dropped
+    with pytest.raises(RuntimeError, match="_Odd.compute must return numbers"):
+        _Odd("text").extract(stim, 50.0)
+    with pytest.raises(RuntimeError, match=r"_Odd.feature_names\(2\) returned 1 name"):
+        _Odd("names").extract(stim, 50.0)
     with pytest.raises(ValueError, match="sfreq must be a positive"):
         WordOnsets().extract(stim, -1.0)
     with pytest.raises(TypeError, match="stimulus must be an instance of Stimulus"):

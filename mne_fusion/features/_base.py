@@ -129,23 +129,32 @@ class FeatureExtractor(ABC):
                 f"{' and '.join(missing)}, but {stimulus!r} has none."
             )
         logger.info(f"Extracting {self.name!r} features at {sfreq:g} Hz")
-        data = np.asarray(self.compute(stimulus, sfreq), dtype=np.float64)
+        computed = self.compute(stimulus, sfreq)
+        kind = type(self).__name__
+        if np.iscomplexobj(computed):
+            raise RuntimeError(
+                f"{kind}.compute returned complex values; features are real."
+            )
+        try:
+            data = np.asarray(computed, dtype=np.float64)
+        except (TypeError, ValueError) as err:
+            raise RuntimeError(f"{kind}.compute must return numbers ({err}).") from None
         if data.ndim == 1:
             data = data[:, np.newaxis]
         n_times = stimulus.n_times(sfreq)
         if data.ndim != 2 or data.shape[0] != n_times:
             raise RuntimeError(
-                f"{type(self).__name__}.compute returned shape {data.shape}; expected "
+                f"{kind}.compute returned shape {data.shape}; expected "
                 f"({n_times}, n_features) for {stimulus!r} at {sfreq:g} Hz."
             )
         _check_finite(data, f"the {self.name!r} features")
-        return Features(
-            data,
-            sfreq,
-            names=self.feature_names(data.shape[1]),
-            tmin=0.0,
-            extractors=self.name,
-        )
+        names = list(self.feature_names(data.shape[1]))
+        if len(names) != data.shape[1]:
+            raise RuntimeError(
+                f"{kind}.feature_names({data.shape[1]}) returned {len(names)} names; "
+                "one per column is needed."
+            )
+        return Features(data, sfreq, names=names, tmin=0.0, extractors=self.name)
 
     def __repr__(self):
         params = ", ".join(f"{k}={v!r}" for k, v in self.parameters.items())

@@ -17,17 +17,36 @@ def resample(data, sfreq_from, sfreq_to, n_times):
     The polyphase filter grows with the terms of the rate ratio: they are kept small
     (denominator at most 1000) unless that moves the last sample by half a sample or
     more (49.97 Hz from 50 Hz over a long story), and never large (at most 100 000).
-    The output is cropped or edge-padded to ``n_times``.
+    The signal is mirrored beyond its ends. The output is cropped or edge-padded to
+    ``n_times``.
     """
     exact = Fraction(sfreq_to) / Fraction(sfreq_from)
     ratio = exact.limit_denominator(1000)
     if abs(ratio - exact) * len(data) >= 0.5:
         ratio = exact.limit_denominator(100_000)
-    out = resample_poly(data, ratio.numerator, ratio.denominator, axis=0)
+    # mirrored at the ends, not padded with zeros (dB and other offset features were
+    # pulled towards 0 there) nor with the line between the first and last samples
+    # (a noisy envelope's last sample would set the level at its first)
+    out = resample_poly(
+        data, ratio.numerator, ratio.denominator, axis=0, padtype="symmetric"
+    )
     if len(out) >= n_times:
         return out[:n_times]
     pad = [(0, n_times - len(out))] + [(0, 0)] * (out.ndim - 1)
     return np.pad(out, pad, mode="edge")
+
+
+def nearest_samples(times, sfreq, n_times=None):
+    """Return the sample nearest each time (s from the first sample).
+
+    Halfway between two samples counts as the later one, within a millionth of a
+    sample (aligners' times on a 10 ms grid are halfway at 50 Hz, give or take the
+    rounding of their decimals: rounding half to even moved them 10 ms earlier or
+    later by the sample's parity). Clipped to ``[0, n_times)`` unless ``n_times`` is
+    None.
+    """
+    samples = np.floor(np.asarray(times, float) * sfreq + 0.5 + 1e-6).astype(int)
+    return samples if n_times is None else np.clip(samples, 0, n_times - 1)
 
 
 class Features:
@@ -93,8 +112,9 @@ class Features:
             raise ValueError(
                 f"names must hold one name per column ({n_features}), got {len(names)}."
             )
-        if len(set(names)) != len(names):
-            raise ValueError(f"names must be unique, got {names}.")
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"names must be unique, got {repeated} more than once.")
         if extractors is None or isinstance(extractors, str):
             extractors = [extractors or "custom"] * n_features
         extractors = [str(e) for e in extractors]
@@ -190,7 +210,8 @@ class Features:
 
         The sample nearest ``tmax`` is left out (``tmin <= time < tmax`` on the
         sample grid), so that crops at consecutive times share no sample; times
-        between samples round to the nearest.
+        between samples round to the nearest, halfway to the later one (a window of
+        ``d`` seconds keeps ``round(d * sfreq)`` samples wherever it starts).
 
         Parameters
         ----------
@@ -207,10 +228,13 @@ class Features:
                 _check_number(value, name)
         times = self.times
         keep = np.ones(self.n_times, bool)
+        # nearest samples, halfway to the later one (as word onsets): a window of
+        # d seconds keeps round(d * sfreq) samples wherever it starts
+        sample = np.arange(self.n_times)
         if tmin is not None:
-            keep &= times >= tmin - 0.5 / self.sfreq
+            keep &= sample >= nearest_samples(tmin - self.tmin, self.sfreq)
         if tmax is not None:
-            keep &= times < tmax - 0.5 / self.sfreq
+            keep &= sample < nearest_samples(tmax - self.tmin, self.sfreq)
         if not keep.any():
             raise ValueError(
                 f"crop(tmin={tmin}, tmax={tmax}) leaves no sample of features that "
@@ -261,6 +285,12 @@ class Features:
         """
         info = create_info(self.names, self.sfreq, "misc")
         first_samp = int(round(self.tmin * self.sfreq))
+        if abs(first_samp - self.tmin * self.sfreq) > 1e-3:
+            raise ValueError(
+                f"tmin ({self.tmin} s) is not on the sample grid (multiples of "
+                f"1 / sfreq = {1 / self.sfreq:g} s), where a Raw's first sample lies; "
+                "crop or shift the features onto it."
+            )
         return RawArray(self.data.T, info, first_samp=first_samp, verbose=verbose)
 
     def __len__(self):
@@ -300,8 +330,9 @@ def concatenate_features(features, *, verbose=None):
         _validate_type(feat, Features, f"features[{k}]")
     first = features[0]
     for k, feat in enumerate(features[1:], 1):
+        # one sample grid: tmin to a thousandth of a sample, however far from 0
         if (feat.sfreq, feat.n_times) != (first.sfreq, first.n_times) or not np.isclose(
-            feat.tmin, first.tmin
+            feat.tmin, first.tmin, rtol=0, atol=1e-3 / first.sfreq
         ):
             raise ValueError(
                 f"features[{k}] has sfreq={feat.sfreq}, n_times={feat.n_times}, "

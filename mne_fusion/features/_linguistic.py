@@ -6,6 +6,7 @@ import numpy as np
 from mne.utils import warn
 
 from ._base import FeatureExtractor
+from ._features import nearest_samples
 
 # The 39 phonemes of the CMU Pronouncing Dictionary (ARPAbet without stress marks).
 ARPABET = (
@@ -18,18 +19,6 @@ _STRESS = re.compile(r"[012]$")
 
 def _sample_times(stimulus, sfreq):
     return np.arange(stimulus.n_times(sfreq)) / sfreq
-
-
-def nearest_samples(times, sfreq, n_times):
-    """Return the sample nearest each time, within ``[0, n_times)``.
-
-    Halfway between two samples counts as the later one, within a millionth of a
-    sample (aligners' times on a 10 ms grid are halfway at 50 Hz, give or take the
-    rounding of their decimals: rounding half to even moved them 10 ms earlier or
-    later by the sample's parity).
-    """
-    samples = np.floor(np.asarray(times, float) * sfreq + 0.5 + 1e-6).astype(int)
-    return np.clip(samples, 0, n_times - 1)
 
 
 class Phonemes(FeatureExtractor):
@@ -105,10 +94,12 @@ class WordRate(FeatureExtractor):
     """Local word rate in words per second.
 
     Each word spreads one unit of mass evenly over its interval; column
-    ``"word_rate"`` is the mass falling in each sample period
-    ``[k / sfreq, (k + 1) / sfreq)`` times ``sfreq``. While a word of duration ``d``
-    is spoken the rate is ``1 / d``, it is 0 in silences, and it integrates to the
-    number of words (``word_rate.sum() / sfreq == n_words``).
+    ``"word_rate"`` is the mass falling in each sample's period
+    ``[(k - 1/2) / sfreq, (k + 1/2) / sfreq)`` (centred on its time ``k / sfreq``, as
+    every feature) times ``sfreq``. While a word of duration ``d`` is spoken the rate
+    is ``1 / d`` (the samples at its ends take the share of their period it covers),
+    it is 0 in silences, and it integrates to the number of words
+    (``word_rate.sum() / sfreq == n_words``, but for speech in the last half sample).
 
     See Also
     --------
@@ -132,5 +123,5 @@ class WordRate(FeatureExtractor):
         breaks = breaks[order]
         slope = np.cumsum(np.concatenate([slope_change, -slope_change])[order])
         cumulative = np.concatenate([[0.0], np.cumsum(slope[:-1] * np.diff(breaks))])
-        edges = np.arange(n_times + 1) / sfreq
+        edges = (np.arange(n_times + 1) - 0.5) / sfreq
         return np.diff(np.interp(edges, breaks, cumulative)) * sfreq

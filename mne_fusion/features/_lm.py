@@ -12,7 +12,7 @@ from mne.utils import ProgressBar, logger
 
 from ..utils import _check_positive, _validate_type
 from ._base import FeatureExtractor
-from ._linguistic import nearest_samples
+from ._features import nearest_samples
 
 # Models that pip packages ship with their weights, for machines without the hub:
 # lower-cased model name -> module whose get_model_path() returns the model folder.

@@ -25,6 +25,11 @@ _NOISE = re.compile(r"^[{<\[].*[}>\]]$")
 _DURATION_TOLERANCE = 0.01
 
 
+def _missing(label):
+    """Whether a label is an empty cell of a table (None, NaN)."""
+    return label is None or (isinstance(label, float) and np.isnan(label))
+
+
 def _is_speech(label):
     return label.lower() not in _SILENCES and not _NOISE.match(label)
 
@@ -72,7 +77,8 @@ def _make_alignment(onset, offset, label, name):
         ) from None
     onset = _check_finite(onset, f"{name} onsets")
     offset = _check_finite(offset, f"{name} offsets")
-    label = [str(lab).strip() for lab in label]
+    # an empty cell of a table (None, NaN) is Praat's empty label: a silence
+    label = ["" if _missing(lab) else str(lab).strip() for lab in label]
     if not len(onset) == len(offset) == len(label):
         raise ValueError(
             f"{name} must have as many onsets, offsets and labels, got {len(onset)}, "

@@ -11,7 +11,7 @@ import numpy as np
 from scipy.ndimage import uniform_filter1d
 
 from ..features import Features
-from ..features._linguistic import nearest_samples
+from ..features._features import nearest_samples
 
 # The 39 ARPAbet phonemes of the CMU pronouncing dictionary (stress marks stripped),
 # with a rough share of each in running English speech (percent) and its class.
