@@ -984,3 +984,24 @@ def test_parameters_changed_after_fit_are_refused(fitted, experiment, tmp_path):
     assert_allclose(enc.predict(feats, "F").data, expected)
     assert not (tmp_path / "enc.pt").exists()
     assert repr(enc).startswith("<FusionEncoder | 1 layers")
+
+
+def test_predict_a_subject_s_own_volumes(fitted, experiment):
+    """tr_times gives an fMRI subject's volumes (M's start 1 s after the onset): the
+    rows score compares; without it, every TR from the features' first time."""
+    ds = experiment["ds"]
+    feats = ds.stimulus("s0")
+    subject = ds.fmri("M")
+    bold = fitted.predict(feats, "M", tr_times=subject.tr_times("s0"))
+    assert bold.shape == subject.runs["s0"].shape == (9, 7)
+    r = prediction_r(subject.runs["s0"], bold)
+    assert_allclose(r, fitted.score(ds.subset(["s0"]))["M"], rtol=1e-6)
+    assert not np.allclose(bold, fitted.predict(feats, "M")[:9])  # 1 s later
+    stc = fitted.predict(feats, "F", tr_times=ds.fmri("F").tr_times("s0"))
+    assert stc.tmin == pytest.approx(2.0)
+    early = Features(feats.data, feats.sfreq, feats.names, tmin=-1.0)
+    assert fitted.predict(early, "F").tmin == pytest.approx(-1.0)
+    with pytest.raises(ValueError, match="tr_times must be the finite start times"):
+        fitted.predict(feats, "M", tr_times=[1.0, 3.0, 4.0])
+    with pytest.raises(ValueError, match="tr_times is for fMRI subjects, not 'A'"):
+        fitted.predict(feats, "A", tr_times=[1.0, 3.0])

@@ -242,3 +242,30 @@ def test_readout_reads_one_whitened_story_at_a_time(experiment):
     assert reads == ["s0", "s1", "s0", "s1"]  # moments, then held-out errors
     assert got[1:] == want[1:]
     assert_array_equal(got[0]["A"], want[0]["A"])
+
+
+@pytest.mark.parametrize(("tr", "first"), [(2.0045, 0.0225), (2.0, 1.0), (0.71, 0.0)])
+def test_every_volume_is_scored_with_the_default_excerpts(tr, first):
+    """With the defaults (40 s excerpts sharing 20 s, a burn-in of 20 s) a volume
+    that straddles an excerpt's end lay in the next one's burn-in: at LeBel's TR
+    (2.0045 s, first volume 22.5 ms after the onset) 8 % of them were never scored."""
+    n_times, n_sources = 5000, 1284  # 100 s stories, the ico3 template
+    ds = FusionDataset()
+    rng = np.random.default_rng(0)
+    mapping = np.eye(3, n_sources)
+    n_trs = int((n_times / SFREQ - first) // tr)
+    for story in ("s0", "s1", "s2"):
+        ds.add_stimulus(story, Features(rng.standard_normal((n_times, 2)), SFREQ))
+    runs = {s: rng.standard_normal((n_trs, 3)) for s in ("s0", "s1", "s2")}
+    ds.add_fmri("F", runs, tr=tr, mapping=mapping, tmin=first)
+    meg, fmri, data, _ = _prepared(ds, 40.0, 0.5)
+    items = SegmentSet(data.segments["train"], data, meg, fmri, SFREQ, 20.0, 20.0)
+    times = ds.fmri("F").tr_times("s0")
+    counts = np.zeros(len(times), int)
+    for item, span in zip(items, data.segments["train"], strict=True):
+        if span.story == "s0":
+            index = np.arange(len(times))[span.fmri["F"][1]]
+            counts[index] += item.fmri[fmri["F"].key][2].astype(bool)
+    inside = (times >= 0) & (times + tr <= n_times / SFREQ + 1e-9)
+    assert counts[inside].min() == 1  # and none twice: the excerpts share 20 s
+    assert counts.max() == 1

@@ -1,4 +1,4 @@
-"""The stimulus features a fitted FusionEncoder is given, checked against its fit."""
+"""What a fitted FusionEncoder is given to predict: features and volume times."""
 
 import numpy as np
 
@@ -70,3 +70,19 @@ def _check_names(names, fitted):
         f"features do not have the columns the encoder was fitted on: column {k} "
         f"is {names[k]!r} where the fit had {fitted[k]!r}{hint}."
     )
+
+
+def checked_tr_times(tr_times, tr, subject):
+    """Return ``tr_times`` as floats, or raise unless they are finite, every TR."""
+    times = np.atleast_1d(np.asarray(tr_times, dtype=float))
+    if (
+        times.ndim != 1
+        or not len(times)
+        or not np.isfinite(times).all()
+        or not np.allclose(np.diff(times), tr, rtol=0, atol=1e-6 * tr)
+    ):
+        raise ValueError(
+            f"tr_times must be the finite start times of {subject!r}'s volumes, one "
+            f"every TR ({tr} s), got {tr_times!r}."
+        )
+    return times

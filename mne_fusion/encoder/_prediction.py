@@ -23,7 +23,7 @@ from ..utils import (
 )
 from . import _data_informed, _new_subject, _params
 from ._fmri_targets import fitted_columns
-from ._inputs import checked_features
+from ._inputs import checked_features, checked_tr_times
 from ._segments import hrf_taps
 from ._source_readout import hidden_features
 
@@ -134,7 +134,7 @@ class PredictionMixin:
 
     @verbose_method
     @fill_doc
-    def predict(self, features, subject, *, forward=None, verbose=None):
+    def predict(self, features, subject, *, forward=None, tr_times=None, verbose=None):
         """Predict a subject's recording of a stimulus.
 
         Parameters
@@ -151,6 +151,12 @@ class PredictionMixin:
             patch statistics). Not for a fitted subject, which is predicted with the
             lead field of the fit (give another name to predict it as a new subject
             with this forward).
+        tr_times : array-like | None
+            An fMRI subject's volumes to predict: the times (s, on the features'
+            time axis) their acquisition windows start, every TR, e.g.
+            ``dataset.fmri(subject).tr_times(story)`` for its own volumes of a
+            story. None: from the features' first time, every TR, while the window
+            lies within the features.
         %(verbose)s
 
         Returns
@@ -158,10 +164,11 @@ class PredictionMixin:
         prediction : mne.io.RawArray | mne.SourceEstimate | array
             MEG subject: a Raw with the subject's Info (channels used in the fit;
             for a new subject the forward's MEG channels), in T (T/m for
-            gradiometers). fMRI subject: the BOLD at the stimulus times
-            ``k * TR`` (k = 0, 1, ... within the features) in units of the run-wise
-            standardised BOLD, as a SourceEstimate (``tstep = TR``) when the subject
-            was given on template vertices, else an array (n_trs, n_targets).
+            gradiometers). fMRI subject: the BOLD averaged over each volume's window
+            ``[t, t + TR)`` (``t`` in ``tr_times``) in units of the run-wise
+            standardised BOLD, as a SourceEstimate (``tmin`` the first ``t``,
+            ``tstep = TR``) when the subject was given on template vertices, else an
+            array (n_trs, n_targets).
 
         Notes
         -----
@@ -177,6 +184,8 @@ class PredictionMixin:
             self._check_subject(subject, hint=NEW_SUBJECT_HINT)
         else:
             self._check_new_name(subject)
+        if tr_times is not None and subject not in self._fmri:
+            raise ValueError(f"tr_times is for fMRI subjects, not {subject!r}.")
         features, tmin = self._check_features(features)
         hidden = self._hidden(features)
         first_samp = int(round(tmin * self.sfreq))
@@ -190,13 +199,19 @@ class PredictionMixin:
             data = self._meg_prediction(hidden, subject)
             return RawArray(data, info, first_samp=first_samp, verbose=False)
         setup = self._fmri[subject]
-        n_trs = int(np.floor(len(features) / self.sfreq / setup.tr + 1e-9))
-        tr_times = np.arange(max(n_trs, 1)) * setup.tr
-        bold = self._bold_prediction(hidden, subject, tr_times)
+        if tr_times is None:  # every TR from the features' first time
+            n_trs = int(np.floor(len(features) / self.sfreq / setup.tr + 1e-9))
+            tr_times = tmin + np.arange(max(n_trs, 1)) * setup.tr
+        tr_times = checked_tr_times(tr_times, setup.tr, subject)
+        bold = self._bold_prediction(hidden, subject, tr_times - tmin)
         if setup.vertices is None:
             return bold
         return mne.SourceEstimate(
-            bold.T, setup.vertices, tmin=tmin, tstep=setup.tr, subject="fsaverage"
+            bold.T,
+            setup.vertices,
+            tmin=tr_times[0],
+            tstep=setup.tr,
+            subject="fsaverage",
         )
 
     @verbose_method

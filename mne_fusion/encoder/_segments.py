@@ -112,9 +112,12 @@ class SegmentSet(torch.utils.data.Dataset):
             tr_index = np.rint((tr_times - first) / setup.tr).astype(int)
             bold = data.bold[name][seg.story][tr_index]
             elapsed = tr_times - seg.start / sfreq
-            # a volume needs its whole acquisition window inside the excerpt
+            # a volume needs its whole acquisition window inside the excerpt, and
+            # counts once that window ends past the burn-in: one that straddles an
+            # excerpt's end is then scored in the next one, however the volumes fall
+            # on the excerpts (counting from its start, none scored it)
             scored = (elapsed + setup.tr <= n_times / sfreq + 1e-6) & (
-                (elapsed >= burn_in - 1e-6) | (seg.start == 0)
+                (elapsed + setup.tr > burn_in + 1e-6) | (seg.start == 0)
             )
             n_taps = hrf_taps(self.hrf_length, setup.tr)
             pooling = tr_pooling(n_times, sfreq, seg.start, tr_times, setup.tr, n_taps)
