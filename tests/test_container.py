@@ -293,6 +293,12 @@ def test_noise_ceiling(toy_forward, rng):
     np.testing.assert_array_equal(
         ds2.meg("S1").noise_ceiling, ds.meg("S1").noise_ceiling
     )
+    # a subset holds the ceiling of its own stories, and BAD samples of its own
+    assert ds2.subset(["b"]).meg("S1").noise_ceiling is None  # was a's
+    assert ds2.subset(["b"]).meg("S1").bad is not ds2.meg("S1").bad
+    np.testing.assert_array_equal(
+        ds2.subset(["a"]).meg("S1").noise_ceiling, ds.meg("S1").noise_ceiling
+    )
 
 
 @pytest.mark.parametrize(
@@ -513,7 +519,7 @@ def test_add_fmri_non_finite_arrays(ds, toy_forward, bad):
     raw._data[0, 7] = bad
     with pytest.raises(ValueError, match=r"^runs\['a'\] contains 1 NaN or infinite"):
         ds.add_meg("S1", {"a": raw}, toy_forward)
-    with pytest.raises(ValueError, match="^data contains 1 NaN or infinite"):
+    with pytest.raises(ValueError, match="^features of story .c.: data contains 1 NaN"):
         ds.add_stimulus("c", np.array([[0.0, 1.0], [bad, 2.0]]), sfreq=SFREQ)
 
 
@@ -678,3 +684,23 @@ def test_dataset_module_is_a_deprecated_alias():
     with pytest.warns(FutureWarning, match="mne_fusion.dataset is deprecated"):
         module = importlib.import_module("mne_fusion.dataset")
     assert module.FusionDataset is FusionDataset
+
+
+def test_containers_own_their_inputs_and_name_bad_ones(rng):
+    """A stimulus array is copied; bad inputs are named by argument and story."""
+    ds = FusionDataset()
+    array = rng.standard_normal((100, 2))
+    ds.add_stimulus("a", array, sfreq=SFREQ)
+    array += 5  # the caller's buffer, changed after
+    assert np.abs(ds.stimulus("a").data).max() < 5
+    with pytest.raises(ValueError, match=r"features of story 'b': data contains 1 NaN"):
+        ds.add_stimulus("b", np.r_[array[:-1], [[np.nan, 0]]], sfreq=SFREQ)
+    runs = {"a": rng.standard_normal((20, 3))}
+    mapping = np.ones((3, 1284))
+    with pytest.raises(TypeError, match="noise_ceiling must hold real numbers, got"):
+        ds.add_fmri("F", runs, 2.0, mapping, noise_ceiling=np.array([0.5, 0.5, 0.3j]))
+    with pytest.raises(ValueError, match=r"tmin has values for stories without a run"):
+        ds.add_fmri("F", runs, 2.0, mapping, tmin={"a": 0.0, "x": 1.0})
+    with pytest.raises(ValueError, match=r"length must be at least one sample"):
+        ds.segments(length=0.01)
+    assert ds.fmri_subjects == []

@@ -102,3 +102,5 @@ def test_bad_input(rng):
     sketch.add("a", rng.standard_normal((50, 300)))
     with pytest.raises(ValueError, match=r"energy must be in \(0, 1\], got 0"):
         sketch.approximation(0)
+    with pytest.raises(ValueError, match="block 'a' was already read"):
+        sketch.add("a", rng.standard_normal((50, 300)))  # its share came out 1.3

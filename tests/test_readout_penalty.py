@@ -186,3 +186,23 @@ def test_leading_left_vectors_are_the_svd_s(rng, shape):
         assert_allclose(
             left[:, :k] @ left[:, :k].T, expected[:, :k] @ expected[:, :k].T, atol=1e-10
         )
+
+
+def test_no_subject_trains_on_samples_another_is_tested_on(rng):
+    """A subject who heard one story has it cut into parts; one who heard three has
+    it whole: when a part of it is left out, the other leaves out the whole story
+    (it trained on all of it, the part tested included)."""
+    from mne_fusion.model.readout_penalty import _total, _training
+
+    hidden, data, gains, _ = _recordings(rng, ["s0", "s1", "s2"])
+    data = {"a": {"s0": data["a"]["s0"]}, "b": data["b"]}
+    gains = {s: gains[s] for s in "ab"}
+    moments = _group_moments(hidden, data, gains, {})
+    (cut, _), (whole, _) = sorted(moments, key=lambda m: len(m[0]), reverse=True)
+    assert sorted(cut) == [("s0", 0), ("s0", 1), ("s0", 2)]
+    assert sorted(whole) == [("s0", 0), ("s1", 0), ("s2", 0)]
+    for fold in cut:
+        trained = _training(whole, _total(whole), fold)
+        assert trained.n == _total(whole).n - whole[("s0", 0)].n == 240
+        assert _training(cut, _total(cut), fold).n == 80
+    assert _training(cut, _total(cut), ("s1", 0)).n == 120  # a lacks s1

@@ -7,8 +7,6 @@ and the baselines can trust its arrays. Turning MEG and fMRI runs into arrays li
 and the cutting into excerpts in :mod:`._segments`.
 """
 
-import dataclasses
-
 import numpy as np
 from mne import SourceEstimate
 from mne.utils import logger, verbose
@@ -20,7 +18,6 @@ from ._fmri_runs import _fmri_subject
 from ._meg_inputs import RUN_TYPES
 from ._meg_runs import _meg_subject
 from ._segments import _cut, _story_segments, _story_spans
-from ._subjects import FMRISubject
 
 
 class FusionDataset:
@@ -167,7 +164,10 @@ class FusionDataset:
             _validate_type(features, (Features, np.ndarray), "features")
             if sfreq is None:
                 raise ValueError("sfreq is required when features is an array.")
-            features = Features(features, sfreq)
+            try:  # a copy: the caller's array may change after
+                features = Features(np.array(features, dtype=float), sfreq)
+            except ValueError as err:
+                raise ValueError(f"features of story {story!r}: {err}") from None
             # A plain array has no column names: it takes those of the dataset.
             if self._stimuli and features.n_features == len(self.feature_names):
                 features.names = self.feature_names
@@ -359,10 +359,7 @@ class FusionDataset:
                 if not kept:
                     logger.info(f"subset: subject {name!r} has none of the stories")
                     continue
-                changes = {"runs": {s: subject.runs[s] for s in kept}}
-                if isinstance(subject, FMRISubject):
-                    changes["tmin"] = {s: subject.tmin[s] for s in kept}
-                out_store[name] = dataclasses.replace(subject, **changes)
+                out_store[name] = subject._of_stories(kept)
         return out
 
     @verbose

@@ -247,6 +247,9 @@ def _run_tmins(runs, tmin):
         missing = sorted(set(runs) - set(tmin))
         if missing:
             raise ValueError(f"tmin has no value for the stories {missing}.")
+        extra = sorted(set(tmin) - set(runs), key=str)
+        if extra:
+            raise ValueError(f"tmin has values for stories without a run: {extra}.")
         names = {story: f"tmin[{story!r}]" for story in runs}
     else:
         names = dict.fromkeys(runs, "tmin")
@@ -303,6 +306,10 @@ def _stimulus_trs(story, tmin, n_trs, tr, features):
 def _check_ceiling(noise_ceiling, n_targets):
     """Return a given noise ceiling as float64 after checking its shape and range."""
     _validate_type(noise_ceiling, np.ndarray, "noise_ceiling")
+    if noise_ceiling.dtype.kind not in "biuf":
+        raise TypeError(
+            f"noise_ceiling must hold real numbers, got dtype {noise_ceiling.dtype}."
+        )
     if noise_ceiling.shape != (n_targets,):
         raise ValueError(
             f"noise_ceiling must have shape ({n_targets},), got {noise_ceiling.shape}."

@@ -17,7 +17,6 @@ from mne import BaseEpochs, pick_info, pick_types
 from mne.utils import logger, warn
 from scipy.signal import resample_poly
 
-from ..metrics import prediction_r
 from ..utils import _check_compensation, _check_finite, onset_margin
 from ._common import _same
 from ._meg_inputs import (
@@ -30,7 +29,7 @@ from ._meg_inputs import (
     _read_bids,
 )
 from ._projs import check_same_projs, one_projection_state
-from ._subjects import MEGSubject
+from ._subjects import MEGSubject, split_half_ceiling
 
 # Values (channels x samples) read from a run at a time when converting it to float32.
 _CHUNK = 2**20
@@ -128,7 +127,7 @@ def _meg_subject(name, runs, forward, stimuli, sfreq, stim_onset=None):
         gain=gain,
         vertices=[np.array(s["vertno"]) for s in forward["src"]],
         runs=arrays,
-        noise_ceiling=_split_half_ceiling(arrays, bad),
+        noise_ceiling=split_half_ceiling(arrays, bad),
         bad=bad,
     )
 
@@ -408,34 +407,3 @@ def _check_flat(subject, story, data, names):
             f"(constant) channel(s): {bad[:10]}; mark them bad in the run's "
             "info['bads'] to leave them out of the fit."
         )
-
-
-def _split_half_ceiling(arrays, bad):
-    """Return the split-half noise ceiling per channel, or None without repeats.
-
-    Parameters
-    ----------
-    arrays : dict
-        Story -> run array; only runs of two or more epochs count.
-    bad : dict
-        Story -> bad samples (bool) or None; those are left out.
-
-    Returns
-    -------
-    ceiling : array, shape (n_channels,) | None
-        ``sqrt(2 r / (1 + r))`` with ``r`` the (non-negative) correlation between the
-        averages of the even and of the odd epochs, concatenated over stories.
-    """
-    halves = []
-    for story, data in arrays.items():
-        if data.ndim == 3 and data.shape[0] >= 2:
-            good = slice(None) if bad[story] is None else ~bad[story]
-            halves.append(
-                [data[k::2].mean(axis=0, dtype=float)[:, good] for k in (0, 1)]
-            )
-    if not halves:
-        return None
-    even = np.concatenate([h[0] for h in halves], axis=-1)
-    odd = np.concatenate([h[1] for h in halves], axis=-1)
-    r_half = np.clip(prediction_r(even, odd, axis=-1), 0, None)
-    return np.sqrt(2 * r_half / (1 + r_half))

@@ -26,7 +26,12 @@ def _cut(length, overlap, sfreq):
     _validate_type(overlap, "numeric", "overlap")
     if not 0 <= overlap < 1:
         raise ValueError(f"overlap must be in [0, 1), got {overlap}.")
-    n_length = max(1, round(length * sfreq))
+    if length * sfreq < 1:
+        raise ValueError(
+            f"length must be at least one sample (1 / sfreq = {1 / sfreq:g} s), got "
+            f"{length}."
+        )
+    n_length = round(length * sfreq)  # rounded to samples
     return n_length, max(1, round(n_length * (1 - overlap)))
 
 

@@ -5,12 +5,14 @@ features by :class:`~mne_fusion.container.FusionDataset`, so that the encoder, t
 baselines and the benchmarks read recordings without touching MNE objects again.
 """
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
 from mne import Forward, Info
 from scipy import sparse
 
+from ..metrics import prediction_r
 from ._common import _lookup
 
 
@@ -110,6 +112,16 @@ class MEGSubject(_Subject):
         self._run(story)
         return self.bad.get(story)
 
+    def _of_stories(self, stories):
+        """Return the subject with the runs of ``stories`` only (arrays shared).
+
+        The BAD samples and the split-half noise ceiling are those of these runs.
+        """
+        runs = {s: self.runs[s] for s in stories}
+        bad = {s: self.bad[s] for s in stories if s in self.bad}
+        ceiling = split_half_ceiling(runs, bad)
+        return dataclasses.replace(self, runs=runs, bad=bad, noise_ceiling=ceiling)
+
     def _summary(self):
         return f"{self.gain.shape[0]} channels, {self.gain.shape[1]} sources"
 
@@ -160,6 +172,13 @@ class FMRISubject(_Subject):
         """
         n_trs = self._run(story).shape[0]
         return self.tmin[story] + np.arange(n_trs) * self.tr
+
+    def _of_stories(self, stories):
+        """Return the subject with the runs of ``stories`` only (arrays shared)."""
+        runs = {s: self.runs[s] for s in stories}
+        return dataclasses.replace(
+            self, runs=runs, tmin={s: self.tmin[s] for s in runs}
+        )
 
     def _summary(self):
         kind = "mapped targets" if self.mapping is not None else "vertices"
@@ -224,3 +243,35 @@ class Segment:
             f"<Segment {self.story!r} | samples {self.start}-{self.stop}, "
             f"{len(self.meg)} MEG + {len(self.fmri)} fMRI subjects>"
         )
+
+
+def split_half_ceiling(arrays, bad):
+    """Return the split-half noise ceiling per channel, or None without repeats.
+
+    Parameters
+    ----------
+    arrays : dict
+        Story -> run array; only runs of two or more epochs count.
+    bad : dict
+        Story -> bad samples (bool) or None; those are left out (a story missing
+        has none).
+
+    Returns
+    -------
+    ceiling : array, shape (n_channels,) | None
+        ``sqrt(2 r / (1 + r))`` with ``r`` the (non-negative) correlation between the
+        averages of the even and of the odd epochs, concatenated over stories.
+    """
+    halves = []
+    for story, data in arrays.items():
+        if data.ndim == 3 and data.shape[0] >= 2:
+            good = slice(None) if bad.get(story) is None else ~bad[story]
+            halves.append(
+                [data[k::2].mean(axis=0, dtype=float)[:, good] for k in (0, 1)]
+            )
+    if not halves:
+        return None
+    even = np.concatenate([h[0] for h in halves], axis=-1)
+    odd = np.concatenate([h[1] for h in halves], axis=-1)
+    r_half = np.clip(prediction_r(even, odd, axis=-1), 0, None)
+    return np.sqrt(2 * r_half / (1 + r_half))

@@ -68,6 +68,8 @@ class RowSketch:
 
     def add(self, key, block):
         """Read block ``key`` (n_rows, n_columns); rows holding NaN are missing."""
+        if key in self._sketches:  # its rows would count twice in the components
+            raise ValueError(f"block {key!r} was already read.")
         block = np.asarray(block, np.float64)
         missing = ~np.isfinite(block).all(axis=1)
         block = np.where(missing[:, None], 0.0, block)

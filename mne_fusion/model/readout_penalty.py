@@ -101,7 +101,7 @@ def _story_cv_errors(moments, gains, prior_variance, alphas, snrs, ranks):
     errors = np.zeros((len(alphas), len(ranks), len(snrs)))
     for fold in folds:
         solvers = [
-            RidgeSolver(total - parts[fold] if fold in parts else total)
+            RidgeSolver(_training(parts, total, fold))
             for (parts, _), total in zip(moments, totals, strict=True)
         ]
         # the features' covariance on the training stories, for the rank
@@ -142,6 +142,19 @@ def _story_cv_errors(moments, gains, prior_variance, alphas, snrs, ranks):
                     mapped = predicted[start : start + len(cross.T)]
                     errors[a, :, j] += _rank_errors(mapped, cross, fit, ranks)
     return errors
+
+
+def _training(parts, total, fold):
+    """Return the moments a group's maps are fitted on when ``fold`` is left out.
+
+    All but that block; a group that cut the fold's story into other parts (it
+    heard another number of stories) leaves out the whole story, so that no subject
+    trains on the samples another is tested on.
+    """
+    if fold in parts:
+        return total - parts[fold]
+    story = [moments for key, moments in parts.items() if key[0] == fold[0]]
+    return total - sum(story[1:], story[0]) if story else total
 
 
 def _shared_errors(evecs, rotated, held, filters, ranks):
