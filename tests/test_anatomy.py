@@ -393,6 +393,42 @@ def test_template_forward_ctf275():
     assert_allclose(fwd["info"]["dev_head_t"]["trans"][:3, 3], [0, 0.01, 0.055])
 
 
+def test_template_forward_kit_and_cache_key():
+    """A KIT recording's reference channels (always read by read_raw_kit) serve no
+    compensation: left out, not refused by MNE; and a channel whose kind changes
+    is another request."""
+    neuromag = mne.channels.read_meg_canonical_info("neuromag")
+    mags = mne.pick_types(neuromag, meg="mag")[::12]
+    n = len(mags)
+    names = [f"MEG {k:03d}" for k in range(n)] + ["REF 001", "REF 002"]
+    info = mne.create_info(names, 1000.0, ["mag"] * n + ["ref_meg"] * 2)
+    for k, pick in enumerate([*mags, *mags[:2]]):
+        info["chs"][k]["loc"][:] = neuromag["chs"][pick]["loc"]
+        info["chs"][k]["coil_type"] = (
+            FIFF.FIFFV_COIL_KIT_GRAD if k < n else FIFF.FIFFV_COIL_KIT_REF_MAG
+        )
+    info["chs"][n]["loc"][2] += 0.1
+    info["chs"][n + 1]["loc"][2] += 0.1
+    trans = mne.transforms.Transform(
+        "meg", "head", mne.transforms.translation(0, 0.015, 0.04)
+    )
+    fwd = anatomy.template_forward(info, "ico3", dev_head_t=trans, bem="sphere")
+    assert fwd["info"]["ch_names"] == names[:n]
+    # the same channels with the first one a reference: n - 1 gain rows, not the
+    # cached n (coil type and position alike)
+    other = info.copy()
+    other["chs"][0]["kind"] = FIFF.FIFFV_REF_MEG_CH
+    other["chs"][0]["coil_type"] = FIFF.FIFFV_COIL_KIT_GRAD
+    fwd = anatomy.template_forward(other, "ico3", dev_head_t=trans, bem="sphere")
+    assert fwd["info"]["ch_names"] == names[1:n]
+    # CTF coil types with their compensation grade in the high bits: still CTF's
+    ctf = mne.channels.read_meg_canonical_info("ctf275")
+    for ch in ctf["chs"]:
+        ch["coil_type"] |= 3 << 16
+    shift = anatomy.default_dev_head_t(ctf)["trans"][:3, 3]
+    assert_allclose(shift, [0, 0.01, 0.055])
+
+
 def test_template_forward_errors(neuromag):
     with pytest.raises(TypeError, match="info must be an instance of Info"):
         anatomy.template_forward(neuromag["ch_names"])

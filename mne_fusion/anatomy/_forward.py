@@ -98,7 +98,8 @@ def default_dev_head_t(info, *, verbose=None):
     if measured is not None and not np.allclose(measured["trans"], np.eye(4)):
         logger.info("Using the measured device-to-head transform of info")
         return measured.copy()
-    coils = {int(info["chs"][pick]["coil_type"]) for pick in picks}
+    # the high bits of a CTF coil type hold its compensation grade
+    coils = {int(info["chs"][pick]["coil_type"]) & 0xFFFF for pick in picks}
     for system, (shift, system_coils) in _DEFAULT_SHIFTS.items():
         if coils <= system_coils:
             logger.info(
@@ -143,7 +144,8 @@ def _forward_key(info, dev_head_t, spacing, bem, origin):
         digest.update(repr(part).encode())
     digest.update(np.asarray(dev_head_t["trans"], float).tobytes())
     for ch in info["chs"]:
-        digest.update(f"{ch['ch_name']}|{int(ch['coil_type'])}".encode())
+        kind = f"{ch['ch_name']}|{int(ch['coil_type'])}|{int(ch['kind'])}"
+        digest.update(f"{kind}|{int(ch['coord_frame'])}".encode())
         digest.update(np.asarray(ch["loc"], float).tobytes())
     for comp in info["comps"]:
         digest.update(repr((comp["ctfkind"], comp["data"]["col_names"])).encode())
@@ -324,7 +326,11 @@ def template_forward(
     dev_head_t = _check_dev_head_t(dev_head_t, info)
     subjects_dir, origin = _template_anatomy(subjects_dir)
     bads = info["bads"]
-    info = mne.pick_info(info, mne.pick_types(info, meg=True, ref_meg=True, exclude=[]))
+    # reference channels serve CTF compensation only: without it they are left out
+    # (a KIT recording's would make MNE refuse the forward)
+    compensated = bool(info["comps"]) and info.compensation_grade not in (0, None)
+    picks = mne.pick_types(info, meg=True, ref_meg=compensated, exclude=[])
+    info = mne.pick_info(info, picks)
     info["dev_head_t"] = dev_head_t
     # Bad channels do not change the gain: keep them out of the cached file and
     # the key, and mark the caller's own on the way out.
