@@ -16,9 +16,9 @@ from ..anatomy import template_source_space
 from ..container import FusionDataset
 from ..utils import _check_positive, _validate_type
 from ._fmri_targets import fitted_columns
-from ._params import check_fitted, fitted_stories
+from ._params import check_fitted
 from ._trf import temporal_response_functions
-from ._uncertainty import missing_recordings, source_std
+from ._uncertainty import missing_data, source_std
 
 SECTIONS = {
     "training": "Training",
@@ -229,9 +229,7 @@ def make_report(encoder, X=None, *, title=None, n_trfs=6):
         lacking = (
             "the encoder has no MEG read-out"
             if encoder.readout_snr_ is None
-            else "X lacks stories the encoder was fitted on"
-            if not set(fitted_stories(encoder)) <= set(X.stories)
-            else missing_recordings(encoder, X)
+            else missing_data(encoder, X)
         )
         if lacking is None:
             maps["posterior std"] = source_std(encoder, X).data[:, 0]

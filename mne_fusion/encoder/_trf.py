@@ -348,7 +348,9 @@ def label_time_courses(encoder, sources, labels, *, mode="mean"):
     many = isinstance(sources, (list, tuple))
     n_sources = sum(len(v) for v in encoder.vertices_)
     shape = sources.shape if isinstance(sources, np.ndarray) else ()
-    if len(shape) == 2 and shape[0] == n_sources != encoder.n_features_in_ != shape[1]:
+    # an array of n_sources rows that is not a stimulus: source activity
+    looks_like_sources = len(shape) == 2 and shape[0] == n_sources
+    if looks_like_sources and shape[1] != encoder.n_features_in_:
         raise ValueError(
             f"sources is an array of shape {shape}, source activity (n_sources, "
             "n_times) it seems: give it as an mne.SourceEstimate, or give a "

@@ -65,8 +65,14 @@ def posterior_variance(gain, prior_variance, snr, noise_variance):
     return prior * np.clip(1.0 - resolution, 0.0, 1.0)
 
 
-def missing_recordings(encoder, X):
-    """Return what of the fitted MEG recordings ``X`` lacks, or None if nothing."""
+def missing_data(encoder, X):
+    """Return what of the fit's stories and MEG recordings ``X`` lacks, or None."""
+    absent = [s for s in fitted_stories(encoder) if s not in X.stories]
+    if absent:
+        return (
+            f"X must hold the stories the encoder was fitted on (training and "
+            f"validation); {absent} are missing."
+        )
     for name, setup in encoder._meg.items():
         if name not in X.meg_subjects:
             return (
@@ -85,9 +91,6 @@ def missing_recordings(encoder, X):
 
 def _whitened_runs(encoder, X, stories):
     """Subject -> story -> whitened MEG (n_channels, n_times), read when asked."""
-    reason = missing_recordings(encoder, X)
-    if reason is not None:
-        raise ValueError(reason)
     white = {}
     for name, setup in encoder._meg.items():
         subject = X.meg(name)
@@ -118,13 +121,10 @@ def sensor_map_noise(encoder, X):
     noise_variance : float
         Per channel of the whitened MEG.
     """
+    reason = missing_data(encoder, X)
+    if reason is not None:
+        raise ValueError(reason)
     stories = fitted_stories(encoder)
-    absent = [s for s in stories if s not in X.stories]
-    if absent:
-        raise ValueError(
-            f"X must hold the stories the encoder was fitted on (training and "
-            f"validation); {absent} are missing."
-        )
     hidden = {
         s: encoder._hidden(encoder._check_features(X.stimulus(s))[0])[0].cpu().numpy()
         for s in stories
